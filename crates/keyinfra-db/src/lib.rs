@@ -1,0 +1,36 @@
+//! KeyInfra's storage layer: the only crate that talks SQL.
+//!
+//! * [`migrations`]: the reversible schema migrations (`migrations/NNNN_name.{up,down}.sql`)
+//!   and the `migrate up|down|status` operations.
+//! * [`Database`]: the application's connection pool. Every pooled connection runs as the
+//!   `keyinfra_app` role, so row-level security applies even when the configured URL names a
+//!   superuser, and every unit of work is a [`Tx`] that carries the caller's [`Actor`].
+//! * Repositories ([`users`], [`authorities`], [`private_keys`], [`certificates`],
+//!   [`revocations`], [`audit`], [`partitions`], [`stats`]) are plain async functions taking a
+//!   `&mut Tx`, so the caller decides what one transaction spans.
+//! * [`DbError`] classifies every failure into something the layers above can answer with.
+
+mod error;
+mod pool;
+mod session;
+mod types;
+
+pub mod audit;
+pub mod authorities;
+pub mod certificates;
+pub mod migrations;
+pub mod partitions;
+pub mod private_keys;
+pub mod revocations;
+pub mod stats;
+pub mod users;
+
+#[cfg(feature = "bench")]
+pub mod bench;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{DbError, UnavailableReason};
+pub use pool::{Database, PoolSettings, describe_url};
+pub use session::{Actor, Tx};
+pub use types::{CertificateStatus, KeyAlgorithm, RevocationReason, UserRole};

@@ -1,0 +1,40 @@
+//! The `revoked_certificates` table.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::DbError;
+use crate::session::Tx;
+use crate::types::RevocationReason;
+
+#[derive(Debug, Clone)]
+pub struct NewRevocation {
+    pub certificate_id: Uuid,
+    pub revoked_at: OffsetDateTime,
+    pub reason: RevocationReason,
+    pub invalidity_date: Option<OffsetDateTime>,
+    pub revoked_by: Option<Uuid>,
+}
+
+/// Records a revocation, copying the CRL's columns from the certificate. Returns false when
+/// no certificate visible to the actor has this id. A second revocation of the same
+/// certificate fails with `UniqueViolation { constraint: "revoked_certificates_certificate_key" }`.
+pub async fn insert(tx: &mut Tx, revocation: &NewRevocation) -> Result<bool, DbError> {
+    let result = sqlx::query!(
+        "INSERT INTO revoked_certificates
+             (certificate_id, ca_id, serial_number, not_after, owner_id, revoked_at, reason,
+              invalidity_date, revoked_by)
+         SELECT c.id, c.ca_id, c.serial_number, c.not_after, c.owner_id, $2, $3, $4, $5
+         FROM certificate_serials AS s
+         JOIN certificates AS c ON c.id = s.certificate_id AND c.not_after = s.not_after
+         WHERE s.certificate_id = $1",
+        revocation.certificate_id,
+        revocation.revoked_at,
+        revocation.reason as RevocationReason,
+        revocation.invalidity_date,
+        revocation.revoked_by,
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

@@ -1,0 +1,86 @@
+//! The identity of a unit of work, and the transaction that carries it.
+//!
+//! Row-level security reads `keyinfra.user_id` and `keyinfra.user_role`, which
+//! [`Database::begin`](crate::Database::begin) sets with `set_config(..., true)` (local to
+//! the transaction) in the same round trip as `BEGIN`. They vanish at COMMIT or ROLLBACK, so
+//! a pooled connection never carries one request's identity into the next.
+
+use uuid::Uuid;
+
+use crate::error::DbError;
+use crate::types::UserRole;
+
+/// Who a transaction acts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// No identity: row-level security shows no per-user row (public data such as CA
+    /// certificates and CRLs stays readable).
+    Anonymous,
+    /// A logged-in user; an ADMIN sees every row, a USER only their own.
+    User { id: Uuid, role: UserRole },
+    /// Background jobs and operator commands: sees every row.
+    System,
+}
+
+impl Actor {
+    /// `BEGIN` plus the identity, as one simple-protocol statement. The values are a UUID
+    /// and a fixed keyword, formatted by us: nothing from a client is spliced in.
+    pub(crate) fn begin_statement(&self) -> String {
+        let (user_id, role) = match self {
+            Actor::Anonymous => (String::new(), ""),
+            Actor::User { id, role } => (
+                id.hyphenated().to_string(),
+                match role {
+                    UserRole::Admin => "ADMIN",
+                    UserRole::User => "USER",
+                },
+            ),
+            Actor::System => (String::new(), "SYSTEM"),
+        };
+        format!(
+            "BEGIN; SELECT set_config('keyinfra.user_id', '{user_id}', true), \
+             set_config('keyinfra.user_role', '{role}', true)"
+        )
+    }
+}
+
+/// A transaction with an identity. Dropping it without [`Tx::commit`] rolls it back.
+#[derive(Debug)]
+pub struct Tx {
+    pub(crate) inner: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl Tx {
+    pub(crate) fn new(inner: sqlx::Transaction<'static, sqlx::Postgres>) -> Self {
+        Self { inner }
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.inner
+    }
+
+    pub async fn commit(self) -> Result<(), DbError> {
+        self.inner.commit().await.map_err(DbError::from)
+    }
+
+    pub async fn rollback(self) -> Result<(), DbError> {
+        self.inner.rollback().await.map_err(DbError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn begin_statement_sets_both_settings() {
+        let id = Uuid::nil();
+        let sql = Actor::User { id, role: UserRole::Admin }.begin_statement();
+        assert!(sql.starts_with("BEGIN;"));
+        assert!(sql.contains("'00000000-0000-0000-0000-000000000000'"));
+        assert!(sql.contains("'ADMIN'"));
+        let anon = Actor::Anonymous.begin_statement();
+        assert!(anon.contains("'keyinfra.user_id', ''") && anon.contains("'keyinfra.user_role', ''"));
+        assert!(Actor::System.begin_statement().contains("'SYSTEM'"));
+    }
+}

@@ -1,0 +1,166 @@
+//! Test support only: failing loudly is the point here, so the no-panic lints are lifted.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+//! A fresh database per test, cloned from a migrated template.
+//!
+//! The server is `DATABASE_URL` when it is set (CI points it at the machine's PostgreSQL),
+//! otherwise a throwaway cluster this process starts from the installed PostgreSQL binaries.
+//! The template is built once per set of migrations (its name carries their checksum), under
+//! an advisory lock so that test binaries running in parallel build it only once; each test
+//! then gets `CREATE DATABASE ... TEMPLATE`, which takes milliseconds, and the database is
+//! dropped when the [`TestDatabase`] is dropped.
+
+use std::time::Duration;
+
+use sqlx::{Connection, Executor, PgConnection};
+use uuid::Uuid;
+
+use crate::migrations::{self, MIGRATOR};
+use crate::pool::{Database, PoolSettings};
+
+/// A database that exists for one test.
+#[derive(Debug)]
+pub struct TestDatabase {
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    /// A fresh database with every migration applied.
+    pub async fn new() -> Self {
+        let template = ensure_template().await;
+        Self::create(Some(&template)).await
+    }
+
+    /// A fresh, empty database (no migrations applied).
+    pub async fn empty() -> Self {
+        Self::create(None).await
+    }
+
+    async fn create(template: Option<&str>) -> Self {
+        let name = format!("keyinfra_test_{}", Uuid::new_v4().simple());
+        let mut admin = admin_connection().await;
+        let sql = match template {
+            Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
+            None => format!("CREATE DATABASE \"{name}\""),
+        };
+        admin.execute(sqlx::AssertSqlSafe(sql)).await.expect("create test database");
+        let _ = admin.close().await;
+        Self { url: url_for(&name), name }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The database's URL, connecting as the server's own (owner or superuser) role.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The application's pool on this database, with a small pool.
+    pub async fn database(&self) -> Database {
+        self.database_with(&PoolSettings { min_connections: 0, max_connections: 4, ..PoolSettings::default() })
+            .await
+    }
+
+    pub async fn database_with(&self, settings: &PoolSettings) -> Database {
+        Database::connect(&self.url, settings).await.expect("connect the application pool")
+    }
+
+    /// A raw connection as the owner role, for test setup and catalog queries.
+    pub async fn owner_connection(&self) -> PgConnection {
+        PgConnection::connect(&self.url).await.expect("connect as owner")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Async drop does not exist; a short-lived thread with its own runtime does the job
+        // whether or not the test's runtime is still running.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let mut admin = admin_connection().await;
+                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                let _ = admin.execute(sqlx::AssertSqlSafe(sql)).await;
+                let _ = admin.close().await;
+            });
+        })
+        .join();
+    }
+}
+
+/// The URL of the test server with another database name.
+pub fn url_for(database: &str) -> String {
+    let base = server_url();
+    let mut url = url::Url::parse(&base).expect("DATABASE_URL is a URL");
+    url.set_path(&format!("/{database}"));
+    url.to_string()
+}
+
+/// `DATABASE_URL`, or the throwaway cluster's URL.
+pub fn server_url() -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => keyinfra_embedded_pg::shared_throwaway_cluster()
+            .expect("start a throwaway PostgreSQL cluster (or set DATABASE_URL)")
+            .database_url("postgres"),
+    }
+}
+
+async fn admin_connection() -> PgConnection {
+    let url = url_for("postgres");
+    for attempt in 0..50 {
+        match PgConnection::connect(&url).await {
+            Ok(conn) => return conn,
+            // "too many clients" while many tests start at once: wait and retry.
+            Err(e) if attempt < 49 => {
+                tracing::debug!("admin connection failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot connect to the test server: {e}"),
+        }
+    }
+    unreachable!()
+}
+
+/// Builds the migrated template if it does not exist; returns its name.
+async fn ensure_template() -> String {
+    let name = format!("keyinfra_tpl_{}", migrations_fingerprint());
+    let mut admin = admin_connection().await;
+    // Any constant would do; this one spells "KI" and "tpl".
+    sqlx::query("SELECT pg_advisory_lock(4_907_001)").execute(&mut admin).await.expect("lock");
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .expect("look up template");
+    if !exists {
+        let building = format!("{name}_build");
+        let drop = format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)");
+        admin.execute(sqlx::AssertSqlSafe(drop)).await.expect("drop stale template build");
+        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{building}\""))).await.expect("create template");
+        migrations::up(&url_for(&building)).await.expect("migrate the template");
+        let rename = format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"");
+        admin.execute(sqlx::AssertSqlSafe(rename)).await.expect("publish template");
+    }
+    sqlx::query("SELECT pg_advisory_unlock(4_907_001)").execute(&mut admin).await.expect("unlock");
+    let _ = admin.close().await;
+    name
+}
+
+/// A short hash of every migration's version and checksum (FNV-1a; not security relevant).
+fn migrations_fingerprint() -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for m in MIGRATOR.iter() {
+        for byte in m.version.to_le_bytes().iter().chain(m.checksum.iter()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
