@@ -298,6 +298,8 @@ BEGIN
         CROSS JOIN LATERAL regexp_match(pg_get_expr(p.relpartbound, p.oid),
                                         'FROM \(''([^'']*)''\) TO \(''([^'']*)''\)') AS b(bounds)
         WHERE i.inhparent = 'certificates'::regclass
+          -- The default partition has no bounds (regexp_match gives NULL): never dropped.
+          AND b.bounds IS NOT NULL
         ORDER BY 2
     LOOP
         CONTINUE WHEN part.hi >= cutoff;

@@ -17,10 +17,12 @@ pub struct NewAuditEvent<'a> {
     pub details: serde_json::Value,
 }
 
-pub async fn append(tx: &mut Tx, event: &NewAuditEvent<'_>) -> Result<Uuid, DbError> {
-    let id = sqlx::query_scalar!(
+/// Appends an event. No RETURNING: an INSERT ... RETURNING must also pass the SELECT policy,
+/// and a user may append an anonymous event that they cannot read back.
+pub async fn append(tx: &mut Tx, event: &NewAuditEvent<'_>) -> Result<(), DbError> {
+    sqlx::query!(
         "INSERT INTO audit_events (actor_id, actor_name, action, target_type, target_id, details)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6)",
         event.actor_id,
         event.actor_name,
         event.action,
@@ -28,7 +30,7 @@ pub async fn append(tx: &mut Tx, event: &NewAuditEvent<'_>) -> Result<Uuid, DbEr
         event.target_id,
         event.details,
     )
-    .fetch_one(tx.conn())
+    .execute(tx.conn())
     .await?;
-    Ok(id)
+    Ok(())
 }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
+use crate::error::DbError;
 use crate::migrations::{self, MIGRATOR};
+use crate::session::Tx;
 use crate::pool::{Database, PoolSettings};
 
 /// A database that exists for one test.
@@ -133,13 +135,24 @@ async fn ensure_template() -> String {
     let name = format!("keyinfra_tpl_{}", migrations_fingerprint());
     let mut admin = admin_connection().await;
     // Any constant would do; this one spells "KI" and "tpl".
-    sqlx::query("SELECT pg_advisory_lock(4_907_001)").execute(&mut admin).await.expect("lock");
+    sqlx::query("SELECT pg_advisory_lock(4907001)").execute(&mut admin).await.expect("lock");
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
         .bind(&name)
         .fetch_one(&mut admin)
         .await
         .expect("look up template");
     if !exists {
+        // Templates of older migration sets are of no further use.
+        let stale: Vec<String> = sqlx::query_scalar(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'keyinfra\\_tpl\\_%' AND datname <> $1",
+        )
+        .bind(&name)
+        .fetch_all(&mut admin)
+        .await
+        .expect("list templates");
+        for old in stale {
+            let _ = admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{old}\""))).await;
+        }
         let building = format!("{name}_build");
         let drop = format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)");
         admin.execute(sqlx::AssertSqlSafe(drop)).await.expect("drop stale template build");
@@ -148,7 +161,7 @@ async fn ensure_template() -> String {
         let rename = format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"");
         admin.execute(sqlx::AssertSqlSafe(rename)).await.expect("publish template");
     }
-    sqlx::query("SELECT pg_advisory_unlock(4_907_001)").execute(&mut admin).await.expect("unlock");
+    sqlx::query("SELECT pg_advisory_unlock(4907001)").execute(&mut admin).await.expect("unlock");
     let _ = admin.close().await;
     name
 }
@@ -163,4 +176,20 @@ fn migrations_fingerprint() -> String {
         }
     }
     format!("{hash:016x}")
+}
+
+/// Runs a test's own SQL inside a [`Tx`], so that it sees exactly what the application's
+/// role and identity see.
+pub async fn raw_query(tx: &mut Tx, sql: &'static str) -> Result<Vec<sqlx::postgres::PgRow>, DbError> {
+    Ok(sqlx::query(sql).fetch_all(tx.conn()).await?)
+}
+
+/// Executes a test's own statement inside a [`Tx`]; returns the rows affected.
+pub async fn raw_execute(tx: &mut Tx, sql: &'static str) -> Result<u64, DbError> {
+    Ok(sqlx::query(sql).execute(tx.conn()).await?.rows_affected())
+}
+
+/// As [`raw_execute`], for SQL built by the test.
+pub async fn raw_execute_owned(tx: &mut Tx, sql: String) -> Result<u64, DbError> {
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).execute(tx.conn()).await?.rows_affected())
 }
