@@ -70,6 +70,14 @@ impl TestDatabase {
         Database::connect(&self.url, settings).await.expect("connect the application pool")
     }
 
+    /// Runs a test's scalar query as the owner role (no row-level security).
+    pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
+        let mut conn = self.owner_connection().await;
+        let value = sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("scalar query");
+        let _ = conn.close().await;
+        value
+    }
+
     /// A raw connection as the owner role, for test setup and catalog queries.
     pub async fn owner_connection(&self) -> PgConnection {
         PgConnection::connect(&self.url).await.expect("connect as owner")

@@ -1,0 +1,15 @@
+//! KeyInfra's use cases: the rules, and the transactions that span repositories.
+//!
+//! The HTTP server and the CLI both call into this crate, so that there is one
+//! implementation of every rule. Time and randomness come in as parameters ([`Clock`],
+//! [`keyinfra_pki::RandomSource`]) so that tests control them.
+
+mod clock;
+mod error;
+mod random;
+
+pub mod certificates;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::CoreError;
+pub use random::OsRandom;

@@ -1,0 +1,3 @@
+//! Use-case tests against a real PostgreSQL.
+
+mod serial_retry;
