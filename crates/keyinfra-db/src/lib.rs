@@ -31,6 +31,6 @@ pub mod bench;
 pub mod testing;
 
 pub use error::{DbError, UnavailableReason};
-pub use pool::{Database, PoolSettings, describe_url};
+pub use pool::{Database, PoolSettings, create_database_if_missing, describe_url};
 pub use session::{Actor, Tx};
 pub use types::{CertificateStatus, KeyAlgorithm, RevocationReason, UserRole};

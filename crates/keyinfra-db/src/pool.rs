@@ -53,6 +53,13 @@ pub(crate) const APP_ROLE: &str = "keyinfra_app";
 
 /// Parses a database URL and adds KeyInfra's session settings.
 pub(crate) fn connect_options(url: &str, settings: &PoolSettings) -> Result<PgConnectOptions, DbError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(DbError::Connect {
+            target: "(not a PostgreSQL URL)".to_owned(),
+            setting: "DATABASE_URL",
+            message: "expected a URL starting with postgres:// or postgresql://".to_owned(),
+        });
+    }
     let options = PgConnectOptions::from_str(url).map_err(|e| DbError::Connect {
         target: describe_url(url),
         setting: "DATABASE_URL",
@@ -189,4 +196,25 @@ pub(crate) async fn owner_connection(url: &str) -> Result<sqlx::PgConnection, Db
         Ok(Err(e)) => Err(connect_error(url, e)),
         Err(_) => Err(connect_error(url, sqlx::Error::PoolTimedOut)),
     }
+}
+
+/// Creates the database `name` on the server of `server_url` unless it exists; returns
+/// whether it was created. Used by the embedded default, whose fresh cluster has none.
+pub async fn create_database_if_missing(server_url: &str, name: &str) -> Result<bool, DbError> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(DbError::Internal(format!("unsafe database name {name:?}")));
+    }
+    let mut conn = owner_connection(server_url).await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+        name
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    if !exists {
+        // Identifiers cannot be bound; `name` was checked to be [a-z0-9_]+ above.
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
+    }
+    let _ = conn.close().await;
+    Ok(!exists)
 }

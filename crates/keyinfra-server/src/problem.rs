@@ -1,0 +1,162 @@
+//! RFC 9457 problem details: every error response of KeyInfra.
+//!
+//! The `code` is stable and documented; clients branch on it, never on `title` or `detail`.
+//! Internal failures are logged here, once, with their cause, and reach the client only as
+//! a generic 500 without SQL, paths or stack traces.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyinfra_db::DbError;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            type_uri: format!("https://keyinfra.dev/problems/{}", code.replace('_', "-")),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code,
+            retry_after: None,
+        }
+    }
+
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs().max(1);
+            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+/// The single mapping from storage failures to answers.
+impl From<DbError> for Problem {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable { retry_after, .. } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is busy or unreachable; retry shortly",
+            )
+            .retry_after(retry_after),
+            DbError::Connect { .. } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unreachable; retry shortly",
+            )
+            .retry_after(Duration::from_secs(5)),
+            DbError::RetryableConflict => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "transaction_conflict",
+                "the request conflicted with a concurrent one; retry it",
+            )
+            .retry_after(Duration::from_secs(1)),
+            DbError::SchemaNotCurrent { .. } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "schema_not_current",
+                "the database schema is being migrated; retry shortly",
+            )
+            .retry_after(Duration::from_secs(5)),
+            DbError::UniqueViolation { .. } | DbError::SerialCollision => {
+                Problem::new(StatusCode::CONFLICT, "conflict", "conflicts with an existing object")
+            }
+            DbError::ForeignKeyViolation { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "reference_conflict",
+                "refers to an object that does not exist, or is still referred to",
+            ),
+            DbError::CheckViolation { constraint } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "constraint_violation",
+                format!("the values break the rule {constraint}"),
+            ),
+            // Row-level security hid or refused a row: never reveal that it exists.
+            DbError::PermissionDenied => {
+                Problem::new(StatusCode::NOT_FOUND, "not_found", "no such object")
+            }
+            internal @ (DbError::Migration(_) | DbError::Internal(_)) => {
+                tracing::error!(error = %internal, "internal database error");
+                internal_error()
+            }
+        }
+    }
+}
+
+pub fn internal_error() -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the server failed; the error is logged for the operator",
+    )
+}
+
+pub(crate) async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+}
+
+pub(crate) async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this resource does not support that method")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_failures_map_to_stable_codes_without_internals() {
+        let unavailable = Problem::from(DbError::Unavailable {
+            reason: keyinfra_db::UnavailableReason::PoolExhausted,
+            retry_after: Duration::from_secs(2),
+        });
+        assert_eq!((unavailable.status, unavailable.code), (503, "database_unavailable"));
+        assert_eq!(unavailable.retry_after, Some(Duration::from_secs(2)));
+
+        let internal = Problem::from(DbError::Internal("SQLSTATE XX000: relation foo at /var/lib".into()));
+        assert_eq!((internal.status, internal.code), (500, "internal_error"));
+        assert!(!internal.detail.contains("SQLSTATE") && !internal.detail.contains("/var/lib"));
+
+        assert_eq!(Problem::from(DbError::PermissionDenied).status, 404);
+        assert_eq!(Problem::from(DbError::UniqueViolation { constraint: "x".into() }).status, 409);
+        assert_eq!(Problem::from(DbError::CheckViolation { constraint: "x".into() }).status, 422);
+        assert_eq!(Problem::from(DbError::RetryableConflict).status, 503);
+    }
+
+    #[test]
+    fn the_response_is_problem_json_with_retry_after() {
+        let response = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "x")
+            .retry_after(Duration::from_millis(1500))
+            .into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+}

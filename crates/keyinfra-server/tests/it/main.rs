@@ -1,0 +1,3 @@
+//! The HTTP surface, in process, against a real PostgreSQL.
+
+mod health;
