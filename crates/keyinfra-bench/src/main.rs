@@ -1,1 +1,124 @@
-fn main() {}
+//! `keyinfra-bench`: the benchmarks behind docs/benchmarks.md. Not a test: it prints figures.
+//!
+//!     cargo run --release -p keyinfra-bench -- schema
+//!
+//! uses DATABASE_URL's server (default: the local PostgreSQL on 127.0.0.1:5432) and
+//! (re)creates a database named keyinfra_bench there.
+
+
+use clap::{Parser, Subcommand};
+use keyinfra_db::bench::{self, BenchConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "keyinfra-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Load synthetic certificates into the real schema and time the hot queries.
+    Schema {
+        #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+              hide_env_values = true)]
+        database_url: String,
+        /// Certificate rows to load.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+        /// Users the certificates are spread over.
+        #[arg(long, default_value_t = 10_000)]
+        users: i64,
+        /// Expiry dates run from this many months ago...
+        #[arg(long, default_value_t = 6)]
+        months_back: i32,
+        /// ...to this many months ahead (so months_back + months_ahead partitions hold data).
+        #[arg(long, default_value_t = 24)]
+        months_ahead: i32,
+        /// Timed calls per query.
+        #[arg(long, default_value_t = 2000)]
+        samples: usize,
+        /// Reuse the database a previous run loaded.
+        #[arg(long)]
+        reuse: bool,
+    },
+}
+
+#[allow(clippy::print_stdout)] // Printing the figures is this program's purpose.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let Bench::Schema { database_url, rows, users, months_back, months_ahead, samples, reuse } = Cli::parse().command;
+    let config = BenchConfig { server_url: database_url, rows, users, months_back, months_ahead, samples, reuse };
+    let started = std::time::Instant::now();
+    let log = move |line: &str| println!("[{:>7.1}s] {line}", started.elapsed().as_secs_f64());
+    let report = bench::run(&config, &log).await?;
+
+    println!();
+    println!("## Schema benchmark");
+    println!();
+    println!("- machine: {} cores, {}", cores(), memory());
+    println!("- PostgreSQL {}", report.server_version);
+    println!("- {} certificates in {} partitions of `certificates` (incl. default)", report.rows, report.partitions);
+    if report.load_seconds > 0.0 {
+        println!("- load time: {:.1} s ({:.0} rows/s)", report.load_seconds, report.rows as f64 / report.load_seconds);
+    }
+    println!();
+    println!("| query | samples | rows/call | p50 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for l in &report.latencies {
+        println!("| {} | {} | {:.1} | {:.3} | {:.3} | {:.3} |", l.name, l.samples, l.rows_per_call, l.p50_ms, l.p99_ms, l.max_ms);
+    }
+    println!();
+    let refresh: Vec<String> = report.refresh_ms.iter().map(|ms| format!("{:.0} ms", ms)).collect();
+    println!("REFRESH MATERIALIZED VIEW CONCURRENTLY certificate_stats: {}", refresh.join(", "));
+    for (name, plan) in &report.explains {
+        println!();
+        println!("### EXPLAIN ANALYZE: {name}");
+        println!();
+        println!("{}", pruning_summary(plan, report.partitions));
+        println!();
+        println!("```");
+        println!("{plan}");
+        println!("```");
+    }
+    Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+}
+
+fn memory() -> String {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| format!("{:.0} GiB RAM", kb as f64 / 1024.0 / 1024.0))
+        .unwrap_or_else(|| "unknown RAM".to_owned())
+}
+
+/// "Partitions read: N of M" from an EXPLAIN ANALYZE text: scan nodes on a partition that
+/// ran, against every partition of the table (the others were pruned at plan time, pruned
+/// at executor start, "Subplans Removed", or never executed).
+fn pruning_summary(plan: &str, partitions: i64) -> String {
+    let scans = plan.lines().filter(|l| {
+        (l.contains(" on certificates_p") || l.contains(" on certificates_default")) && l.contains("Scan")
+    });
+    let (mut ran, mut never) = (0, 0);
+    for line in scans {
+        if line.contains("never executed") {
+            never += 1;
+        } else {
+            ran += 1;
+        }
+    }
+    let removed: i64 = plan
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Subplans Removed: "))
+        .filter_map(|n| n.trim().parse::<i64>().ok())
+        .sum();
+    format!(
+        "Partitions read: **{ran} of {partitions}** ({never} planned but never executed, {removed} removed by run-time pruning, {} pruned at plan time)",
+        (partitions - ran - never - removed).max(0)
+    )
+}

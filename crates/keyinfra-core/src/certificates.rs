@@ -103,5 +103,7 @@ where
             Err(other) => return Err(other.into()),
         }
     }
-    Err(CoreError::SerialRetriesExhausted { attempts: SERIAL_ATTEMPTS })
+    Err(CoreError::SerialRetriesExhausted {
+        attempts: SERIAL_ATTEMPTS,
+    })
 }

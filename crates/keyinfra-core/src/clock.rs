@@ -38,6 +38,9 @@ impl FixedClock {
 
 impl Clock for FixedClock {
     fn now(&self) -> OffsetDateTime {
-        self.0.lock().map(|now| *now).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        self.0
+            .lock()
+            .map(|now| *now)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 }

@@ -9,6 +9,8 @@ pub enum CoreError {
     Pki(#[from] PkiError),
     /// Every serial drawn collided: with 127 random bits this means the random number
     /// generator is broken, not bad luck.
-    #[error("no unique serial number after {attempts} attempts; the random number generator is suspect")]
+    #[error(
+        "no unique serial number after {attempts} attempts; the random number generator is suspect"
+    )]
     SerialRetriesExhausted { attempts: u32 },
 }

@@ -64,14 +64,20 @@ pub async fn run(config: &BenchConfig, log: &dyn Fn(&str)) -> Result<BenchReport
         load_seconds = started.elapsed().as_secs_f64();
     }
     let mut owner = owner_connection(&url).await?;
-    let server_version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut owner).await?;
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM certificate_serials").fetch_one(&mut owner).await?;
+    let server_version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut owner)
+        .await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM certificate_serials")
+        .fetch_one(&mut owner)
+        .await?;
     let partitions: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_inherits WHERE inhparent = 'certificates'::regclass",
     )
     .fetch_one(&mut owner)
     .await?;
-    let users: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM users ORDER BY id").fetch_all(&mut owner).await?;
+    let users: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM users ORDER BY id")
+        .fetch_all(&mut owner)
+        .await?;
     let serials: Vec<String> = sqlx::query_scalar(
         "SELECT serial_number FROM certificate_serials TABLESAMPLE SYSTEM (1) LIMIT 5000",
     )
@@ -83,56 +89,90 @@ pub async fn run(config: &BenchConfig, log: &dyn Fn(&str)) -> Result<BenchReport
     let now = now_from_database(&mut owner).await?;
     let _ = owner.close().await;
 
-    let db = Database::connect(&url, &PoolSettings { min_connections: 1, max_connections: 2, ..PoolSettings::default() })
-        .await?;
-    let admin = Actor::User { id: admin_id, role: UserRole::Admin };
+    let db = Database::connect(
+        &url,
+        &PoolSettings {
+            min_connections: 1,
+            max_connections: 2,
+            ..PoolSettings::default()
+        },
+    )
+    .await?;
+    let admin = Actor::User {
+        id: admin_id,
+        role: UserRole::Admin,
+    };
     let pick = |i: usize, n: usize| (i.wrapping_mul(2_654_435_761)) % n.max(1);
     let mut latencies = Vec::new();
 
     log("timing: a user's certificates ordered by expiry (LIMIT 50)");
     latencies.push(
-        time_query("user's certificates by expiry, LIMIT 50 (as that USER)", config.samples, |i| {
-            let user = users[pick(i, users.len())];
-            let db = db.clone();
-            async move {
-                let mut tx = db.begin(&Actor::User { id: user, role: UserRole::User }).await?;
-                let t = Instant::now();
-                let rows = certificates::list_for_owner(&mut tx, user, 50).await?;
-                let elapsed = t.elapsed();
-                tx.commit().await?;
-                Ok((elapsed, rows.len()))
-            }
-        })
+        time_query(
+            "user's certificates by expiry, LIMIT 50 (as that USER)",
+            config.samples,
+            |i| {
+                let user = users[pick(i, users.len())];
+                let db = db.clone();
+                async move {
+                    let mut tx = db
+                        .begin(&Actor::User {
+                            id: user,
+                            role: UserRole::User,
+                        })
+                        .await?;
+                    let t = Instant::now();
+                    let rows = certificates::list_for_owner(&mut tx, user, 50).await?;
+                    let elapsed = t.elapsed();
+                    tx.commit().await?;
+                    Ok((elapsed, rows.len()))
+                }
+            },
+        )
         .await?,
     );
     log("timing: certificates expiring within 7 days");
     latencies.push(
-        time_query("expiring within 7 days, first page of 50 (as ADMIN)", config.samples, |_| {
-            let db = db.clone();
-            async move {
-                let mut tx = db.begin(&admin).await?;
-                let t = Instant::now();
-                let rows = certificates::expiring(&mut tx, time::Duration::days(7), now, 50).await?;
-                let elapsed = t.elapsed();
-                tx.commit().await?;
-                Ok((elapsed, rows.len()))
-            }
-        })
+        time_query(
+            "expiring within 7 days, first page of 50 (as ADMIN)",
+            config.samples,
+            |_| {
+                let db = db.clone();
+                async move {
+                    let mut tx = db.begin(&admin).await?;
+                    let t = Instant::now();
+                    let rows =
+                        certificates::expiring(&mut tx, time::Duration::days(7), now, 50).await?;
+                    let elapsed = t.elapsed();
+                    tx.commit().await?;
+                    Ok((elapsed, rows.len()))
+                }
+            },
+        )
         .await?,
     );
     latencies.push(
-        time_query("expiring within 7 days, all of one user's (as that USER)", config.samples, |i| {
-            let user = users[pick(i, users.len())];
-            let db = db.clone();
-            async move {
-                let mut tx = db.begin(&Actor::User { id: user, role: UserRole::User }).await?;
-                let t = Instant::now();
-                let rows = certificates::expiring(&mut tx, time::Duration::days(7), now, 1000).await?;
-                let elapsed = t.elapsed();
-                tx.commit().await?;
-                Ok((elapsed, rows.len()))
-            }
-        })
+        time_query(
+            "expiring within 7 days, all of one user's (as that USER)",
+            config.samples,
+            |i| {
+                let user = users[pick(i, users.len())];
+                let db = db.clone();
+                async move {
+                    let mut tx = db
+                        .begin(&Actor::User {
+                            id: user,
+                            role: UserRole::User,
+                        })
+                        .await?;
+                    let t = Instant::now();
+                    let rows =
+                        certificates::expiring(&mut tx, time::Duration::days(7), now, 1000).await?;
+                    let elapsed = t.elapsed();
+                    tx.commit().await?;
+                    Ok((elapsed, rows.len()))
+                }
+            },
+        )
         .await?,
     );
     log("timing: lookup by serial");
@@ -187,7 +227,15 @@ pub async fn run(config: &BenchConfig, log: &dyn Fn(&str)) -> Result<BenchReport
     ];
     let _ = conn.close().await;
 
-    Ok(BenchReport { rows, partitions, load_seconds, server_version, latencies, refresh_ms, explains })
+    Ok(BenchReport {
+        rows,
+        partitions,
+        load_seconds,
+        server_version,
+        latencies,
+        refresh_ms,
+        explains,
+    })
 }
 
 async fn time_query<F, Fut>(name: &str, samples: usize, mut call: F) -> Result<Latency, DbError>
@@ -226,10 +274,21 @@ enum Bind {
 
 /// EXPLAIN ANALYZE as the application role with the given identity, so the plan shown is
 /// the one row-level security produces.
-async fn explain(conn: &mut PgConnection, actor: &Actor, sql: &str, bind: Bind) -> Result<String, DbError> {
+async fn explain(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    sql: &str,
+    bind: Bind,
+) -> Result<String, DbError> {
     let mut tx = conn.begin().await?;
     tx.execute("SET LOCAL ROLE keyinfra_app").await?;
-    tx.execute(sqlx::AssertSqlSafe(actor.begin_statement().trim_start_matches("BEGIN;").to_owned())).await?;
+    tx.execute(sqlx::AssertSqlSafe(
+        actor
+            .begin_statement()
+            .trim_start_matches("BEGIN;")
+            .to_owned(),
+    ))
+    .await?;
     let text = format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}");
     let query = sqlx::query(sqlx::AssertSqlSafe(text));
     let query = match bind {
@@ -239,7 +298,11 @@ async fn explain(conn: &mut PgConnection, actor: &Actor, sql: &str, bind: Bind) 
     };
     let rows = query.fetch_all(&mut *tx).await?;
     tx.rollback().await?;
-    Ok(rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect::<Vec<_>>().join("\n"))
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get::<String, _>(0).ok())
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 async fn now_from_database(conn: &mut PgConnection) -> Result<OffsetDateTime, DbError> {
@@ -252,7 +315,9 @@ fn with_database(server_url: &str, database: &str) -> Result<String, DbError> {
         None => (server_url, String::new()),
     };
     let Some(slash) = base.rfind('/').filter(|i| *i > "postgres://".len()) else {
-        return Err(DbError::Internal("the server URL has no database path".to_owned()));
+        return Err(DbError::Internal(
+            "the server URL has no database path".to_owned(),
+        ));
     };
     Ok(format!("{}/{database}{query}", &base[..slash]))
 }
@@ -260,14 +325,21 @@ fn with_database(server_url: &str, database: &str) -> Result<String, DbError> {
 async fn load(config: &BenchConfig, url: &str, log: &dyn Fn(&str)) -> Result<(), DbError> {
     let mut admin = owner_connection(&config.server_url).await?;
     log(&format!("creating database {BENCH_DB}"));
-    admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))).await?;
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {BENCH_DB}"))).await?;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"
+        )))
+        .await?;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {BENCH_DB}")))
+        .await?;
     let _ = admin.close().await;
     migrations::up(url).await?;
 
     let mut conn = owner_connection(url).await?;
     // Bulk loading: no statement timeout, and a synchronous commit is not needed.
-    conn.execute("SET statement_timeout = 0; SET synchronous_commit = off").await?;
+    conn.execute("SET statement_timeout = 0; SET synchronous_commit = off")
+        .await?;
     let months = config.months_back + config.months_ahead;
     let created: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM ensure_certificate_partitions($1, now() - make_interval(months => $2))",
@@ -276,7 +348,9 @@ async fn load(config: &BenchConfig, url: &str, log: &dyn Fn(&str)) -> Result<(),
     .bind(config.months_back)
     .fetch_one(&mut conn)
     .await?;
-    log(&format!("created {created} more monthly partitions ({months} months of expiry dates)"));
+    log(&format!(
+        "created {created} more monthly partitions ({months} months of expiry dates)"
+    ));
 
     sqlx::query(
         "INSERT INTO users (username, password_hash, role)

@@ -158,11 +158,7 @@ pub async fn find_by_serial(
 
 /// Moves a certificate to a new status; the database refuses transitions that are not
 /// one-way (see migration 0004). Returns false if no visible certificate has this id.
-pub async fn set_status(
-    tx: &mut Tx,
-    id: Uuid,
-    status: CertificateStatus,
-) -> Result<bool, DbError> {
+pub async fn set_status(tx: &mut Tx, id: Uuid, status: CertificateStatus) -> Result<bool, DbError> {
     // The registry knows not_after, so the UPDATE touches one partition.
     let result = sqlx::query!(
         "UPDATE certificates AS c SET status = $2

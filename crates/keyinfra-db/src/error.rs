@@ -21,10 +21,17 @@ pub enum UnavailableReason {
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("the database is unavailable ({reason:?}); retry after {retry_after:?}")]
-    Unavailable { reason: UnavailableReason, retry_after: Duration },
+    Unavailable {
+        reason: UnavailableReason,
+        retry_after: Duration,
+    },
 
     #[error("cannot connect to PostgreSQL at {target} ({setting}): {message}")]
-    Connect { target: String, setting: &'static str, message: String },
+    Connect {
+        target: String,
+        setting: &'static str,
+        message: String,
+    },
 
     /// The serial number is already used by another certificate of the same CA.
     #[error("serial number already used by this certificate authority")]
@@ -50,7 +57,9 @@ pub enum DbError {
     #[error("transaction conflict; retry")]
     RetryableConflict,
 
-    #[error("the schema is not current: the database is at version {found}, this build expects {expected}")]
+    #[error(
+        "the schema is not current: the database is at version {found}, this build expects {expected}"
+    )]
     SchemaNotCurrent { found: i64, expected: i64 },
 
     #[error("migration failed: {0}")]
@@ -66,7 +75,10 @@ const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 impl From<sqlx::Error> for DbError {
     fn from(error: sqlx::Error) -> Self {
-        let unavailable = |reason| DbError::Unavailable { reason, retry_after: RETRY_AFTER };
+        let unavailable = |reason| DbError::Unavailable {
+            reason,
+            retry_after: RETRY_AFTER,
+        };
         match &error {
             sqlx::Error::PoolTimedOut => unavailable(UnavailableReason::PoolExhausted),
             sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {

@@ -48,7 +48,9 @@ pub async fn down(url: &str, target: Option<i64>) -> Result<Vec<i64>, DbError> {
     if let Some(t) = target
         && t < 0
     {
-        return Err(DbError::Migration(format!("--to must be 0 or a migration version, not {t}")));
+        return Err(DbError::Migration(format!(
+            "--to must be 0 or a migration version, not {t}"
+        )));
     }
     let mut conn = owner_connection(url).await?;
     let before = applied_versions(&mut conn).await?;

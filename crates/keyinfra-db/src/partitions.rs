@@ -32,7 +32,12 @@ pub async fn ensure(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| PartitionChange { name: r.name, range_start: r.range_start, range_end: r.range_end, rows: r.rows })
+        .map(|r| PartitionChange {
+            name: r.name,
+            range_start: r.range_start,
+            range_end: r.range_end,
+            rows: r.rows,
+        })
         .collect())
 }
 
@@ -55,6 +60,11 @@ pub async fn drop_expired(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| PartitionChange { name: r.name, range_start: r.range_start, range_end: r.range_end, rows: r.rows })
+        .map(|r| PartitionChange {
+            name: r.name,
+            range_start: r.range_start,
+            range_end: r.range_end,
+            rows: r.rows,
+        })
         .collect())
 }

@@ -52,7 +52,10 @@ impl Default for PoolSettings {
 pub(crate) const APP_ROLE: &str = "keyinfra_app";
 
 /// Parses a database URL and adds KeyInfra's session settings.
-pub(crate) fn connect_options(url: &str, settings: &PoolSettings) -> Result<PgConnectOptions, DbError> {
+pub(crate) fn connect_options(
+    url: &str,
+    settings: &PoolSettings,
+) -> Result<PgConnectOptions, DbError> {
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(DbError::Connect {
             target: "(not a PostgreSQL URL)".to_owned(),
@@ -65,22 +68,31 @@ pub(crate) fn connect_options(url: &str, settings: &PoolSettings) -> Result<PgCo
         setting: "DATABASE_URL",
         message: format!("not a valid PostgreSQL URL ({e})"),
     })?;
-    Ok(options
-        .application_name("keyinfra")
-        .options([
-            ("statement_timeout", format!("{}ms", settings.statement_timeout.as_millis())),
-            // A transaction left open by a stuck client must not hold locks forever.
-            ("idle_in_transaction_session_timeout", "60s".to_owned()),
-            ("timezone", "UTC".to_owned()),
-        ]))
+    Ok(options.application_name("keyinfra").options([
+        (
+            "statement_timeout",
+            format!("{}ms", settings.statement_timeout.as_millis()),
+        ),
+        // A transaction left open by a stuck client must not hold locks forever.
+        ("idle_in_transaction_session_timeout", "60s".to_owned()),
+        ("timezone", "UTC".to_owned()),
+    ]))
 }
 
 /// The URL without its password or query, for error messages and logs.
 pub fn describe_url(url: &str) -> String {
     match PgConnectOptions::from_str(url) {
         Ok(o) => {
-            let host = o.get_socket().map(|s| s.display().to_string()).unwrap_or_else(|| o.get_host().to_owned());
-            format!("{}:{}/{}", host, o.get_port(), o.get_database().unwrap_or("(default)"))
+            let host = o
+                .get_socket()
+                .map(|s| s.display().to_string())
+                .unwrap_or_else(|| o.get_host().to_owned());
+            format!(
+                "{}:{}/{}",
+                host,
+                o.get_port(),
+                o.get_database().unwrap_or("(default)")
+            )
         }
         Err(_) => "(unparseable URL)".to_owned(),
     }
@@ -94,7 +106,11 @@ pub(crate) fn connect_error(url: &str, error: sqlx::Error) -> DbError {
         sqlx::Error::Database(db) => db.message().to_owned(),
         other => other.to_string(),
     };
-    DbError::Connect { target: describe_url(url), setting: "DATABASE_URL", message }
+    DbError::Connect {
+        target: describe_url(url),
+        setting: "DATABASE_URL",
+        message,
+    }
 }
 
 /// The application's pool. Cheap to clone.
@@ -165,7 +181,10 @@ impl Database {
 
     /// Begins a transaction whose row-level-security identity is `actor`, in one round trip.
     pub async fn begin(&self, actor: &Actor) -> Result<Tx, DbError> {
-        let tx = self.pool.begin_with(sqlx::AssertSqlSafe(actor.begin_statement())).await?;
+        let tx = self
+            .pool
+            .begin_with(sqlx::AssertSqlSafe(actor.begin_statement()))
+            .await?;
         Ok(Tx::new(tx))
     }
 
@@ -191,7 +210,12 @@ impl Database {
 /// Opens a single connection as the URL's own role (the table owner), for migrations.
 pub(crate) async fn owner_connection(url: &str) -> Result<sqlx::PgConnection, DbError> {
     let options = connect_options(url, &PoolSettings::default())?;
-    match tokio::time::timeout(Duration::from_secs(15), sqlx::PgConnection::connect_with(&options)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(15),
+        sqlx::PgConnection::connect_with(&options),
+    )
+    .await
+    {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(connect_error(url, e)),
         Err(_) => Err(connect_error(url, sqlx::Error::PoolTimedOut)),
@@ -201,7 +225,11 @@ pub(crate) async fn owner_connection(url: &str) -> Result<sqlx::PgConnection, Db
 /// Creates the database `name` on the server of `server_url` unless it exists; returns
 /// whether it was created. Used by the embedded default, whose fresh cluster has none.
 pub async fn create_database_if_missing(server_url: &str, name: &str) -> Result<bool, DbError> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
         return Err(DbError::Internal(format!("unsafe database name {name:?}")));
     }
     let mut conn = owner_connection(server_url).await?;
@@ -213,7 +241,8 @@ pub async fn create_database_if_missing(server_url: &str, name: &str) -> Result<
     .await?;
     if !exists {
         // Identifiers cannot be bound; `name` was checked to be [a-z0-9_]+ above.
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await?;
     }
     let _ = conn.close().await;
     Ok(!exists)

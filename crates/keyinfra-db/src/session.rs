@@ -75,12 +75,18 @@ mod tests {
     #[test]
     fn begin_statement_sets_both_settings() {
         let id = Uuid::nil();
-        let sql = Actor::User { id, role: UserRole::Admin }.begin_statement();
+        let sql = Actor::User {
+            id,
+            role: UserRole::Admin,
+        }
+        .begin_statement();
         assert!(sql.starts_with("BEGIN;"));
         assert!(sql.contains("'00000000-0000-0000-0000-000000000000'"));
         assert!(sql.contains("'ADMIN'"));
         let anon = Actor::Anonymous.begin_statement();
-        assert!(anon.contains("'keyinfra.user_id', ''") && anon.contains("'keyinfra.user_role', ''"));
+        assert!(
+            anon.contains("'keyinfra.user_id', ''") && anon.contains("'keyinfra.user_role', ''")
+        );
         assert!(Actor::System.begin_statement().contains("'SYSTEM'"));
     }
 }

@@ -21,7 +21,9 @@ pub struct StatsRow {
 
 /// Refreshes the view concurrently (readers are not blocked); returns its new timestamp.
 pub async fn refresh(tx: &mut Tx) -> Result<Option<OffsetDateTime>, DbError> {
-    let at = sqlx::query_scalar!("SELECT refresh_certificate_stats()").fetch_one(tx.conn()).await?;
+    let at = sqlx::query_scalar!("SELECT refresh_certificate_stats()")
+        .fetch_one(tx.conn())
+        .await?;
     Ok(at)
 }
 

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::error::DbError;
 use crate::migrations::{self, MIGRATOR};
-use crate::session::Tx;
 use crate::pool::{Database, PoolSettings};
+use crate::session::Tx;
 
 /// A database that exists for one test.
 #[derive(Debug)]
@@ -46,9 +46,15 @@ impl TestDatabase {
             Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
             None => format!("CREATE DATABASE \"{name}\""),
         };
-        admin.execute(sqlx::AssertSqlSafe(sql)).await.expect("create test database");
+        admin
+            .execute(sqlx::AssertSqlSafe(sql))
+            .await
+            .expect("create test database");
         let _ = admin.close().await;
-        Self { url: url_for(&name), name }
+        Self {
+            url: url_for(&name),
+            name,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -62,25 +68,36 @@ impl TestDatabase {
 
     /// The application's pool on this database, with a small pool.
     pub async fn database(&self) -> Database {
-        self.database_with(&PoolSettings { min_connections: 0, max_connections: 4, ..PoolSettings::default() })
-            .await
+        self.database_with(&PoolSettings {
+            min_connections: 0,
+            max_connections: 4,
+            ..PoolSettings::default()
+        })
+        .await
     }
 
     pub async fn database_with(&self, settings: &PoolSettings) -> Database {
-        Database::connect(&self.url, settings).await.expect("connect the application pool")
+        Database::connect(&self.url, settings)
+            .await
+            .expect("connect the application pool")
     }
 
     /// Runs a test's scalar query as the owner role (no row-level security).
     pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
         let mut conn = self.owner_connection().await;
-        let value = sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("scalar query");
+        let value = sqlx::query_scalar(sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("scalar query");
         let _ = conn.close().await;
         value
     }
 
     /// A raw connection as the owner role, for test setup and catalog queries.
     pub async fn owner_connection(&self) -> PgConnection {
-        PgConnection::connect(&self.url).await.expect("connect as owner")
+        PgConnection::connect(&self.url)
+            .await
+            .expect("connect as owner")
     }
 }
 
@@ -90,7 +107,10 @@ impl Drop for TestDatabase {
         // whether or not the test's runtime is still running.
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
@@ -143,12 +163,16 @@ async fn ensure_template() -> String {
     let name = format!("keyinfra_tpl_{}", migrations_fingerprint());
     let mut admin = admin_connection().await;
     // Any constant would do; this one spells "KI" and "tpl".
-    sqlx::query("SELECT pg_advisory_lock(4907001)").execute(&mut admin).await.expect("lock");
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
+    sqlx::query("SELECT pg_advisory_lock(4907001)")
+        .execute(&mut admin)
         .await
-        .expect("look up template");
+        .expect("lock");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await
+            .expect("look up template");
     if !exists {
         // Templates of older migration sets are of no further use.
         let stale: Vec<String> = sqlx::query_scalar(
@@ -159,17 +183,37 @@ async fn ensure_template() -> String {
         .await
         .expect("list templates");
         for old in stale {
-            let _ = admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{old}\""))).await;
+            let _ = admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{old}\""
+                )))
+                .await;
         }
         let building = format!("{name}_build");
         let drop = format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)");
-        admin.execute(sqlx::AssertSqlSafe(drop)).await.expect("drop stale template build");
-        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{building}\""))).await.expect("create template");
-        migrations::up(&url_for(&building)).await.expect("migrate the template");
+        admin
+            .execute(sqlx::AssertSqlSafe(drop))
+            .await
+            .expect("drop stale template build");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE \"{building}\""
+            )))
+            .await
+            .expect("create template");
+        migrations::up(&url_for(&building))
+            .await
+            .expect("migrate the template");
         let rename = format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"");
-        admin.execute(sqlx::AssertSqlSafe(rename)).await.expect("publish template");
+        admin
+            .execute(sqlx::AssertSqlSafe(rename))
+            .await
+            .expect("publish template");
     }
-    sqlx::query("SELECT pg_advisory_unlock(4907001)").execute(&mut admin).await.expect("unlock");
+    sqlx::query("SELECT pg_advisory_unlock(4907001)")
+        .execute(&mut admin)
+        .await
+        .expect("unlock");
     let _ = admin.close().await;
     name
 }
@@ -188,7 +232,10 @@ fn migrations_fingerprint() -> String {
 
 /// Runs a test's own SQL inside a [`Tx`], so that it sees exactly what the application's
 /// role and identity see.
-pub async fn raw_query(tx: &mut Tx, sql: &'static str) -> Result<Vec<sqlx::postgres::PgRow>, DbError> {
+pub async fn raw_query(
+    tx: &mut Tx,
+    sql: &'static str,
+) -> Result<Vec<sqlx::postgres::PgRow>, DbError> {
     Ok(sqlx::query(sql).fetch_all(tx.conn()).await?)
 }
 
@@ -199,5 +246,8 @@ pub async fn raw_execute(tx: &mut Tx, sql: &'static str) -> Result<u64, DbError>
 
 /// As [`raw_execute`], for SQL built by the test.
 pub async fn raw_execute_owned(tx: &mut Tx, sql: String) -> Result<u64, DbError> {
-    Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).execute(tx.conn()).await?.rows_affected())
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(tx.conn())
+        .await?
+        .rows_affected())
 }

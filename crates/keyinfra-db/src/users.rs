@@ -57,6 +57,8 @@ pub async fn find(tx: &mut Tx, id: Uuid) -> Result<Option<UserRecord>, DbError> 
 /// Deletes a user; returns whether a row was deleted. The caller revokes the user's
 /// certificates first, in the same transaction.
 pub async fn delete(tx: &mut Tx, id: Uuid) -> Result<bool, DbError> {
-    let result = sqlx::query!("DELETE FROM users WHERE id = $1", id).execute(tx.conn()).await?;
+    let result = sqlx::query!("DELETE FROM users WHERE id = $1", id)
+        .execute(tx.conn())
+        .await?;
     Ok(result.rows_affected() == 1)
 }

@@ -45,9 +45,15 @@ impl SerialNumber {
     pub fn from_hex(text: &str) -> Result<Self, PkiError> {
         let digits: String = text.chars().filter(|c| *c != ':' && *c != ' ').collect();
         if digits.is_empty() || digits.len() > 42 {
-            return Err(PkiError::InvalidSerialNumber("expected 1 to 20 bytes of hex"));
+            return Err(PkiError::InvalidSerialNumber(
+                "expected 1 to 20 bytes of hex",
+            ));
         }
-        let padded = if digits.len() % 2 == 1 { format!("0{digits}") } else { digits };
+        let padded = if digits.len() % 2 == 1 {
+            format!("0{digits}")
+        } else {
+            digits
+        };
         let bytes = hex::decode(padded).map_err(|_| PkiError::InvalidSerialNumber("not hex"))?;
         Self::from_bytes(&bytes)
     }
@@ -109,7 +115,14 @@ mod tests {
 
     #[test]
     fn bad_hex_is_refused() {
-        for bad in ["", "00", "xyz", "0g", &"AB".repeat(21), &format!("80{}", "00".repeat(19))] {
+        for bad in [
+            "",
+            "00",
+            "xyz",
+            "0g",
+            &"AB".repeat(21),
+            &format!("80{}", "00".repeat(19)),
+        ] {
             assert!(SerialNumber::from_hex(bad).is_err(), "{bad} accepted");
         }
         // 20 octets with the top bit clear is the longest allowed.

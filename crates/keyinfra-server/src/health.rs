@@ -11,7 +11,9 @@ use serde::Serialize;
 use crate::{AppState, Problem};
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 #[derive(Debug, Serialize)]
@@ -32,8 +34,19 @@ async fn healthz() -> Json<Health> {
 async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, Problem> {
     let found = state.db.schema_version().await?;
     if found != state.expected_schema_version {
-        tracing::warn!(found, expected = state.expected_schema_version, "schema not current");
-        return Err(DbError::SchemaNotCurrent { found, expected: state.expected_schema_version }.into());
+        tracing::warn!(
+            found,
+            expected = state.expected_schema_version,
+            "schema not current"
+        );
+        return Err(DbError::SchemaNotCurrent {
+            found,
+            expected: state.expected_schema_version,
+        }
+        .into());
     }
-    Ok(Json(Ready { status: "ready", schema_version: found }))
+    Ok(Json(Ready {
+        status: "ready",
+        schema_version: found,
+    }))
 }

@@ -47,7 +47,10 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(after) = self.retry_after {
             let secs = after.as_secs().max(1);
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
@@ -86,9 +89,11 @@ impl From<DbError> for Problem {
                 "the database schema is being migrated; retry shortly",
             )
             .retry_after(Duration::from_secs(5)),
-            DbError::UniqueViolation { .. } | DbError::SerialCollision => {
-                Problem::new(StatusCode::CONFLICT, "conflict", "conflicts with an existing object")
-            }
+            DbError::UniqueViolation { .. } | DbError::SerialCollision => Problem::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "conflicts with an existing object",
+            ),
             DbError::ForeignKeyViolation { .. } => Problem::new(
                 StatusCode::CONFLICT,
                 "reference_conflict",
@@ -124,7 +129,11 @@ pub(crate) async fn not_found() -> Problem {
 }
 
 pub(crate) async fn method_not_allowed() -> Problem {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this resource does not support that method")
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this resource does not support that method",
+    )
 }
 
 #[cfg(test)]
@@ -137,16 +146,33 @@ mod tests {
             reason: keyinfra_db::UnavailableReason::PoolExhausted,
             retry_after: Duration::from_secs(2),
         });
-        assert_eq!((unavailable.status, unavailable.code), (503, "database_unavailable"));
+        assert_eq!(
+            (unavailable.status, unavailable.code),
+            (503, "database_unavailable")
+        );
         assert_eq!(unavailable.retry_after, Some(Duration::from_secs(2)));
 
-        let internal = Problem::from(DbError::Internal("SQLSTATE XX000: relation foo at /var/lib".into()));
+        let internal = Problem::from(DbError::Internal(
+            "SQLSTATE XX000: relation foo at /var/lib".into(),
+        ));
         assert_eq!((internal.status, internal.code), (500, "internal_error"));
         assert!(!internal.detail.contains("SQLSTATE") && !internal.detail.contains("/var/lib"));
 
         assert_eq!(Problem::from(DbError::PermissionDenied).status, 404);
-        assert_eq!(Problem::from(DbError::UniqueViolation { constraint: "x".into() }).status, 409);
-        assert_eq!(Problem::from(DbError::CheckViolation { constraint: "x".into() }).status, 422);
+        assert_eq!(
+            Problem::from(DbError::UniqueViolation {
+                constraint: "x".into()
+            })
+            .status,
+            409
+        );
+        assert_eq!(
+            Problem::from(DbError::CheckViolation {
+                constraint: "x".into()
+            })
+            .status,
+            422
+        );
         assert_eq!(Problem::from(DbError::RetryableConflict).status, 503);
     }
 
@@ -156,7 +182,10 @@ mod tests {
             .retry_after(Duration::from_millis(1500))
             .into_response();
         assert_eq!(response.status(), 503);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 }

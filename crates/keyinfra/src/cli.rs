@@ -8,13 +8,22 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "keyinfra", version, about = "A certificate authority for network devices")]
+#[command(
+    name = "keyinfra",
+    version,
+    about = "A certificate authority for network devices"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseArgs,
 
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `keyinfra=debug,info`.
-    #[arg(long, env = "KEYINFRA_LOG", default_value = "info,sqlx=warn", global = true)]
+    #[arg(
+        long,
+        env = "KEYINFRA_LOG",
+        default_value = "info,sqlx=warn",
+        global = true
+    )]
     pub log: String,
 
     #[command(subcommand)]
@@ -28,7 +37,12 @@ pub struct DatabaseArgs {
     pub database_url: Option<String>,
 
     /// Where KeyInfra keeps its state (the embedded PostgreSQL cluster, later its secrets).
-    #[arg(long, env = "KEYINFRA_DATA_DIR", default_value = "./keyinfra-data", global = true)]
+    #[arg(
+        long,
+        env = "KEYINFRA_DATA_DIR",
+        default_value = "./keyinfra-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// Directory with PostgreSQL's `initdb` and `postgres` (default: `pg_config --bindir`,
@@ -37,7 +51,12 @@ pub struct DatabaseArgs {
     pub pg_bindir: Option<PathBuf>,
 
     /// OS account that runs the embedded PostgreSQL when keyinfra runs as root.
-    #[arg(long, env = "KEYINFRA_PG_OS_USER", default_value = "postgres", global = true)]
+    #[arg(
+        long,
+        env = "KEYINFRA_PG_OS_USER",
+        default_value = "postgres",
+        global = true
+    )]
     pub pg_os_user: String,
 
     /// Connections kept open.
@@ -45,7 +64,12 @@ pub struct DatabaseArgs {
     pub db_pool_min: u32,
 
     /// Most connections open at once.
-    #[arg(long, env = "KEYINFRA_DB_POOL_MAX", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "KEYINFRA_DB_POOL_MAX",
+        default_value_t = 20,
+        global = true
+    )]
     pub db_pool_max: u32,
 
     /// How long a request waits for a connection before it gets 503 (e.g. `5s`, `500ms`).

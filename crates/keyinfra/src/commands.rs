@@ -27,7 +27,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(url: &str, pool: &keyinfra_db::PoolSettings, args: &ServeArgs) -> anyhow::Result<()> {
+async fn serve(
+    url: &str,
+    pool: &keyinfra_db::PoolSettings,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
     let expected = migrations::latest_version();
     if args.no_migrate {
         tracing::info!("--no-migrate: not applying migrations");
@@ -56,12 +60,24 @@ async fn serve(url: &str, pool: &keyinfra_db::PoolSettings, args: &ServeArgs) ->
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (--listen / KEYINFRA_LISTEN)", args.listen))?;
-    let address = listener.local_addr().context("the listening socket has no address")?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (--listen / KEYINFRA_LISTEN)",
+                args.listen
+            )
+        })?;
+    let address = listener
+        .local_addr()
+        .context("the listening socket has no address")?;
     tracing::info!("listening on http://{address}");
 
-    let state = AppState { db: db.clone(), expected_schema_version: expected };
-    keyinfra_server::serve(listener, state, shutdown_signal()).await.context("the HTTP server failed")?;
+    let state = AppState {
+        db: db.clone(),
+        expected_schema_version: expected,
+    };
+    keyinfra_server::serve(listener, state, shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
     tracing::info!("shutting down: closing database connections");
     db.close().await;
     Ok(())

@@ -23,7 +23,10 @@ impl Target {
     pub async fn open(args: &DatabaseArgs) -> anyhow::Result<Self> {
         if let Some(url) = args.database_url.as_deref().filter(|u| !u.is_empty()) {
             tracing::info!(database = %keyinfra_db::describe_url(url), "using DATABASE_URL");
-            return Ok(Self { url: url.to_owned(), cluster: None });
+            return Ok(Self {
+                url: url.to_owned(),
+                cluster: None,
+            });
         }
         let data_dir = absolute(&args.data_dir)?;
         let bindir = args.pg_bindir.clone();
@@ -37,8 +40,15 @@ impl Target {
         })
         .await
         .context("the embedded PostgreSQL supervisor stopped unexpectedly")??;
-        let target = Self { url: cluster.database_url(EMBEDDED_DATABASE), cluster: Some(cluster) };
-        let server = target.cluster.as_ref().map(|c| c.database_url("postgres")).unwrap_or_default();
+        let target = Self {
+            url: cluster.database_url(EMBEDDED_DATABASE),
+            cluster: Some(cluster),
+        };
+        let server = target
+            .cluster
+            .as_ref()
+            .map(|c| c.database_url("postgres"))
+            .unwrap_or_default();
         if keyinfra_db::create_database_if_missing(&server, EMBEDDED_DATABASE).await? {
             tracing::info!("created database {EMBEDDED_DATABASE} in the embedded cluster");
         }
@@ -70,10 +80,14 @@ pub fn pool_settings(args: &DatabaseArgs) -> anyhow::Result<PoolSettings> {
         );
     }
     if args.db_acquire_timeout.is_zero() {
-        anyhow::bail!("KEYINFRA_DB_ACQUIRE_TIMEOUT (--db-acquire-timeout) must be longer than zero");
+        anyhow::bail!(
+            "KEYINFRA_DB_ACQUIRE_TIMEOUT (--db-acquire-timeout) must be longer than zero"
+        );
     }
     if args.db_statement_timeout.as_millis() < 1 {
-        anyhow::bail!("KEYINFRA_DB_STATEMENT_TIMEOUT (--db-statement-timeout) must be at least 1ms");
+        anyhow::bail!(
+            "KEYINFRA_DB_STATEMENT_TIMEOUT (--db-statement-timeout) must be at least 1ms"
+        );
     }
     Ok(PoolSettings {
         min_connections: args.db_pool_min,

@@ -12,7 +12,11 @@ use uuid::Uuid;
 struct Scripted(Vec<u8>);
 impl RandomSource for Scripted {
     fn fill(&mut self, dest: &mut [u8]) -> Result<(), PkiError> {
-        let b = if self.0.is_empty() { 0x55 } else { self.0.remove(0) };
+        let b = if self.0.is_empty() {
+            0x55
+        } else {
+            self.0.remove(0)
+        };
         dest.fill(b);
         Ok(())
     }
@@ -23,10 +27,21 @@ async fn ca(db: &Database) -> Uuid {
     let fp = Sha256::digest(&der).to_vec();
     let mut tx = db.begin(&Actor::System).await.unwrap();
     let t = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-    let id = authorities::insert(&mut tx, &NewAuthority {
-        name: "CA", subject_dn: "CN=CA", certificate_der: &der, fingerprint_sha256: &fp,
-        private_key_id: None, parent_ca_id: None, not_before: t, not_after: t + Duration::days(3650),
-    }).await.unwrap();
+    let id = authorities::insert(
+        &mut tx,
+        &NewAuthority {
+            name: "CA",
+            subject_dn: "CN=CA",
+            certificate_der: &der,
+            fingerprint_sha256: &fp,
+            private_key_id: None,
+            parent_ca_id: None,
+            not_before: t,
+            not_after: t + Duration::days(3650),
+        },
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     id
 }
@@ -34,10 +49,17 @@ async fn ca(db: &Database) -> Uuid {
 fn draft(ca_id: Uuid) -> CertificateDraft {
     let t = OffsetDateTime::UNIX_EPOCH + Duration::days(20_500);
     CertificateDraft {
-        id: Uuid::new_v4(), ca_id, owner_id: None, subject_dn: "CN=router".into(),
-        subject_alt_names: vec!["DNS:router.example.net".into()], not_before: t,
-        not_after: t + Duration::days(90), key_algorithm: KeyAlgorithm::EcdsaP256,
-        private_key_id: None, profile: "device".into(), created_by: None,
+        id: Uuid::new_v4(),
+        ca_id,
+        owner_id: None,
+        subject_dn: "CN=router".into(),
+        subject_alt_names: vec!["DNS:router.example.net".into()],
+        not_before: t,
+        not_after: t + Duration::days(90),
+        key_algorithm: KeyAlgorithm::EcdsaP256,
+        private_key_id: None,
+        profile: "device".into(),
+        created_by: None,
     }
 }
 
@@ -52,19 +74,36 @@ async fn a_serial_collision_is_retried_with_a_fresh_serial_and_resigned() {
     let db = tdb.database().await;
     let ca_id = ca(&db).await;
 
-    let first = record_new_certificate(&db, &Actor::System, &mut Scripted(vec![0x11]), &draft(ca_id), sign).await.unwrap();
+    let first = record_new_certificate(
+        &db,
+        &Actor::System,
+        &mut Scripted(vec![0x11]),
+        &draft(ca_id),
+        sign,
+    )
+    .await
+    .unwrap();
     assert_eq!(first.attempts, 1);
 
     // The next draw repeats the first serial, then a fresh one.
     let mut signed = Vec::new();
-    let second = record_new_certificate(&db, &Actor::System, &mut Scripted(vec![0x11, 0x22]), &draft(ca_id), |s| {
-        signed.push(s.to_hex());
-        sign(s)
-    })
+    let second = record_new_certificate(
+        &db,
+        &Actor::System,
+        &mut Scripted(vec![0x11, 0x22]),
+        &draft(ca_id),
+        |s| {
+            signed.push(s.to_hex());
+            sign(s)
+        },
+    )
     .await
     .unwrap();
     assert_eq!(second.attempts, 2);
-    assert_eq!(signed, vec![first.serial_number.to_hex(), second.serial_number.to_hex()]);
+    assert_eq!(
+        signed,
+        vec![first.serial_number.to_hex(), second.serial_number.to_hex()]
+    );
     assert_ne!(first.serial_number, second.serial_number);
     assert_eq!(second.certificate_der, sign(&second.serial_number).unwrap());
 
@@ -76,8 +115,27 @@ async fn a_broken_generator_is_reported_after_bounded_attempts() {
     let tdb = TestDatabase::new().await;
     let db = tdb.database().await;
     let ca_id = ca(&db).await;
-    record_new_certificate(&db, &Actor::System, &mut Scripted(vec![]), &draft(ca_id), sign).await.unwrap();
+    record_new_certificate(
+        &db,
+        &Actor::System,
+        &mut Scripted(vec![]),
+        &draft(ca_id),
+        sign,
+    )
+    .await
+    .unwrap();
     // A "generator" that always returns the same bytes.
-    let err = record_new_certificate(&db, &Actor::System, &mut Scripted(vec![]), &draft(ca_id), sign).await.unwrap_err();
-    assert!(matches!(err, CoreError::SerialRetriesExhausted { attempts } if attempts == SERIAL_ATTEMPTS), "{err:?}");
+    let err = record_new_certificate(
+        &db,
+        &Actor::System,
+        &mut Scripted(vec![]),
+        &draft(ca_id),
+        sign,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, CoreError::SerialRetriesExhausted { attempts } if attempts == SERIAL_ATTEMPTS),
+        "{err:?}"
+    );
 }

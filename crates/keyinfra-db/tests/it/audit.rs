@@ -21,24 +21,38 @@ async fn the_application_may_append_and_read_but_never_change_audit_events() {
     let tdb = TestDatabase::new().await;
     let db = tdb.database().await;
     let admin = fixtures::user(&db, "root", UserRole::Admin).await;
-    let actor = Actor::User { id: admin, role: UserRole::Admin };
+    let actor = Actor::User {
+        id: admin,
+        role: UserRole::Admin,
+    };
 
     let mut tx = db.begin(&actor).await.unwrap();
-    audit::append(&mut tx, &event(Some(admin), "user.login")).await.unwrap();
+    audit::append(&mut tx, &event(Some(admin), "user.login"))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
-    for sql in ["UPDATE audit_events SET action = 'user.logout'", "DELETE FROM audit_events", "TRUNCATE audit_events"] {
+    for sql in [
+        "UPDATE audit_events SET action = 'user.logout'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ] {
         let mut tx = db.begin(&actor).await.unwrap();
         let err = raw_execute(&mut tx, sql).await.unwrap_err();
         assert!(matches!(err, DbError::PermissionDenied), "{sql}: {err:?}");
     }
     // Not even the table owner can rewrite history without dropping the guard first.
     let mut owner = tdb.owner_connection().await;
-    let err = sqlx::query("UPDATE audit_events SET action = 'user.logout'").execute(&mut owner).await.unwrap_err();
+    let err = sqlx::query("UPDATE audit_events SET action = 'user.logout'")
+        .execute(&mut owner)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
 
     let mut tx = db.begin(&actor).await.unwrap();
-    let rows = raw_query(&mut tx, "SELECT action FROM audit_events").await.unwrap();
+    let rows = raw_query(&mut tx, "SELECT action FROM audit_events")
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<String, _>(0), "user.login");
 }
@@ -49,26 +63,54 @@ async fn users_append_in_their_own_name_only_and_see_only_their_events() {
     let db = tdb.database().await;
     let alice = fixtures::user(&db, "alice", UserRole::User).await;
     let bob = fixtures::user(&db, "bob", UserRole::User).await;
-    let as_alice = Actor::User { id: alice, role: UserRole::User };
+    let as_alice = Actor::User {
+        id: alice,
+        role: UserRole::User,
+    };
 
     let mut tx = db.begin(&as_alice).await.unwrap();
-    audit::append(&mut tx, &event(Some(alice), "user.password_changed")).await.unwrap();
+    audit::append(&mut tx, &event(Some(alice), "user.password_changed"))
+        .await
+        .unwrap();
     // Anonymous events (a failed login has no identity yet) are allowed.
-    audit::append(&mut tx, &event(None, "user.login_failed")).await.unwrap();
+    audit::append(&mut tx, &event(None, "user.login_failed"))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = db.begin(&as_alice).await.unwrap();
-    let err = audit::append(&mut tx, &event(Some(bob), "user.login")).await.unwrap_err();
+    let err = audit::append(&mut tx, &event(Some(bob), "user.login"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, DbError::PermissionDenied), "{err:?}");
     drop(tx);
 
-    let mut tx = db.begin(&Actor::User { id: bob, role: UserRole::User }).await.unwrap();
-    assert!(raw_query(&mut tx, "SELECT id FROM audit_events").await.unwrap().is_empty());
+    let mut tx = db
+        .begin(&Actor::User {
+            id: bob,
+            role: UserRole::User,
+        })
+        .await
+        .unwrap();
+    assert!(
+        raw_query(&mut tx, "SELECT id FROM audit_events")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let mut tx = db.begin(&as_alice).await.unwrap();
-    assert_eq!(raw_query(&mut tx, "SELECT id FROM audit_events").await.unwrap().len(), 1);
+    assert_eq!(
+        raw_query(&mut tx, "SELECT id FROM audit_events")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Malformed actions and non-object details are refused by CHECK constraints.
     let mut tx = db.begin(&Actor::System).await.unwrap();
-    let err = audit::append(&mut tx, &event(None, "Login")).await.unwrap_err();
+    let err = audit::append(&mut tx, &event(None, "Login"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, DbError::CheckViolation { .. }), "{err:?}");
 }

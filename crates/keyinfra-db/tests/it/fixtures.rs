@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-pub const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+pub const PHC: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
 
 pub fn fingerprint(der: &[u8]) -> Vec<u8> {
     Sha256::digest(der).to_vec()
@@ -17,7 +18,16 @@ pub fn fingerprint(der: &[u8]) -> Vec<u8> {
 
 pub async fn user(db: &Database, name: &str, role: UserRole) -> Uuid {
     let mut tx = db.begin(&Actor::System).await.unwrap();
-    let id = users::insert(&mut tx, &NewUser { username: name, password_hash: PHC, role }).await.unwrap();
+    let id = users::insert(
+        &mut tx,
+        &NewUser {
+            username: name,
+            password_hash: PHC,
+            role,
+        },
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     id
 }
@@ -79,7 +89,13 @@ pub struct Cert {
 
 impl Cert {
     pub fn new(ca: Uuid, owner: Option<Uuid>, serial: &str, not_after: OffsetDateTime) -> Self {
-        Self { ca, owner, serial: serial.to_owned(), not_after, key: None }
+        Self {
+            ca,
+            owner,
+            serial: serial.to_owned(),
+            not_after,
+            key: None,
+        }
     }
 
     pub async fn insert(&self, db: &Database, actor: &Actor) -> Result<Uuid, DbError> {
@@ -127,7 +143,10 @@ pub async fn set_status(db: &Database, id: Uuid, status: CertificateStatus) {
 pub async fn db_now(db: &keyinfra_db::testing::TestDatabase) -> OffsetDateTime {
     use sqlx::Connection;
     let mut conn = db.owner_connection().await;
-    let now: OffsetDateTime = sqlx::query_scalar("SELECT now()").fetch_one(&mut conn).await.unwrap();
+    let now: OffsetDateTime = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     conn.close().await.unwrap();
     now
 }

@@ -12,18 +12,29 @@ async fn issued_certificates_are_immutable_and_status_only_moves_forward() {
     let db = tdb.database().await;
     let ca = fixtures::authority(&db, "CA").await;
     let now = fixtures::db_now(&tdb).await;
-    let id = Cert::new(ca, None, "0C", now + Duration::days(40)).insert(&db, &Actor::System).await.unwrap();
+    let id = Cert::new(ca, None, "0C", now + Duration::days(40))
+        .insert(&db, &Actor::System)
+        .await
+        .unwrap();
 
     let mut tx = db.begin(&Actor::System).await.unwrap();
     let sql = format!("UPDATE certificates SET subject_dn = 'CN=forged' WHERE id = '{id}'");
     let err = raw_execute_owned(&mut tx, sql).await.unwrap_err();
-    assert!(matches!(err, DbError::CheckViolation { ref constraint } if constraint == "certificates_immutable"), "{err:?}");
+    assert!(
+        matches!(err, DbError::CheckViolation { ref constraint } if constraint == "certificates_immutable"),
+        "{err:?}"
+    );
     drop(tx);
 
     fixtures::set_status(&db, id, CertificateStatus::Revoked).await;
     let mut tx = db.begin(&Actor::System).await.unwrap();
-    let err = certificates::set_status(&mut tx, id, CertificateStatus::Active).await.unwrap_err();
-    assert!(matches!(err, DbError::CheckViolation { ref constraint } if constraint == "certificates_status_transition"), "{err:?}");
+    let err = certificates::set_status(&mut tx, id, CertificateStatus::Active)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DbError::CheckViolation { ref constraint } if constraint == "certificates_status_transition"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -60,7 +71,10 @@ async fn check_constraints_refuse_impossible_rows() {
     for sql in cases {
         let mut sp = db.begin(&Actor::System).await.unwrap();
         let err = raw_execute_owned(&mut sp, sql.clone()).await.unwrap_err();
-        assert!(matches!(err, DbError::CheckViolation { .. }), "{sql}\n=> {err:?}");
+        assert!(
+            matches!(err, DbError::CheckViolation { .. }),
+            "{sql}\n=> {err:?}"
+        );
     }
     assert_eq!(raw_execute(&mut tx, "SELECT 1").await.unwrap(), 1);
 }
@@ -71,10 +85,20 @@ async fn usernames_are_unique_regardless_of_case() {
     let db = tdb.database().await;
     fixtures::user(&db, "Alice", UserRole::User).await;
     let mut tx = db.begin(&Actor::System).await.unwrap();
-    let err = users::insert(&mut tx, &users::NewUser { username: "aLICE", password_hash: fixtures::PHC, role: UserRole::User })
-        .await
-        .unwrap_err();
-    assert!(matches!(err, DbError::UniqueViolation { ref constraint } if constraint == "users_username_lower_key"), "{err:?}");
+    let err = users::insert(
+        &mut tx,
+        &users::NewUser {
+            username: "aLICE",
+            password_hash: fixtures::PHC,
+            role: UserRole::User,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, DbError::UniqueViolation { ref constraint } if constraint == "users_username_lower_key"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -91,35 +115,61 @@ async fn deleting_a_user_keeps_their_revoked_certificates_for_the_crl() {
 
     // What the user-deletion use case does, in one transaction: revoke, then delete.
     let mut tx = db.begin(&Actor::System).await.unwrap();
-    assert!(revocations::insert(&mut tx, &revocations::NewRevocation {
-        certificate_id: id,
-        revoked_at: now,
-        reason: keyinfra_db::RevocationReason::CessationOfOperation,
-        invalidity_date: None,
-        revoked_by: None,
-    }).await.unwrap());
-    assert!(certificates::set_status(&mut tx, id, CertificateStatus::Revoked).await.unwrap());
+    assert!(
+        revocations::insert(
+            &mut tx,
+            &revocations::NewRevocation {
+                certificate_id: id,
+                revoked_at: now,
+                reason: keyinfra_db::RevocationReason::CessationOfOperation,
+                invalidity_date: None,
+                revoked_by: None,
+            }
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        certificates::set_status(&mut tx, id, CertificateStatus::Revoked)
+            .await
+            .unwrap()
+    );
     assert!(users::delete(&mut tx, gone).await.unwrap());
     tx.commit().await.unwrap();
 
     let mut conn = tdb.owner_connection().await;
-    let (owner, status, revoked_owner, key_owner): (Option<uuid::Uuid>, String, Option<uuid::Uuid>, Option<uuid::Uuid>) =
-        sqlx::query_as(
-            "SELECT c.owner_id, c.status::text, r.owner_id, k.owner_id
+    let (owner, status, revoked_owner, key_owner): (
+        Option<uuid::Uuid>,
+        String,
+        Option<uuid::Uuid>,
+        Option<uuid::Uuid>,
+    ) = sqlx::query_as(
+        "SELECT c.owner_id, c.status::text, r.owner_id, k.owner_id
              FROM certificates c JOIN revoked_certificates r ON r.certificate_id = c.id
              JOIN private_keys k ON k.id = c.private_key_id WHERE c.id = $1",
-        )
-        .bind(id)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!((owner, status.as_str(), revoked_owner, key_owner), (None, "REVOKED", None, None));
+    )
+    .bind(id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        (owner, status.as_str(), revoked_owner, key_owner),
+        (None, "REVOKED", None, None)
+    );
     // A second revocation of the same certificate is a conflict.
     let mut tx = db.begin(&Actor::System).await.unwrap();
-    let err = revocations::insert(&mut tx, &revocations::NewRevocation {
-        certificate_id: id, revoked_at: now, reason: keyinfra_db::RevocationReason::Unspecified,
-        invalidity_date: None, revoked_by: None,
-    }).await.unwrap_err();
+    let err = revocations::insert(
+        &mut tx,
+        &revocations::NewRevocation {
+            certificate_id: id,
+            revoked_at: now,
+            reason: keyinfra_db::RevocationReason::Unspecified,
+            invalidity_date: None,
+            revoked_by: None,
+        },
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, DbError::UniqueViolation { .. }), "{err:?}");
 }
 
@@ -133,7 +183,10 @@ async fn crl_numbers_are_distinct_and_increasing_under_concurrency() {
         let db = db.clone();
         handles.push(tokio::spawn(async move {
             let mut tx = db.begin(&Actor::System).await.unwrap();
-            let n = keyinfra_db::authorities::next_crl_number(&mut tx, ca).await.unwrap().unwrap();
+            let n = keyinfra_db::authorities::next_crl_number(&mut tx, ca)
+                .await
+                .unwrap()
+                .unwrap();
             tx.commit().await.unwrap();
             n
         }));

@@ -6,10 +6,20 @@ use keyinfra_db::testing::TestDatabase;
 /// The schema as pg_dump sees it, without the per-dump random lines.
 fn schema_dump(url: &str) -> String {
     let out = Command::new("pg_dump")
-        .args(["--schema-only", "--no-owner", "--no-privileges", "--dbname", url])
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "--dbname",
+            url,
+        ])
         .output()
         .expect("run pg_dump");
-    assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -40,13 +50,22 @@ async fn privileges(db: &TestDatabase) -> Vec<String> {
 async fn up_down_up_equals_a_single_up() {
     let once = TestDatabase::empty().await;
     let applied = migrations::up(once.url()).await.unwrap();
-    assert_eq!(applied.len(), migrations::MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).count());
+    assert_eq!(
+        applied.len(),
+        migrations::MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .count()
+    );
 
     let cycled = TestDatabase::empty().await;
     migrations::up(cycled.url()).await.unwrap();
     let reverted = migrations::down(cycled.url(), Some(0)).await.unwrap();
     assert_eq!(reverted.len(), applied.len());
-    assert!(reverted.windows(2).all(|w| w[0] > w[1]), "reverted newest first: {reverted:?}");
+    assert!(
+        reverted.windows(2).all(|w| w[0] > w[1]),
+        "reverted newest first: {reverted:?}"
+    );
 
     // Down to zero leaves nothing of ours behind.
     let mut conn = cycled.owner_connection().await;
@@ -61,7 +80,10 @@ async fn up_down_up_equals_a_single_up() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert!(leftovers.is_empty(), "left behind after down to 0: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "left behind after down to 0: {leftovers:?}"
+    );
 
     migrations::up(cycled.url()).await.unwrap();
     assert_eq!(schema_dump(once.url()), schema_dump(cycled.url()));
@@ -76,10 +98,17 @@ async fn down_without_target_reverts_one_step_and_status_reports_it() {
 
     migrations::up(db.url()).await.unwrap();
     let latest = migrations::latest_version();
-    assert_eq!(migrations::down(db.url(), None).await.unwrap(), vec![latest]);
+    assert_eq!(
+        migrations::down(db.url(), None).await.unwrap(),
+        vec![latest]
+    );
 
     let status = migrations::status(db.url()).await.unwrap();
-    let pending: Vec<i64> = status.iter().filter(|m| m.applied_at.is_none()).map(|m| m.version).collect();
+    let pending: Vec<i64> = status
+        .iter()
+        .filter(|m| m.applied_at.is_none())
+        .map(|m| m.version)
+        .collect();
     assert_eq!(pending, vec![latest]);
     assert!(status.iter().all(|m| !m.checksum_mismatch));
 

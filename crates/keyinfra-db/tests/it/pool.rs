@@ -18,14 +18,25 @@ async fn an_exhausted_pool_answers_unavailable_within_the_acquire_timeout() {
     let started = Instant::now();
     let err = db.begin(&Actor::System).await.unwrap_err();
     assert!(
-        matches!(err, DbError::Unavailable { reason: UnavailableReason::PoolExhausted, .. }),
+        matches!(
+            err,
+            DbError::Unavailable {
+                reason: UnavailableReason::PoolExhausted,
+                ..
+            }
+        ),
         "{err:?}"
     );
     // It gave up instead of hanging (generous bound; not a performance assertion).
     assert!(started.elapsed() < Duration::from_secs(10));
     drop(held);
     // Once the connection is back, work proceeds.
-    db.begin(&Actor::System).await.unwrap().commit().await.unwrap();
+    db.begin(&Actor::System)
+        .await
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -40,20 +51,37 @@ async fn the_statement_timeout_applies_and_is_reported_as_unavailable() {
         })
         .await;
     let mut tx = db.begin(&Actor::System).await.unwrap();
-    let err = raw_execute(&mut tx, "SELECT pg_sleep(5)").await.unwrap_err();
-    assert!(matches!(err, DbError::Unavailable { reason: UnavailableReason::Timeout, .. }), "{err:?}");
+    let err = raw_execute(&mut tx, "SELECT pg_sleep(5)")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DbError::Unavailable {
+                reason: UnavailableReason::Timeout,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_server_is_one_clear_error_naming_the_setting() {
     let err = keyinfra_db::Database::connect(
         "postgres://keyinfra:s3cret-password@127.0.0.1:1/keyinfra",
-        &PoolSettings { acquire_timeout: Duration::from_secs(2), ..PoolSettings::default() },
+        &PoolSettings {
+            acquire_timeout: Duration::from_secs(2),
+            ..PoolSettings::default()
+        },
     )
     .await
     .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("DATABASE_URL") && text.contains("127.0.0.1:1/keyinfra"), "{text}");
+    assert!(
+        text.contains("DATABASE_URL") && text.contains("127.0.0.1:1/keyinfra"),
+        "{text}"
+    );
     assert!(!text.contains("s3cret"), "the password leaked: {text}");
 }
 
@@ -61,5 +89,8 @@ async fn an_unreachable_server_is_one_clear_error_naming_the_setting() {
 async fn readiness_reports_the_schema_version() {
     let tdb = TestDatabase::new().await;
     let db = tdb.database().await;
-    assert_eq!(db.schema_version().await.unwrap(), keyinfra_db::migrations::latest_version());
+    assert_eq!(
+        db.schema_version().await.unwrap(),
+        keyinfra_db::migrations::latest_version()
+    );
 }

@@ -7,20 +7,38 @@ use keyinfra_db::{Actor, PoolSettings, migrations};
 use keyinfra_server::{AppState, router};
 use tower::ServiceExt;
 
-async fn get(app: axum::Router, path: &str) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
-    let response = app.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+async fn get(
+    app: axum::Router,
+    path: &str,
+) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+    let response = app
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    (status, headers, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[tokio::test]
 async fn health_and_readiness_answer_when_the_database_is_current() {
     let tdb = TestDatabase::new().await;
-    let state = AppState { db: tdb.database().await, expected_schema_version: migrations::latest_version() };
+    let state = AppState {
+        db: tdb.database().await,
+        expected_schema_version: migrations::latest_version(),
+    };
     let (status, _, body) = get(router(state.clone()), "/healthz").await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     let (status, _, body) = get(router(state), "/readyz").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["schema_version"], migrations::latest_version());
@@ -29,7 +47,10 @@ async fn health_and_readiness_answer_when_the_database_is_current() {
 #[tokio::test]
 async fn readiness_fails_with_problem_json_when_the_schema_is_behind() {
     let tdb = TestDatabase::new().await;
-    let state = AppState { db: tdb.database().await, expected_schema_version: migrations::latest_version() + 1 };
+    let state = AppState {
+        db: tdb.database().await,
+        expected_schema_version: migrations::latest_version() + 1,
+    };
     let (status, headers, body) = get(router(state), "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
@@ -49,9 +70,16 @@ async fn an_exhausted_pool_gets_503_with_retry_after_instead_of_hanging() {
         })
         .await;
     let held = db.begin(&Actor::System).await.unwrap();
-    let state = AppState { db: db.clone(), expected_schema_version: migrations::latest_version() };
-    let (status, headers, body) =
-        tokio::time::timeout(Duration::from_secs(20), get(router(state.clone()), "/readyz")).await.expect("no hang");
+    let state = AppState {
+        db: db.clone(),
+        expected_schema_version: migrations::latest_version(),
+    };
+    let (status, headers, body) = tokio::time::timeout(
+        Duration::from_secs(20),
+        get(router(state.clone()), "/readyz"),
+    )
+    .await
+    .expect("no hang");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers[header::RETRY_AFTER], "2");
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
@@ -68,7 +96,10 @@ async fn an_exhausted_pool_gets_503_with_retry_after_instead_of_hanging() {
 #[tokio::test]
 async fn unknown_routes_and_methods_get_problem_json() {
     let tdb = TestDatabase::new().await;
-    let state = AppState { db: tdb.database().await, expected_schema_version: migrations::latest_version() };
+    let state = AppState {
+        db: tdb.database().await,
+        expected_schema_version: migrations::latest_version(),
+    };
     let (status, headers, body) = get(router(state.clone()), "/no/such/thing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");

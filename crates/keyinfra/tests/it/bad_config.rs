@@ -7,24 +7,52 @@ use crate::support::{keyinfra, run};
 fn assert_clear_failure(out: &Output, setting: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "succeeded despite bad {setting}");
-    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("keyinfra: error:")).collect();
-    assert_eq!(error_lines.len(), 1, "expected one error line; stderr:\n{stderr}");
-    assert!(error_lines[0].contains(setting), "{setting} not named in: {}", error_lines[0]);
-    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    let error_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("keyinfra: error:"))
+        .collect();
+    assert_eq!(
+        error_lines.len(),
+        1,
+        "expected one error line; stderr:\n{stderr}"
+    );
+    assert!(
+        error_lines[0].contains(setting),
+        "{setting} not named in: {}",
+        error_lines[0]
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn an_unreachable_database_url() {
     let out = run(keyinfra()
-        .args(["serve", "--listen", "127.0.0.1:0", "--db-acquire-timeout", "2s"])
-        .env("DATABASE_URL", "postgres://keyinfra:hunter2hunter2@127.0.0.1:1/keyinfra"));
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db-acquire-timeout",
+            "2s",
+        ])
+        .env(
+            "DATABASE_URL",
+            "postgres://keyinfra:hunter2hunter2@127.0.0.1:1/keyinfra",
+        ));
     assert_clear_failure(&out, "DATABASE_URL");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"), "the password leaked");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("hunter2"),
+        "the password leaked"
+    );
 }
 
 #[test]
 fn a_database_url_that_is_not_a_url() {
-    let out = run(keyinfra().args(["migrate", "status"]).env("DATABASE_URL", "mysql:/nonsense"));
+    let out = run(keyinfra()
+        .args(["migrate", "status"])
+        .env("DATABASE_URL", "mysql:/nonsense"));
     assert_clear_failure(&out, "DATABASE_URL");
 }
 
@@ -43,7 +71,9 @@ fn a_data_directory_that_cannot_be_written() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"not a directory").unwrap();
-    let out = run(keyinfra().args(["serve", "--listen", "127.0.0.1:0"]).env("KEYINFRA_DATA_DIR", file.join("data")));
+    let out = run(keyinfra()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KEYINFRA_DATA_DIR", file.join("data")));
     assert_clear_failure(&out, "KEYINFRA_DATA_DIR");
 }
 
@@ -63,6 +93,8 @@ fn a_listen_address_already_in_use() {
     // A migrated database, so that serve gets as far as binding the address.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(keyinfra_db::testing::TestDatabase::new());
-    let out = run(keyinfra().args(["serve", "--listen", &addr]).env("DATABASE_URL", db.url()));
+    let out = run(keyinfra()
+        .args(["serve", "--listen", &addr])
+        .env("DATABASE_URL", db.url()));
     assert_clear_failure(&out, "KEYINFRA_LISTEN");
 }

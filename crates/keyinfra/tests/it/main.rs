@@ -1,5 +1,8 @@
 //! The `keyinfra` binary, run as a user runs it.
 
+// Tests fail loudly by design.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod bad_config;
 mod embedded;
 mod migrate;

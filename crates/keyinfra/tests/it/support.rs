@@ -6,7 +6,13 @@ use std::time::{Duration, Instant};
 /// The binary under test, with a clean environment for the settings it reads.
 pub fn keyinfra() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyinfra"));
-    for var in ["DATABASE_URL", "KEYINFRA_DATA_DIR", "KEYINFRA_PG_BINDIR", "KEYINFRA_LISTEN", "KEYINFRA_LOG"] {
+    for var in [
+        "DATABASE_URL",
+        "KEYINFRA_DATA_DIR",
+        "KEYINFRA_PG_BINDIR",
+        "KEYINFRA_LISTEN",
+        "KEYINFRA_LOG",
+    ] {
         cmd.env_remove(var);
     }
     cmd.stdin(Stdio::null());
@@ -26,7 +32,11 @@ pub struct Server {
 
 impl Server {
     pub fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn keyinfra");
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn keyinfra");
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -34,7 +44,11 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        Self { child, lines, seen: Vec::new() }
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits for a line containing `needle`; returns it.
@@ -51,12 +65,21 @@ impl Server {
                 Err(_) => break,
             }
         }
-        panic!("no line with {needle:?} within {limit:?}; saw:\n{}", self.seen.join("\n"));
+        panic!(
+            "no line with {needle:?} within {limit:?}; saw:\n{}",
+            self.seen.join("\n")
+        );
     }
 
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -65,7 +88,10 @@ impl Server {
                 }
                 return status;
             }
-            assert!(Instant::now() < deadline, "keyinfra did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "keyinfra did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -81,5 +107,10 @@ impl Drop for Server {
 /// The `http://host:port` from a "listening on http://..." line.
 pub fn base_url(line: &str) -> String {
     let start = line.find("http://").expect("an address");
-    line[start..].split_whitespace().next().unwrap().trim_end_matches(['"', '\'']).to_owned()
+    line[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches(['"', '\''])
+        .to_owned()
 }
