@@ -5,7 +5,6 @@
 //! uses DATABASE_URL's server (default: the local PostgreSQL on 127.0.0.1:5432) and
 //! (re)creates a database named keyinfra_bench there.
 
-
 use clap::{Parser, Subcommand};
 use keyinfra_db::bench::{self, BenchConfig};
 
@@ -20,8 +19,12 @@ struct Cli {
 enum Bench {
     /// Load synthetic certificates into the real schema and time the hot queries.
     Schema {
-        #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-              hide_env_values = true)]
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+            hide_env_values = true
+        )]
         database_url: String,
         /// Certificate rows to load.
         #[arg(long, default_value_t = 1_000_000)]
@@ -47,8 +50,24 @@ enum Bench {
 #[allow(clippy::print_stdout)] // Printing the figures is this program's purpose.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let Bench::Schema { database_url, rows, users, months_back, months_ahead, samples, reuse } = Cli::parse().command;
-    let config = BenchConfig { server_url: database_url, rows, users, months_back, months_ahead, samples, reuse };
+    let Bench::Schema {
+        database_url,
+        rows,
+        users,
+        months_back,
+        months_ahead,
+        samples,
+        reuse,
+    } = Cli::parse().command;
+    let config = BenchConfig {
+        server_url: database_url,
+        rows,
+        users,
+        months_back,
+        months_ahead,
+        samples,
+        reuse,
+    };
     let started = std::time::Instant::now();
     let log = move |line: &str| println!("[{:>7.1}s] {line}", started.elapsed().as_secs_f64());
     let report = bench::run(&config, &log).await?;
@@ -58,19 +77,36 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("- machine: {} cores, {}", cores(), memory());
     println!("- PostgreSQL {}", report.server_version);
-    println!("- {} certificates in {} partitions of `certificates` (incl. default)", report.rows, report.partitions);
+    println!(
+        "- {} certificates in {} partitions of `certificates` (incl. default)",
+        report.rows, report.partitions
+    );
     if report.load_seconds > 0.0 {
-        println!("- load time: {:.1} s ({:.0} rows/s)", report.load_seconds, report.rows as f64 / report.load_seconds);
+        println!(
+            "- load time: {:.1} s ({:.0} rows/s)",
+            report.load_seconds,
+            report.rows as f64 / report.load_seconds
+        );
     }
     println!();
     println!("| query | samples | rows/call | p50 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|---:|---:|");
     for l in &report.latencies {
-        println!("| {} | {} | {:.1} | {:.3} | {:.3} | {:.3} |", l.name, l.samples, l.rows_per_call, l.p50_ms, l.p99_ms, l.max_ms);
+        println!(
+            "| {} | {} | {:.1} | {:.3} | {:.3} | {:.3} |",
+            l.name, l.samples, l.rows_per_call, l.p50_ms, l.p99_ms, l.max_ms
+        );
     }
     println!();
-    let refresh: Vec<String> = report.refresh_ms.iter().map(|ms| format!("{:.0} ms", ms)).collect();
-    println!("REFRESH MATERIALIZED VIEW CONCURRENTLY certificate_stats: {}", refresh.join(", "));
+    let refresh: Vec<String> = report
+        .refresh_ms
+        .iter()
+        .map(|ms| format!("{:.0} ms", ms))
+        .collect();
+    println!(
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY certificate_stats: {}",
+        refresh.join(", ")
+    );
     for (name, plan) in &report.explains {
         println!();
         println!("### EXPLAIN ANALYZE: {name}");
@@ -85,13 +121,19 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0)
 }
 
 fn memory() -> String {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
         .and_then(|kb| kb.parse::<u64>().ok())
         .map(|kb| format!("{:.0} GiB RAM", kb as f64 / 1024.0 / 1024.0))
         .unwrap_or_else(|| "unknown RAM".to_owned())
@@ -102,7 +144,8 @@ fn memory() -> String {
 /// at executor start, "Subplans Removed", or never executed).
 fn pruning_summary(plan: &str, partitions: i64) -> String {
     let scans = plan.lines().filter(|l| {
-        (l.contains(" on certificates_p") || l.contains(" on certificates_default")) && l.contains("Scan")
+        (l.contains(" on certificates_p") || l.contains(" on certificates_default"))
+            && l.contains("Scan")
     });
     let (mut ran, mut never) = (0, 0);
     for line in scans {

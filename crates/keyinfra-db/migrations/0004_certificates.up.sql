@@ -111,12 +111,14 @@ CREATE TABLE certificates (
 COMMENT ON COLUMN certificates.not_after IS 'The expiration date; the partition key.';
 COMMENT ON COLUMN certificates.subject_dn IS 'Subject distinguished name as an RFC 4514 string.';
 
--- Serves: a user's certificates ordered by expiry (the inventory's default view), and the
--- ON DELETE SET NULL of owner_id.
-CREATE INDEX certificates_owner_not_after_idx ON certificates (owner_id, not_after);
+-- Serves: a user's certificates ordered by expiry (the inventory's default view, ORDER BY
+-- not_after, id, so no sort step), a user's expiring certificates, and the ON DELETE SET NULL
+-- of owner_id.
+CREATE INDEX certificates_owner_not_after_idx ON certificates (owner_id, not_after, id);
 -- Serves: active certificates expiring soon (certificates_expiring(), expiry alerts, the
--- dashboard), scanning only the partitions the window touches.
-CREATE INDEX certificates_active_not_after_idx ON certificates (not_after) WHERE status = 'ACTIVE';
+-- dashboard): only the partitions the window touches are read, in order, so a first page
+-- stops after LIMIT rows.
+CREATE INDEX certificates_active_not_after_idx ON certificates (not_after, id) WHERE status = 'ACTIVE';
 -- Serves: the version chain of a renewal ("renewed from X"), and ON DELETE SET NULL.
 CREATE INDEX certificates_renewed_from_idx ON certificates (renewed_from) WHERE renewed_from IS NOT NULL;
 -- Serves: the certificates that use a key (renewal without re-keying, key export) and the
