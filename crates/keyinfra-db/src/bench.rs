@@ -165,8 +165,14 @@ pub async fn run(config: &BenchConfig, log: &dyn Fn(&str)) -> Result<BenchReport
                         })
                         .await?;
                     let t = Instant::now();
-                    let rows =
-                        certificates::expiring(&mut tx, time::Duration::days(7), now, 1000).await?;
+                    let rows = certificates::expiring_for_owner(
+                        &mut tx,
+                        user,
+                        time::Duration::days(7),
+                        now,
+                        1000,
+                    )
+                    .await?;
                     let elapsed = t.elapsed();
                     tx.commit().await?;
                     Ok((elapsed, rows.len()))

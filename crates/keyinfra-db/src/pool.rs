@@ -76,6 +76,12 @@ pub(crate) fn connect_options(
         // A transaction left open by a stuck client must not hold locks forever.
         ("idle_in_transaction_session_timeout", "60s".to_owned()),
         ("timezone", "UTC".to_owned()),
+        // Our statements are prepared once per connection and run with parameters. On the
+        // partitioned certificates table a custom plan costs every partition at every
+        // execution (measured: 7.9 ms of planning for a 0.45 ms query at 32 partitions),
+        // while a generic plan is built once per connection and prunes partitions at
+        // executor start. See docs/benchmarks.md.
+        ("plan_cache_mode", "force_generic_plan".to_owned()),
     ]))
 }
 

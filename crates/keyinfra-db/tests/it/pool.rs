@@ -94,3 +94,20 @@ async fn readiness_reports_the_schema_version() {
         keyinfra_db::migrations::latest_version()
     );
 }
+
+#[tokio::test]
+async fn sessions_carry_the_documented_settings() {
+    use sqlx::Row;
+    let tdb = TestDatabase::new().await;
+    let db = tdb.database().await;
+    let mut tx = db.begin(&Actor::System).await.unwrap();
+    let rows = keyinfra_db::testing::raw_query(
+        &mut tx,
+        "SELECT current_setting('plan_cache_mode'), current_setting('statement_timeout'),
+                current_setting('TimeZone'), current_setting('application_name')",
+    )
+    .await
+    .unwrap();
+    let settings: Vec<String> = (0..4).map(|i| rows[0].get::<String, _>(i)).collect();
+    assert_eq!(settings, ["force_generic_plan", "30s", "UTC", "keyinfra"]);
+}
