@@ -49,7 +49,7 @@ pub struct RecordedCertificate {
 pub async fn record_new_certificate<S>(
     db: &Database,
     actor: &Actor,
-    rng: &mut dyn RandomSource,
+    rng: &mut (dyn RandomSource + Send),
     draft: &CertificateDraft,
     mut sign: S,
 ) -> Result<RecordedCertificate, CoreError>

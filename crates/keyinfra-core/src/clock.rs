@@ -44,3 +44,31 @@ impl Clock for FixedClock {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 }
+
+/// The real clock moved by an adjustable offset: time passes as usual, and tests can jump
+/// ahead (for example past a token's expiry) without waiting.
+#[derive(Debug, Default)]
+pub struct AdjustableClock(Mutex<time::Duration>);
+
+impl AdjustableClock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn advance(&self, by: time::Duration) {
+        if let Ok(mut offset) = self.0.lock() {
+            *offset += by;
+        }
+    }
+
+    pub fn now_unix(&self) -> i64 {
+        self.now().unix_timestamp()
+    }
+}
+
+impl Clock for AdjustableClock {
+    fn now(&self) -> OffsetDateTime {
+        let offset = self.0.lock().map(|o| *o).unwrap_or_default();
+        SystemClock.now() + offset
+    }
+}

@@ -1,6 +1,8 @@
 use keyinfra_db::DbError;
 use keyinfra_pki::PkiError;
 
+/// Every failure of a use case. The server maps each variant to one HTTP answer
+/// (`keyinfra_server::Problem`); `code`s are stable.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     #[error(transparent)]
@@ -13,4 +15,36 @@ pub enum CoreError {
         "no unique serial number after {attempts} attempts; the random number generator is suspect"
     )]
     SerialRetriesExhausted { attempts: u32 },
+    /// The caller's role does not allow this.
+    #[error("this requires the ADMIN role")]
+    Forbidden,
+    /// The object does not exist, or the caller may not see it.
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// A valid request that conflicts with the current state (409).
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// A well-formed request that breaks a rule (422).
+    #[error("{detail}")]
+    Invalid { code: &'static str, detail: String },
+    /// Wrong username or password (the same answer for both).
+    #[error("the username or password is wrong")]
+    InvalidCredentials,
+    /// The access token is missing, invalid, expired or revoked.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Too many failed logins: retry after this long.
+    #[error("too many failed logins; retry later")]
+    Throttled(time::Duration),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CoreError {
+    pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+        CoreError::Invalid {
+            code,
+            detail: detail.into(),
+        }
+    }
 }

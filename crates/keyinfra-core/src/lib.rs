@@ -8,8 +8,10 @@ mod clock;
 mod error;
 mod random;
 
+pub mod auth;
 pub mod certificates;
+pub mod users;
 
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use clock::{AdjustableClock, Clock, FixedClock, SystemClock};
 pub use error::CoreError;
 pub use random::OsRandom;

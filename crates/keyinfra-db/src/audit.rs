@@ -34,3 +34,60 @@ pub async fn append(tx: &mut Tx, event: &NewAuditEvent<'_>) -> Result<(), DbErro
     .await?;
     Ok(())
 }
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub occurred_at: time::OffsetDateTime,
+    pub actor_id: Option<Uuid>,
+    pub actor_name: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<Uuid>,
+    pub details: serde_json::Value,
+}
+
+/// Filters of the audit page; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<Uuid>,
+    pub action: Option<String>,
+    pub since: Option<time::OffsetDateTime>,
+    pub until: Option<time::OffsetDateTime>,
+    /// Keyset: events strictly older than this (occurred_at, id).
+    pub before: Option<(time::OffsetDateTime, Uuid)>,
+}
+
+/// Newest first.
+pub async fn list(
+    tx: &mut Tx,
+    filter: &AuditFilter,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, DbError> {
+    let (before_at, before_id) = match filter.before {
+        Some((at, id)) => (Some(at), Some(id)),
+        None => (None, None),
+    };
+    let rows = sqlx::query_as!(
+        AuditRecord,
+        r#"SELECT id, occurred_at, actor_id, actor_name, action, target_type, target_id, details
+           FROM audit_events
+           WHERE ($1::uuid IS NULL OR actor_id = $1)
+             AND ($2::text IS NULL OR action = $2)
+             AND ($3::timestamptz IS NULL OR occurred_at >= $3)
+             AND ($4::timestamptz IS NULL OR occurred_at < $4)
+             AND ($5::timestamptz IS NULL OR (occurred_at, id) < ($5, $6::uuid))
+           ORDER BY occurred_at DESC, id DESC
+           LIMIT $7"#,
+        filter.actor_id,
+        filter.action,
+        filter.since,
+        filter.until,
+        before_at,
+        before_id,
+        limit
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows)
+}

@@ -53,6 +53,10 @@ pub enum DbError {
     #[error("not permitted for the current identity")]
     PermissionDenied,
 
+    /// The access token's user no longer exists, is disabled, changed role or password.
+    #[error("the access token is no longer valid")]
+    Unauthenticated,
+
     /// A serialization failure or deadlock: the whole transaction may be retried.
     #[error("transaction conflict; retry")]
     RetryableConflict,
@@ -100,6 +104,7 @@ impl From<sqlx::Error> for DbError {
                         DbError::CheckViolation { constraint }
                     }
                     "42501" => DbError::PermissionDenied,
+                    "KI401" => DbError::Unauthenticated,
                     "40001" | "40P01" => DbError::RetryableConflict,
                     // query_canceled (statement_timeout), admin_shutdown, crash_shutdown,
                     // cannot_connect_now, too_many_connections, and the connection class.

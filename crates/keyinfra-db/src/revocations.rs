@@ -38,3 +38,35 @@ pub async fn insert(tx: &mut Tx, revocation: &NewRevocation) -> Result<bool, DbE
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// Revokes every active or superseded certificate of `owner_id` (used before the user is
+/// deleted); returns how many were revoked.
+pub async fn revoke_all_of_owner(
+    tx: &mut Tx,
+    owner_id: Uuid,
+    revoked_at: OffsetDateTime,
+    reason: RevocationReason,
+    revoked_by: Option<Uuid>,
+) -> Result<u64, DbError> {
+    let inserted = sqlx::query!(
+        "INSERT INTO revoked_certificates
+             (certificate_id, ca_id, serial_number, not_after, owner_id, revoked_at, reason, revoked_by)
+         SELECT id, ca_id, serial_number, not_after, owner_id, $2, $3, $4
+         FROM certificates
+         WHERE owner_id = $1 AND status IN ('ACTIVE', 'SUPERSEDED')",
+        owner_id,
+        revoked_at,
+        reason as RevocationReason,
+        revoked_by
+    )
+    .execute(tx.conn())
+    .await?;
+    sqlx::query!(
+        "UPDATE certificates SET status = 'REVOKED'
+         WHERE owner_id = $1 AND status IN ('ACTIVE', 'SUPERSEDED')",
+        owner_id
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(inserted.rows_affected())
+}

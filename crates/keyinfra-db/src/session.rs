@@ -5,6 +5,7 @@
 //! the transaction) in the same round trip as `BEGIN`. They vanish at COMMIT or ROLLBACK, so
 //! a pooled connection never carries one request's identity into the next.
 
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::DbError;
@@ -20,6 +21,22 @@ pub enum Actor {
     User { id: Uuid, role: UserRole },
     /// Background jobs and operator commands: sees every row.
     System,
+    /// The bearer of an access token. The database checks the claims against the users row
+    /// as the transaction begins (`keyinfra_check_token`): a deleted or disabled user, a
+    /// changed role or a password changed after `issued_at` fails the BEGIN with
+    /// [`DbError::Unauthenticated`](crate::DbError::Unauthenticated).
+    Token {
+        id: Uuid,
+        role: UserRole,
+        issued_at: OffsetDateTime,
+    },
+}
+
+fn role_keyword(role: UserRole) -> &'static str {
+    match role {
+        UserRole::Admin => "ADMIN",
+        UserRole::User => "USER",
+    }
 }
 
 impl Actor {
@@ -28,14 +45,24 @@ impl Actor {
     pub(crate) fn begin_statement(&self) -> String {
         let (user_id, role) = match self {
             Actor::Anonymous => (String::new(), ""),
-            Actor::User { id, role } => (
-                id.hyphenated().to_string(),
-                match role {
-                    UserRole::Admin => "ADMIN",
-                    UserRole::User => "USER",
-                },
-            ),
+            Actor::User { id, role } => (id.hyphenated().to_string(), role_keyword(*role)),
             Actor::System => (String::new(), "SYSTEM"),
+            Actor::Token {
+                id,
+                role,
+                issued_at,
+            } => {
+                // The check runs before BEGIN so that a refused token leaves the connection
+                // idle (the rest of the message is skipped), not inside an aborted
+                // transaction. Seconds since the epoch: the token's own precision.
+                let (id, role) = (id.hyphenated().to_string(), role_keyword(*role));
+                return format!(
+                    "SELECT keyinfra_check_token('{id}', '{role}', to_timestamp({})); BEGIN; \
+                     SELECT set_config('keyinfra.user_id', '{id}', true), \
+                     set_config('keyinfra.user_role', '{role}', true)",
+                    issued_at.unix_timestamp()
+                );
+            }
         };
         format!(
             "BEGIN; SELECT set_config('keyinfra.user_id', '{user_id}', true), \
@@ -88,5 +115,16 @@ mod tests {
             anon.contains("'keyinfra.user_id', ''") && anon.contains("'keyinfra.user_role', ''")
         );
         assert!(Actor::System.begin_statement().contains("'SYSTEM'"));
+        let token = Actor::Token {
+            id,
+            role: UserRole::User,
+            issued_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let sql = token.begin_statement();
+        assert!(sql.starts_with("SELECT keyinfra_check_token("), "{sql}");
+        assert!(
+            sql.contains("to_timestamp(0)); BEGIN; SELECT set_config('keyinfra.user_id'"),
+            "{sql}"
+        );
     }
 }

@@ -93,6 +93,17 @@ impl TestDatabase {
         value
     }
 
+    /// Runs a test's text query as the owner role (no row-level security).
+    pub async fn scalar_text(&self, sql: &'static str) -> String {
+        let mut conn = self.owner_connection().await;
+        let value = sqlx::query_scalar(sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("scalar query");
+        let _ = conn.close().await;
+        value
+    }
+
     /// A raw connection as the owner role, for test setup and catalog queries.
     pub async fn owner_connection(&self) -> PgConnection {
         PgConnection::connect(&self.url)

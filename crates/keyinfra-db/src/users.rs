@@ -62,3 +62,112 @@ pub async fn delete(tx: &mut Tx, id: Uuid) -> Result<bool, DbError> {
         .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// What a login needs to know about a name (case-insensitive), before there is an identity.
+#[derive(Debug, Clone)]
+pub struct LoginRecord {
+    pub id: Uuid,
+    pub username: String,
+    pub password_hash: String,
+    pub role: UserRole,
+    pub disabled: bool,
+}
+
+pub async fn login_lookup(tx: &mut Tx, username: &str) -> Result<Option<LoginRecord>, DbError> {
+    let row = sqlx::query_as!(
+        LoginRecord,
+        r#"SELECT id AS "id!", username AS "username!", password_hash AS "password_hash!",
+                  role AS "role!: UserRole", disabled AS "disabled!"
+           FROM keyinfra_login_lookup($1)"#,
+        username
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}
+
+/// True when no user exists (first start).
+pub async fn none_exist(tx: &mut Tx) -> Result<bool, DbError> {
+    let empty = sqlx::query_scalar!(r#"SELECT keyinfra_users_empty() AS "empty!""#)
+        .fetch_one(tx.conn())
+        .await?;
+    Ok(empty)
+}
+
+/// One page of users in creation order, after the keyset `after` (created_at, id).
+pub async fn list(
+    tx: &mut Tx,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: i64,
+) -> Result<Vec<UserRecord>, DbError> {
+    let (after_at, after_id) = match after {
+        Some((at, id)) => (Some(at), Some(id)),
+        None => (None, None),
+    };
+    let rows = sqlx::query_as!(
+        UserRecord,
+        r#"SELECT id, username, role AS "role: UserRole", disabled, created_at, updated_at,
+                  password_changed_at
+           FROM users
+           WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2::uuid)
+           ORDER BY created_at, id
+           LIMIT $3"#,
+        after_at,
+        after_id,
+        limit
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows)
+}
+
+/// Changes role and/or the disabled flag; returns the updated user, or None if not visible.
+pub async fn update_status(
+    tx: &mut Tx,
+    id: Uuid,
+    role: Option<UserRole>,
+    disabled: Option<bool>,
+) -> Result<Option<UserRecord>, DbError> {
+    let row = sqlx::query_as!(
+        UserRecord,
+        r#"UPDATE users SET role = coalesce($2, role), disabled = coalesce($3, disabled)
+           WHERE id = $1
+           RETURNING id, username, role AS "role: UserRole", disabled, created_at, updated_at,
+                     password_changed_at"#,
+        id,
+        role as Option<UserRole>,
+        disabled
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}
+
+/// The stored hash of a visible user (for verifying the current password).
+pub async fn password_hash(tx: &mut Tx, id: Uuid) -> Result<Option<String>, DbError> {
+    let hash = sqlx::query_scalar!("SELECT password_hash FROM users WHERE id = $1", id)
+        .fetch_optional(tx.conn())
+        .await?;
+    Ok(hash)
+}
+
+/// Replaces the password hash. `changed` says whether this is a password change (which ends
+/// every token issued before it) or only a rehash under new parameters (which does not).
+pub async fn set_password_hash(
+    tx: &mut Tx,
+    id: Uuid,
+    password_hash: &str,
+    changed: bool,
+) -> Result<bool, DbError> {
+    let result = sqlx::query!(
+        "UPDATE users SET password_hash = $2,
+                password_changed_at = CASE WHEN $3 THEN now() ELSE password_changed_at END
+         WHERE id = $1",
+        id,
+        password_hash,
+        changed
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

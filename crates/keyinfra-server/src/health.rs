@@ -2,35 +2,41 @@
 //! one this build expects). Load balancers route on `/readyz`; orchestrators restart on
 //! `/healthz`, which therefore never touches the database.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use keyinfra_db::DbError;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::{AppState, Problem};
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Health {
     status: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Ready {
     status: &'static str,
     schema_version: i64,
 }
 
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(), responses((status = 200, body = Health)))]
 async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
+/// The database answers and its schema is current.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(), responses((status = 200, body = Ready), (status = 503)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, Problem> {
     let found = state.db.schema_version().await?;
     if found != state.expected_schema_version {

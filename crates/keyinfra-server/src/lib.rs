@@ -1,20 +1,37 @@
 //! KeyInfra's HTTP server (axum).
 //!
-//! So far it serves the health endpoints; the REST API, the web UI and the CRL endpoints
-//! build on the same pieces: [`AppState`], the [`Problem`] error type (RFC 9457
-//! problem+json with a stable `code`, the only way an error leaves this crate), and
-//! [`serve`], which shuts down gracefully.
+//! Conventions every endpoint follows (set by the identity issue):
+//! - JSON in and out, RFC 3339 UTC timestamps, UUID ids;
+//! - lists are `{"items": [...], "next_cursor": ...}` with keyset pagination;
+//! - every error is RFC 9457 problem+json with a stable `code` ([`Problem`]), produced by the
+//!   single mappings from `DbError` and `CoreError`; internal causes are logged, never sent;
+//! - every request's database work is one transaction whose identity is the caller's token,
+//!   re-checked by the database as it begins;
+//! - routes are registered together with their OpenAPI description, served at
+//!   `/api/v1/openapi.json`.
 
+mod api;
+mod extract;
 mod health;
+mod pagination;
 mod problem;
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use keyinfra_core::users::UserService;
 use keyinfra_db::Database;
 use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use problem::Problem;
+
+/// Largest request body accepted (413 above it).
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -22,14 +39,66 @@ pub struct AppState {
     pub db: Database,
     /// The schema version this build needs; `/readyz` compares the database with it.
     pub expected_schema_version: i64,
+    pub users: Arc<UserService>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "KeyInfra API", description = "Certificate authority for network devices"),
+    components(schemas(api::users::Role)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The routes and their OpenAPI document, built together so that they cannot drift.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(api::auth::router())
+        .merge(api::users::router())
+        .merge(api::audit::router())
+        .split_for_parts()
 }
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(health::router())
+    let (routes, openapi) = routes();
+    let openapi = Arc::new(openapi);
+    routes
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let openapi = Arc::clone(&openapi);
+                async move { axum::Json((*openapi).clone()) }
+            }),
+        )
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
@@ -40,7 +109,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

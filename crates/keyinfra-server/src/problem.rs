@@ -21,6 +21,8 @@ pub struct Problem {
     pub code: &'static str,
     #[serde(skip)]
     pub retry_after: Option<Duration>,
+    #[serde(skip)]
+    pub www_authenticate: bool,
 }
 
 impl Problem {
@@ -32,7 +34,14 @@ impl Problem {
             detail: detail.into(),
             code,
             retry_after: None,
+            www_authenticate: false,
         }
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.type_uri = format!("https://keyinfra.dev/problems/{}", code.replace('_', "-"));
+        self.code = code;
+        self
     }
 
     pub fn retry_after(mut self, after: Duration) -> Self {
@@ -51,6 +60,12 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.www_authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"keyinfra\""),
+            );
+        }
         if let Some(after) = self.retry_after {
             let secs = after.as_secs().max(1);
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
@@ -104,6 +119,7 @@ impl From<DbError> for Problem {
                 "constraint_violation",
                 format!("the values break the rule {constraint}"),
             ),
+            DbError::Unauthenticated => unauthorized("the access token is no longer valid"),
             // Row-level security hid or refused a row: never reveal that it exists.
             DbError::PermissionDenied => {
                 Problem::new(StatusCode::NOT_FOUND, "not_found", "no such object")
@@ -114,6 +130,53 @@ impl From<DbError> for Problem {
             }
         }
     }
+}
+
+/// The single mapping from use-case failures to answers.
+impl From<keyinfra_core::CoreError> for Problem {
+    fn from(error: keyinfra_core::CoreError) -> Self {
+        use keyinfra_core::CoreError as E;
+        match error {
+            E::Db(db) => db.into(),
+            E::Forbidden => Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this requires the ADMIN role",
+            ),
+            E::NotFound(what) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no such {what}"),
+            ),
+            E::Conflict { code, detail } => Problem::new(StatusCode::CONFLICT, code, detail),
+            E::Invalid { code, detail } => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+            }
+            E::InvalidCredentials => {
+                unauthorized("the username or password is wrong").with_code("invalid_credentials")
+            }
+            E::Unauthenticated(detail) => unauthorized(detail),
+            E::Throttled(wait) => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many failed logins; wait before trying again",
+            )
+            .retry_after(Duration::from_secs(
+                wait.whole_seconds().max(1).unsigned_abs(),
+            )),
+            internal @ (E::Pki(_) | E::SerialRetriesExhausted { .. } | E::Internal(_)) => {
+                tracing::error!(error = %internal, "internal error");
+                internal_error()
+            }
+        }
+    }
+}
+
+/// 401 with `WWW-Authenticate: Bearer` (RFC 6750).
+pub fn unauthorized(detail: &str) -> Problem {
+    let mut problem = Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail);
+    problem.www_authenticate = true;
+    problem
 }
 
 pub fn internal_error() -> Problem {

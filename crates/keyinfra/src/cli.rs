@@ -17,6 +17,9 @@ pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseArgs,
 
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `keyinfra=debug,info`.
     #[arg(
         long,
@@ -90,6 +93,49 @@ pub enum Command {
     /// Apply, revert or list schema migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Manage users as an operator (acts directly on the database).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// File holding the password pepper (>= 32 bytes). Default: <data-dir>/secrets/pepper,
+    /// generated on first start. Every replica must use the same pepper.
+    #[arg(long, env = "KEYINFRA_PEPPER_FILE", global = true)]
+    pub pepper_file: Option<PathBuf>,
+
+    /// File holding the JWT signing secret (>= 32 bytes). Default:
+    /// <data-dir>/secrets/jwt-secret, generated on first start. Shared by all replicas.
+    #[arg(long, env = "KEYINFRA_JWT_SECRET_FILE", global = true)]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// Access-token lifetime (e.g. `15m`).
+    #[arg(long, env = "KEYINFRA_TOKEN_LIFETIME", default_value = "15m",
+          value_parser = humantime::parse_duration, global = true)]
+    pub token_lifetime: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input (or prompted for on a terminal).
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_enum, default_value = "user")]
+        role: RoleArg,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum RoleArg {
+    #[value(alias = "admin")]
+    Admin,
+    #[value(alias = "user")]
+    User,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +147,10 @@ pub struct ServeArgs {
     /// Do not apply pending migrations at start; refuse to start if the schema is behind.
     #[arg(long, env = "KEYINFRA_NO_MIGRATE")]
     pub no_migrate: bool,
+
+    /// Name of the administrator created when the database has no user.
+    #[arg(long, env = "KEYINFRA_ADMIN_USERNAME", default_value = "admin")]
+    pub admin_username: String,
 
     /// Monthly certificate partitions to keep created ahead of the current month.
     #[arg(long, env = "KEYINFRA_PARTITIONS_AHEAD", default_value_t = 24,

@@ -1,20 +1,73 @@
 //! The subcommands.
 
+use std::io::{BufRead, IsTerminal};
+use std::sync::Arc;
+
 use anyhow::Context;
-use keyinfra_core::{Clock, SystemClock};
-use keyinfra_db::{Actor, Database, migrations, partitions};
+use keyinfra_core::auth::{JwtSecret, LoginThrottle, PasswordHasher, Pepper, TokenService};
+use keyinfra_core::users::{UserService, role_name};
+use keyinfra_core::{Clock, OsRandom, SystemClock};
+use keyinfra_db::{Actor, Database, UserRole, migrations, partitions};
 use keyinfra_server::AppState;
 
-use crate::cli::{Cli, Command, MigrateCommand, ServeArgs};
+use crate::cli::{
+    Cli, Command, DatabaseArgs, MigrateCommand, RoleArg, SecretArgs, ServeArgs, UserCommand,
+};
 use crate::database::{Target, pool_settings};
+use crate::secrets;
+
+#[allow(clippy::print_stdout)] // A command's output is its result.
+fn out(line: String) {
+    println!("{line}");
+}
+
+/// Password hashing and tokens, from the configured (or generated) secrets.
+fn user_service(database: &DatabaseArgs, args: &SecretArgs) -> anyhow::Result<UserService> {
+    let data_dir = &database.data_dir;
+    let pepper = secrets::load(
+        "KEYINFRA_PEPPER",
+        "KEYINFRA_PEPPER_FILE",
+        args.pepper_file.as_deref(),
+        data_dir,
+        "pepper",
+    )?;
+    let jwt = secrets::load(
+        "KEYINFRA_JWT_SECRET",
+        "KEYINFRA_JWT_SECRET_FILE",
+        args.jwt_secret_file.as_deref(),
+        data_dir,
+        "jwt-secret",
+    )?;
+    let pepper = Pepper::new(pepper.bytes.to_vec()).map_err(anyhow::Error::msg)?;
+    let jwt = JwtSecret::new(jwt.bytes.to_vec()).map_err(anyhow::Error::msg)?;
+    let lifetime = time::Duration::try_from(args.token_lifetime)
+        .ok()
+        .filter(|d| *d >= time::Duration::seconds(30) && *d <= time::Duration::days(1))
+        .context("KEYINFRA_TOKEN_LIFETIME (--token-lifetime) must be between 30s and 24h")?;
+    Ok(UserService {
+        hasher: PasswordHasher::new(pepper, &mut OsRandom)
+            .context("cannot set up password hashing")?,
+        tokens: TokenService::new(&jwt, lifetime),
+        throttle: LoginThrottle::new(),
+        clock: Arc::new(SystemClock),
+    })
+}
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // Settings are checked before anything starts.
     let pool = pool_settings(&cli.database)?;
     match cli.command {
         Command::Serve(args) => {
+            let users = user_service(&cli.database, &cli.secrets)?;
             let target = Target::open(&cli.database).await?;
-            let outcome = serve(&target.url, &pool, &args).await;
+            let outcome = serve(&target.url, &pool, &args, users).await;
+            let closed = target.close().await;
+            outcome.and(closed)
+        }
+        Command::User(command) => {
+            let users = user_service(&cli.database, &cli.secrets)?;
+            let target = Target::open(&cli.database).await?;
+            let outcome = user_command(&target.url, &pool, command, &users).await;
             let closed = target.close().await;
             outcome.and(closed)
         }
@@ -31,7 +84,9 @@ async fn serve(
     url: &str,
     pool: &keyinfra_db::PoolSettings,
     args: &ServeArgs,
+    users: UserService,
 ) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let expected = migrations::latest_version();
     if args.no_migrate {
         tracing::info!("--no-migrate: not applying migrations");
@@ -58,6 +113,24 @@ async fn serve(
         tracing::info!(count = created.len(), "created certificate partitions");
     }
 
+    // First start: an administrator, so that someone can log in.
+    let admin_password = std::env::var("KEYINFRA_ADMIN_PASSWORD").ok();
+    if let Some((admin, generated)) = users
+        .bootstrap_admin(&db, &args.admin_username, admin_password, &mut OsRandom)
+        .await
+        .context("cannot create the first administrator (KEYINFRA_ADMIN_USERNAME / KEYINFRA_ADMIN_PASSWORD)")?
+    {
+        tracing::info!(username = %admin.username, "created the first administrator");
+        if let Some(password) = generated {
+            // Shown once, on the console only; never logged, never stored in plaintext.
+            #[allow(clippy::print_stdout)]
+            {
+                println!("keyinfra: created administrator {:?} with password: {password}", admin.username);
+                println!("keyinfra: this password is shown only once; change it after logging in");
+            }
+        }
+    }
+
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {
@@ -74,8 +147,9 @@ async fn serve(
     let state = AppState {
         db: db.clone(),
         expected_schema_version: expected,
+        users: Arc::new(users),
     };
-    keyinfra_server::serve(listener, state, shutdown_signal())
+    keyinfra_server::serve(listener, state, shutdown)
         .await
         .context("the HTTP server failed")?;
     tracing::info!("shutting down: closing database connections");
@@ -83,33 +157,100 @@ async fn serve(
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a signal that arrives while the server is still starting
+/// must stop it cleanly, not kill it.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("received SIGINT"),
+            _ = terminate.recv() => tracing::info!("received SIGTERM"),
+        }
+    })
+}
+
+async fn user_command(
+    url: &str,
+    pool: &keyinfra_db::PoolSettings,
+    command: UserCommand,
+    users: &UserService,
+) -> anyhow::Result<()> {
+    let db = Database::connect(url, pool).await?;
+    let result = match command {
+        UserCommand::Add { username, role } => {
+            let password = read_password()?;
+            let role = match role {
+                RoleArg::Admin => UserRole::Admin,
+                RoleArg::User => UserRole::User,
+            };
+            let user = users
+                .create(&db, None, &username, password, role, &mut OsRandom)
+                .await?;
+            out(format!(
+                "added {} {} ({})",
+                role_name(user.role),
+                user.username,
+                user.id
+            ));
+            Ok(())
+        }
+        UserCommand::List => {
+            let mut tx = db.begin(&Actor::System).await?;
+            let mut after = None;
+            loop {
+                let page = keyinfra_db::users::list(&mut tx, after, 500).await?;
+                for u in &page {
+                    let state = if u.disabled { "disabled" } else { "active" };
+                    out(format!(
+                        "{}  {:<5}  {:<8}  {}",
+                        u.id,
+                        role_name(u.role),
+                        state,
+                        u.username
+                    ));
+                }
+                match page.last() {
+                    Some(last) if page.len() == 500 => after = Some((last.created_at, last.id)),
+                    _ => break,
+                }
             }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM ({e}); only Ctrl-C stops the server");
-                std::future::pending::<()>().await;
-            }
+            tx.commit().await?;
+            Ok(())
         }
     };
-    tokio::select! {
-        _ = interrupt => tracing::info!("received SIGINT"),
-        () = terminate => tracing::info!("received SIGTERM"),
+    db.close().await;
+    result
+}
+
+/// The new user's password: prompted for (not echoed) on a terminal, else one line of stdin.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+        let again =
+            rpassword::prompt_password("Password again: ").context("cannot read the password")?;
+        if first != again {
+            anyhow::bail!("the two passwords differ");
+        }
+        return Ok(first);
     }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input");
+    }
+    Ok(password)
 }
 
 async fn migrate(url: &str, command: MigrateCommand) -> anyhow::Result<()> {
-    let out = |line: String| {
-        #[allow(clippy::print_stdout)] // The command's output is its result.
-        {
-            println!("{line}");
-        }
-    };
     match command {
         MigrateCommand::Up => {
             let applied = migrations::up(url).await?;

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod database;
+mod secrets;
 mod telemetry;
 
 use std::process::ExitCode;

@@ -111,3 +111,27 @@ async fn sessions_carry_the_documented_settings() {
     let settings: Vec<String> = (0..4).map(|i| rows[0].get::<String, _>(i)).collect();
     assert_eq!(settings, ["force_generic_plan", "30s", "UTC", "keyinfra"]);
 }
+
+#[tokio::test]
+async fn a_refused_token_leaves_the_connection_usable() {
+    use keyinfra_db::UserRole;
+    let tdb = TestDatabase::new().await;
+    // One connection, so that the next transaction reuses the one that refused the token.
+    let db = tdb
+        .database_with(&PoolSettings {
+            min_connections: 0,
+            max_connections: 1,
+            ..PoolSettings::default()
+        })
+        .await;
+    let stranger = Actor::Token {
+        id: uuid::Uuid::new_v4(),
+        role: UserRole::Admin,
+        issued_at: time::OffsetDateTime::UNIX_EPOCH,
+    };
+    let err = db.begin(&stranger).await.unwrap_err();
+    assert!(matches!(err, DbError::Unauthenticated), "{err:?}");
+    let mut tx = db.begin(&Actor::System).await.unwrap();
+    assert_eq!(raw_execute(&mut tx, "SELECT 1").await.unwrap(), 1);
+    tx.commit().await.unwrap();
+}

@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use keyinfra_db::testing::TestDatabase;
 use keyinfra_db::{Actor, PoolSettings, migrations};
-use keyinfra_server::{AppState, router};
+use keyinfra_server::router;
 use tower::ServiceExt;
 
 async fn get(
@@ -30,10 +30,7 @@ async fn get(
 #[tokio::test]
 async fn health_and_readiness_answer_when_the_database_is_current() {
     let tdb = TestDatabase::new().await;
-    let state = AppState {
-        db: tdb.database().await,
-        expected_schema_version: migrations::latest_version(),
-    };
+    let state = crate::support::state(tdb.database().await, migrations::latest_version());
     let (status, _, body) = get(router(state.clone()), "/healthz").await;
     assert_eq!(
         (status, body["status"].as_str()),
@@ -47,10 +44,7 @@ async fn health_and_readiness_answer_when_the_database_is_current() {
 #[tokio::test]
 async fn readiness_fails_with_problem_json_when_the_schema_is_behind() {
     let tdb = TestDatabase::new().await;
-    let state = AppState {
-        db: tdb.database().await,
-        expected_schema_version: migrations::latest_version() + 1,
-    };
+    let state = crate::support::state(tdb.database().await, migrations::latest_version() + 1);
     let (status, headers, body) = get(router(state), "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
@@ -70,10 +64,7 @@ async fn an_exhausted_pool_gets_503_with_retry_after_instead_of_hanging() {
         })
         .await;
     let held = db.begin(&Actor::System).await.unwrap();
-    let state = AppState {
-        db: db.clone(),
-        expected_schema_version: migrations::latest_version(),
-    };
+    let state = crate::support::state(db.clone(), migrations::latest_version());
     let (status, headers, body) = tokio::time::timeout(
         Duration::from_secs(20),
         get(router(state.clone()), "/readyz"),
@@ -96,10 +87,7 @@ async fn an_exhausted_pool_gets_503_with_retry_after_instead_of_hanging() {
 #[tokio::test]
 async fn unknown_routes_and_methods_get_problem_json() {
     let tdb = TestDatabase::new().await;
-    let state = AppState {
-        db: tdb.database().await,
-        expected_schema_version: migrations::latest_version(),
-    };
+    let state = crate::support::state(tdb.database().await, migrations::latest_version());
     let (status, headers, body) = get(router(state.clone()), "/no/such/thing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");

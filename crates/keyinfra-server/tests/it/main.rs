@@ -1,6 +1,11 @@
-//! The HTTP surface, in process, against a real PostgreSQL.
+//! The HTTP surface against a real PostgreSQL: in process for the health checks, over real
+//! HTTP on a loopback port for the API.
 
 // Tests fail loudly by design.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api;
+mod auth;
 mod health;
+mod support;
+mod users;

@@ -15,10 +15,36 @@ async fn serve_with_no_configuration_runs_its_own_postgres_and_stops_it_cleanly(
 
     let mut cmd = keyinfra();
     cmd.current_dir(dir.path())
+        .env_remove("KEYINFRA_DATA_DIR")
         .args(["serve", "--listen", "127.0.0.1:0"]);
     let mut server = Server::spawn(cmd);
-    let line = server.wait_for("listening on", Duration::from_secs(180));
+    // First start: an administrator with a generated password, shown once on the console.
+    let created = server.wait_for("created administrator", Duration::from_secs(180));
+    let password = created
+        .rsplit("password: ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let line = server.wait_for("listening on", Duration::from_secs(60));
     let base = base_url(&line);
+    let login = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    // The secrets were generated into the data directory, readable by us only.
+    let pepper = data_dir.join("secrets").join("pepper");
+    let mode = std::fs::metadata(&pepper).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(
+        !server
+            .seen
+            .iter()
+            .any(|l| l.contains(&password) && !l.contains("created administrator"))
+    );
 
     let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
@@ -64,9 +90,18 @@ async fn serve_with_no_configuration_runs_its_own_postgres_and_stops_it_cleanly(
     let mut again = Server::spawn(cmd);
     again.wait_for("listening on", Duration::from_secs(120));
     assert!(
+        !again
+            .seen
+            .iter()
+            .any(|l| l.contains("created administrator")),
+        "{:?}",
+        again.seen
+    );
+    assert!(
         !again.seen.iter().any(|l| l.contains("applied migrations")),
         "{:?}",
         again.seen
     );
-    assert!(again.terminate().success());
+    let status = again.terminate();
+    assert!(status.success(), "{status:?}:\n{}", again.seen.join("\n"));
 }

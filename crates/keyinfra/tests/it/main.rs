@@ -7,3 +7,4 @@ mod bad_config;
 mod embedded;
 mod migrate;
 mod support;
+mod users;

@@ -16,6 +16,15 @@ pub fn keyinfra() -> Command {
         cmd.env_remove(var);
     }
     cmd.stdin(Stdio::null());
+    // Each command gets its own data directory (secrets are generated there), readable by
+    // the embedded PostgreSQL's account; tests that care set their own.
+    let dir = tempfile::Builder::new()
+        .prefix("keyinfra-cli-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    cmd.env("KEYINFRA_DATA_DIR", dir);
     cmd
 }
 
@@ -33,14 +42,21 @@ pub struct Server {
 impl Server {
     pub fn spawn(mut cmd: Command) -> Self {
         let mut child = cmd
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn keyinfra");
-        let stderr = child.stderr.take().unwrap();
         let (tx, lines) = channel();
+        let stderr = child.stderr.take().unwrap();
+        let tx_err = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx_err.send(line);
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
             }
         });
@@ -52,7 +68,13 @@ impl Server {
     }
 
     /// Waits for a line containing `needle`; returns it.
+    ///
+    /// stdout and stderr arrive through two threads, so their lines may interleave in any
+    /// order: a line seen earlier counts too.
     pub fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
         let deadline = Instant::now() + limit;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {

@@ -1,0 +1,166 @@
+//! Stateless access tokens: JWT, HS256 only, signed with a server secret that never enters
+//! the database.
+//!
+//! The algorithm is pinned: a token whose header names anything else (`none`, RS256 over
+//! our secret taken as a public key, ...) is refused before its signature is looked at.
+//! Expiry is checked against our [`Clock`](crate::Clock), not the library's wall clock, so
+//! that tests control time. Revocation (deleted, disabled, role or password changed) is
+//! checked by the database as each request's transaction begins; see migration 0008.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use keyinfra_db::UserRole;
+use keyinfra_pki::RandomSource;
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+use zeroize::Zeroize;
+
+/// The server secret for HS256: at least 32 bytes.
+pub struct JwtSecret(Vec<u8>);
+
+impl JwtSecret {
+    pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
+        if bytes.len() < 32 {
+            let mut bytes = bytes;
+            bytes.zeroize();
+            return Err("the JWT secret must be at least 32 bytes".to_owned());
+        }
+        Ok(Self(bytes))
+    }
+}
+
+impl Drop for JwtSecret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for JwtSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtSecret(redacted)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub role: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+impl Claims {
+    pub fn role(&self) -> Option<UserRole> {
+        match self.role.as_str() {
+            "ADMIN" => Some(UserRole::Admin),
+            "USER" => Some(UserRole::User),
+            _ => None,
+        }
+    }
+
+    pub fn issued_at(&self) -> Option<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp(self.iat).ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub token: String,
+    pub expires_in: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the access token is malformed, not ours, or uses another algorithm")]
+    Invalid,
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token could not be signed")]
+    Signing,
+}
+
+pub struct TokenService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    lifetime: Duration,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenService {
+    /// Default lifetime: 15 minutes.
+    pub const DEFAULT_LIFETIME: Duration = Duration::minutes(15);
+
+    pub fn new(secret: &JwtSecret, lifetime: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        // Expiry is checked against our clock in `verify`.
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        validation.required_spec_claims = ["exp", "iat", "sub"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        Self {
+            encoding: EncodingKey::from_secret(&secret.0),
+            decoding: DecodingKey::from_secret(&secret.0),
+            validation,
+            lifetime,
+        }
+    }
+
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        role: UserRole,
+        now: OffsetDateTime,
+        rng: &mut dyn RandomSource,
+    ) -> Result<AccessToken, TokenError> {
+        let mut jti = [0u8; 16];
+        rng.fill(&mut jti).map_err(|_| TokenError::Signing)?;
+        let claims = Claims {
+            sub: user_id,
+            role: match role {
+                UserRole::Admin => "ADMIN",
+                UserRole::User => "USER",
+            }
+            .to_owned(),
+            iat: now.unix_timestamp(),
+            exp: (now + self.lifetime).unix_timestamp(),
+            jti: uuid::Builder::from_random_bytes(jti).into_uuid(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| TokenError::Signing)?;
+        Ok(AccessToken {
+            token,
+            expires_in: self.lifetime,
+        })
+    }
+
+    /// Checks signature, algorithm, claims and expiry.
+    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?;
+        let claims = data.claims;
+        if claims.role().is_none() || claims.iat > claims.exp {
+            return Err(TokenError::Invalid);
+        }
+        if now.unix_timestamp() >= claims.exp {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}

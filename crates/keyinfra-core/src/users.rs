@@ -1,0 +1,478 @@
+//! User management and login: the rules, in one place for the API and the CLI.
+//!
+//! Authorisation is checked here (first wall) and again by row-level security in the
+//! database (second wall).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use keyinfra_db::audit::{self, NewAuditEvent};
+use keyinfra_db::users::{self, NewUser, UserRecord};
+use keyinfra_db::{Actor, Database, DbError, RevocationReason, UserRole, revocations};
+use keyinfra_pki::RandomSource;
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::{
+    AccessToken, LoginThrottle, Password, PasswordError, PasswordHasher, TokenService, Verification,
+};
+use crate::error::CoreError;
+use crate::{Clock, OsRandom};
+
+/// The authenticated caller of a request, from a verified access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub id: Uuid,
+    pub role: UserRole,
+    pub issued_at: OffsetDateTime,
+}
+
+impl Caller {
+    /// The database identity: the token's claims, re-checked as the transaction begins.
+    pub fn actor(&self) -> Actor {
+        Actor::Token {
+            id: self.id,
+            role: self.role,
+            issued_at: self.issued_at,
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), CoreError> {
+        match self.role {
+            UserRole::Admin => Ok(()),
+            UserRole::User => Err(CoreError::Forbidden),
+        }
+    }
+}
+
+/// Usernames: 1 to 128 characters, no leading or trailing blanks, no control characters.
+/// Anything else is data (including quotes and SQL keywords) and is stored as typed.
+pub fn validate_username(name: &str) -> Result<(), CoreError> {
+    let count = name.chars().count();
+    if count == 0 || count > 128 {
+        return Err(CoreError::invalid(
+            "invalid_username",
+            "the username must have 1 to 128 characters",
+        ));
+    }
+    if name.trim() != name || name.chars().any(char::is_control) {
+        return Err(CoreError::invalid(
+            "invalid_username",
+            "the username must not start or end with blanks or contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn password_error(e: PasswordError) -> CoreError {
+    match e {
+        PasswordError::Random | PasswordError::Hashing => CoreError::Internal(e.to_string()),
+        other => CoreError::invalid("weak_password", other.to_string()),
+    }
+}
+
+fn map_db(e: DbError) -> CoreError {
+    match e {
+        DbError::Unauthenticated => {
+            CoreError::Unauthenticated("the access token is no longer valid")
+        }
+        other => CoreError::Db(other),
+    }
+}
+
+/// Authentication and user management.
+#[derive(Debug)]
+pub struct UserService {
+    pub hasher: PasswordHasher,
+    pub tokens: TokenService,
+    pub throttle: LoginThrottle,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A page of users and the keyset to continue after.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    pub items: Vec<UserRecord>,
+    pub next: Option<(OffsetDateTime, Uuid)>,
+}
+
+impl UserService {
+    /// Logs in: same answer and about the same time for an unknown user and a wrong
+    /// password; back-off per username and address.
+    pub async fn login(
+        &self,
+        db: &Database,
+        username: &str,
+        password: String,
+        address: Option<IpAddr>,
+    ) -> Result<AccessToken, CoreError> {
+        let now = self.clock.now();
+        if let Some(wait) = self.throttle.check(username, address, now) {
+            return Err(CoreError::Throttled(wait));
+        }
+        let password = Password::for_login(password).map_err(|_| CoreError::InvalidCredentials)?;
+        let mut tx = db.begin(&Actor::Anonymous).await?;
+        let account = users::login_lookup(&mut tx, username).await?;
+        let verdict = match &account {
+            Some(a) => self.hasher.verify(&password, &a.password_hash),
+            None => {
+                self.hasher.verify_dummy(&password);
+                Verification::Mismatch
+            }
+        };
+        let account = match (account, verdict) {
+            (Some(a), Verification::Match { needs_rehash }) if !a.disabled => (a, needs_rehash),
+            (found, _) => {
+                let reason = match found {
+                    None => "unknown_user",
+                    Some(a) if a.disabled => "disabled",
+                    Some(_) => "wrong_password",
+                };
+                let name: String = username.chars().take(256).collect();
+                audit::append(
+                    &mut tx,
+                    &NewAuditEvent {
+                        actor_id: None,
+                        actor_name: Some(&name),
+                        action: "user.login_failed",
+                        target_type: None,
+                        target_id: None,
+                        details: json!({ "reason": reason, "address": address.map(|a| a.to_string()) }),
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                self.throttle.record_failure(username, address, now);
+                return Err(CoreError::InvalidCredentials);
+            }
+        };
+        tx.commit().await?;
+        let (account, needs_rehash) = account;
+
+        let actor = Actor::User {
+            id: account.id,
+            role: account.role,
+        };
+        let mut tx = db.begin(&actor).await?;
+        if needs_rehash {
+            let fresh = self
+                .hasher
+                .hash(&password, &mut OsRandom)
+                .map_err(password_error)?;
+            users::set_password_hash(&mut tx, account.id, &fresh, false).await?;
+        }
+        audit::append(
+            &mut tx,
+            &NewAuditEvent {
+                actor_id: Some(account.id),
+                actor_name: Some(&account.username),
+                action: "user.login",
+                target_type: Some("user"),
+                target_id: Some(account.id),
+                details: json!({ "address": address.map(|a| a.to_string()), "rehashed": needs_rehash }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.throttle.record_success(username, address);
+        self.tokens
+            .issue(account.id, account.role, now, &mut OsRandom)
+            .map_err(|e| CoreError::Internal(e.to_string()))
+    }
+
+    /// Verifies a bearer token (signature, algorithm, expiry); the database re-checks the
+    /// account when the request's transaction begins.
+    pub fn authenticate(&self, token: &str) -> Result<Caller, CoreError> {
+        let claims = self
+            .tokens
+            .verify(token, self.clock.now())
+            .map_err(|e| match e {
+                crate::auth::TokenError::Expired => {
+                    CoreError::Unauthenticated("the access token has expired")
+                }
+                _ => CoreError::Unauthenticated("the access token is invalid"),
+            })?;
+        let (Some(role), Some(issued_at)) = (claims.role(), claims.issued_at()) else {
+            return Err(CoreError::Unauthenticated("the access token is invalid"));
+        };
+        Ok(Caller {
+            id: claims.sub,
+            role,
+            issued_at,
+        })
+    }
+
+    /// Creates a user. `by` is None for operator commands (the CLI, the bootstrap).
+    pub async fn create(
+        &self,
+        db: &Database,
+        by: Option<&Caller>,
+        username: &str,
+        password: String,
+        role: UserRole,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<UserRecord, CoreError> {
+        if let Some(caller) = by {
+            caller.require_admin()?;
+        }
+        validate_username(username)?;
+        let password = Password::new(password, username).map_err(password_error)?;
+        let hash = self.hasher.hash(&password, rng).map_err(password_error)?;
+        let actor = by.map_or(Actor::System, Caller::actor);
+        let mut tx = db.begin(&actor).await.map_err(map_db)?;
+        let id = users::insert(
+            &mut tx,
+            &NewUser {
+                username,
+                password_hash: &hash,
+                role,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            DbError::UniqueViolation { .. } => CoreError::Conflict {
+                code: "username_taken",
+                detail:
+                    "a user with this name already exists (names are compared case-insensitively)"
+                        .into(),
+            },
+            other => map_db(other),
+        })?;
+        self.audit(
+            &mut tx,
+            by,
+            "user.created",
+            id,
+            json!({ "username": username, "role": role_name(role) }),
+        )
+        .await?;
+        let user = users::find(&mut tx, id)
+            .await?
+            .ok_or(CoreError::NotFound("user"))?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    pub async fn list(
+        &self,
+        db: &Database,
+        by: &Caller,
+        after: Option<(OffsetDateTime, Uuid)>,
+        limit: i64,
+    ) -> Result<UserPage, CoreError> {
+        by.require_admin()?;
+        let mut tx = db.begin(&by.actor()).await.map_err(map_db)?;
+        let mut items = users::list(&mut tx, after, limit + 1).await?;
+        tx.commit().await?;
+        let next = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|u| (u.created_at, u.id))
+        } else {
+            None
+        };
+        Ok(UserPage { items, next })
+    }
+
+    /// A user by id: admins see anyone, users only themselves (others are "not found").
+    pub async fn get(&self, db: &Database, by: &Caller, id: Uuid) -> Result<UserRecord, CoreError> {
+        if by.role != UserRole::Admin && by.id != id {
+            return Err(CoreError::NotFound("user"));
+        }
+        let mut tx = db.begin(&by.actor()).await.map_err(map_db)?;
+        let user = users::find(&mut tx, id)
+            .await?
+            .ok_or(CoreError::NotFound("user"))?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Changes role and/or disabled flag (a direct column update, as designed).
+    pub async fn update(
+        &self,
+        db: &Database,
+        by: &Caller,
+        id: Uuid,
+        role: Option<UserRole>,
+        disabled: Option<bool>,
+    ) -> Result<UserRecord, CoreError> {
+        by.require_admin()?;
+        if id == by.id && (role == Some(UserRole::User) || disabled == Some(true)) {
+            return Err(CoreError::invalid(
+                "self_lockout",
+                "you cannot demote or disable yourself; ask another administrator",
+            ));
+        }
+        let mut tx = db.begin(&by.actor()).await.map_err(map_db)?;
+        let before = users::find(&mut tx, id)
+            .await?
+            .ok_or(CoreError::NotFound("user"))?;
+        let after = users::update_status(&mut tx, id, role, disabled)
+            .await?
+            .ok_or(CoreError::NotFound("user"))?;
+        if before.role != after.role {
+            let details = json!({ "from": role_name(before.role), "to": role_name(after.role) });
+            self.audit(&mut tx, Some(by), "user.role_changed", id, details)
+                .await?;
+        }
+        if before.disabled != after.disabled {
+            let action = if after.disabled {
+                "user.disabled"
+            } else {
+                "user.enabled"
+            };
+            self.audit(&mut tx, Some(by), action, id, json!({})).await?;
+        }
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a user after revoking their certificates (cessationOfOperation), in one
+    /// transaction, so that the certificates stay on the CRL until they expire.
+    pub async fn delete(&self, db: &Database, by: &Caller, id: Uuid) -> Result<u64, CoreError> {
+        by.require_admin()?;
+        if id == by.id {
+            return Err(CoreError::invalid(
+                "self_lockout",
+                "you cannot delete yourself",
+            ));
+        }
+        let now = self.clock.now();
+        let mut tx = db.begin(&by.actor()).await.map_err(map_db)?;
+        let user = users::find(&mut tx, id)
+            .await?
+            .ok_or(CoreError::NotFound("user"))?;
+        let revoked = revocations::revoke_all_of_owner(
+            &mut tx,
+            id,
+            now,
+            RevocationReason::CessationOfOperation,
+            Some(by.id),
+        )
+        .await?;
+        if !users::delete(&mut tx, id).await? {
+            return Err(CoreError::NotFound("user"));
+        }
+        self.audit(
+            &mut tx,
+            Some(by),
+            "user.deleted",
+            id,
+            json!({ "username": user.username, "certificates_revoked": revoked }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Changes the caller's own password; every token issued before ends with it.
+    pub async fn change_password(
+        &self,
+        db: &Database,
+        by: &Caller,
+        current: String,
+        new: String,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<(), CoreError> {
+        let mut tx = db.begin(&by.actor()).await.map_err(map_db)?;
+        let me = users::find(&mut tx, by.id)
+            .await?
+            .ok_or(CoreError::NotFound("user"))?;
+        let stored = users::password_hash(&mut tx, by.id)
+            .await?
+            .ok_or(CoreError::NotFound("user"))?;
+        let current = Password::for_login(current).map_err(|_| CoreError::InvalidCredentials)?;
+        if self.hasher.verify(&current, &stored) == Verification::Mismatch {
+            return Err(CoreError::invalid(
+                "wrong_current_password",
+                "the current password is wrong",
+            ));
+        }
+        let new = Password::new(new, &me.username).map_err(password_error)?;
+        let hash = self.hasher.hash(&new, rng).map_err(password_error)?;
+        users::set_password_hash(&mut tx, by.id, &hash, true).await?;
+        self.audit(&mut tx, Some(by), "user.password_changed", by.id, json!({}))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// On first start: creates the first administrator when there is no user. Returns the
+    /// user, and the generated password when none was given (to be shown once).
+    pub async fn bootstrap_admin(
+        &self,
+        db: &Database,
+        username: &str,
+        password: Option<String>,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<Option<(UserRecord, Option<String>)>, CoreError> {
+        let mut tx = db.begin(&Actor::System).await?;
+        let empty = users::none_exist(&mut tx).await?;
+        tx.commit().await?;
+        if !empty {
+            return Ok(None);
+        }
+        let (password, generated) = match password {
+            Some(p) => (p, None),
+            None => {
+                let mut bytes = [0u8; 18];
+                rng.fill(&mut bytes)?;
+                let text = base64::Engine::encode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    bytes,
+                );
+                (text.clone(), Some(text))
+            }
+        };
+        let user = self
+            .create(db, None, username, password, UserRole::Admin, rng)
+            .await?;
+        Ok(Some((user, generated)))
+    }
+
+    async fn audit(
+        &self,
+        tx: &mut keyinfra_db::Tx,
+        by: Option<&Caller>,
+        action: &str,
+        target: Uuid,
+        details: serde_json::Value,
+    ) -> Result<(), CoreError> {
+        audit::append(
+            tx,
+            &NewAuditEvent {
+                actor_id: by.map(|c| c.id),
+                actor_name: by.is_none().then_some("system"),
+                action,
+                target_type: Some("user"),
+                target_id: Some(target),
+                details,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+pub fn role_name(role: UserRole) -> &'static str {
+    match role {
+        UserRole::Admin => "ADMIN",
+        UserRole::User => "USER",
+    }
+}
+
+/// The audit log for administrators, newest first; returns one page and whether more follow.
+pub async fn audit_log(
+    db: &Database,
+    by: &Caller,
+    filter: &keyinfra_db::audit::AuditFilter,
+    limit: i64,
+) -> Result<(Vec<keyinfra_db::audit::AuditRecord>, bool), CoreError> {
+    by.require_admin()?;
+    let mut tx = db.begin(&by.actor()).await.map_err(map_db)?;
+    let mut rows = keyinfra_db::audit::list(&mut tx, filter, limit + 1).await?;
+    tx.commit().await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, more))
+}

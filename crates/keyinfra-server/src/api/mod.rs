@@ -1,0 +1,17 @@
+//! REST API v1. Each module registers its routes (and their OpenAPI descriptions) on an
+//! `OpenApiRouter`, so the document served at /api/v1/openapi.json cannot drift from the
+//! routes.
+
+pub mod audit;
+pub mod auth;
+pub mod users;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// RFC 3339 in UTC, the API's only timestamp format.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}

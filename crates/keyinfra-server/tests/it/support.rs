@@ -1,0 +1,156 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use keyinfra_core::auth::{JwtSecret, LoginThrottle, PasswordHasher, Pepper, TokenService};
+use keyinfra_core::users::UserService;
+use keyinfra_core::{AdjustableClock, Clock, FixedClock, OsRandom};
+use keyinfra_db::testing::TestDatabase;
+use keyinfra_db::{Database, UserRole, migrations};
+use keyinfra_server::AppState;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub const JWT_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-secret";
+pub const PEPPER: &[u8] = b"pepper-pepper-pepper-pepper-pepper-0001";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn service(pepper: &[u8], clock: Arc<dyn Clock>) -> UserService {
+    UserService {
+        hasher: PasswordHasher::new(Pepper::new(pepper.to_vec()).unwrap(), &mut OsRandom).unwrap(),
+        tokens: TokenService::new(
+            &JwtSecret::new(JWT_SECRET.to_vec()).unwrap(),
+            TokenService::DEFAULT_LIFETIME,
+        ),
+        throttle: LoginThrottle::new(),
+        clock,
+    }
+}
+
+/// A server on a loopback port with its own database.
+pub struct TestApp {
+    pub tdb: TestDatabase,
+    pub db: Database,
+    pub state: AppState,
+    pub clock: Arc<AdjustableClock>,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with_pepper(PEPPER, None).await
+    }
+
+    /// `existing`: reuse another app's database (to run a second server on it).
+    pub async fn spawn_with_pepper(pepper: &[u8], existing: Option<TestDatabase>) -> Self {
+        // Server logs appear with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("keyinfra=debug,warn")
+            .with_test_writer()
+            .try_init();
+        let tdb = match existing {
+            Some(t) => t,
+            None => TestDatabase::new().await,
+        };
+        let db = tdb.database().await;
+        let clock = Arc::new(AdjustableClock::new());
+        let state = AppState {
+            db: db.clone(),
+            expected_schema_version: migrations::latest_version(),
+            users: Arc::new(service(pepper, clock.clone())),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let serve_state = state.clone();
+        tokio::spawn(async move {
+            let _ = keyinfra_server::serve(listener, serve_state, std::future::pending()).await;
+        });
+        Self {
+            tdb,
+            db,
+            state,
+            clock,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a user directly through the use case, as an operator.
+    pub async fn user(&self, name: &str, role: UserRole) -> Uuid {
+        self.state
+            .users
+            .create(
+                &self.db,
+                None,
+                name,
+                PASSWORD.to_owned(),
+                role,
+                &mut OsRandom,
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
+    pub async fn login(&self, name: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({ "username": name, "password": password }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn token(&self, name: &str) -> String {
+        let response = self.login(name, PASSWORD).await;
+        assert_eq!(response.status(), 200, "login of {name} failed");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let r = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// State for in-process tests that do not log in.
+pub fn state(db: Database, expected_schema_version: i64) -> AppState {
+    let clock = Arc::new(FixedClock::new(OffsetDateTime::UNIX_EPOCH));
+    AppState {
+        db,
+        expected_schema_version,
+        users: Arc::new(service(PEPPER, clock)),
+    }
+}
