@@ -84,7 +84,8 @@ fn map_db(e: DbError) -> CoreError {
 /// Authentication and user management.
 #[derive(Debug)]
 pub struct UserService {
-    pub hasher: PasswordHasher,
+    /// Shared so that the slow Argon2id work can run on a blocking thread.
+    pub hasher: Arc<PasswordHasher>,
     pub tokens: TokenService,
     pub throttle: LoginThrottle,
     pub clock: Arc<dyn Clock>,
@@ -114,13 +115,24 @@ impl UserService {
         let password = Password::for_login(password).map_err(|_| CoreError::InvalidCredentials)?;
         let mut tx = db.begin(&Actor::Anonymous).await?;
         let account = users::login_lookup(&mut tx, username).await?;
-        let verdict = match &account {
-            Some(a) => self.hasher.verify(&password, &a.password_hash),
-            None => {
-                self.hasher.verify_dummy(&password);
-                Verification::Mismatch
-            }
-        };
+        // No connection is held while the password is checked.
+        tx.commit().await?;
+        // Argon2id takes tens of milliseconds of CPU: off the async workers, so that logins
+        // never stall other requests.
+        let hasher = Arc::clone(&self.hasher);
+        let stored = account.as_ref().map(|a| a.password_hash.clone());
+        let (password, verdict) = tokio::task::spawn_blocking(move || {
+            let verdict = match stored {
+                Some(hash) => hasher.verify(&password, &hash),
+                None => {
+                    hasher.verify_dummy(&password);
+                    Verification::Mismatch
+                }
+            };
+            (password, verdict)
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("password verification stopped: {e}")))?;
         let account = match (account, verdict) {
             (Some(a), Verification::Match { needs_rehash }) if !a.disabled => (a, needs_rehash),
             (found, _) => {
@@ -130,6 +142,7 @@ impl UserService {
                     Some(_) => "wrong_password",
                 };
                 let name: String = username.chars().take(256).collect();
+                let mut tx = db.begin(&Actor::Anonymous).await?;
                 audit::append(
                     &mut tx,
                     &NewAuditEvent {
@@ -147,7 +160,6 @@ impl UserService {
                 return Err(CoreError::InvalidCredentials);
             }
         };
-        tx.commit().await?;
         let (account, needs_rehash) = account;
 
         let actor = Actor::User {

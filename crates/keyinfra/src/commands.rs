@@ -45,15 +45,17 @@ fn user_service(database: &DatabaseArgs, args: &SecretArgs) -> anyhow::Result<Us
         .filter(|d| *d >= time::Duration::seconds(30) && *d <= time::Duration::days(1))
         .context("KEYINFRA_TOKEN_LIFETIME (--token-lifetime) must be between 30s and 24h")?;
     Ok(UserService {
-        hasher: PasswordHasher::new(pepper, &mut OsRandom)
-            .context("cannot set up password hashing")?,
+        hasher: Arc::new(
+            PasswordHasher::new(pepper, &mut OsRandom).context("cannot set up password hashing")?,
+        ),
         tokens: TokenService::new(&jwt, lifetime),
         throttle: LoginThrottle::new(),
         clock: Arc::new(SystemClock),
     })
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    cli.database.data_dir = crate::database::absolute(&cli.database.data_dir)?;
     // Settings are checked before anything starts.
     let pool = pool_settings(&cli.database)?;
     match cli.command {

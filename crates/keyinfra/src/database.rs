@@ -98,7 +98,7 @@ pub fn pool_settings(args: &DatabaseArgs) -> anyhow::Result<PoolSettings> {
     })
 }
 
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+pub fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     if path.is_absolute() {
         return Ok(path.to_owned());
     }

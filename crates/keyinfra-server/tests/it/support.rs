@@ -17,7 +17,9 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub fn service(pepper: &[u8], clock: Arc<dyn Clock>) -> UserService {
     UserService {
-        hasher: PasswordHasher::new(Pepper::new(pepper.to_vec()).unwrap(), &mut OsRandom).unwrap(),
+        hasher: Arc::new(
+            PasswordHasher::new(Pepper::new(pepper.to_vec()).unwrap(), &mut OsRandom).unwrap(),
+        ),
         tokens: TokenService::new(
             &JwtSecret::new(JWT_SECRET.to_vec()).unwrap(),
             TokenService::DEFAULT_LIFETIME,
