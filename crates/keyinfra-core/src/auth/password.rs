@@ -116,6 +116,19 @@ impl PasswordHasher {
         Self::with_params(pepper, Params::default(), rng)
     }
 
+    /// Other Argon2id costs (memory in KiB, passes, lanes): for tests and for tuning.
+    pub fn with_costs(
+        pepper: Pepper,
+        memory_kib: u32,
+        passes: u32,
+        lanes: u32,
+        rng: &mut dyn RandomSource,
+    ) -> Result<Self, PasswordError> {
+        let params =
+            Params::new(memory_kib, passes, lanes, None).map_err(|_| PasswordError::Hashing)?;
+        Self::with_params(pepper, params, rng)
+    }
+
     pub fn with_params(
         pepper: Pepper,
         params: Params,

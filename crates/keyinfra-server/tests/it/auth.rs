@@ -219,3 +219,53 @@ async fn repeated_failures_back_off_with_429_and_a_success_resets() {
     assert_eq!(app.login("dave", "wrong wrong wrong").await.status(), 401);
     assert_eq!(app.login("dave", PASSWORD).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_hash_with_old_parameters_is_rehashed_at_the_next_login() {
+    use keyinfra_core::OsRandom;
+    use keyinfra_core::auth::{PasswordHasher, Pepper};
+    let app = TestApp::spawn().await;
+    // A user whose hash was made with cheaper, older parameters (same pepper).
+    let mut old = crate::support::service(PEPPER, std::sync::Arc::new(keyinfra_core::SystemClock));
+    old.hasher = std::sync::Arc::new(
+        PasswordHasher::with_costs(
+            Pepper::new(PEPPER.to_vec()).unwrap(),
+            1024,
+            1,
+            1,
+            &mut OsRandom,
+        )
+        .unwrap(),
+    );
+    old.create(
+        &app.db,
+        None,
+        "legacy",
+        PASSWORD.to_owned(),
+        UserRole::User,
+        &mut OsRandom,
+    )
+    .await
+    .unwrap();
+    let before = app
+        .tdb
+        .scalar_text("SELECT password_hash FROM users WHERE username = 'legacy'")
+        .await;
+    assert!(before.contains("m=1024,t=1,p=1"), "{before}");
+
+    assert_eq!(app.login("legacy", PASSWORD).await.status(), 200);
+    let after = app
+        .tdb
+        .scalar_text("SELECT password_hash FROM users WHERE username = 'legacy'")
+        .await;
+    assert!(
+        after.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{after}"
+    );
+    // Still the same password, and the rehash did not end existing tokens (not a change).
+    assert_eq!(app.login("legacy", PASSWORD).await.status(), 200);
+    let changed = app.tdb.scalar_i64(
+        "SELECT count(*) FROM users WHERE username = 'legacy' AND password_changed_at = created_at",
+    ).await;
+    assert_eq!(changed, 1);
+}
