@@ -98,3 +98,28 @@ fn a_listen_address_already_in_use() {
         .env("DATABASE_URL", db.url()));
     assert_clear_failure(&out, "KEYINFRA_LISTEN");
 }
+
+#[test]
+fn secrets_that_are_missing_or_too_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("pepper");
+    std::fs::write(&short, b"too short\n").unwrap();
+    let out = run(keyinfra()
+        .args(["user", "list"])
+        .env("KEYINFRA_PEPPER_FILE", &short));
+    assert_clear_failure(&out, "KEYINFRA_PEPPER_FILE");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("too short"),
+        "the secret leaked"
+    );
+
+    let out = run(keyinfra()
+        .args(["user", "list"])
+        .env("KEYINFRA_JWT_SECRET_FILE", dir.path().join("missing")));
+    assert_clear_failure(&out, "KEYINFRA_JWT_SECRET_FILE");
+
+    let out = run(keyinfra()
+        .args(["user", "list"])
+        .env("KEYINFRA_JWT_SECRET", "short"));
+    assert_clear_failure(&out, "KEYINFRA_JWT_SECRET");
+}

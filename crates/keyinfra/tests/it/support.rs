@@ -12,6 +12,11 @@ pub fn keyinfra() -> Command {
         "KEYINFRA_PG_BINDIR",
         "KEYINFRA_LISTEN",
         "KEYINFRA_LOG",
+        "KEYINFRA_PEPPER",
+        "KEYINFRA_PEPPER_FILE",
+        "KEYINFRA_JWT_SECRET",
+        "KEYINFRA_JWT_SECRET_FILE",
+        "KEYINFRA_ADMIN_PASSWORD",
     ] {
         cmd.env_remove(var);
     }
