@@ -83,7 +83,10 @@ impl TestDatabase {
     }
 
     /// Runs a test's scalar query as the owner role (no row-level security).
-    pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
+    pub async fn scalar<T>(&self, sql: &'static str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
+    {
         let mut conn = self.owner_connection().await;
         let value = sqlx::query_scalar(sql)
             .fetch_one(&mut conn)
@@ -93,15 +96,12 @@ impl TestDatabase {
         value
     }
 
-    /// Runs a test's text query as the owner role (no row-level security).
+    pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
+        self.scalar(sql).await
+    }
+
     pub async fn scalar_text(&self, sql: &'static str) -> String {
-        let mut conn = self.owner_connection().await;
-        let value = sqlx::query_scalar(sql)
-            .fetch_one(&mut conn)
-            .await
-            .expect("scalar query");
-        let _ = conn.close().await;
-        value
+        self.scalar(sql).await
     }
 
     /// A raw connection as the owner role, for test setup and catalog queries.
