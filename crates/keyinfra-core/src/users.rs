@@ -256,7 +256,7 @@ impl UserService {
             by,
             "user.created",
             id,
-            json!({ "username": username, "role": role_name(role) }),
+            json!({ "username": username, "role": role.as_str() }),
         )
         .await?;
         let user = users::find(&mut tx, id)
@@ -323,7 +323,7 @@ impl UserService {
             .await?
             .ok_or(CoreError::NotFound("user"))?;
         if before.role != after.role {
-            let details = json!({ "from": role_name(before.role), "to": role_name(after.role) });
+            let details = json!({ "from": before.role.as_str(), "to": after.role.as_str() });
             self.audit(&mut tx, Some(by), "user.role_changed", id, details)
                 .await?;
         }
@@ -463,13 +463,6 @@ impl UserService {
         )
         .await?;
         Ok(())
-    }
-}
-
-pub fn role_name(role: UserRole) -> &'static str {
-    match role {
-        UserRole::Admin => "ADMIN",
-        UserRole::User => "USER",
     }
 }
 

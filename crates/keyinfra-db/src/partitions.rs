@@ -21,7 +21,8 @@ pub async fn ensure(
     months_ahead: i32,
     as_of: OffsetDateTime,
 ) -> Result<Vec<PartitionChange>, DbError> {
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        PartitionChange,
         r#"SELECT partition_name AS "name!", range_start AS "range_start!",
                   range_end AS "range_end!", rows_moved AS "rows!"
            FROM ensure_certificate_partitions($1, $2)"#,
@@ -30,15 +31,7 @@ pub async fn ensure(
     )
     .fetch_all(tx.conn())
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| PartitionChange {
-            name: r.name,
-            range_start: r.range_start,
-            range_end: r.range_end,
-            rows: r.rows,
-        })
-        .collect())
+    Ok(rows)
 }
 
 /// Drops the partitions whose whole range ended more than `retention` before `as_of`.
@@ -49,7 +42,8 @@ pub async fn drop_expired(
 ) -> Result<Vec<PartitionChange>, DbError> {
     let retention = sqlx::postgres::types::PgInterval::try_from(retention)
         .map_err(|e| DbError::Internal(format!("retention out of range: {e}")))?;
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        PartitionChange,
         r#"SELECT partition_name AS "name!", range_start AS "range_start!",
                   range_end AS "range_end!", certificates_dropped AS "rows!"
            FROM drop_expired_certificate_partitions($1, $2)"#,
@@ -58,13 +52,5 @@ pub async fn drop_expired(
     )
     .fetch_all(tx.conn())
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| PartitionChange {
-            name: r.name,
-            range_start: r.range_start,
-            range_end: r.range_end,
-            rows: r.rows,
-        })
-        .collect())
+    Ok(rows)
 }

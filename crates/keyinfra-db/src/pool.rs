@@ -202,11 +202,6 @@ impl Database {
         Ok(version)
     }
 
-    /// Current pool usage: (connections open, connections idle).
-    pub fn usage(&self) -> (u32, usize) {
-        (self.pool.size(), self.pool.num_idle())
-    }
-
     /// Closes every connection; waits for checked-out ones to come back.
     pub async fn close(&self) {
         self.pool.close().await;

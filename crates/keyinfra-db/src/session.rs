@@ -32,20 +32,13 @@ pub enum Actor {
     },
 }
 
-fn role_keyword(role: UserRole) -> &'static str {
-    match role {
-        UserRole::Admin => "ADMIN",
-        UserRole::User => "USER",
-    }
-}
-
 impl Actor {
     /// `BEGIN` plus the identity, as one simple-protocol statement. The values are a UUID
     /// and a fixed keyword, formatted by us: nothing from a client is spliced in.
     pub(crate) fn begin_statement(&self) -> String {
         let (user_id, role) = match self {
             Actor::Anonymous => (String::new(), ""),
-            Actor::User { id, role } => (id.hyphenated().to_string(), role_keyword(*role)),
+            Actor::User { id, role } => (id.hyphenated().to_string(), role.as_str()),
             Actor::System => (String::new(), "SYSTEM"),
             Actor::Token {
                 id,
@@ -55,7 +48,7 @@ impl Actor {
                 // The check runs before BEGIN so that a refused token leaves the connection
                 // idle (the rest of the message is skipped), not inside an aborted
                 // transaction. Seconds since the epoch: the token's own precision.
-                let (id, role) = (id.hyphenated().to_string(), role_keyword(*role));
+                let (id, role) = (id.hyphenated().to_string(), role.as_str());
                 return format!(
                     "SELECT keyinfra_check_token('{id}', '{role}', to_timestamp({})); BEGIN; \
                      SELECT set_config('keyinfra.user_id', '{id}', true), \

@@ -10,6 +10,25 @@ pub enum UserRole {
     User,
 }
 
+impl UserRole {
+    /// The label used in SQL, JSON and tokens: "ADMIN" or "USER".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Admin => "ADMIN",
+            UserRole::User => "USER",
+        }
+    }
+
+    /// The inverse of [`UserRole::as_str`].
+    pub fn from_label(label: &str) -> Option<Self> {
+        match label {
+            "ADMIN" => Some(UserRole::Admin),
+            "USER" => Some(UserRole::User),
+            _ => None,
+        }
+    }
+}
+
 /// `certificate_status`; the meaning of each value is documented in migration 0004.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Type)]
 #[sqlx(type_name = "certificate_status", rename_all = "UPPERCASE")]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keyinfra_core::auth::{JwtSecret, LoginThrottle, PasswordHasher, Pepper, TokenService};
-use keyinfra_core::users::{UserService, role_name};
+use keyinfra_core::users::UserService;
 use keyinfra_core::{Clock, OsRandom, SystemClock};
 use keyinfra_db::{Actor, Database, UserRole, migrations, partitions};
 use keyinfra_server::AppState;
@@ -195,7 +195,7 @@ async fn user_command(
                 .await?;
             out(format!(
                 "added {} {} ({})",
-                role_name(user.role),
+                user.role.as_str(),
                 user.username,
                 user.id
             ));
@@ -211,7 +211,7 @@ async fn user_command(
                     out(format!(
                         "{}  {:<5}  {:<8}  {}",
                         u.id,
-                        role_name(u.role),
+                        u.role.as_str(),
                         state,
                         u.username
                     ));

@@ -52,11 +52,7 @@ pub struct Claims {
 
 impl Claims {
     pub fn role(&self) -> Option<UserRole> {
-        match self.role.as_str() {
-            "ADMIN" => Some(UserRole::Admin),
-            "USER" => Some(UserRole::User),
-            _ => None,
-        }
+        UserRole::from_label(&self.role)
     }
 
     pub fn issued_at(&self) -> Option<OffsetDateTime> {
@@ -133,11 +129,7 @@ impl TokenService {
         rng.fill(&mut jti).map_err(|_| TokenError::Signing)?;
         let claims = Claims {
             sub: user_id,
-            role: match role {
-                UserRole::Admin => "ADMIN",
-                UserRole::User => "USER",
-            }
-            .to_owned(),
+            role: role.as_str().to_owned(),
             iat: now.unix_timestamp(),
             exp: (now + self.lifetime).unix_timestamp(),
             jti: uuid::Builder::from_random_bytes(jti).into_uuid(),

@@ -2,7 +2,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use keyinfra_core::OsRandom;
-use keyinfra_core::users::role_name;
 use keyinfra_db::UserRole;
 use keyinfra_db::users::UserRecord;
 use serde::{Deserialize, Serialize};
@@ -57,7 +56,7 @@ impl From<UserRecord> for User {
         Self {
             id: u.id,
             username: u.username,
-            role: role_name(u.role).to_owned(),
+            role: u.role.as_str().to_owned(),
             disabled: u.disabled,
             created_at: timestamp(u.created_at),
             updated_at: timestamp(u.updated_at),
