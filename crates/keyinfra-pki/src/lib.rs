@@ -1,15 +1,32 @@
 //! X.509 and key material for KeyInfra: pure functions, no I/O, no database.
 //!
-//! Randomness is an input ([`RandomSource`]) so that tests can control it; the production
-//! source lives in the core crate.
+//! * [`keys`]: key generation and PKCS#8; the only place plaintext private keys exist.
+//! * [`seal`]: AES-256-GCM sealing of keys at rest under versioned master keys.
+//! * [`names`]: distinguished names (RFC 4514) and subject alternative names.
+//! * [`profile`]: certificate profiles as data.
+//! * [`csr`]: PKCS#10 parsing and signature verification.
+//! * [`ca`]: CA creation, leaf signing, CRL signing.
+//! * [`pkcs12`]: PKCS#12 export (modern and legacy).
+//!
+//! Randomness for serials, salts and nonces is an input ([`RandomSource`]) so that tests can
+//! control it; key generation uses the crypto library's own CSPRNG.
 
 mod serial;
 
+pub mod ca;
+pub mod csr;
+pub mod keys;
+pub mod names;
+pub mod pkcs12;
+pub mod profile;
+pub mod seal;
+
+pub use keys::{KeyAlgorithm, PrivateKey};
 pub use serial::SerialNumber;
 
 use sha2::{Digest, Sha256};
 
-/// Errors of the pki crate.
+/// Errors of the pki crate. Texts never contain key material.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PkiError {
@@ -17,6 +34,44 @@ pub enum PkiError {
     RandomSourceFailed,
     #[error("invalid serial number: {0}")]
     InvalidSerialNumber(&'static str),
+    #[error("key generation failed")]
+    KeyGeneration,
+    #[error("the private key is not a valid PKCS#8 key of a supported algorithm")]
+    InvalidPrivateKey,
+    #[error(
+        "the private key is a PEM {0:?} block; convert it to PKCS#8 (`openssl pkcs8 -topk8 -nocrypt`)"
+    )]
+    UnsupportedKeyEncoding(String),
+    #[error(
+        "unsupported key algorithm (KeyInfra accepts ECDSA P-256/P-384, Ed25519 and RSA 2048/3072/4096)"
+    )]
+    UnsupportedKeyAlgorithm,
+    #[error("invalid master key: {0}")]
+    InvalidMasterKey(&'static str),
+    #[error("master key version {0} is not configured")]
+    MasterKeyVersionMissing(i32),
+    #[error("sealing a private key failed")]
+    Sealing,
+    #[error("a sealed private key does not open: wrong master key, or the row was altered")]
+    Unsealing,
+    #[error("{0}")]
+    InvalidCsr(String),
+    #[error("the CSR's signature does not verify")]
+    CsrSignatureInvalid,
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("invalid certificate: {0}")]
+    InvalidCertificate(String),
+    #[error("the private key does not belong to the certificate")]
+    KeyMismatch,
+    #[error("the certificate would outlive its CA")]
+    BeyondCaValidity,
+    #[error("signing failed: {0}")]
+    Signing(String),
+    #[error("the PIN must have 6 to 128 characters and no control characters")]
+    InvalidPin,
+    #[error("building the PKCS#12 file failed")]
+    Pkcs12,
 }
 
 /// A cryptographically secure random source.
@@ -27,4 +82,31 @@ pub trait RandomSource {
 /// SHA-256 of DER bytes: the fingerprint stored beside every certificate.
 pub fn sha256_fingerprint(der: &[u8]) -> [u8; 32] {
     Sha256::digest(der).into()
+}
+
+/// PEM text of a DER certificate.
+pub fn certificate_pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+/// PEM text of a DER CRL.
+pub fn crl_pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("X509 CRL", der.to_vec()))
+}
+
+/// The DER of the first `CERTIFICATE` block of a PEM text (or the input, if it is DER).
+pub fn certificate_der_from_pem_or_der(input: &[u8]) -> Result<Vec<u8>, PkiError> {
+    if input.trim_ascii_start().starts_with(b"-----") {
+        let block =
+            pem::parse(input).map_err(|_| PkiError::InvalidCertificate("not valid PEM".into()))?;
+        if block.tag() != "CERTIFICATE" {
+            return Err(PkiError::InvalidCertificate(format!(
+                "expected a PEM CERTIFICATE block, found {:?}",
+                block.tag()
+            )));
+        }
+        Ok(block.into_contents())
+    } else {
+        Ok(input.to_vec())
+    }
 }

@@ -1,0 +1,344 @@
+//! Certificate authorities: creating them, signing leaf certificates and CRLs.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
+    CustomExtension, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose,
+    PublicKeyData, RevokedCertParams, SignatureAlgorithm, SigningKey,
+};
+use time::OffsetDateTime;
+use x509_parser::prelude::FromDer;
+
+use crate::names::{DistinguishedName, SubjectAltName};
+use crate::profile::{ExtendedKeyUsage, KeyUsage, Profile};
+use crate::{KeyAlgorithm, PkiError, PrivateKey, SerialNumber};
+
+impl PublicKeyData for PrivateKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.pair.der_bytes()
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.pair.algorithm()
+    }
+}
+
+impl SigningKey for PrivateKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.pair.sign(msg)
+    }
+}
+
+/// A CA that KeyInfra holds the key of: signs certificates and CRLs.
+pub struct CaSigner {
+    issuer: Issuer<'static, PrivateKey>,
+    certificate_der: Vec<u8>,
+    subject: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+impl std::fmt::Debug for CaSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaSigner")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A CA certificate's facts, read from its DER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaCertificateInfo {
+    pub subject: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub public_key_der: Vec<u8>,
+    pub self_signed: bool,
+}
+
+/// Reads and checks a CA certificate: it must be a CA (basicConstraints cA) that may sign
+/// certificates and CRLs.
+pub fn inspect_ca_certificate(der: &[u8]) -> Result<CaCertificateInfo, PkiError> {
+    let (rest, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|_| PkiError::InvalidCertificate("not a valid X.509 certificate".into()))?;
+    if !rest.is_empty() {
+        return Err(PkiError::InvalidCertificate(
+            "trailing bytes after the certificate".into(),
+        ));
+    }
+    let is_ca = cert
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.ca);
+    if !is_ca {
+        return Err(PkiError::InvalidCertificate(
+            "the certificate is not a CA certificate (basicConstraints cA is not set)".into(),
+        ));
+    }
+    if let Ok(Some(ku)) = cert.key_usage()
+        && (!ku.value.key_cert_sign() || !ku.value.crl_sign())
+    {
+        return Err(PkiError::InvalidCertificate(
+            "the CA certificate's keyUsage does not allow keyCertSign and cRLSign".into(),
+        ));
+    }
+    let subject = subject_string(&cert.subject);
+    Ok(CaCertificateInfo {
+        self_signed: cert.subject.as_raw() == cert.issuer.as_raw(),
+        subject,
+        not_before: cert.validity.not_before.to_datetime(),
+        not_after: cert.validity.not_after.to_datetime(),
+        public_key_der: cert.public_key().raw.to_vec(),
+    })
+}
+
+/// RFC 4514 form when KeyInfra knows every attribute, else x509-parser's rendering.
+fn subject_string(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let mut attributes = Vec::new();
+    for atv in name.iter_attributes() {
+        match (
+            crate::names::DnAttribute::from_oid(&atv.attr_type().to_id_string()),
+            atv.as_str(),
+        ) {
+            (Some(a), Ok(v)) => attributes.push((a, v.to_owned())),
+            _ => return name.to_string(),
+        }
+    }
+    DistinguishedName::from_attributes(attributes)
+        .map(|dn| dn.to_string())
+        .unwrap_or_else(|_| name.to_string())
+}
+
+/// What a new CA certificate says.
+#[derive(Debug, Clone)]
+pub struct CaSpec<'a> {
+    pub subject: &'a DistinguishedName,
+    pub serial: &'a SerialNumber,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// `Some(0)`: may sign only end-entity certificates (an issuing CA).
+    pub path_len: Option<u8>,
+}
+
+fn ca_params(spec: &CaSpec<'_>) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = spec.subject.to_rcgen();
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(spec.serial.as_bytes()));
+    params.not_before = spec.not_before;
+    params.not_after = spec.not_after;
+    params.is_ca = IsCa::Ca(match spec.path_len {
+        Some(n) => BasicConstraints::Constrained(n),
+        None => BasicConstraints::Unconstrained,
+    });
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.key_identifier_method = KeyIdMethod::Sha256;
+    params
+}
+
+impl CaSigner {
+    /// A new self-signed root.
+    pub fn create_root(key: PrivateKey, spec: &CaSpec<'_>) -> Result<Self, PkiError> {
+        let params = ca_params(spec);
+        let cert = params.self_signed(&key).map_err(signing)?;
+        Self::from_parts(cert.der().to_vec(), key)
+    }
+
+    /// A new CA signed by this one (an issuing intermediate).
+    pub fn create_subordinate(&self, key: PrivateKey, spec: &CaSpec<'_>) -> Result<Self, PkiError> {
+        let mut params = ca_params(spec);
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer).map_err(signing)?;
+        Self::from_parts(cert.der().to_vec(), key)
+    }
+
+    /// A signer from a stored or imported CA certificate and its key, which must match.
+    pub fn from_parts(certificate_der: Vec<u8>, key: PrivateKey) -> Result<Self, PkiError> {
+        let info = inspect_ca_certificate(&certificate_der)?;
+        if info.public_key_der != key.public_key_der() {
+            return Err(PkiError::KeyMismatch);
+        }
+        let issuer = Issuer::from_ca_cert_der(&certificate_der.as_slice().into(), key)
+            .map_err(|_| PkiError::InvalidCertificate("cannot use the CA certificate".into()))?;
+        Ok(Self {
+            issuer,
+            certificate_der,
+            subject: info.subject,
+            not_before: info.not_before,
+            not_after: info.not_after,
+        })
+    }
+
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.certificate_der
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    pub fn not_before(&self) -> OffsetDateTime {
+        self.not_before
+    }
+
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
+    pub fn key_algorithm(&self) -> KeyAlgorithm {
+        self.issuer.key().algorithm()
+    }
+
+    /// The CA's own key, for sealing it when the CA is created or imported.
+    pub fn key(&self) -> &PrivateKey {
+        self.issuer.key()
+    }
+
+    /// Signs an end-entity certificate.
+    pub fn sign_leaf(&self, leaf: &LeafSpec<'_>) -> Result<Vec<u8>, PkiError> {
+        if leaf.not_after > self.not_after {
+            return Err(PkiError::BeyondCaValidity);
+        }
+        let mut params = CertificateParams::default();
+        params.distinguished_name = leaf.subject.to_rcgen();
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(leaf.serial.as_bytes()));
+        params.not_before = leaf.not_before;
+        params.not_after = leaf.not_after;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.use_authority_key_identifier_extension = true;
+        params.key_identifier_method = KeyIdMethod::Sha256;
+        params.subject_alt_names = leaf
+            .sans
+            .iter()
+            .map(SubjectAltName::to_rcgen)
+            .collect::<Result<_, _>>()
+            .map_err(|e| PkiError::InvalidName(e.0))?;
+        params.key_usages = leaf
+            .profile
+            .key_usages_for(leaf.key_algorithm)
+            .into_iter()
+            .map(|u| match u {
+                KeyUsage::DigitalSignature => KeyUsagePurpose::DigitalSignature,
+                KeyUsage::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
+                KeyUsage::KeyAgreement => KeyUsagePurpose::KeyAgreement,
+            })
+            .collect();
+        params.extended_key_usages = leaf
+            .profile
+            .extended_key_usages
+            .iter()
+            .map(|e| match e {
+                ExtendedKeyUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+            })
+            .collect();
+        params.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: vec![leaf.crl_url.to_owned()],
+        }];
+        params.custom_extensions = vec![authority_info_access(leaf.ca_issuers_url)];
+        let cert = match leaf.public_key {
+            LeafKey::Generated(key) => params.signed_by(key, &self.issuer),
+            LeafKey::Spki(der) => {
+                let spki = rcgen::SubjectPublicKeyInfo::from_der(der)
+                    .map_err(|_| PkiError::UnsupportedKeyAlgorithm)?;
+                params.signed_by(&spki, &self.issuer)
+            }
+        }
+        .map_err(signing)?;
+        Ok(cert.der().to_vec())
+    }
+
+    /// Signs a v2 CRL listing `revoked`.
+    pub fn sign_crl(&self, crl: &CrlSpec) -> Result<Vec<u8>, PkiError> {
+        let number = crl.number.to_be_bytes();
+        let first = number.iter().position(|b| *b != 0).unwrap_or(7);
+        let params = CertificateRevocationListParams {
+            this_update: crl.this_update,
+            next_update: crl.next_update,
+            crl_number: rcgen::SerialNumber::from_slice(&number[first..]),
+            issuing_distribution_point: None,
+            revoked_certs: crl
+                .revoked
+                .iter()
+                .map(|r| RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from_slice(r.serial.as_bytes()),
+                    revocation_time: r.revoked_at,
+                    reason_code: Some(r.reason),
+                    invalidity_date: r.invalidity_date,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let signed = params.signed_by(&self.issuer).map_err(signing)?;
+        Ok(signed.der().to_vec())
+    }
+}
+
+fn signing(e: rcgen::Error) -> PkiError {
+    PkiError::Signing(e.to_string())
+}
+
+/// AuthorityInfoAccess with one caIssuers URI (RFC 5280 4.2.2.1). rcgen has no builder
+/// for it, so it is written with the same DER writer rcgen uses.
+fn authority_info_access(ca_issuers_url: &str) -> CustomExtension {
+    const AIA: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 1, 1];
+    const CA_ISSUERS: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 48, 2];
+    let content = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_sequence(|w| {
+                w.next()
+                    .write_oid(&yasna::models::ObjectIdentifier::from_slice(&CA_ISSUERS));
+                w.next().write_tagged_implicit(yasna::Tag::context(6), |w| {
+                    w.write_ia5_string(ca_issuers_url)
+                });
+            });
+        });
+    });
+    CustomExtension::from_oid_content(&AIA, content)
+}
+
+/// The subject's public key: generated here, or from a CSR.
+#[derive(Debug, Clone, Copy)]
+pub enum LeafKey<'a> {
+    Generated(&'a PrivateKey),
+    Spki(&'a [u8]),
+}
+
+/// What an end-entity certificate says.
+#[derive(Debug, Clone)]
+pub struct LeafSpec<'a> {
+    pub subject: &'a DistinguishedName,
+    pub sans: &'a [SubjectAltName],
+    pub profile: &'a Profile,
+    pub key_algorithm: KeyAlgorithm,
+    pub public_key: LeafKey<'a>,
+    pub serial: &'a SerialNumber,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// The CRL distribution point URL.
+    pub crl_url: &'a str,
+    /// The AIA caIssuers URL (the CA certificate, DER).
+    pub ca_issuers_url: &'a str,
+}
+
+/// One CRL entry.
+#[derive(Debug, Clone)]
+pub struct RevokedEntry {
+    pub serial: SerialNumber,
+    pub revoked_at: OffsetDateTime,
+    pub reason: rcgen::RevocationReason,
+    pub invalidity_date: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CrlSpec {
+    pub number: u64,
+    pub this_update: OffsetDateTime,
+    pub next_update: OffsetDateTime,
+    pub revoked: Vec<RevokedEntry>,
+}
+
+pub use rcgen::RevocationReason;

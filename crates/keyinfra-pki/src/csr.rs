@@ -1,0 +1,136 @@
+//! PKCS#10 certificate signing requests from devices.
+//!
+//! The signature is verified (proof that the requester holds the key). The subject, the
+//! DNS/IP SANs and the public key are taken; every other requested extension is ignored,
+//! because the profile decides what a certificate says.
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::prelude::FromDer;
+
+use crate::names::{DistinguishedName, DnAttribute, NameError, SubjectAltName};
+use crate::{KeyAlgorithm, PkiError, keys};
+
+/// Largest CSR accepted, PEM or DER.
+pub const MAX_CSR_BYTES: usize = 32 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedCsr {
+    /// `None` when the CSR's subject is empty or uses attributes KeyInfra does not issue.
+    pub subject: Result<DistinguishedName, NameError>,
+    pub sans: Result<Vec<SubjectAltName>, NameError>,
+    pub public_key_der: Vec<u8>,
+    pub key_algorithm: KeyAlgorithm,
+    /// OIDs of requested extensions other than SAN (informational: they are not copied).
+    pub ignored_extensions: Vec<String>,
+}
+
+/// Parses a PEM (`CERTIFICATE REQUEST`) or DER CSR and verifies its signature.
+pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr, PkiError> {
+    if input.len() > MAX_CSR_BYTES {
+        return Err(PkiError::InvalidCsr(format!(
+            "the CSR is larger than {MAX_CSR_BYTES} bytes"
+        )));
+    }
+    let der = if input.trim_ascii_start().starts_with(b"-----") {
+        let block = pem::parse(input)
+            .map_err(|_| PkiError::InvalidCsr("the CSR is not valid PEM".into()))?;
+        if block.tag() != "CERTIFICATE REQUEST" && block.tag() != "NEW CERTIFICATE REQUEST" {
+            return Err(PkiError::InvalidCsr(format!(
+                "expected a PEM CERTIFICATE REQUEST block, found {:?}",
+                block.tag()
+            )));
+        }
+        block.into_contents()
+    } else {
+        input.to_vec()
+    };
+    let (rest, csr) = X509CertificationRequest::from_der(&der)
+        .map_err(|_| PkiError::InvalidCsr("the CSR is not a valid PKCS#10 structure".into()))?;
+    if !rest.is_empty() {
+        return Err(PkiError::InvalidCsr("the CSR has trailing bytes".into()));
+    }
+    csr.verify_signature()
+        .map_err(|_| PkiError::CsrSignatureInvalid)?;
+    let info = &csr.certification_request_info;
+    let public_key_der = info.subject_pki.raw.to_vec();
+    let key_algorithm = keys::algorithm_of_spki(&public_key_der)?;
+
+    let subject = subject_of(&info.subject);
+    let mut sans = Ok(Vec::new());
+    let mut ignored = Vec::new();
+    if let Some(extensions) = csr.requested_extensions() {
+        for ext in extensions {
+            match ext {
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    sans = san.general_names.iter().map(general_name).collect();
+                }
+                ParsedExtension::UnsupportedExtension { oid } => ignored.push(oid.to_id_string()),
+                other => ignored.push(format!("{other:?}").chars().take(40).collect()),
+            }
+        }
+    }
+    Ok(ParsedCsr {
+        subject,
+        sans,
+        public_key_der,
+        key_algorithm,
+        ignored_extensions: ignored,
+    })
+}
+
+fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<DistinguishedName, NameError> {
+    let mut attributes = Vec::new();
+    for rdn in name.iter_rdn() {
+        for atv in rdn.iter() {
+            let oid = atv.attr_type().to_id_string();
+            let Some(attribute) = DnAttribute::from_oid(&oid) else {
+                return Err(NameError(format!(
+                    "the CSR's subject uses attribute {oid}, which KeyInfra does not issue; give `subject` in the request"
+                )));
+            };
+            let value = atv.as_str().map_err(|_| {
+                NameError("the CSR's subject has a value that is not a string".into())
+            })?;
+            attributes.push((attribute, value.to_owned()));
+        }
+    }
+    DistinguishedName::from_attributes(attributes)
+}
+
+fn general_name(name: &GeneralName<'_>) -> Result<SubjectAltName, NameError> {
+    match name {
+        GeneralName::DNSName(dns) => SubjectAltName::parse(&format!("DNS:{dns}")),
+        GeneralName::IPAddress(bytes) => {
+            let ip = match bytes.len() {
+                4 => {
+                    let b: [u8; 4] = (*bytes).try_into().map_err(|_| bad_ip())?;
+                    std::net::IpAddr::from(b)
+                }
+                16 => {
+                    let b: [u8; 16] = (*bytes).try_into().map_err(|_| bad_ip())?;
+                    std::net::IpAddr::from(b)
+                }
+                _ => return Err(bad_ip()),
+            };
+            Ok(SubjectAltName::Ip(ip))
+        }
+        other => Err(NameError(format!(
+            "the CSR requests a SAN of a kind KeyInfra does not issue ({}); only DNS names and IP addresses: give `san` in the request",
+            kind(other)
+        ))),
+    }
+}
+
+fn bad_ip() -> NameError {
+    NameError("the CSR has a malformed IP address SAN".into())
+}
+
+fn kind(name: &GeneralName<'_>) -> &'static str {
+    match name {
+        GeneralName::RFC822Name(_) => "email",
+        GeneralName::URI(_) => "URI",
+        GeneralName::DirectoryName(_) => "directory name",
+        _ => "other",
+    }
+}

@@ -1,0 +1,282 @@
+//! Key pairs: generation, loading, and the PKCS#8 bytes that are sealed at rest.
+//!
+//! Plaintext key bytes live only inside this crate, in [`Zeroizing`] buffers that are wiped
+//! when dropped. (The key objects of the crypto library keep their own copy in C memory,
+//! which it frees; that copy is outside our control and documented in ARCHITECTURE.md.)
+
+use rcgen::{KeyPair, PublicKeyData, RsaKeySize, SignatureAlgorithm};
+use zeroize::Zeroizing;
+
+use crate::PkiError;
+
+/// The key algorithms KeyInfra generates and accepts. The labels are the API's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyAlgorithm {
+    EcdsaP256,
+    EcdsaP384,
+    Ed25519,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+impl KeyAlgorithm {
+    pub const ALL: [KeyAlgorithm; 6] = [
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384,
+        KeyAlgorithm::Ed25519,
+        KeyAlgorithm::Rsa2048,
+        KeyAlgorithm::Rsa3072,
+        KeyAlgorithm::Rsa4096,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+            KeyAlgorithm::EcdsaP384 => "ecdsa-p384",
+            KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::Rsa2048 => "rsa-2048",
+            KeyAlgorithm::Rsa3072 => "rsa-3072",
+            KeyAlgorithm::Rsa4096 => "rsa-4096",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.label() == label)
+    }
+
+    pub fn is_rsa(self) -> bool {
+        matches!(
+            self,
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096
+        )
+    }
+
+    /// The signature algorithm a key of this kind signs with (SHA-256 for RSA, the curve's
+    /// hash for ECDSA).
+    pub(crate) fn signature_algorithm(self) -> &'static SignatureAlgorithm {
+        match self {
+            KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                &rcgen::PKCS_RSA_SHA256
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A private key with its public half. `Debug` never shows key bytes.
+pub struct PrivateKey {
+    pub(crate) pair: KeyPair,
+    algorithm: KeyAlgorithm,
+    pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrivateKey {
+    /// A fresh key from the crypto library's CSPRNG.
+    pub fn generate(algorithm: KeyAlgorithm) -> Result<Self, PkiError> {
+        let rsa = |size| KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size);
+        let pair = match algorithm {
+            KeyAlgorithm::Rsa2048 => rsa(RsaKeySize::_2048),
+            KeyAlgorithm::Rsa3072 => rsa(RsaKeySize::_3072),
+            KeyAlgorithm::Rsa4096 => rsa(RsaKeySize::_4096),
+            other => KeyPair::generate_for(other.signature_algorithm()),
+        }
+        .map_err(|_| PkiError::KeyGeneration)?;
+        Ok(Self::wrap(pair, algorithm))
+    }
+
+    /// A key from its PKCS#8 DER (as unsealed from the database, or imported).
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, PkiError> {
+        let der = Zeroizing::new(der.to_vec());
+        let pair = KeyPair::try_from(der.as_slice()).map_err(|_| PkiError::InvalidPrivateKey)?;
+        let algorithm = algorithm_of_pair(&pair)?;
+        Ok(Self::wrap(pair, algorithm))
+    }
+
+    /// A key from a PEM `PRIVATE KEY` (PKCS#8) block.
+    pub fn from_pkcs8_pem(text: &str) -> Result<Self, PkiError> {
+        let block = pem::parse(text).map_err(|_| PkiError::InvalidPrivateKey)?;
+        if block.tag() != "PRIVATE KEY" {
+            return Err(PkiError::UnsupportedKeyEncoding(block.tag().to_owned()));
+        }
+        let contents = Zeroizing::new(block.into_contents());
+        Self::from_pkcs8(&contents)
+    }
+
+    fn wrap(pair: KeyPair, algorithm: KeyAlgorithm) -> Self {
+        let pkcs8 = Zeroizing::new(pair.serialize_der());
+        Self {
+            pair,
+            algorithm,
+            pkcs8,
+        }
+    }
+
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// PKCS#8 DER: what is sealed at rest.
+    pub(crate) fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// PKCS#8 DER in the form the oldest readers accept: version 1 (RFC 5208). OpenSSL 3.0
+    /// rejects the version 2 form (with the public key) that the crypto library writes for
+    /// Ed25519, so an Ed25519 key is re-encoded from its 32-byte seed.
+    pub(crate) fn pkcs8_v1_der(&self) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+        if self.algorithm != KeyAlgorithm::Ed25519 {
+            return Ok(self.pkcs8.clone());
+        }
+        let seed = ed25519_seed(&self.pkcs8)?;
+        let mut v1 = Zeroizing::new(Vec::with_capacity(48));
+        v1.extend_from_slice(&ED25519_PKCS8_V1_PREFIX);
+        v1.extend_from_slice(seed);
+        Ok(v1)
+    }
+
+    /// The SubjectPublicKeyInfo DER.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        self.pair.subject_public_key_info()
+    }
+
+    /// SHA-256 of the SubjectPublicKeyInfo: identifies the key pair without revealing it.
+    pub fn public_key_fingerprint(&self) -> [u8; 32] {
+        crate::sha256_fingerprint(&self.public_key_der())
+    }
+
+    /// PEM `PRIVATE KEY` (PKCS#8 v1), for the operator CLI's export only.
+    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, PkiError> {
+        let der = self.pkcs8_v1_der()?;
+        Ok(Zeroizing::new(pem::encode(&pem::Pem::new(
+            "PRIVATE KEY",
+            der.to_vec(),
+        ))))
+    }
+}
+
+/// `SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }`
+/// up to the seed (RFC 8410 section 7).
+const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The 32-byte seed of an Ed25519 PKCS#8 (v1 or v2) key: the inner OCTET STRING `04 20`
+/// that follows the algorithm identifier.
+fn ed25519_seed(pkcs8: &[u8]) -> Result<&[u8], PkiError> {
+    const MARKER: [u8; 9] = [0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    let at = pkcs8
+        .windows(MARKER.len())
+        .position(|w| w == MARKER)
+        .ok_or(PkiError::InvalidPrivateKey)?;
+    pkcs8
+        .get(at + MARKER.len()..at + MARKER.len() + 32)
+        .ok_or(PkiError::InvalidPrivateKey)
+}
+
+fn algorithm_of_pair(pair: &KeyPair) -> Result<KeyAlgorithm, PkiError> {
+    let alg = pair.algorithm();
+    if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
+        Ok(KeyAlgorithm::EcdsaP256)
+    } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+        Ok(KeyAlgorithm::EcdsaP384)
+    } else if alg == &rcgen::PKCS_ED25519 {
+        Ok(KeyAlgorithm::Ed25519)
+    } else if alg == &rcgen::PKCS_RSA_SHA256 {
+        rsa_size(&pair.subject_public_key_info())
+    } else {
+        Err(PkiError::UnsupportedKeyAlgorithm)
+    }
+}
+
+/// Classifies a SubjectPublicKeyInfo (from a CSR or a certificate).
+pub fn algorithm_of_spki(spki_der: &[u8]) -> Result<KeyAlgorithm, PkiError> {
+    use x509_parser::prelude::FromDer;
+    use x509_parser::public_key::PublicKey;
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|_| PkiError::UnsupportedKeyAlgorithm)?;
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => match rsa.key_size() {
+            2048 => Ok(KeyAlgorithm::Rsa2048),
+            3072 => Ok(KeyAlgorithm::Rsa3072),
+            4096 => Ok(KeyAlgorithm::Rsa4096),
+            _ => Err(PkiError::UnsupportedKeyAlgorithm),
+        },
+        Ok(PublicKey::EC(point)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string());
+            match (curve.as_deref(), point.key_size()) {
+                (Some("1.2.840.10045.3.1.7"), _) => Ok(KeyAlgorithm::EcdsaP256),
+                (Some("1.3.132.0.34"), _) => Ok(KeyAlgorithm::EcdsaP384),
+                _ => Err(PkiError::UnsupportedKeyAlgorithm),
+            }
+        }
+        _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => Ok(KeyAlgorithm::Ed25519),
+        _ => Err(PkiError::UnsupportedKeyAlgorithm),
+    }
+}
+
+fn rsa_size(spki_der: &[u8]) -> Result<KeyAlgorithm, PkiError> {
+    algorithm_of_spki(spki_der)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_algorithm_generates_and_round_trips_through_pkcs8() {
+        for alg in [
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::Ed25519,
+            KeyAlgorithm::Rsa2048,
+        ] {
+            let key = PrivateKey::generate(alg).unwrap();
+            assert_eq!(key.algorithm(), alg);
+            assert_eq!(algorithm_of_spki(&key.public_key_der()).unwrap(), alg);
+            let again = PrivateKey::from_pkcs8(key.pkcs8_der()).unwrap();
+            assert_eq!(again.algorithm(), alg);
+            assert_eq!(again.public_key_der(), key.public_key_der());
+            let v1 = key.pkcs8_v1_der().unwrap();
+            let from_v1 = PrivateKey::from_pkcs8(&v1).unwrap();
+            assert_eq!(from_v1.public_key_der(), key.public_key_der(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_key_bytes() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let shown = format!("{key:?}");
+        assert!(shown.contains("EcdsaP256") && !shown.contains("pkcs8"));
+    }
+
+    #[test]
+    fn labels_round_trip() {
+        for alg in KeyAlgorithm::ALL {
+            assert_eq!(KeyAlgorithm::from_label(alg.label()), Some(alg));
+        }
+        assert_eq!(KeyAlgorithm::from_label("dsa-1024"), None);
+    }
+}
