@@ -2,11 +2,12 @@
 //!
 //! A certificate's serial number is inside its signed bytes, so a serial collision (which
 //! only the database can detect, across every partition) means signing again with a new
-//! serial. [`record_new_certificate`] owns that loop; the signing itself is a parameter, so
-//! that the CA use cases (and tests) plug in what they sign with.
+//! serial. [`record_new_certificate`] owns that loop; the signing itself is a parameter, and
+//! [`RecordHooks`] add the other writes of the same transaction (the key, the quota check,
+//! the previous version's status, the audit event), so a collision leaves nothing behind.
 
 use keyinfra_db::certificates::{self, NewCertificate};
-use keyinfra_db::{Actor, Database, DbError, KeyAlgorithm};
+use keyinfra_db::{Actor, Database, DbError, KeyAlgorithm, Tx};
 use keyinfra_pki::{RandomSource, SerialNumber, sha256_fingerprint};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -31,6 +32,11 @@ pub struct CertificateDraft {
     pub private_key_id: Option<Uuid>,
     pub profile: String,
     pub created_by: Option<Uuid>,
+    /// 1 for a first issue; a renewal's is the previous version's plus one.
+    pub version: i32,
+    pub renewed_from: Option<Uuid>,
+    pub renewed_at: Option<OffsetDateTime>,
+    pub renewed_by: Option<Uuid>,
 }
 
 /// A certificate as recorded.
@@ -43,18 +49,48 @@ pub struct RecordedCertificate {
     pub attempts: u32,
 }
 
+/// The other writes of the transaction that records a certificate.
+pub trait RecordHooks {
+    /// Runs after BEGIN, before the certificate row is inserted.
+    fn before_insert(&mut self, tx: &mut Tx) -> impl Future<Output = Result<(), CoreError>> + Send;
+    /// Runs after the certificate row is inserted, before COMMIT.
+    fn after_insert(
+        &mut self,
+        tx: &mut Tx,
+        serial: &SerialNumber,
+    ) -> impl Future<Output = Result<(), CoreError>> + Send;
+}
+
+/// No other writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+impl RecordHooks for NoHooks {
+    async fn before_insert(&mut self, _tx: &mut Tx) -> Result<(), CoreError> {
+        Ok(())
+    }
+    async fn after_insert(
+        &mut self,
+        _tx: &mut Tx,
+        _serial: &SerialNumber,
+    ) -> Result<(), CoreError> {
+        Ok(())
+    }
+}
+
 /// Draws a serial, signs, and stores, retrying with a fresh serial when the database
-/// reports that this CA already used it. Each attempt is its own transaction, so a
-/// collision leaves nothing behind.
-pub async fn record_new_certificate<S>(
+/// reports that this CA already used it. Each attempt is its own transaction.
+pub async fn record_new_certificate<S, H>(
     db: &Database,
     actor: &Actor,
     rng: &mut (dyn RandomSource + Send),
     draft: &CertificateDraft,
     mut sign: S,
+    hooks: &mut H,
 ) -> Result<RecordedCertificate, CoreError>
 where
     S: FnMut(&SerialNumber) -> Result<Vec<u8>, CoreError>,
+    H: RecordHooks,
 {
     for attempt in 1..=SERIAL_ATTEMPTS {
         let serial = SerialNumber::random(rng)?;
@@ -62,6 +98,7 @@ where
         let fingerprint = sha256_fingerprint(&der);
         let serial_hex = serial.to_hex();
         let mut tx = db.begin(actor).await?;
+        hooks.before_insert(&mut tx).await?;
         let stored = certificates::insert(
             &mut tx,
             &NewCertificate {
@@ -73,10 +110,10 @@ where
                 subject_alt_names: &draft.subject_alt_names,
                 not_before: draft.not_before,
                 not_after: draft.not_after,
-                version: 1,
-                renewed_from: None,
-                renewed_at: None,
-                renewed_by: None,
+                version: draft.version,
+                renewed_from: draft.renewed_from,
+                renewed_at: draft.renewed_at,
+                renewed_by: draft.renewed_by,
                 certificate_der: &der,
                 fingerprint_sha256: &fingerprint,
                 key_algorithm: draft.key_algorithm,
@@ -88,6 +125,7 @@ where
         .await;
         match stored {
             Ok(()) => {
+                hooks.after_insert(&mut tx, &serial).await?;
                 tx.commit().await?;
                 return Ok(RecordedCertificate {
                     id: draft.id,

@@ -9,9 +9,15 @@ mod error;
 mod random;
 
 pub mod auth;
+pub mod authority;
 pub mod certificates;
+pub mod crl;
+pub mod lifecycle;
+pub mod requester;
+pub mod rotation;
 pub mod users;
 
 pub use clock::{AdjustableClock, Clock, FixedClock, SystemClock};
 pub use error::CoreError;
 pub use random::OsRandom;
+pub use requester::Requester;

@@ -51,3 +51,54 @@ pub async fn next_crl_number(tx: &mut Tx, ca_id: Uuid) -> Result<Option<i64>, Db
     .await?;
     Ok(number)
 }
+
+/// A CA as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorityRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub subject_dn: String,
+    pub certificate_der: Vec<u8>,
+    pub private_key_id: Option<Uuid>,
+    pub parent_ca_id: Option<Uuid>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+}
+
+/// Every CA, oldest first.
+pub async fn list(tx: &mut Tx) -> Result<Vec<AuthorityRecord>, DbError> {
+    let rows = sqlx::query_as!(
+        AuthorityRecord,
+        "SELECT id, name, subject_dn, certificate_der, private_key_id, parent_ca_id, not_before,
+                not_after, created_at
+         FROM certificate_authorities
+         ORDER BY created_at, id"
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows)
+}
+
+pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<AuthorityRecord>, DbError> {
+    let row = sqlx::query_as!(
+        AuthorityRecord,
+        "SELECT id, name, subject_dn, certificate_der, private_key_id, parent_ca_id, not_before,
+                not_after, created_at
+         FROM certificate_authorities
+         WHERE id = $1",
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}
+
+/// Serialises CA creation across replicas (the first `serve` of several at once creates
+/// one root, not several). Held until the transaction ends.
+pub async fn lock_for_creation(tx: &mut Tx) -> Result<(), DbError> {
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended('keyinfra.ca_creation', 0))")
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}

@@ -203,3 +203,203 @@ pub async fn set_status(tx: &mut Tx, id: Uuid, status: CertificateStatus) -> Res
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// A stored certificate with everything the API shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateRecord {
+    pub id: Uuid,
+    pub ca_id: Uuid,
+    pub owner_id: Option<Uuid>,
+    pub serial_number: String,
+    pub subject_dn: String,
+    pub subject_alt_names: Vec<String>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub status: CertificateStatus,
+    pub version: i32,
+    pub renewed_from: Option<Uuid>,
+    pub renewed_at: Option<OffsetDateTime>,
+    pub renewed_by: Option<Uuid>,
+    pub certificate_der: Vec<u8>,
+    pub fingerprint_sha256: Vec<u8>,
+    pub key_algorithm: KeyAlgorithm,
+    pub private_key_id: Option<Uuid>,
+    pub profile: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// One certificate by id, if the actor may see it. The registry gives its expiry, so only
+/// one partition is read.
+pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<CertificateRecord>, DbError> {
+    let row = sqlx::query_as!(
+        CertificateRecord,
+        r#"SELECT c.id, c.ca_id, c.owner_id, c.serial_number, c.subject_dn, c.subject_alt_names,
+                  c.not_before, c.not_after, c.status AS "status: CertificateStatus", c.version,
+                  c.renewed_from, c.renewed_at, c.renewed_by, c.certificate_der,
+                  c.fingerprint_sha256, c.key_algorithm AS "key_algorithm: KeyAlgorithm",
+                  c.private_key_id, c.profile, c.created_at
+           FROM certificate_serials AS s
+           JOIN certificates AS c ON c.id = s.certificate_id AND c.not_after = s.not_after
+           WHERE s.certificate_id = $1"#,
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}
+
+/// As [`get`], locking the row (revocation, renewal and reassignment change it).
+pub async fn get_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<CertificateRecord>, DbError> {
+    let row = sqlx::query_as!(
+        CertificateRecord,
+        r#"SELECT c.id, c.ca_id, c.owner_id, c.serial_number, c.subject_dn, c.subject_alt_names,
+                  c.not_before, c.not_after, c.status AS "status: CertificateStatus", c.version,
+                  c.renewed_from, c.renewed_at, c.renewed_by, c.certificate_der,
+                  c.fingerprint_sha256, c.key_algorithm AS "key_algorithm: KeyAlgorithm",
+                  c.private_key_id, c.profile, c.created_at
+           FROM certificate_serials AS s
+           JOIN certificates AS c ON c.id = s.certificate_id AND c.not_after = s.not_after
+           WHERE s.certificate_id = $1
+           FOR UPDATE OF c"#,
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}
+
+/// Inventory filters; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateFilter {
+    pub owner_id: Option<Uuid>,
+    pub status: Option<CertificateStatus>,
+    /// Only certificates expiring before this instant (and not yet expired at `as_of`).
+    pub expires_before: Option<OffsetDateTime>,
+    pub as_of: Option<OffsetDateTime>,
+    /// Case-insensitive substring of the subject, a SAN, or a serial-number prefix.
+    pub search: Option<String>,
+    /// Keyset: certificates strictly after this (not_after, id).
+    pub after: Option<(OffsetDateTime, Uuid)>,
+}
+
+/// The inventory, soonest expiry first. Row-level security limits a USER to their own.
+pub async fn list(
+    tx: &mut Tx,
+    filter: &CertificateFilter,
+    limit: i64,
+) -> Result<Vec<CertificateRecord>, DbError> {
+    let (after_at, after_id) = match filter.after {
+        Some((at, id)) => (Some(at), Some(id)),
+        None => (None, None),
+    };
+    let pattern = filter.search.as_ref().map(|q| {
+        format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
+    let serial_prefix = filter
+        .search
+        .as_ref()
+        .map(|q| format!("{}%", q.to_ascii_uppercase().replace([':', ' '], "")));
+    let rows = sqlx::query_as!(
+        CertificateRecord,
+        r#"SELECT c.id, c.ca_id, c.owner_id, c.serial_number, c.subject_dn, c.subject_alt_names,
+                  c.not_before, c.not_after, c.status AS "status: CertificateStatus", c.version,
+                  c.renewed_from, c.renewed_at, c.renewed_by, c.certificate_der,
+                  c.fingerprint_sha256, c.key_algorithm AS "key_algorithm: KeyAlgorithm",
+                  c.private_key_id, c.profile, c.created_at
+           FROM certificates AS c
+           WHERE ($1::uuid IS NULL OR c.owner_id = $1)
+             AND ($2::certificate_status IS NULL OR c.status = $2)
+             AND ($3::timestamptz IS NULL OR (c.not_after <= $3 AND c.not_after > $4))
+             AND ($5::text IS NULL OR c.subject_dn ILIKE $5
+                  OR array_to_string(c.subject_alt_names, ' ') ILIKE $5
+                  OR c.serial_number LIKE $6)
+             AND ($7::timestamptz IS NULL OR (c.not_after, c.id) > ($7, $8::uuid))
+           ORDER BY c.not_after, c.id
+           LIMIT $9"#,
+        filter.owner_id,
+        filter.status as Option<CertificateStatus>,
+        filter.expires_before,
+        filter.as_of,
+        pattern,
+        serial_prefix,
+        after_at,
+        after_id,
+        limit
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows)
+}
+
+/// Every version of the certificate's renewal chain (oldest first) that the actor may see.
+pub async fn versions(tx: &mut Tx, id: Uuid) -> Result<Vec<CertificateRecord>, DbError> {
+    let rows = sqlx::query_as!(
+        CertificateRecord,
+        r#"WITH RECURSIVE back AS (
+               SELECT c.id, c.renewed_from, 0 AS depth FROM certificates AS c WHERE c.id = $1
+               UNION ALL
+               SELECT c.id, c.renewed_from, b.depth + 1
+               FROM certificates AS c JOIN back AS b ON c.id = b.renewed_from
+               WHERE b.depth < 10000
+           ), first AS (
+               SELECT id FROM back ORDER BY depth DESC LIMIT 1
+           ), forward AS (
+               SELECT id, 0 AS depth FROM first
+               UNION ALL
+               SELECT c.id, f.depth + 1
+               FROM certificates AS c JOIN forward AS f ON c.renewed_from = f.id
+               WHERE f.depth < 10000
+           )
+           SELECT c.id, c.ca_id, c.owner_id, c.serial_number, c.subject_dn, c.subject_alt_names,
+                  c.not_before, c.not_after, c.status AS "status: CertificateStatus", c.version,
+                  c.renewed_from, c.renewed_at, c.renewed_by, c.certificate_der,
+                  c.fingerprint_sha256, c.key_algorithm AS "key_algorithm: KeyAlgorithm",
+                  c.private_key_id, c.profile, c.created_at
+           FROM certificates AS c
+           WHERE c.id IN (SELECT id FROM forward)
+           ORDER BY c.version, c.created_at"#,
+        id
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows)
+}
+
+/// Active, unexpired certificates of an owner (the quota). Takes a transaction-scoped lock
+/// per owner first, so two concurrent issuances cannot both pass a quota of one left.
+pub async fn count_active_for_owner_locked(
+    tx: &mut Tx,
+    owner_id: Uuid,
+    as_of: OffsetDateTime,
+) -> Result<i64, DbError> {
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!"
+           FROM (SELECT pg_advisory_xact_lock(hashtextextended('keyinfra.quota.' || $1::uuid::text, 0))) AS l,
+                certificates AS c
+           WHERE c.owner_id = $1::uuid AND c.status = 'ACTIVE' AND c.not_after > $2"#,
+        owner_id,
+        as_of
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(n)
+}
+
+/// Moves certificates to a new owner; their revocation rows follow by trigger.
+pub async fn set_owner(tx: &mut Tx, ids: &[Uuid], owner_id: Uuid) -> Result<u64, DbError> {
+    let done = sqlx::query!(
+        "UPDATE certificates AS c SET owner_id = $2
+         FROM certificate_serials AS s
+         WHERE s.certificate_id = ANY($1) AND c.id = s.certificate_id AND c.not_after = s.not_after",
+        ids,
+        owner_id
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
+}

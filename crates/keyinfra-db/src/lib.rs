@@ -6,7 +6,7 @@
 //!   `keyinfra_app` role, so row-level security applies even when the configured URL names a
 //!   superuser, and every unit of work is a [`Tx`] that carries the caller's [`Actor`].
 //! * Repositories ([`users`], [`authorities`], [`private_keys`], [`certificates`],
-//!   [`revocations`], [`audit`], [`partitions`], [`stats`]) are plain async functions taking a
+//!   [`revocations`], [`crls`], [`audit`], [`partitions`], [`stats`]) are plain async functions taking a
 //!   `&mut Tx`, so the caller decides what one transaction spans.
 //! * [`DbError`] classifies every failure into something the layers above can answer with.
 
@@ -18,6 +18,7 @@ mod types;
 pub mod audit;
 pub mod authorities;
 pub mod certificates;
+pub mod crls;
 pub mod migrations;
 pub mod partitions;
 pub mod private_keys;

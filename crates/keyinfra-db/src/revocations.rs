@@ -70,3 +70,47 @@ pub async fn revoke_all_of_owner(
     .await?;
     Ok(inserted.rows_affected())
 }
+
+/// One entry of a CRL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlEntry {
+    pub serial_number: String,
+    pub revoked_at: OffsetDateTime,
+    pub reason: RevocationReason,
+    pub invalidity_date: Option<OffsetDateTime>,
+}
+
+/// The revoked certificates of a CA that have not expired at `as_of`: the CRL's contents.
+/// An index-only scan of revoked_certificates_crl_idx.
+pub async fn for_crl(
+    tx: &mut Tx,
+    ca_id: Uuid,
+    as_of: OffsetDateTime,
+) -> Result<Vec<CrlEntry>, DbError> {
+    let rows = sqlx::query_as!(
+        CrlEntry,
+        r#"SELECT serial_number, revoked_at, reason AS "reason: RevocationReason", invalidity_date
+           FROM revoked_certificates
+           WHERE ca_id = $1 AND not_after > $2"#,
+        ca_id,
+        as_of
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows)
+}
+
+/// The revocation of one certificate, if any.
+pub async fn for_certificate(
+    tx: &mut Tx,
+    certificate_id: Uuid,
+) -> Result<Option<(OffsetDateTime, RevocationReason)>, DbError> {
+    let row = sqlx::query!(
+        r#"SELECT revoked_at, reason AS "reason: RevocationReason"
+           FROM revoked_certificates WHERE certificate_id = $1"#,
+        certificate_id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row.map(|r| (r.revoked_at, r.reason)))
+}

@@ -53,6 +53,9 @@ pub struct CaCertificateInfo {
     pub not_after: OffsetDateTime,
     pub public_key_der: Vec<u8>,
     pub self_signed: bool,
+    /// The DER of the subject and issuer names, to link a CA to the CA that signed it.
+    pub subject_raw: Vec<u8>,
+    pub issuer_raw: Vec<u8>,
 }
 
 /// Reads and checks a CA certificate: it must be a CA (basicConstraints cA) that may sign
@@ -89,7 +92,16 @@ pub fn inspect_ca_certificate(der: &[u8]) -> Result<CaCertificateInfo, PkiError>
         not_before: cert.validity.not_before.to_datetime(),
         not_after: cert.validity.not_after.to_datetime(),
         public_key_der: cert.public_key().raw.to_vec(),
+        subject_raw: cert.subject.as_raw().to_vec(),
+        issuer_raw: cert.issuer.as_raw().to_vec(),
     })
+}
+
+/// The SubjectPublicKeyInfo DER of any certificate (renewal without re-keying reuses it).
+pub fn public_key_of_certificate(der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|_| PkiError::InvalidCertificate("not a valid X.509 certificate".into()))?;
+    Ok(cert.public_key().raw.to_vec())
 }
 
 /// RFC 4514 form when KeyInfra knows every attribute, else x509-parser's rendering.

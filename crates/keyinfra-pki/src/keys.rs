@@ -11,7 +11,6 @@ use crate::PkiError;
 
 /// The key algorithms KeyInfra generates and accepts. The labels are the API's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum KeyAlgorithm {
     EcdsaP256,
     EcdsaP384,

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use keyinfra_core::authority::Authority;
 use keyinfra_core::users::UserService;
 use keyinfra_db::Database;
 use tokio::net::TcpListener;
@@ -40,6 +41,7 @@ pub struct AppState {
     /// The schema version this build needs; `/readyz` compares the database with it.
     pub expected_schema_version: i64,
     pub users: Arc<UserService>,
+    pub authority: Arc<Authority>,
 }
 
 #[derive(OpenApi)]
@@ -81,6 +83,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::auth::router())
         .merge(api::users::router())
         .merge(api::audit::router())
+        .merge(api::certificates::router())
+        .merge(api::cas::router())
         .split_for_parts()
 }
 

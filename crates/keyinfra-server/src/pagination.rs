@@ -52,7 +52,7 @@ pub fn encode_cursor(at: OffsetDateTime, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("{at}|{id}"))
 }
 
-fn decode_cursor(text: &str) -> Result<(OffsetDateTime, Uuid), Problem> {
+pub fn decode_cursor(text: &str) -> Result<(OffsetDateTime, Uuid), Problem> {
     let bad = || {
         Problem::new(
             StatusCode::BAD_REQUEST,

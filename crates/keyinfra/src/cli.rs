@@ -20,6 +20,9 @@ pub struct Cli {
     #[command(flatten)]
     pub secrets: SecretArgs,
 
+    #[command(flatten)]
+    pub authority: AuthorityArgs,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `keyinfra=debug,info`.
     #[arg(
         long,
@@ -96,6 +99,158 @@ pub enum Command {
     /// Manage users as an operator (acts directly on the database).
     #[command(subcommand)]
     User(UserCommand),
+    /// Create the root CA (and optionally an issuing intermediate).
+    Init(InitArgs),
+    /// Certificate authorities: list, import.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// The certificate lifecycle, as an operator (the same use cases as the API).
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Private-key sealing: re-seal every key under the newest master key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct AuthorityArgs {
+    /// Base URL devices reach this server at; CRL and CA-certificate URLs inside every
+    /// certificate are built from it.
+    #[arg(
+        long,
+        env = "KEYINFRA_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub public_url: String,
+
+    /// Most active certificates one user may own (0 = no limit).
+    #[arg(long, env = "KEYINFRA_CERT_QUOTA", default_value_t = 10, global = true)]
+    pub cert_quota: u32,
+
+    /// Caps every profile's longest validity, in days.
+    #[arg(long, env = "KEYINFRA_MAX_VALIDITY_DAYS", global = true,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub max_validity_days: Option<u32>,
+
+    /// How long each CRL is valid (its nextUpdate - thisUpdate).
+    #[arg(long, env = "KEYINFRA_CRL_VALIDITY", default_value = "7days",
+          value_parser = humantime::parse_duration, global = true)]
+    pub crl_validity: Duration,
+
+    /// A CRL is re-issued once it is this old, even without revocations.
+    #[arg(long, env = "KEYINFRA_CRL_REPUBLISH_AFTER", default_value = "1day",
+          value_parser = humantime::parse_duration, global = true)]
+    pub crl_republish_after: Duration,
+
+    /// File of master keys (`VERSION:HEX` lines) that seal private keys. Default:
+    /// <data-dir>/secrets/master-keys, generated on first start. KEYINFRA_MASTER_KEYS may
+    /// hold the same text instead.
+    #[arg(long, env = "KEYINFRA_MASTER_KEYS_FILE", global = true)]
+    pub master_keys_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InitArgs {
+    /// Subject of the root CA (RFC 4514).
+    #[arg(
+        long,
+        env = "KEYINFRA_ROOT_SUBJECT",
+        default_value = "CN=KeyInfra Root CA,O=KeyInfra"
+    )]
+    pub root_subject: String,
+    /// Key algorithm of the CA(s).
+    #[arg(long, env = "KEYINFRA_CA_ALGORITHM", default_value = "ecdsa-p384")]
+    pub algorithm: String,
+    /// Also create an issuing CA under the root with this subject; it then signs every
+    /// certificate and the root's key can be kept for CA work only.
+    #[arg(long, env = "KEYINFRA_INTERMEDIATE_SUBJECT")]
+    pub intermediate: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// List the CAs.
+    List,
+    /// Adopt an existing CA: its certificate, and its PKCS#8 PEM key if KeyInfra is to sign
+    /// with it (without --key it is recorded as an offline parent).
+    Import {
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Issue a certificate: a key made here (--algorithm) or the device's CSR (--csr FILE).
+    Issue {
+        #[arg(long)]
+        subject: Option<String>,
+        /// A DNS name or IP address (repeatable).
+        #[arg(long)]
+        san: Vec<String>,
+        #[arg(long, conflicts_with = "csr")]
+        algorithm: Option<String>,
+        #[arg(long)]
+        csr: Option<PathBuf>,
+        #[arg(long, default_value = "device")]
+        profile: String,
+        #[arg(long)]
+        validity_days: Option<u32>,
+        /// Owner's username.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// List certificates, soonest expiry first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Show one certificate (and write its PEM chain with --pem).
+    Show {
+        id: uuid::Uuid,
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Revoke a certificate and publish the CRL.
+    Revoke {
+        id: uuid::Uuid,
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+    /// Renew a certificate.
+    Renew {
+        id: uuid::Uuid,
+        #[arg(long)]
+        validity_days: Option<u32>,
+        #[arg(long)]
+        rekey: bool,
+        #[arg(long)]
+        revoke_previous: bool,
+    },
+    /// Write a PKCS#12 file; the PIN is read from standard input (or prompted for).
+    Export {
+        id: uuid::Uuid,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "modern")]
+        compat: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-seal every private key under the newest master key (batched, resumable).
+    Rotate {
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +306,10 @@ pub struct ServeArgs {
     /// Name of the administrator created when the database has no user.
     #[arg(long, env = "KEYINFRA_ADMIN_USERNAME", default_value = "admin")]
     pub admin_username: String,
+
+    /// The CA created on the first start, when none exists.
+    #[command(flatten)]
+    pub init: InitArgs,
 
     /// Monthly certificate partitions to keep created ahead of the current month.
     #[arg(long, env = "KEYINFRA_PARTITIONS_AHEAD", default_value_t = 24,

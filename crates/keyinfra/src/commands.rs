@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keyinfra_core::auth::{JwtSecret, LoginThrottle, PasswordHasher, Pepper, TokenService};
+use keyinfra_core::authority::{Authority, InitOptions};
 use keyinfra_core::users::UserService;
 use keyinfra_core::{Clock, OsRandom, SystemClock};
 use keyinfra_db::{Actor, Database, UserRole, migrations, partitions};
 use keyinfra_server::AppState;
 
+use crate::ca_commands;
 use crate::cli::{
     Cli, Command, DatabaseArgs, MigrateCommand, RoleArg, SecretArgs, ServeArgs, UserCommand,
 };
@@ -61,8 +63,10 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let users = user_service(&cli.database, &cli.secrets)?;
+            let authority = ca_commands::authority(&cli.database, &cli.authority)?;
+            let init = ca_commands::init_options(&args.init)?;
             let target = Target::open(&cli.database).await?;
-            let outcome = serve(&target.url, &pool, &args, users).await;
+            let outcome = serve(&target.url, &pool, &args, users, authority, init).await;
             let closed = target.close().await;
             outcome.and(closed)
         }
@@ -72,6 +76,34 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
             let outcome = user_command(&target.url, &pool, command, &users).await;
             let closed = target.close().await;
             outcome.and(closed)
+        }
+        Command::Init(args) => {
+            let authority = ca_commands::authority(&cli.database, &cli.authority)?;
+            with_database(&cli.database, &pool, |db| async move {
+                ca_commands::init(&db, &authority, &args).await
+            })
+            .await
+        }
+        Command::Ca(command) => {
+            let authority = ca_commands::authority(&cli.database, &cli.authority)?;
+            with_database(&cli.database, &pool, |db| async move {
+                ca_commands::ca(&db, &authority, command).await
+            })
+            .await
+        }
+        Command::Cert(command) => {
+            let authority = ca_commands::authority(&cli.database, &cli.authority)?;
+            with_database(&cli.database, &pool, |db| async move {
+                ca_commands::cert(&db, &authority, command).await
+            })
+            .await
+        }
+        Command::Keys(command) => {
+            let authority = ca_commands::authority(&cli.database, &cli.authority)?;
+            with_database(&cli.database, &pool, |db| async move {
+                ca_commands::keys(&db, &authority, command).await
+            })
+            .await
         }
         Command::Migrate(command) => {
             let target = Target::open(&cli.database).await?;
@@ -87,6 +119,8 @@ async fn serve(
     pool: &keyinfra_db::PoolSettings,
     args: &ServeArgs,
     users: UserService,
+    authority: Authority,
+    init: InitOptions,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let expected = migrations::latest_version();
@@ -133,6 +167,21 @@ async fn serve(
         }
     }
 
+    // First start: a root CA (and the intermediate, if configured), sealed like every key.
+    let created = authority
+        .ensure_initialized(&db, &init, &mut OsRandom)
+        .await
+        .context("cannot create the first CA (KEYINFRA_ROOT_SUBJECT / KEYINFRA_CA_ALGORITHM)")?;
+    for ca in &created {
+        tracing::info!(ca_id = %ca.id, subject = %ca.subject_dn, "created CA");
+    }
+    // Every CA's CRL exists and is fresh before the first request.
+    authority
+        .refresh_stale_crls(&db)
+        .await
+        .context("cannot publish the CRLs")?;
+    let authority = Arc::new(authority);
+
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {
@@ -150,13 +199,53 @@ async fn serve(
         db: db.clone(),
         expected_schema_version: expected,
         users: Arc::new(users),
+        authority: Arc::clone(&authority),
     };
-    keyinfra_server::serve(listener, state, shutdown)
-        .await
-        .context("the HTTP server failed")?;
+    // Background work stops when the server does.
+    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let publisher = {
+        let authority = Arc::clone(&authority);
+        let db = db.clone();
+        let mut stopped = jobs_stopped.clone();
+        tokio::spawn(async move {
+            authority
+                .run_crl_publisher(&db, std::time::Duration::from_secs(60), async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+        })
+    };
+    let served = keyinfra_server::serve(listener, state, shutdown).await;
+    let _ = stop_jobs.send(true);
+    let _ = publisher.await;
+    served.context("the HTTP server failed")?;
     tracing::info!("shutting down: closing database connections");
     db.close().await;
     Ok(())
+}
+
+/// Opens the database (applying migrations, as an operator command may be the first thing
+/// run), runs `work`, and closes everything.
+async fn with_database<F, Fut>(
+    database: &DatabaseArgs,
+    pool: &keyinfra_db::PoolSettings,
+    work: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Database) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let target = Target::open(database).await?;
+    let outcome = async {
+        migrations::up(&target.url).await?;
+        let db = Database::connect(&target.url, pool).await?;
+        let result = work(db.clone()).await;
+        db.close().await;
+        result
+    }
+    .await;
+    let closed = target.close().await;
+    outcome.and(closed)
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when

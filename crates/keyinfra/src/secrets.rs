@@ -90,3 +90,119 @@ fn generate(path: &PathBuf) -> anyhow::Result<()> {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The master keys that seal private keys, as `VERSION:HEX` entries (64 hex digits = 32
+/// bytes), separated by commas or newlines; `#` starts a comment line. From
+/// KEYINFRA_MASTER_KEYS, else KEYINFRA_MASTER_KEYS_FILE, else
+/// `<data-dir>/secrets/master-keys` (generated with version 1 when missing, with a warning).
+/// The newest version seals; every listed version opens.
+pub fn load_master_keys(
+    file: Option<&Path>,
+    data_dir: &Path,
+) -> anyhow::Result<keyinfra_pki::seal::MasterKeys> {
+    const SETTING: &str = "KEYINFRA_MASTER_KEYS_FILE";
+    if let Ok(value) = std::env::var("KEYINFRA_MASTER_KEYS") {
+        let text = Zeroizing::new(value);
+        return parse_master_keys(&text).context("KEYINFRA_MASTER_KEYS");
+    }
+    let (path, configured) = match file {
+        Some(p) => (p.to_owned(), true),
+        None => (data_dir.join("secrets").join("master-keys"), false),
+    };
+    if !path.exists() {
+        if configured {
+            bail!("{SETTING}={} does not exist", path.display());
+        }
+        generate_master_keys(&path).with_context(|| {
+            format!(
+                "cannot create {} (--data-dir / KEYINFRA_DATA_DIR)",
+                path.display()
+            )
+        })?;
+        tracing::warn!(
+            path = %path.display(),
+            "generated a new master key (version 1) for private keys; back it up apart from the database, and give every replica the same file with {SETTING}"
+        );
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {} ({SETTING})", path.display()))?,
+    );
+    parse_master_keys(&text).with_context(|| format!("{} ({SETTING})", path.display()))
+}
+
+fn parse_master_keys(text: &str) -> anyhow::Result<keyinfra_pki::seal::MasterKeys> {
+    let mut keys = keyinfra_pki::seal::MasterKeys::new();
+    for (n, entry) in text
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.starts_with('#'))
+        .enumerate()
+    {
+        let (version, hex_key) = entry
+            .split_once(':')
+            .with_context(|| format!("entry {} is not VERSION:HEX", n + 1))?;
+        let version: i32 = version
+            .trim()
+            .parse()
+            .with_context(|| format!("entry {}: the version is not a number", n + 1))?;
+        let bytes = Zeroizing::new(
+            hex::decode(hex_key.trim())
+                .map_err(|_| anyhow::anyhow!("entry {}: the key is not hex", n + 1))?,
+        );
+        keys.insert(version, &bytes)
+            .map_err(|e| anyhow::anyhow!("entry {}: {e}", n + 1))?;
+    }
+    if keys.newest_version().is_none() {
+        bail!("no master key is listed");
+    }
+    Ok(keys)
+}
+
+fn generate_master_keys(path: &PathBuf) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let mut raw = Zeroizing::new([0u8; 32]);
+    getrandom::fill(raw.as_mut())
+        .map_err(|e| anyhow::anyhow!("the random number generator failed: {e}"))?;
+    let text = Zeroizing::new(format!(
+        "# KeyInfra master keys (VERSION:HEX). Add a higher version and run `keyinfra keys rotate`.\n1:{}\n",
+        hex(raw.as_ref())
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_key_lists_parse_and_refuse_with_the_entry_named() {
+        let k1 = "11".repeat(32);
+        let k2 = "22".repeat(32);
+        let keys = parse_master_keys(&format!("# c\n1:{k1}\n2:{k2}\n")).unwrap();
+        assert_eq!(keys.newest_version(), Some(2));
+        assert!(
+            parse_master_keys(&format!("1:{k1},x"))
+                .unwrap_err()
+                .to_string()
+                .contains("entry 2")
+        );
+        assert!(parse_master_keys("1:abcd").is_err());
+        assert!(parse_master_keys("").is_err());
+        let err = format!(
+            "{:#}",
+            parse_master_keys(&format!("1:{k1}\n1:{k2}")).unwrap_err()
+        );
+        assert!(err.contains("twice") && !err.contains(&k2), "{err}");
+    }
+}

@@ -4,6 +4,8 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cas;
+pub mod certificates;
 pub mod users;
 
 use time::OffsetDateTime;

@@ -1,0 +1,168 @@
+//! CRLs: one per CA, v2, numbered by the database, re-issued after revocations (a burst is
+//! coalesced into one) and again well before nextUpdate.
+//!
+//! Publishing takes the next CRL number with `UPDATE ... RETURNING`, which locks the CA row
+//! until the transaction ends; the revoked list is read after that lock, in the same
+//! transaction. So when two replicas publish at once, the second waits for the first and its
+//! CRL (with the higher number) contains everything the first one's does. Revocation
+//! requests never take that lock: their cost does not grow with the CRL.
+
+use std::collections::HashSet;
+
+use keyinfra_db::crls::{self, CrlRecord};
+use keyinfra_db::{Actor, Database, RevocationReason, authorities, revocations};
+use keyinfra_pki::SerialNumber;
+use keyinfra_pki::ca::{CrlSpec, RevocationReason as CrlReason, RevokedEntry};
+use uuid::Uuid;
+
+use crate::authority::Authority;
+use crate::error::CoreError;
+
+/// CRLs kept per CA (older ones are pruned).
+const CRLS_KEPT: i64 = 3;
+
+fn crl_reason(reason: RevocationReason) -> CrlReason {
+    match reason {
+        RevocationReason::Unspecified => CrlReason::Unspecified,
+        RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
+        RevocationReason::CaCompromise => CrlReason::CaCompromise,
+        RevocationReason::AffiliationChanged => CrlReason::AffiliationChanged,
+        RevocationReason::Superseded => CrlReason::Superseded,
+        RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
+        RevocationReason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
+        RevocationReason::AaCompromise => CrlReason::AaCompromise,
+    }
+}
+
+impl Authority {
+    /// Builds, signs and stores a new CRL for the CA.
+    pub async fn publish_crl(&self, db: &Database, ca_id: Uuid) -> Result<CrlRecord, CoreError> {
+        let ca = self.signer(db, ca_id).await?;
+        let mut tx = db.begin(&Actor::System).await?;
+        let number = authorities::next_crl_number(&mut tx, ca_id)
+            .await?
+            .ok_or(CoreError::NotFound("certificate authority"))?;
+        let this_update = self.clock.now();
+        let next_update = this_update + self.settings.crl_validity;
+        let rows = revocations::for_crl(&mut tx, ca_id, this_update).await?;
+        let count = rows.len();
+        let started = std::time::Instant::now();
+        let ca_for_signing = std::sync::Arc::clone(&ca);
+        // Signing a long CRL is CPU work: off the async workers.
+        let der = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, CoreError> {
+            let mut revoked = Vec::with_capacity(rows.len());
+            for row in rows {
+                revoked.push(RevokedEntry {
+                    serial: SerialNumber::from_hex(&row.serial_number)?,
+                    revoked_at: row.revoked_at,
+                    reason: crl_reason(row.reason),
+                    invalidity_date: row.invalidity_date,
+                });
+            }
+            let spec = CrlSpec {
+                number: u64::try_from(number).unwrap_or_default(),
+                this_update,
+                next_update,
+                revoked,
+            };
+            Ok(ca_for_signing.signer.sign_crl(&spec)?)
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("CRL task failed: {e}")))??;
+        let record = CrlRecord {
+            ca_id,
+            crl_number: number,
+            this_update,
+            next_update,
+            crl_der: der,
+        };
+        crls::insert(&mut tx, &record).await?;
+        crls::prune(&mut tx, ca_id, CRLS_KEPT).await?;
+        tx.commit().await?;
+        tracing::info!(
+            %ca_id,
+            crl_number = number,
+            entries = count,
+            sign_ms = started.elapsed().as_millis() as u64,
+            "published CRL"
+        );
+        Ok(record)
+    }
+
+    /// The newest CRL of a CA (public).
+    pub async fn latest_crl(&self, db: &Database, ca_id: Uuid) -> Result<CrlRecord, CoreError> {
+        let mut tx = db.begin(&Actor::Anonymous).await?;
+        let crl = crls::latest(&mut tx, ca_id).await?;
+        tx.commit().await?;
+        crl.ok_or(CoreError::NotFound("CRL"))
+    }
+
+    /// Publishes CRLs that are older than `crl_republish_after` (or missing).
+    pub async fn refresh_stale_crls(&self, db: &Database) -> Result<usize, CoreError> {
+        let mut tx = db.begin(&Actor::System).await?;
+        let cas = crls::next_updates(&mut tx).await?;
+        tx.commit().await?;
+        let now = self.clock.now();
+        let mut published = 0;
+        for (ca_id, next_update) in cas {
+            let stale = match next_update {
+                None => true,
+                Some(next) => {
+                    now >= next - self.settings.crl_validity + self.settings.crl_republish_after
+                }
+            };
+            if stale {
+                self.publish_crl(db, ca_id).await?;
+                published += 1;
+            }
+        }
+        Ok(published)
+    }
+
+    /// The background publisher: re-issues the CRL of every CA that had revocations, at
+    /// most once per `crl_coalesce` window, and refreshes stale CRLs every `tick`. Returns
+    /// when `shutdown` resolves. Only one publisher per Authority can run.
+    pub async fn run_crl_publisher(
+        &self,
+        db: &Database,
+        tick: std::time::Duration,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let receiver = self.crl_receiver.lock().ok().and_then(|mut r| r.take());
+        let Some(mut receiver) = receiver else {
+            tracing::warn!("a CRL publisher is already running");
+            return;
+        };
+        let mut interval = tokio::time::interval(tick);
+        tokio::pin!(shutdown);
+        loop {
+            let mut dirty = HashSet::new();
+            tokio::select! {
+                () = &mut shutdown => return,
+                request = receiver.recv() => {
+                    let Some(ca) = request else { return };
+                    dirty.insert(ca);
+                    // Coalesce the burst: wait, then take everything that queued meanwhile.
+                    tokio::time::sleep(self.settings.crl_coalesce).await;
+                    while let Ok(more) = receiver.try_recv() {
+                        dirty.insert(more);
+                    }
+                }
+                _ = interval.tick() => {
+                    if let Err(e) = self.refresh_stale_crls(db).await {
+                        tracing::error!(error = %e, "refreshing CRLs failed; retrying at the next tick");
+                    }
+                }
+            }
+            for ca in dirty {
+                if let Err(e) = self.publish_crl(db, ca).await {
+                    tracing::error!(ca_id = %ca, error = %e, "publishing a CRL failed; it will be retried");
+                    // Retried with the next request or refresh; a failed publish leaves the
+                    // previous CRL in place.
+                    let _ = self.crl_requests.send(ca);
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}

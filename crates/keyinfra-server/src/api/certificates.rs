@@ -1,0 +1,572 @@
+//! `/api/v1/certificates`: the certificate lifecycle over HTTP. Every rule lives in
+//! `keyinfra_core::lifecycle`; this module only translates JSON.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyinfra_core::lifecycle::{IssueRequest, KeySource, RenewRequest, parse_reason};
+use keyinfra_core::{CoreError, OsRandom, Requester};
+use keyinfra_db::CertificateStatus;
+use keyinfra_db::certificates::{CertificateFilter, CertificateRecord, CertificateSummary};
+use keyinfra_pki::KeyAlgorithm;
+use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::timestamp;
+use crate::extract::{ApiJson, Authenticated, IdPath};
+use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, encode_cursor};
+use crate::{AppState, Problem};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(issue, list))
+        .routes(routes!(expiring))
+        .routes(routes!(get_one, reassign))
+        .routes(routes!(pem))
+        .routes(routes!(pkcs12))
+        .routes(routes!(renew))
+        .routes(routes!(revoke))
+        .routes(routes!(versions))
+}
+
+/// A certificate as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Certificate {
+    pub id: Uuid,
+    pub ca_id: Uuid,
+    pub owner_id: Option<Uuid>,
+    /// Uppercase hex, no separators.
+    pub serial_number: String,
+    /// RFC 4514.
+    pub subject: String,
+    /// DNS names and IP addresses.
+    pub san: Vec<String>,
+    pub key_algorithm: String,
+    pub profile: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// ACTIVE, SUPERSEDED, REVOKED or EXPIRED.
+    pub status: String,
+    pub version: i32,
+    pub renewed_from: Option<Uuid>,
+    pub renewed_at: Option<String>,
+    pub renewed_by: Option<Uuid>,
+    pub has_private_key: bool,
+    /// SHA-256 of the DER, lowercase hex.
+    pub fingerprint_sha256: String,
+    pub certificate_pem: String,
+}
+
+pub fn status_label(s: CertificateStatus) -> &'static str {
+    match s {
+        CertificateStatus::Active => "ACTIVE",
+        CertificateStatus::Superseded => "SUPERSEDED",
+        CertificateStatus::Revoked => "REVOKED",
+        CertificateStatus::Expired => "EXPIRED",
+    }
+}
+
+fn untagged(san: &str) -> String {
+    san.split_once(':')
+        .map_or(san, |(_, value)| value)
+        .to_owned()
+}
+
+impl From<CertificateRecord> for Certificate {
+    fn from(c: CertificateRecord) -> Self {
+        Self {
+            id: c.id,
+            ca_id: c.ca_id,
+            owner_id: c.owner_id,
+            serial_number: c.serial_number,
+            subject: c.subject_dn,
+            san: c.subject_alt_names.iter().map(|s| untagged(s)).collect(),
+            key_algorithm: keyinfra_core::authority::algorithm_label(c.key_algorithm).to_owned(),
+            profile: c.profile,
+            not_before: timestamp(c.not_before),
+            not_after: timestamp(c.not_after),
+            status: status_label(c.status).to_owned(),
+            version: c.version,
+            renewed_from: c.renewed_from,
+            renewed_at: c.renewed_at.map(timestamp),
+            renewed_by: c.renewed_by,
+            has_private_key: c.private_key_id.is_some(),
+            fingerprint_sha256: c
+                .fingerprint_sha256
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            certificate_pem: keyinfra_pki::certificate_pem(&c.certificate_der),
+        }
+    }
+}
+
+/// Server-side key generation (`key_algorithm`) or CSR signing (`csr`), not both.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueBody {
+    /// RFC 4514, e.g. `CN=edge-router-1,O=Example,C=NL`. Required without `csr`.
+    pub subject: Option<String>,
+    /// DNS names and IPv4/IPv6 addresses.
+    pub san: Option<Vec<String>>,
+    /// ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096.
+    pub key_algorithm: Option<String>,
+    /// A PKCS#10 request, PEM.
+    pub csr: Option<String>,
+    /// device (default), server or client.
+    pub profile: Option<String>,
+    pub validity_days: Option<u32>,
+    /// ADMIN only: issue for this user.
+    pub owner_id: Option<Uuid>,
+    /// The CA to sign with (default: the issuing CA).
+    pub ca_id: Option<Uuid>,
+}
+
+fn parse_algorithm(label: &str) -> Result<KeyAlgorithm, Problem> {
+    KeyAlgorithm::from_label(label).ok_or_else(|| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_algorithm",
+            format!(
+                "unknown key_algorithm {label:?}; use one of ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096"
+            ),
+        )
+    })
+}
+
+/// Issue a certificate.
+#[utoipa::path(post, path = "/api/v1/certificates", tag = "certificates", request_body = IssueBody,
+    responses((status = 201, body = Certificate), (status = 403), (status = 422)))]
+async fn issue(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiJson(body): ApiJson<IssueBody>,
+) -> Result<(StatusCode, Json<Certificate>), Problem> {
+    let key = match (body.csr, body.key_algorithm) {
+        (Some(_), Some(_)) => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "conflicting_key_source",
+                "give either csr (the device's key) or key_algorithm (a key made here), not both",
+            ));
+        }
+        (Some(csr), None) => KeySource::Csr(csr.into_bytes()),
+        (None, Some(label)) => KeySource::Generate(parse_algorithm(&label)?),
+        (None, None) => KeySource::Generate(KeyAlgorithm::EcdsaP256),
+    };
+    let request = IssueRequest {
+        key,
+        subject: body.subject,
+        san: body.san,
+        profile: body.profile.unwrap_or_else(|| "device".into()),
+        validity_days: body.validity_days,
+        owner_id: body.owner_id,
+        ca_id: body.ca_id,
+    };
+    let cert = state
+        .authority
+        .issue(&state.db, &Requester::User(caller), request, &mut OsRandom)
+        .await?;
+    Ok((StatusCode::CREATED, Json(cert.into())))
+}
+
+/// Inventory query. All parameters are optional.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// ACTIVE, SUPERSEDED, REVOKED or EXPIRED.
+    pub status: Option<String>,
+    pub expiring_within_days: Option<String>,
+    /// Substring of the subject or a SAN, or a serial-number prefix.
+    pub q: Option<String>,
+    /// ADMIN: one user's certificates.
+    pub owner_id: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+fn invalid_query(code: &'static str, detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+}
+
+fn parse_limit(raw: Option<&str>) -> Result<i64, Problem> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                invalid_query(
+                    "invalid_limit",
+                    format!("limit must be between 1 and {MAX_LIMIT}"),
+                )
+            }),
+    }
+}
+
+/// List certificates, soonest expiry first (keyset pagination).
+#[utoipa::path(get, path = "/api/v1/certificates", tag = "certificates", params(ListQuery),
+    responses((status = 200, body = Page<Certificate>), (status = 422)))]
+async fn list(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<Certificate>>, Problem> {
+    let limit = parse_limit(query.limit.as_deref())?;
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some("ACTIVE") => Some(CertificateStatus::Active),
+        Some("SUPERSEDED") => Some(CertificateStatus::Superseded),
+        Some("REVOKED") => Some(CertificateStatus::Revoked),
+        Some("EXPIRED") => Some(CertificateStatus::Expired),
+        Some(_) => {
+            return Err(invalid_query(
+                "invalid_status",
+                "status must be ACTIVE, SUPERSEDED, REVOKED or EXPIRED",
+            ));
+        }
+    };
+    let now = state.authority.clock.now();
+    let expires_before = match query.expiring_within_days.as_deref() {
+        None | Some("") => None,
+        Some(text) => {
+            let days = text
+                .parse::<i64>()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| {
+                    invalid_query(
+                        "invalid_days",
+                        "expiring_within_days must be between 1 and 3650",
+                    )
+                })?;
+            Some(now + time::Duration::days(days))
+        }
+    };
+    let owner_id = match query.owner_id.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<Uuid>()
+                .map_err(|_| invalid_query("invalid_owner_id", "owner_id must be a UUID"))?,
+        ),
+    };
+    let search = match query.q.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(q) if q.chars().count() > 200 => {
+            return Err(invalid_query(
+                "invalid_query",
+                "q is longer than 200 characters",
+            ));
+        }
+        Some(q) => Some(q.to_owned()),
+    };
+    let after = match query.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(crate::pagination::decode_cursor(c)?),
+    };
+    let filter = CertificateFilter {
+        owner_id,
+        status,
+        expires_before,
+        as_of: Some(now),
+        search,
+        after,
+    };
+    let items = state
+        .authority
+        .list(&state.db, &Requester::User(caller), filter, limit)
+        .await?;
+    let next_cursor = match items.last() {
+        Some(last) if items.len() as i64 == limit => Some(encode_cursor(last.not_after, last.id)),
+        _ => None,
+    };
+    Ok(Json(Page {
+        items: items.into_iter().map(Certificate::from).collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ExpiringQuery {
+    /// Window in days (default 7).
+    pub days: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// An expiring certificate (summary).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExpiringCertificate {
+    pub id: Uuid,
+    pub ca_id: Uuid,
+    pub owner_id: Option<Uuid>,
+    pub serial_number: String,
+    pub subject: String,
+    pub san: Vec<String>,
+    pub not_after: String,
+    pub status: String,
+    pub profile: String,
+}
+
+impl From<CertificateSummary> for ExpiringCertificate {
+    fn from(c: CertificateSummary) -> Self {
+        Self {
+            id: c.id,
+            ca_id: c.ca_id,
+            owner_id: c.owner_id,
+            serial_number: c.serial_number,
+            subject: c.subject_dn,
+            san: c.subject_alt_names.iter().map(|s| untagged(s)).collect(),
+            not_after: timestamp(c.not_after),
+            status: status_label(c.status).to_owned(),
+            profile: c.profile,
+        }
+    }
+}
+
+/// Active certificates expiring within `days`, soonest first (the database's
+/// `certificates_expiring` function).
+#[utoipa::path(get, path = "/api/v1/certificates/expiring", tag = "certificates", params(ExpiringQuery),
+    responses((status = 200, body = Page<ExpiringCertificate>), (status = 422)))]
+async fn expiring(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<ExpiringQuery>,
+) -> Result<Json<Page<ExpiringCertificate>>, Problem> {
+    let limit = parse_limit(query.limit.as_deref())?;
+    let days = match query.days.as_deref() {
+        None | Some("") => 7,
+        Some(text) => text
+            .parse::<u32>()
+            .map_err(|_| invalid_query("invalid_days", "days must be between 1 and 3650"))?,
+    };
+    let items = state
+        .authority
+        .expiring(&state.db, &Requester::User(caller), days, limit)
+        .await?;
+    Ok(Json(Page {
+        items: items.into_iter().map(ExpiringCertificate::from).collect(),
+        next_cursor: None,
+    }))
+}
+
+/// One certificate.
+#[utoipa::path(get, path = "/api/v1/certificates/{id}", tag = "certificates", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Certificate), (status = 404)))]
+async fn get_one(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+) -> Result<Json<Certificate>, Problem> {
+    let cert = state
+        .authority
+        .get(&state.db, &Requester::User(caller), id)
+        .await?;
+    Ok(Json(cert.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignBody {
+    /// The new owner.
+    pub owner_id: Uuid,
+}
+
+/// Move a certificate (with its whole renewal chain and stored keys) to another user (ADMIN).
+#[utoipa::path(patch, path = "/api/v1/certificates/{id}", tag = "certificates", params(("id" = Uuid, Path)),
+    request_body = ReassignBody,
+    responses((status = 200, body = Certificate), (status = 403), (status = 404), (status = 422)))]
+async fn reassign(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<ReassignBody>,
+) -> Result<Json<Certificate>, Problem> {
+    let cert = state
+        .authority
+        .reassign(&state.db, &Requester::User(caller), id, body.owner_id)
+        .await?;
+    Ok(Json(cert.into()))
+}
+
+/// The certificate and its CA chain, PEM.
+#[utoipa::path(get, path = "/api/v1/certificates/{id}/pem", tag = "certificates", params(("id" = Uuid, Path)),
+    responses((status = 200, content_type = "application/pem-certificate-chain", body = String), (status = 404)))]
+async fn pem(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+) -> Result<Response, Problem> {
+    let text = state
+        .authority
+        .pem_chain(&state.db, &Requester::User(caller), id)
+        .await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/pem-certificate-chain"),
+        )],
+        text,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs12Body {
+    /// 6 to 128 characters. Never stored or logged.
+    pub pin: String,
+    /// `modern` (default: PBES2/AES-256, SHA-256 MAC) or `legacy` (3DES, SHA-1 MAC) for old devices.
+    pub compat: Option<String>,
+}
+
+/// Export the key, certificate and chain as PKCS#12 (owner or ADMIN).
+#[utoipa::path(post, path = "/api/v1/certificates/{id}/pkcs12", tag = "certificates", params(("id" = Uuid, Path)),
+    request_body = Pkcs12Body,
+    responses((status = 200, content_type = "application/x-pkcs12", body = Vec<u8>), (status = 404), (status = 409, description = "no stored key"), (status = 422)))]
+async fn pkcs12(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<Pkcs12Body>,
+) -> Result<Response, Problem> {
+    let compat = match body.compat.as_deref() {
+        None | Some("modern") => Pkcs12Compat::Modern,
+        Some("legacy") => Pkcs12Compat::Legacy,
+        Some(_) => {
+            return Err(invalid_query(
+                "invalid_compat",
+                "compat must be \"modern\" or \"legacy\"",
+            ));
+        }
+    };
+    let pin = Pin::new(body.pin).map_err(|_| {
+        invalid_query(
+            "invalid_pin",
+            format!(
+                "the PIN must have {} to {} characters and no control characters",
+                keyinfra_pki::pkcs12::PIN_MIN_CHARS,
+                keyinfra_pki::pkcs12::PIN_MAX_CHARS
+            ),
+        )
+    })?;
+    let bytes = state
+        .authority
+        .export_pkcs12(&state.db, &Requester::User(caller), id, pin, compat)
+        .await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-pkcs12"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RenewBody {
+    pub validity_days: Option<u32>,
+    /// Make a new server-side key (same algorithm).
+    pub rekey: Option<bool>,
+    /// Revoke the previous version (reason superseded) instead of letting it run out.
+    pub revoke_previous: Option<bool>,
+}
+
+/// Renew (ADMIN): a new version with a new serial; the previous becomes SUPERSEDED.
+#[utoipa::path(post, path = "/api/v1/certificates/{id}/renew", tag = "certificates", params(("id" = Uuid, Path)),
+    request_body = RenewBody,
+    responses((status = 201, body = Certificate), (status = 403), (status = 404), (status = 409), (status = 422)))]
+async fn renew(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<RenewBody>,
+) -> Result<(StatusCode, Json<Certificate>), Problem> {
+    let cert = state
+        .authority
+        .renew(
+            &state.db,
+            &Requester::User(caller),
+            id,
+            RenewRequest {
+                validity_days: body.validity_days,
+                rekey: body.rekey.unwrap_or(false),
+                revoke_previous: body.revoke_previous.unwrap_or(false),
+            },
+            &mut OsRandom,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(cert.into())))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    /// unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
+    /// cessationOfOperation or privilegeWithdrawn.
+    pub reason: String,
+    /// RFC 3339: when the key is known or suspected to have been compromised.
+    pub invalidity_date: Option<String>,
+}
+
+/// Revoke (owner or ADMIN).
+#[utoipa::path(post, path = "/api/v1/certificates/{id}/revoke", tag = "certificates", params(("id" = Uuid, Path)),
+    request_body = RevokeBody,
+    responses((status = 200, body = Certificate), (status = 404), (status = 409, description = "already revoked"), (status = 422)))]
+async fn revoke(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<RevokeBody>,
+) -> Result<Json<Certificate>, Problem> {
+    let reason = parse_reason(&body.reason)?;
+    let invalidity_date = match body.invalidity_date.as_deref() {
+        None => None,
+        Some(text) => Some(OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+            Problem::from(CoreError::invalid(
+                "invalid_invalidity_date",
+                "invalidity_date must be an RFC 3339 timestamp, e.g. 2026-11-20T08:00:00Z",
+            ))
+        })?),
+    };
+    let cert = state
+        .authority
+        .revoke(
+            &state.db,
+            &Requester::User(caller),
+            id,
+            reason,
+            invalidity_date,
+        )
+        .await?;
+    Ok(Json(cert.into()))
+}
+
+/// Every version of the certificate's renewal chain, oldest first.
+#[utoipa::path(get, path = "/api/v1/certificates/{id}/versions", tag = "certificates", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Page<Certificate>), (status = 404)))]
+async fn versions(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+) -> Result<Json<Page<Certificate>>, Problem> {
+    let chain = state
+        .authority
+        .versions(&state.db, &Requester::User(caller), id)
+        .await?;
+    Ok(Json(Page {
+        items: chain.into_iter().map(Certificate::from).collect(),
+        next_cursor: None,
+    }))
+}

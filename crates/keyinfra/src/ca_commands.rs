@@ -1,0 +1,360 @@
+//! `init`, `ca`, `cert` and `keys`: the operator's side of the certificate authority. Each
+//! calls the same use cases as the API (keyinfra_core::lifecycle), as `Requester::Operator`.
+
+use std::io::{BufRead, IsTerminal};
+use std::sync::Arc;
+
+use anyhow::Context;
+use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
+use keyinfra_core::lifecycle::{IssueRequest, KeySource, RenewRequest, parse_reason};
+use keyinfra_core::{OsRandom, Requester, SystemClock};
+use keyinfra_db::certificates::{CertificateFilter, CertificateRecord};
+use keyinfra_db::{Actor, CertificateStatus, Database};
+use keyinfra_pki::KeyAlgorithm;
+use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat};
+
+use crate::cli::{AuthorityArgs, CaCommand, CertCommand, DatabaseArgs, InitArgs, KeysCommand};
+use crate::secrets;
+
+#[allow(clippy::print_stdout)] // A command's output is its result.
+fn out(line: String) {
+    println!("{line}");
+}
+
+/// The CA service from the settings.
+pub fn authority(database: &DatabaseArgs, args: &AuthorityArgs) -> anyhow::Result<Authority> {
+    let masters = secrets::load_master_keys(args.master_keys_file.as_deref(), &database.data_dir)?;
+    let url = args.public_url.trim_end_matches('/');
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.contains(char::is_whitespace)
+    {
+        anyhow::bail!(
+            "KEYINFRA_PUBLIC_URL (--public-url) must be an http:// or https:// URL, not {url:?}"
+        );
+    }
+    let mut settings = AuthoritySettings::new(url);
+    settings.profiles = keyinfra_pki::profile::builtin_profiles(args.max_validity_days);
+    settings.quota = (args.cert_quota > 0).then_some(args.cert_quota);
+    let to_time = |d: std::time::Duration, name: &str| {
+        time::Duration::try_from(d)
+            .ok()
+            .filter(|d| *d >= time::Duration::minutes(1))
+            .with_context(|| format!("{name} must be at least one minute"))
+    };
+    settings.crl_validity = to_time(args.crl_validity, "KEYINFRA_CRL_VALIDITY (--crl-validity)")?;
+    settings.crl_republish_after = to_time(
+        args.crl_republish_after,
+        "KEYINFRA_CRL_REPUBLISH_AFTER (--crl-republish-after)",
+    )?;
+    if settings.crl_republish_after >= settings.crl_validity {
+        anyhow::bail!(
+            "KEYINFRA_CRL_REPUBLISH_AFTER must be shorter than KEYINFRA_CRL_VALIDITY, so that a new CRL exists before the old one runs out"
+        );
+    }
+    Ok(Authority::new(settings, masters, Arc::new(SystemClock)))
+}
+
+pub fn init_options(args: &InitArgs) -> anyhow::Result<InitOptions> {
+    let algorithm = KeyAlgorithm::from_label(&args.algorithm).with_context(|| {
+        format!(
+            "KEYINFRA_CA_ALGORITHM (--algorithm) {:?} is not one of ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096",
+            args.algorithm
+        )
+    })?;
+    Ok(InitOptions {
+        root_subject: args.root_subject.clone(),
+        root_algorithm: algorithm,
+        intermediate_subject: args.intermediate.clone(),
+        ..InitOptions::default()
+    })
+}
+
+pub async fn init(db: &Database, authority: &Authority, args: &InitArgs) -> anyhow::Result<()> {
+    let options = init_options(args)?;
+    let created = authority.init(db, &options, &mut OsRandom).await?;
+    for ca in created {
+        out(format!(
+            "created CA {} {:?}: {}",
+            ca.id, ca.name, ca.subject_dn
+        ));
+    }
+    Ok(())
+}
+
+pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> anyhow::Result<()> {
+    match command {
+        CaCommand::List => {
+            for ca in authority.list_cas(db).await? {
+                let key = if ca.private_key_id.is_some() {
+                    "signs"
+                } else {
+                    "offline"
+                };
+                out(format!(
+                    "{}  {:<8} {:<16} until {}  {}",
+                    ca.id,
+                    key,
+                    ca.name,
+                    ca.not_after.date(),
+                    ca.subject_dn
+                ));
+            }
+        }
+        CaCommand::Import { cert, key, name } => {
+            let certificate = std::fs::read(&cert)
+                .with_context(|| format!("cannot read --cert {}", cert.display()))?;
+            let key_pem = match &key {
+                Some(path) => Some(zeroize::Zeroizing::new(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read --key {}", path.display()))?,
+                )),
+                None => None,
+            };
+            let ca = authority
+                .import(
+                    db,
+                    &name,
+                    &certificate,
+                    key_pem.as_deref().map(String::as_str),
+                    &mut OsRandom,
+                )
+                .await?;
+            out(format!(
+                "imported CA {} {:?}: {}",
+                ca.id, ca.name, ca.subject_dn
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn describe(c: &CertificateRecord) -> String {
+    let status = match c.status {
+        CertificateStatus::Active => "ACTIVE",
+        CertificateStatus::Superseded => "SUPERSEDED",
+        CertificateStatus::Revoked => "REVOKED",
+        CertificateStatus::Expired => "EXPIRED",
+    };
+    format!(
+        "{}  {:<10} v{}  serial {}  until {}  {}",
+        c.id,
+        status,
+        c.version,
+        c.serial_number,
+        c.not_after.date(),
+        c.subject_dn
+    )
+}
+
+async fn owner_id(db: &Database, username: &str) -> anyhow::Result<uuid::Uuid> {
+    let mut tx = db.begin(&Actor::System).await?;
+    let mut after = None;
+    loop {
+        let page = keyinfra_db::users::list(&mut tx, after, 500).await?;
+        if let Some(u) = page.iter().find(|u| u.username == username) {
+            return Ok(u.id);
+        }
+        match page.last() {
+            Some(last) if page.len() == 500 => after = Some((last.created_at, last.id)),
+            _ => anyhow::bail!("no user is named {username:?} (--owner)"),
+        }
+    }
+}
+
+pub async fn cert(
+    db: &Database,
+    authority: &Authority,
+    command: CertCommand,
+) -> anyhow::Result<()> {
+    let operator = Requester::Operator;
+    match command {
+        CertCommand::Issue {
+            subject,
+            san,
+            algorithm,
+            csr,
+            profile,
+            validity_days,
+            owner,
+        } => {
+            let key = match (csr, algorithm) {
+                (Some(path), _) => KeySource::Csr(
+                    std::fs::read(&path)
+                        .with_context(|| format!("cannot read --csr {}", path.display()))?,
+                ),
+                (None, Some(label)) => KeySource::Generate(
+                    KeyAlgorithm::from_label(&label)
+                        .with_context(|| format!("unknown --algorithm {label:?}"))?,
+                ),
+                (None, None) => KeySource::Generate(KeyAlgorithm::EcdsaP256),
+            };
+            let owner_id = match owner {
+                Some(name) => Some(owner_id(db, &name).await?),
+                None => None,
+            };
+            let request = IssueRequest {
+                key,
+                subject,
+                san: (!san.is_empty()).then_some(san),
+                profile,
+                validity_days,
+                owner_id,
+                ca_id: None,
+            };
+            let c = authority
+                .issue(db, &operator, request, &mut OsRandom)
+                .await?;
+            out(format!("issued {}", describe(&c)));
+        }
+        CertCommand::List { status, limit } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some("ACTIVE") => Some(CertificateStatus::Active),
+                Some("SUPERSEDED") => Some(CertificateStatus::Superseded),
+                Some("REVOKED") => Some(CertificateStatus::Revoked),
+                Some("EXPIRED") => Some(CertificateStatus::Expired),
+                Some(other) => anyhow::bail!(
+                    "--status {other:?} is not ACTIVE, SUPERSEDED, REVOKED or EXPIRED"
+                ),
+            };
+            let filter = CertificateFilter {
+                status,
+                ..CertificateFilter::default()
+            };
+            for c in authority
+                .list(db, &operator, filter, limit.clamp(1, 10_000))
+                .await?
+            {
+                out(describe(&c));
+            }
+        }
+        CertCommand::Show { id, pem } => {
+            if pem {
+                #[allow(clippy::print_stdout)]
+                {
+                    print!("{}", authority.pem_chain(db, &operator, id).await?);
+                }
+            } else {
+                let c = authority.get(db, &operator, id).await?;
+                out(describe(&c));
+                out(format!("  SANs: {}", c.subject_alt_names.join(", ")));
+                out(format!(
+                    "  profile {}, has private key: {}",
+                    c.profile,
+                    c.private_key_id.is_some()
+                ));
+            }
+        }
+        CertCommand::Revoke { id, reason } => {
+            let reason = parse_reason(&reason)?;
+            let c = authority.revoke(db, &operator, id, reason, None).await?;
+            let crl = authority.publish_crl(db, c.ca_id).await?;
+            out(format!("revoked {}", describe(&c)));
+            out(format!("published CRL number {}", crl.crl_number));
+        }
+        CertCommand::Renew {
+            id,
+            validity_days,
+            rekey,
+            revoke_previous,
+        } => {
+            let request = RenewRequest {
+                validity_days,
+                rekey,
+                revoke_previous,
+            };
+            let c = authority
+                .renew(db, &operator, id, request, &mut OsRandom)
+                .await?;
+            if revoke_previous {
+                authority.publish_crl(db, c.ca_id).await?;
+            }
+            out(format!("renewed as {}", describe(&c)));
+        }
+        CertCommand::Export {
+            id,
+            out: path,
+            compat,
+        } => {
+            let compat = match compat.as_str() {
+                "modern" => Pkcs12Compat::Modern,
+                "legacy" => Pkcs12Compat::Legacy,
+                other => anyhow::bail!("--compat {other:?} is not modern or legacy"),
+            };
+            let pin = Pin::new(read_pin()?.to_string()).map_err(|_| {
+                anyhow::anyhow!("the PIN must have 6 to 128 characters and no control characters")
+            })?;
+            let bytes = authority
+                .export_pkcs12(db, &operator, id, pin, compat)
+                .await?;
+            write_private_file(&path, &bytes)?;
+            out(format!("wrote {}", path.display()));
+        }
+    }
+    Ok(())
+}
+
+fn read_pin() -> anyhow::Result<zeroize::Zeroizing<String>> {
+    if std::io::stdin().is_terminal() {
+        return Ok(zeroize::Zeroizing::new(
+            rpassword::prompt_password("PIN: ").context("cannot read the PIN")?,
+        ));
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the PIN from standard input")?;
+    Ok(zeroize::Zeroizing::new(
+        line.trim_end_matches(['\n', '\r']).to_owned(),
+    ))
+}
+
+fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(bytes)?;
+    Ok(())
+}
+
+pub async fn keys(
+    db: &Database,
+    authority: &Authority,
+    command: KeysCommand,
+) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Rotate { batch } => {
+            let (newest, pending) = authority.keys_to_rotate(db).await?;
+            out(format!(
+                "{pending} keys to re-seal under master key version {newest}"
+            ));
+            let bar = indicatif::ProgressBar::new(pending);
+            if !std::io::stderr().is_terminal() {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} keys ({eta} left)")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let done = authority
+                .rotate_keys(db, batch.clamp(1, 10_000), &mut OsRandom, |p| {
+                    bar.set_length(p.total);
+                    bar.set_position(p.done);
+                })
+                .await?;
+            bar.finish_and_clear();
+            out(format!(
+                "re-sealed {} keys; every key is now under version {newest}",
+                done.done
+            ));
+        }
+    }
+    Ok(())
+}
