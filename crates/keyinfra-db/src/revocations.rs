@@ -99,18 +99,3 @@ pub async fn for_crl(
     .await?;
     Ok(rows)
 }
-
-/// The revocation of one certificate, if any.
-pub async fn for_certificate(
-    tx: &mut Tx,
-    certificate_id: Uuid,
-) -> Result<Option<(OffsetDateTime, RevocationReason)>, DbError> {
-    let row = sqlx::query!(
-        r#"SELECT revoked_at, reason AS "reason: RevocationReason"
-           FROM revoked_certificates WHERE certificate_id = $1"#,
-        certificate_id
-    )
-    .fetch_optional(tx.conn())
-    .await?;
-    Ok(row.map(|r| (r.revoked_at, r.reason)))
-}

@@ -110,6 +110,16 @@ impl TestDatabase {
             .await
             .expect("connect as owner")
     }
+
+    /// Runs one statement as the database owner (bypassing row-level security), e.g. to
+    /// tamper with rows as an attacker with database access would; returns rows affected.
+    pub async fn owner_execute(&self, sql: &str) -> u64 {
+        let mut conn = self.owner_connection().await;
+        conn.execute(sqlx::AssertSqlSafe(sql.to_owned()))
+            .await
+            .expect("owner statement")
+            .rows_affected()
+    }
 }
 
 impl Drop for TestDatabase {

@@ -427,6 +427,17 @@ fn parse_dns_name(text: &str) -> Result<String, NameError> {
     if name.len() > 253 {
         return refuse(format!("{text:?} is longer than 253 characters"));
     }
+    // RFC 1123 2.1: a top-level label is never all-numeric, so "300.1.2.3" is a mistyped
+    // address, not a host name.
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return refuse(format!(
+            "{text:?} is neither a valid IP address nor a DNS name"
+        ));
+    }
     for (i, label) in name.split('.').enumerate() {
         if i == 0 && label == "*" && name.contains('.') {
             continue;
@@ -525,6 +536,7 @@ mod tests {
             "*",
             "a.*.b",
             "IP:300.1.1.1",
+            "300.1.1.1",
             "bücher.de",
             "x y",
         ] {

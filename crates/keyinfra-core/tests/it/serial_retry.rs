@@ -1,5 +1,7 @@
 use keyinfra_core::CoreError;
-use keyinfra_core::certificates::{CertificateDraft, SERIAL_ATTEMPTS, record_new_certificate};
+use keyinfra_core::certificates::{
+    CertificateDraft, NoHooks, SERIAL_ATTEMPTS, record_new_certificate,
+};
 use keyinfra_db::authorities::{self, NewAuthority};
 use keyinfra_db::testing::TestDatabase;
 use keyinfra_db::{Actor, Database, KeyAlgorithm};
@@ -60,6 +62,10 @@ fn draft(ca_id: Uuid) -> CertificateDraft {
         private_key_id: None,
         profile: "device".into(),
         created_by: None,
+        version: 1,
+        renewed_from: None,
+        renewed_at: None,
+        renewed_by: None,
     }
 }
 
@@ -80,6 +86,7 @@ async fn a_serial_collision_is_retried_with_a_fresh_serial_and_resigned() {
         &mut Scripted(vec![0x11]),
         &draft(ca_id),
         sign,
+        &mut NoHooks,
     )
     .await
     .unwrap();
@@ -96,6 +103,7 @@ async fn a_serial_collision_is_retried_with_a_fresh_serial_and_resigned() {
             signed.push(s.to_hex());
             sign(s)
         },
+        &mut NoHooks,
     )
     .await
     .unwrap();
@@ -121,6 +129,7 @@ async fn a_broken_generator_is_reported_after_bounded_attempts() {
         &mut Scripted(vec![]),
         &draft(ca_id),
         sign,
+        &mut NoHooks,
     )
     .await
     .unwrap();
@@ -131,6 +140,7 @@ async fn a_broken_generator_is_reported_after_bounded_attempts() {
         &mut Scripted(vec![]),
         &draft(ca_id),
         sign,
+        &mut NoHooks,
     )
     .await
     .unwrap_err();

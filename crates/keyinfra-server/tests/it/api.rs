@@ -93,10 +93,21 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         [
             "/api/v1/audit",
             "/api/v1/auth/login",
+            "/api/v1/cas",
+            "/api/v1/certificates",
+            "/api/v1/certificates/expiring",
+            "/api/v1/certificates/{id}",
+            "/api/v1/certificates/{id}/pem",
+            "/api/v1/certificates/{id}/pkcs12",
+            "/api/v1/certificates/{id}/renew",
+            "/api/v1/certificates/{id}/revoke",
+            "/api/v1/certificates/{id}/versions",
             "/api/v1/users",
             "/api/v1/users/me",
             "/api/v1/users/me/password",
             "/api/v1/users/{id}",
+            "/ca/{file}",
+            "/crl/{file}",
             "/healthz",
             "/readyz"
         ]
@@ -110,7 +121,9 @@ async fn the_openapi_document_parses_and_lists_every_route() {
             .keys()
             .filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str()))
         {
-            let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+            let concrete = path
+                .replace("{id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{file}", &format!("{}.pem", uuid::Uuid::new_v4()));
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = app
                 .http
@@ -130,7 +143,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 11);
+    assert_eq!(operations, 24);
     // The routes the server has but the document does not describe are only the document itself.
     assert_eq!(
         app.http

@@ -6,6 +6,10 @@
 
 mod api;
 mod auth;
+mod certificates;
+mod crl;
 mod health;
+mod keys_at_rest;
+mod openssl;
 mod support;
 mod users;

@@ -2,10 +2,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use keyinfra_core::auth::{JwtSecret, LoginThrottle, PasswordHasher, Pepper, TokenService};
+use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
 use keyinfra_core::users::UserService;
 use keyinfra_core::{AdjustableClock, Clock, FixedClock, OsRandom};
 use keyinfra_db::testing::TestDatabase;
 use keyinfra_db::{Database, UserRole, migrations};
+use keyinfra_pki::seal::MasterKeys;
 use keyinfra_server::AppState;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -27,6 +29,17 @@ pub fn service(pepper: &[u8], clock: Arc<dyn Clock>) -> UserService {
         throttle: LoginThrottle::new(),
         clock,
     }
+}
+
+/// The master key every test server shares (so two servers on one database agree).
+pub const MASTER_KEY: [u8; 32] = [7; 32];
+
+pub fn authority(public_url: &str, clock: Arc<dyn Clock>) -> Authority {
+    let mut masters = MasterKeys::new();
+    masters.insert(1, &MASTER_KEY).unwrap();
+    let mut settings = AuthoritySettings::new(public_url);
+    settings.crl_coalesce = std::time::Duration::from_millis(100);
+    Authority::new(settings, masters, clock)
 }
 
 /// A server on a loopback port with its own database.
@@ -57,13 +70,29 @@ impl TestApp {
         };
         let db = tdb.database().await;
         let clock = Arc::new(AdjustableClock::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let authority = Arc::new(authority(&format!("http://{addr}"), clock.clone()));
+        authority
+            .ensure_initialized(&db, &InitOptions::default(), &mut OsRandom)
+            .await
+            .unwrap();
         let state = AppState {
             db: db.clone(),
             expected_schema_version: migrations::latest_version(),
             users: Arc::new(service(pepper, clock.clone())),
+            authority: authority.clone(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
+        let publisher_db = db.clone();
+        tokio::spawn(async move {
+            authority
+                .run_crl_publisher(
+                    &publisher_db,
+                    std::time::Duration::from_secs(3600),
+                    std::future::pending(),
+                )
+                .await;
+        });
         let serve_state = state.clone();
         tokio::spawn(async move {
             let _ = keyinfra_server::serve(listener, serve_state, std::future::pending()).await;
@@ -153,6 +182,94 @@ pub fn state(db: Database, expected_schema_version: i64) -> AppState {
     AppState {
         db,
         expected_schema_version,
-        users: Arc::new(service(PEPPER, clock)),
+        users: Arc::new(service(PEPPER, clock.clone())),
+        authority: Arc::new(authority("http://127.0.0.1:8080", clock)),
+    }
+}
+
+/// A second server on the same database (another replica), with its own pool, CA signer
+/// cache and CRL publisher.
+pub struct Replica {
+    pub base: String,
+    pub state: AppState,
+}
+
+impl TestApp {
+    pub async fn replica(&self) -> Replica {
+        let db = self.tdb.database().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let authority = Arc::new(authority(&self.base, self.clock.clone()));
+        let state = AppState {
+            db: db.clone(),
+            expected_schema_version: migrations::latest_version(),
+            users: self.state.users.clone(),
+            authority: authority.clone(),
+        };
+        tokio::spawn(async move {
+            authority
+                .run_crl_publisher(
+                    &db,
+                    std::time::Duration::from_secs(3600),
+                    std::future::pending(),
+                )
+                .await;
+        });
+        let serve_state = state.clone();
+        tokio::spawn(async move {
+            let _ = keyinfra_server::serve(listener, serve_state, std::future::pending()).await;
+        });
+        Replica {
+            base: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    /// POST with a JSON body; the raw response.
+    pub async fn post_raw(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Issues through the API and returns the certificate object (asserting 201).
+    pub async fn issue(&self, token: &str, body: Value) -> Value {
+        let (status, cert) = self
+            .send(reqwest::Method::POST, "/api/v1/certificates", token, body)
+            .await;
+        assert_eq!(status, 201, "{cert}");
+        cert
+    }
+
+    /// The (only) CA's id and PEM.
+    pub async fn ca(&self) -> (String, String) {
+        let cas: Value = self
+            .http
+            .get(self.url("/api/v1/cas"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ca = &cas["items"][0];
+        (
+            ca["id"].as_str().unwrap().to_owned(),
+            ca["certificate_pem"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Rows of the tables a failed request must not touch.
+    pub async fn written_rows(&self) -> i64 {
+        self.tdb
+            .scalar_i64(
+                "SELECT (SELECT count(*) FROM certificates) + (SELECT count(*) FROM private_keys)
+                      + (SELECT count(*) FROM revoked_certificates)",
+            )
+            .await
     }
 }

@@ -1,6 +1,6 @@
 use keyinfra_db::UserRole;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::{PASSWORD, TestApp};
 
@@ -275,67 +275,21 @@ fn urlencode(s: &str) -> String {
 
 #[tokio::test]
 async fn deleting_a_user_revokes_their_certificates_first() {
-    use keyinfra_db::{
-        Actor, KeyAlgorithm,
-        authorities::{self, NewAuthority},
-        certificates::{self, NewCertificate},
-    };
-    use time::Duration;
     let app = TestApp::spawn().await;
     app.user("root", UserRole::Admin).await;
     let admin = app.token("root").await;
     let owner = app.user("leaver", UserRole::User).await;
-
-    // Certificates inserted directly until the CA issue brings real issuance.
-    let now = keyinfra_core::Clock::now(&*app.clock);
-    let der = b"fake CA".to_vec();
-    let fp = keyinfra_pki::sha256_fingerprint(&der);
-    let mut tx = app.db.begin(&Actor::System).await.unwrap();
-    let ca = authorities::insert(
-        &mut tx,
-        &NewAuthority {
-            name: "CA",
-            subject_dn: "CN=CA",
-            certificate_der: &der,
-            fingerprint_sha256: &fp,
-            private_key_id: None,
-            parent_ca_id: None,
-            not_before: now - Duration::days(1),
-            not_after: now + Duration::days(3650),
-        },
-    )
-    .await
-    .unwrap();
-    for serial in ["0A", "0B"] {
-        let der = format!("certificate {serial}").into_bytes();
-        let fp = keyinfra_pki::sha256_fingerprint(&der);
-        certificates::insert(
-            &mut tx,
-            &NewCertificate {
-                id: uuid::Uuid::new_v4(),
-                ca_id: ca,
-                owner_id: Some(owner),
-                serial_number: serial,
-                subject_dn: "CN=r",
-                subject_alt_names: &[],
-                not_before: now,
-                not_after: now + Duration::days(90),
-                version: 1,
-                renewed_from: None,
-                renewed_at: None,
-                renewed_by: None,
-                certificate_der: &der,
-                fingerprint_sha256: &fp,
-                key_algorithm: KeyAlgorithm::EcdsaP256,
-                private_key_id: None,
-                profile: "device",
-                created_by: Some(owner),
-            },
-        )
-        .await
-        .unwrap();
+    for name in ["r1", "r2"] {
+        let (status, body) = app
+            .send(
+                Method::POST,
+                "/api/v1/certificates",
+                &admin,
+                json!({"subject": format!("CN={name}"), "owner_id": owner}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
     }
-    tx.commit().await.unwrap();
 
     assert_eq!(
         app.send(
@@ -355,5 +309,4 @@ async fn deleting_a_user_revokes_their_certificates_first() {
     assert_eq!(rows, 2);
     let (_, audit) = app.get("/api/v1/audit?action=user.deleted", &admin).await;
     assert_eq!(audit["items"][0]["details"]["certificates_revoked"], 2);
-    let _: Value = audit;
 }

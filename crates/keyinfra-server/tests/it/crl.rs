@@ -1,0 +1,242 @@
+//! Revocation and CRLs, checked with `openssl crl` and `openssl verify -crl_check`.
+
+use std::time::Duration;
+
+use keyinfra_db::UserRole;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::openssl::{Scratch, openssl, openssl_ok};
+use crate::support::TestApp;
+
+/// The CRL number `openssl crl -text` shows.
+fn crl_number(text: &str) -> i64 {
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.contains("X509v3 CRL Number") {
+            return lines.next().unwrap().trim().parse().unwrap();
+        }
+    }
+    panic!("no CRL number in\n{text}");
+}
+
+/// Fetches the CRL (DER) until its number reaches `at_least`: publishing runs in the
+/// background, coalescing bursts.
+async fn crl_text(
+    app_base: &str,
+    http: &reqwest::Client,
+    ca_id: &str,
+    dir: &Scratch,
+    at_least: i64,
+) -> String {
+    for _ in 0..100 {
+        let response = http
+            .get(format!("{app_base}/crl/{ca_id}.crl"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/pkix-crl");
+        let file = dir.write("crl.der", response.bytes().await.unwrap());
+        let text = openssl_ok(&["crl", "-inform", "DER", "-in", &file, "-noout", "-text"]);
+        if crl_number(&text) >= at_least {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the CRL never reached number {at_least}");
+}
+
+#[tokio::test]
+async fn a_revoked_certificate_is_on_the_crl_with_its_reason_and_openssl_rejects_it() {
+    let app = TestApp::spawn().await;
+    app.user("root", UserRole::Admin).await;
+    app.user("owner", UserRole::User).await;
+    let admin = app.token("root").await;
+    let owner = app.token("owner").await;
+    let (ca_id, ca_pem) = app.ca().await;
+    let dir = Scratch::new();
+    let ca_file = dir.write("ca.pem", &ca_pem);
+    let initial = crl_text(&app.base, &app.http, &ca_id, &dir, 1).await;
+    assert!(initial.contains("No Revoked Certificates"), "{initial}");
+    let initial_number = crl_number(&initial);
+
+    let revoked = app
+        .issue(&owner, json!({"subject": "CN=stolen-router"}))
+        .await;
+    let kept = app
+        .issue(&owner, json!({"subject": "CN=good-router"}))
+        .await;
+    let id = revoked["id"].as_str().unwrap();
+    // The owner revokes their own certificate.
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/certificates/{id}/revoke"),
+            &owner,
+            json!({"reason": "keyCompromise", "invalidity_date": "2026-01-02T03:04:05Z"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "REVOKED");
+    let (status, again) = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/certificates/{id}/revoke"),
+            &admin,
+            json!({"reason": "unspecified"}),
+        )
+        .await;
+    assert_eq!(
+        (status, again["code"].as_str().unwrap()),
+        (409, "already_revoked")
+    );
+
+    let text = crl_text(&app.base, &app.http, &ca_id, &dir, initial_number + 1).await;
+    assert!(text.contains("Version 2"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Serial Number: {}",
+            revoked["serial_number"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(kept["serial_number"].as_str().unwrap()));
+    assert!(text.contains("Key Compromise"), "{text}");
+    assert!(
+        text.contains("Invalidity Date") && text.contains("Jan  2 03:04:05 2026 GMT"),
+        "{text}"
+    );
+    assert!(crl_number(&text) > initial_number);
+
+    // The PEM form, and openssl's own revocation check.
+    let pem = app
+        .http
+        .get(app.url(&format!("/crl/{ca_id}.pem")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(pem.starts_with("-----BEGIN X509 CRL-----"));
+    let crl_file = dir.write("crl.pem", &pem);
+    let revoked_file = dir.write("revoked.pem", revoked["certificate_pem"].as_str().unwrap());
+    let kept_file = dir.write("kept.pem", kept["certificate_pem"].as_str().unwrap());
+    let (ok, out) = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CRLfile",
+        &crl_file,
+        "-CAfile",
+        &ca_file,
+        &revoked_file,
+    ]);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let out = openssl_ok(&[
+        "verify",
+        "-crl_check",
+        "-CRLfile",
+        &crl_file,
+        "-CAfile",
+        &ca_file,
+        &kept_file,
+    ]);
+    assert!(out.contains(": OK"), "{out}");
+
+    let (_, audit) = app
+        .get("/api/v1/audit?action=certificate.revoked", &admin)
+        .await;
+    assert_eq!(audit["items"][0]["details"]["reason"], "keyCompromise");
+    // A future invalidity date is refused.
+    let (status, problem) = app
+        .send(
+            Method::POST,
+            &format!(
+                "/api/v1/certificates/{}/revoke",
+                kept["id"].as_str().unwrap()
+            ),
+            &owner,
+            json!({"reason": "keyCompromise", "invalidity_date": "2999-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str().unwrap()),
+        (422, "invalid_invalidity_date")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_revocations_on_two_servers_give_distinct_increasing_crl_numbers() {
+    let app = TestApp::spawn().await;
+    app.user("root", UserRole::Admin).await;
+    let admin = app.token("root").await;
+    let replica = app.replica().await;
+    let (ca_id, _) = app.ca().await;
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let cert = app
+            .issue(&admin, json!({"subject": format!("CN=r{n}")}))
+            .await;
+        ids.push(cert["id"].as_str().unwrap().to_owned());
+    }
+    // Half through each server, all at once.
+    let mut tasks = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let base = if n % 2 == 0 {
+            app.base.clone()
+        } else {
+            replica.base.clone()
+        };
+        let http = app.http.clone();
+        let token = admin.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            http.post(format!("{base}/api/v1/certificates/{id}/revoke"))
+                .bearer_auth(token)
+                .json(&json!({"reason": "superseded"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    // And both publish directly, at once, as well as their background publishers.
+    let (a, b) = tokio::join!(
+        app.state
+            .authority
+            .publish_crl(&app.db, ca_id.parse().unwrap()),
+        replica
+            .state
+            .authority
+            .publish_crl(&replica.state.db, ca_id.parse().unwrap()),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_ne!(a.crl_number, b.crl_number);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    // Numbers are distinct and increase with time; the newest CRL has all 10.
+    let dir = Scratch::new();
+    let rows = app.tdb.scalar_i64("SELECT count(*) FROM crls").await;
+    assert!(rows >= 3);
+    let distinct = app
+        .tdb
+        .scalar_i64("SELECT count(DISTINCT crl_number) FROM crls")
+        .await;
+    assert_eq!(distinct, rows);
+    let out_of_order = app
+        .tdb
+        .scalar_i64(
+            "SELECT count(*) FROM crls a JOIN crls b ON a.ca_id = b.ca_id
+             WHERE a.crl_number < b.crl_number AND a.this_update > b.this_update",
+        )
+        .await;
+    assert_eq!(out_of_order, 0);
+    let newest = app.tdb.scalar_i64("SELECT max(crl_number) FROM crls").await;
+    let text = crl_text(&app.base, &app.http, &ca_id, &dir, newest).await;
+    assert_eq!(text.matches("Serial Number:").count(), 10, "{text}");
+}
