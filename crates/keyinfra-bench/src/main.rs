@@ -1,9 +1,12 @@
 //! `keyinfra-bench`: the benchmarks behind docs/benchmarks.md. Not a test: it prints figures.
 //!
 //!     cargo run --release -p keyinfra-bench -- schema
+//!     cargo run --release -p keyinfra-bench -- crl
 //!
 //! uses DATABASE_URL's server (default: the local PostgreSQL on 127.0.0.1:5432) and
 //! (re)creates a database named keyinfra_bench there.
+
+mod crl;
 
 use clap::{Parser, Subcommand};
 use keyinfra_db::bench::{self, BenchConfig};
@@ -45,20 +48,59 @@ enum Bench {
         #[arg(long)]
         reuse: bool,
     },
+    /// CRL build time and memory at many revocations, and revocation request latency.
+    Crl {
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+            hide_env_values = true
+        )]
+        database_url: String,
+        /// Revoked-certificate counts to measure at, ascending.
+        #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+        sizes: Vec<i64>,
+        /// Revocation requests timed at each size.
+        #[arg(long, default_value_t = 500)]
+        revocations: usize,
+    },
 }
 
 #[allow(clippy::print_stdout)] // Printing the figures is this program's purpose.
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Bench::Schema {
-        database_url,
-        rows,
-        users,
-        months_back,
-        months_ahead,
-        samples,
-        reuse,
-    } = Cli::parse().command;
+    let (database_url, rows, users, months_back, months_ahead, samples, reuse) =
+        match Cli::parse().command {
+            Bench::Crl {
+                database_url,
+                sizes,
+                revocations,
+            } => {
+                return crl::run(&crl::CrlConfig {
+                    server_url: database_url,
+                    sizes,
+                    revocations,
+                })
+                .await;
+            }
+            Bench::Schema {
+                database_url,
+                rows,
+                users,
+                months_back,
+                months_ahead,
+                samples,
+                reuse,
+            } => (
+                database_url,
+                rows,
+                users,
+                months_back,
+                months_ahead,
+                samples,
+                reuse,
+            ),
+        };
     let config = BenchConfig {
         server_url: database_url,
         rows,
@@ -120,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0)

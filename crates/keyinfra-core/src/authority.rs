@@ -126,6 +126,7 @@ pub struct Authority {
     signers: RwLock<HashMap<Uuid, Arc<LoadedCa>>>,
     pub(crate) crl_requests: mpsc::UnboundedSender<Uuid>,
     pub(crate) crl_receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Uuid>>>,
+    default_ca: std::sync::Mutex<Option<(Uuid, time::OffsetDateTime)>>,
 }
 
 impl Authority {
@@ -138,6 +139,7 @@ impl Authority {
             signers: RwLock::new(HashMap::new()),
             crl_requests: tx,
             crl_receiver: std::sync::Mutex::new(Some(rx)),
+            default_ca: std::sync::Mutex::new(None),
         }
     }
 
@@ -162,6 +164,7 @@ impl Authority {
         }
         let created = self.create_hierarchy(&mut tx, options, rng).await?;
         tx.commit().await?;
+        self.forget_default_ca();
         for ca in &created {
             self.publish_crl(db, ca.id).await?;
         }
@@ -356,6 +359,7 @@ impl Authority {
             None => self.record_ca(&mut tx, name, &der, None, parent).await?,
         };
         tx.commit().await?;
+        self.forget_default_ca();
         if signer.is_some() {
             self.publish_crl(db, record.id).await?;
         }
@@ -379,7 +383,30 @@ impl Authority {
 
     /// The CA that signs when a request names none: the newest CA holding a key that has
     /// not signed another CA held here (the intermediate under a root), not yet expired.
+    /// Cached for a minute: issuance is the hot path, and CAs change rarely (this replica's
+    /// own init and import clear the cache at once).
     pub async fn default_issuing_ca(&self, db: &Database) -> Result<Uuid, CoreError> {
+        let now = self.clock.now();
+        if let Ok(cached) = self.default_ca.lock()
+            && let Some((id, at)) = *cached
+            && now - at < Duration::minutes(1)
+        {
+            return Ok(id);
+        }
+        let id = self.find_default_issuing_ca(db).await?;
+        if let Ok(mut cached) = self.default_ca.lock() {
+            *cached = Some((id, now));
+        }
+        Ok(id)
+    }
+
+    fn forget_default_ca(&self) {
+        if let Ok(mut cached) = self.default_ca.lock() {
+            *cached = None;
+        }
+    }
+
+    async fn find_default_issuing_ca(&self, db: &Database) -> Result<Uuid, CoreError> {
         let cas = self.list_cas(db).await?;
         let now = self.clock.now();
         cas.iter()

@@ -53,6 +53,14 @@ pub struct RecordedCertificate {
 pub trait RecordHooks {
     /// Runs after BEGIN, before the certificate row is inserted.
     fn before_insert(&mut self, tx: &mut Tx) -> impl Future<Output = Result<(), CoreError>> + Send;
+    /// Inserts the certificate row; a hook may write more in the same statement.
+    fn insert(
+        &mut self,
+        tx: &mut Tx,
+        certificate: &NewCertificate<'_>,
+    ) -> impl Future<Output = Result<(), DbError>> + Send {
+        certificates::insert(tx, certificate)
+    }
     /// Runs after the certificate row is inserted, before COMMIT.
     fn after_insert(
         &mut self,
@@ -99,30 +107,31 @@ where
         let serial_hex = serial.to_hex();
         let mut tx = db.begin(actor).await?;
         hooks.before_insert(&mut tx).await?;
-        let stored = certificates::insert(
-            &mut tx,
-            &NewCertificate {
-                id: draft.id,
-                ca_id: draft.ca_id,
-                owner_id: draft.owner_id,
-                serial_number: &serial_hex,
-                subject_dn: &draft.subject_dn,
-                subject_alt_names: &draft.subject_alt_names,
-                not_before: draft.not_before,
-                not_after: draft.not_after,
-                version: draft.version,
-                renewed_from: draft.renewed_from,
-                renewed_at: draft.renewed_at,
-                renewed_by: draft.renewed_by,
-                certificate_der: &der,
-                fingerprint_sha256: &fingerprint,
-                key_algorithm: draft.key_algorithm,
-                private_key_id: draft.private_key_id,
-                profile: &draft.profile,
-                created_by: draft.created_by,
-            },
-        )
-        .await;
+        let stored = hooks
+            .insert(
+                &mut tx,
+                &NewCertificate {
+                    id: draft.id,
+                    ca_id: draft.ca_id,
+                    owner_id: draft.owner_id,
+                    serial_number: &serial_hex,
+                    subject_dn: &draft.subject_dn,
+                    subject_alt_names: &draft.subject_alt_names,
+                    not_before: draft.not_before,
+                    not_after: draft.not_after,
+                    version: draft.version,
+                    renewed_from: draft.renewed_from,
+                    renewed_at: draft.renewed_at,
+                    renewed_by: draft.renewed_by,
+                    certificate_der: &der,
+                    fingerprint_sha256: &fingerprint,
+                    key_algorithm: draft.key_algorithm,
+                    private_key_id: draft.private_key_id,
+                    profile: &draft.profile,
+                    created_by: draft.created_by,
+                },
+            )
+            .await;
         match stored {
             Ok(()) => {
                 hooks.after_insert(&mut tx, &serial).await?;

@@ -5,7 +5,9 @@
 //! database through row-level security (a USER's transaction cannot see another user's
 //! certificate, so it answers 404, never 403, and never reveals that it exists).
 
-use keyinfra_db::certificates::{self, CertificateFilter, CertificateRecord};
+use keyinfra_db::audit::NewAuditEvent;
+use keyinfra_db::certificates::{self, CertificateFilter, CertificateRecord, NewCertificate};
+use keyinfra_db::private_keys::NewSealedKey;
 use keyinfra_db::{CertificateStatus, Database, DbError, RevocationReason, Tx, revocations, users};
 use keyinfra_pki::ca::{LeafKey, LeafSpec, public_key_of_certificate};
 use keyinfra_pki::csr::parse_csr;
@@ -125,16 +127,48 @@ impl RecordHooks for IssueHooks<'_> {
         if let (Some(quota), Some(owner)) = (self.quota, self.owner_id) {
             check_quota(tx, owner, quota, 1, self.now).await?;
         }
-        if let Some((id, key, sealed)) = self.key {
-            insert_sealed_key(tx, id, self.owner_id, key, sealed).await?;
-        }
         Ok(())
     }
 
-    async fn after_insert(&mut self, tx: &mut Tx, serial: &SerialNumber) -> Result<(), CoreError> {
+    /// Key, certificate and audit event in one statement: issuance is the hot path.
+    async fn insert(
+        &mut self,
+        tx: &mut Tx,
+        certificate: &NewCertificate<'_>,
+    ) -> Result<(), DbError> {
+        let fingerprint = self.key.map(|(_, key, _)| key.public_key_fingerprint());
+        let key = match (self.key, &fingerprint) {
+            (Some((id, key, sealed)), Some(fingerprint)) => Some(NewSealedKey {
+                id,
+                owner_id: self.owner_id,
+                algorithm: db_algorithm(key.algorithm()),
+                public_key_fingerprint: fingerprint,
+                ciphertext: &sealed.ciphertext,
+                nonce: &sealed.nonce,
+                salt: &sealed.salt,
+                kek_version: sealed.kek_version,
+            }),
+            _ => None,
+        };
         let mut details = self.details.clone();
-        details["serial_number"] = json!(serial.to_hex());
-        Authority::audit(tx, self.by, "certificate.issued", self.cert_id, details).await
+        details["serial_number"] = json!(certificate.serial_number);
+        let audit = NewAuditEvent {
+            actor_id: self.by.user_id(),
+            actor_name: self.by.audit_name(),
+            action: "certificate.issued",
+            target_type: Some("certificate"),
+            target_id: Some(self.cert_id),
+            details,
+        };
+        certificates::insert_issued(tx, key.as_ref(), certificate, &audit).await
+    }
+
+    async fn after_insert(
+        &mut self,
+        _tx: &mut Tx,
+        _serial: &SerialNumber,
+    ) -> Result<(), CoreError> {
+        Ok(())
     }
 }
 
@@ -307,7 +341,7 @@ impl Authority {
         };
         let crl_url = self.settings.crl_url(ca_id);
         let aia_url = self.settings.ca_certificate_url(ca_id);
-        record_new_certificate(
+        let recorded = record_new_certificate(
             db,
             &by.actor(),
             rng,
@@ -331,8 +365,30 @@ impl Authority {
             &mut hooks,
         )
         .await
-        .map_err(|e| map_owner_fk(e))?;
-        self.get(db, by, cert_id).await
+        .map_err(map_owner_fk)?;
+        // Everything is known: no second read.
+        Ok(CertificateRecord {
+            id: cert_id,
+            ca_id,
+            owner_id,
+            serial_number: recorded.serial_number.to_hex(),
+            subject_dn: draft.subject_dn,
+            subject_alt_names: draft.subject_alt_names,
+            not_before,
+            not_after,
+            status: CertificateStatus::Active,
+            version: 1,
+            renewed_from: None,
+            renewed_at: None,
+            renewed_by: None,
+            fingerprint_sha256: keyinfra_pki::sha256_fingerprint(&recorded.certificate_der)
+                .to_vec(),
+            certificate_der: recorded.certificate_der,
+            key_algorithm: draft.key_algorithm,
+            private_key_id: draft.private_key_id,
+            profile: draft.profile,
+            created_at: now,
+        })
     }
 
     async fn require_user_exists(

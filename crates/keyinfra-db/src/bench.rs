@@ -421,3 +421,64 @@ async fn load(config: &BenchConfig, url: &str, log: &dyn Fn(&str)) -> Result<(),
     let _ = conn.close().await;
     Ok(())
 }
+
+/// Loads `count` synthetic revocations of CA `ca_id` (serial registry rows and revocation
+/// rows, expiring a year after `as_of`) as the database owner, in batches. The CRL
+/// benchmark times building a CRL over them; no certificate DER is needed for that.
+pub async fn load_revocations(
+    url: &str,
+    ca_id: Uuid,
+    count: i64,
+    as_of: time::OffsetDateTime,
+) -> Result<(), DbError> {
+    let mut conn = owner_connection(url).await?;
+    conn.execute("SET statement_timeout = 0; SET synchronous_commit = off")
+        .await?;
+    let mut loaded = 0;
+    while loaded < count {
+        let batch = (count - loaded).min(100_000);
+        sqlx::query(
+            "WITH s AS (
+                 INSERT INTO certificate_serials (certificate_id, ca_id, serial_number, not_after)
+                 SELECT gen_random_uuid(), $1,
+                        upper('4' || substr(encode(gen_random_bytes(16), 'hex'), 2)),
+                        $3 + interval '365 days'
+                 FROM generate_series(1, $2)
+                 RETURNING certificate_id, ca_id, serial_number, not_after)
+             INSERT INTO revoked_certificates
+                 (certificate_id, ca_id, serial_number, not_after, revoked_at, reason, invalidity_date)
+             SELECT certificate_id, ca_id, serial_number, not_after, $3 - interval '1 day',
+                    (ARRAY['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation'])[1 + (random() * 3)::int]::revocation_reason,
+                    CASE WHEN random() < 0.1 THEN $3 - interval '2 days' END
+             FROM s",
+        )
+        .bind(ca_id)
+        .bind(batch)
+        .bind(as_of)
+        .execute(&mut conn)
+        .await?;
+        loaded += batch;
+    }
+    sqlx::query("ANALYZE revoked_certificates")
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Drops and creates database `name` on the server of `server_url`; returns its URL.
+pub async fn recreate_database(server_url: &str, name: &str) -> Result<String, DbError> {
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return Err(DbError::Internal(format!("unsafe database name {name:?}")));
+    }
+    let mut admin = owner_connection(server_url).await?;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await?;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await?;
+    let _ = admin.close().await;
+    with_database(server_url, name)
+}

@@ -403,3 +403,74 @@ pub async fn set_owner(tx: &mut Tx, ids: &[Uuid], owner_id: Uuid) -> Result<u64,
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Records a first issue in one statement (one round trip): the sealed key (if the server
+/// made it), the certificate (whose trigger registers the serial) and the audit event. A
+/// serial this CA already used fails with [`DbError::SerialCollision`] and writes nothing.
+pub async fn insert_issued(
+    tx: &mut Tx,
+    key: Option<&crate::private_keys::NewSealedKey<'_>>,
+    cert: &NewCertificate<'_>,
+    audit: &crate::audit::NewAuditEvent<'_>,
+) -> Result<(), DbError> {
+    let (key_id, key_owner, key_algorithm, key_fingerprint, ciphertext, nonce, salt, kek_version) =
+        match key {
+            Some(k) => (
+                Some(k.id),
+                k.owner_id,
+                Some(k.algorithm),
+                Some(k.public_key_fingerprint),
+                Some(k.ciphertext),
+                Some(k.nonce),
+                Some(k.salt),
+                Some(k.kek_version),
+            ),
+            None => (None, None, None, None, None, None, None, None),
+        };
+    sqlx::query!(
+        r#"WITH new_key AS (
+               INSERT INTO private_keys
+                   (id, owner_id, algorithm, public_key_fingerprint, ciphertext, nonce, salt, kek_version)
+               SELECT $1::uuid, $2::uuid, $3::key_algorithm, $4::bytea, $5::bytea, $6::bytea, $7::bytea, $8::integer
+               WHERE $1::uuid IS NOT NULL
+           ), new_certificate AS (
+               INSERT INTO certificates
+                   (id, ca_id, owner_id, serial_number, subject_dn, subject_alt_names, not_before,
+                    not_after, version, renewed_from, renewed_at, renewed_by, certificate_der,
+                    fingerprint_sha256, key_algorithm, private_key_id, profile, created_by)
+               VALUES ($9, $10, $11, $12, $13, $14, $15, $16, 1, NULL, NULL, NULL, $17, $18, $19, $1, $20, $21)
+           )
+           INSERT INTO audit_events (actor_id, actor_name, action, target_type, target_id, details)
+           VALUES ($22, $23, $24, $25, $26, $27)"#,
+        key_id,
+        key_owner,
+        key_algorithm as Option<KeyAlgorithm>,
+        key_fingerprint,
+        ciphertext,
+        nonce,
+        salt,
+        kek_version,
+        cert.id,
+        cert.ca_id,
+        cert.owner_id,
+        cert.serial_number,
+        cert.subject_dn,
+        cert.subject_alt_names,
+        cert.not_before,
+        cert.not_after,
+        cert.certificate_der,
+        cert.fingerprint_sha256,
+        cert.key_algorithm as KeyAlgorithm,
+        cert.profile,
+        cert.created_by,
+        audit.actor_id,
+        audit.actor_name,
+        audit.action,
+        audit.target_type,
+        audit.target_id,
+        audit.details,
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}

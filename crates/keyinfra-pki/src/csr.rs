@@ -134,3 +134,58 @@ fn kind(name: &GeneralName<'_>) -> &'static str {
         _ => "other",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_csr() -> Vec<u8> {
+        let key = crate::PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["dev.example.net".to_owned()]).unwrap();
+        params.distinguished_name = DistinguishedName::parse("CN=dev,O=Example")
+            .unwrap()
+            .to_rcgen();
+        params.serialize_request(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn a_valid_csr_parses_with_its_names_and_key() {
+        let csr = parse_csr(&sample_csr()).unwrap();
+        assert_eq!(csr.subject.unwrap().to_string(), "CN=dev,O=Example");
+        assert_eq!(
+            csr.sans.unwrap(),
+            vec![SubjectAltName::Dns("dev.example.net".into())]
+        );
+        assert_eq!(csr.key_algorithm, KeyAlgorithm::EcdsaP256);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any one changed byte is refused, or (where DER leaves room, e.g. in a length the
+        /// parser reads the same way) yields exactly the original request. Never a panic,
+        /// never a different key or name.
+        #[test]
+        fn a_changed_byte_never_yields_another_request(at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+            let original = sample_csr();
+            let parsed = parse_csr(&original).unwrap();
+            let mut changed = original.clone();
+            let i = at.index(changed.len());
+            changed[i] ^= flip;
+            if let Ok(other) = parse_csr(&changed) {
+                prop_assert_eq!(other.public_key_der, parsed.public_key_der);
+                prop_assert_eq!(other.subject, parsed.subject);
+                prop_assert_eq!(other.sans, parsed.sans);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            let _ = parse_csr(&bytes);
+            let mut pem = b"-----BEGIN CERTIFICATE REQUEST-----\n".to_vec();
+            pem.extend_from_slice(&bytes);
+            let _ = parse_csr(&pem);
+        }
+    }
+}

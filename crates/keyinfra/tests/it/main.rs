@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_config;
+mod ca;
 mod embedded;
 mod migrate;
 mod support;

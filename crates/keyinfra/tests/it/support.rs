@@ -17,6 +17,13 @@ pub fn keyinfra() -> Command {
         "KEYINFRA_JWT_SECRET",
         "KEYINFRA_JWT_SECRET_FILE",
         "KEYINFRA_ADMIN_PASSWORD",
+        "KEYINFRA_MASTER_KEYS",
+        "KEYINFRA_MASTER_KEYS_FILE",
+        "KEYINFRA_PUBLIC_URL",
+        "KEYINFRA_CERT_QUOTA",
+        "KEYINFRA_ROOT_SUBJECT",
+        "KEYINFRA_CA_ALGORITHM",
+        "KEYINFRA_INTERMEDIATE_SUBJECT",
     ] {
         cmd.env_remove(var);
     }
