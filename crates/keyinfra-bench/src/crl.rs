@@ -159,7 +159,7 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
             peak,
             bytes as f64 / 1_048_576.0
         ));
-        if size >= 100_000 && size <= 200_000 {
+        if (100_000..=200_000).contains(&size) {
             revocation_rows.push(
                 revocation_latency(
                     &authority,

@@ -164,10 +164,7 @@ impl PrivateKey {
     /// PEM `PRIVATE KEY` (PKCS#8 v1), for the operator CLI's export only.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, PkiError> {
         let der = self.pkcs8_v1_der()?;
-        Ok(Zeroizing::new(pem::encode(&pem::Pem::new(
-            "PRIVATE KEY",
-            der.to_vec(),
-        ))))
+        Ok(Zeroizing::new(crate::pem_text("PRIVATE KEY", &der)))
     }
 }
 

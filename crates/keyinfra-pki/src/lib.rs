@@ -86,12 +86,20 @@ pub fn sha256_fingerprint(der: &[u8]) -> [u8; 32] {
 
 /// PEM text of a DER certificate.
 pub fn certificate_pem(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+    pem_text("CERTIFICATE", der)
+}
+
+/// PEM with Unix line endings (the pem crate's default is CRLF).
+pub(crate) fn pem_text(tag: &str, der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new(tag, der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
 /// PEM text of a DER CRL.
 pub fn crl_pem(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("X509 CRL", der.to_vec()))
+    pem_text("X509 CRL", der)
 }
 
 /// The DER of the first `CERTIFICATE` block of a PEM text (or the input, if it is DER).

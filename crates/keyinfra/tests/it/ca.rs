@@ -281,9 +281,10 @@ async fn an_existing_ca_is_imported_and_a_mismatched_key_is_refused() {
         "-addext",
         "keyUsage=critical,keyCertSign,cRLSign",
     ]);
+    // A self-signed certificate without basicConstraints: not a CA.
     openssl(&[
         "req",
-        "-x509",
+        "-new",
         "-newkey",
         "ec",
         "-pkeyopt",
@@ -292,11 +293,21 @@ async fn an_existing_ca_is_imported_and_a_mismatched_key_is_refused() {
         "-keyout",
         &path("other.key"),
         "-out",
-        &path("other.pem"),
-        "-days",
-        "1",
+        &path("other.csr"),
         "-subj",
         "/CN=x",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &path("other.csr"),
+        "-key",
+        &path("other.key"),
+        "-days",
+        "1",
+        "-out",
+        &path("other.pem"),
     ]);
     let err = cli.fails(&[
         "ca",
@@ -331,7 +342,7 @@ async fn an_existing_ca_is_imported_and_a_mismatched_key_is_refused() {
         "legacy",
     ]);
     assert!(
-        imported.contains("imported CA") && imported.contains("CN=Legacy Device CA,O=Example"),
+        imported.contains("imported CA") && imported.contains("O=Example,CN=Legacy Device CA"),
         "{imported}"
     );
     assert!(
@@ -339,7 +350,14 @@ async fn an_existing_ca_is_imported_and_a_mismatched_key_is_refused() {
             .contains("already here")
     );
     // The imported CA signs.
-    let issued = cli.ok(&["cert", "issue", "--subject", "CN=imported-leaf"]);
+    let issued = cli.ok(&[
+        "cert",
+        "issue",
+        "--subject",
+        "CN=imported-leaf",
+        "--validity-days",
+        "30",
+    ]);
     let chain = cli.ok(&["cert", "show", &id_in(&issued), "--pem"]);
     std::fs::write(
         path("leaf.pem"),
