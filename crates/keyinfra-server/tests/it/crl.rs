@@ -240,3 +240,82 @@ async fn concurrent_revocations_on_two_servers_give_distinct_increasing_crl_numb
     let text = crl_text(&app.base, &app.http, &ca_id, &dir, newest).await;
     assert_eq!(text.matches("Serial Number:").count(), 10, "{text}");
 }
+
+#[tokio::test]
+async fn a_burst_of_revocations_is_one_rebuild_and_stale_crls_are_reissued_before_next_update() {
+    let app = TestApp::spawn().await;
+    app.user("root", UserRole::Admin).await;
+    let admin = app.token("root").await;
+    let (ca_id, _) = app.ca().await;
+    let ca: uuid::Uuid = ca_id.parse().unwrap();
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        let cert = app
+            .issue(&admin, json!({"subject": format!("CN=burst-{n}")}))
+            .await;
+        ids.push(cert["id"].as_str().unwrap().to_owned());
+    }
+    let before = app.tdb.scalar_i64("SELECT max(crl_number) FROM crls").await;
+    let paths: Vec<String> = ids
+        .iter()
+        .map(|id| format!("/api/v1/certificates/{id}/revoke"))
+        .collect();
+    let revocations = paths.iter().map(|path| {
+        app.send(
+            Method::POST,
+            path,
+            &admin,
+            json!({"reason": "cessationOfOperation"}),
+        )
+    });
+    for (status, body) in futures_util::future::join_all(revocations).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    let dir = Scratch::new();
+    let text = crl_text(&app.base, &app.http, &ca_id, &dir, before + 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let text = if text.matches("Serial Number:").count() == 8 {
+        text
+    } else {
+        let newest = app.tdb.scalar_i64("SELECT max(crl_number) FROM crls").await;
+        crl_text(&app.base, &app.http, &ca_id, &dir, newest).await
+    };
+    assert_eq!(text.matches("Serial Number:").count(), 8, "{text}");
+    let rebuilds = app.tdb.scalar_i64("SELECT max(crl_number) FROM crls").await - before;
+    assert!(
+        (1..8).contains(&rebuilds),
+        "8 revocations at once took {rebuilds} rebuilds"
+    );
+
+    // nextUpdate - thisUpdate is the configured validity (7 days by default).
+    let latest = app.state.authority.latest_crl(&app.db, ca).await.unwrap();
+    assert_eq!(
+        latest.next_update - latest.this_update,
+        time::Duration::days(7)
+    );
+    // Fresh CRLs are left alone; one older than the republish age (1 day) is re-issued,
+    // well before its nextUpdate.
+    assert_eq!(
+        app.state
+            .authority
+            .refresh_stale_crls(&app.db)
+            .await
+            .unwrap(),
+        0
+    );
+    app.clock.advance(time::Duration::hours(25));
+    assert_eq!(
+        app.state
+            .authority
+            .refresh_stale_crls(&app.db)
+            .await
+            .unwrap(),
+        1
+    );
+    let refreshed = app.state.authority.latest_crl(&app.db, ca).await.unwrap();
+    assert_eq!(refreshed.crl_number, latest.crl_number + 1);
+    assert!(refreshed.this_update >= latest.this_update + time::Duration::hours(25));
+    assert!(refreshed.this_update < latest.next_update);
+    // Only the newest CRLs are kept.
+    assert!(app.tdb.scalar_i64("SELECT count(*) FROM crls").await <= 3);
+}
