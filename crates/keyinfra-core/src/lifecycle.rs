@@ -272,7 +272,14 @@ impl Authority {
             Some(id) => id,
             None => self.default_issuing_ca(db).await?,
         };
-        let ca = self.signer(db, ca_id).await?;
+        let ca = self.signer(db, ca_id).await.map_err(|e| match e {
+            // A body field naming nothing is the client's mistake (422), not a missing URL.
+            CoreError::NotFound(_) => CoreError::invalid(
+                "unknown_ca",
+                format!("no certificate authority has id {ca_id}"),
+            ),
+            other => other,
+        })?;
         let now = self.clock.now();
         let not_before = now - self.settings.backdate;
         let not_after = now + validity;

@@ -359,6 +359,10 @@ async fn bad_requests_get_a_problem_with_a_stable_code_and_write_nothing() {
             json!({"subject": "CN=a", "owner_id": uuid::Uuid::new_v4()}),
             "unknown_owner",
         ),
+        (
+            json!({"subject": "CN=a", "ca_id": uuid::Uuid::new_v4()}),
+            "unknown_ca",
+        ),
     ] {
         let (status, problem) = app
             .send(Method::POST, "/api/v1/certificates", &admin, body.clone())
