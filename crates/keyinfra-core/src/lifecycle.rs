@@ -191,7 +191,52 @@ async fn check_quota(
     Ok(())
 }
 
+/// What a first issue and a renewal both sign.
+struct LeafContent<'a> {
+    subject: &'a DistinguishedName,
+    sans: &'a [SubjectAltName],
+    profile: &'a keyinfra_pki::profile::Profile,
+    algorithm: KeyAlgorithm,
+    key: LeafKey<'a>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
 impl Authority {
+    /// Signs the leaf (again, with a fresh serial, after a collision) and records it with
+    /// the hooks' other writes, in one transaction per attempt.
+    #[allow(clippy::too_many_arguments)]
+    async fn sign_and_record<H: RecordHooks>(
+        &self,
+        db: &Database,
+        by: &Requester,
+        rng: &mut (dyn RandomSource + Send),
+        ca: &LoadedCa,
+        draft: &CertificateDraft,
+        leaf: &LeafContent<'_>,
+        hooks: &mut H,
+    ) -> Result<crate::certificates::RecordedCertificate, CoreError> {
+        let crl_url = self.settings.crl_url(ca.id);
+        let ca_issuers_url = self.settings.ca_certificate_url(ca.id);
+        let sign = |serial: &SerialNumber| {
+            ca.signer
+                .sign_leaf(&LeafSpec {
+                    subject: leaf.subject,
+                    sans: leaf.sans,
+                    profile: leaf.profile,
+                    key_algorithm: leaf.algorithm,
+                    public_key: leaf.key,
+                    serial,
+                    not_before: leaf.not_before,
+                    not_after: leaf.not_after,
+                    crl_url: &crl_url,
+                    ca_issuers_url: &ca_issuers_url,
+                })
+                .map_err(pki_to_request_error)
+        };
+        record_new_certificate(db, &by.actor(), rng, draft, sign, hooks).await
+    }
+
     fn validity(
         &self,
         profile: &keyinfra_pki::profile::Profile,
@@ -346,33 +391,19 @@ impl Authority {
                 "ignored_csr_extensions": csr.as_ref().map(|c| c.ignored_extensions.clone()),
             }),
         };
-        let crl_url = self.settings.crl_url(ca_id);
-        let aia_url = self.settings.ca_certificate_url(ca_id);
-        let recorded = record_new_certificate(
-            db,
-            &by.actor(),
-            rng,
-            &draft,
-            |serial| {
-                ca.signer
-                    .sign_leaf(&LeafSpec {
-                        subject: &subject,
-                        sans: &sans,
-                        profile: &profile,
-                        key_algorithm: algorithm,
-                        public_key: leaf_key,
-                        serial,
-                        not_before,
-                        not_after,
-                        crl_url: &crl_url,
-                        ca_issuers_url: &aia_url,
-                    })
-                    .map_err(pki_to_request_error)
-            },
-            &mut hooks,
-        )
-        .await
-        .map_err(map_owner_fk)?;
+        let content = LeafContent {
+            subject: &subject,
+            sans: &sans,
+            profile: &profile,
+            algorithm,
+            key: leaf_key,
+            not_before,
+            not_after,
+        };
+        let recorded = self
+            .sign_and_record(db, by, rng, &ca, &draft, &content, &mut hooks)
+            .await
+            .map_err(map_owner_fk)?;
         // Everything is known: no second read.
         Ok(CertificateRecord {
             id: cert_id,
@@ -650,32 +681,17 @@ impl Authority {
             cert_id,
             rekey: request.rekey,
         };
-        let crl_url = self.settings.crl_url(previous.ca_id);
-        let aia_url = self.settings.ca_certificate_url(previous.ca_id);
-        record_new_certificate(
-            db,
-            &by.actor(),
-            rng,
-            &draft,
-            |serial| {
-                ca.signer
-                    .sign_leaf(&LeafSpec {
-                        subject: &subject,
-                        sans: &sans,
-                        profile: &profile,
-                        key_algorithm: algorithm,
-                        public_key: leaf_key,
-                        serial,
-                        not_before,
-                        not_after,
-                        crl_url: &crl_url,
-                        ca_issuers_url: &aia_url,
-                    })
-                    .map_err(pki_to_request_error)
-            },
-            &mut hooks,
-        )
-        .await?;
+        let content = LeafContent {
+            subject: &subject,
+            sans: &sans,
+            profile: &profile,
+            algorithm,
+            key: leaf_key,
+            not_before,
+            not_after,
+        };
+        self.sign_and_record(db, by, rng, &ca, &draft, &content, &mut hooks)
+            .await?;
         if request.revoke_previous {
             self.crl_changed(previous.ca_id);
         }

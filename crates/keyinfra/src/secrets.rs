@@ -69,14 +69,23 @@ pub fn load(
 }
 
 fn generate(path: &PathBuf) -> anyhow::Result<()> {
+    let raw = random_bytes::<48>()?;
+    write_secret_file(path, &hex(raw.as_ref()))
+}
+
+fn random_bytes<const N: usize>() -> anyhow::Result<Zeroizing<[u8; N]>> {
+    let mut raw = Zeroizing::new([0u8; N]);
+    getrandom::fill(raw.as_mut())
+        .map_err(|e| anyhow::anyhow!("the random number generator failed: {e}"))?;
+    Ok(raw)
+}
+
+/// Creates `path` (never overwriting) with mode 0600, in a 0700 directory.
+fn write_secret_file(path: &PathBuf, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    let mut raw = Zeroizing::new([0u8; 48]);
-    getrandom::fill(raw.as_mut())
-        .map_err(|e| anyhow::anyhow!("the random number generator failed: {e}"))?;
-    let text = Zeroizing::new(hex(raw.as_ref()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -160,25 +169,12 @@ fn parse_master_keys(text: &str) -> anyhow::Result<keyinfra_pki::seal::MasterKey
 }
 
 fn generate_master_keys(path: &PathBuf) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    let mut raw = Zeroizing::new([0u8; 32]);
-    getrandom::fill(raw.as_mut())
-        .map_err(|e| anyhow::anyhow!("the random number generator failed: {e}"))?;
+    let raw = random_bytes::<32>()?;
     let text = Zeroizing::new(format!(
         "# KeyInfra master keys (VERSION:HEX). Add a higher version and run `keyinfra keys rotate`.\n1:{}\n",
         hex(raw.as_ref())
     ));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    Ok(())
+    write_secret_file(path, &text)
 }
 
 #[cfg(test)]
