@@ -76,7 +76,7 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
         throttle: LoginThrottle::new(),
         clock: clock.clone(),
     });
-    let admin = users
+    users
         .create(
             &db,
             None,
@@ -118,7 +118,6 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let _ = admin;
 
     let mut revocation_rows = Vec::new();
     let mut crl_rows = Vec::new();

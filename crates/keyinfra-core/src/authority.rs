@@ -561,16 +561,3 @@ pub fn db_algorithm(a: KeyAlgorithm) -> keyinfra_db::KeyAlgorithm {
         KeyAlgorithm::Rsa4096 => D::Rsa4096,
     }
 }
-
-pub fn algorithm_label(a: keyinfra_db::KeyAlgorithm) -> &'static str {
-    use keyinfra_db::KeyAlgorithm as D;
-    match a {
-        D::EcdsaP256 => "ecdsa-p256",
-        D::EcdsaP384 => "ecdsa-p384",
-        D::EcdsaP521 => "ecdsa-p521",
-        D::Ed25519 => "ed25519",
-        D::Rsa2048 => "rsa-2048",
-        D::Rsa3072 => "rsa-3072",
-        D::Rsa4096 => "rsa-4096",
-    }
-}

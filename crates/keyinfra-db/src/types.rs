@@ -39,6 +39,30 @@ pub enum CertificateStatus {
     Expired,
 }
 
+impl CertificateStatus {
+    pub const ALL: [CertificateStatus; 4] = [
+        CertificateStatus::Active,
+        CertificateStatus::Superseded,
+        CertificateStatus::Revoked,
+        CertificateStatus::Expired,
+    ];
+
+    /// The label used in SQL, JSON and the CLI: "ACTIVE", "SUPERSEDED", ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateStatus::Active => "ACTIVE",
+            CertificateStatus::Superseded => "SUPERSEDED",
+            CertificateStatus::Revoked => "REVOKED",
+            CertificateStatus::Expired => "EXPIRED",
+        }
+    }
+
+    /// The inverse of [`CertificateStatus::as_str`].
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == label)
+    }
+}
+
 /// `key_algorithm`; the labels are the REST API's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Type)]
 #[sqlx(type_name = "key_algorithm")]
@@ -57,6 +81,21 @@ pub enum KeyAlgorithm {
     Rsa3072,
     #[sqlx(rename = "rsa-4096")]
     Rsa4096,
+}
+
+impl KeyAlgorithm {
+    /// The label used in SQL and JSON, e.g. "ecdsa-p256".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+            KeyAlgorithm::EcdsaP384 => "ecdsa-p384",
+            KeyAlgorithm::EcdsaP521 => "ecdsa-p521",
+            KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::Rsa2048 => "rsa-2048",
+            KeyAlgorithm::Rsa3072 => "rsa-3072",
+            KeyAlgorithm::Rsa4096 => "rsa-4096",
+        }
+    }
 }
 
 /// `revocation_reason`: RFC 5280 CRLReason names, without the hold-related values.

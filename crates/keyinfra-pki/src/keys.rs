@@ -196,7 +196,7 @@ fn algorithm_of_pair(pair: &KeyPair) -> Result<KeyAlgorithm, PkiError> {
     } else if alg == &rcgen::PKCS_ED25519 {
         Ok(KeyAlgorithm::Ed25519)
     } else if alg == &rcgen::PKCS_RSA_SHA256 {
-        rsa_size(&pair.subject_public_key_info())
+        algorithm_of_spki(&pair.subject_public_key_info())
     } else {
         Err(PkiError::UnsupportedKeyAlgorithm)
     }
@@ -231,10 +231,6 @@ pub fn algorithm_of_spki(spki_der: &[u8]) -> Result<KeyAlgorithm, PkiError> {
         _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => Ok(KeyAlgorithm::Ed25519),
         _ => Err(PkiError::UnsupportedKeyAlgorithm),
     }
-}
-
-fn rsa_size(spki_der: &[u8]) -> Result<KeyAlgorithm, PkiError> {
-    algorithm_of_spki(spki_der)
 }
 
 #[cfg(test)]

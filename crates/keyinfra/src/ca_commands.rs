@@ -129,16 +129,10 @@ pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> any
 }
 
 fn describe(c: &CertificateRecord) -> String {
-    let status = match c.status {
-        CertificateStatus::Active => "ACTIVE",
-        CertificateStatus::Superseded => "SUPERSEDED",
-        CertificateStatus::Revoked => "REVOKED",
-        CertificateStatus::Expired => "EXPIRED",
-    };
     format!(
         "{}  {:<10} v{}  serial {}  until {}  {}",
         c.id,
-        status,
+        c.status.as_str(),
         c.version,
         c.serial_number,
         c.not_after.date(),
@@ -148,17 +142,11 @@ fn describe(c: &CertificateRecord) -> String {
 
 async fn owner_id(db: &Database, username: &str) -> anyhow::Result<uuid::Uuid> {
     let mut tx = db.begin(&Actor::System).await?;
-    let mut after = None;
-    loop {
-        let page = keyinfra_db::users::list(&mut tx, after, 500).await?;
-        if let Some(u) = page.iter().find(|u| u.username == username) {
-            return Ok(u.id);
-        }
-        match page.last() {
-            Some(last) if page.len() == 500 => after = Some((last.created_at, last.id)),
-            _ => anyhow::bail!("no user is named {username:?} (--owner)"),
-        }
-    }
+    let found = keyinfra_db::users::login_lookup(&mut tx, username).await?;
+    tx.commit().await?;
+    Ok(found
+        .with_context(|| format!("no user is named {username:?} (--owner)"))?
+        .id)
 }
 
 pub async fn cert(
@@ -209,13 +197,9 @@ pub async fn cert(
         CertCommand::List { status, limit } => {
             let status = match status.as_deref() {
                 None => None,
-                Some("ACTIVE") => Some(CertificateStatus::Active),
-                Some("SUPERSEDED") => Some(CertificateStatus::Superseded),
-                Some("REVOKED") => Some(CertificateStatus::Revoked),
-                Some("EXPIRED") => Some(CertificateStatus::Expired),
-                Some(other) => anyhow::bail!(
-                    "--status {other:?} is not ACTIVE, SUPERSEDED, REVOKED or EXPIRED"
-                ),
+                Some(label) => Some(CertificateStatus::from_label(label).with_context(|| {
+                    format!("--status {label:?} is not ACTIVE, SUPERSEDED, REVOKED or EXPIRED")
+                })?),
             };
             let filter = CertificateFilter {
                 status,

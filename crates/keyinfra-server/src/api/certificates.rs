@@ -64,15 +64,6 @@ pub struct Certificate {
     pub certificate_pem: String,
 }
 
-pub fn status_label(s: CertificateStatus) -> &'static str {
-    match s {
-        CertificateStatus::Active => "ACTIVE",
-        CertificateStatus::Superseded => "SUPERSEDED",
-        CertificateStatus::Revoked => "REVOKED",
-        CertificateStatus::Expired => "EXPIRED",
-    }
-}
-
 fn untagged(san: &str) -> String {
     san.split_once(':')
         .map_or(san, |(_, value)| value)
@@ -88,11 +79,11 @@ impl From<CertificateRecord> for Certificate {
             serial_number: c.serial_number,
             subject: c.subject_dn,
             san: c.subject_alt_names.iter().map(|s| untagged(s)).collect(),
-            key_algorithm: keyinfra_core::authority::algorithm_label(c.key_algorithm).to_owned(),
+            key_algorithm: c.key_algorithm.as_str().to_owned(),
             profile: c.profile,
             not_before: timestamp(c.not_before),
             not_after: timestamp(c.not_after),
-            status: status_label(c.status).to_owned(),
+            status: c.status.as_str().to_owned(),
             version: c.version,
             renewed_from: c.renewed_from,
             renewed_at: c.renewed_at.map(timestamp),
@@ -222,16 +213,12 @@ async fn list(
     let limit = parse_limit(query.limit.as_deref())?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
-        Some("ACTIVE") => Some(CertificateStatus::Active),
-        Some("SUPERSEDED") => Some(CertificateStatus::Superseded),
-        Some("REVOKED") => Some(CertificateStatus::Revoked),
-        Some("EXPIRED") => Some(CertificateStatus::Expired),
-        Some(_) => {
-            return Err(invalid_query(
+        Some(label) => Some(CertificateStatus::from_label(label).ok_or_else(|| {
+            invalid_query(
                 "invalid_status",
                 "status must be ACTIVE, SUPERSEDED, REVOKED or EXPIRED",
-            ));
-        }
+            )
+        })?),
     };
     let now = state.authority.clock.now();
     let expires_before = match query.expiring_within_days.as_deref() {
@@ -324,7 +311,7 @@ impl From<CertificateSummary> for ExpiringCertificate {
             subject: c.subject_dn,
             san: c.subject_alt_names.iter().map(|s| untagged(s)).collect(),
             not_after: timestamp(c.not_after),
-            status: status_label(c.status).to_owned(),
+            status: c.status.as_str().to_owned(),
             profile: c.profile,
         }
     }

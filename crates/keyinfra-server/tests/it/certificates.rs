@@ -267,7 +267,16 @@ async fn broken_and_malformed_csrs_are_refused_and_nothing_is_written() {
     let (app, admin) = admin_app().await;
     let dir = Scratch::new();
     let csr = make_csr(&dir);
-    let mut der = openssl_ok_bytes(&["req", "-in", &dir.path("device.csr"), "-outform", "DER"]);
+    openssl_ok(&[
+        "req",
+        "-in",
+        &dir.path("device.csr"),
+        "-outform",
+        "DER",
+        "-out",
+        &dir.path("device.der"),
+    ]);
+    let mut der = dir.read("device.der");
     // The last byte is inside the signature.
     let last = der.len() - 1;
     der[last] ^= 0x01;
@@ -300,15 +309,6 @@ async fn broken_and_malformed_csrs_are_refused_and_nothing_is_written() {
         );
     }
     assert_eq!(app.written_rows().await, before);
-}
-
-fn openssl_ok_bytes(args: &[&str]) -> Vec<u8> {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ async fn a_database_dump_holds_no_private_key_in_any_readable_form() {
         secrets.push((
             alg,
             hex::encode(std::fs::read(&der_file).unwrap()),
-            private_part_hex(&dir, &key_file),
+            private_part_hex(&key_file),
         ));
     }
     let dump = std::process::Command::new("pg_dump")

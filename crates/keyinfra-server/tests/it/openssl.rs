@@ -46,9 +46,8 @@ pub fn openssl_ok(args: &[&str]) -> String {
 
 /// The hex digits of the private part of a PEM key (`priv:` for EC and Ed25519,
 /// `privateExponent:` for RSA), as `openssl pkey -text` prints them.
-pub fn private_part_hex(scratch: &Scratch, key_pem_file: &str) -> String {
+pub fn private_part_hex(key_pem_file: &str) -> String {
     let text = openssl_ok(&["pkey", "-in", key_pem_file, "-text", "-noout"]);
-    let _ = scratch;
     let mut hex = String::new();
     let mut inside = false;
     for line in text.lines() {
