@@ -83,6 +83,7 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
             "bench-admin",
             "bench-admin-password".into(),
             UserRole::Admin,
+            None,
             &mut OsRandom,
         )
         .await?;
@@ -91,6 +92,7 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
         expected_schema_version: migrations::latest_version(),
         users: users.clone(),
         authority: authority.clone(),
+        slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

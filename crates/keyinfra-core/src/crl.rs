@@ -44,9 +44,9 @@ impl Authority {
             .ok_or(CoreError::NotFound("certificate authority"))?;
         let this_update = self.clock.now();
         let next_update = this_update + self.settings.crl_validity;
+        let started = std::time::Instant::now();
         let rows = revocations::for_crl(&mut tx, ca_id, this_update).await?;
         let count = rows.len();
-        let started = std::time::Instant::now();
         let ca_for_signing = std::sync::Arc::clone(&ca);
         // Signing a long CRL is CPU work: off the async workers.
         let der = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, CoreError> {
@@ -79,11 +79,17 @@ impl Authority {
         crls::insert(&mut tx, &record).await?;
         crls::prune(&mut tx, ca_id, CRLS_KEPT).await?;
         tx.commit().await?;
+        metrics::histogram!("keyinfra_crl_build_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::gauge!("keyinfra_crl_size_bytes", "ca_id" => ca_id.to_string())
+            .set(record.crl_der.len() as f64);
+        metrics::gauge!("keyinfra_crl_entries", "ca_id" => ca_id.to_string()).set(count as f64);
+        metrics::counter!("keyinfra_crls_published_total").increment(1);
         tracing::info!(
             %ca_id,
             crl_number = number,
             entries = count,
-            sign_ms = started.elapsed().as_millis() as u64,
+            build_ms = started.elapsed().as_millis() as u64,
             "published CRL"
         );
         Ok(record)

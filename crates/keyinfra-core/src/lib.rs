@@ -8,12 +8,15 @@ mod clock;
 mod error;
 mod random;
 
+pub mod alerts;
 pub mod auth;
 pub mod authority;
 pub mod certificates;
 pub mod crl;
+pub mod jobs;
 pub mod lifecycle;
 pub mod requester;
+pub mod retry;
 pub mod rotation;
 pub mod users;
 

@@ -269,6 +269,7 @@ impl Authority {
         request: IssueRequest,
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CertificateRecord, CoreError> {
+        let started = std::time::Instant::now();
         let profile = self.settings.profile(&request.profile)?.clone();
         let validity = self.validity(&profile, request.validity_days)?;
         let owner_id = match (request.owner_id, by.user_id()) {
@@ -400,6 +401,13 @@ impl Authority {
             .sign_and_record(db, by, rng, &ca, &draft, &content, &mut hooks)
             .await
             .map_err(map_owner_fk)?;
+        let source = if generated.is_some() { "server" } else { "csr" };
+        metrics::counter!("keyinfra_certificates_issued_total",
+            "algorithm" => algorithm.label(), "key_source" => source)
+        .increment(1);
+        metrics::histogram!("keyinfra_issuance_duration_seconds",
+            "algorithm" => algorithm.label(), "key_source" => source)
+        .record(started.elapsed().as_secs_f64());
         // Everything is known: no second read.
         Ok(CertificateRecord {
             id: cert_id,
@@ -689,16 +697,22 @@ impl Authority {
                 "invalidity_date is in the future; it is when the key was (suspected to be) compromised",
             ));
         }
-        let mut tx = db.begin(&by.actor()).await?;
-        let cert = certificates::get_for_update(&mut tx, id)
-            .await?
-            .ok_or(CoreError::NotFound("certificate"))?;
-        revoke_locked(&mut tx, by, &cert, reason, invalidity_date, now).await?;
-        let updated = certificates::get(&mut tx, id)
-            .await?
-            .ok_or(CoreError::NotFound("certificate"))?;
-        tx.commit().await?;
-        self.crl_changed(cert.ca_id);
+        let updated = crate::retry::transient("revoke", || async {
+            let mut tx = db.begin(&by.actor()).await?;
+            let cert = certificates::get_for_update(&mut tx, id)
+                .await?
+                .ok_or(CoreError::NotFound("certificate"))?;
+            revoke_locked(&mut tx, by, &cert, reason, invalidity_date, now).await?;
+            let updated = certificates::get(&mut tx, id)
+                .await?
+                .ok_or(CoreError::NotFound("certificate"))?;
+            tx.commit().await?;
+            Ok(updated)
+        })
+        .await?;
+        self.crl_changed(updated.ca_id);
+        metrics::counter!("keyinfra_revocations_total", "reason" => reason_label(reason))
+            .increment(1);
         Ok(updated)
     }
 

@@ -65,6 +65,17 @@ pub fn validate_username(name: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// An e-mail address for alerts: `local@domain`, as lettre parses it, at most 254 bytes.
+pub fn validate_email(email: &str) -> Result<(), CoreError> {
+    if email.len() > 254 || email.parse::<lettre::Address>().is_err() {
+        return Err(CoreError::invalid(
+            "invalid_email",
+            "the e-mail address must look like name@example.net (at most 254 characters)",
+        ));
+    }
+    Ok(())
+}
+
 fn password_error(e: PasswordError) -> CoreError {
     match e {
         PasswordError::Random | PasswordError::Hashing => CoreError::Internal(e.to_string()),
@@ -216,6 +227,7 @@ impl UserService {
     }
 
     /// Creates a user. `by` is None for operator commands (the CLI, the bootstrap).
+    #[allow(clippy::too_many_arguments)] // Each is a field of the new user or the request.
     pub async fn create(
         &self,
         db: &Database,
@@ -223,12 +235,16 @@ impl UserService {
         username: &str,
         password: String,
         role: UserRole,
+        email: Option<&str>,
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<UserRecord, CoreError> {
         if let Some(caller) = by {
             caller.require_admin()?;
         }
         validate_username(username)?;
+        if let Some(email) = email {
+            validate_email(email)?;
+        }
         let password = Password::new(password, username).map_err(password_error)?;
         let hash = self.hasher.hash(&password, rng).map_err(password_error)?;
         let actor = by.map_or(Actor::System, Caller::actor);
@@ -239,6 +255,7 @@ impl UserService {
                 username,
                 password_hash: &hash,
                 role,
+                email,
             },
         )
         .await
@@ -307,8 +324,15 @@ impl UserService {
         id: Uuid,
         role: Option<UserRole>,
         disabled: Option<bool>,
+        email: Option<Option<String>>,
     ) -> Result<UserRecord, CoreError> {
-        by.require_admin()?;
+        // Users may set their own address; everything else is for admins.
+        if by.id != id || role.is_some() || disabled.is_some() {
+            by.require_admin()?;
+        }
+        if let Some(Some(email)) = &email {
+            validate_email(email)?;
+        }
         if id == by.id && (role == Some(UserRole::User) || disabled == Some(true)) {
             return Err(CoreError::invalid(
                 "self_lockout",
@@ -319,9 +343,18 @@ impl UserService {
         let before = users::find(&mut tx, id)
             .await?
             .ok_or(CoreError::NotFound("user"))?;
-        let after = users::update_status(&mut tx, id, role, disabled)
+        let mut after = users::update_status(&mut tx, id, role, disabled)
             .await?
             .ok_or(CoreError::NotFound("user"))?;
+        if let Some(email) = email
+            && email != before.email
+        {
+            after = users::set_email(&mut tx, id, email.as_deref())
+                .await?
+                .ok_or(CoreError::NotFound("user"))?;
+            self.audit(&mut tx, Some(by), "user.email_changed", id, json!({}))
+                .await?;
+        }
         if before.role != after.role {
             let details = json!({ "from": before.role.as_str(), "to": after.role.as_str() });
             self.audit(&mut tx, Some(by), "user.role_changed", id, details)
@@ -437,7 +470,7 @@ impl UserService {
             }
         };
         let user = self
-            .create(db, None, username, password, UserRole::Admin, rng)
+            .create(db, None, username, password, UserRole::Admin, None, rng)
             .await?;
         Ok(Some((user, generated)))
     }

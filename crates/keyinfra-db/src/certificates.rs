@@ -474,3 +474,22 @@ pub async fn insert_issued(
     .await?;
     Ok(())
 }
+
+/// Marks up to `limit` certificates whose `not_after` is at or before `as_of` EXPIRED (from
+/// ACTIVE or SUPERSEDED; REVOKED stays REVOKED). Only the partitions up to `as_of` are read.
+/// Returns how many changed; callers repeat until 0 so that each transaction stays short.
+pub async fn mark_expired(tx: &mut Tx, as_of: OffsetDateTime, limit: i64) -> Result<u64, DbError> {
+    let done = sqlx::query!(
+        r#"UPDATE certificates AS c SET status = 'EXPIRED'
+           FROM (SELECT id, not_after FROM certificates
+                 WHERE not_after <= $1 AND status IN ('ACTIVE', 'SUPERSEDED')
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED) AS due
+           WHERE c.id = due.id AND c.not_after = due.not_after"#,
+        as_of,
+        limit
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -15,10 +15,12 @@ mod pool;
 mod session;
 mod types;
 
+pub mod alerts;
 pub mod audit;
 pub mod authorities;
 pub mod certificates;
 pub mod crls;
+pub mod jobs;
 pub mod migrations;
 pub mod partitions;
 pub mod private_keys;
@@ -32,6 +34,8 @@ pub mod bench;
 pub mod testing;
 
 pub use error::{DbError, UnavailableReason};
-pub use pool::{Database, PoolSettings, create_database_if_missing, describe_url};
+pub use pool::{Database, PoolSettings, PoolUsage, create_database_if_missing, describe_url};
 pub use session::{Actor, Tx};
-pub use types::{CertificateStatus, KeyAlgorithm, RevocationReason, UserRole};
+pub use types::{
+    AlertChannel, AlertStatus, CertificateStatus, KeyAlgorithm, RevocationReason, UserRole,
+};

@@ -13,6 +13,8 @@ pub struct PartitionChange {
     pub range_end: OffsetDateTime,
     /// Rows moved in from the default partition (created), or rows dropped (dropped).
     pub rows: i64,
+    /// Private keys deleted with a dropped partition (only dropped certificates used them).
+    pub keys: i64,
 }
 
 /// Creates the monthly partitions from `as_of`'s month through `months_ahead` months later.
@@ -24,7 +26,7 @@ pub async fn ensure(
     let rows = sqlx::query_as!(
         PartitionChange,
         r#"SELECT partition_name AS "name!", range_start AS "range_start!",
-                  range_end AS "range_end!", rows_moved AS "rows!"
+                  range_end AS "range_end!", rows_moved AS "rows!", 0::bigint AS "keys!"
            FROM ensure_certificate_partitions($1, $2)"#,
         months_ahead,
         as_of
@@ -45,7 +47,8 @@ pub async fn drop_expired(
     let rows = sqlx::query_as!(
         PartitionChange,
         r#"SELECT partition_name AS "name!", range_start AS "range_start!",
-                  range_end AS "range_end!", certificates_dropped AS "rows!"
+                  range_end AS "range_end!", certificates_dropped AS "rows!",
+                  keys_dropped AS "keys!"
            FROM drop_expired_certificate_partitions($1, $2)"#,
         retention,
         as_of

@@ -33,6 +33,8 @@ pub struct PoolSettings {
     pub validate_after_idle: Duration,
     /// Close connections older than this, so that server-side state never piles up.
     pub max_lifetime: Duration,
+    /// Statements slower than this are logged at WARN with their duration (target `sqlx`).
+    pub slow_query: Duration,
 }
 
 impl Default for PoolSettings {
@@ -44,8 +46,17 @@ impl Default for PoolSettings {
             statement_timeout: Duration::from_secs(30),
             validate_after_idle: Duration::from_secs(30),
             max_lifetime: Duration::from_secs(30 * 60),
+            slow_query: Duration::from_millis(500),
         }
     }
+}
+
+/// A snapshot of the pool, for /metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 /// The application role every pooled connection switches to; see migration 0001.
@@ -68,6 +79,10 @@ pub(crate) fn connect_options(
         setting: "DATABASE_URL",
         message: format!("not a valid PostgreSQL URL ({e})"),
     })?;
+    use sqlx::ConnectOptions;
+    let options = options
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Warn, settings.slow_query);
     Ok(options.application_name("keyinfra").options([
         (
             "statement_timeout",
@@ -186,12 +201,25 @@ impl Database {
     }
 
     /// Begins a transaction whose row-level-security identity is `actor`, in one round trip.
+    /// The wait for a pooled connection (and the BEGIN round trip) is recorded in the
+    /// `keyinfra_db_acquire_seconds` histogram.
     pub async fn begin(&self, actor: &Actor) -> Result<Tx, DbError> {
+        let started = std::time::Instant::now();
         let tx = self
             .pool
             .begin_with(sqlx::AssertSqlSafe(actor.begin_statement()))
-            .await?;
-        Ok(Tx::new(tx))
+            .await;
+        metrics::histogram!("keyinfra_db_acquire_seconds").record(started.elapsed().as_secs_f64());
+        Ok(Tx::new(tx?))
+    }
+
+    /// Connections open now, how many of them are idle, and the most allowed.
+    pub fn usage(&self) -> PoolUsage {
+        PoolUsage {
+            open: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
     }
 
     /// The schema version recorded in the database (0 before the first migration).

@@ -119,3 +119,63 @@ pub enum RevocationReason {
     #[sqlx(rename = "aACompromise")]
     AaCompromise,
 }
+
+/// `alert_channel`: where an expiry alert goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Type)]
+#[sqlx(type_name = "alert_channel", rename_all = "lowercase")]
+pub enum AlertChannel {
+    Log,
+    Webhook,
+    Email,
+}
+
+impl AlertChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertChannel::Log => "log",
+            AlertChannel::Webhook => "webhook",
+            AlertChannel::Email => "email",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        match label {
+            "log" => Some(AlertChannel::Log),
+            "webhook" => Some(AlertChannel::Webhook),
+            "email" => Some(AlertChannel::Email),
+            _ => None,
+        }
+    }
+}
+
+/// `alert_status`: pending (not yet delivered, maybe retrying), sent, failed (gave up), or
+/// skipped (the certificate was renewed or revoked before delivery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Type)]
+#[sqlx(type_name = "alert_status", rename_all = "lowercase")]
+pub enum AlertStatus {
+    Pending,
+    Sent,
+    Failed,
+    Skipped,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Pending => "pending",
+            AlertStatus::Sent => "sent",
+            AlertStatus::Failed => "failed",
+            AlertStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        match label {
+            "pending" => Some(AlertStatus::Pending),
+            "sent" => Some(AlertStatus::Sent),
+            "failed" => Some(AlertStatus::Failed),
+            "skipped" => Some(AlertStatus::Skipped),
+            _ => None,
+        }
+    }
+}

@@ -13,6 +13,8 @@ pub struct NewUser<'a> {
     /// A PHC string; never a plaintext password.
     pub password_hash: &'a str,
     pub role: UserRole,
+    /// Where the user's expiry alerts go.
+    pub email: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,16 +26,18 @@ pub struct UserRecord {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub password_changed_at: OffsetDateTime,
+    pub email: Option<String>,
 }
 
 /// Inserts a user. A name taken in any letter case fails with
 /// `UniqueViolation { constraint: "users_username_lower_key" }`.
 pub async fn insert(tx: &mut Tx, user: &NewUser<'_>) -> Result<Uuid, DbError> {
     let id = sqlx::query_scalar!(
-        "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) RETURNING id",
+        "INSERT INTO users (username, password_hash, role, email) VALUES ($1, $2, $3, $4) RETURNING id",
         user.username,
         user.password_hash,
         user.role as UserRole,
+        user.email,
     )
     .fetch_one(tx.conn())
     .await?;
@@ -45,7 +49,7 @@ pub async fn find(tx: &mut Tx, id: Uuid) -> Result<Option<UserRecord>, DbError> 
     let user = sqlx::query_as!(
         UserRecord,
         r#"SELECT id, username, role AS "role: UserRole", disabled, created_at, updated_at,
-                  password_changed_at
+                  password_changed_at, email
            FROM users WHERE id = $1"#,
         id
     )
@@ -107,7 +111,7 @@ pub async fn list(
     let rows = sqlx::query_as!(
         UserRecord,
         r#"SELECT id, username, role AS "role: UserRole", disabled, created_at, updated_at,
-                  password_changed_at
+                  password_changed_at, email
            FROM users
            WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2::uuid)
            ORDER BY created_at, id
@@ -133,10 +137,29 @@ pub async fn update_status(
         r#"UPDATE users SET role = coalesce($2, role), disabled = coalesce($3, disabled)
            WHERE id = $1
            RETURNING id, username, role AS "role: UserRole", disabled, created_at, updated_at,
-                     password_changed_at"#,
+                     password_changed_at, email"#,
         id,
         role as Option<UserRole>,
         disabled
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}
+
+/// Sets or clears a user's e-mail address; returns the updated user, or None if not visible.
+pub async fn set_email(
+    tx: &mut Tx,
+    id: Uuid,
+    email: Option<&str>,
+) -> Result<Option<UserRecord>, DbError> {
+    let row = sqlx::query_as!(
+        UserRecord,
+        r#"UPDATE users SET email = $2 WHERE id = $1
+           RETURNING id, username, role AS "role: UserRole", disabled, created_at, updated_at,
+                     password_changed_at, email"#,
+        id,
+        email
     )
     .fetch_optional(tx.conn())
     .await?;

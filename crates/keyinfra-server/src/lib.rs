@@ -13,6 +13,7 @@
 mod api;
 mod extract;
 mod health;
+pub mod observability;
 mod pagination;
 mod problem;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub expected_schema_version: i64,
     pub users: Arc<UserService>,
     pub authority: Arc<Authority>,
+    /// Requests slower than this are logged at WARN.
+    pub slow_request: std::time::Duration,
 }
 
 #[derive(OpenApi)]
@@ -85,6 +88,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::audit::router())
         .merge(api::certificates::router())
         .merge(api::cas::router())
+        .merge(api::jobs::router())
         .split_for_parts()
 }
 
@@ -100,11 +104,19 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json((*openapi).clone()) }
             }),
         )
+        .route(
+            "/metrics",
+            axum::routing::get(observability::metrics_endpoint),
+        )
+        .route_layer(axum::middleware::from_fn(observability::route_label))
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observability::track,
+        ))
         .with_state(state)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish.

@@ -32,6 +32,11 @@ pub struct Cli {
     )]
     pub log: String,
 
+    /// Log format: `text` (human-readable) or `json` (one object per line).
+    #[arg(long, env = "KEYINFRA_LOG_FORMAT", default_value = "text", global = true,
+          value_parser = ["text", "json"])]
+    pub log_format: String,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -87,6 +92,11 @@ pub struct DatabaseArgs {
     #[arg(long, env = "KEYINFRA_DB_STATEMENT_TIMEOUT", default_value = "30s",
           value_parser = humantime::parse_duration, global = true)]
     pub db_statement_timeout: Duration,
+
+    /// SQL statements slower than this are logged (WARN, with their duration).
+    #[arg(long, env = "KEYINFRA_SLOW_QUERY", default_value = "500ms",
+          value_parser = humantime::parse_duration, global = true)]
+    pub slow_query: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +120,9 @@ pub enum Command {
     /// Private-key sealing: re-seal every key under the newest master key.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Scheduled jobs: run one now, or list their last runs.
+    #[command(subcommand)]
+    Jobs(crate::operations::JobsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +292,9 @@ pub enum UserCommand {
         username: String,
         #[arg(long, value_enum, default_value = "user")]
         role: RoleArg,
+        /// Where the user's expiry alerts go.
+        #[arg(long)]
+        email: Option<String>,
     },
     /// List users.
     List,
@@ -311,10 +327,14 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub init: InitArgs,
 
-    /// Monthly certificate partitions to keep created ahead of the current month.
-    #[arg(long, env = "KEYINFRA_PARTITIONS_AHEAD", default_value_t = 24,
-          value_parser = clap::value_parser!(i32).range(0..=240))]
-    pub partitions_ahead: i32,
+    /// HTTP requests slower than this are logged (WARN, with route, status and duration).
+    #[arg(long, env = "KEYINFRA_SLOW_REQUEST", default_value = "1s",
+          value_parser = humantime::parse_duration)]
+    pub slow_request: Duration,
+
+    /// Scheduled jobs and expiry alerts.
+    #[command(flatten)]
+    pub jobs: crate::operations::JobArgs,
 }
 
 #[derive(Debug, Subcommand)]

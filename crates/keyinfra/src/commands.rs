@@ -105,6 +105,13 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Jobs(command) => {
+            let authority = Arc::new(ca_commands::authority(&cli.database, &cli.authority)?);
+            with_database(&cli.database, &pool, |db| async move {
+                crate::operations::command(&db, authority, Arc::new(SystemClock), command).await
+            })
+            .await
+        }
         Command::Migrate(command) => {
             let target = Target::open(&cli.database).await?;
             let outcome = migrate(&target.url, command).await;
@@ -143,7 +150,8 @@ async fn serve(
     // The partitions the next months need; the maintenance job keeps this going while the
     // server runs (and it is idempotent, so every replica may do it at start).
     let mut tx = db.begin(&Actor::System).await?;
-    let created = partitions::ensure(&mut tx, args.partitions_ahead, SystemClock.now()).await?;
+    let created =
+        partitions::ensure(&mut tx, args.jobs.partitions_ahead, SystemClock.now()).await?;
     tx.commit().await?;
     if !created.is_empty() {
         tracing::info!(count = created.len(), "created certificate partitions");
@@ -200,6 +208,7 @@ async fn serve(
         expected_schema_version: expected,
         users: Arc::new(users),
         authority: Arc::clone(&authority),
+        slow_request: args.slow_request,
     };
     // Background work stops when the server does.
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
@@ -215,9 +224,20 @@ async fn serve(
                 .await;
         })
     };
+    // Scheduled jobs: every replica runs the scheduler; each run happens on one of them.
+    let scheduler = {
+        let jobs = crate::operations::jobs(
+            &db,
+            Arc::clone(&authority),
+            Arc::new(SystemClock),
+            &args.jobs,
+        )?;
+        tokio::spawn(Arc::new(jobs).run_scheduler(jobs_stopped.clone()))
+    };
     let served = keyinfra_server::serve(listener, state, shutdown).await;
     let _ = stop_jobs.send(true);
     let _ = publisher.await;
+    let _ = scheduler.await;
     served.context("the HTTP server failed")?;
     tracing::info!("shutting down: closing database connections");
     db.close().await;
@@ -273,14 +293,26 @@ async fn user_command(
 ) -> anyhow::Result<()> {
     let db = Database::connect(url, pool).await?;
     let result = match command {
-        UserCommand::Add { username, role } => {
+        UserCommand::Add {
+            username,
+            role,
+            email,
+        } => {
             let password = read_password()?;
             let role = match role {
                 RoleArg::Admin => UserRole::Admin,
                 RoleArg::User => UserRole::User,
             };
             let user = users
-                .create(&db, None, &username, password, role, &mut OsRandom)
+                .create(
+                    &db,
+                    None,
+                    &username,
+                    password,
+                    role,
+                    email.as_deref(),
+                    &mut OsRandom,
+                )
                 .await?;
             out(format!(
                 "added {} {} ({})",

@@ -94,6 +94,7 @@ pub fn pool_settings(args: &DatabaseArgs) -> anyhow::Result<PoolSettings> {
         max_connections: args.db_pool_max,
         acquire_timeout: args.db_acquire_timeout,
         statement_timeout: args.db_statement_timeout,
+        slow_query: args.slow_query,
         ..PoolSettings::default()
     })
 }

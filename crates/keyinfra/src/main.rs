@@ -4,6 +4,7 @@ mod ca_commands;
 mod cli;
 mod commands;
 mod database;
+mod operations;
 mod secrets;
 mod telemetry;
 
@@ -13,7 +14,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    telemetry::init(&cli.log);
+    telemetry::init(&cli.log, &cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

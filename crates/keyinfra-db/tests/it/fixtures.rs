@@ -24,6 +24,7 @@ pub async fn user(db: &Database, name: &str, role: UserRole) -> Uuid {
             username: name,
             password_hash: PHC,
             role,
+            email: None,
         },
     )
     .await

@@ -91,6 +91,7 @@ async fn usernames_are_unique_regardless_of_case() {
             username: "aLICE",
             password_hash: fixtures::PHC,
             role: UserRole::User,
+            email: None,
         },
     )
     .await

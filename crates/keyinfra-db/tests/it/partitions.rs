@@ -143,15 +143,30 @@ async fn retention_drops_exactly_the_partitions_older_than_the_period() {
         .unwrap();
     tx.commit().await.unwrap();
     let mut ids = Vec::new();
+    // January's key is used by January's certificate alone; February's is shared with June's
+    // (a renewal that kept its key), so it must outlive February's partition.
+    let only_january = fixtures::sealed_key(&db, Some(owner)).await;
+    let shared = fixtures::sealed_key(&db, Some(owner)).await;
+    let keys = [
+        Some(only_january),
+        Some(shared),
+        None,
+        None,
+        None,
+        Some(shared),
+    ];
     for (i, month) in (1u8..=6).enumerate() {
         let not_after = datetime!(2020-01-15 00:00 UTC)
             .replace_month(time::Month::try_from(month).unwrap())
             .unwrap();
         ids.push(
-            Cert::new(ca, Some(owner), &format!("0B0{i}"), not_after)
-                .insert(&db, &Actor::System)
-                .await
-                .unwrap(),
+            Cert {
+                key: keys[i],
+                ..Cert::new(ca, Some(owner), &format!("0B0{i}"), not_after)
+            }
+            .insert(&db, &Actor::System)
+            .await
+            .unwrap(),
         );
     }
     // The March certificate is revoked: its revocation row must leave with it.
@@ -183,6 +198,18 @@ async fn retention_drops_exactly_the_partitions_older_than_the_period() {
     let names: Vec<&str> = dropped.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["certificates_p2020_01", "certificates_p2020_02"]);
     assert!(dropped.iter().all(|p| p.rows == 1));
+    assert_eq!(
+        dropped.iter().map(|p| p.keys).collect::<Vec<_>>(),
+        [1, 0],
+        "only the key no remaining certificate uses goes"
+    );
+    let mut conn = tdb.owner_connection().await;
+    let kept: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM private_keys")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kept, vec![shared]);
+    drop(conn);
 
     let remaining = partition_names(&tdb).await;
     assert!(!remaining.contains(&"certificates_p2020_01".to_owned()));

@@ -49,6 +49,8 @@ pub struct User {
     pub created_at: String,
     pub updated_at: String,
     pub password_changed_at: String,
+    /// Where the user's expiry alerts go; null when none is set.
+    pub email: Option<String>,
 }
 
 impl From<UserRecord> for User {
@@ -61,6 +63,7 @@ impl From<UserRecord> for User {
             created_at: timestamp(u.created_at),
             updated_at: timestamp(u.updated_at),
             password_changed_at: timestamp(u.password_changed_at),
+            email: u.email,
         }
     }
 }
@@ -71,6 +74,9 @@ pub struct CreateUser {
     pub username: String,
     pub password: String,
     pub role: Role,
+    /// Optional: where the user's expiry alerts go.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -78,6 +84,18 @@ pub struct CreateUser {
 pub struct UpdateUser {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
+    /// A new address, or null to remove it; absent leaves it. Users may change their own.
+    #[serde(default, deserialize_with = "present_or_null")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+}
+
+/// Tells an absent field (None) from an explicit null (Some(None)).
+fn present_or_null<'de, D>(deserializer: D) -> Result<Option<Option<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -103,6 +121,7 @@ async fn create_user(
             &body.username,
             body.password,
             body.role.into(),
+            body.email.as_deref(),
             &mut OsRandom,
         )
         .await?;
@@ -170,7 +189,7 @@ async fn get_user(
     Ok(Json(state.users.get(&state.db, &caller, id).await?.into()))
 }
 
-/// Change a user's role or disabled flag (ADMIN).
+/// Change a user's role or disabled flag (ADMIN), or e-mail address (ADMIN, or the user).
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)), request_body = UpdateUser,
     responses((status = 200, body = User), (status = 403), (status = 404), (status = 422)))]
 async fn update_user(
@@ -187,6 +206,7 @@ async fn update_user(
             id,
             body.role.map(Into::into),
             body.disabled,
+            body.email,
         )
         .await?;
     Ok(Json(user.into()))

@@ -91,6 +91,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
     assert_eq!(
         listed,
         [
+            "/api/v1/alerts",
             "/api/v1/audit",
             "/api/v1/auth/login",
             "/api/v1/cas",
@@ -102,6 +103,8 @@ async fn the_openapi_document_parses_and_lists_every_route() {
             "/api/v1/certificates/{id}/renew",
             "/api/v1/certificates/{id}/revoke",
             "/api/v1/certificates/{id}/versions",
+            "/api/v1/jobs",
+            "/api/v1/jobs/{name}/runs",
             "/api/v1/users",
             "/api/v1/users/me",
             "/api/v1/users/me/password",
@@ -123,7 +126,8 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         {
             let concrete = path
                 .replace("{id}", &uuid::Uuid::new_v4().to_string())
-                .replace("{file}", &format!("{}.pem", uuid::Uuid::new_v4()));
+                .replace("{file}", &format!("{}.pem", uuid::Uuid::new_v4()))
+                .replace("{name}", "stats-refresh");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = app
                 .http
@@ -143,8 +147,9 @@ async fn the_openapi_document_parses_and_lists_every_route() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 24);
-    // The routes the server has but the document does not describe are only the document itself.
+    assert_eq!(operations, 27);
+    // The routes the server has but the document does not describe are only the document
+    // itself and /metrics (Prometheus text, not JSON).
     assert_eq!(
         app.http
             .get(app.url("/api/v1/nothing-here"))

@@ -243,6 +243,7 @@ async fn a_hash_with_old_parameters_is_rehashed_at_the_next_login() {
         "legacy",
         PASSWORD.to_owned(),
         UserRole::User,
+        None,
         &mut OsRandom,
     )
     .await

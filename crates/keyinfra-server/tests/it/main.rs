@@ -11,5 +11,6 @@ mod crl;
 mod health;
 mod keys_at_rest;
 mod openssl;
+mod operations;
 mod support;
 mod users;

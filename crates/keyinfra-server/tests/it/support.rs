@@ -82,6 +82,7 @@ impl TestApp {
             expected_schema_version: migrations::latest_version(),
             users: Arc::new(service(pepper, clock.clone())),
             authority: authority.clone(),
+            slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
         };
         let publisher_db = db.clone();
         tokio::spawn(async move {
@@ -121,6 +122,7 @@ impl TestApp {
                 name,
                 PASSWORD.to_owned(),
                 role,
+                None,
                 &mut OsRandom,
             )
             .await
@@ -184,6 +186,7 @@ pub fn state(db: Database, expected_schema_version: i64) -> AppState {
         expected_schema_version,
         users: Arc::new(service(PEPPER, clock.clone())),
         authority: Arc::new(authority("http://127.0.0.1:8080", clock)),
+        slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
     }
 }
 
@@ -205,6 +208,7 @@ impl TestApp {
             expected_schema_version: migrations::latest_version(),
             users: self.state.users.clone(),
             authority: authority.clone(),
+            slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
         };
         tokio::spawn(async move {
             authority

@@ -1,0 +1,282 @@
+//! Request ids, the per-request log span, slow-request logging, HTTP metrics, and
+//! `GET /metrics` (Prometheus text format).
+//!
+//! Counters and histograms are recorded where the work happens (`metrics::counter!` in the
+//! core and here) into one process-wide Prometheus recorder. Numbers that describe the
+//! database rather than this process — certificates by status, what expires soon, each
+//! job's last success — are read at scrape time, so every replica reports the same truth.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keyinfra_db::{Actor, stats};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::AppState;
+
+/// The header that carries a request's id, in and out.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Latency buckets in seconds, from sub-millisecond reads to multi-second RSA key generation.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; ours then stays empty.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "keyinfra_http_requests_total",
+        "HTTP requests by route, method and status"
+    );
+    describe_histogram!(
+        "keyinfra_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by route, method and status"
+    );
+    describe_counter!(
+        "keyinfra_certificates_issued_total",
+        "Certificates issued, by key algorithm and key source"
+    );
+    describe_histogram!(
+        "keyinfra_issuance_duration_seconds",
+        Unit::Seconds,
+        "Issuance latency (checks, key generation, signing, storing) by key algorithm"
+    );
+    describe_counter!("keyinfra_revocations_total", "Revocations by reason");
+    describe_histogram!(
+        "keyinfra_crl_build_duration_seconds",
+        Unit::Seconds,
+        "CRL build time: reading the revoked list, signing, storing"
+    );
+    describe_gauge!(
+        "keyinfra_crl_size_bytes",
+        Unit::Bytes,
+        "Size of the newest CRL this process published, per CA"
+    );
+    describe_gauge!(
+        "keyinfra_crl_entries",
+        "Entries in the newest CRL this process published, per CA"
+    );
+    describe_counter!(
+        "keyinfra_crls_published_total",
+        "CRLs published by this process"
+    );
+    describe_gauge!(
+        "keyinfra_certificates",
+        "Certificates by status (from the certificate_stats view, refreshed by the stats-refresh job)"
+    );
+    describe_gauge!(
+        "keyinfra_certificates_expiring",
+        "Active certificates expiring within 7 or 30 days (certificate_stats view)"
+    );
+    describe_gauge!(
+        "keyinfra_certificate_stats_age_seconds",
+        Unit::Seconds,
+        "Age of the certificate_stats view"
+    );
+    describe_gauge!(
+        "keyinfra_db_pool_connections",
+        "Database pool connections: open, idle, max"
+    );
+    describe_histogram!(
+        "keyinfra_db_acquire_seconds",
+        Unit::Seconds,
+        "Time to get a pooled connection and begin a transaction"
+    );
+    describe_counter!(
+        "keyinfra_db_conflict_retries_total",
+        "Transactions retried after a serialization failure or deadlock"
+    );
+    describe_gauge!(
+        "keyinfra_job_last_success_timestamp_seconds",
+        Unit::Seconds,
+        "When each job last succeeded (any replica), Unix time"
+    );
+    describe_gauge!(
+        "keyinfra_job_last_duration_seconds",
+        Unit::Seconds,
+        "How long each job's last run took (any replica)"
+    );
+    describe_gauge!(
+        "keyinfra_job_last_run_succeeded",
+        "1 if each job's last run (any replica) succeeded, else 0"
+    );
+    describe_counter!(
+        "keyinfra_job_runs_total",
+        "Job runs on this replica by outcome"
+    );
+    describe_histogram!(
+        "keyinfra_job_duration_seconds",
+        Unit::Seconds,
+        "Job run time on this replica"
+    );
+    describe_counter!(
+        "keyinfra_alerts_total",
+        "Expiry alert deliveries by channel and outcome"
+    );
+}
+
+/// A client's `X-Request-Id` if it is short and plain, else a new UUID.
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// The outermost layer: gives every request an id (echoed in `X-Request-Id`), runs it in a
+/// span that carries the id (so every log line of the request has it), records the HTTP
+/// metrics, and logs slow requests.
+pub async fn track(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let id = request_id(&request);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        request.headers_mut().insert(REQUEST_ID, value);
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    // The route template (not the path, whose ids would explode the label set).
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let status = response.status().as_u16().to_string();
+    let labels = [
+        ("method", method.as_str().to_owned()),
+        ("route", route.clone()),
+        ("status", status.clone()),
+    ];
+    metrics::counter!("keyinfra_http_requests_total", &labels).increment(1);
+    metrics::histogram!("keyinfra_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
+    let _entered = span.enter();
+    let duration_ms = elapsed.as_millis() as u64;
+    if elapsed >= state.slow_request {
+        tracing::warn!(%route, %status, duration_ms, "slow request");
+    } else {
+        tracing::debug!(%route, %status, duration_ms, "request finished");
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// Inside the router (a route layer): copies the matched route onto the response, where
+/// [`track`] reads it.
+pub async fn route_label(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if let Some(matched) = matched {
+        response.extensions_mut().insert(matched);
+    }
+    response
+}
+
+/// GET /metrics: Prometheus text format. Database-derived gauges are skipped (and the
+/// rest still served) when the database cannot be reached.
+pub async fn metrics_endpoint(State(state): State<AppState>) -> Response {
+    let usage = state.db.usage();
+    for (kind, value) in [
+        ("open", usage.open),
+        ("idle", usage.idle),
+        ("max", usage.max),
+    ] {
+        metrics::gauge!("keyinfra_db_pool_connections", "state" => kind).set(f64::from(value));
+    }
+    if let Err(e) = database_gauges(&state).await {
+        tracing::debug!(error = %e, "metrics: database gauges unavailable");
+    }
+    let body = prometheus().render();
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        Body::from(body),
+    )
+        .into_response()
+}
+
+async fn database_gauges(state: &AppState) -> Result<(), keyinfra_db::DbError> {
+    let mut tx = state.db.begin(&Actor::System).await?;
+    let rows = stats::visible(&mut tx).await?;
+    let schedules = keyinfra_db::jobs::schedules(&mut tx).await?;
+    tx.commit().await?;
+
+    let mut by_status = std::collections::BTreeMap::new();
+    for status in keyinfra_db::CertificateStatus::ALL {
+        by_status.insert(status.as_str(), 0i64);
+    }
+    let (mut in_7, mut in_30) = (0i64, 0i64);
+    let mut refreshed = None;
+    for row in &rows {
+        *by_status.entry(row.status.as_str()).or_default() += row.certificates;
+        in_7 += row.expiring_7d;
+        in_30 += row.expiring_30d;
+        refreshed = refreshed.max(Some(row.refreshed_at));
+    }
+    for (status, count) in by_status {
+        metrics::gauge!("keyinfra_certificates", "status" => status).set(count as f64);
+    }
+    metrics::gauge!("keyinfra_certificates_expiring", "within" => "7d").set(in_7 as f64);
+    metrics::gauge!("keyinfra_certificates_expiring", "within" => "30d").set(in_30 as f64);
+    if let Some(at) = refreshed {
+        let age = state.authority.clock.now() - at;
+        metrics::gauge!("keyinfra_certificate_stats_age_seconds").set(age.as_seconds_f64());
+    }
+    for job in schedules {
+        if let Some(at) = job.last_success_at {
+            metrics::gauge!("keyinfra_job_last_success_timestamp_seconds", "job" => job.name.clone())
+                .set(at.unix_timestamp() as f64);
+        }
+        if let Some(ms) = job.last_duration_ms {
+            metrics::gauge!("keyinfra_job_last_duration_seconds", "job" => job.name.clone())
+                .set(ms as f64 / 1000.0);
+        }
+        if let Some(outcome) = &job.last_outcome {
+            metrics::gauge!("keyinfra_job_last_run_succeeded", "job" => job.name.clone())
+                .set(if outcome == "succeeded" { 1.0 } else { 0.0 });
+        }
+    }
+    Ok(())
+}
+
+/// How slow a request must be to be logged at WARN, unless configured.
+pub const DEFAULT_SLOW_REQUEST: Duration = Duration::from_secs(1);
