@@ -186,7 +186,8 @@ mod tests {
         assert_eq!(e, (false, TlsFileError::NoKey));
         let e = certified_key_from_pem(cert.as_bytes(), b"not pem at all").unwrap_err();
         assert_eq!(e, (false, TlsFileError::NoKey));
-        let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let encrypted =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
         let e = certified_key_from_pem(cert.as_bytes(), encrypted.as_bytes()).unwrap_err();
         assert_eq!(e, (false, TlsFileError::EncryptedKey));
         let garbage = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";

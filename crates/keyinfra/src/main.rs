@@ -4,8 +4,10 @@ mod ca_commands;
 mod cli;
 mod commands;
 mod database;
+mod listen;
 mod secrets;
 mod telemetry;
+mod tls;
 
 use std::process::ExitCode;
 
