@@ -67,7 +67,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
             let listen = listen::Plan::new(&args.net)?;
             cli.authority
                 .public_url
-                .get_or_insert_with(|| listen.default_public_url.clone());
+                .get_or_insert_with(|| listen.default_public_url());
             let users = user_service(&cli.database, &cli.secrets)?;
             let authority = ca_commands::authority(&cli.database, &cli.authority)?;
             let init = ca_commands::init_options(&args.init)?;

@@ -70,8 +70,8 @@ pub struct Plan {
     /// The plain listener for CRLs and CA certificates; only with TLS.
     pub http_listen: Option<SocketAddr>,
     pub shutdown_timeout: Duration,
-    /// KEYINFRA_PUBLIC_URL when it is not set: the plain listener's URL.
-    pub default_public_url: String,
+    /// The first `--tls-names` entry, for [`Plan::default_public_url`].
+    first_name: Option<SubjectAltName>,
 }
 
 impl Plan {
@@ -129,20 +129,27 @@ impl Plan {
             None if auto => Some(TlsSource::Auto(own_names(listen.ip(), &args.tls_names)?)),
             None => None,
         };
-        // The first name the certificate is issued for is also where its CRL is, when the
-        // listener itself has no single address.
         let first_name = match &tls {
-            Some(TlsSource::Auto(names)) if !args.tls_names.is_empty() => names.first(),
+            Some(TlsSource::Auto(names)) if !args.tls_names.is_empty() => names.first().cloned(),
             _ => None,
         };
-        let default_public_url = public_url_for(http_listen.unwrap_or(listen), first_name);
         Ok(Self {
             listen,
             tls,
             http_listen,
             shutdown_timeout: args.shutdown_timeout,
-            default_public_url,
+            first_name,
         })
+    }
+
+    /// KEYINFRA_PUBLIC_URL when it is not set: the plain listener's URL. The first name the
+    /// certificate is issued for is also where its CRL is, when the listener itself has no
+    /// single address.
+    pub fn default_public_url(&self) -> String {
+        public_url_for(
+            self.http_listen.unwrap_or(self.listen),
+            self.first_name.as_ref(),
+        )
     }
 }
 
@@ -386,12 +393,12 @@ mod tests {
         let p = plan(&[]).unwrap();
         assert_eq!(p.listen.to_string(), "127.0.0.1:8080");
         assert!(p.tls.is_none() && p.http_listen.is_none());
-        assert_eq!(p.default_public_url, "http://127.0.0.1:8080");
+        assert_eq!(p.default_public_url(), "http://127.0.0.1:8080");
 
         let p = plan(&["--tls", "auto"]).unwrap();
         assert_eq!(p.listen.to_string(), "127.0.0.1:8443");
         assert_eq!(p.http_listen.unwrap().to_string(), "127.0.0.1:8080");
-        assert_eq!(p.default_public_url, "http://127.0.0.1:8080");
+        assert_eq!(p.default_public_url(), "http://127.0.0.1:8080");
 
         let p = plan(&[
             "--tls",
@@ -403,10 +410,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(p.http_listen.unwrap().to_string(), "[::]:8080");
-        assert_eq!(p.default_public_url, "http://ca.example.net:8080");
+        assert_eq!(p.default_public_url(), "http://ca.example.net:8080");
 
         let p = plan(&["--listen", "192.0.2.1:80", "--insecure-http"]).unwrap();
-        assert_eq!(p.default_public_url, "http://192.0.2.1:80");
+        assert_eq!(p.default_public_url(), "http://192.0.2.1:80");
     }
 
     #[test]
