@@ -48,6 +48,26 @@ enum Bench {
         #[arg(long)]
         reuse: bool,
     },
+    /// Partition maintenance at scale: creating partitions ahead and dropping those past
+    /// retention (with their certificates, revocations and keys).
+    Partitions {
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+            hide_env_values = true
+        )]
+        database_url: String,
+        /// Certificates (each with its own sealed key) to load.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+        /// Expiry dates run from this many months ago (beyond the 24-month retention)...
+        #[arg(long, default_value_t = 30)]
+        months_back: i32,
+        /// ...to this many months ahead.
+        #[arg(long, default_value_t = 6)]
+        months_ahead: i32,
+    },
     /// CRL build time and memory at many revocations, and revocation request latency.
     Crl {
         #[arg(
@@ -69,38 +89,76 @@ enum Bench {
 #[allow(clippy::print_stdout)] // Printing the figures is this program's purpose.
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (database_url, rows, users, months_back, months_ahead, samples, reuse) =
-        match Cli::parse().command {
-            Bench::Crl {
-                database_url,
+    let (database_url, rows, users, months_back, months_ahead, samples, reuse) = match Cli::parse()
+        .command
+    {
+        Bench::Partitions {
+            database_url,
+            rows,
+            months_back,
+            months_ahead,
+        } => {
+            let config = BenchConfig {
+                server_url: database_url,
+                rows,
+                users: 10_000,
+                months_back,
+                months_ahead,
+                samples: 0,
+                reuse: false,
+                with_keys: true,
+            };
+            let log = |m: &str| eprintln!("keyinfra-bench: {m}");
+            let r =
+                bench::partition_maintenance(&config, 24, time::Duration::days(730), &log).await?;
+            println!("## Partition maintenance\n");
+            println!(
+                "Loaded: {} certificates with {} keys, expiring from {months_back} months ago to {months_ahead} ahead, in {} partitions.\n",
+                r.certificates_before, r.keys_before, r.partitions_before
+            );
+            println!("| step | seconds | partitions | certificates | keys |");
+            println!("|---|---:|---:|---:|---:|");
+            println!(
+                "| create 24 months ahead | {:.3} | {} created | - | - |",
+                r.ensure_seconds, r.partitions_created
+            );
+            println!(
+                "| drop past 730-day retention | {:.3} | {} dropped | {} | {} |",
+                r.drop_seconds, r.partitions_dropped, r.certificates_dropped, r.keys_dropped
+            );
+            println!("\nPartitions after: {}", r.partitions_after);
+            return Ok(());
+        }
+        Bench::Crl {
+            database_url,
+            sizes,
+            revocations,
+        } => {
+            return crl::run(&crl::CrlConfig {
+                server_url: database_url,
                 sizes,
                 revocations,
-            } => {
-                return crl::run(&crl::CrlConfig {
-                    server_url: database_url,
-                    sizes,
-                    revocations,
-                })
-                .await;
-            }
-            Bench::Schema {
-                database_url,
-                rows,
-                users,
-                months_back,
-                months_ahead,
-                samples,
-                reuse,
-            } => (
-                database_url,
-                rows,
-                users,
-                months_back,
-                months_ahead,
-                samples,
-                reuse,
-            ),
-        };
+            })
+            .await;
+        }
+        Bench::Schema {
+            database_url,
+            rows,
+            users,
+            months_back,
+            months_ahead,
+            samples,
+            reuse,
+        } => (
+            database_url,
+            rows,
+            users,
+            months_back,
+            months_ahead,
+            samples,
+            reuse,
+        ),
+    };
     let config = BenchConfig {
         server_url: database_url,
         rows,
@@ -109,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
         months_ahead,
         samples,
         reuse,
+        with_keys: false,
     };
     let started = std::time::Instant::now();
     let log = move |line: &str| println!("[{:>7.1}s] {line}", started.elapsed().as_secs_f64());

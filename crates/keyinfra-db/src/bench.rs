@@ -29,6 +29,8 @@ pub struct BenchConfig {
     pub samples: usize,
     /// Reuse an already loaded `keyinfra_bench` database instead of reloading it.
     pub reuse: bool,
+    /// Give every certificate its own (fake) sealed private key, as server-side keys have.
+    pub with_keys: bool,
 }
 
 /// Latency percentiles of one query, in milliseconds.
@@ -385,16 +387,23 @@ async fn load(config: &BenchConfig, url: &str, log: &dyn Fn(&str)) -> Result<(),
             "WITH u AS (SELECT array_agg(id ORDER BY id) AS ids FROM users),
                   ca AS (SELECT id FROM certificate_authorities LIMIT 1),
                   src AS (
-                      SELECT g,
+                      SELECT g, CASE WHEN $5 THEN gen_random_uuid() END AS key_id,
                              now() - make_interval(months => $3)
                                + (random() * (now() + make_interval(months => $4)
                                               - (now() - make_interval(months => $3)))) AS not_after,
                              random() AS r,
                              gen_random_bytes(600) AS der
-                      FROM generate_series($1::bigint + 1, $2::bigint) AS g)
+                      FROM generate_series($1::bigint + 1, $2::bigint) AS g),
+                  keys AS (
+                      INSERT INTO private_keys (id, owner_id, algorithm, public_key_fingerprint,
+                                                ciphertext, nonce, salt, kek_version)
+                      SELECT src.key_id, u.ids[1 + (src.g % cardinality(u.ids))], 'ecdsa-p256',
+                             digest(src.key_id::text, 'sha256'), gen_random_bytes(150),
+                             gen_random_bytes(12), gen_random_bytes(32), 1
+                      FROM src, u WHERE src.key_id IS NOT NULL)
              INSERT INTO certificates (ca_id, owner_id, serial_number, subject_dn, subject_alt_names,
                                        not_before, not_after, status, certificate_der,
-                                       fingerprint_sha256, key_algorithm, profile)
+                                       fingerprint_sha256, key_algorithm, profile, private_key_id)
              SELECT ca.id, u.ids[1 + (src.g % cardinality(u.ids))],
                     '1' || lpad(upper(to_hex(src.g)), 15, '0'),
                     'CN=device-' || src.g || ',O=Bench,C=NL',
@@ -404,13 +413,14 @@ async fn load(config: &BenchConfig, url: &str, log: &dyn Fn(&str)) -> Result<(),
                           WHEN src.not_after <= now() THEN 'EXPIRED'
                           WHEN src.r < 0.07 THEN 'SUPERSEDED'
                           ELSE 'ACTIVE' END)::certificate_status,
-                    src.der, digest(src.der, 'sha256'), 'ecdsa-p256', 'device'
+                    src.der, digest(src.der, 'sha256'), 'ecdsa-p256', 'device', src.key_id
              FROM src, u, ca",
         )
         .bind(done)
         .bind(to)
         .bind(config.months_back)
         .bind(config.months_ahead)
+        .bind(config.with_keys)
         .execute(&mut conn)
         .await?;
         done = to;
@@ -481,4 +491,75 @@ pub async fn recreate_database(server_url: &str, name: &str) -> Result<String, D
         .await?;
     let _ = admin.close().await;
     with_database(server_url, name)
+}
+
+/// What partition maintenance took on a loaded database.
+#[derive(Debug, Clone)]
+pub struct MaintenanceReport {
+    pub certificates_before: i64,
+    pub keys_before: i64,
+    pub partitions_before: i64,
+    pub ensure_seconds: f64,
+    pub partitions_created: usize,
+    pub drop_seconds: f64,
+    pub partitions_dropped: usize,
+    pub certificates_dropped: i64,
+    pub keys_dropped: i64,
+    pub partitions_after: i64,
+}
+
+/// Loads `config` (keys included) and times what the partition-maintenance job does, as of
+/// the database's now: create `months_ahead` months of partitions, then drop those past
+/// `retention` with their registry rows and keys.
+pub async fn partition_maintenance(
+    config: &BenchConfig,
+    months_ahead: i32,
+    retention: time::Duration,
+    log: &dyn Fn(&str),
+) -> Result<MaintenanceReport, DbError> {
+    let url = with_database(&config.server_url, BENCH_DB)?;
+    if !config.reuse {
+        load(config, &url, log).await?;
+    }
+    let mut owner = owner_connection(&url).await?;
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+    let certificates_before = count("SELECT count(*) FROM certificate_serials")
+        .fetch_one(&mut owner)
+        .await?;
+    let keys_before = count("SELECT count(*) FROM private_keys")
+        .fetch_one(&mut owner)
+        .await?;
+    let partitions_sql =
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'certificates'::regclass";
+    let partitions_before = count(partitions_sql).fetch_one(&mut owner).await?;
+    let now = now_from_database(&mut owner).await?;
+
+    let db = Database::connect(&url, &PoolSettings::default()).await?;
+    log("timing: ensure partitions ahead");
+    let started = Instant::now();
+    let mut tx = db.begin(&Actor::System).await?;
+    let created = crate::partitions::ensure(&mut tx, months_ahead, now).await?;
+    tx.commit().await?;
+    let ensure_seconds = started.elapsed().as_secs_f64();
+    log("timing: drop partitions past retention");
+    let started = Instant::now();
+    let mut tx = db.begin(&Actor::System).await?;
+    let dropped = crate::partitions::drop_expired(&mut tx, retention, now).await?;
+    tx.commit().await?;
+    let drop_seconds = started.elapsed().as_secs_f64();
+    db.close().await;
+    let partitions_after = count(partitions_sql).fetch_one(&mut owner).await?;
+    let _ = owner.close().await;
+    Ok(MaintenanceReport {
+        certificates_before,
+        keys_before,
+        partitions_before,
+        ensure_seconds,
+        partitions_created: created.len(),
+        drop_seconds,
+        partitions_dropped: dropped.len(),
+        certificates_dropped: dropped.iter().map(|p| p.rows).sum(),
+        keys_dropped: dropped.iter().map(|p| p.keys).sum(),
+        partitions_after,
+    })
 }

@@ -122,6 +122,37 @@ impl TestDatabase {
     }
 }
 
+/// One session as the URL's own role (the table owner, bypassing row-level security) that
+/// stays open across statements: for checks on any database, and for holding locks.
+#[derive(Debug)]
+pub struct OwnerSession {
+    conn: PgConnection,
+}
+
+impl OwnerSession {
+    pub async fn connect(url: &str) -> Self {
+        Self {
+            conn: PgConnection::connect(url).await.expect("connect as owner"),
+        }
+    }
+
+    /// Runs statements (several, separated by `;`, are allowed).
+    pub async fn execute(&mut self, sql: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut self.conn)
+            .await
+            .expect("owner statements");
+    }
+
+    /// The first column of the first row, as a bigint.
+    pub async fn scalar(&mut self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut self.conn)
+            .await
+            .expect("owner query")
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Async drop does not exist; a short-lived thread with its own runtime does the job

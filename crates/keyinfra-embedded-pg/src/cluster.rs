@@ -481,6 +481,10 @@ fn postgres_command(
     let stdout = log.try_clone().map_err(data_dir_error(&layout.log_file))?;
     let stderr = log.try_clone().map_err(data_dir_error(&layout.log_file))?;
     command.stdout(stdout).stderr(stderr);
+    // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and
+    // PostgreSQL must not begin shutting down while we still drain requests; we stop it
+    // ourselves, last.
+    command.process_group(0);
     // SIGINT is PostgreSQL's fast shutdown: clean, and quick enough for a dying parent.
     die_with_parent(&mut command, Signal::SIGINT);
     Ok(command)

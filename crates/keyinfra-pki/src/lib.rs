@@ -7,6 +7,7 @@
 //! * [`csr`]: PKCS#10 parsing and signature verification.
 //! * [`ca`]: CA creation, leaf signing, CRL signing.
 //! * [`pkcs12`]: PKCS#12 export (modern and legacy).
+//! * [`tls`]: the server's own TLS key: a CSR for it, rustls signing keys from it or from PEM.
 //!
 //! Randomness for serials, salts and nonces is an input ([`RandomSource`]) so that tests can
 //! control it; key generation uses the crypto library's own CSPRNG.
@@ -20,6 +21,7 @@ pub mod names;
 pub mod pkcs12;
 pub mod profile;
 pub mod seal;
+pub mod tls;
 
 pub use keys::{KeyAlgorithm, PrivateKey};
 pub use serial::SerialNumber;

@@ -21,10 +21,17 @@ fn out(line: String) {
     println!("{line}");
 }
 
+/// KEYINFRA_PUBLIC_URL when unset, except in `serve` (see crate::listen).
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
 /// The CA service from the settings.
 pub fn authority(database: &DatabaseArgs, args: &AuthorityArgs) -> anyhow::Result<Authority> {
     let masters = secrets::load_master_keys(args.master_keys_file.as_deref(), &database.data_dir)?;
-    let url = args.public_url.trim_end_matches('/');
+    let url = args
+        .public_url
+        .as_deref()
+        .unwrap_or(DEFAULT_PUBLIC_URL)
+        .trim_end_matches('/');
     if !(url.starts_with("http://") || url.starts_with("https://"))
         || url.contains(char::is_whitespace)
     {

@@ -102,7 +102,7 @@ pub struct DatabaseArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (applies pending migrations first unless --no-migrate).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply, revert or list schema migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
@@ -127,15 +127,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct AuthorityArgs {
-    /// Base URL devices reach this server at; CRL and CA-certificate URLs inside every
-    /// certificate are built from it.
-    #[arg(
-        long,
-        env = "KEYINFRA_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    pub public_url: String,
+    /// Base URL devices reach this server at over plain HTTP; CRL and CA-certificate URLs
+    /// inside every certificate are built from it. Default: `serve` uses the URL of its
+    /// plain-HTTP listener; other commands use http://127.0.0.1:8080.
+    #[arg(long, env = "KEYINFRA_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
 
     /// Most active certificates one user may own (0 = no limit).
     #[arg(long, env = "KEYINFRA_CERT_QUOTA", default_value_t = 10, global = true)]
@@ -311,9 +307,9 @@ pub enum RoleArg {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "KEYINFRA_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Where and how to listen: address, TLS, the plain-HTTP listener, shutdown deadline.
+    #[command(flatten)]
+    pub net: ListenArgs,
 
     /// Do not apply pending migrations at start; refuse to start if the schema is behind.
     #[arg(long, env = "KEYINFRA_NO_MIGRATE")]
@@ -335,6 +331,53 @@ pub struct ServeArgs {
     /// Scheduled jobs and expiry alerts.
     #[command(flatten)]
     pub jobs: crate::operations::JobArgs,
+}
+
+/// `serve`'s listeners (see crate::listen for what the defaults mean together).
+#[derive(Debug, Args, Clone)]
+pub struct ListenArgs {
+    /// Address to listen on. Default: 127.0.0.1:8080, or 127.0.0.1:8443 with TLS.
+    #[arg(long, env = "KEYINFRA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// `auto`: serve HTTPS with a server certificate that serve issues itself from its CA
+    /// at start (and again before it expires); `off`: plain HTTP (the default).
+    #[arg(long, env = "KEYINFRA_TLS", value_enum)]
+    pub tls: Option<TlsMode>,
+
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "KEYINFRA_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) of --tls-cert.
+    #[arg(long, env = "KEYINFRA_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// With --tls auto: more DNS names or IP addresses for the server certificate, besides
+    /// the listen address, localhost and 127.0.0.1 (comma-separated).
+    #[arg(long, env = "KEYINFRA_TLS_NAMES", value_delimiter = ',')]
+    pub tls_names: Vec<String>,
+
+    /// With TLS: the plain-HTTP listener that serves only CRLs and CA certificates (which
+    /// clients fetch over plain HTTP). Default: the --listen address with port 8080.
+    #[arg(long, env = "KEYINFRA_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+
+    /// Allow plain HTTP on an address other than loopback (e.g. behind a TLS proxy).
+    #[arg(long, env = "KEYINFRA_INSECURE_HTTP")]
+    pub insecure_http: bool,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before they are
+    /// dropped (e.g. `30s`).
+    #[arg(long, env = "KEYINFRA_SHUTDOWN_TIMEOUT", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsMode {
+    Off,
+    Auto,
 }
 
 #[derive(Debug, Subcommand)]

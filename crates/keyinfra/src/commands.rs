@@ -16,7 +16,7 @@ use crate::cli::{
     Cli, Command, DatabaseArgs, MigrateCommand, RoleArg, SecretArgs, ServeArgs, UserCommand,
 };
 use crate::database::{Target, pool_settings};
-use crate::secrets;
+use crate::{listen, secrets};
 
 #[allow(clippy::print_stdout)] // A command's output is its result.
 fn out(line: String) {
@@ -62,11 +62,17 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let pool = pool_settings(&cli.database)?;
     match cli.command {
         Command::Serve(args) => {
+            // Listeners and TLS files are checked before anything starts; certificates
+            // point at the plain listener unless KEYINFRA_PUBLIC_URL says otherwise.
+            let listen = listen::Plan::new(&args.net)?;
+            cli.authority
+                .public_url
+                .get_or_insert_with(|| listen.default_public_url());
             let users = user_service(&cli.database, &cli.secrets)?;
             let authority = ca_commands::authority(&cli.database, &cli.authority)?;
             let init = ca_commands::init_options(&args.init)?;
             let target = Target::open(&cli.database).await?;
-            let outcome = serve(&target.url, &pool, &args, users, authority, init).await;
+            let outcome = serve(&target.url, &pool, &args, &listen, users, authority, init).await;
             let closed = target.close().await;
             outcome.and(closed)
         }
@@ -125,6 +131,7 @@ async fn serve(
     url: &str,
     pool: &keyinfra_db::PoolSettings,
     args: &ServeArgs,
+    listen: &listen::Plan,
     users: UserService,
     authority: Authority,
     init: InitOptions,
@@ -190,19 +197,6 @@ async fn serve(
         .context("cannot publish the CRLs")?;
     let authority = Arc::new(authority);
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (--listen / KEYINFRA_LISTEN)",
-                args.listen
-            )
-        })?;
-    let address = listener
-        .local_addr()
-        .context("the listening socket has no address")?;
-    tracing::info!("listening on http://{address}");
-
     let state = AppState {
         db: db.clone(),
         expected_schema_version: expected,
@@ -234,11 +228,13 @@ async fn serve(
         )?;
         tokio::spawn(Arc::new(jobs).run_scheduler(jobs_stopped.clone()))
     };
-    let served = keyinfra_server::serve(listener, state, shutdown).await;
+    // Serves (HTTP or HTTPS, see crate::listen) until SIGTERM/SIGINT, then drains requests.
+    let served = listen::serve(listen, state, shutdown).await;
+    tracing::info!("shutting down: stopping background tasks");
     let _ = stop_jobs.send(true);
     let _ = publisher.await;
     let _ = scheduler.await;
-    served.context("the HTTP server failed")?;
+    served?;
     tracing::info!("shutting down: closing database connections");
     db.close().await;
     Ok(())

@@ -4,9 +4,11 @@ mod ca_commands;
 mod cli;
 mod commands;
 mod database;
+mod listen;
 mod operations;
 mod secrets;
 mod telemetry;
+mod tls;
 
 use std::process::ExitCode;
 

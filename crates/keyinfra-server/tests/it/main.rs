@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod certificates;
 mod crl;
+mod faults;
 mod health;
 mod keys_at_rest;
 mod openssl;

@@ -8,4 +8,5 @@ mod ca;
 mod embedded;
 mod migrate;
 mod support;
+mod tls;
 mod users;

@@ -24,6 +24,13 @@ pub fn keyinfra() -> Command {
         "KEYINFRA_ROOT_SUBJECT",
         "KEYINFRA_CA_ALGORITHM",
         "KEYINFRA_INTERMEDIATE_SUBJECT",
+        "KEYINFRA_TLS",
+        "KEYINFRA_TLS_CERT",
+        "KEYINFRA_TLS_KEY",
+        "KEYINFRA_TLS_NAMES",
+        "KEYINFRA_HTTP_LISTEN",
+        "KEYINFRA_INSECURE_HTTP",
+        "KEYINFRA_SHUTDOWN_TIMEOUT",
     ] {
         cmd.env_remove(var);
     }
@@ -106,25 +113,37 @@ impl Server {
     }
 
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(90))
+    }
+
+    /// Sends a signal (`TERM`, `INT`) without waiting.
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
-                .args(["-TERM", &pid])
+                .args([&format!("-{name}"), &pid])
                 .status()
                 .unwrap()
                 .success()
         );
-        let deadline = Instant::now() + Duration::from_secs(90);
+    }
+
+    /// Waits for the process to exit, collecting its remaining output.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                while let Ok(line) = self.lines.try_recv() {
+                // The reader threads end with the pipes; take everything they read.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
                     self.seen.push(line);
                 }
                 return status;
             }
             assert!(
                 Instant::now() < deadline,
-                "keyinfra did not exit after SIGTERM"
+                "keyinfra did not exit after the signal; saw:\n{}",
+                self.seen.join("\n")
             );
             std::thread::sleep(Duration::from_millis(100));
         }
