@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 
 use crate::support::{PASSWORD, TestApp, service};
 
+/// Every answer a load worker got: status, and the id of a created certificate.
+type Answers = Arc<Mutex<Vec<(u16, Option<String>)>>>;
+
 fn cluster_settings(dir: &std::path::Path) -> ClusterSettings {
     let explicit = std::env::var_os("KEYINFRA_PG_BINDIR").map(std::path::PathBuf::from);
     ClusterSettings {
@@ -29,7 +32,7 @@ async fn issue_until(
     base: String,
     token: String,
     stop: Arc<std::sync::atomic::AtomicBool>,
-    answers: Arc<Mutex<Vec<(u16, Option<String>)>>>,
+    answers: Answers,
 ) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -138,7 +141,7 @@ async fn postgres_stopped_and_started_under_load_gives_503_then_recovers_with_no
     let before = Arc::new(Mutex::new(Vec::new()));
     let during = Arc::new(Mutex::new(Vec::new()));
     let after = Arc::new(Mutex::new(Vec::new()));
-    let phase = |answers: &Arc<Mutex<Vec<(u16, Option<String>)>>>| {
+    let phase = |answers: &Answers| {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let workers: Vec<_> = (0..4)
             .map(|_| {
@@ -186,7 +189,7 @@ async fn postgres_stopped_and_started_under_load_gives_503_then_recovers_with_no
         w.await.unwrap();
     }
 
-    let tally = |answers: &Arc<Mutex<Vec<(u16, Option<String>)>>>| {
+    let tally = |answers: &Answers| {
         let mut counts = BTreeMap::new();
         for (status, _) in answers.lock().unwrap().iter() {
             *counts.entry(*status).or_insert(0) += 1;
