@@ -6,6 +6,7 @@
 mod bad_config;
 mod ca;
 mod embedded;
+mod logs;
 mod migrate;
 mod support;
 mod tls;
