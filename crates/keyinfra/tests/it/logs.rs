@@ -1,5 +1,5 @@
 //! Structured logs: JSON lines, the request id on every line of a request, slow requests
-//! logged with their duration, and no secret in any line.
+//! and slow statements logged with their duration, and no secret in any line.
 
 use std::time::Duration;
 
@@ -22,6 +22,9 @@ async fn json_logs_carry_the_request_id_log_slow_requests_and_hold_no_secret() {
         "json",
         // Every request is "slow": each one must be logged with its duration.
         "--slow-request",
+        "0s",
+        // ...and so is every SQL statement.
+        "--slow-query",
         "0s",
     ])
     .env("DATABASE_URL", db.url())
@@ -87,6 +90,16 @@ async fn json_logs_carry_the_request_id_log_slow_requests_and_hold_no_secret() {
     assert_eq!(login_line["level"], "WARN");
     assert_eq!(slow("me-req-43")["fields"]["route"], "/api/v1/users/me");
 
+    // Slow statements are logged with their duration (sqlx's WARN line), parameters never.
+    assert!(
+        parsed.iter().any(
+            |e| e["target"].as_str().is_some_and(|t| t.starts_with("sqlx"))
+                && e["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("slow statement"))
+        ),
+        "no slow-statement line:\n{lines:#?}"
+    );
     let all = lines
         .iter()
         .map(|l| l.as_str())
