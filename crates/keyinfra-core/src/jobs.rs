@@ -115,6 +115,10 @@ pub struct JobReport {
     pub duration: Duration,
 }
 
+/// Partition maintenance is batch work: one statement may take this long (the pool's
+/// default, meant for requests, is 30 s).
+const MAINTENANCE_STATEMENT_TIMEOUT: StdDuration = StdDuration::from_secs(30 * 60);
+
 /// Rows per transaction when marking certificates expired.
 const EXPIRE_BATCH: i64 = 5_000;
 
@@ -161,19 +165,24 @@ impl Jobs {
                 let mut tx = self.db.begin(&Actor::System).await?;
                 let created =
                     partitions::ensure(&mut tx, self.settings.partitions_ahead, now).await?;
-                let dropped =
-                    partitions::drop_expired(&mut tx, self.settings.retention, now).await?;
                 tx.commit().await?;
-                for p in &dropped {
-                    tracing::info!(partition = %p.name, certificates = p.rows, keys = p.keys,
+                let report = partitions::apply_retention(
+                    &self.db,
+                    self.settings.retention,
+                    now,
+                    MAINTENANCE_STATEMENT_TIMEOUT,
+                )
+                .await?;
+                for p in &report.dropped {
+                    tracing::info!(partition = %p.name, certificates = p.rows,
                         "dropped a certificate partition past retention");
                 }
                 Ok(format!(
-                    "{} partitions created, {} dropped ({} certificates, {} keys)",
+                    "{} partitions created, {} dropped ({} certificates), {} orphaned keys deleted",
                     created.len(),
-                    dropped.len(),
-                    dropped.iter().map(|p| p.rows).sum::<i64>(),
-                    dropped.iter().map(|p| p.keys).sum::<i64>(),
+                    report.dropped.len(),
+                    report.dropped.iter().map(|p| p.rows).sum::<i64>(),
+                    report.keys_deleted,
                 ))
             }
             Job::Stats => {

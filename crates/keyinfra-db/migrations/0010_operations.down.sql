@@ -1,4 +1,5 @@
-DROP FUNCTION drop_expired_certificate_partitions(interval, timestamptz);
+DROP FUNCTION delete_orphaned_private_keys(integer);
+DROP FUNCTION drop_expired_certificate_partitions(interval, timestamptz, integer);
 CREATE FUNCTION drop_expired_certificate_partitions(retention interval DEFAULT '2 years', as_of timestamptz DEFAULT now())
     RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz, certificates_dropped bigint)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp

@@ -106,20 +106,29 @@ GRANT SELECT, INSERT, UPDATE ON job_schedules TO keyinfra_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON job_runs TO keyinfra_app;
 GRANT SELECT, INSERT, UPDATE ON expiry_alerts TO keyinfra_app;
 
--- Retention, as in 0004, and now also the private keys that only dropped certificates used
--- (a renewal without a new key shares its key with a later certificate, which keeps it; a
--- CA's own key is never a leaf's). Revocation rows and alerts leave by ON DELETE CASCADE
--- from the registry.
+-- Retention, reworked for large tables. 0004's function dropped every expired partition in
+-- one transaction and deleted the registry rows after each DROP, so the ACCESS EXCLUSIVE lock
+-- that dropping a partition takes on `certificates` was held while hundreds of thousands of
+-- rows were deleted: at a million certificates, every request touching certificates would
+-- wait for over a minute (docs/benchmarks.md). Now:
+-- * the registry rows go first (row locks only; revocations and alerts follow by ON DELETE
+--   CASCADE, later versions' renewed_from by SET NULL), then the DROP, whose parent lock
+--   lasts until the caller commits, so callers drop one partition per transaction
+--   (`max_partitions`);
+-- * the private keys that only dropped certificates used are deleted afterwards, in
+--   batches, by delete_orphaned_private_keys(): a key referenced by no certificate and no CA
+--   is an orphan (issuance writes a key and its certificate in one statement, so no other
+--   transaction ever sees a new key without its certificate). Running it again is harmless.
 DROP FUNCTION drop_expired_certificate_partitions(interval, timestamptz);
-CREATE FUNCTION drop_expired_certificate_partitions(retention interval DEFAULT '2 years', as_of timestamptz DEFAULT now())
-    RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz,
-                   certificates_dropped bigint, keys_dropped bigint)
+CREATE FUNCTION drop_expired_certificate_partitions(retention interval DEFAULT '2 years',
+                                                    as_of timestamptz DEFAULT now(),
+                                                    max_partitions integer DEFAULT NULL)
+    RETURNS TABLE (partition_name text, range_start timestamptz, range_end timestamptz, certificates_dropped bigint)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     cutoff timestamptz := as_of - retention;
     part record;
-    key_ids uuid[];
 BEGIN
     IF retention IS NULL OR retention < interval '0' THEN
         RAISE EXCEPTION 'retention must be a non-negative interval, not %', retention
@@ -136,27 +145,36 @@ BEGIN
         WHERE i.inhparent = 'certificates'::regclass
           -- The default partition has no bounds (regexp_match gives NULL): never dropped.
           AND b.bounds IS NOT NULL
+          AND b.bounds[2]::timestamptz < cutoff
         ORDER BY 2
+        LIMIT max_partitions
     LOOP
-        CONTINUE WHEN part.hi >= cutoff;
         partition_name := part.name;
         range_start := part.lo;
         range_end := part.hi;
-        EXECUTE format('SELECT count(*), array_agg(DISTINCT private_key_id) FILTER (WHERE private_key_id IS NOT NULL) FROM %I', part.name)
-            INTO certificates_dropped, key_ids;
-        EXECUTE format('DROP TABLE %I', part.name);
         DELETE FROM certificate_serials WHERE not_after >= part.lo AND not_after < part.hi;
-        WITH gone AS (
-            DELETE FROM private_keys AS k
-            WHERE k.id = ANY (coalesce(key_ids, '{}'))
-              AND NOT EXISTS (SELECT 1 FROM certificates AS c WHERE c.private_key_id = k.id)
-              AND NOT EXISTS (SELECT 1 FROM certificate_authorities AS a WHERE a.private_key_id = k.id)
-            RETURNING 1
-        )
-        SELECT count(*) INTO keys_dropped FROM gone;
+        EXECUTE format('SELECT count(*) FROM %I', part.name) INTO certificates_dropped;
+        EXECUTE format('DROP TABLE %I', part.name);
         RETURN NEXT;
     END LOOP;
 END
 $$;
-REVOKE ALL ON FUNCTION drop_expired_certificate_partitions(interval, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION drop_expired_certificate_partitions(interval, timestamptz) TO keyinfra_app;
+REVOKE ALL ON FUNCTION drop_expired_certificate_partitions(interval, timestamptz, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION drop_expired_certificate_partitions(interval, timestamptz, integer) TO keyinfra_app;
+
+-- Deletes up to `batch` private keys that no certificate and no CA uses; returns how many.
+CREATE FUNCTION delete_orphaned_private_keys(batch integer DEFAULT 10000) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+BEGIN ATOMIC
+    WITH orphans AS (
+        SELECT k.id FROM private_keys AS k
+        WHERE NOT EXISTS (SELECT 1 FROM certificates AS c WHERE c.private_key_id = k.id)
+          AND NOT EXISTS (SELECT 1 FROM certificate_authorities AS a WHERE a.private_key_id = k.id)
+        LIMIT batch
+    ), gone AS (
+        DELETE FROM private_keys WHERE id IN (SELECT id FROM orphans) RETURNING 1
+    )
+    SELECT count(*) FROM gone;
+END;
+REVOKE ALL ON FUNCTION delete_orphaned_private_keys(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION delete_orphaned_private_keys(integer) TO keyinfra_app;

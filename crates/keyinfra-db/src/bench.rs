@@ -541,11 +541,15 @@ pub async fn partition_maintenance(
     let created = crate::partitions::ensure(&mut tx, months_ahead, now).await?;
     tx.commit().await?;
     let ensure_seconds = started.elapsed().as_secs_f64();
-    log("timing: drop partitions past retention");
+    log("timing: drop partitions past retention, then orphaned keys");
     let started = Instant::now();
-    let mut tx = db.begin(&Actor::System).await?;
-    let dropped = crate::partitions::drop_expired(&mut tx, retention, now).await?;
-    tx.commit().await?;
+    let retained = crate::partitions::apply_retention(
+        &db,
+        retention,
+        now,
+        std::time::Duration::from_secs(3600),
+    )
+    .await?;
     let drop_seconds = started.elapsed().as_secs_f64();
     db.close().await;
     let partitions_after = count(partitions_sql).fetch_one(&mut owner).await?;
@@ -557,9 +561,9 @@ pub async fn partition_maintenance(
         ensure_seconds,
         partitions_created: created.len(),
         drop_seconds,
-        partitions_dropped: dropped.len(),
-        certificates_dropped: dropped.iter().map(|p| p.rows).sum(),
-        keys_dropped: dropped.iter().map(|p| p.keys).sum(),
+        partitions_dropped: retained.dropped.len(),
+        certificates_dropped: retained.dropped.iter().map(|p| p.rows).sum(),
+        keys_dropped: retained.keys_deleted,
         partitions_after,
     })
 }

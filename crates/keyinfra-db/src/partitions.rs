@@ -3,7 +3,8 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::error::DbError;
-use crate::session::Tx;
+use crate::pool::Database;
+use crate::session::{Actor, Tx};
 
 /// A partition created or dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +14,6 @@ pub struct PartitionChange {
     pub range_end: OffsetDateTime,
     /// Rows moved in from the default partition (created), or rows dropped (dropped).
     pub rows: i64,
-    /// Private keys deleted with a dropped partition (only dropped certificates used them).
-    pub keys: i64,
 }
 
 /// Creates the monthly partitions from `as_of`'s month through `months_ahead` months later.
@@ -26,7 +25,7 @@ pub async fn ensure(
     let rows = sqlx::query_as!(
         PartitionChange,
         r#"SELECT partition_name AS "name!", range_start AS "range_start!",
-                  range_end AS "range_end!", rows_moved AS "rows!", 0::bigint AS "keys!"
+                  range_end AS "range_end!", rows_moved AS "rows!"
            FROM ensure_certificate_partitions($1, $2)"#,
         months_ahead,
         as_of
@@ -36,24 +35,80 @@ pub async fn ensure(
     Ok(rows)
 }
 
-/// Drops the partitions whose whole range ended more than `retention` before `as_of`.
+/// Drops at most `max_partitions` (all if None) of the partitions whose whole range ended
+/// more than `retention` before `as_of`, oldest first, with their registry rows (and so their
+/// revocations and alerts). Dropping a partition locks `certificates` until the transaction
+/// ends: commit after each one (see [`apply_retention`]).
 pub async fn drop_expired(
     tx: &mut Tx,
     retention: Duration,
     as_of: OffsetDateTime,
+    max_partitions: Option<i32>,
 ) -> Result<Vec<PartitionChange>, DbError> {
     let retention = sqlx::postgres::types::PgInterval::try_from(retention)
         .map_err(|e| DbError::Internal(format!("retention out of range: {e}")))?;
     let rows = sqlx::query_as!(
         PartitionChange,
         r#"SELECT partition_name AS "name!", range_start AS "range_start!",
-                  range_end AS "range_end!", certificates_dropped AS "rows!",
-                  keys_dropped AS "keys!"
-           FROM drop_expired_certificate_partitions($1, $2)"#,
+                  range_end AS "range_end!", certificates_dropped AS "rows!"
+           FROM drop_expired_certificate_partitions($1, $2, $3)"#,
         retention,
-        as_of
+        as_of,
+        max_partitions
     )
     .fetch_all(tx.conn())
     .await?;
     Ok(rows)
+}
+
+/// Deletes up to `batch` private keys that no certificate and no CA uses; returns how many.
+pub async fn delete_orphaned_keys(tx: &mut Tx, batch: i32) -> Result<i64, DbError> {
+    let deleted = sqlx::query_scalar!(
+        r#"SELECT delete_orphaned_private_keys($1) AS "deleted!""#,
+        batch
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(deleted)
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub dropped: Vec<PartitionChange>,
+    pub keys_deleted: i64,
+}
+
+/// Retention as the maintenance job runs it: one partition per transaction (so the lock on
+/// `certificates` lasts only for the DROP), then the orphaned keys in batches. Maintenance
+/// is batch work: its statements may take up to `statement_timeout` each.
+pub async fn apply_retention(
+    db: &Database,
+    retention: Duration,
+    as_of: OffsetDateTime,
+    statement_timeout: std::time::Duration,
+) -> Result<RetentionReport, DbError> {
+    let mut report = RetentionReport::default();
+    loop {
+        let mut tx = db.begin(&Actor::System).await?;
+        tx.set_statement_timeout(statement_timeout).await?;
+        let dropped = drop_expired(&mut tx, retention, as_of, Some(1)).await?;
+        tx.commit().await?;
+        if dropped.is_empty() {
+            break;
+        }
+        report.dropped.extend(dropped);
+    }
+    const BATCH: i32 = 10_000;
+    loop {
+        let mut tx = db.begin(&Actor::System).await?;
+        tx.set_statement_timeout(statement_timeout).await?;
+        let deleted = delete_orphaned_keys(&mut tx, BATCH).await?;
+        tx.commit().await?;
+        report.keys_deleted += deleted;
+        if deleted < i64::from(BATCH) {
+            break;
+        }
+    }
+    Ok(report)
 }

@@ -79,6 +79,18 @@ impl Tx {
         &mut self.inner
     }
 
+    /// Overrides the pool's statement timeout for the rest of this transaction (batch work).
+    pub async fn set_statement_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<(), DbError> {
+        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+            .bind(format!("{}ms", timeout.as_millis()))
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
     pub async fn commit(self) -> Result<(), DbError> {
         self.inner.commit().await.map_err(DbError::from)
     }
