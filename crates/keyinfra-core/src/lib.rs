@@ -10,6 +10,7 @@ mod random;
 
 pub mod auth;
 pub mod authority;
+pub mod backup;
 pub mod certificates;
 pub mod crl;
 pub mod lifecycle;
