@@ -50,6 +50,8 @@ const FORMAT_VERSION: u32 = 1;
 /// Largest frame (and so the largest plaintext buffer a reader holds).
 const MAX_FRAME: usize = 1 << 20;
 const MAX_HEADER: usize = 16 << 20;
+/// The size `create` gathers rows into before it writes a frame.
+const FRAME_TARGET: usize = 256 << 10;
 /// The shortest passphrase accepted.
 pub const MIN_PASSPHRASE_CHARS: usize = 12;
 
@@ -83,6 +85,10 @@ pub enum BackupError {
         .0.join(", ")
     )]
     NotEmpty(Vec<String>),
+    #[error(
+        "the database's schema is at version {found}, newer than this build's {build}; use a KeyInfra release that knows it"
+    )]
+    TargetAhead { found: i64, build: i64 },
     #[error("the snapshot is inconsistent: {0}")]
     Inconsistent(String),
     #[error(transparent)]
@@ -497,14 +503,21 @@ async fn write_backup(
     for table in &catalog.tables {
         let mut parser = CopyParser::new(table.columns.len());
         let before = total.rows_done;
+        // PostgreSQL sends one message per row: rows are gathered into frames of about
+        // FRAME_TARGET bytes, so that a restore sends few, large COPY messages.
+        let mut pending = Zeroizing::new(Vec::with_capacity(FRAME_TARGET + (64 << 10)));
         snapshot
             .copy_out(table, |chunk| {
-                write_frames(&mut writer, chunk).map_err(io)?;
                 parser
                     .feed(chunk)
                     .map_err(|e| BackupError::Inconsistent(format!("table {}: {e}", table.name)))?;
-                total.rows_done = before + parser.rows;
-                progress(total);
+                pending.extend_from_slice(chunk);
+                if pending.len() >= FRAME_TARGET {
+                    write_frames(&mut writer, &pending).map_err(io)?;
+                    pending.clear();
+                    total.rows_done = before + parser.rows;
+                    progress(total);
+                }
                 Ok::<(), BackupError>(())
             })
             .await
@@ -512,6 +525,9 @@ async fn write_backup(
                 CopyOutError::Database(d) => BackupError::Database(d),
                 CopyOutError::Sink(s) => s,
             })?;
+        write_frames(&mut writer, &pending).map_err(io)?;
+        total.rows_done = before + parser.rows;
+        progress(total);
         let rows = parser
             .finish()
             .map_err(|e| BackupError::Inconsistent(format!("table {}: {e}", table.name)))?;
@@ -768,10 +784,7 @@ pub async fn restore(
     let mut target = RestoreTarget::connect(url).await?;
     let found = target.schema_version().await?;
     if found > build {
-        return Err(BackupError::SchemaMismatch {
-            backup: header.schema_version,
-            build: found,
-        });
+        return Err(BackupError::TargetAhead { found, build });
     }
     let filled = target.tables_with_rows().await?;
     if !filled.is_empty() {
@@ -785,10 +798,7 @@ pub async fn restore(
     migrations::up(url).await?;
     let found = target.schema_version().await?;
     if found != header.schema_version {
-        return Err(BackupError::SchemaMismatch {
-            backup: header.schema_version,
-            build: found,
-        });
+        return Err(BackupError::TargetAhead { found, build });
     }
 
     // The second pass, into one transaction.
@@ -914,6 +924,102 @@ mod tests {
         assert!(!err.to_string().contains("short-pass"));
         let ok = BackupPassphrase::new(Zeroizing::new("twelve chars".to_owned())).unwrap();
         assert_eq!(format!("{ok:?}"), "BackupPassphrase(..)");
+    }
+
+    const PASS: &str = "unit-test passphrase";
+
+    fn passphrase(text: &str) -> BackupPassphrase {
+        BackupPassphrase::new(Zeroizing::new(text.to_owned())).unwrap()
+    }
+
+    fn test_header(schema_version: i64, rows: i64) -> Header {
+        Header {
+            format: FORMAT.to_owned(),
+            format_version: FORMAT_VERSION,
+            schema_version,
+            created_at: "2026-01-01T00:00:00Z".to_owned(),
+            keyinfra_version: "test".to_owned(),
+            tables: vec![HeaderTable {
+                name: "t".to_owned(),
+                columns: vec!["a".to_owned(), "b".to_owned(), "c".to_owned()],
+                rows,
+            }],
+            sequences: vec![],
+            certificate_partitions: None,
+        }
+    }
+
+    /// A backup file as `create` lays it out, with a cheap scrypt work factor.
+    fn write_file(dir: &Path, name: &str, header: &Header, copy: &[u8], tail: &[u8]) -> PathBuf {
+        let mut plain = MAGIC.to_vec();
+        let json = serde_json::to_vec(header).unwrap();
+        plain.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        plain.extend_from_slice(&json);
+        write_frames(&mut plain, copy).unwrap();
+        plain.extend_from_slice(&0u32.to_be_bytes());
+        plain.extend_from_slice(tail);
+        let mut recipient = age::scrypt::Recipient::new(SecretString::from(PASS.to_owned()));
+        recipient.set_work_factor(10);
+        let path = dir.join(name);
+        let encryptor =
+            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                .unwrap();
+        let mut w = encryptor.wrap_output(File::create(&path).unwrap()).unwrap();
+        w.write_all(&plain).unwrap();
+        w.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn verify_checks_rows_markers_and_the_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = copy_data(2, 3);
+        let good = write_file(dir.path(), "good", &test_header(9, 2), &copy, END_MAGIC);
+        let summary = verify(&good, &passphrase(PASS), &mut |_| {}).unwrap();
+        assert_eq!(summary.tables, vec![("t".to_owned(), 2)]);
+
+        let err = verify(&good, &passphrase("another passphrase"), &mut |_| {}).unwrap_err();
+        assert!(matches!(err, BackupError::WrongPassphrase(_)), "{err}");
+
+        let lying = write_file(dir.path(), "lying", &test_header(9, 3), &copy, END_MAGIC);
+        let err = verify(&lying, &passphrase(PASS), &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("holds 2 rows"), "{err}");
+
+        let unended = write_file(dir.path(), "unended", &test_header(9, 2), &copy, b"");
+        let err = verify(&unended, &passphrase(PASS), &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+
+        let mut tail = END_MAGIC.to_vec();
+        tail.push(1);
+        let trailing = write_file(dir.path(), "trailing", &test_header(9, 2), &copy, &tail);
+        let err = verify(&trailing, &passphrase(PASS), &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("follows the end marker"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn another_schema_version_is_refused_before_any_database_is_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = write_file(
+            dir.path(),
+            "old",
+            &test_header(1, 2),
+            &copy_data(2, 3),
+            END_MAGIC,
+        );
+        // Nothing listens on port 1: reaching the database would be a different error.
+        let err = restore(
+            "postgres://nobody@127.0.0.1:1/none",
+            &old,
+            &passphrase(PASS),
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, BackupError::SchemaMismatch { backup: 1, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("schema version 1"), "{err}");
     }
 
     #[test]

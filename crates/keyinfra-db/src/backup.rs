@@ -199,12 +199,12 @@ async fn schema_version(conn: &mut PgConnection) -> Result<i64, DbError> {
     if !exists {
         return Ok(0);
     }
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "SELECT coalesce(max(version), 0)::bigint FROM _sqlx_migrations WHERE success",
     )
     .fetch_one(&mut *conn)
     .await
-    .map_err(owner_error)?)
+    .map_err(owner_error)
 }
 
 /// A consistent, read-only view of the whole database: one `REPEATABLE READ, READ ONLY`
