@@ -2,10 +2,12 @@
 //!
 //!     cargo run --release -p keyinfra-bench -- schema
 //!     cargo run --release -p keyinfra-bench -- crl
+//!     cargo run --release -p keyinfra-bench -- backup --certificates 100000
 //!
 //! uses DATABASE_URL's server (default: the local PostgreSQL on 127.0.0.1:5432) and
 //! (re)creates a database named keyinfra_bench there.
 
+mod backup;
 mod crl;
 
 use clap::{Parser, Subcommand};
@@ -84,6 +86,19 @@ enum Bench {
         #[arg(long, default_value_t = 500)]
         revocations: usize,
     },
+    /// `backup create`, `verify` and `restore` over certificates with sealed keys.
+    Backup {
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+            hide_env_values = true
+        )]
+        database_url: String,
+        /// Certificates (each with its own key row) to load.
+        #[arg(long, default_value_t = 100_000)]
+        certificates: i64,
+    },
 }
 
 #[allow(clippy::print_stdout)] // Printing the figures is this program's purpose.
@@ -138,6 +153,16 @@ async fn main() -> anyhow::Result<()> {
                 server_url: database_url,
                 sizes,
                 revocations,
+            })
+            .await;
+        }
+        Bench::Backup {
+            database_url,
+            certificates,
+        } => {
+            return backup::run(&backup::BackupConfig {
+                server_url: database_url,
+                certificates,
             })
             .await;
         }

@@ -11,6 +11,7 @@ mod random;
 pub mod alerts;
 pub mod auth;
 pub mod authority;
+pub mod backup;
 pub mod certificates;
 pub mod crl;
 pub mod jobs;

@@ -567,3 +567,86 @@ pub async fn partition_maintenance(
         partitions_after,
     })
 }
+
+/// Loads `count` synthetic certificates, each with its own sealed-key row, as the database
+/// owner, in batches: 100 users, one CA, ~4% of the certificates revoked (with their
+/// revocation rows). The key rows have the shape of sealed keys (a 138-byte AES-GCM
+/// ciphertext of an ECDSA P-256 PKCS#8 key with its tag, a nonce, a salt) filled with random
+/// bytes: the backup benchmark copies them as they are and never opens them.
+pub async fn load_certificates_with_keys(
+    url: &str,
+    count: i64,
+    log: &dyn Fn(&str),
+) -> Result<(), DbError> {
+    let mut conn = owner_connection(url).await?;
+    conn.execute("SET statement_timeout = 0; SET synchronous_commit = off")
+        .await?;
+    sqlx::query(
+        "INSERT INTO users (username, password_hash, role)
+         SELECT 'user' || g, '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaA',
+                CASE WHEN g = 1 THEN 'ADMIN'::user_role ELSE 'USER' END
+         FROM generate_series(1, 100) AS g",
+    )
+    .execute(&mut conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO certificate_authorities (name, subject_dn, certificate_der, fingerprint_sha256, not_before, not_after)
+         SELECT 'Bench CA', 'CN=Bench CA', d, digest(d, 'sha256'), now() - interval '1 year', now() + interval '20 years'
+         FROM (SELECT gen_random_bytes(700) AS d) AS x",
+    )
+    .execute(&mut conn)
+    .await?;
+    let chunk = 50_000i64;
+    let mut done = 0i64;
+    while done < count {
+        let to = (done + chunk).min(count);
+        conn.execute("DROP TABLE IF EXISTS bench_batch").await?;
+        sqlx::query(
+            "CREATE TEMP TABLE bench_batch AS
+             SELECT g, gen_random_uuid() AS key_id, gen_random_uuid() AS cert_id,
+                    u.ids[1 + (g % cardinality(u.ids))] AS owner_id,
+                    upper('4' || substr(encode(gen_random_bytes(16), 'hex'), 2)) AS serial,
+                    now() + interval '1 day' + random() * interval '690 days' AS not_after,
+                    random() < 0.04 AS revoked,
+                    gen_random_bytes(600) AS der
+             FROM generate_series($1::bigint + 1, $2::bigint) AS g,
+                  (SELECT array_agg(id ORDER BY id) AS ids FROM users) AS u",
+        )
+        .bind(done)
+        .bind(to)
+        .execute(&mut conn)
+        .await?;
+        conn.execute(
+            "INSERT INTO private_keys (id, owner_id, algorithm, public_key_fingerprint, ciphertext,
+                                       nonce, salt, kek_version)
+             SELECT key_id, owner_id, 'ecdsa-p256', gen_random_bytes(32), gen_random_bytes(154),
+                    gen_random_bytes(12), gen_random_bytes(32), 1
+             FROM bench_batch;
+             INSERT INTO certificates (id, ca_id, owner_id, serial_number, subject_dn,
+                                       subject_alt_names, not_before, not_after, status,
+                                       certificate_der, fingerprint_sha256, key_algorithm,
+                                       private_key_id, profile)
+             SELECT b.cert_id, ca.id, b.owner_id, b.serial, 'CN=device-' || b.g || ',O=Bench',
+                    ARRAY['DNS:device-' || b.g || '.example.net'], now() - interval '30 days',
+                    b.not_after,
+                    (CASE WHEN b.revoked THEN 'REVOKED' ELSE 'ACTIVE' END)::certificate_status,
+                    b.der, digest(b.der, 'sha256'), 'ecdsa-p256', b.key_id, 'device'
+             FROM bench_batch AS b, (SELECT id FROM certificate_authorities LIMIT 1) AS ca;
+             INSERT INTO revoked_certificates (certificate_id, ca_id, serial_number, not_after,
+                                               owner_id, revoked_at, reason)
+             SELECT b.cert_id, ca.id, b.serial, b.not_after, b.owner_id, now(), 'keyCompromise'
+             FROM bench_batch AS b, (SELECT id FROM certificate_authorities LIMIT 1) AS ca
+             WHERE b.revoked;
+             INSERT INTO audit_events (action, target_type, target_id, details)
+             SELECT 'certificate.issued', 'certificate', cert_id, jsonb_build_object('serial', serial)
+             FROM bench_batch;",
+        )
+        .await?;
+        done = to;
+        log(&format!("loaded {done} / {count} certificates with keys"));
+    }
+    conn.execute("DROP TABLE IF EXISTS bench_batch").await?;
+    conn.execute("VACUUM ANALYZE").await?;
+    let _ = conn.close().await;
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! * [`Database`]: the application's connection pool. Every pooled connection runs as the
 //!   `keyinfra_app` role, so row-level security applies even when the configured URL names a
 //!   superuser, and every unit of work is a [`Tx`] that carries the caller's [`Actor`].
+//! * [`backup`]: the consistent snapshot and the restore behind `keyinfra backup`.
 //! * Repositories ([`users`], [`authorities`], [`private_keys`], [`certificates`],
 //!   [`revocations`], [`crls`], [`audit`], [`partitions`], [`stats`]) are plain async functions taking a
 //!   `&mut Tx`, so the caller decides what one transaction spans.
@@ -18,6 +19,7 @@ mod types;
 pub mod alerts;
 pub mod audit;
 pub mod authorities;
+pub mod backup;
 pub mod certificates;
 pub mod crls;
 pub mod jobs;

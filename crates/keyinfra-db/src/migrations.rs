@@ -12,7 +12,7 @@ use crate::error::DbError;
 use crate::pool::owner_connection;
 
 /// sqlx's bookkeeping table (its default name).
-const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
+pub(crate) const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
 /// The migrations in `migrations/`, embedded at build time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

@@ -123,6 +123,9 @@ pub enum Command {
     /// Scheduled jobs: run one now, or list their last runs.
     #[command(subcommand)]
     Jobs(crate::operations::JobsCommand),
+    /// Encrypted backups of the whole database; restoring one into an empty database.
+    #[command(subcommand)]
+    Backup(BackupCommand),
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +263,39 @@ pub enum KeysCommand {
         #[arg(long, default_value_t = 500)]
         batch: i64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Write a consistent, encrypted backup of every table to FILE (mode 0600).
+    Create {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Restore a backup into an empty database: the whole file is decrypted and checked
+    /// first, then every table is loaded in one transaction.
+    Restore {
+        file: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Decrypt and check a whole backup without touching any database.
+    Verify {
+        file: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PassphraseArgs {
+    /// File holding the backup passphrase (at least 12 characters; a final newline is
+    /// ignored). KEYINFRA_BACKUP_PASSPHRASE may hold the passphrase itself; on a terminal
+    /// it is prompted for. Keep it apart from the master keys.
+    #[arg(long, env = "KEYINFRA_BACKUP_PASSPHRASE_FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -118,6 +118,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Backup(command) => crate::backup_commands::run(&cli.database, command).await,
         Command::Migrate(command) => {
             let target = Target::open(&cli.database).await?;
             let outcome = migrate(&target.url, command).await;

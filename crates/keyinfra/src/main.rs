@@ -1,5 +1,6 @@
 //! The `keyinfra` command: `serve`, `migrate`, and the embedded PostgreSQL default.
 
+mod backup_commands;
 mod ca_commands;
 mod cli;
 mod commands;

@@ -200,8 +200,18 @@ async fn retention_drops_exactly_the_partitions_older_than_the_period() {
     assert!(dropped.iter().all(|p| p.rows == 1));
     // Then the keys: only the one no remaining certificate uses goes, and again is a no-op.
     let mut tx = db.begin(&Actor::System).await.unwrap();
-    assert_eq!(partitions::delete_orphaned_keys(&mut tx, 100).await.unwrap(), 1);
-    assert_eq!(partitions::delete_orphaned_keys(&mut tx, 100).await.unwrap(), 0);
+    assert_eq!(
+        partitions::delete_orphaned_keys(&mut tx, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        partitions::delete_orphaned_keys(&mut tx, 100)
+            .await
+            .unwrap(),
+        0
+    );
     tx.commit().await.unwrap();
     let mut conn = tdb.owner_connection().await;
     let kept: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM private_keys")
