@@ -1,0 +1,532 @@
+//! The web UI in a real browser (Debian's chromium, driven through chromedriver), and its
+//! session, CSRF and header rules over plain HTTP.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use keyinfra_db::{Actor, UserRole, stats};
+use serde_json::{Value, json};
+
+use crate::support::{PASSWORD, TestApp};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// chromedriver on a free loopback port, one Chromium session with a fresh profile. Both
+/// end when `quit` runs (or the test fails: the driver is killed on drop).
+struct Browser {
+    client: Client,
+    driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+            "the browser tests need Debian's chromium and chromium-driver (scripts/test installs them)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let profile = tempfile::tempdir().unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last_error = None;
+        for _ in 0..100 {
+            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => {
+                    return Self {
+                        client,
+                        driver,
+                        _profile: profile,
+                    };
+                }
+                Err(e) => {
+                    last_error = Some(e.to_string());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        panic!("chromedriver did not start a session: {last_error:?}");
+    }
+
+    async fn quit(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill().await;
+    }
+
+    async fn path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_owned()
+    }
+
+    async fn source(&self) -> String {
+        self.client.source().await.unwrap()
+    }
+
+    /// Saves a screenshot under `target/ui-screenshots/` of the workspace.
+    async fn screenshot(&self, name: &str) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Logs in through the form, with the keyboard's Enter on the password field.
+    async fn log_in(&self, base: &str, username: &str, password: &str) {
+        self.client.goto(&format!("{base}/ui/login")).await.unwrap();
+        self.client
+            .find(Locator::Id("username"))
+            .await
+            .unwrap()
+            .send_keys(username)
+            .await
+            .unwrap();
+        self.client
+            .find(Locator::Id("password"))
+            .await
+            .unwrap()
+            .send_keys(password)
+            .await
+            .unwrap();
+        self.client
+            .find(Locator::Css("form button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.client
+            .wait()
+            .for_element(Locator::Css("h1"))
+            .await
+            .unwrap();
+    }
+
+    async fn log_out(&self) {
+        self.client
+            .find(Locator::Css(".account button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.client
+            .wait()
+            .for_element(Locator::Id("username"))
+            .await
+            .unwrap();
+    }
+}
+
+/// Issues a certificate for `owner` through the API as the admin.
+async fn issue_for(app: &TestApp, admin: &str, cn: &str, owner: uuid::Uuid, days: u32) -> Value {
+    app.issue(
+        admin,
+        json!({
+            "subject": format!("CN={cn},O=Example,C=NL"),
+            "san": [format!("{cn}.example.net"), "192.0.2.10"],
+            "owner_id": owner,
+            "validity_days": days,
+        }),
+    )
+    .await
+}
+
+async fn refresh_stats(app: &TestApp) {
+    let mut tx = app.db.begin(&Actor::System).await.unwrap();
+    stats::refresh(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// "ab12..." as the detail page shows it: "AB:12:...".
+fn colon_hex(lower: &str) -> String {
+    lower
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).to_uppercase())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[tokio::test]
+async fn admins_and_users_use_the_ui_in_a_real_browser() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice", UserRole::Admin).await;
+    let bob = app.user("bob", UserRole::User).await;
+    let carol = app.user("carol", UserRole::User).await;
+    let admin_token = app.token("alice").await;
+    let bobs = issue_for(&app, &admin_token, "bob-router", bob, 365).await;
+    let carols = issue_for(&app, &admin_token, "carol-switch", carol, 90).await;
+    issue_for(&app, &admin_token, "core-firewall", alice, 5).await;
+    refresh_stats(&app).await;
+
+    let browser = Browser::start().await;
+    let b = &browser;
+
+    // Not logged in: every page leads to the login form.
+    b.client.goto(&app.url("/ui/certificates")).await.unwrap();
+    assert_eq!(b.path().await, "/ui/login");
+    b.screenshot("login").await;
+
+    // A wrong password: the form again, with a message, and no session.
+    b.log_in(&app.base, "alice", "not the password at all")
+        .await;
+    assert_eq!(b.path().await, "/ui/login");
+    assert!(
+        b.source()
+            .await
+            .contains("The username or password is wrong.")
+    );
+    b.screenshot("login-refused").await;
+
+    // The admin logs in and sees the dashboard.
+    b.log_in(&app.base, "alice", PASSWORD).await;
+    assert_eq!(b.path().await, "/ui");
+    let cookie = b.client.get_named_cookie("keyinfra_session").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+    let dashboard = b.source().await;
+    assert!(dashboard.contains("Dashboard") && dashboard.contains("alice"));
+    assert!(dashboard.contains("Expiring in 7 days"));
+    assert!(dashboard.contains("core-firewall"), "expiring soon");
+    assert!(dashboard.contains("Recent activity") && dashboard.contains("certificate.issued"));
+    b.screenshot("dashboard-admin").await;
+
+    // The list, by keyboard-free navigation: the top bar's link.
+    b.client
+        .find(Locator::LinkText("Certificates"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Css("table.list"))
+        .await
+        .unwrap();
+    assert_eq!(b.path().await, "/ui/certificates");
+    let list = b.source().await;
+    for cn in ["bob-router", "carol-switch", "core-firewall"] {
+        assert!(list.contains(cn), "{cn} in the admin's list");
+    }
+    b.screenshot("certificates-admin").await;
+
+    // Search narrows the list (the API's list use case).
+    b.client
+        .find(Locator::Id("q"))
+        .await
+        .unwrap()
+        .send_keys("bob")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("form.filters button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Css("table.list"))
+        .await
+        .unwrap();
+    let found = b.source().await;
+    assert!(found.contains("bob-router") && !found.contains("carol-switch"));
+
+    // A status with nothing in it: the empty state.
+    b.client
+        .goto(&app.url("/ui/certificates?status=REVOKED"))
+        .await
+        .unwrap();
+    assert!(b.source().await.contains("No certificate matches."));
+    b.screenshot("certificates-empty").await;
+
+    // The detail page.
+    b.client
+        .goto(&app.url("/ui/certificates?q=bob"))
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::LinkText("bob-router"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Css("dl.facts"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.path().await,
+        format!("/ui/certificates/{}", bobs["id"].as_str().unwrap())
+    );
+    let detail = b.source().await;
+    assert!(detail.contains("CN=bob-router,O=Example,C=NL"));
+    assert!(detail.contains(bobs["serial_number"].as_str().unwrap()));
+    assert!(detail.contains(&colon_hex(bobs["fingerprint_sha256"].as_str().unwrap())));
+    assert!(detail.contains("bob-router.example.net") && detail.contains("192.0.2.10"));
+    assert!(detail.contains("Version history") && detail.contains("Download PEM chain"));
+    b.screenshot("certificate-admin").await;
+
+    // A phone's width.
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.screenshot("certificate-phone").await;
+    b.client.goto(&app.url("/ui/certificates")).await.unwrap();
+    b.screenshot("certificates-phone").await;
+    b.client.set_window_size(1280, 900).await.unwrap();
+
+    // Logout clears the cookie; the pages lead to the login form again.
+    b.log_out().await;
+    assert_eq!(b.path().await, "/ui/login");
+    assert!(
+        b.client.get_named_cookie("keyinfra_session").await.is_err(),
+        "the session cookie is gone"
+    );
+    b.client.goto(&app.url("/ui")).await.unwrap();
+    assert_eq!(b.path().await, "/ui/login");
+
+    // A USER sees only their own certificate, and another's is "not found".
+    b.log_in(&app.base, "bob", PASSWORD).await;
+    assert_eq!(b.path().await, "/ui");
+    let dashboard = b.source().await;
+    assert!(
+        !dashboard.contains("Recent activity"),
+        "the audit log is for admins"
+    );
+    b.screenshot("dashboard-user").await;
+    b.client.goto(&app.url("/ui/certificates")).await.unwrap();
+    let list = b.source().await;
+    assert!(list.contains("bob-router"));
+    assert!(!list.contains("carol-switch") && !list.contains("core-firewall"));
+    b.screenshot("certificates-user").await;
+    b.client
+        .goto(&app.url(&format!(
+            "/ui/certificates/{}",
+            carols["id"].as_str().unwrap()
+        )))
+        .await
+        .unwrap();
+    let refused = b.source().await;
+    assert!(refused.contains("Not found") && !refused.contains("carol-switch"));
+    b.screenshot("certificate-not-found").await;
+
+    browser.quit().await;
+}
+
+/// A client that shows redirects instead of following them.
+fn raw_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Logs in through the form; returns the `name=value` of the session cookie and its header.
+async fn form_login(app: &TestApp, username: &str) -> (String, String) {
+    let response = raw_client()
+        .post(app.url("/ui/login"))
+        .form(&[("username", username), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/ui");
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let pair = set_cookie.split(';').next().unwrap().to_owned();
+    (pair, set_cookie)
+}
+
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("a CSRF field") + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn ui_sessions_csrf_and_security_headers() {
+    let app = TestApp::spawn().await;
+    app.user("alice", UserRole::Admin).await;
+    let bob = app.user("bob", UserRole::User).await;
+    let carol = app.user("carol", UserRole::User).await;
+    let admin_token = app.token("alice").await;
+    let bobs = issue_for(&app, &admin_token, "bob-router", bob, 365).await;
+    let carols = issue_for(&app, &admin_token, "carol-switch", carol, 365).await;
+    let http = raw_client();
+
+    // Without a session: to the login page.
+    let response = http.get(app.url("/ui")).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/ui/login");
+
+    // The session cookie: the API's token, HttpOnly, SameSite=Strict, Path=/, not Secure on
+    // plain loopback HTTP.
+    let (cookie, set_cookie) = form_login(&app, "bob").await;
+    assert!(cookie.starts_with("keyinfra_session=ey"), "a JWT");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(!set_cookie.contains("Secure"));
+    let token = cookie.trim_start_matches("keyinfra_session=");
+    let (status, _) = app.get("/api/v1/users/me", token).await;
+    assert_eq!(status, 200, "the same token as the API's");
+
+    // Pages carry the security headers.
+    let response = http
+        .get(app.url("/ui"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["cache-control"], "no-store");
+    let html = response.text().await.unwrap();
+    let csrf = csrf_of(&html);
+    assert_eq!(csrf.len(), 64);
+    assert!(
+        !html.contains(token),
+        "the page never holds the session token"
+    );
+
+    // The stylesheet is served by the server itself.
+    let css = http
+        .get(app.url("/ui/static/style.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), 200);
+    assert!(
+        css.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+
+    // Another user's certificate: 404, as in the API; one's own: 200, and its PEM chain.
+    let other = format!("/ui/certificates/{}", carols["id"].as_str().unwrap());
+    for path in [other.clone(), format!("{other}/pem")] {
+        let response = http
+            .get(app.url(&path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    let mine = format!("/ui/certificates/{}/pem", bobs["id"].as_str().unwrap());
+    let response = http
+        .get(app.url(&mine))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2,
+        "leaf and CA"
+    );
+
+    // A POST without the CSRF token, or with another session's, is refused.
+    let (alices_cookie, _) = form_login(&app, "alice").await;
+    let alices_page = http
+        .get(app.url("/ui"))
+        .header("cookie", &alices_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let alices_csrf = csrf_of(&alices_page);
+    assert_ne!(alices_csrf, csrf);
+    for form in [
+        vec![],
+        vec![("csrf", "00")],
+        vec![("csrf", alices_csrf.as_str())],
+    ] {
+        let response = http
+            .post(app.url("/ui/logout"))
+            .header("cookie", &cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{form:?}");
+        assert!(response.headers().get("set-cookie").is_none());
+    }
+
+    // Logout with the token clears the cookie.
+    let response = http
+        .post(app.url("/ui/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/ui/login");
+    let cleared = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("keyinfra_session=;") && cleared.contains("Max-Age=0"));
+
+    // A forged or tampered cookie is no session.
+    let response = http
+        .get(app.url("/ui"))
+        .header("cookie", format!("{cookie}x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+}
