@@ -301,6 +301,64 @@ async fn admins_and_users_use_the_ui_in_a_real_browser() {
     assert!(detail.contains("Version history") && detail.contains("Download PEM chain"));
     b.screenshot("certificate-admin").await;
 
+    // The admin issues one for bob through the form (with the owner chosen from the list).
+    b.client
+        .goto(&app.url("/ui/certificates/new"))
+        .await
+        .unwrap();
+    b.screenshot("issue-form").await;
+    b.client
+        .find(Locator::Id("subject"))
+        .await
+        .unwrap()
+        .send_keys("CN=bob-ap-2,O=Example")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Id("san"))
+        .await
+        .unwrap()
+        .send_keys("not a host name!")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css(&format!("#owner_id option[value='{bob}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("form.card button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Id("san-error"))
+        .await
+        .unwrap();
+    b.screenshot("issue-form-refused").await;
+    let san = b.client.find(Locator::Id("san")).await.unwrap();
+    san.clear().await.unwrap();
+    san.send_keys("bob-ap-2.example.net").await.unwrap();
+    b.client
+        .find(Locator::Css("form.card button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Css("dl.facts"))
+        .await
+        .unwrap();
+    let issued = b.source().await;
+    assert!(issued.contains("CN=bob-ap-2,O=Example") && issued.contains(&bob.to_string()));
+
     // A phone's width.
     b.client.set_window_size(390, 844).await.unwrap();
     b.screenshot("certificate-phone").await;
@@ -329,7 +387,7 @@ async fn admins_and_users_use_the_ui_in_a_real_browser() {
     b.screenshot("dashboard-user").await;
     b.client.goto(&app.url("/ui/certificates")).await.unwrap();
     let list = b.source().await;
-    assert!(list.contains("bob-router"));
+    assert!(list.contains("bob-router") && list.contains("bob-ap-2"));
     assert!(!list.contains("carol-switch") && !list.contains("core-firewall"));
     b.screenshot("certificates-user").await;
     b.client
@@ -529,4 +587,149 @@ async fn ui_sessions_csrf_and_security_headers() {
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
+}
+
+/// The issue form's fields as sent.
+type IssueFormFields = Vec<(&'static str, String)>;
+
+/// How many certificates the admin's API sees.
+async fn certificate_count(app: &TestApp, admin_token: &str) -> usize {
+    let (status, page) = app.get("/api/v1/certificates?limit=500", admin_token).await;
+    assert_eq!(status, 200);
+    page["items"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn the_issue_form_maps_errors_to_fields_and_creates_nothing_on_bad_input() {
+    let app = TestApp::spawn().await;
+    app.user("alice", UserRole::Admin).await;
+    let bob = app.user("bob", UserRole::User).await;
+    let carol = app.user("carol", UserRole::User).await;
+    let admin_token = app.token("alice").await;
+    let http = raw_client();
+    let (cookie, _) = form_login(&app, "bob").await;
+    let page = http
+        .get(app.url("/ui/certificates/new"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for label in [
+        "for=\"subject\"",
+        "for=\"san\"",
+        "for=\"profile\"",
+        "for=\"validity_days\"",
+        "for=\"key_algorithm\"",
+        "for=\"csr\"",
+    ] {
+        assert!(html.contains(label), "a label {label}");
+    }
+    assert!(
+        !html.contains("for=\"owner_id\""),
+        "only admins choose the owner"
+    );
+    let csrf = csrf_of(&html);
+    let carol_id = carol.to_string();
+    let good = |extra: &[(&'static str, &str)]| {
+        let mut form: Vec<(&'static str, String)> = vec![
+            ("csrf", csrf.clone()),
+            ("subject", "CN=bob-ap-1,O=Example".into()),
+            ("san", "bob-ap-1.example.net\n192.0.2.7".into()),
+            ("profile", "device".into()),
+            ("validity_days", "90".into()),
+            ("key_source", "generate".into()),
+            ("key_algorithm", "ecdsa-p256".into()),
+        ];
+        for (name, value) in extra {
+            form.retain(|(n, _)| n != name);
+            form.push((name, (*value).to_owned()));
+        }
+        form
+    };
+
+    let refusals: Vec<(IssueFormFields, u16, &str)> = vec![
+        (good(&[("csrf", "")]), 403, "reload the page"),
+        (good(&[("subject", "")]), 422, "id=\"subject-error\""),
+        (
+            good(&[("san", "not a host name!")]),
+            422,
+            "id=\"san-error\"",
+        ),
+        (
+            good(&[("validity_days", "ninety")]),
+            422,
+            "id=\"validity-error\"",
+        ),
+        (
+            good(&[("validity_days", "5000")]),
+            422,
+            "id=\"validity-error\"",
+        ),
+        (
+            good(&[("key_source", "csr"), ("csr", "")]),
+            422,
+            "id=\"key-error\"",
+        ),
+        (
+            good(&[
+                ("key_source", "csr"),
+                (
+                    "csr",
+                    "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----",
+                ),
+            ]),
+            422,
+            "id=\"key-error\"",
+        ),
+        (
+            good(&[("owner_id", carol_id.as_str())]),
+            422,
+            "Only administrators",
+        ),
+    ];
+    for (form, status, marker) in refusals {
+        let response = http
+            .post(app.url("/ui/certificates/new"))
+            .header("cookie", &cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{form:?}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains(marker), "{marker} in the answer to {form:?}");
+        if status == 422 && !marker.contains("subject") {
+            assert!(
+                body.contains("value=\"CN=bob-ap-1,O=Example\""),
+                "the form keeps what was typed"
+            );
+        }
+        assert_eq!(
+            certificate_count(&app, &admin_token).await,
+            0,
+            "nothing created"
+        );
+    }
+
+    // The form as sent: issued for the session's user, and the detail page follows.
+    let response = http
+        .post(app.url("/ui/certificates/new"))
+        .header("cookie", &cookie)
+        .form(&good(&[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let id = location.strip_prefix("/ui/certificates/").unwrap();
+    let (status, cert) = app
+        .get(&format!("/api/v1/certificates/{id}"), &admin_token)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(cert["owner_id"], bob.to_string());
+    assert_eq!(cert["subject"], "CN=bob-ap-1,O=Example");
+    assert_eq!(cert["san"], json!(["bob-ap-1.example.net", "192.0.2.7"]));
+    assert_eq!(certificate_count(&app, &admin_token).await, 1);
 }
