@@ -13,6 +13,7 @@
 //! - Every response carries a strict Content-Security-Policy (no script at all, no framing),
 //!   `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
 
+mod actions;
 mod issue;
 mod pages;
 mod session;
@@ -45,6 +46,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/ui/certificates/{id}", get(pages::certificate))
         .route("/ui/certificates/{id}/pem", get(pages::pem))
+        .route("/ui/certificates/{id}/revoke", post(actions::revoke))
+        .route("/ui/certificates/{id}/pkcs12", post(actions::pkcs12))
         .route("/ui/static/style.css", get(style))
         .layer(axum::middleware::map_response(security_headers))
 }

@@ -275,6 +275,8 @@ struct CertificateDetail {
     owner: String,
     versions: Vec<CertRow>,
     pem: String,
+    revocable: bool,
+    reasons: [(&'static str, &'static str); 7],
 }
 
 pub async fn certificate(
@@ -306,6 +308,11 @@ pub async fn certificate(
             .map_or_else(|| "none".to_owned(), |o| o.to_string()),
         versions: versions.iter().map(|c| CertRow::new(c, now)).collect(),
         pem: keyinfra_pki::certificate_pem(&cert.certificate_der),
+        revocable: matches!(
+            cert.status,
+            CertificateStatus::Active | CertificateStatus::Superseded
+        ) && cert.not_after > now,
+        reasons: super::actions::REASONS,
         cert: CertRow::new(&cert, now),
     };
     Ok(render(&page))

@@ -390,6 +390,43 @@ async fn admins_and_users_use_the_ui_in_a_real_browser() {
     assert!(list.contains("bob-router") && list.contains("bob-ap-2"));
     assert!(!list.contains("carol-switch") && !list.contains("core-firewall"));
     b.screenshot("certificates-user").await;
+    // Bob revokes his access point's certificate from its page, with a reason.
+    b.client
+        .find(Locator::LinkText("bob-ap-2"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Id("reason"))
+        .await
+        .unwrap();
+    b.client.set_window_size(1280, 1500).await.unwrap();
+    b.screenshot("certificate-actions").await;
+    b.client.set_window_size(1280, 900).await.unwrap();
+    b.client
+        .find(Locator::Css("#reason option[value='cessationOfOperation']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css(".danger-zone button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Css("h1 .badge.revoked"))
+        .await
+        .unwrap();
+    b.screenshot("certificate-revoked").await;
+
     b.client
         .goto(&app.url(&format!(
             "/ui/certificates/{}",
@@ -732,4 +769,157 @@ async fn the_issue_form_maps_errors_to_fields_and_creates_nothing_on_bad_input()
     assert_eq!(cert["subject"], "CN=bob-ap-1,O=Example");
     assert_eq!(cert["san"], json!(["bob-ap-1.example.net", "192.0.2.7"]));
     assert_eq!(certificate_count(&app, &admin_token).await, 1);
+}
+
+/// How many audit events with this action the admin sees.
+async fn audit_count(app: &TestApp, admin_token: &str, action: &str) -> usize {
+    let (status, page) = app
+        .get(
+            &format!("/api/v1/audit?action={action}&limit=500"),
+            admin_token,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn revoke_and_pkcs12_forms_need_the_csrf_token_and_the_owner() {
+    let app = TestApp::spawn().await;
+    app.user("alice", UserRole::Admin).await;
+    let bob = app.user("bob", UserRole::User).await;
+    app.user("carol", UserRole::User).await;
+    let admin_token = app.token("alice").await;
+    let bobs = issue_for(&app, &admin_token, "bob-router", bob, 365).await;
+    let id = bobs["id"].as_str().unwrap();
+    let http = raw_client();
+    let (cookie, _) = form_login(&app, "bob").await;
+    let (carols_cookie, _) = form_login(&app, "carol").await;
+    let detail = http
+        .get(app.url(&format!("/ui/certificates/{id}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(detail.contains("Revoke certificate") && detail.contains("Download .p12"));
+    let csrf = csrf_of(&detail);
+    let carols_page = http
+        .get(app.url("/ui"))
+        .header("cookie", &carols_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let carols_csrf = csrf_of(&carols_page);
+    let post = |path: String, cookie: String, form: Vec<(&'static str, String)>| {
+        let request = http
+            .post(app.url(&path))
+            .header("cookie", cookie)
+            .form(&form);
+        async move { request.send().await.unwrap() }
+    };
+    let pkcs12 = format!("/ui/certificates/{id}/pkcs12");
+    let revoke = format!("/ui/certificates/{id}/revoke");
+    let pin = |csrf: &str, a: &str, b: &str, compat: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("pin", a.to_owned()),
+            ("pin_again", b.to_owned()),
+            ("compat", compat.to_owned()),
+        ]
+    };
+
+    // PKCS#12: refused without the token, with two different PINs, a short PIN, or by
+    // another user (404); nothing is exported (the audit log counts exports).
+    let refusals = [
+        (cookie.clone(), pin("", "123456", "123456", "modern"), 403),
+        (
+            cookie.clone(),
+            pin(&csrf, "123456", "654321", "modern"),
+            422,
+        ),
+        (cookie.clone(), pin(&csrf, "12345", "12345", "modern"), 422),
+        (
+            cookie.clone(),
+            pin(&csrf, "123456", "123456", "ancient"),
+            422,
+        ),
+        (
+            carols_cookie.clone(),
+            pin(&carols_csrf, "123456", "123456", "modern"),
+            404,
+        ),
+    ];
+    for (who, form, status) in refusals {
+        let response = post(pkcs12.clone(), who, form.clone()).await;
+        assert_eq!(response.status(), status, "{:?}", &form[2..]);
+    }
+    assert_eq!(
+        audit_count(&app, &admin_token, "certificate.exported").await,
+        0
+    );
+    for compat in ["modern", "legacy"] {
+        let response = post(
+            pkcs12.clone(),
+            cookie.clone(),
+            pin(&csrf, "123456", "123456", compat),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/x-pkcs12");
+        assert!(
+            response.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment")
+        );
+        assert!(response.bytes().await.unwrap().len() > 500);
+    }
+    assert_eq!(
+        audit_count(&app, &admin_token, "certificate.exported").await,
+        2
+    );
+
+    // Revoke: refused without the token, or by another user; then done with a reason.
+    for (who, token, status) in [
+        (cookie.clone(), String::new(), 403),
+        (cookie.clone(), carols_csrf.clone(), 403),
+        (carols_cookie.clone(), carols_csrf.clone(), 404),
+    ] {
+        let form = vec![("csrf", token), ("reason", "keyCompromise".to_owned())];
+        assert_eq!(post(revoke.clone(), who, form).await.status(), status);
+        let (_, cert) = app
+            .get(&format!("/api/v1/certificates/{id}"), &admin_token)
+            .await;
+        assert_eq!(cert["status"], "ACTIVE");
+    }
+    let form = vec![
+        ("csrf", csrf.clone()),
+        ("reason", "keyCompromise".to_owned()),
+    ];
+    let response = post(revoke.clone(), cookie.clone(), form).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        format!("/ui/certificates/{id}")
+    );
+    let (_, cert) = app
+        .get(&format!("/api/v1/certificates/{id}"), &admin_token)
+        .await;
+    assert_eq!(cert["status"], "REVOKED");
+    let detail = http
+        .get(app.url(&format!("/ui/certificates/{id}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(detail.contains("badge revoked") && !detail.contains("Revoke certificate"));
 }
