@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::lifecycle::{IssueRequest, KeySource};
 use keyinfra_core::{CoreError, OsRandom, Requester};
 use keyinfra_pki::KeyAlgorithm;
+use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -55,6 +56,30 @@ pub struct IssueForm {
     csr: String,
     #[serde(default)]
     owner_id: String,
+    /// "preview": show how the names are read, issue nothing.
+    #[serde(default)]
+    action: String,
+}
+
+/// How the subject and SANs are read, before anything is issued.
+#[derive(Debug)]
+struct Preview {
+    attributes: Vec<(String, String)>,
+    sans: Vec<String>,
+}
+
+fn attribute_label(short: &str) -> String {
+    let long = match short {
+        "CN" => "Common name",
+        "O" => "Organization",
+        "OU" => "Organizational unit",
+        "C" => "Country",
+        "ST" => "State or province",
+        "L" => "Locality",
+        "DC" => "Domain component",
+        _ => "Serial number",
+    };
+    format!("{long} ({short})")
 }
 
 /// A field's error message, if any.
@@ -84,6 +109,7 @@ struct IssuePage {
     algorithms: [&'static str; 6],
     profiles: [(&'static str, &'static str); 3],
     owners: Vec<OwnerChoice>,
+    preview: Option<Preview>,
 }
 
 async fn page(
@@ -116,6 +142,7 @@ async fn page(
         algorithms: ALGORITHMS,
         profiles: PROFILES,
         owners,
+        preview: None,
     })
 }
 
@@ -191,6 +218,31 @@ pub async fn issue(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
+    if form.action == "preview" {
+        // The parsers issuance uses; nothing is issued.
+        let mut preview = Preview {
+            attributes: Vec::new(),
+            sans: Vec::new(),
+        };
+        match optional(&form.subject).map(|s| DistinguishedName::parse(&s)) {
+            Some(Ok(dn)) => {
+                preview.attributes = dn
+                    .attributes()
+                    .iter()
+                    .map(|(a, v)| (attribute_label(a.short_name()), v.clone()))
+                    .collect();
+            }
+            Some(Err(e)) => errors.subject = Some(e.to_string()),
+            None => {}
+        }
+        match SubjectAltName::parse_list(&san) {
+            Ok(list) => preview.sans = list.iter().map(ToString::to_string).collect(),
+            Err(e) => errors.san = Some(e.to_string()),
+        }
+        let mut page = page(&state, &session, form, errors).await?;
+        page.preview = Some(preview);
+        return Ok(render(&page));
+    }
     let Some(key) = key else {
         return refused(&state, &session, form, errors).await;
     };

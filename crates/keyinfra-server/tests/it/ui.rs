@@ -750,6 +750,37 @@ async fn the_issue_form_maps_errors_to_fields_and_creates_nothing_on_bad_input()
         );
     }
 
+    // "Preview names" shows how the subject and SANs are read, and issues nothing.
+    let response = http
+        .post(app.url("/ui/certificates/new"))
+        .header("cookie", &cookie)
+        .form(&good(&[("action", "preview")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("Common name (CN)") && body.contains("Organization (O)"));
+    assert!(body.contains("<code>bob-ap-1</code>") && body.contains("192.0.2.7"));
+    let response = http
+        .post(app.url("/ui/certificates/new"))
+        .header("cookie", &cookie)
+        .form(&good(&[
+            ("action", "preview"),
+            ("subject", "CN=x,Nonsense"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("id=\"subject-error\"")
+    );
+    assert_eq!(certificate_count(&app, &admin_token).await, 0);
+
     // The form as sent: issued for the session's user, and the detail page follows.
     let response = http
         .post(app.url("/ui/certificates/new"))
