@@ -954,3 +954,29 @@ async fn revoke_and_pkcs12_forms_need_the_csrf_token_and_the_owner() {
         .unwrap();
     assert!(detail.contains("badge revoked") && !detail.contains("Revoke certificate"));
 }
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_over_tls() {
+    use tower::ServiceExt;
+    let app = TestApp::spawn().await;
+    app.user("bob", UserRole::User).await;
+    // The accept loop marks requests that came over TLS; the form answers with Secure.
+    let mut request = axum::http::Request::post("/ui/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(format!(
+            "username=bob&password={}",
+            PASSWORD.replace(' ', "+")
+        )))
+        .unwrap();
+    request.extensions_mut().insert(keyinfra_server::OverTls);
+    let response = keyinfra_server::router(app.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.ends_with("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}
