@@ -226,6 +226,24 @@ impl UserService {
         })
     }
 
+    /// The web UI's session: the same checks as [`Self::authenticate`], plus the session's
+    /// CSRF token (see [`TokenService::csrf_token`](crate::auth::TokenService::csrf_token)).
+    pub fn authenticate_session(&self, token: &str) -> Result<(Caller, String), CoreError> {
+        let caller = self.authenticate(token)?;
+        let claims = self
+            .tokens
+            .verify(token, self.clock.now())
+            .map_err(|_| CoreError::Unauthenticated("the access token is invalid"))?;
+        Ok((caller, self.tokens.csrf_token(&claims)))
+    }
+
+    /// Whether `presented` is the CSRF token of the session `token` (constant time).
+    pub fn csrf_matches(&self, token: &str, presented: &str) -> bool {
+        self.tokens
+            .verify(token, self.clock.now())
+            .is_ok_and(|claims| self.tokens.verify_csrf(&claims, presented))
+    }
+
     /// Creates a user. `by` is None for operator commands (the CLI, the bootstrap).
     #[allow(clippy::too_many_arguments)] // Each is a field of the new user or the request.
     pub async fn create(

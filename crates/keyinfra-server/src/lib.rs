@@ -16,6 +16,7 @@ mod health;
 pub mod observability;
 mod pagination;
 mod problem;
+mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use problem::Problem;
+pub use ui::OverTls;
 
 /// Largest request body accepted (413 above it).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -97,6 +99,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = routes();
     let openapi = Arc::new(openapi);
     routes
+        .merge(ui::router())
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {

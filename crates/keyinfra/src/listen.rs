@@ -313,8 +313,13 @@ async fn connection(
     watcher: Watcher,
 ) {
     let _ = stream.set_nodelay(true);
+    let over_tls = tls.is_some();
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        if over_tls {
+            // The web UI marks its session cookie Secure.
+            request.extensions_mut().insert(keyinfra_server::OverTls);
+        }
         let app = app.clone();
         async move {
             let response: Result<Response, Infallible> = app.oneshot(request).await;

@@ -7,6 +7,7 @@
 //! that tests control time. Revocation (deleted, disabled, role or password changed) is
 //! checked by the database as each request's transaction begins; see migration 0008.
 
+use aws_lc_rs::hmac;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use keyinfra_db::UserRole;
 use keyinfra_pki::RandomSource;
@@ -81,6 +82,8 @@ pub struct TokenService {
     decoding: DecodingKey,
     validation: Validation,
     lifetime: Duration,
+    /// HMAC key of the web UI's CSRF tokens, derived from the JWT secret under its own label.
+    csrf: hmac::Key,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -111,7 +114,39 @@ impl TokenService {
             decoding: DecodingKey::from_secret(&secret.0),
             validation,
             lifetime,
+            csrf: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                hmac::sign(
+                    &hmac::Key::new(hmac::HMAC_SHA256, &secret.0),
+                    b"keyinfra/ui-csrf/v1",
+                )
+                .as_ref(),
+            ),
         }
+    }
+
+    /// The web UI's CSRF token of a session: HMAC-SHA256 of the token's `sub` and `jti`
+    /// under a key derived from the server secret. It changes with every login, cannot be
+    /// computed without the secret, and reveals nothing about the session token.
+    pub fn csrf_token(&self, claims: &Claims) -> String {
+        let tag = hmac::sign(
+            &self.csrf,
+            format!("{}|{}", claims.sub, claims.jti).as_bytes(),
+        );
+        hex::encode(tag.as_ref())
+    }
+
+    /// Whether `presented` is the session's CSRF token (compared in constant time).
+    pub fn verify_csrf(&self, claims: &Claims, presented: &str) -> bool {
+        let Ok(tag) = hex::decode(presented) else {
+            return false;
+        };
+        hmac::verify(
+            &self.csrf,
+            format!("{}|{}", claims.sub, claims.jti).as_bytes(),
+            &tag,
+        )
+        .is_ok()
     }
 
     pub fn lifetime(&self) -> Duration {

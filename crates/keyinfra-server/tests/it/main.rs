@@ -14,4 +14,5 @@ mod keys_at_rest;
 mod openssl;
 mod operations;
 mod support;
+mod ui;
 mod users;

@@ -1,0 +1,85 @@
+//! The web UI: server-rendered pages (askama templates, one CSS file, no script) for admins
+//! and users. Every page calls the same use cases as the API (`keyinfra_core`), as the
+//! session's caller; nothing here decides who may see or do what.
+//!
+//! - Sessions: the login form gets the API's access token and keeps it in the
+//!   `keyinfra_session` cookie (HttpOnly, SameSite=Strict, Path=/, Secure over TLS).
+//!   [`session::UiSession`] authenticates it exactly like the bearer extractor; the database
+//!   re-checks it as every transaction begins. Without a valid session a page redirects to
+//!   `/ui/login`.
+//! - CSRF: every state-changing form carries the session's CSRF token (HMAC of the token's
+//!   `sub` and `jti` under a key derived from the server secret); a POST without it is
+//!   refused with 403 before anything is written.
+//! - Every response carries a strict Content-Security-Policy (no script at all, no framing),
+//!   `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
+
+mod actions;
+mod issue;
+mod pages;
+mod session;
+mod view;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use session::OverTls;
+
+use crate::AppState;
+
+/// The stylesheet, compiled in: the UI needs nothing from outside the binary.
+const STYLE: &str = include_str!("style.css");
+
+const CSP: &str = "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui", get(pages::dashboard))
+        .route("/ui/login", get(session::login_page).post(session::login))
+        .route("/ui/logout", post(session::logout))
+        .route("/ui/certificates", get(pages::certificates))
+        .route(
+            "/ui/certificates/new",
+            get(issue::new_form).post(issue::issue),
+        )
+        .route("/ui/certificates/{id}", get(pages::certificate))
+        .route("/ui/certificates/{id}/pem", get(pages::pem))
+        .route("/ui/certificates/{id}/revoke", post(actions::revoke))
+        .route("/ui/certificates/{id}/pkcs12", post(actions::pkcs12))
+        .route("/ui/static/style.css", get(style))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

@@ -1,0 +1,344 @@
+//! The pages: dashboard, certificate list, certificate detail, PEM download.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyinfra_core::Requester;
+use keyinfra_db::CertificateStatus;
+use keyinfra_db::audit::AuditFilter;
+use keyinfra_db::certificates::CertificateFilter;
+use keyinfra_db::stats;
+use serde::Deserialize;
+
+use super::session::{UiError, UiSession, render};
+use super::view::{self, CertRow, Chrome};
+use crate::extract::IdPath;
+use crate::pagination::{decode_cursor, encode_cursor};
+use crate::{AppState, Problem};
+
+/// Certificates per page of the list.
+const PAGE_SIZE: i64 = 25;
+
+pub(super) async fn chrome(
+    state: &AppState,
+    session: &UiSession,
+    current: &'static str,
+) -> Result<Chrome, UiError> {
+    let me = state
+        .users
+        .get(&state.db, &session.caller, session.caller.id)
+        .await?;
+    Ok(Chrome {
+        username: me.username,
+        is_admin: session.caller.require_admin().is_ok(),
+        csrf: session.csrf.clone(),
+        current,
+    })
+}
+
+/// One status's tile on the dashboard.
+#[derive(Debug)]
+struct StatusTile {
+    label: &'static str,
+    class: &'static str,
+    count: i64,
+}
+
+#[derive(Debug)]
+struct AuditRow {
+    at: String,
+    actor: String,
+    action: String,
+    target: String,
+}
+
+#[derive(Debug)]
+struct ExpiringRow {
+    id: uuid::Uuid,
+    name: String,
+    not_after: String,
+    remaining: String,
+    urgent: bool,
+}
+
+#[derive(Template)]
+#[template(path = "ui/dashboard.html")]
+struct Dashboard {
+    chrome: Chrome,
+    total: i64,
+    tiles: Vec<StatusTile>,
+    expiring_7d: i64,
+    expiring_30d: i64,
+    refreshed_at: Option<String>,
+    expiring: Vec<ExpiringRow>,
+    audit: Vec<AuditRow>,
+}
+
+pub async fn dashboard(
+    State(state): State<AppState>,
+    session: UiSession,
+) -> Result<Response, UiError> {
+    let chrome = chrome(&state, &session, "dashboard").await?;
+    let caller = session.caller;
+    // The statistics view, as the user's identity: row-level security picks the rows.
+    let mut tx = state.db.begin(&caller.actor()).await?;
+    let rows = stats::visible(&mut tx).await?;
+    tx.commit().await?;
+    let count = |status: CertificateStatus| -> i64 {
+        rows.iter()
+            .filter(|r| r.status == status)
+            .map(|r| r.certificates)
+            .sum()
+    };
+    let tiles = vec![
+        StatusTile {
+            label: "Active",
+            class: "active",
+            count: count(CertificateStatus::Active),
+        },
+        StatusTile {
+            label: "Superseded",
+            class: "superseded",
+            count: count(CertificateStatus::Superseded),
+        },
+        StatusTile {
+            label: "Revoked",
+            class: "revoked",
+            count: count(CertificateStatus::Revoked),
+        },
+        StatusTile {
+            label: "Expired",
+            class: "expired",
+            count: count(CertificateStatus::Expired),
+        },
+    ];
+    let requester = Requester::User(caller);
+    let now = state.authority.clock.now();
+    let expiring = state
+        .authority
+        .expiring(&state.db, &requester, 30, 10)
+        .await?
+        .into_iter()
+        .map(|c| ExpiringRow {
+            id: c.id,
+            name: view::common_name(&c.subject_dn),
+            not_after: view::date(c.not_after),
+            remaining: view::relative(c.not_after, now),
+            urgent: c.not_after - now <= time::Duration::days(7),
+        })
+        .collect();
+    let audit = if chrome.is_admin {
+        let (events, _) =
+            keyinfra_core::users::audit_log(&state.db, &caller, &AuditFilter::default(), 8).await?;
+        events
+            .into_iter()
+            .map(|e| AuditRow {
+                at: view::date_time(e.occurred_at),
+                actor: match (e.actor_name, e.actor_id) {
+                    (Some(name), _) => name,
+                    (None, Some(id)) if id == caller.id => chrome.username.clone(),
+                    (None, Some(id)) => format!("user {}", short(&id.to_string())),
+                    (None, None) => "system".to_owned(),
+                },
+                action: e.action,
+                target: match (e.target_type, e.target_id) {
+                    (Some(kind), Some(id)) => format!("{kind} {}", short(&id.to_string())),
+                    (Some(kind), None) => kind,
+                    _ => String::new(),
+                },
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let page = Dashboard {
+        chrome,
+        total: tiles.iter().map(|t| t.count).sum(),
+        tiles,
+        expiring_7d: rows.iter().map(|r| r.expiring_7d).sum(),
+        expiring_30d: rows.iter().map(|r| r.expiring_30d).sum(),
+        refreshed_at: rows
+            .iter()
+            .map(|r| r.refreshed_at)
+            .max()
+            .map(view::date_time),
+        expiring,
+        audit,
+    };
+    Ok(render(&page))
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "ui/certificates.html")]
+struct CertificateList {
+    chrome: Chrome,
+    q: String,
+    status: String,
+    statuses: [&'static str; 4],
+    rows: Vec<CertRow>,
+    next: Option<String>,
+    first_page: bool,
+    filtered: bool,
+}
+
+pub async fn certificates(
+    State(state): State<AppState>,
+    session: UiSession,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, UiError> {
+    let chrome = chrome(&state, &session, "certificates").await?;
+    let q = query.q.as_deref().map(str::trim).unwrap_or("").to_owned();
+    if q.chars().count() > 200 {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            "the search is longer than 200 characters",
+        )
+        .into());
+    }
+    let status_label = query.status.unwrap_or_default();
+    let status = match status_label.as_str() {
+        "" => None,
+        label => Some(CertificateStatus::from_label(label).ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_status",
+                "status must be ACTIVE, SUPERSEDED, REVOKED or EXPIRED",
+            )
+        })?),
+    };
+    let after = match query.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(decode_cursor(c)?),
+    };
+    let now = state.authority.clock.now();
+    let filter = CertificateFilter {
+        owner_id: None,
+        status,
+        expires_before: None,
+        as_of: Some(now),
+        search: (!q.is_empty()).then(|| q.clone()),
+        after,
+    };
+    let items = state
+        .authority
+        .list(
+            &state.db,
+            &Requester::User(session.caller),
+            filter,
+            PAGE_SIZE,
+        )
+        .await?;
+    let next = match items.last() {
+        Some(last) if items.len() as i64 == PAGE_SIZE => {
+            Some(encode_cursor(last.not_after, last.id))
+        }
+        _ => None,
+    };
+    let page = CertificateList {
+        chrome,
+        filtered: !q.is_empty() || status.is_some(),
+        q,
+        status: status_label,
+        statuses: ["ACTIVE", "SUPERSEDED", "REVOKED", "EXPIRED"],
+        rows: items.iter().map(|c| CertRow::new(c, now)).collect(),
+        next,
+        first_page: after.is_none(),
+    };
+    Ok(render(&page))
+}
+
+#[derive(Template)]
+#[template(path = "ui/certificate.html")]
+struct CertificateDetail {
+    chrome: Chrome,
+    cert: CertRow,
+    sans: Vec<String>,
+    fingerprint: String,
+    key_algorithm: String,
+    has_key: bool,
+    not_before: String,
+    not_after: String,
+    issued: String,
+    owner: String,
+    versions: Vec<CertRow>,
+    pem: String,
+    revocable: bool,
+    reasons: [(&'static str, &'static str); 7],
+}
+
+pub async fn certificate(
+    State(state): State<AppState>,
+    session: UiSession,
+    IdPath(id): IdPath,
+) -> Result<Response, UiError> {
+    let chrome = chrome(&state, &session, "certificates").await?;
+    let requester = Requester::User(session.caller);
+    // A USER asking for another user's certificate gets the use case's 404.
+    let cert = state.authority.get(&state.db, &requester, id).await?;
+    let versions = state.authority.versions(&state.db, &requester, id).await?;
+    let now = state.authority.clock.now();
+    let page = CertificateDetail {
+        chrome,
+        sans: cert
+            .subject_alt_names
+            .iter()
+            .map(|s| s.replace(':', ": "))
+            .collect(),
+        fingerprint: view::fingerprint(&cert.fingerprint_sha256),
+        key_algorithm: cert.key_algorithm.as_str().to_owned(),
+        has_key: cert.private_key_id.is_some(),
+        not_before: view::date_time(cert.not_before),
+        not_after: view::date_time(cert.not_after),
+        issued: view::date_time(cert.created_at),
+        owner: cert
+            .owner_id
+            .map_or_else(|| "none".to_owned(), |o| o.to_string()),
+        versions: versions.iter().map(|c| CertRow::new(c, now)).collect(),
+        pem: keyinfra_pki::certificate_pem(&cert.certificate_der),
+        revocable: matches!(
+            cert.status,
+            CertificateStatus::Active | CertificateStatus::Superseded
+        ) && cert.not_after > now,
+        reasons: super::actions::REASONS,
+        cert: CertRow::new(&cert, now),
+    };
+    Ok(render(&page))
+}
+
+/// The certificate and its CA chain, as the API's `/pem` serves it, as a download.
+pub async fn pem(
+    State(state): State<AppState>,
+    session: UiSession,
+    IdPath(id): IdPath,
+) -> Result<Response, UiError> {
+    let text = state
+        .authority
+        .pem_chain(&state.db, &Requester::User(session.caller), id)
+        .await?;
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{id}.pem\""))
+        .map_err(|_| crate::problem::internal_error())?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pem-certificate-chain"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        text,
+    )
+        .into_response())
+}
