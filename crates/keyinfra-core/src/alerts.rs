@@ -163,10 +163,6 @@ impl AlertService {
         })
     }
 
-    pub fn settings(&self) -> &AlertSettings {
-        &self.settings
-    }
-
     /// Records what newly expires within the window, then delivers every due alert.
     pub async fn run(
         &self,

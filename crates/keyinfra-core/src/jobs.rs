@@ -153,10 +153,6 @@ impl Jobs {
         }
     }
 
-    pub fn replica(&self) -> &str {
-        &self.replica
-    }
-
     /// The job's work, without any claiming; returns a one-line summary.
     pub async fn perform(&self, job: Job) -> Result<String, CoreError> {
         let now = self.clock.now();

@@ -484,7 +484,7 @@ async fn two_replicas_run_each_job_once_per_schedule() {
             replicas.insert(run["replica"].as_str().unwrap().to_owned());
         }
     }
-    // Both replicas took part (each claims whatever is due when it looks).
+    // Every run was made by one of the two replicas (which one is whichever looked first).
     assert!(
         replicas
             .iter()
@@ -638,13 +638,7 @@ async fn metrics_expose_the_series_and_move_when_work_happens() {
         sample(&after, "keyinfra_certificates", &[("status", "REVOKED")]),
         1.0
     );
-    assert!(
-        sample(
-            &after,
-            "keyinfra_certificates_expiring",
-            &[("within", "7d")]
-        ) >= 0.0
-    );
+    assert!(after.contains("keyinfra_certificates_expiring{within=\"7d\"}"));
     assert!(after.contains("keyinfra_certificates_expiring{within=\"30d\"}"));
     assert!(
         sample(
