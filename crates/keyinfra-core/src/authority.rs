@@ -127,6 +127,8 @@ pub struct Authority {
     pub(crate) crl_requests: mpsc::UnboundedSender<Uuid>,
     pub(crate) crl_receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Uuid>>>,
     default_ca: std::sync::Mutex<Option<(Uuid, time::OffsetDateTime)>>,
+    /// Group commit for first issues; started by the first one (it needs a runtime).
+    issue_batcher: std::sync::OnceLock<crate::group_commit::IssueBatcher>,
 }
 
 impl Authority {
@@ -140,7 +142,13 @@ impl Authority {
             crl_requests: tx,
             crl_receiver: std::sync::Mutex::new(Some(rx)),
             default_ca: std::sync::Mutex::new(None),
+            issue_batcher: std::sync::OnceLock::new(),
         }
+    }
+
+    pub(crate) fn issue_batcher(&self) -> &crate::group_commit::IssueBatcher {
+        self.issue_batcher
+            .get_or_init(crate::group_commit::IssueBatcher::start)
     }
 
     pub fn master_key_versions(&self) -> Vec<i32> {

@@ -6,6 +6,7 @@
 
 mod clock;
 mod error;
+mod group_commit;
 mod random;
 
 pub mod alerts;

@@ -160,7 +160,12 @@ impl RecordHooks for IssueHooks<'_> {
             target_id: Some(self.cert_id),
             details,
         };
-        certificates::insert_issued(tx, key.as_ref(), certificate, &audit).await
+        let rows = certificates::IssuedRows {
+            key,
+            certificate: certificate.clone(),
+            audit,
+        };
+        certificates::insert_issued(tx, &rows).await
     }
 
     async fn after_insert(
@@ -172,7 +177,7 @@ impl RecordHooks for IssueHooks<'_> {
     }
 }
 
-async fn check_quota(
+pub(crate) async fn check_quota(
     tx: &mut Tx,
     owner: Uuid,
     quota: u32,
@@ -216,25 +221,101 @@ impl Authority {
         leaf: &LeafContent<'_>,
         hooks: &mut H,
     ) -> Result<crate::certificates::RecordedCertificate, CoreError> {
-        let crl_url = self.settings.crl_url(ca.id);
-        let ca_issuers_url = self.settings.ca_certificate_url(ca.id);
-        let sign = |serial: &SerialNumber| {
-            ca.signer
-                .sign_leaf(&LeafSpec {
-                    subject: leaf.subject,
-                    sans: leaf.sans,
-                    profile: leaf.profile,
-                    key_algorithm: leaf.algorithm,
-                    public_key: leaf.key,
-                    serial,
-                    not_before: leaf.not_before,
-                    not_after: leaf.not_after,
-                    crl_url: &crl_url,
-                    ca_issuers_url: &ca_issuers_url,
-                })
-                .map_err(pki_to_request_error)
-        };
+        let sign = |serial: &SerialNumber| self.sign_leaf(ca, leaf, serial);
         record_new_certificate(db, &by.actor(), rng, draft, sign, hooks).await
+    }
+
+    fn sign_leaf(
+        &self,
+        ca: &LoadedCa,
+        leaf: &LeafContent<'_>,
+        serial: &SerialNumber,
+    ) -> Result<Vec<u8>, CoreError> {
+        ca.signer
+            .sign_leaf(&LeafSpec {
+                subject: leaf.subject,
+                sans: leaf.sans,
+                profile: leaf.profile,
+                key_algorithm: leaf.algorithm,
+                public_key: leaf.key,
+                serial,
+                not_before: leaf.not_before,
+                not_after: leaf.not_after,
+                crl_url: &self.settings.crl_url(ca.id),
+                ca_issuers_url: &self.settings.ca_certificate_url(ca.id),
+            })
+            .map_err(pki_to_request_error)
+    }
+
+    /// Signs a first issue and records it through group commit ([`crate::group_commit`]).
+    /// `None`: its batch wrote nothing, and the caller records it on the one-transaction
+    /// path, which re-signs with a fresh serial and answers any refusal exactly.
+    async fn sign_and_record_batched(
+        &self,
+        db: &Database,
+        rng: &mut (dyn RandomSource + Send),
+        ca: &LoadedCa,
+        draft: &CertificateDraft,
+        leaf: &LeafContent<'_>,
+        hooks: &IssueHooks<'_>,
+    ) -> Result<Option<crate::certificates::RecordedCertificate>, CoreError> {
+        use crate::group_commit::{BatchOutcome, QueuedCertificate, QueuedIssue, QueuedKey};
+        let serial = SerialNumber::random(rng)?;
+        let der = self.sign_leaf(ca, leaf, &serial)?;
+        let serial_hex = serial.to_hex();
+        let mut details = hooks.details.clone();
+        details["serial_number"] = json!(serial_hex);
+        let queued = QueuedIssue {
+            db: db.clone(),
+            actor: hooks.by.actor(),
+            quota: hooks
+                .quota
+                .zip(hooks.owner_id)
+                .map(|(quota, owner)| (owner, quota)),
+            now: hooks.now,
+            key: hooks.key.map(|(id, key, sealed)| QueuedKey {
+                id,
+                owner_id: hooks.owner_id,
+                algorithm: db_algorithm(key.algorithm()),
+                public_key_fingerprint: key.public_key_fingerprint(),
+                sealed: sealed.clone(),
+            }),
+            certificate: QueuedCertificate {
+                id: draft.id,
+                ca_id: draft.ca_id,
+                owner_id: draft.owner_id,
+                serial_number: serial_hex,
+                subject_dn: draft.subject_dn.clone(),
+                subject_alt_names: draft.subject_alt_names.clone(),
+                not_before: draft.not_before,
+                not_after: draft.not_after,
+                fingerprint_sha256: keyinfra_pki::sha256_fingerprint(&der),
+                certificate_der: der.clone(),
+                key_algorithm: draft.key_algorithm,
+                profile: draft.profile.clone(),
+                created_by: draft.created_by,
+            },
+            audit_actor_id: hooks.by.user_id(),
+            audit_actor_name: hooks.by.audit_name(),
+            audit_details: details,
+        };
+        match self.issue_batcher().record(queued).await {
+            BatchOutcome::Recorded => Ok(Some(crate::certificates::RecordedCertificate {
+                id: draft.id,
+                serial_number: serial,
+                certificate_der: der,
+                attempts: 1,
+            })),
+            BatchOutcome::Retry => Ok(None),
+            BatchOutcome::Unavailable {
+                reason,
+                retry_after,
+            } => Err(DbError::Unavailable {
+                reason,
+                retry_after,
+            }
+            .into()),
+        }
     }
 
     fn validity(
@@ -397,10 +478,16 @@ impl Authority {
             not_before,
             not_after,
         };
-        let recorded = self
-            .sign_and_record(db, by, rng, &ca, &draft, &content, &mut hooks)
-            .await
-            .map_err(map_owner_fk)?;
+        let batched = self
+            .sign_and_record_batched(db, rng, &ca, &draft, &content, &hooks)
+            .await?;
+        let recorded = match batched {
+            Some(recorded) => recorded,
+            None => self
+                .sign_and_record(db, by, rng, &ca, &draft, &content, &mut hooks)
+                .await
+                .map_err(map_owner_fk)?,
+        };
         let source = if generated.is_some() { "server" } else { "csr" };
         metrics::counter!("keyinfra_certificates_issued_total",
             "algorithm" => algorithm.label(), "key_source" => source)

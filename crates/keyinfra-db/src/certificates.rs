@@ -372,15 +372,23 @@ pub async fn versions(tx: &mut Tx, id: Uuid) -> Result<Vec<CertificateRecord>, D
 
 /// Active, unexpired certificates of an owner (the quota). Takes a transaction-scoped lock
 /// per owner first, so two concurrent issuances cannot both pass a quota of one left.
+///
+/// The lock and the count are two statements on purpose: under READ COMMITTED a statement
+/// sees the rows committed before it started, so a count in the statement that waited for
+/// the lock would miss the certificates its predecessor committed meanwhile.
 pub async fn count_active_for_owner_locked(
     tx: &mut Tx,
     owner_id: Uuid,
     as_of: OffsetDateTime,
 ) -> Result<i64, DbError> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('keyinfra.quota.' || $1::uuid::text, 0))",
+        owner_id
+    )
+    .execute(tx.conn())
+    .await?;
     let n = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!"
-           FROM (SELECT pg_advisory_xact_lock(hashtextextended('keyinfra.quota.' || $1::uuid::text, 0))) AS l,
-                certificates AS c
+        r#"SELECT count(*) AS "n!" FROM certificates AS c
            WHERE c.owner_id = $1::uuid AND c.status = 'ACTIVE' AND c.not_after > $2"#,
         owner_id,
         as_of
@@ -404,71 +412,152 @@ pub async fn set_owner(tx: &mut Tx, ids: &[Uuid], owner_id: Uuid) -> Result<u64,
     Ok(done.rows_affected())
 }
 
-/// Records a first issue in one statement (one round trip): the sealed key (if the server
-/// made it), the certificate (whose trigger registers the serial) and the audit event. A
-/// serial this CA already used fails with [`DbError::SerialCollision`] and writes nothing.
-pub async fn insert_issued(
-    tx: &mut Tx,
-    key: Option<&crate::private_keys::NewSealedKey<'_>>,
-    cert: &NewCertificate<'_>,
-    audit: &crate::audit::NewAuditEvent<'_>,
-) -> Result<(), DbError> {
-    let (key_id, key_owner, key_algorithm, key_fingerprint, ciphertext, nonce, salt, kek_version) =
-        match key {
-            Some(k) => (
-                Some(k.id),
-                k.owner_id,
-                Some(k.algorithm),
-                Some(k.public_key_fingerprint),
-                Some(k.ciphertext),
-                Some(k.nonce),
-                Some(k.salt),
-                Some(k.kek_version),
-            ),
-            None => (None, None, None, None, None, None, None, None),
-        };
+/// One first issue as [`insert_issued_many`] writes it: the sealed key (when the server made
+/// it), the certificate (version 1, no renewal columns) and its audit event.
+#[derive(Debug, Clone)]
+pub struct IssuedRows<'a> {
+    pub key: Option<crate::private_keys::NewSealedKey<'a>>,
+    pub certificate: NewCertificate<'a>,
+    pub audit: crate::audit::NewAuditEvent<'a>,
+}
+
+/// Records one first issue in one statement (one round trip). A serial this CA already used
+/// fails with [`DbError::SerialCollision`] and writes nothing.
+pub async fn insert_issued(tx: &mut Tx, issue: &IssuedRows<'_>) -> Result<(), DbError> {
+    insert_issued_many(tx, std::slice::from_ref(issue)).await
+}
+
+/// Records several first issues in one statement: every sealed key, certificate (whose
+/// trigger registers the serial) and audit event, as one multi-row INSERT per table.
+///
+/// This is what makes group commit pay: PostgreSQL's cost per issuance is mostly per
+/// statement and per transaction (executor start-up for the partitioned table, its CHECKs
+/// and triggers, the token check, COMMIT), so N issuances in one statement cost a fraction
+/// of N statements. Any failing row fails them all; the caller decides what to retry.
+pub async fn insert_issued_many(tx: &mut Tx, issues: &[IssuedRows<'_>]) -> Result<(), DbError> {
+    let n = issues.len();
+    let mut key_id = Vec::with_capacity(n);
+    let mut key_owner = Vec::with_capacity(n);
+    let mut key_algorithm = Vec::with_capacity(n);
+    let mut key_fingerprint = Vec::with_capacity(n);
+    let mut ciphertext = Vec::with_capacity(n);
+    let mut nonce = Vec::with_capacity(n);
+    let mut salt = Vec::with_capacity(n);
+    let mut kek_version = Vec::with_capacity(n);
+    let mut id = Vec::with_capacity(n);
+    let mut ca_id = Vec::with_capacity(n);
+    let mut owner_id = Vec::with_capacity(n);
+    let mut serial_number = Vec::with_capacity(n);
+    let mut subject_dn = Vec::with_capacity(n);
+    // A two-dimensional text[] cannot hold lists of different lengths: each row's SANs
+    // travel as one JSON array.
+    let mut sans = Vec::with_capacity(n);
+    let mut not_before = Vec::with_capacity(n);
+    let mut not_after = Vec::with_capacity(n);
+    let mut certificate_der = Vec::with_capacity(n);
+    let mut fingerprint = Vec::with_capacity(n);
+    let mut algorithm = Vec::with_capacity(n);
+    let mut profile = Vec::with_capacity(n);
+    let mut created_by = Vec::with_capacity(n);
+    let mut actor_id = Vec::with_capacity(n);
+    let mut actor_name = Vec::with_capacity(n);
+    let mut action = Vec::with_capacity(n);
+    let mut target_type = Vec::with_capacity(n);
+    let mut target_id = Vec::with_capacity(n);
+    let mut details = Vec::with_capacity(n);
+    for issue in issues {
+        let key = issue.key.as_ref();
+        key_id.push(key.map(|k| k.id));
+        key_owner.push(key.and_then(|k| k.owner_id));
+        key_algorithm.push(key.map(|k| k.algorithm.as_str()));
+        key_fingerprint.push(key.map(|k| k.public_key_fingerprint));
+        ciphertext.push(key.map(|k| k.ciphertext));
+        nonce.push(key.map(|k| k.nonce));
+        salt.push(key.map(|k| k.salt));
+        kek_version.push(key.map(|k| k.kek_version));
+        let cert = &issue.certificate;
+        id.push(cert.id);
+        ca_id.push(cert.ca_id);
+        owner_id.push(cert.owner_id);
+        serial_number.push(cert.serial_number);
+        subject_dn.push(cert.subject_dn);
+        sans.push(serde_json::json!(cert.subject_alt_names));
+        not_before.push(cert.not_before);
+        not_after.push(cert.not_after);
+        certificate_der.push(cert.certificate_der);
+        fingerprint.push(cert.fingerprint_sha256);
+        algorithm.push(cert.key_algorithm.as_str());
+        profile.push(cert.profile);
+        created_by.push(cert.created_by);
+        let audit = &issue.audit;
+        actor_id.push(audit.actor_id);
+        actor_name.push(audit.actor_name);
+        action.push(audit.action);
+        target_type.push(audit.target_type);
+        target_id.push(audit.target_id);
+        details.push(audit.details.clone());
+    }
     sqlx::query!(
-        r#"WITH new_key AS (
+        r#"WITH input AS (
+               SELECT * FROM unnest(
+                   $1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::bytea[], $6::bytea[],
+                   $7::bytea[], $8::integer[],
+                   $9::uuid[], $10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::jsonb[],
+                   $15::timestamptz[], $16::timestamptz[], $17::bytea[], $18::bytea[], $19::text[],
+                   $20::text[], $21::uuid[],
+                   $22::uuid[], $23::text[], $24::text[], $25::text[], $26::uuid[], $27::jsonb[])
+               AS i(key_id, key_owner, key_algorithm, key_fingerprint, ciphertext, nonce,
+                    salt, kek_version,
+                    id, ca_id, owner_id, serial_number, subject_dn, sans,
+                    not_before, not_after, certificate_der, fingerprint_sha256, algorithm,
+                    profile, created_by,
+                    actor_id, actor_name, action, target_type, target_id, details)
+           ), new_keys AS (
                INSERT INTO private_keys
                    (id, owner_id, algorithm, public_key_fingerprint, ciphertext, nonce, salt, kek_version)
-               SELECT $1::uuid, $2::uuid, $3::key_algorithm, $4::bytea, $5::bytea, $6::bytea, $7::bytea, $8::integer
-               WHERE $1::uuid IS NOT NULL
-           ), new_certificate AS (
+               SELECT key_id, key_owner, key_algorithm::key_algorithm, key_fingerprint, ciphertext,
+                      nonce, salt, kek_version
+               FROM input WHERE key_id IS NOT NULL
+           ), new_certificates AS (
                INSERT INTO certificates
                    (id, ca_id, owner_id, serial_number, subject_dn, subject_alt_names, not_before,
                     not_after, version, renewed_from, renewed_at, renewed_by, certificate_der,
                     fingerprint_sha256, key_algorithm, private_key_id, profile, created_by)
-               VALUES ($9, $10, $11, $12, $13, $14, $15, $16, 1, NULL, NULL, NULL, $17, $18, $19, $1, $20, $21)
+               SELECT id, ca_id, owner_id, serial_number, subject_dn,
+                      ARRAY(SELECT jsonb_array_elements_text(sans)), not_before, not_after,
+                      1, NULL, NULL, NULL, certificate_der, fingerprint_sha256,
+                      algorithm::key_algorithm, key_id, profile, created_by
+               FROM input
            )
            INSERT INTO audit_events (actor_id, actor_name, action, target_type, target_id, details)
-           VALUES ($22, $23, $24, $25, $26, $27)"#,
-        key_id,
-        key_owner,
-        key_algorithm as Option<KeyAlgorithm>,
-        key_fingerprint,
-        ciphertext,
-        nonce,
-        salt,
-        kek_version,
-        cert.id,
-        cert.ca_id,
-        cert.owner_id,
-        cert.serial_number,
-        cert.subject_dn,
-        cert.subject_alt_names,
-        cert.not_before,
-        cert.not_after,
-        cert.certificate_der,
-        cert.fingerprint_sha256,
-        cert.key_algorithm as KeyAlgorithm,
-        cert.profile,
-        cert.created_by,
-        audit.actor_id,
-        audit.actor_name,
-        audit.action,
-        audit.target_type,
-        audit.target_id,
-        audit.details,
+           SELECT actor_id, actor_name, action, target_type, target_id, details FROM input"#,
+        &key_id as &[Option<Uuid>],
+        &key_owner as &[Option<Uuid>],
+        &key_algorithm as &[Option<&str>],
+        &key_fingerprint as &[Option<&[u8]>],
+        &ciphertext as &[Option<&[u8]>],
+        &nonce as &[Option<&[u8]>],
+        &salt as &[Option<&[u8]>],
+        &kek_version as &[Option<i32>],
+        &id,
+        &ca_id,
+        &owner_id as &[Option<Uuid>],
+        &serial_number as &[&str],
+        &subject_dn as &[&str],
+        &sans,
+        &not_before,
+        &not_after,
+        &certificate_der as &[&[u8]],
+        &fingerprint as &[&[u8]],
+        &algorithm as &[&str],
+        &profile as &[&str],
+        &created_by as &[Option<Uuid>],
+        &actor_id as &[Option<Uuid>],
+        &actor_name as &[Option<&str>],
+        &action as &[&str],
+        &target_type as &[Option<&str>],
+        &target_id as &[Option<Uuid>],
+        &details,
     )
     .execute(tx.conn())
     .await?;

@@ -133,6 +133,15 @@ impl From<sqlx::migrate::MigrateError> for DbError {
 }
 
 impl DbError {
+    /// What a request that found no connection within the acquire timeout gets; also for
+    /// work that waited as long for a turn on one (group commit's queue).
+    pub fn pool_exhausted() -> Self {
+        DbError::Unavailable {
+            reason: UnavailableReason::PoolExhausted,
+            retry_after: RETRY_AFTER,
+        }
+    }
+
     /// True when the failure is transient and a client should retry later.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, DbError::Unavailable { .. } | DbError::Connect { .. })

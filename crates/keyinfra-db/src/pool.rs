@@ -141,6 +141,17 @@ pub struct Database {
 }
 
 impl Database {
+    /// How long a request waits for a connection before it is answered 503.
+    pub fn acquire_timeout(&self) -> std::time::Duration {
+        self.pool.options().get_acquire_timeout()
+    }
+
+    /// Whether both handles share one pool (and so one database).
+    pub fn same_pool(&self, other: &Database) -> bool {
+        // The options live in the pool's shared state: clones of one pool give one address.
+        std::ptr::eq(self.pool.options(), other.pool.options())
+    }
+
     /// Opens the pool, checks that the database is reachable and that the application role
     /// is subject to row-level security.
     pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self, DbError> {

@@ -96,6 +96,9 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    // Install the recorder now: what is recorded before it exists is lost, and the first
+    // scrape may come long after the first issuance.
+    observability::prometheus();
     let (routes, openapi) = routes();
     let openapi = Arc::new(openapi);
     routes

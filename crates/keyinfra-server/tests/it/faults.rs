@@ -290,8 +290,10 @@ async fn more_slow_requests_than_connections_get_503_within_the_acquire_timeout(
     tokio::spawn(async move {
         let _ = keyinfra_server::serve(listener, state, std::future::pending()).await;
     });
-    // Issuance writes an audit row: while another session holds the audit table, each
-    // issuance holds its connection and waits (a slow request).
+    // Creating a user writes an audit row: while another session holds the audit table,
+    // each creation holds its connection and waits (a slow request). (Not issuance: group
+    // commit shares connections between issuances; tests/it/group_commit.rs covers its
+    // queue.)
     let mut blocker = keyinfra_db::testing::OwnerSession::connect(app.tdb.url()).await;
     blocker
         .execute("BEGIN; LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE")
@@ -303,14 +305,18 @@ async fn more_slow_requests_than_connections_get_503_within_the_acquire_timeout(
     let requests: Vec<_> = (0..5)
         .map(|i| {
             let http = http.clone();
-            let url = format!("{base}/api/v1/certificates");
+            let url = format!("{base}/api/v1/users");
             let admin = admin.clone();
             tokio::spawn(async move {
                 let started = std::time::Instant::now();
                 let r = http
                     .post(url)
                     .bearer_auth(admin)
-                    .json(&json!({ "subject": format!("CN=slow-{i}") }))
+                    .json(&json!({
+                        "username": format!("slow-{i}"),
+                        "password": "a long enough password",
+                        "role": "USER"
+                    }))
                     .send()
                     .await
                     .unwrap();

@@ -9,6 +9,7 @@ mod auth;
 mod certificates;
 mod crl;
 mod faults;
+mod group_commit;
 mod health;
 mod keys_at_rest;
 mod openssl;

@@ -1,0 +1,373 @@
+//! Group commit for first issues.
+//!
+//! PostgreSQL spends most of an issuance's cost per transaction and per statement (the token
+//! check, executor start-up for the partitioned table with its CHECKs and triggers, COMMIT),
+//! not per row: docs/benchmarks.md has the figures. So a first issue is signed in its own
+//! request, then queued, and one task records whatever is queued in one transaction with one
+//! multi-row statement ([`certificates::insert_issued_many`]). Alone, a request is a batch of
+//! one and costs what it always did; under load, batches grow by themselves while the
+//! previous transaction commits. Nothing waits on a timer for company.
+//!
+//! A batch is an optimisation, never a rule of its own:
+//! - members share a transaction only when they share the [`Actor`], so the database checks
+//!   the same token and applies the same row-level security as it would to each alone;
+//! - the quota is checked for each owner's total in the batch, under the owner's row lock,
+//!   exactly as one request checks its one certificate;
+//! - when anything in a batch fails, every member is answered [`BatchOutcome::Retry`] and
+//!   takes the ordinary one-transaction path, which gives each its own exact answer (a serial
+//!   collision retried, an unknown owner 422, a quota 422). Only an unavailable database is
+//!   answered directly, so that clients are not kept waiting for a second pool timeout;
+//! - a turn in a batch is like a pooled connection: a request still queued after the pool's
+//!   acquire timeout (both batches stuck on a slow database) is answered 503 and is never
+//!   written, and neither is one whose client went away before its batch took it. Each
+//!   member's [`Turn`] decides this race with one compare-and-swap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use keyinfra_db::audit::NewAuditEvent;
+use keyinfra_db::certificates::{self, IssuedRows, NewCertificate};
+use keyinfra_db::private_keys::NewSealedKey;
+use keyinfra_db::{Actor, Database, DbError, KeyAlgorithm, UnavailableReason};
+use time::OffsetDateTime;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::error::CoreError;
+
+/// Most issuances recorded by one statement. Larger batches gain little (the per-row work
+/// then dominates) and hold their owners' locks longer.
+pub const MAX_BATCH: usize = 64;
+
+/// Batch transactions in flight at once. Two keep both cores busy: while one batch waits on
+/// its round trips and its COMMIT, the next is written.
+pub const CONCURRENT_BATCHES: usize = 2;
+
+/// While another batch is in flight, a new one starts only with this many members (or when
+/// that batch ends). Otherwise the second slot would keep taking batches of one or two, and
+/// PostgreSQL's cost per certificate is mostly per batch. With nothing in flight a batch
+/// starts at once, so a lone request never waits.
+pub const MIN_OVERLAPPING_BATCH: usize = 8;
+
+/// Requests queued beyond this wait for room (back-pressure), they are never dropped.
+const QUEUE_CAPACITY: usize = 4096;
+
+/// A signed first issue, owned, waiting for its batch.
+#[derive(Debug)]
+pub(crate) struct QueuedIssue {
+    pub db: Database,
+    pub actor: Actor,
+    /// The owner and their quota, when a quota applies.
+    pub quota: Option<(Uuid, u32)>,
+    pub now: OffsetDateTime,
+    pub key: Option<QueuedKey>,
+    pub certificate: QueuedCertificate,
+    pub audit_actor_id: Option<Uuid>,
+    pub audit_actor_name: Option<&'static str>,
+    pub audit_details: serde_json::Value,
+}
+
+#[derive(Debug)]
+pub(crate) struct QueuedKey {
+    pub id: Uuid,
+    pub owner_id: Option<Uuid>,
+    pub algorithm: KeyAlgorithm,
+    pub public_key_fingerprint: [u8; 32],
+    pub sealed: keyinfra_pki::seal::SealedKey,
+}
+
+#[derive(Debug)]
+pub(crate) struct QueuedCertificate {
+    pub id: Uuid,
+    pub ca_id: Uuid,
+    pub owner_id: Option<Uuid>,
+    pub serial_number: String,
+    pub subject_dn: String,
+    pub subject_alt_names: Vec<String>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub certificate_der: Vec<u8>,
+    pub fingerprint_sha256: [u8; 32],
+    pub key_algorithm: KeyAlgorithm,
+    pub profile: String,
+    pub created_by: Option<Uuid>,
+}
+
+impl QueuedIssue {
+    fn rows(&self) -> IssuedRows<'_> {
+        let c = &self.certificate;
+        IssuedRows {
+            key: self.key.as_ref().map(|k| NewSealedKey {
+                id: k.id,
+                owner_id: k.owner_id,
+                algorithm: k.algorithm,
+                public_key_fingerprint: &k.public_key_fingerprint,
+                ciphertext: &k.sealed.ciphertext,
+                nonce: &k.sealed.nonce,
+                salt: &k.sealed.salt,
+                kek_version: k.sealed.kek_version,
+            }),
+            certificate: NewCertificate {
+                id: c.id,
+                ca_id: c.ca_id,
+                owner_id: c.owner_id,
+                serial_number: &c.serial_number,
+                subject_dn: &c.subject_dn,
+                subject_alt_names: &c.subject_alt_names,
+                not_before: c.not_before,
+                not_after: c.not_after,
+                version: 1,
+                renewed_from: None,
+                renewed_at: None,
+                renewed_by: None,
+                certificate_der: &c.certificate_der,
+                fingerprint_sha256: &c.fingerprint_sha256,
+                key_algorithm: c.key_algorithm,
+                private_key_id: self.key.as_ref().map(|k| k.id),
+                profile: &c.profile,
+                created_by: c.created_by,
+            },
+            audit: NewAuditEvent {
+                actor_id: self.audit_actor_id,
+                actor_name: self.audit_actor_name,
+                action: "certificate.issued",
+                target_type: Some("certificate"),
+                target_id: Some(c.id),
+                details: self.audit_details.clone(),
+            },
+        }
+    }
+}
+
+/// What became of a queued issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchOutcome {
+    /// Committed.
+    Recorded,
+    /// Nothing of the batch was written; record this issue on the one-transaction path.
+    Retry,
+    /// The database could not be reached; nothing was written.
+    Unavailable {
+        reason: UnavailableReason,
+        retry_after: std::time::Duration,
+    },
+}
+
+/// Who owns a queued member: still the queue, a batch that took it, or nobody (its request
+/// gave up or went away). Set once from `WAITING`, by whoever comes first.
+#[derive(Debug, Default)]
+struct Turn(AtomicU8);
+
+const WAITING: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Turn {
+    fn is_waiting(&self) -> bool {
+        self.0.load(Ordering::Acquire) == WAITING
+    }
+    fn take(&self) -> bool {
+        self.0
+            .compare_exchange(WAITING, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+    fn abandon(&self) -> bool {
+        self.0
+            .compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// Abandons the turn when the request's future is dropped before a batch took it.
+struct AbandonOnDrop(Arc<Turn>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
+}
+
+/// The queue and the task that drains it. Started by the first issuance of an
+/// [`Authority`](crate::authority::Authority); it ends when the authority is dropped.
+#[derive(Debug)]
+pub(crate) struct IssueBatcher {
+    sender: mpsc::Sender<Member>,
+}
+
+impl IssueBatcher {
+    /// Spawns the draining task on the current Tokio runtime.
+    pub(crate) fn start() -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(drain(receiver));
+        Self { sender }
+    }
+
+    /// Queues one issue and waits for its batch's outcome.
+    pub(crate) async fn record(&self, issue: QueuedIssue) -> BatchOutcome {
+        let patience = issue.db.acquire_timeout();
+        let turn = Arc::new(Turn::default());
+        let _abandon_if_cancelled = AbandonOnDrop(Arc::clone(&turn));
+        let (reply, mut outcome) = oneshot::channel();
+        let member = Member {
+            issue,
+            reply,
+            turn: Arc::clone(&turn),
+        };
+        if self.sender.send(member).await.is_err() {
+            // The task is gone (its runtime shut down): nothing was written.
+            return BatchOutcome::Retry;
+        }
+        match tokio::time::timeout(patience, &mut outcome).await {
+            Ok(answer) => answer.unwrap_or(BatchOutcome::Retry),
+            // Still queued: give up, as a request that found no connection does.
+            Err(_) if turn.abandon() => unavailable(DbError::pool_exhausted()),
+            // A batch took it meanwhile: its transaction decides, within its own timeouts.
+            Err(_) => outcome.await.unwrap_or(BatchOutcome::Retry),
+        }
+    }
+}
+
+fn unavailable(error: DbError) -> BatchOutcome {
+    match error {
+        DbError::Unavailable {
+            reason,
+            retry_after,
+        } => BatchOutcome::Unavailable {
+            reason,
+            retry_after,
+        },
+        _ => BatchOutcome::Retry,
+    }
+}
+
+#[derive(Debug)]
+struct Member {
+    issue: QueuedIssue,
+    reply: oneshot::Sender<BatchOutcome>,
+    turn: Arc<Turn>,
+}
+
+/// Batches in flight, and a signal each time one ends.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    ended: tokio::sync::Notify,
+}
+
+async fn drain(mut receiver: mpsc::Receiver<Member>) {
+    let slots = Arc::new(Semaphore::new(CONCURRENT_BATCHES));
+    let in_flight = Arc::new(InFlight::default());
+    loop {
+        // Wait for a free slot first: whatever arrives meanwhile joins the next batch.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let Some(first) = receiver.recv().await else {
+            return;
+        };
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        loop {
+            while let Some(member) = next.take() {
+                batch.push(member);
+                if batch.len() < MAX_BATCH {
+                    next = receiver.try_recv().ok();
+                }
+            }
+            // Members are taken only when their batch starts: until then a request may still
+            // give up (after the acquire timeout) and is then dropped unanswered.
+            batch.retain(|member| member.turn.is_waiting());
+            if batch.len() >= MIN_OVERLAPPING_BATCH {
+                break;
+            }
+            // Registered before the count is read, so that an end in between is not missed.
+            let ended = in_flight.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if in_flight.count.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            tokio::select! {
+                member = receiver.recv() => match member {
+                    Some(member) => next = Some(member),
+                    None => break,
+                },
+                () = &mut ended => break,
+            }
+        }
+        batch.retain(|member| member.turn.take());
+        if batch.is_empty() {
+            continue;
+        }
+        in_flight.count.fetch_add(1, Ordering::AcqRel);
+        let in_flight = Arc::clone(&in_flight);
+        tokio::spawn(async move {
+            for group in group_by_actor(batch) {
+                record_group(group).await;
+            }
+            in_flight.count.fetch_sub(1, Ordering::AcqRel);
+            in_flight.ended.notify_waiters();
+            drop(slot);
+        });
+    }
+}
+
+/// Members that may share a transaction: the same actor on the same database.
+fn group_by_actor(batch: Vec<Member>) -> Vec<Vec<Member>> {
+    let mut groups: Vec<Vec<Member>> = Vec::new();
+    for member in batch {
+        let same = groups.iter_mut().find(|group| {
+            let first = &group[0].issue;
+            first.actor == member.issue.actor && first.db.same_pool(&member.issue.db)
+        });
+        match same {
+            Some(group) => group.push(member),
+            None => groups.push(vec![member]),
+        }
+    }
+    groups
+}
+
+async fn record_group(group: Vec<Member>) {
+    metrics::histogram!("keyinfra_issuance_batch_size").record(group.len() as f64);
+    let outcome = match write_group(&group).await {
+        Ok(()) => BatchOutcome::Recorded,
+        Err(CoreError::Db(error @ DbError::Unavailable { .. })) => unavailable(error),
+        Err(error) => {
+            // Expected now and then (a quota reached, an owner deleted meanwhile): each
+            // member learns its own answer on the one-transaction path.
+            tracing::debug!(members = group.len(), %error, "issuance batch not recorded; members retry alone");
+            BatchOutcome::Retry
+        }
+    };
+    for member in group {
+        // A member whose request was cancelled after its batch took it no longer listens.
+        let _ = member.reply.send(outcome);
+    }
+}
+
+async fn write_group(group: &[Member]) -> Result<(), CoreError> {
+    let Some(first) = group.first().map(|member| &member.issue) else {
+        return Ok(());
+    };
+    let mut tx = first.db.begin(&first.actor).await?;
+    // Each owner's quota for all of their certificates in the batch, owners in a fixed order
+    // so that two batches never wait for each other's locks in opposite orders.
+    let mut owners: Vec<(Uuid, u32, OffsetDateTime)> = group
+        .iter()
+        .map(|member| &member.issue)
+        .filter_map(|issue| issue.quota.map(|(owner, quota)| (owner, quota, issue.now)))
+        .collect();
+    owners.sort_by_key(|(owner, _, _)| *owner);
+    let mut index = 0;
+    while index < owners.len() {
+        let (owner, quota, now) = owners[index];
+        let adding = owners[index..].iter().take_while(|o| o.0 == owner).count();
+        crate::lifecycle::check_quota(&mut tx, owner, quota, adding as i64, now).await?;
+        index += adding;
+    }
+    let rows: Vec<IssuedRows<'_>> = group.iter().map(|member| member.issue.rows()).collect();
+    certificates::insert_issued_many(&mut tx, &rows).await?;
+    tx.commit().await?;
+    Ok(())
+}
