@@ -14,7 +14,7 @@ use serde::Deserialize;
 use zeroize::Zeroize;
 
 use super::session::{OverTls, UiError, UiSession, clear_cookie, render, set_session_cookie};
-use super::view::Chrome;
+use super::view::{self, Chrome};
 use crate::AppState;
 use crate::extract::ClientAddress;
 
@@ -115,8 +115,8 @@ pub async fn change(
         Ok(()) => {}
         Err(CoreError::Invalid { code, detail }) => {
             match code {
-                "wrong_current_password" => errors.current = Some(detail),
-                _ => errors.new = Some(detail),
+                "wrong_current_password" => errors.current = Some(view::sentence(&detail)),
+                _ => errors.new = Some(view::sentence(&detail)),
             }
             return refused(chrome, errors);
         }

@@ -14,6 +14,7 @@ use zeroize::Zeroize;
 
 use super::pages::{DetailForms, detail_page};
 use super::session::{UiError, UiId, UiSession, render};
+use super::view;
 use crate::AppState;
 
 /// The reasons a user may pick (RFC 5280 names, as the API takes them).
@@ -164,7 +165,7 @@ pub async fn pkcs12(
                 &session,
                 id,
                 StatusCode::CONFLICT,
-                pkcs12_error(detail),
+                pkcs12_error(view::sentence(&detail)),
             )
             .await;
         }
@@ -250,7 +251,7 @@ pub async fn renew(
             Ok(Redirect::to(&format!("/ui/certificates/{}", renewed.id)).into_response())
         }
         Err(CoreError::Invalid { detail, .. }) => {
-            forms.renew_error = Some(detail);
+            forms.renew_error = Some(view::sentence(&detail));
             refused(
                 &state,
                 &session,
@@ -261,7 +262,7 @@ pub async fn renew(
             .await
         }
         Err(CoreError::Conflict { detail, .. }) => {
-            forms.renew_error = Some(detail);
+            forms.renew_error = Some(view::sentence(&detail));
             refused(&state, &session, id, StatusCode::CONFLICT, forms).await
         }
         Err(other) => Err(other.into()),

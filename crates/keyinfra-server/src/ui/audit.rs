@@ -84,6 +84,8 @@ struct EventRow {
     action: String,
     /// "certificate", "user", ...
     target_type: String,
+    /// How the target reads: a user's name, else its kind and the start of its id.
+    target_label: String,
     target_id: Option<Uuid>,
     /// Where the target's page is, if it has one.
     target_href: Option<String>,
@@ -208,7 +210,16 @@ pub async fn page(
     } else {
         None
     };
-    let ids: Vec<Uuid> = events.iter().filter_map(|e| e.actor_id).collect();
+    let ids: Vec<Uuid> = events
+        .iter()
+        .flat_map(|e| {
+            let user_target = e
+                .target_id
+                .filter(|_| e.target_type.as_deref() == Some("user"));
+            [e.actor_id, user_target]
+        })
+        .flatten()
+        .collect();
     let names = state
         .users
         .usernames(&state.db, &session.caller, &ids)
@@ -230,6 +241,15 @@ pub async fn page(
                 (Some("user"), Some(id)) => Some(format!("/ui/users/{id}")),
                 (Some("ca"), Some(_)) => Some("/ui/cas".to_owned()),
                 _ => None,
+            },
+            target_label: match (e.target_type.as_deref(), e.target_id) {
+                (Some("user"), Some(id)) => names
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("user {}", &id.to_string()[..8])),
+                (Some(kind), Some(id)) => format!("{kind} {}", &id.to_string()[..8]),
+                (Some(kind), None) => kind.to_owned(),
+                (None, _) => String::new(),
             },
             target_type: e.target_type.unwrap_or_default(),
             target_id: e.target_id,

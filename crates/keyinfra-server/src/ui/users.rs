@@ -181,8 +181,8 @@ pub async fn create(
     // The use case's own checks, run here first only so that every field's error shows at
     // once (the use case stops at the first); it runs them all again.
     let detail = |e: CoreError| match e {
-        CoreError::Invalid { detail, .. } => detail,
-        other => other.to_string(),
+        CoreError::Invalid { detail, .. } => view::sentence(&detail),
+        other => view::sentence(&other.to_string()),
     };
     if let Err(e) = keyinfra_core::users::validate_username(&form.username) {
         errors.username = Some(detail(e));
@@ -194,7 +194,7 @@ pub async fn create(
         errors.email = Some(detail(e));
     }
     if let Err(e) = Password::new(form.password.clone(), &form.username) {
-        errors.password = Some(e.to_string());
+        errors.password = Some(view::sentence(&e.to_string()));
     } else if form.password != form.password_again {
         errors.password_again = Some("The two passwords differ. Type the same one twice.".into());
     }
@@ -230,7 +230,7 @@ pub async fn create(
                 "invalid_email" => &mut errors.email,
                 _ => &mut errors.username,
             };
-            *slot = Some(detail);
+            *slot = Some(view::sentence(&detail));
         }
         Some(Err(other)) => return Err(other.into()),
         None => {}
@@ -333,7 +333,7 @@ async fn refused(
 ) -> Result<Response, UiError> {
     match error {
         CoreError::Invalid { detail, .. } | CoreError::Conflict { detail, .. } => {
-            let page = user_page(state, session, id, Some(detail)).await?;
+            let page = user_page(state, session, id, Some(view::sentence(&detail))).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
         }
         other => Err(other.into()),
@@ -497,7 +497,7 @@ pub async fn delete(
             Ok(Redirect::to(&format!("/ui/users?deleted={revoked}")).into_response())
         }
         Err(CoreError::Invalid { detail, .. } | CoreError::Conflict { detail, .. }) => {
-            delete_refused(&state, &session, id, detail).await
+            delete_refused(&state, &session, id, view::sentence(&detail)).await
         }
         Err(other) => Err(other.into()),
     }

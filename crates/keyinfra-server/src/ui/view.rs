@@ -144,6 +144,20 @@ pub fn owner_name(id: Option<Uuid>, names: &std::collections::HashMap<Uuid, Stri
     }
 }
 
+/// A use case's message ("the PIN must ...", written for API clients) as a sentence on a
+/// page: capital first letter, final full stop.
+pub fn sentence(text: &str) -> String {
+    let mut chars = text.trim().chars();
+    let Some(first) = chars.next() else {
+        return String::new();
+    };
+    let mut out: String = first.to_uppercase().chain(chars).collect();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 /// A revocation reason's RFC 5280 name as a person reads it.
 pub fn reason_text(name: &str) -> String {
     super::actions::REASONS
@@ -173,5 +187,8 @@ mod tests {
         let now = OffsetDateTime::UNIX_EPOCH;
         assert_eq!(relative(now + time::Duration::days(12), now), "in 12 days");
         assert_eq!(relative(now - time::Duration::days(3), now), "3 days ago");
+        assert_eq!(sentence("the PIN is too short"), "The PIN is too short.");
+        assert_eq!(sentence("Done!"), "Done!");
+        assert_eq!(sentence(""), "");
     }
 }

@@ -1720,6 +1720,15 @@ async fn admins_create_change_and_delete_users_and_deletion_revokes_their_certif
             .await,
         0
     );
+    let browser = Browser::start().await;
+    browser.log_in(&app.base, "alice", PASSWORD).await;
+    browser
+        .goto(&app, &format!("/ui/users/{carol}/delete"))
+        .await;
+    browser.click("#delete-submit").await;
+    browser.wait_for("#delete-error").await;
+    browser.screenshot("user-delete-confirm").await;
+    browser.quit().await;
 
     let (status, location, _) = post_form(
         &app,
