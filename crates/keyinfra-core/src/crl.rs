@@ -172,3 +172,47 @@ impl Authority {
         }
     }
 }
+
+/// A CA's newest CRL as published: the stored row's dates and number, and the entries read
+/// back from the signed DER (what a relying party that downloads it sees).
+#[derive(Debug, Clone)]
+pub struct PublishedCrl {
+    pub ca_id: Uuid,
+    pub crl_number: i64,
+    pub this_update: time::OffsetDateTime,
+    pub next_update: time::OffsetDateTime,
+    pub size_bytes: usize,
+    pub entries: Vec<keyinfra_pki::ca::CrlEntryInfo>,
+}
+
+impl Authority {
+    /// The newest CRL of a CA with its entries (public data); None before the first one is
+    /// published (a CA whose key is not held here never gets one).
+    pub async fn published_crl(
+        &self,
+        db: &Database,
+        ca_id: Uuid,
+    ) -> Result<Option<PublishedCrl>, CoreError> {
+        let mut tx = db.begin(&Actor::Anonymous).await?;
+        let crl = crls::latest(&mut tx, ca_id).await?;
+        tx.commit().await?;
+        let Some(crl) = crl else {
+            return Ok(None);
+        };
+        // A CRL can hold many thousands of entries: parse it off the async workers.
+        let der = crl.crl_der;
+        let size_bytes = der.len();
+        let info = tokio::task::spawn_blocking(move || keyinfra_pki::ca::read_crl(&der))
+            .await
+            .map_err(|e| CoreError::Internal(format!("CRL parsing task failed: {e}")))?
+            .map_err(|e| CoreError::Internal(format!("a stored CRL does not parse: {e}")))?;
+        Ok(Some(PublishedCrl {
+            ca_id,
+            crl_number: crl.crl_number,
+            this_update: crl.this_update,
+            next_update: crl.next_update,
+            size_bytes,
+            entries: info.entries,
+        }))
+    }
+}

@@ -1014,3 +1014,22 @@ fn map_owner_fk(e: CoreError) -> CoreError {
         other => other,
     }
 }
+
+impl Authority {
+    /// How a certificate was revoked (when, why, by whom); None when it is not revoked.
+    /// 404 when the requester may not see the certificate.
+    pub async fn revocation(
+        &self,
+        db: &Database,
+        by: &Requester,
+        id: Uuid,
+    ) -> Result<Option<revocations::RevocationRecord>, CoreError> {
+        let mut tx = db.begin(&by.actor()).await?;
+        if certificates::get(&mut tx, id).await?.is_none() {
+            return Err(CoreError::NotFound("certificate"));
+        }
+        let revocation = revocations::for_certificate(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(revocation)
+    }
+}

@@ -532,3 +532,25 @@ pub async fn audit_log(
     rows.truncate(limit as usize);
     Ok((rows, more))
 }
+
+impl UserService {
+    /// The usernames of `ids` that the caller may see (an ADMIN: everyone; a USER: only
+    /// themselves), for pages that show owners by name. Unknown or hidden ids are absent.
+    pub async fn usernames(
+        &self,
+        db: &Database,
+        by: &Caller,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, String>, CoreError> {
+        let mut wanted = ids.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        let mut tx = db.begin(&by.actor()).await.map_err(map_db)?;
+        let names = users::usernames(&mut tx, &wanted).await?;
+        tx.commit().await?;
+        Ok(names.into_iter().collect())
+    }
+}

@@ -54,6 +54,8 @@ pub struct AuditFilter {
     pub action: Option<String>,
     pub since: Option<time::OffsetDateTime>,
     pub until: Option<time::OffsetDateTime>,
+    /// Only events about this object (a user or certificate id); audit_events_target_idx.
+    pub target_id: Option<Uuid>,
     /// Keyset: events strictly older than this (occurred_at, id).
     pub before: Option<(time::OffsetDateTime, Uuid)>,
 }
@@ -77,6 +79,7 @@ pub async fn list(
              AND ($3::timestamptz IS NULL OR occurred_at >= $3)
              AND ($4::timestamptz IS NULL OR occurred_at < $4)
              AND ($5::timestamptz IS NULL OR (occurred_at, id) < ($5, $6::uuid))
+             AND ($8::uuid IS NULL OR target_id = $8)
            ORDER BY occurred_at DESC, id DESC
            LIMIT $7"#,
         filter.actor_id,
@@ -85,7 +88,8 @@ pub async fn list(
         filter.until,
         before_at,
         before_id,
-        limit
+        limit,
+        filter.target_id
     )
     .fetch_all(tx.conn())
     .await?;

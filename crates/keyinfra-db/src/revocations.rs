@@ -99,3 +99,31 @@ pub async fn for_crl(
     .await?;
     Ok(rows)
 }
+
+/// A certificate's revocation, as recorded (the detail page shows it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRecord {
+    pub certificate_id: Uuid,
+    pub revoked_at: OffsetDateTime,
+    pub reason: RevocationReason,
+    pub invalidity_date: Option<OffsetDateTime>,
+    /// The user who revoked it; None when the operator (CLI) did, or that user was deleted.
+    pub revoked_by: Option<Uuid>,
+}
+
+/// The revocation of one certificate, if it is revoked and visible to the actor.
+pub async fn for_certificate(
+    tx: &mut Tx,
+    certificate_id: Uuid,
+) -> Result<Option<RevocationRecord>, DbError> {
+    let row = sqlx::query_as!(
+        RevocationRecord,
+        r#"SELECT certificate_id, revoked_at, reason AS "reason: RevocationReason",
+                  invalidity_date, revoked_by
+           FROM revoked_certificates WHERE certificate_id = $1"#,
+        certificate_id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}

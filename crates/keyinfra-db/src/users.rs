@@ -194,3 +194,14 @@ pub async fn set_password_hash(
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// The usernames of those of `ids` the actor may see (pages show names, not ids).
+pub async fn usernames(tx: &mut Tx, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, DbError> {
+    let rows = sqlx::query!(
+        "SELECT id, username FROM users WHERE id = ANY($1::uuid[])",
+        ids
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.username)).collect())
+}

@@ -354,3 +354,136 @@ pub struct CrlSpec {
 }
 
 pub use rcgen::RevocationReason;
+
+/// One entry of a published CRL, as read back from its DER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlEntryInfo {
+    pub serial: SerialNumber,
+    pub revoked_at: OffsetDateTime,
+    /// The RFC 5280 reason name (`keyCompromise`, ...); None when the entry has no reason code.
+    pub reason: Option<&'static str>,
+    pub invalidity_date: Option<OffsetDateTime>,
+}
+
+/// What a CRL says, read from its DER: what a relying party that downloads it sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlInfo {
+    /// The cRLNumber extension; None when absent or wider than 64 bits.
+    pub number: Option<u64>,
+    pub this_update: OffsetDateTime,
+    pub next_update: Option<OffsetDateTime>,
+    pub entries: Vec<CrlEntryInfo>,
+}
+
+/// RFC 5280's names of the CRLReason codes (7 is unused).
+fn crl_reason_name(code: u8) -> &'static str {
+    match code {
+        0 => "unspecified",
+        1 => "keyCompromise",
+        2 => "cACompromise",
+        3 => "affiliationChanged",
+        4 => "superseded",
+        5 => "cessationOfOperation",
+        6 => "certificateHold",
+        8 => "removeFromCRL",
+        9 => "privilegeWithdrawn",
+        10 => "aACompromise",
+        _ => "unknown",
+    }
+}
+
+/// Reads a DER CRL (x509-parser; the signature is not checked here: this is for showing a
+/// CRL this CA published, not for trusting one from elsewhere).
+pub fn read_crl(der: &[u8]) -> Result<CrlInfo, PkiError> {
+    let invalid = || PkiError::InvalidCertificate("not a valid DER CRL".into());
+    let (rest, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
+        .map_err(|_| invalid())?;
+    if !rest.is_empty() {
+        return Err(invalid());
+    }
+    let number = crl.crl_number().and_then(|n| {
+        let bytes = n.to_bytes_be();
+        (bytes.len() <= 8).then(|| bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    });
+    let mut entries = Vec::with_capacity(crl.iter_revoked_certificates().count());
+    for entry in crl.iter_revoked_certificates() {
+        entries.push(CrlEntryInfo {
+            serial: SerialNumber::from_bytes(&entry.serial().to_bytes_be())?,
+            revoked_at: entry.revocation_date.to_datetime(),
+            reason: entry.reason_code().map(|(_, code)| crl_reason_name(code.0)),
+            invalidity_date: entry.invalidity_date().map(|(_, at)| at.to_datetime()),
+        });
+    }
+    Ok(CrlInfo {
+        number,
+        this_update: crl.last_update().to_datetime(),
+        next_update: crl.next_update().map(|t| t.to_datetime()),
+        entries,
+    })
+}
+
+#[cfg(test)]
+mod crl_read_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_signed_crl_reads_back_with_its_number_dates_and_entries() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let subject = DistinguishedName::parse("CN=Test Root").unwrap();
+        let serial = SerialNumber::from_hex("01").unwrap();
+        let start = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let ca = CaSigner::create_root(
+            key,
+            &CaSpec {
+                subject: &subject,
+                serial: &serial,
+                not_before: start,
+                not_after: start + time::Duration::days(365),
+                path_len: None,
+            },
+        )
+        .unwrap();
+        // A serial with the top bit set checks that the DER sign byte is not part of it.
+        let high = SerialNumber::from_hex("8F00AA").unwrap();
+        let low = SerialNumber::from_hex("7E").unwrap();
+        let der = ca
+            .sign_crl(&CrlSpec {
+                number: 300,
+                this_update: start + time::Duration::days(1),
+                next_update: start + time::Duration::days(8),
+                revoked: vec![
+                    RevokedEntry {
+                        serial: high.clone(),
+                        revoked_at: start + time::Duration::hours(3),
+                        reason: RevocationReason::KeyCompromise,
+                        invalidity_date: Some(start + time::Duration::hours(1)),
+                    },
+                    RevokedEntry {
+                        serial: low.clone(),
+                        revoked_at: start + time::Duration::hours(4),
+                        reason: RevocationReason::CessationOfOperation,
+                        invalidity_date: None,
+                    },
+                ],
+            })
+            .unwrap();
+        let info = read_crl(&der).unwrap();
+        assert_eq!(info.number, Some(300));
+        assert_eq!(info.this_update, start + time::Duration::days(1));
+        assert_eq!(info.next_update, Some(start + time::Duration::days(8)));
+        assert_eq!(info.entries.len(), 2);
+        let first = &info.entries[0];
+        assert_eq!(first.serial, high);
+        assert_eq!(first.serial.to_hex(), "8F00AA");
+        assert_eq!(first.reason, Some("keyCompromise"));
+        assert_eq!(
+            first.invalidity_date,
+            Some(start + time::Duration::hours(1))
+        );
+        assert_eq!(info.entries[1].serial, low);
+        assert_eq!(info.entries[1].reason, Some("cessationOfOperation"));
+        assert_eq!(info.entries[1].invalidity_date, None);
+        assert!(read_crl(&der[..der.len() - 1]).is_err());
+    }
+}

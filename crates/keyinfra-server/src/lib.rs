@@ -102,7 +102,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = routes();
     let openapi = Arc::new(openapi);
     routes
-        .merge(ui::router())
+        .merge(ui::router(state.clone()))
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {

@@ -25,6 +25,8 @@ pub struct AuditQuery {
     pub actor: Option<Uuid>,
     /// Only this action, e.g. `user.login_failed`.
     pub action: Option<String>,
+    /// Only events about this object (a user or certificate id).
+    pub target: Option<Uuid>,
     /// Only events at or after this RFC 3339 time.
     pub since: Option<String>,
     /// Only events before this RFC 3339 time.
@@ -78,6 +80,7 @@ async fn list_audit(
         action: q.action.clone(),
         since: parse_time("since", q.since.as_deref())?,
         until: parse_time("until", q.until.as_deref())?,
+        target_id: q.target,
         before: page.keyset()?,
     };
     let (rows, more) = keyinfra_core::users::audit_log(&state.db, &caller, &filter, limit).await?;

@@ -220,6 +220,21 @@ async fn delete_user(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, Problem> {
-    state.users.delete(&state.db, &caller, id).await?;
+    let revoked = state.users.delete(&state.db, &caller, id).await?;
+    if revoked > 0 {
+        crls_changed(&state).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Asks the CRL publisher to re-issue every CA's CRL after a user's certificates were
+/// revoked with the user (the user use case cannot reach the publisher), so that they are
+/// listed within seconds, as after any other revocation, rather than at the next refresh.
+pub(crate) async fn crls_changed(state: &AppState) -> Result<(), Problem> {
+    for ca in state.authority.list_cas(&state.db).await? {
+        if ca.private_key_id.is_some() {
+            state.authority.crl_changed(ca.id);
+        }
+    }
+    Ok(())
 }

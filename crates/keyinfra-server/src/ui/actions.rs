@@ -1,18 +1,21 @@
-//! A certificate's actions: revoke with a reason, export as PKCS#12. Both are forms with the
-//! session's CSRF token, checked before anything else; the rules are the use cases'.
+//! A certificate's actions: revoke with a reason, export as PKCS#12, renew (admins). Each is
+//! a form with the session's CSRF token, checked before anything else; the rules are the
+//! use cases'. A refused export or renewal shows its error next to its form on the detail
+//! page.
 
 use axum::extract::{Form, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use keyinfra_core::lifecycle::parse_reason;
-use keyinfra_core::{CoreError, Requester};
+use keyinfra_core::lifecycle::{RenewRequest, parse_reason};
+use keyinfra_core::{CoreError, OsRandom, Requester};
 use keyinfra_pki::pkcs12::{PIN_MAX_CHARS, PIN_MIN_CHARS, Pin, Pkcs12Compat};
 use serde::Deserialize;
 use zeroize::Zeroize;
 
-use super::session::{UiError, UiSession};
-use crate::extract::IdPath;
-use crate::{AppState, Problem};
+use super::pages::{DetailForms, detail_page};
+use super::session::{UiError, UiId, UiSession, render};
+use super::view;
+use crate::AppState;
 
 /// The reasons a user may pick (RFC 5280 names, as the API takes them).
 pub const REASONS: [(&str, &str); 7] = [
@@ -39,7 +42,7 @@ pub struct RevokeForm {
 pub async fn revoke(
     State(state): State<AppState>,
     session: UiSession,
-    IdPath(id): IdPath,
+    UiId(id): UiId,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, UiError> {
     session.check_csrf(&state, &form.csrf)?;
@@ -77,14 +80,22 @@ impl std::fmt::Debug for Pkcs12Form {
     }
 }
 
-fn invalid(code: &'static str, detail: String) -> UiError {
-    UiError(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail))
+/// The detail page again, with the refusal next to the form that caused it.
+async fn refused(
+    state: &AppState,
+    session: &UiSession,
+    id: uuid::Uuid,
+    status: StatusCode,
+    forms: DetailForms,
+) -> Result<Response, UiError> {
+    let page = detail_page(state, session, id, forms).await?;
+    Ok((status, render(&page)).into_response())
 }
 
 pub async fn pkcs12(
     State(state): State<AppState>,
     session: UiSession,
-    IdPath(id): IdPath,
+    UiId(id): UiId,
     Form(form): Form<Pkcs12Form>,
 ) -> Result<Response, UiError> {
     session.check_csrf(&state, &form.csrf)?;
@@ -96,38 +107,70 @@ pub async fn pkcs12(
     } = form;
     let same = pin == pin_again;
     pin_again.zeroize();
+    let pkcs12_error = |message: String| DetailForms {
+        pkcs12_error: Some(message),
+        ..DetailForms::default()
+    };
     if !same {
         pin.zeroize();
-        return Err(invalid(
-            "pin_mismatch",
-            "the two PINs differ; go back and type the same PIN twice".into(),
-        ));
+        let forms = pkcs12_error("The two PINs differ. Type the same PIN twice.".into());
+        return refused(
+            &state,
+            &session,
+            id,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            forms,
+        )
+        .await;
     }
     let compat = match compat.as_str() {
         "" | "modern" => Pkcs12Compat::Modern,
         "legacy" => Pkcs12Compat::Legacy,
         _ => {
-            return Err(invalid("invalid_compat", "choose modern or legacy".into()));
+            pin.zeroize();
+            let forms = pkcs12_error("Choose the modern or the legacy format.".into());
+            return refused(
+                &state,
+                &session,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                forms,
+            )
+            .await;
         }
     };
-    let pin = Pin::new(pin).map_err(|_| {
-        invalid(
-            "invalid_pin",
-            format!(
-                "the PIN must have {PIN_MIN_CHARS} to {PIN_MAX_CHARS} characters and no control characters"
-            ),
+    // Pin::new takes the PIN and wipes it when refused.
+    let Ok(pin) = Pin::new(pin) else {
+        let forms = pkcs12_error(format!(
+            "The PIN must have {PIN_MIN_CHARS} to {PIN_MAX_CHARS} characters and no control characters."
+        ));
+        return refused(
+            &state,
+            &session,
+            id,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            forms,
         )
-    })?;
-    let bytes = state
+        .await;
+    };
+    let result = state
         .authority
         .export_pkcs12(&state.db, &Requester::User(session.caller), id, pin, compat)
-        .await
-        .map_err(|e| match e {
-            CoreError::Conflict { code, detail } => {
-                UiError(Problem::new(StatusCode::CONFLICT, code, detail))
-            }
-            other => other.into(),
-        })?;
+        .await;
+    let bytes = match result {
+        Ok(bytes) => bytes,
+        Err(CoreError::Conflict { detail, .. }) => {
+            return refused(
+                &state,
+                &session,
+                id,
+                StatusCode::CONFLICT,
+                pkcs12_error(view::sentence(&detail)),
+            )
+            .await;
+        }
+        Err(other) => return Err(other.into()),
+    };
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{id}.p12\""))
         .map_err(|_| crate::problem::internal_error())?;
     Ok((
@@ -141,4 +184,87 @@ pub async fn pkcs12(
         bytes,
     )
         .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RenewForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    validity_days: String,
+    /// A checkbox: present ("on") when ticked.
+    #[serde(default)]
+    rekey: Option<String>,
+    #[serde(default)]
+    revoke_previous: Option<String>,
+}
+
+/// Renews (the use case allows it to admins only): a new certificate with the same names,
+/// then its page.
+pub async fn renew(
+    State(state): State<AppState>,
+    session: UiSession,
+    UiId(id): UiId,
+    Form(form): Form<RenewForm>,
+) -> Result<Response, UiError> {
+    session.check_csrf(&state, &form.csrf)?;
+    let mut forms = DetailForms {
+        renew_validity_days: form.validity_days.trim().to_owned(),
+        renew_rekey: form.rekey.is_some(),
+        renew_revoke_previous: form.revoke_previous.is_some(),
+        ..DetailForms::default()
+    };
+    let validity_days = match form.validity_days.trim() {
+        "" => None,
+        text => match text.parse::<u32>() {
+            Ok(days) => Some(days),
+            Err(_) => {
+                forms.renew_error = Some("Give the validity as a whole number of days.".into());
+                return refused(
+                    &state,
+                    &session,
+                    id,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    forms,
+                )
+                .await;
+            }
+        },
+    };
+    let request = RenewRequest {
+        validity_days,
+        rekey: forms.renew_rekey,
+        revoke_previous: forms.renew_revoke_previous,
+    };
+    let result = state
+        .authority
+        .renew(
+            &state.db,
+            &Requester::User(session.caller),
+            id,
+            request,
+            &mut OsRandom,
+        )
+        .await;
+    match result {
+        Ok(renewed) => {
+            Ok(Redirect::to(&format!("/ui/certificates/{}", renewed.id)).into_response())
+        }
+        Err(CoreError::Invalid { detail, .. }) => {
+            forms.renew_error = Some(view::sentence(&detail));
+            refused(
+                &state,
+                &session,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                forms,
+            )
+            .await
+        }
+        Err(CoreError::Conflict { detail, .. }) => {
+            forms.renew_error = Some(view::sentence(&detail));
+            refused(&state, &session, id, StatusCode::CONFLICT, forms).await
+        }
+        Err(other) => Err(other.into()),
+    }
 }

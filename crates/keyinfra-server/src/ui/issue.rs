@@ -15,7 +15,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::session::{UiError, UiSession, render};
-use super::view::Chrome;
+use super::view::{self, Chrome};
 use crate::AppState;
 
 const ALGORITHMS: [&str; 6] = [
@@ -232,12 +232,12 @@ pub async fn issue(
                     .map(|(a, v)| (attribute_label(a.short_name()), v.clone()))
                     .collect();
             }
-            Some(Err(e)) => errors.subject = Some(e.to_string()),
+            Some(Err(e)) => errors.subject = Some(view::sentence(&e.to_string())),
             None => {}
         }
         match SubjectAltName::parse_list(&san) {
             Ok(list) => preview.sans = list.iter().map(ToString::to_string).collect(),
-            Err(e) => errors.san = Some(e.to_string()),
+            Err(e) => errors.san = Some(view::sentence(&e.to_string())),
         }
         let mut page = page(&state, &session, form, errors).await?;
         page.preview = Some(preview);
@@ -281,7 +281,7 @@ pub async fn issue(
                 "unknown_owner" | "owner_disabled" => &mut errors.owner,
                 _ => &mut errors.general,
             };
-            *slot = Some(detail);
+            *slot = Some(view::sentence(&detail));
             refused(&state, &session, form, errors).await
         }
         Err(CoreError::Forbidden) => {

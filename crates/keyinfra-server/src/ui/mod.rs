@@ -10,19 +10,25 @@
 //! - CSRF: every state-changing form carries the session's CSRF token (HMAC of the token's
 //!   `sub` and `jti` under a key derived from the server secret); a POST without it is
 //!   refused with 403 before anything is written.
+//! - Errors, and any unknown path under `/ui`, are HTML pages in the same layout (never the
+//!   API's problem+json); admin-only pages answer everyone else with the same 404.
 //! - Every response carries a strict Content-Security-Policy (no script at all, no framing),
 //!   `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
 
+mod account;
 mod actions;
+mod audit;
+mod cas;
 mod issue;
 mod pages;
 mod session;
+mod users;
 mod view;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 pub use session::OverTls;
 
@@ -34,7 +40,7 @@ const STYLE: &str = include_str!("style.css");
 const CSP: &str = "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/ui", get(pages::dashboard))
         .route("/ui/login", get(session::login_page).post(session::login))
@@ -48,7 +54,28 @@ pub fn router() -> Router<AppState> {
         .route("/ui/certificates/{id}/pem", get(pages::pem))
         .route("/ui/certificates/{id}/revoke", post(actions::revoke))
         .route("/ui/certificates/{id}/pkcs12", post(actions::pkcs12))
+        .route("/ui/certificates/{id}/renew", post(actions::renew))
+        .route("/ui/cas", get(cas::page))
+        .route("/ui/users", get(users::list))
+        .route("/ui/users/new", get(users::new_form).post(users::create))
+        .route("/ui/users/{id}", get(users::show))
+        .route("/ui/users/{id}/role", post(users::set_role))
+        .route("/ui/users/{id}/status", post(users::set_status))
+        .route(
+            "/ui/users/{id}/delete",
+            get(users::confirm_delete).post(users::delete),
+        )
+        .route("/ui/audit", get(audit::page))
+        .route(
+            "/ui/account/password",
+            get(account::form).post(account::change),
+        )
         .route("/ui/static/style.css", get(style))
+        .route("/ui/{*rest}", any(session::unknown_page))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            session::error_layout,
+        ))
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -11,9 +11,8 @@ use keyinfra_db::certificates::CertificateFilter;
 use keyinfra_db::stats;
 use serde::Deserialize;
 
-use super::session::{UiError, UiSession, render};
+use super::session::{UiError, UiId, UiSession, render};
 use super::view::{self, CertRow, Chrome};
-use crate::extract::IdPath;
 use crate::pagination::{decode_cursor, encode_cursor};
 use crate::{AppState, Problem};
 
@@ -30,6 +29,7 @@ pub(super) async fn chrome(
         .get(&state.db, &session.caller, session.caller.id)
         .await?;
     Ok(Chrome {
+        signed_in: true,
         username: me.username,
         is_admin: session.caller.require_admin().is_ok(),
         csrf: session.csrf.clone(),
@@ -177,7 +177,34 @@ fn short(id: &str) -> String {
 pub struct ListQuery {
     q: Option<String>,
     status: Option<String>,
+    /// Admins: only this user's certificates (a user id from the owner list).
+    owner: Option<String>,
     cursor: Option<String>,
+}
+
+/// One user in an owner menu.
+#[derive(Debug, Clone)]
+pub struct OwnerChoice {
+    pub id: String,
+    pub username: String,
+}
+
+/// Users an admin may pick as an owner or filter by (the first 500, in creation order).
+pub(super) async fn owner_choices(
+    state: &AppState,
+    session: &UiSession,
+) -> Result<Vec<OwnerChoice>, UiError> {
+    Ok(state
+        .users
+        .list(&state.db, &session.caller, None, 500)
+        .await?
+        .items
+        .into_iter()
+        .map(|u| OwnerChoice {
+            id: u.id.to_string(),
+            username: u.username,
+        })
+        .collect())
 }
 
 #[derive(Template)]
@@ -186,6 +213,8 @@ struct CertificateList {
     chrome: Chrome,
     q: String,
     status: String,
+    owner: String,
+    owners: Vec<OwnerChoice>,
     statuses: [&'static str; 4],
     rows: Vec<CertRow>,
     next: Option<String>,
@@ -219,13 +248,25 @@ pub async fn certificates(
             )
         })?),
     };
+    let owner_label = query.owner.unwrap_or_default();
+    let owner_id = match owner_label.trim() {
+        "" => None,
+        text => Some(text.parse::<uuid::Uuid>().map_err(|_| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_owner",
+                "choose the owner from the list",
+            )
+        })?),
+    };
     let after = match query.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(decode_cursor(c)?),
     };
     let now = state.authority.clock.now();
     let filter = CertificateFilter {
-        owner_id: None,
+        // The list use case confines a USER to their own certificates whatever this says.
+        owner_id,
         status,
         expires_before: None,
         as_of: Some(now),
@@ -247,22 +288,58 @@ pub async fn certificates(
         }
         _ => None,
     };
+    let (owners, names) = if chrome.is_admin {
+        let ids: Vec<uuid::Uuid> = items.iter().filter_map(|c| c.owner_id).collect();
+        (
+            owner_choices(&state, &session).await?,
+            state
+                .users
+                .usernames(&state.db, &session.caller, &ids)
+                .await?,
+        )
+    } else {
+        (Vec::new(), std::collections::HashMap::new())
+    };
     let page = CertificateList {
         chrome,
-        filtered: !q.is_empty() || status.is_some(),
+        filtered: !q.is_empty() || status.is_some() || owner_id.is_some(),
         q,
         status: status_label,
+        owner: owner_id.map(|o| o.to_string()).unwrap_or_default(),
+        owners,
         statuses: ["ACTIVE", "SUPERSEDED", "REVOKED", "EXPIRED"],
-        rows: items.iter().map(|c| CertRow::new(c, now)).collect(),
+        rows: items
+            .iter()
+            .map(|c| CertRow::new(c, now).named(&names))
+            .collect(),
         next,
         first_page: after.is_none(),
     };
     Ok(render(&page))
 }
 
+/// How the certificate was revoked, as the detail page shows it.
+#[derive(Debug)]
+struct RevocationView {
+    revoked_at: String,
+    reason: String,
+    invalidity_date: Option<String>,
+    revoked_by: String,
+}
+
+/// What the detail page's forms say after a refused submission.
+#[derive(Debug, Default)]
+pub(super) struct DetailForms {
+    pub pkcs12_error: Option<String>,
+    pub renew_error: Option<String>,
+    pub renew_validity_days: String,
+    pub renew_rekey: bool,
+    pub renew_revoke_previous: bool,
+}
+
 #[derive(Template)]
 #[template(path = "ui/certificate.html")]
-struct CertificateDetail {
+pub(super) struct CertificateDetail {
     chrome: Chrome,
     cert: CertRow,
     sans: Vec<String>,
@@ -272,25 +349,69 @@ struct CertificateDetail {
     not_before: String,
     not_after: String,
     issued: String,
-    owner: String,
     versions: Vec<CertRow>,
     pem: String,
     revocable: bool,
+    renewable: bool,
+    revocation: Option<RevocationView>,
     reasons: [(&'static str, &'static str); 7],
+    forms: DetailForms,
 }
 
 pub async fn certificate(
     State(state): State<AppState>,
     session: UiSession,
-    IdPath(id): IdPath,
+    UiId(id): UiId,
 ) -> Result<Response, UiError> {
-    let chrome = chrome(&state, &session, "certificates").await?;
+    let page = detail_page(&state, &session, id, DetailForms::default()).await?;
+    Ok(render(&page))
+}
+
+/// The detail page, with what its forms say (errors are shown next to the form that
+/// caused them, not on a page of their own).
+pub(super) async fn detail_page(
+    state: &AppState,
+    session: &UiSession,
+    id: uuid::Uuid,
+    forms: DetailForms,
+) -> Result<CertificateDetail, UiError> {
+    let chrome = chrome(state, session, "certificates").await?;
     let requester = Requester::User(session.caller);
     // A USER asking for another user's certificate gets the use case's 404.
     let cert = state.authority.get(&state.db, &requester, id).await?;
     let versions = state.authority.versions(&state.db, &requester, id).await?;
+    let revocation = match cert.status {
+        CertificateStatus::Revoked => {
+            state
+                .authority
+                .revocation(&state.db, &requester, id)
+                .await?
+        }
+        _ => None,
+    };
+    let mut ids: Vec<uuid::Uuid> = cert.owner_id.into_iter().collect();
+    ids.extend(revocation.as_ref().and_then(|r| r.revoked_by));
+    // Row-level security shows a USER only their own name; anyone else who can revoke
+    // their certificate is an administrator.
+    let names = state
+        .users
+        .usernames(&state.db, &session.caller, &ids)
+        .await?;
     let now = state.authority.clock.now();
-    let page = CertificateDetail {
+    let revocation = revocation.map(|r| RevocationView {
+        revoked_at: view::date_time(r.revoked_at),
+        reason: view::reason_text(keyinfra_core::lifecycle::reason_label(r.reason)),
+        invalidity_date: r.invalidity_date.map(view::date_time),
+        revoked_by: match r.revoked_by {
+            None => "the operator (command line) or a since deleted user".to_owned(),
+            Some(by) => names
+                .get(&by)
+                .cloned()
+                .unwrap_or_else(|| "an administrator".to_owned()),
+        },
+    });
+    let live = cert.not_after > now;
+    Ok(CertificateDetail {
         chrome,
         sans: cert
             .subject_alt_names
@@ -303,26 +424,26 @@ pub async fn certificate(
         not_before: view::date_time(cert.not_before),
         not_after: view::date_time(cert.not_after),
         issued: view::date_time(cert.created_at),
-        owner: cert
-            .owner_id
-            .map_or_else(|| "none".to_owned(), |o| o.to_string()),
         versions: versions.iter().map(|c| CertRow::new(c, now)).collect(),
         pem: keyinfra_pki::certificate_pem(&cert.certificate_der),
         revocable: matches!(
             cert.status,
             CertificateStatus::Active | CertificateStatus::Superseded
-        ) && cert.not_after > now,
+        ) && live,
+        // The renew use case takes only ACTIVE certificates.
+        renewable: cert.status == CertificateStatus::Active,
+        revocation,
         reasons: super::actions::REASONS,
-        cert: CertRow::new(&cert, now),
-    };
-    Ok(render(&page))
+        forms,
+        cert: CertRow::new(&cert, now).named(&names),
+    })
 }
 
 /// The certificate and its CA chain, as the API's `/pem` serves it, as a download.
 pub async fn pem(
     State(state): State<AppState>,
     session: UiSession,
-    IdPath(id): IdPath,
+    UiId(id): UiId,
 ) -> Result<Response, UiError> {
     let text = state
         .authority

@@ -9,6 +9,7 @@ use keyinfra_core::CoreError;
 use keyinfra_core::users::Caller;
 use serde::Deserialize;
 
+use super::view::Chrome;
 use crate::extract::ClientAddress;
 use crate::{AppState, Problem};
 
@@ -87,7 +88,7 @@ fn to_login() -> Response {
         .into_response()
 }
 
-fn clear_cookie() -> HeaderValue {
+pub(super) fn clear_cookie() -> HeaderValue {
     HeaderValue::from_static(
         "keyinfra_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
     )
@@ -118,9 +119,19 @@ impl From<keyinfra_db::DbError> for UiError {
 #[derive(Template)]
 #[template(path = "ui/error.html")]
 struct ErrorPage<'a> {
+    chrome: Chrome,
     status: u16,
     title: &'a str,
     detail: &'a str,
+}
+
+/// What an error page said, kept on the response so that [`error_layout`] can show it
+/// again inside the signed-in layout.
+#[derive(Debug, Clone)]
+struct ErrorShown {
+    status: u16,
+    title: String,
+    detail: String,
 }
 
 impl IntoResponse for UiError {
@@ -136,13 +147,93 @@ impl IntoResponse for UiError {
             403 => "Not allowed",
             _ => problem.title.as_str(),
         };
+        // Rendered without navigation here (no session at hand); the layer re-renders it
+        // with the signed-in layout when the request had a valid session.
         let page = ErrorPage {
+            chrome: Chrome::anonymous(),
             status: problem.status,
             title,
             detail: &problem.detail,
         };
-        (status, render(&page)).into_response()
+        let mut response = (status, render(&page)).into_response();
+        response.extensions_mut().insert(ErrorShown {
+            status: problem.status,
+            title: title.to_owned(),
+            detail: problem.detail.clone(),
+        });
+        response
     }
+}
+
+/// Shows error pages inside the same layout as every other page (navigation, account) when
+/// the request carried a valid session. Errors are rare, so the extra lookup of the
+/// username costs nothing that matters; if it fails, the plain error page stays.
+pub async fn error_layout(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let token = session_cookie(request.headers()).map(str::to_owned);
+    let mut response = next.run(request).await;
+    let Some(shown) = response.extensions_mut().remove::<ErrorShown>() else {
+        return response;
+    };
+    let Some(token) = token else {
+        return response;
+    };
+    let Ok((caller, csrf)) = state.users.authenticate_session(&token) else {
+        return response;
+    };
+    let session = UiSession {
+        caller,
+        token,
+        csrf,
+    };
+    let Ok(chrome) = super::pages::chrome(&state, &session, "").await else {
+        return response;
+    };
+    let page = ErrorPage {
+        chrome,
+        status: shown.status,
+        title: &shown.title,
+        detail: &shown.detail,
+    };
+    (response.status(), render(&page)).into_response()
+}
+
+/// A `{id}` path segment that must be a UUID; anything else is the UI's 404 page.
+#[derive(Debug, Clone, Copy)]
+pub struct UiId(pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for UiId {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| no_such_page())?;
+        raw.parse().map(Self).map_err(|_| no_such_page())
+    }
+}
+
+pub fn no_such_page() -> UiError {
+    UiError(Problem::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "There is no page at this address.",
+    ))
+}
+
+/// Any other path under /ui: the UI's own 404 page, not the API's problem+json.
+pub async fn unknown_page() -> UiError {
+    no_such_page()
+}
+
+/// Pages for administrators only: anyone else gets the same 404 as for an unknown page,
+/// so the page's existence is not advertised (the use cases refuse them again).
+pub fn admin_only(session: &UiSession) -> Result<(), UiError> {
+    session.caller.require_admin().map_err(|_| no_such_page())
 }
 
 /// Renders a template; a template that fails (it cannot, short of a bug) is a logged 500.
@@ -165,13 +256,39 @@ pub fn render(template: &impl Template) -> Response {
 struct LoginPage<'a> {
     username: &'a str,
     error: Option<&'a str>,
+    notice: Option<&'a str>,
 }
 
-pub async fn login_page() -> Response {
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    /// Set by the password page when it could not start the new session itself.
+    #[serde(default)]
+    password_changed: Option<String>,
+}
+
+pub async fn login_page(axum::extract::Query(query): axum::extract::Query<LoginQuery>) -> Response {
     render(&LoginPage {
         username: "",
         error: None,
+        notice: query
+            .password_changed
+            .is_some()
+            .then_some("Your password was changed. Log in with the new password."),
     })
+}
+
+/// The `Set-Cookie` value that makes an access token the session.
+pub fn set_session_cookie(
+    token: &keyinfra_core::auth::AccessToken,
+    over_tls: bool,
+) -> Result<HeaderValue, UiError> {
+    let secure = if over_tls { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        token.token,
+        token.expires_in.whole_seconds()
+    );
+    HeaderValue::from_str(&cookie).map_err(|_| UiError(crate::problem::internal_error()))
 }
 
 #[derive(Deserialize)]
@@ -203,22 +320,15 @@ pub async fn login(
         let page = LoginPage {
             username: &form.username,
             error: Some(message),
+            notice: None,
         };
         (status, render(&page)).into_response()
     };
     match result {
-        Ok(token) => {
-            let secure = if tls.is_some() { "; Secure" } else { "" };
-            let cookie = format!(
-                "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
-                token.token,
-                token.expires_in.whole_seconds()
-            );
-            match HeaderValue::from_str(&cookie) {
-                Ok(value) => ([(header::SET_COOKIE, value)], Redirect::to("/ui")).into_response(),
-                Err(_) => UiError(crate::problem::internal_error()).into_response(),
-            }
-        }
+        Ok(token) => match set_session_cookie(&token, tls.is_some()) {
+            Ok(value) => ([(header::SET_COOKIE, value)], Redirect::to("/ui")).into_response(),
+            Err(error) => error.into_response(),
+        },
         Err(CoreError::InvalidCredentials) => refused(
             StatusCode::UNAUTHORIZED,
             "The username or password is wrong.",

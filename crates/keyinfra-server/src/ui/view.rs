@@ -8,11 +8,28 @@ use uuid::Uuid;
 /// What every page's top bar needs.
 #[derive(Debug, Clone)]
 pub struct Chrome {
+    /// False on an error page shown without a (valid) session: no navigation, no forms.
+    pub signed_in: bool,
     pub username: String,
     pub is_admin: bool,
     pub csrf: String,
-    /// Which navigation entry is current: "dashboard" or "certificates".
+    /// Which navigation entry is current: "dashboard", "certificates", "cas", "users",
+    /// "audit" or "account".
     pub current: &'static str,
+}
+
+impl Chrome {
+    /// The top bar of a page shown to nobody in particular (an error before the session
+    /// is known): the brand only.
+    pub fn anonymous() -> Self {
+        Self {
+            signed_in: false,
+            username: String::new(),
+            is_admin: false,
+            csrf: String::new(),
+            current: "",
+        }
+    }
 }
 
 pub fn date(at: OffsetDateTime) -> String {
@@ -78,6 +95,9 @@ pub struct CertRow {
     pub remaining: String,
     pub profile: String,
     pub version: i32,
+    pub owner_id: Option<Uuid>,
+    /// The owner's username, when the page looked it up (admins' lists).
+    pub owner: String,
 }
 
 impl CertRow {
@@ -100,8 +120,58 @@ impl CertRow {
             remaining: relative(c.not_after, now),
             profile: c.profile.clone(),
             version: c.version,
+            owner_id: c.owner_id,
+            owner: String::new(),
         }
     }
+
+    /// Fills in the owner's name from a page's lookup.
+    pub fn named(mut self, names: &std::collections::HashMap<Uuid, String>) -> Self {
+        self.owner = owner_name(self.owner_id, names);
+        self
+    }
+}
+
+/// How a page names an owner: the username; "nobody" when the certificate has none (its
+/// user was deleted, or the operator issued it); "unknown user" when not visible.
+pub fn owner_name(id: Option<Uuid>, names: &std::collections::HashMap<Uuid, String>) -> String {
+    match id {
+        None => "nobody".to_owned(),
+        Some(id) => names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| "unknown user".to_owned()),
+    }
+}
+
+/// A use case's message ("the PIN must ...", written for API clients) as a sentence on a
+/// page: capital first letter, final full stop.
+pub fn sentence(text: &str) -> String {
+    let mut chars = text.trim().chars();
+    let Some(first) = chars.next() else {
+        return String::new();
+    };
+    let mut out: String = first.to_uppercase().chain(chars).collect();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+/// A revocation reason's RFC 5280 name as a person reads it.
+pub fn reason_text(name: &str) -> String {
+    super::actions::REASONS
+        .iter()
+        .find(|(code, _)| *code == name)
+        .map_or_else(
+            || match name {
+                "aACompromise" => "AA compromise".to_owned(),
+                "certificateHold" => "Certificate hold".to_owned(),
+                "removeFromCRL" => "Remove from CRL".to_owned(),
+                other => other.to_owned(),
+            },
+            |(_, text)| (*text).to_owned(),
+        )
 }
 
 #[cfg(test)]
@@ -117,5 +187,8 @@ mod tests {
         let now = OffsetDateTime::UNIX_EPOCH;
         assert_eq!(relative(now + time::Duration::days(12), now), "in 12 days");
         assert_eq!(relative(now - time::Duration::days(3), now), "3 days ago");
+        assert_eq!(sentence("the PIN is too short"), "The PIN is too short.");
+        assert_eq!(sentence("Done!"), "Done!");
+        assert_eq!(sentence(""), "");
     }
 }
