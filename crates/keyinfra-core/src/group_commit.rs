@@ -254,6 +254,24 @@ struct InFlight {
     ended: tokio::sync::Notify,
 }
 
+/// One batch in flight; its end is counted and signalled even if its task unwinds, so that
+/// the queue never waits for a batch that is gone.
+struct BatchInFlight(Arc<InFlight>);
+
+impl BatchInFlight {
+    fn start(in_flight: &Arc<InFlight>) -> Self {
+        in_flight.count.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(in_flight))
+    }
+}
+
+impl Drop for BatchInFlight {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.ended.notify_waiters();
+    }
+}
+
 async fn drain(mut receiver: mpsc::Receiver<Member>) {
     let slots = Arc::new(Semaphore::new(CONCURRENT_BATCHES));
     let in_flight = Arc::new(InFlight::default());
@@ -299,14 +317,13 @@ async fn drain(mut receiver: mpsc::Receiver<Member>) {
         if batch.is_empty() {
             continue;
         }
-        in_flight.count.fetch_add(1, Ordering::AcqRel);
-        let in_flight = Arc::clone(&in_flight);
+        let running = BatchInFlight::start(&in_flight);
         tokio::spawn(async move {
             for group in group_by_actor(batch) {
                 record_group(group).await;
             }
-            in_flight.count.fetch_sub(1, Ordering::AcqRel);
-            in_flight.ended.notify_waiters();
+            // The batch ends before its slot frees, so a waiting batch sees the end first.
+            drop(running);
             drop(slot);
         });
     }
