@@ -39,6 +39,37 @@ pub struct CertificateDraft {
     pub renewed_by: Option<Uuid>,
 }
 
+impl CertificateDraft {
+    /// The row to insert, once the certificate is signed with `serial_hex`.
+    pub fn row<'a>(
+        &'a self,
+        serial_hex: &'a str,
+        certificate_der: &'a [u8],
+        fingerprint_sha256: &'a [u8],
+    ) -> NewCertificate<'a> {
+        NewCertificate {
+            id: self.id,
+            ca_id: self.ca_id,
+            owner_id: self.owner_id,
+            serial_number: serial_hex,
+            subject_dn: &self.subject_dn,
+            subject_alt_names: &self.subject_alt_names,
+            not_before: self.not_before,
+            not_after: self.not_after,
+            version: self.version,
+            renewed_from: self.renewed_from,
+            renewed_at: self.renewed_at,
+            renewed_by: self.renewed_by,
+            certificate_der,
+            fingerprint_sha256,
+            key_algorithm: self.key_algorithm,
+            private_key_id: self.private_key_id,
+            profile: &self.profile,
+            created_by: self.created_by,
+        }
+    }
+}
+
 /// A certificate as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedCertificate {
@@ -108,29 +139,7 @@ where
         let mut tx = db.begin(actor).await?;
         hooks.before_insert(&mut tx).await?;
         let stored = hooks
-            .insert(
-                &mut tx,
-                &NewCertificate {
-                    id: draft.id,
-                    ca_id: draft.ca_id,
-                    owner_id: draft.owner_id,
-                    serial_number: &serial_hex,
-                    subject_dn: &draft.subject_dn,
-                    subject_alt_names: &draft.subject_alt_names,
-                    not_before: draft.not_before,
-                    not_after: draft.not_after,
-                    version: draft.version,
-                    renewed_from: draft.renewed_from,
-                    renewed_at: draft.renewed_at,
-                    renewed_by: draft.renewed_by,
-                    certificate_der: &der,
-                    fingerprint_sha256: &fingerprint,
-                    key_algorithm: draft.key_algorithm,
-                    private_key_id: draft.private_key_id,
-                    profile: &draft.profile,
-                    created_by: draft.created_by,
-                },
-            )
+            .insert(&mut tx, &draft.row(&serial_hex, &der, &fingerprint))
             .await;
         match stored {
             Ok(()) => {

@@ -26,13 +26,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use keyinfra_db::audit::NewAuditEvent;
-use keyinfra_db::certificates::{self, IssuedRows, NewCertificate};
+use keyinfra_db::certificates::{self, IssuedRows};
 use keyinfra_db::private_keys::NewSealedKey;
 use keyinfra_db::{Actor, Database, DbError, KeyAlgorithm, UnavailableReason};
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::certificates::CertificateDraft;
 use crate::error::CoreError;
 
 /// Most issuances recorded by one statement. Larger batches gain little (the per-row work
@@ -76,21 +77,13 @@ pub(crate) struct QueuedKey {
     pub sealed: keyinfra_pki::seal::SealedKey,
 }
 
+/// A signed first issue: its draft (version 1, no renewal) and what signing produced.
 #[derive(Debug)]
 pub(crate) struct QueuedCertificate {
-    pub id: Uuid,
-    pub ca_id: Uuid,
-    pub owner_id: Option<Uuid>,
+    pub draft: CertificateDraft,
     pub serial_number: String,
-    pub subject_dn: String,
-    pub subject_alt_names: Vec<String>,
-    pub not_before: OffsetDateTime,
-    pub not_after: OffsetDateTime,
     pub certificate_der: Vec<u8>,
     pub fingerprint_sha256: [u8; 32],
-    pub key_algorithm: KeyAlgorithm,
-    pub profile: String,
-    pub created_by: Option<Uuid>,
 }
 
 impl QueuedIssue {
@@ -107,32 +100,15 @@ impl QueuedIssue {
                 salt: &k.sealed.salt,
                 kek_version: k.sealed.kek_version,
             }),
-            certificate: NewCertificate {
-                id: c.id,
-                ca_id: c.ca_id,
-                owner_id: c.owner_id,
-                serial_number: &c.serial_number,
-                subject_dn: &c.subject_dn,
-                subject_alt_names: &c.subject_alt_names,
-                not_before: c.not_before,
-                not_after: c.not_after,
-                version: 1,
-                renewed_from: None,
-                renewed_at: None,
-                renewed_by: None,
-                certificate_der: &c.certificate_der,
-                fingerprint_sha256: &c.fingerprint_sha256,
-                key_algorithm: c.key_algorithm,
-                private_key_id: self.key.as_ref().map(|k| k.id),
-                profile: &c.profile,
-                created_by: c.created_by,
-            },
+            certificate: c
+                .draft
+                .row(&c.serial_number, &c.certificate_der, &c.fingerprint_sha256),
             audit: NewAuditEvent {
                 actor_id: self.audit_actor_id,
                 actor_name: self.audit_actor_name,
                 action: "certificate.issued",
                 target_type: Some("certificate"),
-                target_id: Some(c.id),
+                target_id: Some(c.draft.id),
                 details: self.audit_details.clone(),
             },
         }

@@ -272,24 +272,14 @@ async fn more_slow_requests_than_connections_get_503_within_the_acquire_timeout(
     app.user("root", UserRole::Admin).await;
     let admin = app.token("root").await;
     // A server with two connections and a 500 ms acquire timeout on the same database.
-    let db = app
-        .tdb
-        .database_with(&PoolSettings {
+    let base = app
+        .server_with_pool(&PoolSettings {
             min_connections: 0,
             max_connections: 2,
             acquire_timeout: Duration::from_millis(500),
             ..PoolSettings::default()
         })
         .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState {
-        db,
-        ..app.state.clone()
-    };
-    tokio::spawn(async move {
-        let _ = keyinfra_server::serve(listener, state, std::future::pending()).await;
-    });
     // Creating a user writes an audit row: while another session holds the audit table,
     // each creation holds its connection and waits (a slow request). (Not issuance: group
     // commit shares connections between issuances; tests/it/group_commit.rs covers its

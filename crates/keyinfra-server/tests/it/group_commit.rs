@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use keyinfra_db::testing::OwnerSession;
 use keyinfra_db::{PoolSettings, UserRole};
-use keyinfra_server::AppState;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -280,23 +279,13 @@ async fn issues_queued_behind_stuck_batches_get_503_and_are_never_written() {
     app.user("root", UserRole::Admin).await;
     let admin = app.token("root").await;
     // A second server on the same database whose pool gives up after 500 ms.
-    let db = app
-        .tdb
-        .database_with(&PoolSettings {
+    let base = app
+        .server_with_pool(&PoolSettings {
             min_connections: 0,
             acquire_timeout: Duration::from_millis(500),
             ..PoolSettings::default()
         })
         .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState {
-        db,
-        ..app.state.clone()
-    };
-    tokio::spawn(async move {
-        let _ = keyinfra_server::serve(listener, state, std::future::pending()).await;
-    });
 
     let blocker = hold_audit_table(&app).await;
     // One batch stuck; the next waits for it to end (too few members to overlap).

@@ -229,6 +229,22 @@ impl TestApp {
         }
     }
 
+    /// Another listener serving this app's state, but with its own pool: for tests that need
+    /// a small pool or a short acquire timeout. Returns its base URL.
+    pub async fn server_with_pool(&self, settings: &keyinfra_db::PoolSettings) -> String {
+        let db = self.tdb.database_with(settings).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState {
+            db,
+            ..self.state.clone()
+        };
+        tokio::spawn(async move {
+            let _ = keyinfra_server::serve(listener, state, std::future::pending()).await;
+        });
+        base
+    }
+
     /// POST with a JSON body; the raw response.
     pub async fn post_raw(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
         self.http

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keyinfra_db::testing::TestDatabase;
 
-use crate::support::{Server, base_url, keyinfra};
+use crate::support::{Server, base_url, id_in, keyinfra, openssl};
 
 const PASSPHRASE: &str = "correct horse battery staple";
 
@@ -105,25 +105,6 @@ fn one_clear_error(out: &Output) -> String {
     );
     assert!(!stderr.contains(PASSPHRASE), "{stderr}");
     errors[0].to_owned()
-}
-
-fn openssl(args: &[&str]) -> String {
-    let out = Command::new("openssl").args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "openssl {args:?}: {text}");
-    text
-}
-
-/// The uuid in an "issued <uuid> ..." line.
-fn id_in(line: &str) -> String {
-    line.split_whitespace()
-        .find(|w| w.parse::<uuid::Uuid>().is_ok())
-        .unwrap()
-        .to_owned()
 }
 
 /// The word after "serial" in an "issued ..." line.

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use keyinfra_db::testing::TestDatabase;
 
-use crate::support::keyinfra;
+use crate::support::{id_in, keyinfra, openssl};
 
 struct Cli<'a> {
     db: &'a TestDatabase,
@@ -56,25 +56,6 @@ impl Cli<'_> {
             .unwrap();
         child.wait_with_output().unwrap()
     }
-}
-
-fn openssl(args: &[&str]) -> String {
-    let out = Command::new("openssl").args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "openssl {args:?}: {text}");
-    text
-}
-
-/// The uuid at the start of "issued <uuid> ..." / "renewed as <uuid> ...".
-fn id_in(line: &str) -> String {
-    line.split_whitespace()
-        .find(|w| w.parse::<uuid::Uuid>().is_ok())
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]

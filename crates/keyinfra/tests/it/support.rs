@@ -167,3 +167,23 @@ pub fn base_url(line: &str) -> String {
         .trim_end_matches(['"', '\''])
         .to_owned()
 }
+
+/// Runs the openssl CLI, asserting success; its stdout and stderr together.
+pub fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "openssl {args:?}: {text}");
+    text
+}
+
+/// The uuid in an "issued <uuid> ..." / "renewed as <uuid> ..." line.
+pub fn id_in(line: &str) -> String {
+    line.split_whitespace()
+        .find(|w| w.parse::<uuid::Uuid>().is_ok())
+        .unwrap()
+        .to_owned()
+}
