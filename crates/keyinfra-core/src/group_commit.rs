@@ -4,9 +4,11 @@
 //! check, executor start-up for the partitioned table with its CHECKs and triggers, COMMIT),
 //! not per row: docs/benchmarks.md has the figures. So a first issue is signed in its own
 //! request, then queued, and one task records whatever is queued in one transaction with one
-//! multi-row statement ([`certificates::insert_issued_many`]). Alone, a request is a batch of
+//! multi-row statement per table ([`certificates::insert_issued_many`]). Alone, a request is a batch of
 //! one and costs what it always did; under load, batches grow by themselves while the
-//! previous transaction commits. Nothing waits on a timer for company.
+//! previous transaction commits. Nothing waits on a timer for company. A batch is one round
+//! trip ([`certificates::record_issued_batch`]): its members wait for PostgreSQL, not for
+//! BEGIN and COMMIT to travel.
 //!
 //! A batch is an optimisation, never a rule of its own:
 //! - members share a transaction only when they share the [`Actor`], so the database checks
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use keyinfra_db::audit::NewAuditEvent;
-use keyinfra_db::certificates::{self, IssuedRows};
+use keyinfra_db::certificates::{self, IssuedRows, OwnerQuota};
 use keyinfra_db::private_keys::NewSealedKey;
 use keyinfra_db::{Actor, Database, DbError, KeyAlgorithm, UnavailableReason};
 use time::OffsetDateTime;
@@ -343,24 +345,19 @@ async fn write_group(group: &[Member]) -> Result<(), CoreError> {
     let Some(first) = group.first().map(|member| &member.issue) else {
         return Ok(());
     };
-    let mut tx = first.db.begin(&first.actor).await?;
-    // Each owner's quota for all of their certificates in the batch, owners in a fixed order
-    // so that two batches never wait for each other's locks in opposite orders.
-    let mut owners: Vec<(Uuid, u32, OffsetDateTime)> = group
-        .iter()
-        .map(|member| &member.issue)
-        .filter_map(|issue| issue.quota.map(|(owner, quota)| (owner, quota, issue.now)))
-        .collect();
-    owners.sort_by_key(|(owner, _, _)| *owner);
-    let mut index = 0;
-    while index < owners.len() {
-        let (owner, quota, now) = owners[index];
-        let adding = owners[index..].iter().take_while(|o| o.0 == owner).count();
-        crate::lifecycle::check_quota(&mut tx, owner, quota, adding as i64, now).await?;
-        index += adding;
+    // Each owner's quota for all of their certificates in the batch.
+    let mut quotas: Vec<OwnerQuota> = Vec::new();
+    for (owner_id, limit) in group.iter().filter_map(|member| member.issue.quota) {
+        match quotas.iter_mut().find(|quota| quota.owner_id == owner_id) {
+            Some(quota) => quota.adding += 1,
+            None => quotas.push(OwnerQuota {
+                owner_id,
+                limit,
+                adding: 1,
+            }),
+        }
     }
     let rows: Vec<IssuedRows<'_>> = group.iter().map(|member| member.issue.rows()).collect();
-    certificates::insert_issued_many(&mut tx, &rows).await?;
-    tx.commit().await?;
+    certificates::record_issued_batch(&first.db, &first.actor, &quotas, first.now, &rows).await?;
     Ok(())
 }

@@ -373,23 +373,17 @@ pub async fn versions(tx: &mut Tx, id: Uuid) -> Result<Vec<CertificateRecord>, D
 /// Active, unexpired certificates of an owner (the quota). Takes a transaction-scoped lock
 /// per owner first, so two concurrent issuances cannot both pass a quota of one left.
 ///
-/// The lock and the count are two statements on purpose: under READ COMMITTED a statement
-/// sees the rows committed before it started, so a count in the statement that waited for
-/// the lock would miss the certificates its predecessor committed meanwhile.
+/// `keyinfra_lock_and_count_active` (migration 0012), which a batch's quota check calls
+/// too, takes the lock and counts in two statements on purpose: under READ COMMITTED a
+/// statement sees the rows committed before it started, so a count in the statement that
+/// waited for the lock would miss the certificates its predecessor committed meanwhile.
 pub async fn count_active_for_owner_locked(
     tx: &mut Tx,
     owner_id: Uuid,
     as_of: OffsetDateTime,
 ) -> Result<i64, DbError> {
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended('keyinfra.quota.' || $1::uuid::text, 0))",
-        owner_id
-    )
-    .execute(tx.conn())
-    .await?;
     let n = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM certificates AS c
-           WHERE c.owner_id = $1::uuid AND c.status = 'ACTIVE' AND c.not_after > $2"#,
+        r#"SELECT keyinfra_lock_and_count_active($1, $2) AS "n!""#,
         owner_id,
         as_of
     )
@@ -412,7 +406,7 @@ pub async fn set_owner(tx: &mut Tx, ids: &[Uuid], owner_id: Uuid) -> Result<u64,
     Ok(done.rows_affected())
 }
 
-/// One first issue as [`insert_issued_many`] writes it: the sealed key (when the server made
+/// One first issue as [`insert_issued_many`] and [`record_issued_batch`] write it: the sealed key (when the server made
 /// it), the certificate (version 1, no renewal columns) and its audit event.
 #[derive(Debug, Clone)]
 pub struct IssuedRows<'a> {
@@ -427,141 +421,203 @@ pub async fn insert_issued(tx: &mut Tx, issue: &IssuedRows<'_>) -> Result<(), Db
     insert_issued_many(tx, std::slice::from_ref(issue)).await
 }
 
-/// Records several first issues in one statement: every sealed key, certificate (whose
-/// trigger registers the serial) and audit event, as one multi-row INSERT per table.
-///
-/// This is what makes group commit pay: PostgreSQL's cost per issuance is mostly per
-/// statement and per transaction (executor start-up for the partitioned table, its CHECKs
-/// and triggers, the token check, COMMIT), so N issuances in one statement cost a fraction
-/// of N statements. Any failing row fails them all; the caller decides what to retry.
+/// Records several first issues in the caller's transaction with one statement: every
+/// sealed key, certificate (whose trigger registers the serial) and audit event, as one
+/// multi-row INSERT per table (`keyinfra_insert_issued`, migration 0012). Any failing row
+/// fails them all; the caller decides what to retry.
 pub async fn insert_issued_many(tx: &mut Tx, issues: &[IssuedRows<'_>]) -> Result<(), DbError> {
-    let n = issues.len();
-    let mut key_id = Vec::with_capacity(n);
-    let mut key_owner = Vec::with_capacity(n);
-    let mut key_algorithm = Vec::with_capacity(n);
-    let mut key_fingerprint = Vec::with_capacity(n);
-    let mut ciphertext = Vec::with_capacity(n);
-    let mut nonce = Vec::with_capacity(n);
-    let mut salt = Vec::with_capacity(n);
-    let mut kek_version = Vec::with_capacity(n);
-    let mut id = Vec::with_capacity(n);
-    let mut ca_id = Vec::with_capacity(n);
-    let mut owner_id = Vec::with_capacity(n);
-    let mut serial_number = Vec::with_capacity(n);
-    let mut subject_dn = Vec::with_capacity(n);
-    // A two-dimensional text[] cannot hold lists of different lengths: each row's SANs
-    // travel as one JSON array.
-    let mut sans = Vec::with_capacity(n);
-    let mut not_before = Vec::with_capacity(n);
-    let mut not_after = Vec::with_capacity(n);
-    let mut certificate_der = Vec::with_capacity(n);
-    let mut fingerprint = Vec::with_capacity(n);
-    let mut algorithm = Vec::with_capacity(n);
-    let mut profile = Vec::with_capacity(n);
-    let mut created_by = Vec::with_capacity(n);
-    let mut actor_id = Vec::with_capacity(n);
-    let mut actor_name = Vec::with_capacity(n);
-    let mut action = Vec::with_capacity(n);
-    let mut target_type = Vec::with_capacity(n);
-    let mut target_id = Vec::with_capacity(n);
-    let mut details = Vec::with_capacity(n);
-    for issue in issues {
-        let key = issue.key.as_ref();
-        key_id.push(key.map(|k| k.id));
-        key_owner.push(key.and_then(|k| k.owner_id));
-        key_algorithm.push(key.map(|k| k.algorithm.as_str()));
-        key_fingerprint.push(key.map(|k| k.public_key_fingerprint));
-        ciphertext.push(key.map(|k| k.ciphertext));
-        nonce.push(key.map(|k| k.nonce));
-        salt.push(key.map(|k| k.salt));
-        kek_version.push(key.map(|k| k.kek_version));
-        let cert = &issue.certificate;
-        id.push(cert.id);
-        ca_id.push(cert.ca_id);
-        owner_id.push(cert.owner_id);
-        serial_number.push(cert.serial_number);
-        subject_dn.push(cert.subject_dn);
-        sans.push(serde_json::json!(cert.subject_alt_names));
-        not_before.push(cert.not_before);
-        not_after.push(cert.not_after);
-        certificate_der.push(cert.certificate_der);
-        fingerprint.push(cert.fingerprint_sha256);
-        algorithm.push(cert.key_algorithm.as_str());
-        profile.push(cert.profile);
-        created_by.push(cert.created_by);
-        let audit = &issue.audit;
-        actor_id.push(audit.actor_id);
-        actor_name.push(audit.actor_name);
-        action.push(audit.action);
-        target_type.push(audit.target_type);
-        target_id.push(audit.target_id);
-        details.push(audit.details.clone());
-    }
-    sqlx::query!(
-        r#"WITH input AS (
-               SELECT * FROM unnest(
-                   $1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::bytea[], $6::bytea[],
-                   $7::bytea[], $8::integer[],
-                   $9::uuid[], $10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::jsonb[],
-                   $15::timestamptz[], $16::timestamptz[], $17::bytea[], $18::bytea[], $19::text[],
-                   $20::text[], $21::uuid[],
-                   $22::uuid[], $23::text[], $24::text[], $25::text[], $26::uuid[], $27::jsonb[])
-               AS i(key_id, key_owner, key_algorithm, key_fingerprint, ciphertext, nonce,
-                    salt, kek_version,
-                    id, ca_id, owner_id, serial_number, subject_dn, sans,
-                    not_before, not_after, certificate_der, fingerprint_sha256, algorithm,
-                    profile, created_by,
-                    actor_id, actor_name, action, target_type, target_id, details)
-           ), new_keys AS (
-               INSERT INTO private_keys
-                   (id, owner_id, algorithm, public_key_fingerprint, ciphertext, nonce, salt, kek_version)
-               SELECT key_id, key_owner, key_algorithm::key_algorithm, key_fingerprint, ciphertext,
-                      nonce, salt, kek_version
-               FROM input WHERE key_id IS NOT NULL
-           ), new_certificates AS (
-               INSERT INTO certificates
-                   (id, ca_id, owner_id, serial_number, subject_dn, subject_alt_names, not_before,
-                    not_after, version, renewed_from, renewed_at, renewed_by, certificate_der,
-                    fingerprint_sha256, key_algorithm, private_key_id, profile, created_by)
-               SELECT id, ca_id, owner_id, serial_number, subject_dn,
-                      ARRAY(SELECT jsonb_array_elements_text(sans)), not_before, not_after,
-                      1, NULL, NULL, NULL, certificate_der, fingerprint_sha256,
-                      algorithm::key_algorithm, key_id, profile, created_by
-               FROM input
-           )
-           INSERT INTO audit_events (actor_id, actor_name, action, target_type, target_id, details)
-           SELECT actor_id, actor_name, action, target_type, target_id, details FROM input"#,
-        &key_id as &[Option<Uuid>],
-        &key_owner as &[Option<Uuid>],
-        &key_algorithm as &[Option<&str>],
-        &key_fingerprint as &[Option<&[u8]>],
-        &ciphertext as &[Option<&[u8]>],
-        &nonce as &[Option<&[u8]>],
-        &salt as &[Option<&[u8]>],
-        &kek_version as &[Option<i32>],
-        &id,
-        &ca_id,
-        &owner_id as &[Option<Uuid>],
-        &serial_number as &[&str],
-        &subject_dn as &[&str],
-        &sans,
-        &not_before,
-        &not_after,
-        &certificate_der as &[&[u8]],
-        &fingerprint as &[&[u8]],
-        &algorithm as &[&str],
-        &profile as &[&str],
-        &created_by as &[Option<Uuid>],
-        &actor_id as &[Option<Uuid>],
-        &actor_name as &[Option<&str>],
-        &action as &[&str],
-        &target_type as &[Option<&str>],
-        &target_id as &[Option<Uuid>],
-        &details,
-    )
-    .execute(tx.conn())
-    .await?;
+    let columns = IssuedColumns::from_rows(issues);
+    columns
+        .bind(sqlx::query(
+            "SELECT keyinfra_insert_issued($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+        ))
+        .execute(tx.conn())
+        .await?;
     Ok(())
+}
+
+/// An owner's quota as a batch checks it: the limit, and how many certificates the batch
+/// adds for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerQuota {
+    pub owner_id: Uuid,
+    pub limit: u32,
+    pub adding: u32,
+}
+
+/// Records a batch of first issues that share `actor`, in one round trip and its own
+/// transaction: `keyinfra_record_issuances` (migration 0012) checks the actor's token and
+/// sets its identity as [`Database::begin`](crate::Database::begin) would, checks each
+/// owner's quota under that owner's lock, and writes the rows as [`insert_issued_many`]
+/// does. The call is sent outside any explicit transaction, so PostgreSQL commits it when it
+/// returns; this is what makes group commit pay, since PostgreSQL's cost per issuance is
+/// mostly per statement and per transaction, and a batch's latency mostly round trips.
+///
+/// Any failure writes nothing, and is not told apart (a quota that would be exceeded is an
+/// internal error here): the caller learns each issue's own answer on the one-transaction
+/// path. Only [`DbError::Unavailable`] means what it says.
+pub async fn record_issued_batch(
+    db: &crate::Database,
+    actor: &crate::Actor,
+    quotas: &[OwnerQuota],
+    as_of: OffsetDateTime,
+    issues: &[IssuedRows<'_>],
+) -> Result<(), DbError> {
+    let identity = actor.identity();
+    let mut quotas = quotas.to_vec();
+    // A fixed order, so that two batches never wait for each other's locks in opposite orders.
+    quotas.sort_by_key(|quota| quota.owner_id);
+    let quota_owner: Vec<Uuid> = quotas.iter().map(|q| q.owner_id).collect();
+    let quota_limit: Vec<i64> = quotas.iter().map(|q| i64::from(q.limit)).collect();
+    let quota_adding: Vec<i64> = quotas.iter().map(|q| i64::from(q.adding)).collect();
+    let columns = IssuedColumns::from_rows(issues);
+    let query = sqlx::query(
+        "SELECT keyinfra_record_issuances($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
+         $30, $31, $32, $33, $34)",
+    )
+    .bind(&identity.user_id)
+    .bind(identity.role)
+    .bind(identity.token_issued_at)
+    .bind(&quota_owner)
+    .bind(&quota_limit)
+    .bind(&quota_adding)
+    .bind(as_of);
+    let mut conn = db.acquire().await?;
+    columns.bind(query).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// [`IssuedRows`] as the parallel arrays `keyinfra_insert_issued` takes, one element per
+/// issue. A two-dimensional text[] cannot hold lists of different lengths, so each row's
+/// SANs travel as one JSON array.
+struct IssuedColumns<'a> {
+    key_id: Vec<Option<Uuid>>,
+    key_owner: Vec<Option<Uuid>>,
+    key_algorithm: Vec<Option<&'static str>>,
+    key_fingerprint: Vec<Option<&'a [u8]>>,
+    ciphertext: Vec<Option<&'a [u8]>>,
+    nonce: Vec<Option<&'a [u8]>>,
+    salt: Vec<Option<&'a [u8]>>,
+    kek_version: Vec<Option<i32>>,
+    id: Vec<Uuid>,
+    ca_id: Vec<Uuid>,
+    owner_id: Vec<Option<Uuid>>,
+    serial_number: Vec<&'a str>,
+    subject_dn: Vec<&'a str>,
+    sans: Vec<serde_json::Value>,
+    not_before: Vec<OffsetDateTime>,
+    not_after: Vec<OffsetDateTime>,
+    certificate_der: Vec<&'a [u8]>,
+    fingerprint: Vec<&'a [u8]>,
+    algorithm: Vec<&'static str>,
+    profile: Vec<&'a str>,
+    created_by: Vec<Option<Uuid>>,
+    actor_id: Vec<Option<Uuid>>,
+    actor_name: Vec<Option<&'a str>>,
+    action: Vec<&'a str>,
+    target_type: Vec<Option<&'a str>>,
+    target_id: Vec<Option<Uuid>>,
+    details: Vec<serde_json::Value>,
+}
+
+impl<'a> IssuedColumns<'a> {
+    fn from_rows(issues: &'a [IssuedRows<'a>]) -> Self {
+        let key = |issue: &'a IssuedRows<'a>| issue.key.as_ref();
+        Self {
+            key_id: issues.iter().map(|i| key(i).map(|k| k.id)).collect(),
+            key_owner: issues
+                .iter()
+                .map(|i| key(i).and_then(|k| k.owner_id))
+                .collect(),
+            key_algorithm: issues
+                .iter()
+                .map(|i| key(i).map(|k| k.algorithm.as_str()))
+                .collect(),
+            key_fingerprint: issues
+                .iter()
+                .map(|i| key(i).map(|k| k.public_key_fingerprint))
+                .collect(),
+            ciphertext: issues
+                .iter()
+                .map(|i| key(i).map(|k| k.ciphertext))
+                .collect(),
+            nonce: issues.iter().map(|i| key(i).map(|k| k.nonce)).collect(),
+            salt: issues.iter().map(|i| key(i).map(|k| k.salt)).collect(),
+            kek_version: issues
+                .iter()
+                .map(|i| key(i).map(|k| k.kek_version))
+                .collect(),
+            id: issues.iter().map(|i| i.certificate.id).collect(),
+            ca_id: issues.iter().map(|i| i.certificate.ca_id).collect(),
+            owner_id: issues.iter().map(|i| i.certificate.owner_id).collect(),
+            serial_number: issues.iter().map(|i| i.certificate.serial_number).collect(),
+            subject_dn: issues.iter().map(|i| i.certificate.subject_dn).collect(),
+            sans: issues
+                .iter()
+                .map(|i| serde_json::json!(i.certificate.subject_alt_names))
+                .collect(),
+            not_before: issues.iter().map(|i| i.certificate.not_before).collect(),
+            not_after: issues.iter().map(|i| i.certificate.not_after).collect(),
+            certificate_der: issues
+                .iter()
+                .map(|i| i.certificate.certificate_der)
+                .collect(),
+            fingerprint: issues
+                .iter()
+                .map(|i| i.certificate.fingerprint_sha256)
+                .collect(),
+            algorithm: issues
+                .iter()
+                .map(|i| i.certificate.key_algorithm.as_str())
+                .collect(),
+            profile: issues.iter().map(|i| i.certificate.profile).collect(),
+            created_by: issues.iter().map(|i| i.certificate.created_by).collect(),
+            actor_id: issues.iter().map(|i| i.audit.actor_id).collect(),
+            actor_name: issues.iter().map(|i| i.audit.actor_name).collect(),
+            action: issues.iter().map(|i| i.audit.action).collect(),
+            target_type: issues.iter().map(|i| i.audit.target_type).collect(),
+            target_id: issues.iter().map(|i| i.audit.target_id).collect(),
+            details: issues.iter().map(|i| i.audit.details.clone()).collect(),
+        }
+    }
+
+    /// Binds the 27 arrays in `keyinfra_insert_issued`'s order, after whatever `query`
+    /// already bound.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.key_id)
+            .bind(&self.key_owner)
+            .bind(&self.key_algorithm)
+            .bind(&self.key_fingerprint)
+            .bind(&self.ciphertext)
+            .bind(&self.nonce)
+            .bind(&self.salt)
+            .bind(&self.kek_version)
+            .bind(&self.id)
+            .bind(&self.ca_id)
+            .bind(&self.owner_id)
+            .bind(&self.serial_number)
+            .bind(&self.subject_dn)
+            .bind(&self.sans)
+            .bind(&self.not_before)
+            .bind(&self.not_after)
+            .bind(&self.certificate_der)
+            .bind(&self.fingerprint)
+            .bind(&self.algorithm)
+            .bind(&self.profile)
+            .bind(&self.created_by)
+            .bind(&self.actor_id)
+            .bind(&self.actor_name)
+            .bind(&self.action)
+            .bind(&self.target_type)
+            .bind(&self.target_id)
+            .bind(&self.details)
+    }
 }
 
 /// Marks up to `limit` certificates whose `not_after` is at or before `as_of` EXPIRED (from

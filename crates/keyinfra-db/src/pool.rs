@@ -224,6 +224,19 @@ impl Database {
         Ok(Tx::new(tx?))
     }
 
+    /// A pooled connection outside any transaction, for one self-contained statement that
+    /// PostgreSQL runs in an implicit transaction (see
+    /// [`certificates::record_issued_batch`](crate::certificates::record_issued_batch)). The
+    /// wait is recorded in `keyinfra_db_acquire_seconds`, as for [`Database::begin`].
+    pub(crate) async fn acquire(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, DbError> {
+        let started = std::time::Instant::now();
+        let conn = self.pool.acquire().await;
+        metrics::histogram!("keyinfra_db_acquire_seconds").record(started.elapsed().as_secs_f64());
+        Ok(conn?)
+    }
+
     /// Connections open now, how many of them are idle, and the most allowed.
     pub fn usage(&self) -> PoolUsage {
         PoolUsage {

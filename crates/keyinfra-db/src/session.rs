@@ -32,35 +32,64 @@ pub enum Actor {
     },
 }
 
+/// What row-level security reads for an [`Actor`]: the `keyinfra.user_id` and
+/// `keyinfra.user_role` settings, and for a bearer token the issue time to check first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    /// A hyphenated UUID, or empty for no user.
+    pub user_id: String,
+    /// `ADMIN`, `USER`, `SYSTEM`, or empty.
+    pub role: &'static str,
+    /// Set for [`Actor::Token`]: `keyinfra_check_token` runs before anything else.
+    pub token_issued_at: Option<OffsetDateTime>,
+}
+
 impl Actor {
-    /// `BEGIN` plus the identity, as one simple-protocol statement. The values are a UUID
-    /// and a fixed keyword, formatted by us: nothing from a client is spliced in.
-    pub(crate) fn begin_statement(&self) -> String {
-        let (user_id, role) = match self {
-            Actor::Anonymous => (String::new(), ""),
-            Actor::User { id, role } => (id.hyphenated().to_string(), role.as_str()),
-            Actor::System => (String::new(), "SYSTEM"),
+    pub(crate) fn identity(&self) -> Identity {
+        let (user_id, role, token_issued_at) = match self {
+            Actor::Anonymous => (String::new(), "", None),
+            Actor::User { id, role } => (id.hyphenated().to_string(), role.as_str(), None),
+            Actor::System => (String::new(), "SYSTEM", None),
             Actor::Token {
                 id,
                 role,
                 issued_at,
             } => {
-                // The check runs before BEGIN so that a refused token leaves the connection
-                // idle (the rest of the message is skipped), not inside an aborted
-                // transaction. Seconds since the epoch: the token's own precision.
-                let (id, role) = (id.hyphenated().to_string(), role.as_str());
-                return format!(
-                    "SELECT keyinfra_check_token('{id}', '{role}', to_timestamp({})); BEGIN; \
-                     SELECT set_config('keyinfra.user_id', '{id}', true), \
-                     set_config('keyinfra.user_role', '{role}', true)",
-                    issued_at.unix_timestamp()
-                );
+                // Whole seconds: the token's own precision, as the check compares them.
+                let seconds = OffsetDateTime::from_unix_timestamp(issued_at.unix_timestamp())
+                    .unwrap_or(*issued_at);
+                (id.hyphenated().to_string(), role.as_str(), Some(seconds))
             }
         };
-        format!(
+        Identity {
+            user_id,
+            role,
+            token_issued_at,
+        }
+    }
+
+    /// `BEGIN` plus the identity, as one simple-protocol statement. The values are a UUID
+    /// and a fixed keyword, formatted by us: nothing from a client is spliced in.
+    pub(crate) fn begin_statement(&self) -> String {
+        let Identity {
+            user_id,
+            role,
+            token_issued_at,
+        } = self.identity();
+        let set_identity = format!(
             "BEGIN; SELECT set_config('keyinfra.user_id', '{user_id}', true), \
              set_config('keyinfra.user_role', '{role}', true)"
-        )
+        );
+        match token_issued_at {
+            // The check runs before BEGIN so that a refused token leaves the connection idle
+            // (the rest of the message is skipped), not inside an aborted transaction.
+            // Seconds since the epoch: the token's own precision.
+            Some(issued_at) => format!(
+                "SELECT keyinfra_check_token('{user_id}', '{role}', to_timestamp({})); {set_identity}",
+                issued_at.unix_timestamp()
+            ),
+            None => set_identity,
+        }
     }
 }
 

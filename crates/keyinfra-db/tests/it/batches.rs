@@ -1,0 +1,354 @@
+//! One-round-trip batches of first issues (`certificates::record_issued_batch`, migration
+//! 0012), and the CHECK functions that migration rewrote.
+
+use keyinfra_db::audit::NewAuditEvent;
+use keyinfra_db::certificates::{self, IssuedRows, NewCertificate, OwnerQuota};
+use keyinfra_db::private_keys::NewSealedKey;
+use keyinfra_db::testing::TestDatabase;
+use keyinfra_db::{Actor, Database, DbError, KeyAlgorithm, PoolSettings, UserRole};
+use sqlx::Row;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::fixtures;
+
+/// What one first issue writes, owned, so that a test can build several.
+struct Issue {
+    key_id: Uuid,
+    key_fingerprint: Vec<u8>,
+    id: Uuid,
+    ca: Uuid,
+    owner: Uuid,
+    serial: String,
+    subject: String,
+    sans: Vec<String>,
+    der: Vec<u8>,
+    fingerprint: Vec<u8>,
+    not_after: OffsetDateTime,
+}
+
+impl Issue {
+    fn new(ca: Uuid, owner: Uuid, serial: &str, now: OffsetDateTime) -> Self {
+        let id = Uuid::new_v4();
+        let key_id = Uuid::new_v4();
+        let der = format!("fake certificate {id}").into_bytes();
+        Self {
+            key_id,
+            key_fingerprint: fixtures::fingerprint(key_id.as_bytes()),
+            id,
+            ca,
+            owner,
+            serial: serial.to_owned(),
+            subject: format!("CN=batch-{serial}"),
+            sans: vec![format!("DNS:{}.example.net", serial.to_lowercase())],
+            fingerprint: fixtures::fingerprint(&der),
+            der,
+            not_after: now + Duration::days(90),
+        }
+    }
+
+    fn rows(&self) -> IssuedRows<'_> {
+        IssuedRows {
+            key: Some(NewSealedKey {
+                id: self.key_id,
+                owner_id: Some(self.owner),
+                algorithm: KeyAlgorithm::EcdsaP256,
+                public_key_fingerprint: &self.key_fingerprint,
+                ciphertext: &[7u8; 80],
+                nonce: &[1u8; 12],
+                salt: &[2u8; 32],
+                kek_version: 1,
+            }),
+            certificate: NewCertificate {
+                id: self.id,
+                ca_id: self.ca,
+                owner_id: Some(self.owner),
+                serial_number: &self.serial,
+                subject_dn: &self.subject,
+                subject_alt_names: &self.sans,
+                not_before: self.not_after - Duration::days(91),
+                not_after: self.not_after,
+                version: 1,
+                renewed_from: None,
+                renewed_at: None,
+                renewed_by: None,
+                certificate_der: &self.der,
+                fingerprint_sha256: &self.fingerprint,
+                key_algorithm: KeyAlgorithm::EcdsaP256,
+                private_key_id: Some(self.key_id),
+                profile: "device",
+                created_by: Some(self.owner),
+            },
+            audit: NewAuditEvent {
+                actor_id: Some(self.owner),
+                actor_name: None,
+                action: "certificate.issued",
+                target_type: Some("certificate"),
+                target_id: Some(self.id),
+                details: serde_json::json!({ "serial_number": self.serial }),
+            },
+        }
+    }
+}
+
+async fn record(
+    db: &Database,
+    actor: &Actor,
+    quotas: &[OwnerQuota],
+    now: OffsetDateTime,
+    issues: &[Issue],
+) -> Result<(), DbError> {
+    let rows: Vec<IssuedRows<'_>> = issues.iter().map(Issue::rows).collect();
+    certificates::record_issued_batch(db, actor, quotas, now, &rows).await
+}
+
+/// Rows in each table a first issue writes.
+async fn counts(tdb: &TestDatabase) -> [i64; 4] {
+    [
+        tdb.scalar_i64("SELECT count(*) FROM private_keys").await,
+        tdb.scalar_i64("SELECT count(*) FROM certificates").await,
+        tdb.scalar_i64("SELECT count(*) FROM certificate_serials")
+            .await,
+        tdb.scalar_i64("SELECT count(*) FROM audit_events WHERE action = 'certificate.issued'")
+            .await,
+    ]
+}
+
+/// A bearer of a fresh token for `user`: the database checks it as Database::begin does.
+async fn token_of(tdb: &TestDatabase, user: Uuid, role: UserRole) -> Actor {
+    let now = fixtures::db_now(tdb).await;
+    Actor::Token {
+        id: user,
+        role,
+        issued_at: now + Duration::seconds(1),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_records_every_issue_in_one_call_and_commits_it() {
+    let tdb = TestDatabase::new().await;
+    let db = tdb.database().await;
+    let ca = fixtures::authority(&db, "CA").await;
+    let alice = fixtures::user(&db, "alice", UserRole::User).await;
+    let now = fixtures::db_now(&tdb).await;
+    let issues: Vec<Issue> = ["7A01", "7A02", "7A03"]
+        .iter()
+        .map(|serial| Issue::new(ca, alice, serial, now))
+        .collect();
+    let actor = token_of(&tdb, alice, UserRole::User).await;
+    let quota = OwnerQuota {
+        owner_id: alice,
+        limit: 3,
+        adding: 3,
+    };
+    record(&db, &actor, &[quota], now, &issues).await.unwrap();
+    assert_eq!(counts(&tdb).await, [3, 3, 3, 3]);
+
+    // Committed and visible to alice's own transactions; the registry points at each row.
+    let mut tx = db.begin(&actor).await.unwrap();
+    for issue in &issues {
+        let found = certificates::get(&mut tx, issue.id).await.unwrap().unwrap();
+        assert_eq!(found.serial_number, issue.serial);
+        assert_eq!(found.subject_alt_names, issue.sans);
+        assert_eq!(found.private_key_id, Some(issue.key_id));
+    }
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_that_would_pass_an_owners_quota_writes_nothing() {
+    let tdb = TestDatabase::new().await;
+    let db = tdb.database().await;
+    let ca = fixtures::authority(&db, "CA").await;
+    let alice = fixtures::user(&db, "alice", UserRole::User).await;
+    let now = fixtures::db_now(&tdb).await;
+    fixtures::Cert::new(ca, Some(alice), "7B00", now + Duration::days(30))
+        .insert(&db, &Actor::System)
+        .await
+        .unwrap();
+    let issues = [
+        Issue::new(ca, alice, "7B01", now),
+        Issue::new(ca, alice, "7B02", now),
+    ];
+    let actor = Actor::User {
+        id: alice,
+        role: UserRole::User,
+    };
+    // One active certificate already, two more, a limit of two: refused as a whole.
+    let quota = OwnerQuota {
+        owner_id: alice,
+        limit: 2,
+        adding: 2,
+    };
+    let refused = record(&db, &actor, &[quota], now, &issues).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(counts(&tdb).await, [0, 1, 1, 0]);
+
+    // A limit of three lets both through.
+    let quota = OwnerQuota { limit: 3, ..quota };
+    record(&db, &actor, &[quota], now, &issues).await.unwrap();
+    assert_eq!(counts(&tdb).await, [2, 3, 3, 2]);
+}
+
+#[tokio::test]
+async fn a_stale_token_or_anothers_certificate_or_a_reused_serial_fails_the_whole_batch() {
+    let tdb = TestDatabase::new().await;
+    let db = tdb.database().await;
+    let ca = fixtures::authority(&db, "CA").await;
+    let alice = fixtures::user(&db, "alice", UserRole::User).await;
+    let bob = fixtures::user(&db, "bob", UserRole::User).await;
+    let now = fixtures::db_now(&tdb).await;
+
+    // A token issued before the password changed is refused before anything is written.
+    let stale = Actor::Token {
+        id: alice,
+        role: UserRole::User,
+        issued_at: now - Duration::hours(1),
+    };
+    let issues = [Issue::new(ca, alice, "7C01", now)];
+    let refused = record(&db, &stale, &[], now, &issues).await;
+    assert!(
+        matches!(refused, Err(DbError::Unauthenticated)),
+        "{refused:?}"
+    );
+    // A token claiming another role is refused too.
+    let wrong_role = token_of(&tdb, alice, UserRole::Admin).await;
+    let refused = record(&db, &wrong_role, &[], now, &issues).await;
+    assert!(
+        matches!(refused, Err(DbError::Unauthenticated)),
+        "{refused:?}"
+    );
+
+    // Alice may not write bob's certificate: row-level security refuses the batch, including
+    // her own issue in it.
+    let alice_token = token_of(&tdb, alice, UserRole::User).await;
+    let mixed = [
+        Issue::new(ca, alice, "7C02", now),
+        Issue::new(ca, bob, "7C03", now),
+    ];
+    let refused = record(&db, &alice_token, &[], now, &mixed).await;
+    assert!(
+        matches!(refused, Err(DbError::PermissionDenied)),
+        "{refused:?}"
+    );
+
+    // A serial this CA already used fails the batch as a collision.
+    fixtures::Cert::new(ca, Some(alice), "7C04", now + Duration::days(30))
+        .insert(&db, &Actor::System)
+        .await
+        .unwrap();
+    let reused = [
+        Issue::new(ca, alice, "7C05", now),
+        Issue::new(ca, alice, "7C04", now),
+    ];
+    let refused = record(&db, &alice_token, &[], now, &reused).await;
+    assert!(
+        matches!(refused, Err(DbError::SerialCollision)),
+        "{refused:?}"
+    );
+    assert_eq!(counts(&tdb).await, [0, 1, 1, 0]);
+}
+
+#[tokio::test]
+async fn the_identity_a_batch_sets_ends_with_its_implicit_transaction() {
+    let tdb = TestDatabase::new().await;
+    // One connection, so that the next transaction runs where the batch ran.
+    let db = tdb
+        .database_with(&PoolSettings {
+            min_connections: 1,
+            max_connections: 1,
+            ..PoolSettings::default()
+        })
+        .await;
+    let ca = fixtures::authority(&db, "CA").await;
+    let alice = fixtures::user(&db, "alice", UserRole::User).await;
+    let now = fixtures::db_now(&tdb).await;
+    let actor = token_of(&tdb, alice, UserRole::User).await;
+    record(&db, &actor, &[], now, &[Issue::new(ca, alice, "7D01", now)])
+        .await
+        .unwrap();
+    let mut tx = db.begin(&Actor::Anonymous).await.unwrap();
+    let rows = keyinfra_db::testing::raw_query(
+        &mut tx,
+        "SELECT coalesce(current_setting('keyinfra.user_id', true), '') AS user_id,
+                (SELECT count(*) FROM certificates) AS seen",
+    )
+    .await
+    .unwrap();
+    let user_id: String = rows[0].get("user_id");
+    let seen: i64 = rows[0].get("seen");
+    assert_eq!((user_id.as_str(), seen), ("", 0));
+    tx.rollback().await.unwrap();
+    assert_eq!(counts(&tdb).await, [1, 1, 1, 1]);
+}
+
+#[tokio::test]
+async fn the_check_functions_accept_exactly_canonical_serials_and_well_formed_san_lists() {
+    let tdb = TestDatabase::new().await;
+    let mut conn = tdb.owner_connection().await;
+    let serials: &[(&str, bool)] = &[
+        ("01", true),
+        ("7F", true),
+        ("0A", true),
+        ("A0", true),
+        ("00", false),
+        ("00AB", false),
+        ("ab", false),
+        ("ABC", false),
+        ("", false),
+        ("G1", false),
+        (" AB", false),
+        ("AB\n", false),
+        ("1\u{e9}", false),
+    ];
+    let longest = "AB".repeat(20);
+    let too_long = "AB".repeat(21);
+    let serials = serials
+        .iter()
+        .copied()
+        .chain([(longest.as_str(), true), (too_long.as_str(), false)]);
+    for (serial, expected) in serials {
+        let got: bool = sqlx::query_scalar("SELECT keyinfra_serial_is_canonical($1)")
+            .bind(serial)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(got, expected, "serial {serial:?}");
+    }
+
+    let s = |list: &[&str]| list.iter().map(|v| Some(v.to_string())).collect::<Vec<_>>();
+    let many = vec![Some("DNS:a".to_owned()); 1024];
+    let too_many = vec![Some("DNS:a".to_owned()); 1025];
+    let lists: Vec<(Vec<Option<String>>, bool)> = vec![
+        (vec![], true),
+        (s(&["DNS:router.example.net"]), true),
+        (s(&["DNS:a", "IP:192.0.2.1", "IP:2001:db8::1"]), true),
+        (
+            s(&["EMAIL:noc@example.net", "URI:https://x.example/y z"]),
+            true,
+        ),
+        (many, true),
+        (too_many, false),
+        (vec![Some("DNS:a".to_owned()), None], false),
+        (vec![None], false),
+        (s(&["router.example.net"]), false),
+        (s(&["dns:a"]), false),
+        (s(&["DNS:"]), false),
+        (s(&["DNS:a", ""]), false),
+        // One element may not pass as two, nor hide a control character.
+        (s(&["DNS:a\nDNS:b"]), false),
+        (s(&["DNS:a", "\nDNS:b"]), false),
+        (s(&["DNS:a\n"]), false),
+        (s(&["DNS:a\u{7}"]), false),
+        (s(&["DNS:a\t"]), false),
+        (s(&["DNS:a\r"]), false),
+    ];
+    for (list, expected) in lists {
+        let got: bool = sqlx::query_scalar("SELECT keyinfra_san_list_is_valid($1)")
+            .bind(&list)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(got, expected, "SANs {list:?}");
+    }
+}
