@@ -19,7 +19,8 @@
 --    inline: every INSERT statement planned the function's query again, then called it per
 --    row. keyinfra_serial_is_canonical() ran two regular expressions per row, twice per
 --    certificate (certificates and the registry). Both now are single expressions that the
---    planner inlines into the CHECK; what they accept is unchanged (the truth tables are in
+--    planner inlines into the CHECK (EXPLAIN VERBOSE of a SELECT calling them shows the
+--    expression, not the call); what they accept is unchanged (the truth tables are in
 --    keyinfra-db's tests). docs/benchmarks.md has the figures.
 
 CREATE OR REPLACE FUNCTION keyinfra_serial_is_canonical(serial text) RETURNS boolean
@@ -31,8 +32,11 @@ CREATE OR REPLACE FUNCTION keyinfra_serial_is_canonical(serial text) RETURNS boo
         AND btrim(serial, '0123456789ABCDEF') = ''
         AND left(serial, 2) <> '00';
 
+-- STABLE, not IMMUTABLE, because array_to_string() is STABLE (element output functions
+-- may depend on settings; text's does not): the planner inlines a function only when its
+-- body is no more volatile than the function claims to be.
 CREATE OR REPLACE FUNCTION keyinfra_san_list_is_valid(sans text[]) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
     -- Every element is TYPE:value with no control character, and none is NULL. The elements
     -- are matched as one newline-joined string, with NULLs written as U+0001 (a control
     -- character, so they fail). Newline is a control character too, so no element may hold

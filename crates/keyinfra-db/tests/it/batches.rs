@@ -283,7 +283,8 @@ async fn the_identity_a_batch_sets_ends_with_its_implicit_transaction() {
 }
 
 #[tokio::test]
-async fn the_check_functions_accept_exactly_canonical_serials_and_well_formed_san_lists() {
+async fn the_check_functions_accept_exactly_canonical_serials_and_well_formed_san_lists_and_inline()
+{
     let tdb = TestDatabase::new().await;
     let mut conn = tdb.owner_connection().await;
     let serials: &[(&str, bool)] = &[
@@ -351,4 +352,26 @@ async fn the_check_functions_accept_exactly_canonical_serials_and_well_formed_sa
             .unwrap();
         assert_eq!(got, expected, "SANs {list:?}");
     }
+
+    // Both are inlined into the expressions that call them (what makes the CHECKs cheap):
+    // the plan shows their bodies, not the calls. A body more volatile than its declaration
+    // (array_to_string in an IMMUTABLE function, say) would silently stop that.
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN VERBOSE SELECT keyinfra_san_list_is_valid(subject_alt_names),
+                               keyinfra_serial_is_canonical(serial_number)
+         FROM certificates",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(
+        !plan.contains("keyinfra_san_list_is_valid")
+            && !plan.contains("keyinfra_serial_is_canonical"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("array_to_string") && plan.contains("btrim"),
+        "{plan}"
+    );
 }
