@@ -1,20 +1,19 @@
 //! Group commit for first issues.
 //!
-//! PostgreSQL spends most of an issuance's cost per transaction and per statement (the token
+//! PostgreSQL spends much of an issuance's cost per transaction and per statement (the token
 //! check, executor start-up for the partitioned table with its CHECKs and triggers, COMMIT),
 //! not per row: docs/benchmarks.md has the figures. So a first issue is signed in its own
-//! request, then queued, and one task records whatever is queued in one transaction with one
-//! multi-row statement per table ([`certificates::insert_issued_many`]). Alone, a request is a batch of
-//! one and costs what it always did; under load, batches grow by themselves while the
-//! previous transaction commits. Nothing waits on a timer for company. A batch is one round
-//! trip ([`certificates::record_issued_batch`]): its members wait for PostgreSQL, not for
-//! BEGIN and COMMIT to travel.
+//! request, then queued, and one task records whatever is queued as one transaction in one
+//! round trip ([`certificates::record_issued_batch`]: one multi-row INSERT per table). Its
+//! members wait for PostgreSQL, not for BEGIN and COMMIT to travel. Alone, a request is a
+//! batch of one and costs what it always did; under load, batches grow by themselves while
+//! the previous transaction commits. Nothing waits on a timer for company.
 //!
 //! A batch is an optimisation, never a rule of its own:
 //! - members share a transaction only when they share the [`Actor`], so the database checks
 //!   the same token and applies the same row-level security as it would to each alone;
-//! - the quota is checked for each owner's total in the batch, under the owner's row lock,
-//!   exactly as one request checks its one certificate;
+//! - the quota is checked for each owner's total in the batch, under the owner's advisory
+//!   lock, exactly as one request checks its one certificate;
 //! - when anything in a batch fails, every member is answered [`BatchOutcome::Retry`] and
 //!   takes the ordinary one-transaction path, which gives each its own exact answer (a serial
 //!   collision retried, an unknown owner 422, a quota 422). Only an unavailable database is
@@ -42,8 +41,8 @@ use crate::error::CoreError;
 /// then dominates) and hold their owners' locks longer.
 pub const MAX_BATCH: usize = 64;
 
-/// Batch transactions in flight at once. Two keep both cores busy: while one batch waits on
-/// its round trips and its COMMIT, the next is written.
+/// Batch transactions in flight at once. Two keep both cores busy: while PostgreSQL records
+/// and commits one batch, the next is gathered and sent.
 pub const CONCURRENT_BATCHES: usize = 2;
 
 /// While another batch is in flight, a new one starts only with this many members (or when
@@ -345,19 +344,20 @@ async fn write_group(group: &[Member]) -> Result<(), CoreError> {
     let Some(first) = group.first().map(|member| &member.issue) else {
         return Ok(());
     };
-    // Each owner's quota for all of their certificates in the batch.
-    let mut quotas: Vec<OwnerQuota> = Vec::new();
-    for (owner_id, limit) in group.iter().filter_map(|member| member.issue.quota) {
-        match quotas.iter_mut().find(|quota| quota.owner_id == owner_id) {
-            Some(quota) => quota.adding += 1,
-            None => quotas.push(OwnerQuota {
-                owner_id,
-                limit,
-                adding: 1,
-            }),
-        }
-    }
+    // Every owner whose quota applies; the database counts what the batch adds for each.
+    let quotas: Vec<OwnerQuota> = group
+        .iter()
+        .filter_map(|member| member.issue.quota)
+        .map(|(owner_id, limit)| OwnerQuota { owner_id, limit })
+        .collect();
+    // The quota counts the certificates active at the earliest member's clock, which counts
+    // at least as many as each member's own clock would.
+    let as_of = group
+        .iter()
+        .map(|member| member.issue.now)
+        .min()
+        .unwrap_or(first.now);
     let rows: Vec<IssuedRows<'_>> = group.iter().map(|member| member.issue.rows()).collect();
-    certificates::record_issued_batch(&first.db, &first.actor, &quotas, first.now, &rows).await?;
+    certificates::record_issued_batch(&first.db, &first.actor, &quotas, as_of, &rows).await?;
     Ok(())
 }

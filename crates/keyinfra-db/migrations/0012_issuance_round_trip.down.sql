@@ -1,5 +1,5 @@
 DROP FUNCTION keyinfra_record_issuances(
-    text, text, timestamptz, uuid[], bigint[], bigint[], timestamptz,
+    text, text, timestamptz, uuid[], bigint[], timestamptz,
     uuid[], uuid[], text[], bytea[], bytea[], bytea[], bytea[], integer[],
     uuid[], uuid[], uuid[], text[], text[], jsonb[], timestamptz[], timestamptz[],
     bytea[], bytea[], text[], text[], uuid[],

@@ -136,15 +136,18 @@ GRANT EXECUTE ON FUNCTION keyinfra_insert_issued(
 
 -- A group-commit batch in one call: first issues that share one identity. p_user_id and
 -- p_role are the identity Database::begin would set; with p_token_issued_at the bearer's
--- token is checked first, as Database::begin checks it. p_quota_* name each owner once (in
--- a fixed order, so that two batches never wait for each other's locks in opposite
--- orders), their limit, and how many certificates this batch adds for them. Any failure
--- (a token no longer valid, a quota reached, a serial collision, an unknown owner) fails
--- the whole call and writes nothing; the caller then records each issue on its own, which
--- answers each exactly.
+-- token is checked first, as Database::begin checks it (a NULL skips the check, as for the
+-- actors that carry no token: that gives nothing keyinfra_app could not do with set_config
+-- itself). p_quota_owner and p_quota_limit pair each owner whose quota applies with their
+-- limit, owners in a fixed order so that two batches never wait for each other's locks in
+-- opposite orders; how many certificates the batch adds for an owner is counted here from
+-- p_owner_id, not trusted from the caller. p_as_of is the instant the quota counts active
+-- certificates at. Any failure (a token no longer valid, a quota reached, a serial
+-- collision, an unknown owner) fails the whole call and writes nothing; the caller then
+-- records each issue on its own, which answers each exactly.
 CREATE FUNCTION keyinfra_record_issuances(
     p_user_id text, p_role text, p_token_issued_at timestamptz,
-    p_quota_owner uuid[], p_quota_limit bigint[], p_quota_adding bigint[], p_as_of timestamptz,
+    p_quota_owner uuid[], p_quota_limit bigint[], p_as_of timestamptz,
     p_key_id uuid[], p_key_owner uuid[], p_key_algorithm text[], p_key_fingerprint bytea[],
     p_ciphertext bytea[], p_nonce bytea[], p_salt bytea[], p_kek_version integer[],
     p_id uuid[], p_ca_id uuid[], p_owner_id uuid[], p_serial_number text[], p_subject_dn text[],
@@ -158,7 +161,12 @@ CREATE FUNCTION keyinfra_record_issuances(
 AS $$
 DECLARE
     active bigint;
+    adding bigint;
 BEGIN
+    IF coalesce(cardinality(p_quota_owner), 0) <> coalesce(cardinality(p_quota_limit), 0) THEN
+        RAISE EXCEPTION 'p_quota_owner and p_quota_limit differ in length'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF p_token_issued_at IS NOT NULL THEN
         PERFORM keyinfra_check_token(p_user_id::uuid, p_role::user_role, p_token_issued_at);
     END IF;
@@ -166,7 +174,8 @@ BEGIN
             set_config('keyinfra.user_role', p_role, true);
     FOR i IN 1 .. coalesce(cardinality(p_quota_owner), 0) LOOP
         active := keyinfra_lock_and_count_active(p_quota_owner[i], p_as_of);
-        IF active + p_quota_adding[i] > p_quota_limit[i] THEN
+        SELECT count(*) INTO adding FROM unnest(p_owner_id) AS o WHERE o = p_quota_owner[i];
+        IF p_quota_limit[i] IS NULL OR active + adding > p_quota_limit[i] THEN
             RAISE EXCEPTION 'an owner in this batch would exceed the certificate quota'
                 USING ERRCODE = 'KI422';
         END IF;
@@ -181,13 +190,13 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION keyinfra_record_issuances(
-    text, text, timestamptz, uuid[], bigint[], bigint[], timestamptz,
+    text, text, timestamptz, uuid[], bigint[], timestamptz,
     uuid[], uuid[], text[], bytea[], bytea[], bytea[], bytea[], integer[],
     uuid[], uuid[], uuid[], text[], text[], jsonb[], timestamptz[], timestamptz[],
     bytea[], bytea[], text[], text[], uuid[],
     uuid[], text[], text[], text[], uuid[], jsonb[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION keyinfra_record_issuances(
-    text, text, timestamptz, uuid[], bigint[], bigint[], timestamptz,
+    text, text, timestamptz, uuid[], bigint[], timestamptz,
     uuid[], uuid[], text[], bytea[], bytea[], bytea[], bytea[], integer[],
     uuid[], uuid[], uuid[], text[], text[], jsonb[], timestamptz[], timestamptz[],
     bytea[], bytea[], text[], text[], uuid[],

@@ -437,19 +437,19 @@ pub async fn insert_issued_many(tx: &mut Tx, issues: &[IssuedRows<'_>]) -> Resul
     Ok(())
 }
 
-/// An owner's quota as a batch checks it: the limit, and how many certificates the batch
-/// adds for them.
+/// An owner whose quota a batch must respect, and the limit. How many certificates the
+/// batch adds for them is counted by the database from the rows themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OwnerQuota {
     pub owner_id: Uuid,
     pub limit: u32,
-    pub adding: u32,
 }
 
 /// Records a batch of first issues that share `actor`, in one round trip and its own
 /// transaction: `keyinfra_record_issuances` (migration 0012) checks the actor's token and
 /// sets its identity as [`Database::begin`](crate::Database::begin) would, checks each
-/// owner's quota under that owner's lock, and writes the rows as [`insert_issued_many`]
+/// owner's quota (active certificates at `as_of`) under that owner's lock, and writes the
+/// rows as [`insert_issued_many`]
 /// does. The call is sent outside any explicit transaction, so PostgreSQL commits it when it
 /// returns; this is what makes group commit pay, since PostgreSQL's cost per issuance is
 /// mostly per statement and per transaction, and a batch's latency mostly round trips.
@@ -466,23 +466,23 @@ pub async fn record_issued_batch(
 ) -> Result<(), DbError> {
     let identity = actor.identity();
     let mut quotas = quotas.to_vec();
-    // A fixed order, so that two batches never wait for each other's locks in opposite orders.
-    quotas.sort_by_key(|quota| quota.owner_id);
+    // A fixed order, so that two batches never wait for each other's locks in opposite
+    // orders; each owner once, so that no lock is taken twice.
+    quotas.sort_by_key(|quota| (quota.owner_id, quota.limit));
+    quotas.dedup_by_key(|quota| quota.owner_id);
     let quota_owner: Vec<Uuid> = quotas.iter().map(|q| q.owner_id).collect();
     let quota_limit: Vec<i64> = quotas.iter().map(|q| i64::from(q.limit)).collect();
-    let quota_adding: Vec<i64> = quotas.iter().map(|q| i64::from(q.adding)).collect();
     let columns = IssuedColumns::from_rows(issues);
     let query = sqlx::query(
         "SELECT keyinfra_record_issuances($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
          $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
-         $30, $31, $32, $33, $34)",
+         $30, $31, $32, $33)",
     )
     .bind(&identity.user_id)
     .bind(identity.role)
     .bind(identity.token_issued_at)
     .bind(&quota_owner)
     .bind(&quota_limit)
-    .bind(&quota_adding)
     .bind(as_of);
     let mut conn = db.acquire().await?;
     columns.bind(query).execute(&mut *conn).await?;

@@ -227,7 +227,8 @@ impl Database {
     /// A pooled connection outside any transaction, for one self-contained statement that
     /// PostgreSQL runs in an implicit transaction (see
     /// [`certificates::record_issued_batch`](crate::certificates::record_issued_batch)). The
-    /// wait is recorded in `keyinfra_db_acquire_seconds`, as for [`Database::begin`].
+    /// wait is recorded in `keyinfra_db_acquire_seconds`, as for [`Database::begin`] (whose
+    /// figure also holds its BEGIN round trip; here there is none).
     pub(crate) async fn acquire(
         &self,
     ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, DbError> {

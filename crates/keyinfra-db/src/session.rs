@@ -2,7 +2,9 @@
 //!
 //! Row-level security reads `keyinfra.user_id` and `keyinfra.user_role`, which
 //! [`Database::begin`](crate::Database::begin) sets with `set_config(..., true)` (local to
-//! the transaction) in the same round trip as `BEGIN`. They vanish at COMMIT or ROLLBACK, so
+//! the transaction) in the same round trip as `BEGIN`, and a group-commit batch
+//! ([`certificates::record_issued_batch`](crate::certificates::record_issued_batch)) sets
+//! the same way inside its one implicit transaction. They vanish at COMMIT or ROLLBACK, so
 //! a pooled connection never carries one request's identity into the next.
 
 use time::OffsetDateTime;

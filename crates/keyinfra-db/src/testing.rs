@@ -282,6 +282,18 @@ fn migrations_fingerprint() -> String {
     format!("{hash:016x}")
 }
 
+/// A setting as a pooled connection holds it between transactions, outside any `BEGIN`
+/// (`None` when unset or empty): what the next unit of work on that connection would start
+/// with.
+pub async fn session_setting(db: &Database, name: &str) -> Option<String> {
+    let mut conn = db.acquire().await.unwrap();
+    sqlx::query_scalar("SELECT nullif(current_setting($1, true), '')")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+}
+
 /// Runs a test's own SQL inside a [`Tx`], so that it sees exactly what the application's
 /// role and identity see.
 pub async fn raw_query(

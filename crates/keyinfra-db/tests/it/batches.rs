@@ -6,7 +6,6 @@ use keyinfra_db::certificates::{self, IssuedRows, NewCertificate, OwnerQuota};
 use keyinfra_db::private_keys::NewSealedKey;
 use keyinfra_db::testing::TestDatabase;
 use keyinfra_db::{Actor, Database, DbError, KeyAlgorithm, PoolSettings, UserRole};
-use sqlx::Row;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -139,7 +138,6 @@ async fn a_batch_records_every_issue_in_one_call_and_commits_it() {
     let quota = OwnerQuota {
         owner_id: alice,
         limit: 3,
-        adding: 3,
     };
     record(&db, &actor, &[quota], now, &issues).await.unwrap();
     assert_eq!(counts(&tdb).await, [3, 3, 3, 3]);
@@ -174,20 +172,37 @@ async fn a_batch_that_would_pass_an_owners_quota_writes_nothing() {
         id: alice,
         role: UserRole::User,
     };
-    // One active certificate already, two more, a limit of two: refused as a whole.
+    // One active certificate already, two more, a limit of two: refused as a whole, with the
+    // quota's own SQLSTATE. Naming the owner twice does not split the count.
     let quota = OwnerQuota {
         owner_id: alice,
         limit: 2,
-        adding: 2,
     };
-    let refused = record(&db, &actor, &[quota], now, &issues).await;
-    assert!(refused.is_err(), "{refused:?}");
+    let refused = record(&db, &actor, &[quota, quota], now, &issues).await;
+    assert!(
+        matches!(&refused, Err(DbError::Internal(message)) if message.contains("KI422")),
+        "{refused:?}"
+    );
     assert_eq!(counts(&tdb).await, [0, 1, 1, 0]);
-
-    // A limit of three lets both through.
-    let quota = OwnerQuota { limit: 3, ..quota };
-    record(&db, &actor, &[quota], now, &issues).await.unwrap();
+    // The count is as of `as_of`: a certificate that expired before it does not count, so
+    // as of a day after the existing one's expiry the same batch fits a limit of two.
+    let later = now + Duration::days(31);
+    let fresh = [
+        Issue::new(ca, alice, "7B03", later),
+        Issue::new(ca, alice, "7B04", later),
+    ];
+    record(&db, &actor, &[quota], later, &fresh).await.unwrap();
     assert_eq!(counts(&tdb).await, [2, 3, 3, 2]);
+
+    // A limit of five lets the first two through too (the later two end after `now`).
+    let quota = OwnerQuota { limit: 5, ..quota };
+    record(&db, &actor, &[quota], now, &issues).await.unwrap();
+    assert_eq!(counts(&tdb).await, [4, 5, 5, 4]);
+    // And the limit is then reached: one more is refused.
+    let one_more = [Issue::new(ca, alice, "7B05", now)];
+    let refused = record(&db, &actor, &[quota], now, &one_more).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(counts(&tdb).await, [4, 5, 5, 4]);
 }
 
 #[tokio::test]
@@ -267,18 +282,11 @@ async fn the_identity_a_batch_sets_ends_with_its_implicit_transaction() {
     record(&db, &actor, &[], now, &[Issue::new(ca, alice, "7D01", now)])
         .await
         .unwrap();
-    let mut tx = db.begin(&Actor::Anonymous).await.unwrap();
-    let rows = keyinfra_db::testing::raw_query(
-        &mut tx,
-        "SELECT coalesce(current_setting('keyinfra.user_id', true), '') AS user_id,
-                (SELECT count(*) FROM certificates) AS seen",
-    )
-    .await
-    .unwrap();
-    let user_id: String = rows[0].get("user_id");
-    let seen: i64 = rows[0].get("seen");
-    assert_eq!((user_id.as_str(), seen), ("", 0));
-    tx.rollback().await.unwrap();
+    // Read outside any BEGIN (which would set both settings itself): a leak would show.
+    for setting in ["keyinfra.user_id", "keyinfra.user_role"] {
+        let left = keyinfra_db::testing::session_setting(&db, setting).await;
+        assert_eq!(left, None, "{setting}");
+    }
     assert_eq!(counts(&tdb).await, [1, 1, 1, 1]);
 }
 
@@ -352,6 +360,45 @@ async fn the_check_functions_accept_exactly_canonical_serials_and_well_formed_sa
             .unwrap();
         assert_eq!(got, expected, "SANs {list:?}");
     }
+
+    // And they agree with the bodies they replaced (migration 0004's, kept in 0012's down
+    // migration) on every input above and on shapes a client cannot send but SQL can.
+    sqlx::query(
+        "CREATE FUNCTION pg_temp.old_serial(serial text) RETURNS boolean LANGUAGE sql IMMUTABLE
+             RETURN serial ~ '^([0-9A-F]{2}){1,20}$' AND serial !~ '^00'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE FUNCTION pg_temp.old_san(sans text[]) RETURNS boolean LANGUAGE sql IMMUTABLE
+             RETURN cardinality(sans) <= 1024
+                 AND coalesce((SELECT bool_and(s IS NOT NULL AND s ~ '^(DNS|IP|EMAIL|URI):[^[:cntrl:]]+$')
+                               FROM unnest(sans) AS s), true)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let differing: Vec<String> = sqlx::query_scalar(
+        "SELECT coalesce(s, 'NULL') FROM unnest(ARRAY['01', '00', '00AB', 'ab', 'ABC', '', 'G1', ' AB',
+                 E'AB\n', '1é', 'ÀB', repeat('AB', 20), repeat('AB', 21), NULL]) AS s
+         WHERE pg_temp.old_serial(s) IS DISTINCT FROM keyinfra_serial_is_canonical(s)
+         UNION ALL
+         SELECT coalesce(a::text, 'NULL') FROM (VALUES (NULL::text[]), ('{}'), ('{DNS:a}'),
+                 ('{DNS:a,IP:1.2.3.4}'), ('{DNS:a,NULL}'), ('{NULL}'), ('{{DNS:a,DNS:b},{IP:1,IP:2}}'),
+                 ('{{DNS:a,DNS:b},{IP:1,x}}'), ('{{DNS:a},{NULL}}'), (ARRAY[E'DNS:a\nDNS:b']),
+                 (ARRAY['DNS:a', E'\nDNS:b']), (ARRAY[E'DNS:a\x01']), (ARRAY['DNS:é.example']),
+                 (ARRAY['URI:https://x/ü']), (ARRAY['DNS:a', '']), (ARRAY['']), (ARRAY['DNS: ']))
+              AS v(a)
+         WHERE pg_temp.old_san(a) IS DISTINCT FROM keyinfra_san_list_is_valid(a)",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        differing.is_empty(),
+        "old and new disagree on {differing:?}"
+    );
 
     // Both are inlined into the expressions that call them (what makes the CHECKs cheap):
     // the plan shows their bodies, not the calls. A body more volatile than its declaration
