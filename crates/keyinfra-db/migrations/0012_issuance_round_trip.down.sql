@@ -1,14 +1,5 @@
-DROP FUNCTION keyinfra_record_issuances(
-    text, text, timestamptz, uuid[], bigint[], timestamptz,
-    uuid[], uuid[], text[], bytea[], bytea[], bytea[], bytea[], integer[],
-    uuid[], uuid[], uuid[], text[], text[], jsonb[], timestamptz[], timestamptz[],
-    bytea[], bytea[], text[], text[], uuid[],
-    uuid[], text[], text[], text[], uuid[], jsonb[]);
-DROP FUNCTION keyinfra_insert_issued(
-    uuid[], uuid[], text[], bytea[], bytea[], bytea[], bytea[], integer[],
-    uuid[], uuid[], uuid[], text[], text[], jsonb[], timestamptz[], timestamptz[],
-    bytea[], bytea[], text[], text[], uuid[],
-    uuid[], text[], text[], text[], uuid[], jsonb[]);
+DROP FUNCTION keyinfra_record_issuances;
+DROP FUNCTION keyinfra_insert_issued;
 DROP FUNCTION keyinfra_lock_and_count_active(uuid, timestamptz);
 
 CREATE OR REPLACE FUNCTION keyinfra_serial_is_canonical(serial text) RETURNS boolean

@@ -123,16 +123,8 @@ BEGIN
     FROM input AS i;
 END
 $$;
-REVOKE ALL ON FUNCTION keyinfra_insert_issued(
-    uuid[], uuid[], text[], bytea[], bytea[], bytea[], bytea[], integer[],
-    uuid[], uuid[], uuid[], text[], text[], jsonb[], timestamptz[], timestamptz[],
-    bytea[], bytea[], text[], text[], uuid[],
-    uuid[], text[], text[], text[], uuid[], jsonb[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION keyinfra_insert_issued(
-    uuid[], uuid[], text[], bytea[], bytea[], bytea[], bytea[], integer[],
-    uuid[], uuid[], uuid[], text[], text[], jsonb[], timestamptz[], timestamptz[],
-    bytea[], bytea[], text[], text[], uuid[],
-    uuid[], text[], text[], text[], uuid[], jsonb[]) TO keyinfra_app;
+REVOKE ALL ON FUNCTION keyinfra_insert_issued FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION keyinfra_insert_issued TO keyinfra_app;
 
 -- A group-commit batch in one call: first issues that share one identity. p_user_id and
 -- p_role are the identity Database::begin would set; with p_token_issued_at the bearer's
@@ -189,15 +181,5 @@ BEGIN
             p_actor_id, p_actor_name, p_action, p_target_type, p_target_id, p_details);
 END
 $$;
-REVOKE ALL ON FUNCTION keyinfra_record_issuances(
-    text, text, timestamptz, uuid[], bigint[], timestamptz,
-    uuid[], uuid[], text[], bytea[], bytea[], bytea[], bytea[], integer[],
-    uuid[], uuid[], uuid[], text[], text[], jsonb[], timestamptz[], timestamptz[],
-    bytea[], bytea[], text[], text[], uuid[],
-    uuid[], text[], text[], text[], uuid[], jsonb[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION keyinfra_record_issuances(
-    text, text, timestamptz, uuid[], bigint[], timestamptz,
-    uuid[], uuid[], text[], bytea[], bytea[], bytea[], bytea[], integer[],
-    uuid[], uuid[], uuid[], text[], text[], jsonb[], timestamptz[], timestamptz[],
-    bytea[], bytea[], text[], text[], uuid[],
-    uuid[], text[], text[], text[], uuid[], jsonb[]) TO keyinfra_app;
+REVOKE ALL ON FUNCTION keyinfra_record_issuances FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION keyinfra_record_issuances TO keyinfra_app;

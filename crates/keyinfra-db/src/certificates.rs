@@ -406,8 +406,9 @@ pub async fn set_owner(tx: &mut Tx, ids: &[Uuid], owner_id: Uuid) -> Result<u64,
     Ok(done.rows_affected())
 }
 
-/// One first issue as [`insert_issued_many`] and [`record_issued_batch`] write it: the sealed key (when the server made
-/// it), the certificate (version 1, no renewal columns) and its audit event.
+/// One first issue as [`insert_issued`] and [`record_issued_batch`] write it: the sealed key
+/// (when the server made it), the certificate (version 1, no renewal columns) and its audit
+/// event.
 #[derive(Debug, Clone)]
 pub struct IssuedRows<'a> {
     pub key: Option<crate::private_keys::NewSealedKey<'a>>,
@@ -415,18 +416,11 @@ pub struct IssuedRows<'a> {
     pub audit: crate::audit::NewAuditEvent<'a>,
 }
 
-/// Records one first issue in one statement (one round trip). A serial this CA already used
-/// fails with [`DbError::SerialCollision`] and writes nothing.
+/// Records one first issue in the caller's transaction, in one statement (one round trip):
+/// `keyinfra_insert_issued` (migration 0012), the same function a batch writes with. A serial
+/// this CA already used fails with [`DbError::SerialCollision`] and writes nothing.
 pub async fn insert_issued(tx: &mut Tx, issue: &IssuedRows<'_>) -> Result<(), DbError> {
-    insert_issued_many(tx, std::slice::from_ref(issue)).await
-}
-
-/// Records several first issues in the caller's transaction with one statement: every
-/// sealed key, certificate (whose trigger registers the serial) and audit event, as one
-/// multi-row INSERT per table (`keyinfra_insert_issued`, migration 0012). Any failing row
-/// fails them all; the caller decides what to retry.
-pub async fn insert_issued_many(tx: &mut Tx, issues: &[IssuedRows<'_>]) -> Result<(), DbError> {
-    let columns = IssuedColumns::from_rows(issues);
+    let columns = IssuedColumns::from_rows(std::slice::from_ref(issue));
     columns
         .bind(sqlx::query(
             "SELECT keyinfra_insert_issued($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
@@ -449,10 +443,10 @@ pub struct OwnerQuota {
 /// transaction: `keyinfra_record_issuances` (migration 0012) checks the actor's token and
 /// sets its identity as [`Database::begin`](crate::Database::begin) would, checks each
 /// owner's quota (active certificates at `as_of`) under that owner's lock, and writes the
-/// rows as [`insert_issued_many`]
-/// does. The call is sent outside any explicit transaction, so PostgreSQL commits it when it
-/// returns; this is what makes group commit pay, since PostgreSQL's cost per issuance is
-/// mostly per statement and per transaction, and a batch's latency mostly round trips.
+/// rows as [`insert_issued`] does, one multi-row INSERT per table. The call is sent outside
+/// any explicit transaction, so PostgreSQL commits it when it returns; this is what makes
+/// group commit pay, since PostgreSQL's cost per issuance is mostly per statement and per
+/// transaction, and a batch's latency mostly round trips.
 ///
 /// Any failure writes nothing, and is not told apart (a quota that would be exceeded is an
 /// internal error here): the caller learns each issue's own answer on the one-transaction
