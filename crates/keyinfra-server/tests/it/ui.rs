@@ -113,6 +113,12 @@ impl Browser {
     /// Logs in through the form, with the keyboard's Enter on the password field.
     async fn log_in(&self, base: &str, username: &str, password: &str) {
         self.client.goto(&format!("{base}/ui/login")).await.unwrap();
+        // Mark this document: the form's submission loads a new one, without the mark.
+        // Waiting for an `h1` alone could find the login page's own before it is replaced.
+        self.client
+            .execute("window.keyinfraBeforeSubmit = true; return null;", vec![])
+            .await
+            .unwrap();
         self.client
             .find(Locator::Id("username"))
             .await
@@ -134,11 +140,18 @@ impl Browser {
             .click()
             .await
             .unwrap();
-        self.client
-            .wait()
-            .for_element(Locator::Css("h1"))
-            .await
-            .unwrap();
+        // The next page (the dashboard, or the form again with its error) has loaded.
+        let loaded = "return window.keyinfraBeforeSubmit === undefined \
+                      && document.readyState === 'complete' \
+                      && document.querySelector('h1') !== null;";
+        for _ in 0..200 {
+            // While the page changes, the script may fail: that is "not yet".
+            if let Ok(Value::Bool(true)) = self.client.execute(loaded, vec![]).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("logging in as {username}: no page loaded after the form was submitted");
     }
 
     async fn goto(&self, app: &TestApp, path: &str) {
