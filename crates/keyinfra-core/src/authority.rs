@@ -251,7 +251,7 @@ impl Authority {
         parent: Option<Uuid>,
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<AuthorityRecord, CoreError> {
-        let key_id = Uuid::new_v4();
+        let key_id = Uuid::now_v7();
         let sealed = seal::seal(&self.masters, key_id.as_bytes(), signer.key(), rng)?;
         insert_sealed_key(tx, key_id, None, signer.key(), &sealed).await?;
         self.record_ca(tx, name, signer.certificate_der(), Some(key_id), parent)

@@ -411,7 +411,7 @@ impl Authority {
             KeySource::Generate(alg) => Some(generate_key(*alg).await?),
             KeySource::Csr(_) => None,
         };
-        let key_id = Uuid::new_v4();
+        let key_id = Uuid::now_v7();
         let sealed = match &generated {
             Some(key) => Some(seal::seal(&self.masters, key_id.as_bytes(), key, rng)?),
             None => None,
@@ -422,7 +422,7 @@ impl Authority {
             (None, Some(spki)) => LeafKey::Spki(spki),
             (None, None) => return Err(CoreError::Internal("no public key".into())),
         };
-        let cert_id = Uuid::new_v4();
+        let cert_id = Uuid::now_v7();
         let draft = CertificateDraft {
             id: cert_id,
             ca_id,
@@ -697,7 +697,7 @@ impl Authority {
             true => Some(generate_key(algorithm).await?),
             false => None,
         };
-        let key_id = Uuid::new_v4();
+        let key_id = Uuid::now_v7();
         let sealed = match &generated {
             Some(key) => Some(seal::seal(&self.masters, key_id.as_bytes(), key, rng)?),
             None => None,
@@ -706,7 +706,7 @@ impl Authority {
             Some(key) => LeafKey::Generated(key),
             None => LeafKey::Spki(&old_spki),
         };
-        let cert_id = Uuid::new_v4();
+        let cert_id = Uuid::now_v7();
         let draft = CertificateDraft {
             id: cert_id,
             ca_id: previous.ca_id,

@@ -7,6 +7,7 @@
 mod audit;
 mod batches;
 mod fixtures;
+mod ids;
 mod integrity;
 mod migrations;
 mod partitions;

@@ -664,6 +664,10 @@ async fn renewal_makes_a_new_version_and_supersedes_or_revokes_the_old() {
     assert_eq!(status, 201, "{second}");
     assert_eq!(second["version"], 2);
     assert_eq!(second["renewed_from"], id1);
+    // Renewals get time-ordered (version 7) ids too: the new version sorts after the old.
+    let id2 = second["id"].as_str().unwrap();
+    assert_eq!(uuid::Uuid::parse_str(id2).unwrap().get_version_num(), 7);
+    assert!(id2 > id1, "{id2} after {id1}");
     assert!(second["renewed_at"].is_string() && second["renewed_by"].is_string());
     assert_ne!(second["serial_number"], first["serial_number"]);
     assert_eq!(second["subject"], "CN=sw-1");
