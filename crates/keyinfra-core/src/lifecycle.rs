@@ -411,6 +411,8 @@ impl Authority {
             KeySource::Generate(alg) => Some(generate_key(*alg).await?),
             KeySource::Csr(_) => None,
         };
+        // Time-ordered (version 7) ids, as for every row issuance writes: their index
+        // entries append at the right-hand edge instead of a random page (migration 0013).
         let key_id = Uuid::now_v7();
         let sealed = match &generated {
             Some(key) => Some(seal::seal(&self.masters, key_id.as_bytes(), key, rng)?),
