@@ -403,15 +403,13 @@ async fn the_check_functions_accept_exactly_canonical_serials_and_well_formed_sa
     // Both are inlined into the expressions that call them (what makes the CHECKs cheap):
     // the plan shows their bodies, not the calls. A body more volatile than its declaration
     // (array_to_string in an IMMUTABLE function, say) would silently stop that.
-    let plan: Vec<String> = sqlx::query_scalar(
+    let plan = fixtures::plan(
+        &mut conn,
         "EXPLAIN VERBOSE SELECT keyinfra_san_list_is_valid(subject_alt_names),
                                keyinfra_serial_is_canonical(serial_number)
          FROM certificates",
     )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    let plan = plan.join("\n");
+    .await;
     assert!(
         !plan.contains("keyinfra_san_list_is_valid")
             && !plan.contains("keyinfra_serial_is_canonical"),

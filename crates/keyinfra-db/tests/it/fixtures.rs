@@ -151,3 +151,12 @@ pub async fn db_now(db: &keyinfra_db::testing::TestDatabase) -> OffsetDateTime {
     conn.close().await.unwrap();
     now
 }
+
+/// The text of an EXPLAIN, one plan line per line, for assertions about what the planner did.
+pub async fn plan(conn: &mut sqlx::PgConnection, explain: &str) -> String {
+    let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+        .fetch_all(conn)
+        .await
+        .unwrap();
+    lines.join("\n")
+}

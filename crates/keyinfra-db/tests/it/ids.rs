@@ -109,13 +109,11 @@ async fn audit_events_revocations_alerts_keys_and_certificates_default_to_an_inl
 
     // The default is inlined into the INSERT's plan: the expression, not a call per row
     // (a body more volatile than its declaration, or a second statement, would stop that).
-    let plan: Vec<String> = sqlx::query_scalar(
+    let plan = fixtures::plan(
+        &mut conn,
         "EXPLAIN VERBOSE INSERT INTO audit_events (action, details) VALUES ('x.y', '{}')",
     )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    let plan = plan.join("\n");
+    .await;
     assert!(
         !plan.contains("keyinfra_uuid_v7") && plan.contains("gen_random_uuid"),
         "{plan}"
@@ -164,13 +162,11 @@ async fn the_registry_refuses_a_serial_twice_per_ca_and_finds_a_serial_by_its_on
         .execute(&mut conn)
         .await
         .unwrap();
-    let plan: Vec<String> = sqlx::query_scalar(
+    let plan = fixtures::plan(
+        &mut conn,
         "EXPLAIN SELECT certificate_id FROM certificate_serials WHERE serial_number = '0ABC'",
     )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    let plan = plan.join("\n");
+    .await;
     assert!(
         plan.contains("certificate_serials_ca_serial_key") && plan.contains("Index Cond"),
         "{plan}"
