@@ -3,7 +3,7 @@
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
     CustomExtension, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose,
-    PublicKeyData, RevokedCertParams, SignatureAlgorithm, SigningKey,
+    RevokedCertParams, SigningKey,
 };
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
@@ -12,19 +12,11 @@ use crate::names::{DistinguishedName, SubjectAltName};
 use crate::profile::{ExtendedKeyUsage, KeyUsage, Profile};
 use crate::{KeyAlgorithm, PkiError, PrivateKey, SerialNumber};
 
-impl PublicKeyData for PrivateKey {
-    fn der_bytes(&self) -> &[u8] {
-        self.pair.der_bytes()
-    }
-
-    fn algorithm(&self) -> &'static SignatureAlgorithm {
-        self.pair.algorithm()
-    }
-}
-
 impl SigningKey for PrivateKey {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        self.pair.sign(msg)
+        self.signing_pair()
+            .map_err(|_| rcgen::Error::CouldNotParseKeyPair)?
+            .sign(msg)
     }
 }
 

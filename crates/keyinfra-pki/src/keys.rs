@@ -4,6 +4,11 @@
 //! when dropped. (The key objects of the crypto library keep their own copy in C memory,
 //! which it frees; that copy is outside our control and documented in ARCHITECTURE.md.)
 
+use std::sync::OnceLock;
+
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _,
+};
 use rcgen::{KeyPair, PublicKeyData, RsaKeySize, SignatureAlgorithm};
 use zeroize::Zeroizing;
 
@@ -74,9 +79,17 @@ impl std::fmt::Display for KeyAlgorithm {
 
 /// A private key with its public half. `Debug` never shows key bytes.
 pub struct PrivateKey {
-    pub(crate) pair: KeyPair,
     algorithm: KeyAlgorithm,
     pkcs8: Zeroizing<Vec<u8>>,
+    /// The public key as rcgen's [`PublicKeyData::der_bytes`] has it (for ECDSA, the
+    /// uncompressed point; the SubjectPublicKeyInfo is built from it).
+    public_key: Vec<u8>,
+    signature_algorithm: &'static SignatureAlgorithm,
+    /// The signing half, parsed from `pkcs8` when the key first signs. A key generated for a
+    /// leaf certificate never signs: it is sealed and stored, so it is never parsed, and
+    /// parsing costs as much as generating (the crypto library checks the pair with a
+    /// scalar multiplication).
+    pair: OnceLock<KeyPair>,
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -92,13 +105,37 @@ impl PrivateKey {
     pub fn generate(algorithm: KeyAlgorithm) -> Result<Self, PkiError> {
         let rsa = |size| KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size);
         let pair = match algorithm {
+            KeyAlgorithm::EcdsaP256 => return Self::generate_ecdsa(algorithm),
+            KeyAlgorithm::EcdsaP384 => return Self::generate_ecdsa(algorithm),
             KeyAlgorithm::Rsa2048 => rsa(RsaKeySize::_2048),
             KeyAlgorithm::Rsa3072 => rsa(RsaKeySize::_3072),
             KeyAlgorithm::Rsa4096 => rsa(RsaKeySize::_4096),
-            other => KeyPair::generate_for(other.signature_algorithm()),
+            KeyAlgorithm::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
         }
         .map_err(|_| PkiError::KeyGeneration)?;
         Ok(Self::wrap(pair, algorithm))
+    }
+
+    /// An ECDSA key straight from the crypto library: the same PKCS#8 v1 bytes that
+    /// rcgen's `KeyPair::generate_for` writes, without the parse of those bytes that follows
+    /// there (about a seventh of the server's CPU per issued certificate).
+    fn generate_ecdsa(algorithm: KeyAlgorithm) -> Result<Self, PkiError> {
+        let curve = match algorithm {
+            KeyAlgorithm::EcdsaP256 => &ECDSA_P256_SHA256_ASN1_SIGNING,
+            KeyAlgorithm::EcdsaP384 => &ECDSA_P384_SHA384_ASN1_SIGNING,
+            _ => return Err(PkiError::UnsupportedKeyAlgorithm),
+        };
+        let generated = EcdsaKeyPair::generate(curve).map_err(|_| PkiError::KeyGeneration)?;
+        let pkcs8 = generated
+            .to_pkcs8v1()
+            .map_err(|_| PkiError::KeyGeneration)?;
+        Ok(Self {
+            algorithm,
+            pkcs8: Zeroizing::new(pkcs8.as_ref().to_vec()),
+            public_key: generated.public_key().as_ref().to_vec(),
+            signature_algorithm: algorithm.signature_algorithm(),
+            pair: OnceLock::new(),
+        })
     }
 
     /// A key from its PKCS#8 DER (as unsealed from the database, or imported).
@@ -120,12 +157,23 @@ impl PrivateKey {
     }
 
     fn wrap(pair: KeyPair, algorithm: KeyAlgorithm) -> Self {
-        let pkcs8 = Zeroizing::new(pair.serialize_der());
         Self {
-            pair,
             algorithm,
-            pkcs8,
+            pkcs8: Zeroizing::new(pair.serialize_der()),
+            public_key: pair.der_bytes().to_vec(),
+            signature_algorithm: pair.algorithm(),
+            pair: OnceLock::from(pair),
         }
+    }
+
+    /// The signing half, parsed from the PKCS#8 bytes on first use.
+    pub(crate) fn signing_pair(&self) -> Result<&KeyPair, PkiError> {
+        if let Some(pair) = self.pair.get() {
+            return Ok(pair);
+        }
+        let parsed =
+            KeyPair::try_from(self.pkcs8.as_slice()).map_err(|_| PkiError::InvalidPrivateKey)?;
+        Ok(self.pair.get_or_init(|| parsed))
     }
 
     pub fn algorithm(&self) -> KeyAlgorithm {
@@ -153,7 +201,7 @@ impl PrivateKey {
 
     /// The SubjectPublicKeyInfo DER.
     pub fn public_key_der(&self) -> Vec<u8> {
-        self.pair.subject_public_key_info()
+        self.subject_public_key_info()
     }
 
     /// SHA-256 of the SubjectPublicKeyInfo: identifies the key pair without revealing it.
@@ -165,6 +213,16 @@ impl PrivateKey {
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, PkiError> {
         let der = self.pkcs8_v1_der()?;
         Ok(Zeroizing::new(crate::pem_text("PRIVATE KEY", &der)))
+    }
+}
+
+impl PublicKeyData for PrivateKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.signature_algorithm
     }
 }
 
@@ -254,6 +312,29 @@ mod tests {
             let v1 = key.pkcs8_v1_der().unwrap();
             let from_v1 = PrivateKey::from_pkcs8(&v1).unwrap();
             assert_eq!(from_v1.public_key_der(), key.public_key_der(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn a_generated_ecdsa_key_parses_its_signing_half_on_first_use_and_it_matches() {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1};
+        use rcgen::SigningKey;
+        for (alg, verify) in [
+            (KeyAlgorithm::EcdsaP256, &ECDSA_P256_SHA256_ASN1),
+            (KeyAlgorithm::EcdsaP384, &ECDSA_P384_SHA384_ASN1),
+        ] {
+            let key = PrivateKey::generate(alg).unwrap();
+            assert!(key.pair.get().is_none(), "{alg}: parsed before it signs");
+            let signature = key.sign(b"to be signed").unwrap();
+            assert!(key.pair.get().is_some());
+            aws_lc_rs::signature::UnparsedPublicKey::new(verify, key.der_bytes())
+                .verify(b"to be signed", &signature)
+                .unwrap();
+            assert!(
+                aws_lc_rs::signature::UnparsedPublicKey::new(verify, key.der_bytes())
+                    .verify(b"something else", &signature)
+                    .is_err()
+            );
         }
     }
 

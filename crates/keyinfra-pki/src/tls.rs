@@ -59,7 +59,7 @@ pub fn csr_der(
         .collect::<Result<_, _>>()
         .map_err(|e| PkiError::InvalidName(e.to_string()))?;
     let request = params
-        .serialize_request(&key.pair)
+        .serialize_request(key.signing_pair()?)
         .map_err(|e| PkiError::Signing(e.to_string()))?;
     Ok(request.der().to_vec())
 }
@@ -141,7 +141,11 @@ mod tests {
 
     fn self_signed(key: &PrivateKey) -> Vec<u8> {
         let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params.self_signed(&key.pair).unwrap().der().to_vec()
+        params
+            .self_signed(key.signing_pair().unwrap())
+            .unwrap()
+            .der()
+            .to_vec()
     }
 
     #[test]
