@@ -118,9 +118,8 @@ impl PrivateKey {
 
     /// An ECDSA key straight from the crypto library: the same PKCS#8 v1 bytes that
     /// rcgen's `KeyPair::generate_for` writes, without the parse of those bytes that follows
-    /// there (about a twentieth of the server's CPU per issued certificate). It also leaves
-    /// no rcgen `KeyPair` behind, whose PKCS#8 copy is not wiped on drop; the crypto
-    /// library's `Document` is.
+    /// there (about a twentieth of the server's CPU per issued certificate). The crypto
+    /// library's `Document` wipes its PKCS#8 bytes when dropped.
     fn generate_ecdsa(algorithm: KeyAlgorithm) -> Result<Self, PkiError> {
         let curve = match algorithm {
             KeyAlgorithm::EcdsaP256 => &ECDSA_P256_SHA256_ASN1_SIGNING,
@@ -216,6 +215,19 @@ impl PrivateKey {
         let der = self.pkcs8_v1_der()?;
         Ok(Zeroizing::new(crate::pem_text("PRIVATE KEY", &der)))
     }
+}
+
+impl Drop for PrivateKey {
+    /// rcgen's parsed pair keeps a PKCS#8 copy of its own, which it does not wipe on drop.
+    fn drop(&mut self) {
+        if let Some(pair) = self.pair.get_mut() {
+            wipe(pair);
+        }
+    }
+}
+
+fn wipe(pair: &mut KeyPair) {
+    zeroize::Zeroize::zeroize(pair);
 }
 
 impl PublicKeyData for PrivateKey {
@@ -338,6 +350,15 @@ mod tests {
                     .is_err()
             );
         }
+    }
+
+    #[test]
+    fn wiping_a_parsed_pair_clears_its_pkcs8_copy() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let mut pair = KeyPair::try_from(key.pkcs8_der()).unwrap();
+        assert_eq!(pair.serialize_der(), key.pkcs8_der());
+        wipe(&mut pair);
+        assert!(pair.serialize_der().iter().all(|b| *b == 0));
     }
 
     #[test]
