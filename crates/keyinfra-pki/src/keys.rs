@@ -7,7 +7,8 @@
 use std::sync::OnceLock;
 
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _,
+    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair,
+    EcdsaSigningAlgorithm, KeyPair as _,
 };
 use rcgen::{KeyPair, PublicKeyData, RsaKeySize, SignatureAlgorithm};
 use zeroize::Zeroizing;
@@ -84,7 +85,6 @@ pub struct PrivateKey {
     /// The public key as rcgen's [`PublicKeyData::der_bytes`] has it (for ECDSA, the
     /// uncompressed point; the SubjectPublicKeyInfo is built from it).
     public_key: Vec<u8>,
-    signature_algorithm: &'static SignatureAlgorithm,
     /// The signing half, parsed from `pkcs8` when the key first signs. A key generated for a
     /// leaf certificate never signs: it is sealed and stored, so it is never parsed, and
     /// parsing costs as much as generating (the crypto library checks the pair with a
@@ -105,8 +105,12 @@ impl PrivateKey {
     pub fn generate(algorithm: KeyAlgorithm) -> Result<Self, PkiError> {
         let rsa = |size| KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size);
         let pair = match algorithm {
-            KeyAlgorithm::EcdsaP256 => return Self::generate_ecdsa(algorithm),
-            KeyAlgorithm::EcdsaP384 => return Self::generate_ecdsa(algorithm),
+            KeyAlgorithm::EcdsaP256 => {
+                return Self::generate_ecdsa(algorithm, &ECDSA_P256_SHA256_ASN1_SIGNING);
+            }
+            KeyAlgorithm::EcdsaP384 => {
+                return Self::generate_ecdsa(algorithm, &ECDSA_P384_SHA384_ASN1_SIGNING);
+            }
             KeyAlgorithm::Rsa2048 => rsa(RsaKeySize::_2048),
             KeyAlgorithm::Rsa3072 => rsa(RsaKeySize::_3072),
             KeyAlgorithm::Rsa4096 => rsa(RsaKeySize::_4096),
@@ -120,12 +124,10 @@ impl PrivateKey {
     /// rcgen's `KeyPair::generate_for` writes, without the parse of those bytes that follows
     /// there (about a twentieth of the server's CPU per issued certificate). The crypto
     /// library's `Document` wipes its PKCS#8 bytes when dropped.
-    fn generate_ecdsa(algorithm: KeyAlgorithm) -> Result<Self, PkiError> {
-        let curve = match algorithm {
-            KeyAlgorithm::EcdsaP256 => &ECDSA_P256_SHA256_ASN1_SIGNING,
-            KeyAlgorithm::EcdsaP384 => &ECDSA_P384_SHA384_ASN1_SIGNING,
-            _ => return Err(PkiError::UnsupportedKeyAlgorithm),
-        };
+    fn generate_ecdsa(
+        algorithm: KeyAlgorithm,
+        curve: &'static EcdsaSigningAlgorithm,
+    ) -> Result<Self, PkiError> {
         let generated = EcdsaKeyPair::generate(curve).map_err(|_| PkiError::KeyGeneration)?;
         let pkcs8 = generated
             .to_pkcs8v1()
@@ -134,7 +136,6 @@ impl PrivateKey {
             algorithm,
             pkcs8: Zeroizing::new(pkcs8.as_ref().to_vec()),
             public_key: generated.public_key().as_ref().to_vec(),
-            signature_algorithm: algorithm.signature_algorithm(),
             pair: OnceLock::new(),
         })
     }
@@ -162,7 +163,6 @@ impl PrivateKey {
             algorithm,
             pkcs8: Zeroizing::new(pair.serialize_der()),
             public_key: pair.der_bytes().to_vec(),
-            signature_algorithm: pair.algorithm(),
             pair: OnceLock::from(pair),
         }
     }
@@ -174,7 +174,11 @@ impl PrivateKey {
         }
         let parsed =
             KeyPair::try_from(self.pkcs8.as_slice()).map_err(|_| PkiError::InvalidPrivateKey)?;
-        Ok(self.pair.get_or_init(|| parsed))
+        // Another thread may have parsed it meanwhile: keep theirs, wipe ours.
+        if let Err(mut lost) = self.pair.set(parsed) {
+            wipe(&mut lost);
+        }
+        self.pair.get().ok_or(PkiError::InvalidPrivateKey)
     }
 
     pub fn algorithm(&self) -> KeyAlgorithm {
@@ -236,7 +240,7 @@ impl PublicKeyData for PrivateKey {
     }
 
     fn algorithm(&self) -> &'static SignatureAlgorithm {
-        self.signature_algorithm
+        self.algorithm.signature_algorithm()
     }
 }
 
