@@ -8,11 +8,17 @@
 //! `max_lifetime`, and a query that still meets a dead connection fails as
 //! `Unavailable(ConnectionLost)`, which the server answers with 503 + Retry-After; the pool
 //! then discards that connection.
+//!
+//! TLS to PostgreSQL follows the URL's `sslmode` (`disable`, `prefer`, `require`,
+//! `verify-ca`, `verify-full`, with `sslrootcert` for a private CA), or `PGSSLMODE`, as in
+//! libpq. When neither names a mode, a remote server gets libpq's default, `prefer`; a Unix
+//! socket or a loopback address gets `disable`: the traffic never leaves the machine, and TLS
+//! there would only cost CPU on both ends of every round trip.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, Executor, PgPool};
 
 use crate::error::DbError;
@@ -79,6 +85,10 @@ pub(crate) fn connect_options(
         setting: "DATABASE_URL",
         message: format!("not a valid PostgreSQL URL ({e})"),
     })?;
+    let options = match default_ssl_mode(url, &options, std::env::var_os("PGSSLMODE").is_some()) {
+        Some(mode) => options.ssl_mode(mode),
+        None => options,
+    };
     use sqlx::ConnectOptions;
     let options = options
         .log_statements(log::LevelFilter::Trace)
@@ -98,6 +108,56 @@ pub(crate) fn connect_options(
         // executor start. See docs/benchmarks.md.
         ("plan_cache_mode", "force_generic_plan".to_owned()),
     ]))
+}
+
+/// The TLS mode to impose when neither the URL nor `PGSSLMODE` names one; `None` keeps the
+/// one they name.
+fn default_ssl_mode(
+    url: &str,
+    options: &PgConnectOptions,
+    pgsslmode_set: bool,
+) -> Option<PgSslMode> {
+    if names_ssl_mode(url) || pgsslmode_set {
+        None
+    } else if is_local(options) {
+        Some(PgSslMode::Disable)
+    } else {
+        Some(PgSslMode::Prefer)
+    }
+}
+
+/// Whether the URL's query sets the TLS mode itself.
+fn names_ssl_mode(url: &str) -> bool {
+    query_value(url, "sslmode").is_some() || query_value(url, "ssl-mode").is_some()
+}
+
+/// A parameter of the URL's query, as written (not percent-decoded).
+fn query_value<'u>(url: &'u str, name: &str) -> Option<&'u str> {
+    let (_, query) = url.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|pair| match pair.split_once('=') {
+            Some((key, value)) if key == name => Some(value),
+            None if pair == name => Some(""),
+            _ => None,
+        })
+}
+
+/// A Unix socket, or a host that resolves only to this machine.
+fn is_local(options: &PgConnectOptions) -> bool {
+    if options.get_socket().is_some() {
+        return true;
+    }
+    let host = options.get_host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The URL without its password or query, for error messages and logs.
@@ -122,6 +182,17 @@ pub fn describe_url(url: &str) -> String {
 /// Turns a failure to connect at start into one clear sentence that names the setting.
 pub(crate) fn connect_error(url: &str, error: sqlx::Error) -> DbError {
     let message = match &error {
+        sqlx::Error::Tls(tls) => format!("TLS: {tls}"),
+        // sqlx reads sslrootcert while it connects; say which file a read failed on.
+        sqlx::Error::Io(io)
+            if query_value(url, "sslrootcert").is_some()
+                && io.kind() == std::io::ErrorKind::NotFound =>
+        {
+            format!(
+                "cannot read sslrootcert {}: {io}",
+                query_value(url, "sslrootcert").unwrap_or_default()
+            )
+        }
         sqlx::Error::Io(io) => io.to_string(),
         sqlx::Error::PoolTimedOut => "timed out".to_owned(),
         sqlx::Error::Database(db) => db.message().to_owned(),
@@ -300,4 +371,67 @@ pub async fn create_database_if_missing(server_url: &str, name: &str) -> Result<
     }
     let _ = conn.close().await;
     Ok(!exists)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mode a URL ends with, PGSSLMODE unset.
+    fn mode(url: &str) -> PgSslMode {
+        let options = PgConnectOptions::from_str(url).unwrap();
+        match default_ssl_mode(url, &options, false) {
+            Some(mode) => mode,
+            None => options.get_ssl_mode(),
+        }
+    }
+
+    #[test]
+    fn a_local_server_is_reached_without_tls_unless_the_url_asks() {
+        for url in [
+            "postgres://u@127.0.0.1:5432/db",
+            "postgres://u@127.0.0.2/db",
+            "postgres://u@localhost/db",
+            "postgres://u@[::1]:5432/db",
+            "postgres://u@%2Frun%2Fpostgresql/db",
+            "postgres://u@db.example.net/db?host=/run/postgresql",
+        ] {
+            assert!(matches!(mode(url), PgSslMode::Disable), "{url}");
+        }
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1/db?sslmode=require"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://u@localhost/db?application_name=x&ssl-mode=verify-ca"),
+            PgSslMode::VerifyCa
+        ));
+    }
+
+    #[test]
+    fn a_remote_server_gets_libpqs_default_or_the_urls_mode() {
+        for url in [
+            "postgres://u@db.example.net/db",
+            "postgres://u@10.0.0.5:5432/db",
+            "postgres://u@[2001:db8::1]/db",
+            "postgres://u@127.example.net/db",
+        ] {
+            assert!(matches!(mode(url), PgSslMode::Prefer), "{url}");
+        }
+        assert!(matches!(
+            mode("postgres://u@db.example.net/db?sslmode=verify-full"),
+            PgSslMode::VerifyFull
+        ));
+        assert!(matches!(
+            mode("postgres://u@db.example.net/db?sslmode=disable"),
+            PgSslMode::Disable
+        ));
+    }
+
+    #[test]
+    fn pgsslmode_decides_when_the_url_names_no_mode() {
+        let url = "postgres://u@127.0.0.1/db";
+        let options = PgConnectOptions::from_str(url).unwrap();
+        assert!(default_ssl_mode(url, &options, true).is_none());
+    }
 }

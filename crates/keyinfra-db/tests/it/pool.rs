@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
-use keyinfra_db::testing::{TestDatabase, raw_execute};
-use keyinfra_db::{Actor, DbError, PoolSettings, UnavailableReason};
+use keyinfra_db::testing::{TestDatabase, raw_execute, raw_query};
+use keyinfra_db::{Actor, Database, DbError, PoolSettings, UnavailableReason};
 
 #[tokio::test]
 async fn an_exhausted_pool_answers_unavailable_within_the_acquire_timeout() {
@@ -134,4 +134,133 @@ async fn a_refused_token_leaves_the_connection_usable() {
     let mut tx = db.begin(&Actor::System).await.unwrap();
     assert_eq!(raw_execute(&mut tx, "SELECT 1").await.unwrap(), 1);
     tx.commit().await.unwrap();
+}
+
+/// Whether the application's connection is encrypted, and with which protocol: asked of
+/// pg_stat_ssl as the owner (the application role does not see its session user's backends).
+async fn connection_tls(tdb: &TestDatabase, db: &Database) -> (bool, Option<String>) {
+    let mut tx = db.begin(&Actor::System).await.unwrap();
+    use sqlx::Row;
+    let pid: i32 = raw_query(&mut tx, "SELECT pg_backend_pid() AS pid")
+        .await
+        .unwrap()[0]
+        .get("pid");
+    tx.commit().await.unwrap();
+    let mut owner = tdb.owner_connection().await;
+    sqlx::query_as("SELECT ssl, version FROM pg_stat_ssl WHERE pid = $1")
+        .bind(pid)
+        .fetch_one(&mut owner)
+        .await
+        .expect("pg_stat_ssl has a row for every client backend")
+}
+
+#[tokio::test]
+async fn tls_to_postgresql_follows_the_urls_sslmode() {
+    if std::env::var_os("PGSSLMODE").is_some() {
+        // PGSSLMODE would decide instead of the URL; the unit tests in pool.rs cover that.
+        panic!("unset PGSSLMODE to run this test: it checks the URL's own sslmode");
+    }
+    let tdb = TestDatabase::new().await;
+    let settings = PoolSettings {
+        min_connections: 0,
+        max_connections: 1,
+        ..PoolSettings::default()
+    };
+    let with_mode = |mode: &str| {
+        let separator = if tdb.url().contains('?') { '&' } else { '?' };
+        format!("{}{separator}sslmode={mode}", tdb.url())
+    };
+    // The test server is on this machine (loopback or a Unix socket): no TLS by default.
+    let db = Database::connect(tdb.url(), &settings).await.unwrap();
+    assert_eq!(connection_tls(&tdb, &db).await, (false, None));
+    db.close().await;
+
+    let server_has_tls = tdb.scalar_text("SHOW ssl").await == "on";
+    let required = Database::connect(&with_mode("require"), &settings).await;
+    if server_has_tls {
+        // The machine's PostgreSQL (Debian enables TLS with its snakeoil certificate).
+        let db = required.unwrap();
+        let (ssl, version) = connection_tls(&tdb, &db).await;
+        assert!(ssl, "sslmode=require gave an unencrypted connection");
+        assert!(
+            version.as_deref().is_some_and(|v| v.starts_with("TLSv1.")),
+            "{version:?}"
+        );
+        db.close().await;
+        // verify-ca checks the server's certificate against sslrootcert: its own (Debian's
+        // is self-signed) passes, a bundle of public CAs that never signed it fails.
+        let cert_file = tdb.scalar_text("SHOW ssl_cert_file").await;
+        let cert_file = std::path::Path::new(&cert_file);
+        let cert_file = if cert_file.is_absolute() {
+            cert_file.to_path_buf()
+        } else {
+            std::path::PathBuf::from(tdb.scalar_text("SHOW data_directory").await).join(cert_file)
+        };
+        if std::fs::File::open(&cert_file).is_ok() {
+            let verified = Database::connect(
+                &format!(
+                    "{}&sslrootcert={}",
+                    with_mode("verify-ca"),
+                    cert_file.display()
+                ),
+                &settings,
+            )
+            .await
+            .unwrap();
+            assert!(connection_tls(&tdb, &verified).await.0);
+            verified.close().await;
+            let stranger = std::env::temp_dir().join(format!("keyinfra-tls-{}", tdb.name()));
+            std::fs::create_dir_all(&stranger).unwrap();
+            let status = std::process::Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                ])
+                .args(["-nodes", "-days", "1", "-subj", "/CN=unrelated test CA"])
+                .arg("-keyout")
+                .arg(stranger.join("key.pem"))
+                .arg("-out")
+                .arg(stranger.join("ca.pem"))
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("run openssl");
+            assert!(status.success());
+            let err = Database::connect(
+                &format!(
+                    "{}&sslrootcert={}",
+                    with_mode("verify-ca"),
+                    stranger.join("ca.pem").display()
+                ),
+                &settings,
+            )
+            .await
+            .unwrap_err();
+            std::fs::remove_dir_all(&stranger).unwrap();
+            assert!(matches!(err, DbError::Connect { .. }), "{err:?}");
+        } else {
+            eprintln!(
+                "{} is not readable here: verify-ca not exercised",
+                cert_file.display()
+            );
+        }
+    } else {
+        // A server without TLS (the throwaway cluster): require must refuse, not fall back.
+        let err = required.unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, DbError::Connect { .. }), "{err:?}");
+        assert!(
+            message.contains("TLS") || message.contains("SSL"),
+            "{message}"
+        );
+    }
+    // An explicit disable is honoured on any server.
+    let db = Database::connect(&with_mode("disable"), &settings)
+        .await
+        .unwrap();
+    assert_eq!(connection_tls(&tdb, &db).await, (false, None));
+    db.close().await;
 }
