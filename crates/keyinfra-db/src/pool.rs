@@ -429,6 +429,29 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_sslrootcert_is_named_in_the_connect_error() {
+        let url =
+            "postgres://u:secret@db.example.net/db?sslmode=verify-ca&sslrootcert=/nope/ca.pem";
+        let err = connect_error(
+            url,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("cannot read sslrootcert /nope/ca.pem"),
+            "{message}"
+        );
+        assert!(message.contains("db.example.net:5432/db"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+        // Without sslrootcert in the URL, a missing file is not blamed on it.
+        let err = connect_error(
+            "postgres://u@db.example.net/db",
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        );
+        assert!(!err.to_string().contains("sslrootcert"), "{err}");
+    }
+
+    #[test]
     fn pgsslmode_decides_when_the_url_names_no_mode() {
         let url = "postgres://u@127.0.0.1/db";
         let options = PgConnectOptions::from_str(url).unwrap();
