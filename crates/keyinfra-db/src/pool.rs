@@ -143,7 +143,8 @@ fn query_value<'u>(url: &'u str, name: &str) -> Option<&'u str> {
         })
 }
 
-/// A Unix socket, or a host that resolves only to this machine.
+/// A Unix socket (sqlx turns a host that is a path into one), or a host that resolves only
+/// to this machine.
 fn is_local(options: &PgConnectOptions) -> bool {
     if options.get_socket().is_some() {
         return true;
@@ -153,8 +154,7 @@ fn is_local(options: &PgConnectOptions) -> bool {
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    host.starts_with('/')
-        || host.eq_ignore_ascii_case("localhost")
+    host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
@@ -181,22 +181,17 @@ pub fn describe_url(url: &str) -> String {
 
 /// Turns a failure to connect at start into one clear sentence that names the setting.
 pub(crate) fn connect_error(url: &str, error: sqlx::Error) -> DbError {
-    let message = match &error {
-        sqlx::Error::Tls(tls) => format!("TLS: {tls}"),
-        // sqlx reads sslrootcert while it connects; say which file a read failed on.
-        sqlx::Error::Io(io)
-            if query_value(url, "sslrootcert").is_some()
-                && io.kind() == std::io::ErrorKind::NotFound =>
-        {
-            format!(
-                "cannot read sslrootcert {}: {io}",
-                query_value(url, "sslrootcert").unwrap_or_default()
-            )
+    // sqlx reads sslrootcert while it connects; a missing file is named.
+    let root_cert = query_value(url, "sslrootcert");
+    let message = match (&error, root_cert) {
+        (sqlx::Error::Tls(tls), _) => format!("TLS: {tls}"),
+        (sqlx::Error::Io(io), Some(path)) if io.kind() == std::io::ErrorKind::NotFound => {
+            format!("cannot read sslrootcert {path}: {io}")
         }
-        sqlx::Error::Io(io) => io.to_string(),
-        sqlx::Error::PoolTimedOut => "timed out".to_owned(),
-        sqlx::Error::Database(db) => db.message().to_owned(),
-        other => other.to_string(),
+        (sqlx::Error::Io(io), _) => io.to_string(),
+        (sqlx::Error::PoolTimedOut, _) => "timed out".to_owned(),
+        (sqlx::Error::Database(db), _) => db.message().to_owned(),
+        (other, _) => other.to_string(),
     };
     DbError::Connect {
         target: describe_url(url),
