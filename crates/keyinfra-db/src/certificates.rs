@@ -474,7 +474,7 @@ pub async fn record_issued_batch(
     )
     .bind(&identity.user_id)
     .bind(identity.role)
-    .bind(identity.token_issued_at)
+    .bind(identity.token_epoch)
     .bind(&quota_owner)
     .bind(&quota_limit)
     .bind(as_of);

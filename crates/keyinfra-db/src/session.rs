@@ -25,12 +25,13 @@ pub enum Actor {
     System,
     /// The bearer of an access token. The database checks the claims against the users row
     /// as the transaction begins (`keyinfra_check_token`): a deleted or disabled user, a
-    /// changed role or a password changed after `issued_at` fails the BEGIN with
+    /// changed role, or a session epoch that has moved on (password or role changed, user
+    /// disabled or enabled, logout; migration 0015) fails the BEGIN with
     /// [`DbError::Unauthenticated`](crate::DbError::Unauthenticated).
     Token {
         id: Uuid,
         role: UserRole,
-        issued_at: OffsetDateTime,
+        session_epoch: OffsetDateTime,
     },
 }
 
@@ -43,30 +44,29 @@ pub(crate) struct Identity {
     /// `ADMIN`, `USER`, `SYSTEM`, or empty.
     pub role: &'static str,
     /// Set for [`Actor::Token`]: `keyinfra_check_token` runs before anything else.
-    pub token_issued_at: Option<OffsetDateTime>,
+    pub token_epoch: Option<OffsetDateTime>,
 }
 
 impl Actor {
     pub(crate) fn identity(&self) -> Identity {
-        let (user_id, role, token_issued_at) = match self {
+        let (user_id, role, token_epoch) = match self {
             Actor::Anonymous => (String::new(), "", None),
             Actor::User { id, role } => (id.hyphenated().to_string(), role.as_str(), None),
             Actor::System => (String::new(), "SYSTEM", None),
             Actor::Token {
                 id,
                 role,
-                issued_at,
-            } => {
-                // Whole seconds: the token's own precision, as the check compares them.
-                let seconds = OffsetDateTime::from_unix_timestamp(issued_at.unix_timestamp())
-                    .unwrap_or(*issued_at);
-                (id.hyphenated().to_string(), role.as_str(), Some(seconds))
-            }
+                session_epoch,
+            } => (
+                id.hyphenated().to_string(),
+                role.as_str(),
+                Some(*session_epoch),
+            ),
         };
         Identity {
             user_id,
             role,
-            token_issued_at,
+            token_epoch,
         }
     }
 
@@ -76,23 +76,35 @@ impl Actor {
         let Identity {
             user_id,
             role,
-            token_issued_at,
+            token_epoch,
         } = self.identity();
         let set_identity = format!(
             "BEGIN; SELECT set_config('keyinfra.user_id', '{user_id}', true), \
              set_config('keyinfra.user_role', '{role}', true)"
         );
-        match token_issued_at {
+        match token_epoch {
             // The check runs before BEGIN so that a refused token leaves the connection idle
             // (the rest of the message is skipped), not inside an aborted transaction.
-            // Seconds since the epoch: the token's own precision.
-            Some(issued_at) => format!(
-                "SELECT keyinfra_check_token('{user_id}', '{role}', to_timestamp({})); {set_identity}",
-                issued_at.unix_timestamp()
+            // The epoch is compared for equality, so it goes as exact microseconds since
+            // 1970 (no float on the way).
+            Some(epoch) => format!(
+                "SELECT keyinfra_check_token('{user_id}', '{role}', \
+                 timestamptz 'epoch' + {} * interval '1 microsecond'); {set_identity}",
+                epoch_micros(epoch)
             ),
             None => set_identity,
         }
     }
+}
+
+/// Microseconds since 1970: a session epoch's exact value (PostgreSQL's precision).
+pub fn epoch_micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+/// The inverse of [`epoch_micros`].
+pub fn epoch_from_micros(micros: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).ok()
 }
 
 /// A transaction with an identity. Dropping it without [`Tx::commit`] rolls it back.
@@ -154,13 +166,19 @@ mod tests {
         let token = Actor::Token {
             id,
             role: UserRole::User,
-            issued_at: OffsetDateTime::UNIX_EPOCH,
+            session_epoch: OffsetDateTime::UNIX_EPOCH + time::Duration::microseconds(1_500_001),
         };
         let sql = token.begin_statement();
         assert!(sql.starts_with("SELECT keyinfra_check_token("), "{sql}");
         assert!(
-            sql.contains("to_timestamp(0)); BEGIN; SELECT set_config('keyinfra.user_id'"),
+            sql.contains(
+                "timestamptz 'epoch' + 1500001 * interval '1 microsecond'); BEGIN; SELECT set_config('keyinfra.user_id'"
+            ),
             "{sql}"
         );
+        let at = OffsetDateTime::UNIX_EPOCH
+            + time::Duration::days(20_000)
+            + time::Duration::microseconds(123_456);
+        assert_eq!(epoch_from_micros(epoch_micros(at)), Some(at));
     }
 }

@@ -205,3 +205,23 @@ pub async fn usernames(tx: &mut Tx, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>,
     .await?;
     Ok(rows.into_iter().map(|r| (r.id, r.username)).collect())
 }
+
+/// The user's session epoch (migration 0015): what a token issued now must carry.
+pub async fn session_epoch(tx: &mut Tx, id: Uuid) -> Result<Option<OffsetDateTime>, DbError> {
+    let epoch = sqlx::query_scalar!("SELECT session_epoch FROM users WHERE id = $1", id)
+        .fetch_optional(tx.conn())
+        .await?;
+    Ok(epoch)
+}
+
+/// Ends every session of the user (logout): the trigger moves the epoch forward, whatever
+/// value is written. Returns false when the user is not visible.
+pub async fn end_sessions(tx: &mut Tx, id: Uuid) -> Result<bool, DbError> {
+    let result = sqlx::query!(
+        "UPDATE users SET session_epoch = clock_timestamp() WHERE id = $1",
+        id
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

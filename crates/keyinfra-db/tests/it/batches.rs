@@ -113,13 +113,21 @@ async fn counts(tdb: &TestDatabase) -> [i64; 4] {
     ]
 }
 
-/// A bearer of a fresh token for `user`: the database checks it as Database::begin does.
+/// A bearer of a fresh token for `user` (its current session epoch): the database checks
+/// it as Database::begin does.
 async fn token_of(tdb: &TestDatabase, user: Uuid, role: UserRole) -> Actor {
-    let now = fixtures::db_now(tdb).await;
+    // scalar_i64 takes a 'static query; a test may leak one short string per call.
+    let sql: &'static str = Box::leak(
+        format!(
+            "SELECT (extract(epoch FROM session_epoch) * 1000000)::bigint FROM users WHERE id = '{user}'"
+        )
+        .into_boxed_str(),
+    );
+    let micros = tdb.scalar_i64(sql).await;
     Actor::Token {
         id: user,
         role,
-        issued_at: now + Duration::seconds(1),
+        session_epoch: keyinfra_db::epoch_from_micros(micros).unwrap(),
     }
 }
 
@@ -214,11 +222,15 @@ async fn a_stale_token_or_anothers_certificate_or_a_reused_serial_fails_the_whol
     let bob = fixtures::user(&db, "bob", UserRole::User).await;
     let now = fixtures::db_now(&tdb).await;
 
-    // A token issued before the password changed is refused before anything is written.
+    // A token from an earlier session epoch (before a password change, a logout, ...) is
+    // refused before anything is written.
+    let Actor::Token { session_epoch, .. } = token_of(&tdb, alice, UserRole::User).await else {
+        unreachable!()
+    };
     let stale = Actor::Token {
         id: alice,
         role: UserRole::User,
-        issued_at: now - Duration::hours(1),
+        session_epoch: session_epoch - Duration::microseconds(1),
     };
     let issues = [Issue::new(ca, alice, "7C01", now)];
     let refused = record(&db, &stale, &[], now, &issues).await;

@@ -127,7 +127,7 @@ async fn a_refused_token_leaves_the_connection_usable() {
     let stranger = Actor::Token {
         id: uuid::Uuid::new_v4(),
         role: UserRole::Admin,
-        issued_at: time::OffsetDateTime::UNIX_EPOCH,
+        session_epoch: time::OffsetDateTime::UNIX_EPOCH,
     };
     let err = db.begin(&stranger).await.unwrap_err();
     assert!(matches!(err, DbError::Unauthenticated), "{err:?}");
