@@ -36,6 +36,16 @@ pub enum CoreError {
     /// Too many failed logins: retry after this long.
     #[error("too many failed logins; retry later")]
     Throttled(time::Duration),
+    /// Too many requests of this kind from this caller: retry after this long (429).
+    #[error("too many requests; retry later")]
+    RateLimited(time::Duration),
+    /// The server is saturated with this kind of work (password hashing, RSA key
+    /// generation): retry after this long (503). Nothing was done.
+    #[error("the server is busy with {what}; retry later")]
+    Busy {
+        what: &'static str,
+        retry_after: time::Duration,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }

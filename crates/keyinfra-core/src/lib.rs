@@ -6,6 +6,7 @@
 
 mod clock;
 mod error;
+mod gate;
 mod group_commit;
 mod random;
 
@@ -17,6 +18,7 @@ pub mod certificates;
 pub mod crl;
 pub mod jobs;
 pub mod lifecycle;
+pub mod rate;
 pub mod requester;
 pub mod retry;
 pub mod rotation;
@@ -24,5 +26,6 @@ pub mod users;
 
 pub use clock::{AdjustableClock, Clock, FixedClock, SystemClock};
 pub use error::CoreError;
+pub use gate::WorkGate;
 pub use random::OsRandom;
 pub use requester::Requester;

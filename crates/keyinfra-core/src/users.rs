@@ -18,14 +18,15 @@ use crate::auth::{
     AccessToken, LoginThrottle, Password, PasswordError, PasswordHasher, TokenService, Verification,
 };
 use crate::error::CoreError;
-use crate::{Clock, OsRandom};
+use crate::{Clock, OsRandom, WorkGate};
 
 /// The authenticated caller of a request, from a verified access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     pub id: Uuid,
     pub role: UserRole,
-    pub issued_at: OffsetDateTime,
+    /// The session epoch the token was issued under (see [`Actor::Token`]).
+    pub session_epoch: OffsetDateTime,
 }
 
 impl Caller {
@@ -34,7 +35,7 @@ impl Caller {
         Actor::Token {
             id: self.id,
             role: self.role,
-            issued_at: self.issued_at,
+            session_epoch: self.session_epoch,
         }
     }
 
@@ -99,6 +100,8 @@ pub struct UserService {
     pub hasher: Arc<PasswordHasher>,
     pub tokens: TokenService,
     pub throttle: LoginThrottle,
+    /// Bounds concurrent Argon2id work (see [`WorkGate`]).
+    pub hashing: WorkGate,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -111,7 +114,8 @@ pub struct UserPage {
 
 impl UserService {
     /// Logs in: same answer and about the same time for an unknown user and a wrong
-    /// password; back-off per username and address.
+    /// password. The attempt is reserved with the throttle before the password is checked,
+    /// and the check waits for the hashing gate (503 when it is saturated).
     pub async fn login(
         &self,
         db: &Database,
@@ -120,30 +124,17 @@ impl UserService {
         address: Option<IpAddr>,
     ) -> Result<AccessToken, CoreError> {
         let now = self.clock.now();
-        if let Some(wait) = self.throttle.check(username, address, now) {
-            return Err(CoreError::Throttled(wait));
-        }
+        let attempt = self
+            .throttle
+            .reserve(username, address, now)
+            .map_err(CoreError::Throttled)?;
         let password = Password::for_login(password).map_err(|_| CoreError::InvalidCredentials)?;
         let mut tx = db.begin(&Actor::Anonymous).await?;
         let account = users::login_lookup(&mut tx, username).await?;
         // No connection is held while the password is checked.
         tx.commit().await?;
-        // Argon2id takes tens of milliseconds of CPU: off the async workers, so that logins
-        // never stall other requests.
-        let hasher = Arc::clone(&self.hasher);
         let stored = account.as_ref().map(|a| a.password_hash.clone());
-        let (password, verdict) = tokio::task::spawn_blocking(move || {
-            let verdict = match stored {
-                Some(hash) => hasher.verify(&password, &hash),
-                None => {
-                    hasher.verify_dummy(&password);
-                    Verification::Mismatch
-                }
-            };
-            (password, verdict)
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("password verification stopped: {e}")))?;
+        let (password, verdict) = self.verify_off_workers(password, stored).await?;
         let account = match (account, verdict) {
             (Some(a), Verification::Match { needs_rehash }) if !a.disabled => (a, needs_rehash),
             (found, _) => {
@@ -152,38 +143,27 @@ impl UserService {
                     Some(a) if a.disabled => "disabled",
                     Some(_) => "wrong_password",
                 };
-                let name: String = username.chars().take(256).collect();
-                let mut tx = db.begin(&Actor::Anonymous).await?;
-                audit::append(
-                    &mut tx,
-                    &NewAuditEvent {
-                        actor_id: None,
-                        actor_name: Some(&name),
-                        action: "user.login_failed",
-                        target_type: None,
-                        target_id: None,
-                        details: json!({ "reason": reason, "address": address.map(|a| a.to_string()) }),
-                    },
-                )
-                .await?;
-                tx.commit().await?;
-                self.throttle.record_failure(username, address, now);
+                self.audit_failed_login(db, username, reason, address)
+                    .await?;
                 return Err(CoreError::InvalidCredentials);
             }
         };
         let (account, needs_rehash) = account;
+        // The password is proved: only this (username, address) pair is cleared.
+        attempt.succeeded();
 
+        let fresh = if needs_rehash {
+            Some(self.hash_off_workers(password, &mut OsRandom).await?)
+        } else {
+            None
+        };
         let actor = Actor::User {
             id: account.id,
             role: account.role,
         };
         let mut tx = db.begin(&actor).await?;
-        if needs_rehash {
-            let fresh = self
-                .hasher
-                .hash(&password, &mut OsRandom)
-                .map_err(password_error)?;
-            users::set_password_hash(&mut tx, account.id, &fresh, false).await?;
+        if let Some(fresh) = &fresh {
+            users::set_password_hash(&mut tx, account.id, fresh, false).await?;
         }
         audit::append(
             &mut tx,
@@ -197,11 +177,91 @@ impl UserService {
             },
         )
         .await?;
+        // Read in the transaction that records the login, after any write to the row.
+        let epoch = users::session_epoch(&mut tx, account.id)
+            .await?
+            .ok_or(CoreError::InvalidCredentials)?;
         tx.commit().await?;
-        self.throttle.record_success(username, address);
         self.tokens
-            .issue(account.id, account.role, now, &mut OsRandom)
+            .issue(account.id, account.role, epoch, now, &mut OsRandom)
             .map_err(|e| CoreError::Internal(e.to_string()))
+    }
+
+    /// Logs out: ends every session of the caller (every token and cookie issued to them
+    /// before), since a stateless token cannot be ended alone. Audited.
+    pub async fn logout(&self, db: &Database, by: &Caller) -> Result<(), CoreError> {
+        let mut tx = db.begin(&by.actor()).await.map_err(map_db)?;
+        if !users::end_sessions(&mut tx, by.id).await? {
+            return Err(CoreError::NotFound("user"));
+        }
+        self.audit(&mut tx, Some(by), "user.logout", by.id, json!({}))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Argon2id verification on the blocking pool behind the hashing gate: tens of
+    /// milliseconds of CPU and 19 MiB each, so never on the async workers and never more at
+    /// once than there are cores. An unknown user costs the same as a wrong password.
+    async fn verify_off_workers(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<(Password, Verification), CoreError> {
+        let hasher = Arc::clone(&self.hasher);
+        self.hashing
+            .run(move || {
+                let verdict = match stored {
+                    Some(hash) => hasher.verify(&password, &hash),
+                    None => {
+                        hasher.verify_dummy(&password);
+                        Verification::Mismatch
+                    }
+                };
+                (password, verdict)
+            })
+            .await
+    }
+
+    /// Argon2id hashing, like [`Self::verify_off_workers`]; the salt is drawn here.
+    async fn hash_off_workers(
+        &self,
+        password: Password,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<String, CoreError> {
+        let mut salt = [0u8; crate::auth::password::SALT_BYTES];
+        rng.fill(&mut salt)
+            .map_err(|_| password_error(PasswordError::Random))?;
+        let hasher = Arc::clone(&self.hasher);
+        self.hashing
+            .run(move || hasher.hash_with_salt(&password, &salt))
+            .await?
+            .map_err(password_error)
+    }
+
+    async fn audit_failed_login(
+        &self,
+        db: &Database,
+        username: &str,
+        reason: &str,
+        address: Option<IpAddr>,
+    ) -> Result<(), CoreError> {
+        let name: String = username.chars().take(256).collect();
+        let mut tx = db.begin(&Actor::Anonymous).await?;
+        audit::append(
+            &mut tx,
+            &NewAuditEvent {
+                actor_id: None,
+                actor_name: Some(&name),
+                action: "user.login_failed",
+                target_type: None,
+                target_id: None,
+                details: json!({ "reason": reason, "address": address.map(|a| a.to_string()) }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Verifies a bearer token (signature, algorithm, expiry); the database re-checks the
@@ -216,13 +276,13 @@ impl UserService {
                 }
                 _ => CoreError::Unauthenticated("the access token is invalid"),
             })?;
-        let (Some(role), Some(issued_at)) = (claims.role(), claims.issued_at()) else {
+        let (Some(role), Some(session_epoch)) = (claims.role(), claims.session_epoch()) else {
             return Err(CoreError::Unauthenticated("the access token is invalid"));
         };
         Ok(Caller {
             id: claims.sub,
             role,
-            issued_at,
+            session_epoch,
         })
     }
 
@@ -264,7 +324,7 @@ impl UserService {
             validate_email(email)?;
         }
         let password = Password::new(password, username).map_err(password_error)?;
-        let hash = self.hasher.hash(&password, rng).map_err(password_error)?;
+        let hash = self.hash_off_workers(password, rng).await?;
         let actor = by.map_or(Actor::System, Caller::actor);
         let mut tx = db.begin(&actor).await.map_err(map_db)?;
         let id = users::insert(
@@ -428,13 +488,17 @@ impl UserService {
         Ok(revoked)
     }
 
-    /// Changes the caller's own password; every token issued before ends with it.
+    /// Changes the caller's own password; every token issued before ends with it. The
+    /// current password goes through the same throttle as a login (a stolen session must not
+    /// become a password oracle), and is verified, and the new one hashed, on the blocking
+    /// pool behind the hashing gate before any transaction is open.
     pub async fn change_password(
         &self,
         db: &Database,
         by: &Caller,
         current: String,
         new: String,
+        address: Option<IpAddr>,
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<(), CoreError> {
         let mut tx = db.begin(&by.actor()).await.map_err(map_db)?;
@@ -444,15 +508,24 @@ impl UserService {
         let stored = users::password_hash(&mut tx, by.id)
             .await?
             .ok_or(CoreError::NotFound("user"))?;
+        // No connection is held while Argon2id runs.
+        tx.commit().await?;
+        let attempt = self
+            .throttle
+            .reserve(&me.username, address, self.clock.now())
+            .map_err(CoreError::Throttled)?;
         let current = Password::for_login(current).map_err(|_| CoreError::InvalidCredentials)?;
-        if self.hasher.verify(&current, &stored) == Verification::Mismatch {
+        let (_, verdict) = self.verify_off_workers(current, Some(stored)).await?;
+        if verdict == Verification::Mismatch {
             return Err(CoreError::invalid(
                 "wrong_current_password",
                 "the current password is wrong",
             ));
         }
+        attempt.succeeded();
         let new = Password::new(new, &me.username).map_err(password_error)?;
-        let hash = self.hasher.hash(&new, rng).map_err(password_error)?;
+        let hash = self.hash_off_workers(new, rng).await?;
+        let mut tx = db.begin(&by.actor()).await.map_err(map_db)?;
         users::set_password_hash(&mut tx, by.id, &hash, true).await?;
         self.audit(&mut tx, Some(by), "user.password_changed", by.id, json!({}))
             .await?;

@@ -162,10 +162,20 @@ impl PasswordHasher {
     ) -> Result<String, PasswordError> {
         let mut salt = [0u8; SALT_BYTES];
         rng.fill(&mut salt).map_err(|_| PasswordError::Random)?;
+        self.hash_with_salt(password, &salt)
+    }
+
+    /// [`Self::hash`] with a salt drawn beforehand, so that the slow part can run on another
+    /// thread than the one holding the caller's random source.
+    pub fn hash_with_salt(
+        &self,
+        password: &Password,
+        salt: &[u8; SALT_BYTES],
+    ) -> Result<String, PasswordError> {
         let keyed = self.peppered(password);
         let hash = self
             .argon2()
-            .hash_password_with_salt(keyed.as_ref(), &salt)
+            .hash_password_with_salt(keyed.as_ref(), salt)
             .map_err(|_| PasswordError::Hashing)?;
         Ok(hash.to_string())
     }

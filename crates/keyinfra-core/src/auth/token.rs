@@ -4,8 +4,9 @@
 //! The algorithm is pinned: a token whose header names anything else (`none`, RS256 over
 //! our secret taken as a public key, ...) is refused before its signature is looked at.
 //! Expiry is checked against our [`Clock`](crate::Clock), not the library's wall clock, so
-//! that tests control time. Revocation (deleted, disabled, role or password changed) is
-//! checked by the database as each request's transaction begins; see migration 0008.
+//! that tests control time. Revocation (deleted, disabled or enabled, role or password
+//! changed, logged out) is checked by the database as each request's transaction begins,
+//! by the session epoch the token carries; see migrations 0008 and 0015.
 
 use aws_lc_rs::hmac;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -49,6 +50,9 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
+    /// The user's session epoch at login, in microseconds since 1970 (migration 0015): the
+    /// token is valid only while the users row holds exactly this value.
+    pub sep: i64,
 }
 
 impl Claims {
@@ -56,8 +60,8 @@ impl Claims {
         UserRole::from_label(&self.role)
     }
 
-    pub fn issued_at(&self) -> Option<OffsetDateTime> {
-        OffsetDateTime::from_unix_timestamp(self.iat).ok()
+    pub fn session_epoch(&self) -> Option<OffsetDateTime> {
+        keyinfra_db::epoch_from_micros(self.sep)
     }
 }
 
@@ -157,6 +161,7 @@ impl TokenService {
         &self,
         user_id: Uuid,
         role: UserRole,
+        session_epoch: OffsetDateTime,
         now: OffsetDateTime,
         rng: &mut dyn RandomSource,
     ) -> Result<AccessToken, TokenError> {
@@ -168,6 +173,7 @@ impl TokenService {
             iat: now.unix_timestamp(),
             exp: (now + self.lifetime).unix_timestamp(),
             jti: uuid::Builder::from_random_bytes(jti).into_uuid(),
+            sep: keyinfra_db::epoch_micros(session_epoch),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| TokenError::Signing)?;
