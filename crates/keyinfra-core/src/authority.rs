@@ -44,6 +44,9 @@ pub struct AuthoritySettings {
     pub crl_coalesce: std::time::Duration,
     /// Certificates are back-dated by this much, for devices with slightly slow clocks.
     pub backdate: Duration,
+    /// Certificate writes (issue, renew, revoke) a user may make a minute; `None` = no
+    /// limit (KEYINFRA_ISSUE_RATE).
+    pub write_rate: Option<crate::rate::WriteRate>,
 }
 
 impl AuthoritySettings {
@@ -56,6 +59,10 @@ impl AuthoritySettings {
             crl_republish_after: Duration::days(1),
             crl_coalesce: std::time::Duration::from_millis(500),
             backdate: Duration::minutes(5),
+            write_rate: Some(crate::rate::WriteRate {
+                per_minute: crate::rate::WriteRate::DEFAULT_PER_MINUTE,
+                admins_too: false,
+            }),
         }
     }
 
@@ -129,12 +136,22 @@ pub struct Authority {
     default_ca: std::sync::Mutex<Option<(Uuid, time::OffsetDateTime)>>,
     /// Group commit for first issues; started by the first one (it needs a runtime).
     issue_batcher: std::sync::OnceLock<crate::group_commit::IssueBatcher>,
+    /// Per-user rate of issues, renewals and revocations.
+    pub(crate) writes: crate::rate::WriteLimiter,
+    /// Bounds concurrent RSA key generation (up to seconds of CPU each).
+    pub(crate) rsa_keygen: crate::WorkGate,
+    /// Leaf keys this replica has generated, for the tests that check that a refused
+    /// request made none.
+    leaf_keys_generated: std::sync::atomic::AtomicU64,
 }
 
 impl Authority {
     pub fn new(settings: AuthoritySettings, masters: MasterKeys, clock: Arc<dyn Clock>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
+            writes: crate::rate::WriteLimiter::new(settings.write_rate),
+            rsa_keygen: crate::WorkGate::per_core("rsa_key_generation"),
+            leaf_keys_generated: std::sync::atomic::AtomicU64::new(0),
             settings,
             masters: Arc::new(masters),
             clock,
@@ -498,6 +515,33 @@ impl Authority {
         )
         .await?;
         Ok(())
+    }
+}
+
+impl Authority {
+    /// How many leaf keys this replica has started to generate since it started.
+    pub fn leaf_keys_generated(&self) -> u64 {
+        self.leaf_keys_generated
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Generates a leaf key. RSA generation (0.4–1.6 s of CPU for 4096 bits) runs on the
+    /// blocking pool behind a gate of one job per core, so a burst of requests queues
+    /// briefly or gets 503 instead of occupying every blocking thread.
+    pub(crate) async fn generate_leaf_key(
+        &self,
+        algorithm: KeyAlgorithm,
+    ) -> Result<PrivateKey, CoreError> {
+        self.leaf_keys_generated
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if algorithm.is_rsa() {
+            self.rsa_keygen
+                .run(move || PrivateKey::generate(algorithm))
+                .await?
+                .map_err(CoreError::from)
+        } else {
+            Ok(PrivateKey::generate(algorithm)?)
+        }
     }
 }
 

@@ -19,9 +19,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::authority::{
-    Authority, LoadedCa, db_algorithm, generate_key, insert_sealed_key, unseal_record,
-};
+use crate::authority::{Authority, LoadedCa, db_algorithm, insert_sealed_key, unseal_record};
 use crate::certificates::{CertificateDraft, RecordHooks, record_new_certificate};
 use crate::error::CoreError;
 use crate::requester::Requester;
@@ -342,6 +340,8 @@ impl Authority {
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CertificateRecord, CoreError> {
         let started = std::time::Instant::now();
+        // The rate comes first: a refused request costs nothing else.
+        self.writes.take(by, self.clock.now())?;
         let profile = self.settings.profile(&request.profile)?.clone();
         let validity = self.validity(&profile, request.validity_days)?;
         let owner_id = match (request.owner_id, by.user_id()) {
@@ -407,8 +407,20 @@ impl Authority {
         // An owner_id that names no user fails the inserts' foreign key: map_owner_fk turns
         // that into unknown_owner (422), and the transaction leaves nothing behind.
 
+        // An RSA key costs up to seconds of CPU: an owner already at the quota is refused
+        // before it is made. (The check under the owner's lock at insert still decides; this
+        // one only saves the work. Cheaper keys skip it, so that issuance keeps its single
+        // round trip.)
+        if let (KeySource::Generate(alg), Some(quota), Some(owner)) =
+            (&request.key, self.settings.quota, owner_id)
+            && alg.is_rsa()
+        {
+            let mut tx = db.begin(&by.actor()).await?;
+            check_quota(&mut tx, owner, quota, 1, now).await?;
+            tx.commit().await?;
+        }
         let generated = match &request.key {
-            KeySource::Generate(alg) => Some(generate_key(*alg).await?),
+            KeySource::Generate(alg) => Some(self.generate_leaf_key(*alg).await?),
             KeySource::Csr(_) => None,
         };
         // Time-ordered (version 7) ids, as for every row issuance writes: their index
@@ -665,6 +677,7 @@ impl Authority {
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CertificateRecord, CoreError> {
         by.require_admin()?;
+        self.writes.take(by, self.clock.now())?;
         let previous = self.get(db, by, id).await?;
         if previous.status != CertificateStatus::Active {
             return Err(CoreError::Conflict {
@@ -696,7 +709,7 @@ impl Authority {
         let old_spki = public_key_of_certificate(&previous.certificate_der)?;
         let algorithm = keyinfra_pki::keys::algorithm_of_spki(&old_spki)?;
         let generated = match request.rekey {
-            true => Some(generate_key(algorithm).await?),
+            true => Some(self.generate_leaf_key(algorithm).await?),
             false => None,
         };
         let key_id = Uuid::now_v7();
@@ -771,6 +784,9 @@ impl Authority {
         invalidity_date: Option<OffsetDateTime>,
     ) -> Result<CertificateRecord, CoreError> {
         let now = self.clock.now();
+        // Issue, revoke, issue again would otherwise grow the database and the CRL without
+        // bound while the quota (which counts ACTIVE certificates) never fills.
+        self.writes.take(by, now)?;
         if invalidity_date.is_some_and(|d| d > now) {
             return Err(CoreError::invalid(
                 "invalid_invalidity_date",
