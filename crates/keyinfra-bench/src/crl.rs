@@ -74,6 +74,7 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
             time::Duration::hours(1),
         ),
         throttle: LoginThrottle::new(),
+        hashing: keyinfra_core::WorkGate::per_core("password_hashing"),
         clock: clock.clone(),
     });
     users
@@ -93,6 +94,7 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
         users: users.clone(),
         authority: authority.clone(),
         slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
+        edge: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

@@ -104,20 +104,22 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// The client's address, when the server was started with connect info.
+/// The client's address: the socket's peer, or, when that is a trusted proxy
+/// (`KEYINFRA_TRUSTED_PROXIES`), what the proxies put in `X-Forwarded-For` (see
+/// [`EdgeSettings::client_address`](crate::access::EdgeSettings::client_address)).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(
+            |c| state.edge.client_address(c.0.ip(), &parts.headers),
+        )))
     }
 }
 

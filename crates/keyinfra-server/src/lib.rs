@@ -11,6 +11,7 @@
 //!   `/api/v1/openapi.json`.
 
 mod api;
+pub mod edge;
 mod extract;
 mod health;
 pub mod observability;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub authority: Arc<Authority>,
     /// Requests slower than this are logged at WARN.
     pub slow_request: std::time::Duration,
+    /// What applies at the edge: trusted proxies, the body deadline, the metrics token.
+    pub edge: Arc<edge::EdgeSettings>,
 }
 
 #[derive(OpenApi)]
@@ -118,6 +121,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            edge::read_body_in_time,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observability::track,

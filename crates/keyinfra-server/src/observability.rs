@@ -178,7 +178,7 @@ pub async fn track(State(state): State<AppState>, mut request: Request, next: Ne
         .to_owned();
     let status = response.status().as_u16().to_string();
     let labels = [
-        ("method", method.as_str().to_owned()),
+        ("method", method_label(&method).to_owned()),
         ("route", route.clone()),
         ("status", status.clone()),
     ];
@@ -198,6 +198,23 @@ pub async fn track(State(state): State<AppState>, mut request: Request, next: Ne
     response
 }
 
+/// The method as a metrics label: the standard ones by name, anything else `OTHER`. A
+/// client chooses the method's text, and every distinct label value is a new series kept
+/// for the life of the process.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 /// Inside the router (a route layer): copies the matched route onto the response, where
 /// [`track`] reads it.
 pub async fn route_label(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
@@ -208,9 +225,61 @@ pub async fn route_label(matched: Option<MatchedPath>, request: Request, next: N
     response
 }
 
-/// GET /metrics: Prometheus text format. Database-derived gauges are skipped (and the
-/// rest still served) when the database cannot be reached.
-pub async fn metrics_endpoint(State(state): State<AppState>) -> Response {
+/// GET /metrics on the API's listeners: only with `Authorization: Bearer` and either the
+/// dedicated `KEYINFRA_METRICS_TOKEN` or an ADMIN's access token (401 without credentials,
+/// 403 for a USER). The series tell an attacker how many certificates exist and whether the
+/// jobs run; Prometheus is given the dedicated token (docs/operations.md).
+pub async fn metrics_endpoint(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    match authorize_scrape(&state, &headers).await {
+        Ok(()) => render_metrics(&state).await,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn authorize_scrape(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), crate::Problem> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| {
+            crate::problem::unauthorized(
+                "/metrics needs Authorization: Bearer with KEYINFRA_METRICS_TOKEN or an ADMIN's access token",
+            )
+        })?;
+    if state.edge.is_metrics_token(token) {
+        return Ok(());
+    }
+    let caller = state.users.authenticate(token)?;
+    caller.require_admin()?;
+    // The database re-checks the token (disabled, demoted, logged out) as for any request.
+    state.users.get(&state.db, &caller, caller.id).await?;
+    Ok(())
+}
+
+/// A router that serves only `GET /metrics`, without credentials: for
+/// `KEYINFRA_METRICS_LISTEN`, an address that only the monitoring network reaches.
+pub fn metrics_only(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(state): State<AppState>| async move {
+                render_metrics(&state).await
+            }),
+        )
+        .fallback(crate::problem::not_found)
+        .with_state(state)
+}
+
+/// The Prometheus text. Database-derived gauges are skipped (and the rest still served)
+/// when the database cannot be reached.
+async fn render_metrics(state: &AppState) -> Response {
     let usage = state.db.usage();
     for (kind, value) in [
         ("open", usage.open),
@@ -219,7 +288,7 @@ pub async fn metrics_endpoint(State(state): State<AppState>) -> Response {
     ] {
         metrics::gauge!("keyinfra_db_pool_connections", "state" => kind).set(f64::from(value));
     }
-    if let Err(e) = database_gauges(&state).await {
+    if let Err(e) = database_gauges(state).await {
         tracing::debug!(error = %e, "metrics: database gauges unavailable");
     }
     let body = prometheus().render();

@@ -164,6 +164,25 @@ impl From<keyinfra_core::CoreError> for Problem {
             .retry_after(Duration::from_secs(
                 wait.whole_seconds().max(1).unsigned_abs(),
             )),
+            E::RateLimited(wait) => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests of this kind; wait before trying again",
+            )
+            .retry_after(Duration::from_secs(
+                wait.whole_seconds().max(1).unsigned_abs(),
+            )),
+            E::Busy { what, retry_after } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_busy",
+                format!(
+                    "the server is saturated with {}; nothing was done, try again shortly",
+                    what.replace('_', " ")
+                ),
+            )
+            .retry_after(Duration::from_secs(
+                retry_after.whole_seconds().max(1).unsigned_abs(),
+            )),
             internal @ (E::Pki(_) | E::SerialRetriesExhausted { .. } | E::Internal(_)) => {
                 tracing::error!(error = %internal, "internal error");
                 internal_error()

@@ -5,11 +5,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::{ApiJson, ClientAddress};
+use crate::extract::{ApiJson, Authenticated, ClientAddress};
 use crate::{AppState, Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(login))
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -46,4 +48,17 @@ async fn login(
         token_type: "Bearer",
         expires_in: token.expires_in.whole_seconds(),
     }))
+}
+
+/// End every session of the caller: this token, and every other token or web UI session
+/// issued to the same user before, stop working at once.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204, description = "every session of the caller has ended"),
+              (status = 401, description = "the token is missing or no longer valid")))]
+async fn logout(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<axum::http::StatusCode, Problem> {
+    state.users.logout(&state.db, &caller).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

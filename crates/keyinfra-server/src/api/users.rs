@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::timestamp;
-use crate::extract::{ApiJson, Authenticated};
+use crate::extract::{ApiJson, Authenticated, ClientAddress};
 use crate::pagination::{Page, PageQuery, encode_cursor};
 use crate::{AppState, Problem};
 
@@ -158,10 +158,13 @@ async fn me(
 
 /// Change the caller's own password; tokens issued before stop working.
 #[utoipa::path(put, path = "/api/v1/users/me/password", tag = "users", request_body = ChangePassword,
-    responses((status = 204), (status = 422)))]
+    responses((status = 204), (status = 422),
+              (status = 429, description = "too many wrong current passwords; see Retry-After"),
+              (status = 503, description = "password hashing is saturated; see Retry-After")))]
 async fn change_my_password(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    ClientAddress(address): ClientAddress,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, Problem> {
     state
@@ -171,6 +174,7 @@ async fn change_my_password(
             &caller,
             body.current_password,
             body.new_password,
+            address,
             &mut OsRandom,
         )
         .await?;

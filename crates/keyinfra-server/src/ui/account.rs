@@ -108,6 +108,7 @@ pub async fn change(
             &session.caller,
             std::mem::take(&mut form.current_password),
             form.new_password.clone(),
+            address,
             &mut OsRandom,
         )
         .await;
@@ -123,6 +124,11 @@ pub async fn change(
         Err(CoreError::InvalidCredentials) => {
             errors.current = Some("The current password is wrong.".into());
             return refused(chrome, errors);
+        }
+        Err(CoreError::Throttled(_)) => {
+            errors.current =
+                Some("Too many wrong passwords. Wait a few minutes before trying again.".into());
+            return Ok((StatusCode::TOO_MANY_REQUESTS, refused(chrome, errors)?).into_response());
         }
         Err(other) => return Err(other.into()),
     }

@@ -305,13 +305,47 @@ impl std::fmt::Debug for LoginForm {
     }
 }
 
-/// The login form: the API's login use case; its token becomes the session cookie.
+/// Whether a form post comes from a page of this server, by what browsers say of every
+/// POST: `Sec-Fetch-Site` (all current browsers), else `Origin` against `Host`. A request
+/// with neither is not from a browser's cross-site form (curl, scripts) and passes; there
+/// is no session to ride on before login, so the session's CSRF token cannot guard it.
+pub fn same_site_post(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match (origin.to_str().ok(), host) {
+        (Some(origin), Some(host)) => origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .is_some_and(|authority| authority.eq_ignore_ascii_case(host)),
+        _ => false,
+    }
+}
+
+/// The login form: the API's login use case; its token becomes the session cookie. A
+/// cross-site post is refused before the password is looked at (login CSRF would log the
+/// victim's browser into the attacker's account).
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     tls: Option<axum::Extension<OverTls>>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    if !same_site_post(&headers) {
+        let page = LoginPage {
+            username: "",
+            error: Some(
+                "This login form was sent from another site. Open the login page of this server and log in there.",
+            ),
+            notice: None,
+        };
+        return (StatusCode::FORBIDDEN, render(&page)).into_response();
+    }
     let result = state
         .users
         .login(&state.db, &form.username, form.password, address)
@@ -337,6 +371,10 @@ pub async fn login(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed logins. Wait a few minutes before trying again.",
         ),
+        Err(CoreError::Busy { .. }) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy. Try again in a moment.",
+        ),
         Err(other) => UiError::from(other).into_response(),
     }
 }
@@ -347,13 +385,55 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-/// Logout (a form with the CSRF token): clears the cookie. The token itself stays valid
-/// until it expires, as for the API.
+/// Logout (a form with the CSRF token): ends the user's sessions in the database (the
+/// cookie's token stops working everywhere, also as a Bearer token) and clears the cookie.
 pub async fn logout(
     State(state): State<AppState>,
     session: UiSession,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
     session.check_csrf(&state, &form.csrf)?;
+    state.users.logout(&state.db, &session.caller).await?;
     Ok(to_login())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_site_login_posts_pass() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(same_site_post(&headers(&[(
+            "sec-fetch-site",
+            "same-origin"
+        )])));
+        assert!(!same_site_post(&headers(&[(
+            "sec-fetch-site",
+            "cross-site"
+        )])));
+        assert!(!same_site_post(&headers(&[(
+            "sec-fetch-site",
+            "same-site"
+        )])));
+        assert!(same_site_post(&headers(&[
+            ("origin", "http://ca.example:8080"),
+            ("host", "ca.example:8080")
+        ])));
+        assert!(!same_site_post(&headers(&[
+            ("origin", "http://evil.example"),
+            ("host", "ca.example:8080")
+        ])));
+        assert!(!same_site_post(&headers(&[
+            ("origin", "null"),
+            ("host", "ca.example:8080")
+        ])));
+        assert!(same_site_post(&headers(&[])));
+    }
 }

@@ -65,7 +65,18 @@ async fn bad_tokens_are_refused() {
     let id = app.user("carol", UserRole::Admin).await;
     let good = app.token("carol").await;
     let now = app.clock.now_unix();
-    let claims = json!({"sub": id, "role": "ADMIN", "iat": now, "exp": now + 600, "jti": uuid::Uuid::new_v4()});
+    // The session epoch of the good token, so that a forged token fails for its forgery
+    // alone.
+    let good_payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(good.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let sep = good_payload["sep"]
+        .as_i64()
+        .expect("tokens carry their session epoch");
+    let claims = json!({"sub": id, "role": "ADMIN", "iat": now, "exp": now + 600, "jti": uuid::Uuid::new_v4(), "sep": sep});
 
     let other_key = forge(
         &claims,
@@ -99,7 +110,7 @@ async fn bad_tokens_are_refused() {
         parts.join(".")
     };
     let expired = forge(
-        &json!({"sub": id, "role": "ADMIN", "iat": now - 1000, "exp": now - 1, "jti": uuid::Uuid::new_v4()}),
+        &json!({"sub": id, "role": "ADMIN", "iat": now - 1000, "exp": now - 1, "jti": uuid::Uuid::new_v4(), "sep": sep}),
         Header::new(Algorithm::HS256),
         JWT_SECRET,
     );
@@ -202,10 +213,10 @@ async fn tokens_of_disabled_deleted_demoted_or_repassworded_users_stop_working_a
 }
 
 #[tokio::test]
-async fn repeated_failures_back_off_with_429_and_a_success_resets() {
+async fn repeated_failures_back_off_with_429_and_a_success_clears_the_pair() {
     let app = TestApp::spawn().await;
     app.user("dave", UserRole::User).await;
-    for _ in 0..keyinfra_core::auth::LoginThrottle::FREE_FAILURES {
+    for _ in 0..keyinfra_core::auth::throttle::PAIR_FREE {
         assert_eq!(app.login("dave", "wrong wrong wrong").await.status(), 401);
     }
     let r = app.login("dave", PASSWORD).await;

@@ -122,6 +122,7 @@ async fn postgres_stopped_and_started_under_load_gives_503_then_recovers_with_no
         users: users.clone(),
         authority,
         slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
+        edge: Default::default(),
     };
     tokio::spawn(async move {
         let _ = keyinfra_server::serve(listener, state, std::future::pending()).await;

@@ -10,6 +10,7 @@ mod certificates;
 mod crl;
 mod faults;
 mod group_commit;
+mod hardening;
 mod health;
 mod keys_at_rest;
 mod openssl;

@@ -537,8 +537,15 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-async fn scrape(app: &TestApp) -> String {
-    let r = app.http.get(app.url("/metrics")).send().await.unwrap();
+/// /metrics as Prometheus would read it, with an ADMIN's token (it needs credentials).
+async fn scrape(app: &TestApp, token: &str) -> String {
+    let r = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(
         r.headers()["content-type"]
@@ -554,7 +561,7 @@ async fn metrics_expose_the_series_and_move_when_work_happens() {
     let app = TestApp::spawn().await;
     app.user("root", UserRole::Admin).await;
     let admin = app.token("root").await;
-    let before = scrape(&app).await;
+    let before = scrape(&app, &admin).await;
     let issued = |t: &str| {
         sample(
             t,
@@ -593,13 +600,13 @@ async fn metrics_expose_the_series_and_move_when_work_happens() {
     runner.run_now(Job::Stats).await.unwrap();
 
     // The revocation's CRL is built in the background: wait for it.
-    let mut after = scrape(&app).await;
+    let mut after = scrape(&app, &admin).await;
     for _ in 0..50 {
         if crls(&after) > crls(&before) {
             break;
         }
         tokio::time::sleep(StdDuration::from_millis(100)).await;
-        after = scrape(&app).await;
+        after = scrape(&app, &admin).await;
     }
     assert!(issued(&after) >= issued(&before) + 1.0, "{after}");
     assert!(

@@ -27,18 +27,41 @@ pub fn service(pepper: &[u8], clock: Arc<dyn Clock>) -> UserService {
             TokenService::DEFAULT_LIFETIME,
         ),
         throttle: LoginThrottle::new(),
+        hashing: keyinfra_core::WorkGate::per_core("password_hashing"),
         clock,
     }
+}
+
+/// Test servers believe `X-Forwarded-For` from loopback, so that a test can speak for
+/// several client addresses (the throttle's tests); without the header the client is
+/// 127.0.0.1 as before.
+pub fn test_edge() -> Arc<keyinfra_server::edge::EdgeSettings> {
+    Arc::new(keyinfra_server::edge::EdgeSettings {
+        trusted_proxies: keyinfra_server::edge::parse_trusted_proxies("127.0.0.1/32").unwrap(),
+        ..Default::default()
+    })
 }
 
 /// The master key every test server shares (so two servers on one database agree).
 pub const MASTER_KEY: [u8; 32] = [7; 32];
 
 pub fn authority(public_url: &str, clock: Arc<dyn Clock>) -> Authority {
+    authority_with(public_url, clock, |_| {})
+}
+
+pub fn authority_with(
+    public_url: &str,
+    clock: Arc<dyn Clock>,
+    adjust: impl FnOnce(&mut AuthoritySettings),
+) -> Authority {
     let mut masters = MasterKeys::new();
     masters.insert(1, &MASTER_KEY).unwrap();
     let mut settings = AuthoritySettings::new(public_url);
     settings.crl_coalesce = std::time::Duration::from_millis(100);
+    // Tests issue many certificates as one user in the same instant; the rate has its own
+    // test (a server with a small rate).
+    settings.write_rate = None;
+    adjust(&mut settings);
     Authority::new(settings, masters, clock)
 }
 
@@ -59,6 +82,16 @@ impl TestApp {
 
     /// `existing`: reuse another app's database (to run a second server on it).
     pub async fn spawn_with_pepper(pepper: &[u8], existing: Option<TestDatabase>) -> Self {
+        Self::spawn_with(pepper, existing, test_edge(), |_| {}).await
+    }
+
+    /// A server with its own edge settings, and CA settings changed by `adjust`.
+    pub async fn spawn_with(
+        pepper: &[u8],
+        existing: Option<TestDatabase>,
+        edge: Arc<keyinfra_server::edge::EdgeSettings>,
+        adjust: impl FnOnce(&mut AuthoritySettings),
+    ) -> Self {
         // Server logs appear with a failing test's output.
         let _ = tracing_subscriber::fmt()
             .with_env_filter("keyinfra=debug,warn")
@@ -72,7 +105,11 @@ impl TestApp {
         let clock = Arc::new(AdjustableClock::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
-        let authority = Arc::new(authority(&format!("http://{addr}"), clock.clone()));
+        let authority = Arc::new(authority_with(
+            &format!("http://{addr}"),
+            clock.clone(),
+            adjust,
+        ));
         authority
             .ensure_initialized(&db, &InitOptions::default(), &mut OsRandom)
             .await
@@ -83,6 +120,7 @@ impl TestApp {
             users: Arc::new(service(pepper, clock.clone())),
             authority: authority.clone(),
             slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
+            edge,
         };
         let publisher_db = db.clone();
         tokio::spawn(async move {
@@ -187,6 +225,7 @@ pub fn state(db: Database, expected_schema_version: i64) -> AppState {
         users: Arc::new(service(PEPPER, clock.clone())),
         authority: Arc::new(authority("http://127.0.0.1:8080", clock)),
         slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
+        edge: test_edge(),
     }
 }
 
@@ -209,6 +248,7 @@ impl TestApp {
             users: self.state.users.clone(),
             authority: authority.clone(),
             slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
+            edge: test_edge(),
         };
         tokio::spawn(async move {
             authority

@@ -696,6 +696,10 @@ async fn ui_sessions_csrf_and_security_headers() {
     assert_eq!(response.headers()["location"], "/ui/login");
     let cleared = response.headers()["set-cookie"].to_str().unwrap();
     assert!(cleared.starts_with("keyinfra_session=;") && cleared.contains("Max-Age=0"));
+    // Logout ended the session in the database: the cookie's token no longer works as a
+    // Bearer token either (it used to, until it expired).
+    let (status, body) = app.get("/api/v1/users/me", token).await;
+    assert_eq!(status, 401, "{body}");
 
     // A forged or tampered cookie is no session.
     let response = http
