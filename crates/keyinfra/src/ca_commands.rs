@@ -42,6 +42,10 @@ pub fn authority(database: &DatabaseArgs, args: &AuthorityArgs) -> anyhow::Resul
     let mut settings = AuthoritySettings::new(url);
     settings.profiles = keyinfra_pki::profile::builtin_profiles(args.max_validity_days);
     settings.quota = (args.cert_quota > 0).then_some(args.cert_quota);
+    settings.write_rate = (args.issue_rate > 0).then_some(keyinfra_core::rate::WriteRate {
+        per_minute: args.issue_rate,
+        admins_too: args.issue_rate_admins,
+    });
     let to_time = |d: std::time::Duration, name: &str| {
         time::Duration::try_from(d)
             .ok()

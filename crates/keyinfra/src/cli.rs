@@ -140,6 +140,16 @@ pub struct AuthorityArgs {
     #[arg(long, env = "KEYINFRA_CERT_QUOTA", default_value_t = 10, global = true)]
     pub cert_quota: u32,
 
+    /// Certificate writes (issues, renewals, revocations) one user may make a minute, on
+    /// each replica (0 = no limit); more get 429 with Retry-After.
+    #[arg(long, env = "KEYINFRA_ISSUE_RATE", default_value_t = 60, global = true)]
+    pub issue_rate: u32,
+
+    /// Apply KEYINFRA_ISSUE_RATE to ADMINs too (by default they are exempt; the operator's
+    /// CLI always is).
+    #[arg(long, env = "KEYINFRA_ISSUE_RATE_ADMINS", global = true)]
+    pub issue_rate_admins: bool,
+
     /// Caps every profile's longest validity, in days.
     #[arg(long, env = "KEYINFRA_MAX_VALIDITY_DAYS", global = true,
           value_parser = clap::value_parser!(u32).range(1..=3650))]
@@ -402,6 +412,40 @@ pub struct ListenArgs {
     /// Allow plain HTTP on an address other than loopback (e.g. behind a TLS proxy).
     #[arg(long, env = "KEYINFRA_INSECURE_HTTP")]
     pub insecure_http: bool,
+
+    /// Reverse proxies (CIDRs or addresses, comma-separated) whose `X-Forwarded-For` names
+    /// the client; without it the socket's address is the client's and the header is
+    /// ignored. The login throttle and the audit log see this address.
+    #[arg(long, env = "KEYINFRA_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
+    /// Most client connections open at once, over every listener; more are answered 503
+    /// and closed.
+    #[arg(long, env = "KEYINFRA_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Largest request head (request line and headers), in bytes; larger ones get 431.
+    #[arg(long, env = "KEYINFRA_MAX_HEADER_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u32).range(8192..=1_048_576))]
+    pub max_header_bytes: u32,
+
+    /// How long a client may take to send a request's body once its headers arrived; a
+    /// slower one gets 408 (the headers have their own 30 s).
+    #[arg(long, env = "KEYINFRA_BODY_TIMEOUT", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Also serve `GET /metrics`, without credentials, on this address (plain HTTP), for a
+    /// Prometheus on a monitoring network. On the API's listeners /metrics always needs
+    /// KEYINFRA_METRICS_TOKEN or an ADMIN's access token.
+    #[arg(long, env = "KEYINFRA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// File holding the bearer token Prometheus sends to /metrics (at least 16 characters;
+    /// KEYINFRA_METRICS_TOKEN may hold the token itself).
+    #[arg(long, env = "KEYINFRA_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before they are
     /// dropped (e.g. `30s`).

@@ -52,6 +52,7 @@ fn user_service(database: &DatabaseArgs, args: &SecretArgs) -> anyhow::Result<Us
         ),
         tokens: TokenService::new(&jwt, lifetime),
         throttle: LoginThrottle::new(),
+        hashing: keyinfra_core::WorkGate::per_core("password_hashing"),
         clock: Arc::new(SystemClock),
     })
 }
@@ -204,6 +205,7 @@ async fn serve(
         users: Arc::new(users),
         authority: Arc::clone(&authority),
         slow_request: args.slow_request,
+        edge: Arc::new(listen.edge.clone()),
     };
     // Background work stops when the server does.
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);

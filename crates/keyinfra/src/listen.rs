@@ -70,6 +70,14 @@ pub struct Plan {
     /// The plain listener for CRLs and CA certificates; only with TLS.
     pub http_listen: Option<SocketAddr>,
     pub shutdown_timeout: Duration,
+    /// `--metrics-listen`: /metrics without credentials, for a monitoring network.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Client connections open at once over every listener; more get 503 and are closed.
+    pub max_connections: usize,
+    /// Largest request head in bytes (431 above it).
+    pub max_header_bytes: usize,
+    /// Trusted proxies, the body deadline and the metrics token, for the router.
+    pub edge: keyinfra_server::edge::EdgeSettings,
     /// The first `--tls-names` entry, for [`Plan::default_public_url`].
     first_name: Option<SubjectAltName>,
 }
@@ -133,11 +141,31 @@ impl Plan {
             Some(TlsSource::Auto(names)) if !args.tls_names.is_empty() => names.first().cloned(),
             _ => None,
         };
+        let edge = keyinfra_server::edge::EdgeSettings {
+            trusted_proxies: keyinfra_server::edge::parse_trusted_proxies(&args.trusted_proxies)
+                .map_err(|e| {
+                    anyhow::anyhow!("KEYINFRA_TRUSTED_PROXIES (--trusted-proxies): {e}")
+                })?,
+            metrics_token: metrics_token(args)?,
+            body_timeout: args.body_timeout,
+        };
+        if args
+            .metrics_listen
+            .is_some_and(|m| m == listen || Some(m) == http_listen)
+        {
+            anyhow::bail!(
+                "--metrics-listen (KEYINFRA_METRICS_LISTEN) must differ from the other listeners' addresses"
+            );
+        }
         Ok(Self {
             listen,
             tls,
             http_listen,
             shutdown_timeout: args.shutdown_timeout,
+            metrics_listen: args.metrics_listen,
+            max_connections: args.max_connections as usize,
+            max_header_bytes: args.max_header_bytes as usize,
+            edge,
             first_name,
         })
     }
@@ -151,6 +179,34 @@ impl Plan {
             self.first_name.as_ref(),
         )
     }
+}
+
+/// `KEYINFRA_METRICS_TOKEN` (the token itself) or `--metrics-token-file`; at least 16
+/// characters, so that it cannot be guessed.
+fn metrics_token(args: &ListenArgs) -> anyhow::Result<Option<zeroize::Zeroizing<String>>> {
+    let token = match (
+        std::env::var("KEYINFRA_METRICS_TOKEN").ok(),
+        &args.metrics_token_file,
+    ) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "KEYINFRA_METRICS_TOKEN and --metrics-token-file (KEYINFRA_METRICS_TOKEN_FILE) exclude each other; give one"
+        ),
+        (Some(token), None) => zeroize::Zeroizing::new(token),
+        (None, Some(path)) => {
+            let text =
+                zeroize::Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read {} (--metrics-token-file)", path.display())
+                })?);
+            zeroize::Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned())
+        }
+        (None, None) => return Ok(None),
+    };
+    if token.chars().count() < 16 || token.chars().any(char::is_whitespace) {
+        anyhow::bail!(
+            "the metrics token (KEYINFRA_METRICS_TOKEN / --metrics-token-file) must have at least 16 characters and no blanks"
+        );
+    }
+    Ok(Some(token))
 }
 
 /// `http://` + the plain listener's address, or the first `--tls-names` entry when it
@@ -222,8 +278,16 @@ pub async fn serve(
         Some(address) => Some(bind(address, "--http-listen / KEYINFRA_HTTP_LISTEN").await?),
         None => None,
     };
+    let metrics = match plan.metrics_listen {
+        Some(address) => Some(bind(address, "--metrics-listen / KEYINFRA_METRICS_LISTEN").await?),
+        None => None,
+    };
+    let metrics_app = keyinfra_server::observability::metrics_only(state.clone());
     let app = keyinfra_server::router(state);
     let public = public_only(app.clone());
+    if let Some((_, address)) = &metrics {
+        tracing::info!("serving /metrics (only, without credentials) on http://{address}");
+    }
     if let Some((_, address)) = &plain {
         tracing::info!("serving CRLs and CA certificates (only) on http://{address}");
     }
@@ -240,20 +304,37 @@ pub async fn serve(
 
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(plan.max_connections));
+    let http = http1(plan.max_header_bytes);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = main.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(connection(stream, peer, acceptor.clone(), app.clone(), graceful.watcher()));
-                }
+                Ok((stream, peer)) => match take_slot(&slots, &stream, acceptor.is_some()) {
+                    Some(slot) => {
+                        connections.spawn(connection(stream, peer, acceptor.clone(), app.clone(), http.clone(), graceful.watcher(), slot));
+                    }
+                    None => drop(stream),
+                },
                 Err(error) => accept_failed(&error).await,
             },
             accepted = accept_on(plain.as_ref().map(|(l, _)| l)) => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(connection(stream, peer, None, public.clone(), graceful.watcher()));
-                }
+                Ok((stream, peer)) => match take_slot(&slots, &stream, false) {
+                    Some(slot) => {
+                        connections.spawn(connection(stream, peer, None, public.clone(), http.clone(), graceful.watcher(), slot));
+                    }
+                    None => drop(stream),
+                },
+                Err(error) => accept_failed(&error).await,
+            },
+            accepted = accept_on(metrics.as_ref().map(|(l, _)| l)) => match accepted {
+                Ok((stream, peer)) => match take_slot(&slots, &stream, false) {
+                    Some(slot) => {
+                        connections.spawn(connection(stream, peer, None, metrics_app.clone(), http.clone(), graceful.watcher(), slot));
+                    }
+                    None => drop(stream),
+                },
                 Err(error) => accept_failed(&error).await,
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -263,6 +344,7 @@ pub async fn serve(
     // Stop accepting: the ports close now, so new clients are refused at once.
     drop(main);
     drop(plain);
+    drop(metrics);
     let timeout = plan.shutdown_timeout;
     tracing::info!(
         open_connections = graceful.count(),
@@ -303,14 +385,52 @@ async fn accept_failed(error: &std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
+/// What every connection's HTTP/1.1 gets: the header deadline and the head's size limit.
+fn http1(max_header_bytes: usize) -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(max_header_bytes);
+    http
+}
+
+/// The answer to a connection over `--max-connections`: written without waiting (a client
+/// that does not read it just loses it) on plain HTTP; a TLS client is only disconnected,
+/// since answering would need a handshake, which is what the cap protects.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\n\
+content-length: 147\r\n\r\n\
+{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\"code\":\"too_many_connections\",\"detail\":\"the server has too many open connections\"}";
+
+/// A slot for one more connection, or `None` (after answering 503 where possible).
+fn take_slot(
+    slots: &Arc<tokio::sync::Semaphore>,
+    stream: &TcpStream,
+    tls: bool,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    match Arc::clone(slots).try_acquire_owned() {
+        Ok(slot) => Some(slot),
+        Err(_) => {
+            metrics::counter!("keyinfra_http_connections_refused_total").increment(1);
+            if !tls {
+                let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+            }
+            None
+        }
+    }
+}
+
 /// One client connection: the TLS handshake (if any), then HTTP/1.1 until the client or a
 /// shutdown ends it. The peer address reaches handlers as `ConnectInfo` (login throttling).
+/// `_slot` is its place under `--max-connections`, given back when it ends.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     app: Router,
+    http: hyper::server::conn::http1::Builder,
     watcher: Watcher,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
     let over_tls = tls.is_some();
@@ -326,9 +446,6 @@ async fn connection(
             response
         }
     });
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
     let served = match tls {
         None => {
             watcher

@@ -6,6 +6,7 @@
 mod backup;
 mod bad_config;
 mod ca;
+mod edge;
 mod embedded;
 mod logs;
 mod migrate;
