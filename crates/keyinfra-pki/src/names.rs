@@ -372,18 +372,13 @@ impl SubjectAltName {
 
     /// Parses a list, refusing duplicates and oversized lists.
     pub fn parse_list<S: AsRef<str>>(items: &[S]) -> Result<Vec<Self>, NameError> {
-        if items.len() > MAX_SANS {
-            return refuse(format!("more than {MAX_SANS} subject alternative names"));
-        }
-        let mut out: Vec<Self> = Vec::with_capacity(items.len());
-        for item in items {
-            let san = Self::parse(item.as_ref())?;
-            if out.contains(&san) {
-                return refuse(format!("{} appears twice in san", item.as_ref()));
-            }
-            out.push(san);
-        }
-        Ok(out)
+        check_san_count(items.len())?;
+        let sans = items
+            .iter()
+            .map(|item| Self::parse(item.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        refuse_repeated_sans(&sans)?;
+        Ok(sans)
     }
 
     /// The database's typed form: `DNS:name` or `IP:address`.
@@ -403,6 +398,28 @@ impl SubjectAltName {
             SubjectAltName::Ip(ip) => rcgen::SanType::IpAddress(*ip),
         })
     }
+}
+
+/// The limit on the number of SANs, for a request's list and a CSR's alike.
+pub(crate) fn check_san_count(count: usize) -> Result<(), NameError> {
+    if count > MAX_SANS {
+        return refuse(format!(
+            "{count} subject alternative names; at most {MAX_SANS} are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// A name given twice is refused, wherever the list comes from (DNS names compare after
+/// lowercasing, addresses by value: `2001:db8::1` and `2001:DB8:0::1` are the same).
+pub(crate) fn refuse_repeated_sans(sans: &[SubjectAltName]) -> Result<(), NameError> {
+    let mut seen = std::collections::HashSet::with_capacity(sans.len());
+    for san in sans {
+        if !seen.insert(san) {
+            return refuse(format!("{san} is named more than once"));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for SubjectAltName {
@@ -511,6 +528,29 @@ mod tests {
                 .0
                 .contains("longer than 64")
         );
+    }
+
+    #[test]
+    fn a_san_list_is_limited_and_has_no_repeats() {
+        let hundred: Vec<String> = (0..MAX_SANS).map(|i| format!("h{i}.example")).collect();
+        assert_eq!(
+            SubjectAltName::parse_list(&hundred).unwrap().len(),
+            MAX_SANS
+        );
+        let more: Vec<String> = (0..=MAX_SANS).map(|i| format!("h{i}.example")).collect();
+        assert!(
+            SubjectAltName::parse_list(&more)
+                .unwrap_err()
+                .0
+                .contains("at most 100")
+        );
+        for repeated in [
+            ["a.example", "b.example", "A.example."],
+            ["2001:db8::1", "b.example", "2001:DB8:0::1"],
+        ] {
+            let err = SubjectAltName::parse_list(&repeated).unwrap_err();
+            assert!(err.0.contains("more than once"), "{err}");
+        }
     }
 
     #[test]

@@ -105,7 +105,8 @@ impl From<CertificateRecord> for Certificate {
 pub struct IssueBody {
     /// RFC 4514, e.g. `CN=edge-router-1,O=Example,C=NL`. Required without `csr`.
     pub subject: Option<String>,
-    /// DNS names and IPv4/IPv6 addresses.
+    /// DNS names and IPv4/IPv6 addresses: at most 100, none twice. Without it, the CSR's,
+    /// under the same rules.
     pub san: Option<Vec<String>>,
     /// ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096.
     pub key_algorithm: Option<String>,

@@ -14,6 +14,7 @@ mod health;
 mod keys_at_rest;
 mod openssl;
 mod operations;
+mod strict_input;
 mod support;
 mod ui;
 mod users;

@@ -1,0 +1,145 @@
+//! Issue 16, strict input: names and keys from a CSR follow the request's rules, revocation
+//! reasons and dates are checked, revoked keys are not exported, PKCS#12 PINs and
+//! iterations, and which CA may sign leaves. Each refusal is a 4xx problem with a stable
+//! code that names no database object, and writes nothing.
+
+use keyinfra_db::UserRole;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::openssl::{Scratch, openssl_ok};
+use crate::support::TestApp;
+
+async fn admin_app() -> (TestApp, String) {
+    let app = TestApp::spawn().await;
+    app.user("root", UserRole::Admin).await;
+    let token = app.token("root").await;
+    (app, token)
+}
+
+/// A CSR made by openssl with a fresh P-256 key (or `key`, a PEM key file), `subject` and
+/// `extra` arguments (e.g. `-addext`).
+fn csr(dir: &Scratch, name: &str, key: Option<&str>, subject: &str, extra: &[&str]) -> String {
+    let out = dir.path(&format!("{name}.csr"));
+    let fresh_key = dir.path(&format!("{name}.key"));
+    let mut args = vec!["req", "-new", "-utf8", "-subj", subject, "-out", &out];
+    match key {
+        Some(key) => args.extend(["-key", key]),
+        None => args.extend([
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &fresh_key,
+        ]),
+    }
+    args.extend(extra);
+    openssl_ok(&args);
+    String::from_utf8(dir.read(&format!("{name}.csr"))).unwrap()
+}
+
+fn dns_sans(names: impl IntoIterator<Item = String>) -> String {
+    let list: Vec<String> = names.into_iter().map(|n| format!("DNS:{n}")).collect();
+    format!("subjectAltName={}", list.join(","))
+}
+
+/// Sends a request that must be refused with `status` and `code`, without naming a
+/// database object.
+async fn refused(app: &TestApp, token: &str, method: Method, path: &str, body: Value) -> Value {
+    let (status, problem) = app.send(method, path, token, body).await;
+    assert!((400..500).contains(&status), "{path}: {status} {problem}");
+    let text = problem.to_string();
+    for internal in [
+        "certificates_",
+        "_sans_valid",
+        "constraint ",
+        "keyinfra_",
+        "SQLSTATE",
+    ] {
+        assert!(!text.contains(internal), "{text}");
+    }
+    assert_eq!(problem["status"], status);
+    problem
+}
+
+async fn issue_refused(app: &TestApp, token: &str, body: Value, code: &str) -> Value {
+    let problem = refused(app, token, Method::POST, "/api/v1/certificates", body).await;
+    assert_eq!(
+        (problem["status"].as_u64(), problem["code"].as_str()),
+        (Some(422), Some(code)),
+        "{problem}"
+    );
+    problem
+}
+
+#[tokio::test]
+async fn a_csrs_sans_obey_the_requests_limits_and_repeats_are_refused() {
+    let (app, admin) = admin_app().await;
+    let dir = Scratch::new();
+    let exactly_100 = csr(
+        &dir,
+        "hundred",
+        None,
+        "/CN=hundred",
+        &[
+            "-addext",
+            &dns_sans((0..100).map(|i| format!("h{i}.ex.net"))),
+        ],
+    );
+    let cert = app.issue(&admin, json!({ "csr": exactly_100 })).await;
+    assert_eq!(cert["san"].as_array().unwrap().len(), 100);
+
+    let before = app.written_rows().await;
+    let over_150 = csr(
+        &dir,
+        "many",
+        None,
+        "/CN=many",
+        &[
+            "-addext",
+            &dns_sans((0..150).map(|i| format!("h{i}.ex.net"))),
+        ],
+    );
+    let problem = issue_refused(&app, &admin, json!({ "csr": over_150 }), "invalid_san").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("at most 100"),
+        "{problem}"
+    );
+    // 1,100 got as far as the database's CHECK constraint, whose name was in the answer.
+    let over_1100 = csr(
+        &dir,
+        "huge",
+        None,
+        "/CN=huge",
+        &["-addext", &dns_sans((0..1100).map(|i| format!("h{i}.ex")))],
+    );
+    issue_refused(&app, &admin, json!({ "csr": over_1100 }), "invalid_san").await;
+    // The same name three times (and the same address twice, written two ways).
+    for (name, sans) in [
+        (
+            "thrice",
+            "subjectAltName=DNS:ap.example.net,DNS:ap.example.net,DNS:AP.example.net",
+        ),
+        (
+            "address",
+            "subjectAltName=IP:2001:db8::1,DNS:ap.example.net,IP:2001:db8:0:0::1",
+        ),
+    ] {
+        let repeated = csr(&dir, name, None, "/CN=ap", &["-addext", sans]);
+        let problem = issue_refused(&app, &admin, json!({ "csr": repeated }), "invalid_san").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("more than once"),
+            "{problem}"
+        );
+    }
+    assert_eq!(
+        app.written_rows().await,
+        before,
+        "a refused request wrote rows"
+    );
+}
