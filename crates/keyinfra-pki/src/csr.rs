@@ -100,9 +100,16 @@ fn sans_of(names: &[GeneralName<'_>]) -> Result<Vec<SubjectAltName>, NameError> 
     Ok(sans)
 }
 
+/// The same rules as a request's `subject`: single-valued RDNs only, one CN, and the
+/// values' checks of [`DistinguishedName::from_attributes`].
 fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<DistinguishedName, NameError> {
     let mut attributes = Vec::new();
     for rdn in name.iter_rdn() {
+        if rdn.iter().nth(1).is_some() {
+            return Err(NameError(
+                "the CSR's subject has a multi-valued RDN ('+'), which KeyInfra does not issue; give `subject` in the request".into(),
+            ));
+        }
         for atv in rdn.iter() {
             let oid = atv.attr_type().to_id_string();
             let Some(attribute) = DnAttribute::from_oid(&oid) else {

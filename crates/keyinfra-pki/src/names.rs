@@ -144,6 +144,15 @@ impl DistinguishedName {
                 "the subject has more than {MAX_DN_ATTRIBUTES} attributes"
             ));
         }
+        let common_names = attributes
+            .iter()
+            .filter(|(a, _)| *a == DnAttribute::CommonName)
+            .count();
+        if common_names > 1 {
+            return refuse(format!(
+                "the subject has {common_names} CNs; give exactly one (name further hosts in san)"
+            ));
+        }
         for (attribute, value) in &attributes {
             let short = attribute.short_name();
             let count = value.chars().count();
@@ -158,6 +167,12 @@ impl DistinguishedName {
             }
             if value.chars().any(char::is_control) {
                 return refuse(format!("{short} contains control characters"));
+            }
+            if let Some(c) = value.chars().find(|c| is_invisible(*c)) {
+                return refuse(format!(
+                    "{short} contains the invisible character U+{:04X}; format characters (such as bidirectional overrides and zero-width spaces) and line separators make a name display as something else",
+                    u32::from(c)
+                ));
             }
             match attribute {
                 DnAttribute::Country
@@ -218,6 +233,20 @@ impl DistinguishedName {
         }
         dn
     }
+}
+
+/// Unicode format characters (general category Cf: U+202E RIGHT-TO-LEFT OVERRIDE, U+200B
+/// ZERO WIDTH SPACE, U+FEFF, tag characters, ...) and the line and paragraph separators
+/// (Zl, Zp). None is visible, so a name holding one reads as another name; `char::is_control`
+/// covers only category Cc.
+fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
 }
 
 fn printable(value: &str) -> DnValue {
@@ -528,6 +557,31 @@ mod tests {
                 .0
                 .contains("longer than 64")
         );
+    }
+
+    #[test]
+    fn invisible_characters_and_second_cns_are_refused() {
+        for (bad, says) in [
+            ("CN=invoice\u{202E}fdp.exe", "U+202E"),
+            ("CN=pay\u{200B}pal", "U+200B"),
+            ("O=\u{FEFF}Example,CN=a", "U+FEFF"),
+            ("CN=a\u{2028}b", "U+2028"),
+            ("CN=\u{E0041}tag", "U+E0041"),
+            ("CN=a,CN=b", "2 CNs"),
+            ("CN=a,O=x,CN=b", "2 CNs"),
+        ] {
+            let err = DistinguishedName::parse(bad).unwrap_err();
+            assert!(err.0.contains(says), "{bad:?}: {err}");
+        }
+        // Letters of every script, and repeated OUs and DCs, are still names.
+        for good in [
+            "CN=Jürgen Müller,O=Ørsted",
+            "CN=\u{0645}\u{062D}\u{0645}\u{062F}",
+            "CN=a,OU=x,OU=y,DC=example,DC=net",
+        ] {
+            assert!(DistinguishedName::parse(good).is_ok(), "{good:?}");
+        }
+        assert!(SubjectAltName::parse("pay\u{200B}pal.example").is_err());
     }
 
     #[test]

@@ -134,6 +134,10 @@ fn parse_algorithm(label: &str) -> Result<KeyAlgorithm, Problem> {
 }
 
 /// Issue a certificate.
+///
+/// The subject (from the request or the CSR) has single-valued RDNs, one CN, and no
+/// control or invisible format characters (Unicode Cf, e.g. U+202E, U+200B). A CSR's RSA
+/// key must use the public exponent 65537.
 #[utoipa::path(post, path = "/api/v1/certificates", tag = "certificates", request_body = IssueBody,
     responses((status = 201, body = Certificate), (status = 403), (status = 422)))]
 async fn issue(

@@ -143,3 +143,50 @@ async fn a_csrs_sans_obey_the_requests_limits_and_repeats_are_refused() {
         "a refused request wrote rows"
     );
 }
+
+#[tokio::test]
+async fn subjects_refuse_invisible_characters_multi_valued_rdns_and_second_cns() {
+    let (app, admin) = admin_app().await;
+    let dir = Scratch::new();
+    let before = app.written_rows().await;
+    for (name, subject, extra) in [
+        (
+            "multi",
+            "/O=Example/CN=a+serialNumber=1",
+            &["-multivalue-rdn"][..],
+        ),
+        ("two-cns", "/CN=a.example.net/CN=b.example.net", &[][..]),
+        ("rlo", "/CN=invoice\u{202E}fdp.exe", &[][..]),
+        ("zwsp", "/O=Pay\u{200B}Pal/CN=a", &[][..]),
+    ] {
+        let request = csr(&dir, name, None, subject, extra);
+        issue_refused(&app, &admin, json!({ "csr": request }), "invalid_subject").await;
+    }
+    for subject in [
+        "CN=invoice\u{202E}fdp.exe",
+        "CN=pay\u{200B}pal",
+        "CN=a,CN=b",
+    ] {
+        issue_refused(
+            &app,
+            &admin,
+            json!({ "subject": subject }),
+            "invalid_subject",
+        )
+        .await;
+    }
+    for san in ["pay\u{200B}pal.example", "a\u{202E}.example"] {
+        issue_refused(
+            &app,
+            &admin,
+            json!({ "subject": "CN=a", "san": [san] }),
+            "invalid_san",
+        )
+        .await;
+    }
+    assert_eq!(
+        app.written_rows().await,
+        before,
+        "a refused request wrote rows"
+    );
+}
