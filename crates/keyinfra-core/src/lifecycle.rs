@@ -102,6 +102,10 @@ fn pki_to_request_error(e: PkiError) -> CoreError {
             "unsupported_key",
             "the CSR's key is not ECDSA P-256/P-384, Ed25519 or RSA 2048/3072/4096",
         ),
+        PkiError::UnsupportedRsaExponent => CoreError::invalid(
+            "unsupported_key",
+            "the CSR's RSA key has a public exponent other than 65537; KeyInfra accepts only 65537",
+        ),
         PkiError::InvalidName(text) => CoreError::invalid("invalid_san", text),
         PkiError::BeyondCaValidity => CoreError::invalid(
             "beyond_ca_validity",

@@ -48,6 +48,8 @@ pub enum PkiError {
         "unsupported key algorithm (KeyInfra accepts ECDSA P-256/P-384, Ed25519 and RSA 2048/3072/4096)"
     )]
     UnsupportedKeyAlgorithm,
+    #[error("the RSA public exponent must be 65537")]
+    UnsupportedRsaExponent,
     #[error("invalid master key: {0}")]
     InvalidMasterKey(&'static str),
     #[error("master key version {0} is not configured")]

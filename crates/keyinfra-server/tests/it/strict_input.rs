@@ -190,3 +190,34 @@ async fn subjects_refuse_invisible_characters_multi_valued_rdns_and_second_cns()
         "a refused request wrote rows"
     );
 }
+
+#[tokio::test]
+async fn rsa_keys_with_a_public_exponent_other_than_65537_are_refused() {
+    let (app, admin) = admin_app().await;
+    let dir = Scratch::new();
+    for e in ["3", "65537"] {
+        let key = dir.path(&format!("e{e}.key"));
+        openssl_ok(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-pkeyopt",
+            &format!("rsa_keygen_pubexp:{e}"),
+            "-out",
+            &key,
+        ]);
+        let request = csr(&dir, &format!("e{e}"), Some(&key), "/CN=rsa", &[]);
+        if e == "65537" {
+            let cert = app.issue(&admin, json!({ "csr": request })).await;
+            assert_eq!(cert["key_algorithm"], "rsa-2048");
+        } else {
+            let before = app.written_rows().await;
+            let problem =
+                issue_refused(&app, &admin, json!({ "csr": request }), "unsupported_key").await;
+            assert!(problem["detail"].as_str().unwrap().contains("65537"));
+            assert_eq!(app.written_rows().await, before);
+        }
+    }
+}
