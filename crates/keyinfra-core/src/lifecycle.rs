@@ -56,6 +56,8 @@ pub struct RenewRequest {
 }
 
 /// The RFC 5280 reasons a request may give (no certificateHold: revocation is final).
+/// `cACompromise` parses, and [`Authority::revoke`] refuses it for the end-entity
+/// certificates this table holds, saying why.
 pub fn parse_reason(name: &str) -> Result<RevocationReason, CoreError> {
     Ok(match name {
         "unspecified" => RevocationReason::Unspecified,
@@ -68,7 +70,7 @@ pub fn parse_reason(name: &str) -> Result<RevocationReason, CoreError> {
         _ => {
             return Err(CoreError::invalid(
                 "invalid_reason",
-                "reason must be one of unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn",
+                "reason must be one of unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn",
             ));
         }
     })
@@ -775,17 +777,13 @@ impl Authority {
         invalidity_date: Option<OffsetDateTime>,
     ) -> Result<CertificateRecord, CoreError> {
         let now = self.clock.now();
-        if invalidity_date.is_some_and(|d| d > now) {
-            return Err(CoreError::invalid(
-                "invalid_invalidity_date",
-                "invalidity_date is in the future; it is when the key was (suspected to be) compromised",
-            ));
-        }
+        check_revocation_request(reason, invalidity_date, now)?;
         let updated = crate::retry::transient("revoke", || async {
             let mut tx = db.begin(&by.actor()).await?;
             let cert = certificates::get_for_update(&mut tx, id)
                 .await?
                 .ok_or(CoreError::NotFound("certificate"))?;
+            check_invalidity_date_against(&cert, invalidity_date)?;
             revoke_locked(&mut tx, by, &cert, reason, invalidity_date, now).await?;
             let updated = certificates::get(&mut tx, id)
                 .await?
@@ -879,6 +877,51 @@ impl Authority {
     }
 }
 
+/// The reason and invalidity date a revocation may give, before the certificate is read.
+fn check_revocation_request(
+    reason: RevocationReason,
+    invalidity_date: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<(), CoreError> {
+    // RFC 5280 5.3.1: cACompromise says a CA's key was compromised. Every certificate here
+    // is an end-entity's; its own key's compromise is keyCompromise.
+    if matches!(
+        reason,
+        RevocationReason::CaCompromise | RevocationReason::AaCompromise
+    ) {
+        return Err(CoreError::invalid(
+            "invalid_reason",
+            "cACompromise is for a CA's certificate; revoke a device's certificate whose key leaked with keyCompromise",
+        ));
+    }
+    if invalidity_date.is_some_and(|d| d > now) {
+        return Err(CoreError::invalid(
+            "invalid_invalidity_date",
+            "invalidity_date is after the revocation (now); it is when the key was (suspected to be) compromised",
+        ));
+    }
+    Ok(())
+}
+
+/// The key cannot have been compromised as this certificate's before the certificate
+/// existed (RFC 5280 5.3.2).
+fn check_invalidity_date_against(
+    cert: &CertificateRecord,
+    invalidity_date: Option<OffsetDateTime>,
+) -> Result<(), CoreError> {
+    // The certificate says notBefore in whole seconds.
+    let not_before = cert
+        .not_before
+        .replace_nanosecond(0)
+        .unwrap_or(cert.not_before);
+    if invalidity_date.is_some_and(|d| d < not_before) {
+        return Err(CoreError::invalid(
+            "invalid_invalidity_date",
+            "invalidity_date is before the certificate's notBefore",
+        ));
+    }
+    Ok(())
+}
 async fn revoke_locked(
     tx: &mut Tx,
     by: &Requester,

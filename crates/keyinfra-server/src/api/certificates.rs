@@ -505,10 +505,11 @@ async fn renew(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeBody {
-    /// unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
-    /// cessationOfOperation or privilegeWithdrawn.
+    /// unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation or
+    /// privilegeWithdrawn. (cACompromise is refused: these are end-entity certificates.)
     pub reason: String,
-    /// RFC 3339: when the key is known or suspected to have been compromised.
+    /// RFC 3339: when the key is known or suspected to have been compromised; not after
+    /// now, not before the certificate's notBefore.
     pub invalidity_date: Option<String>,
 }
 

@@ -18,7 +18,7 @@ use super::view;
 use crate::AppState;
 
 /// The reasons a user may pick (RFC 5280 names, as the API takes them).
-pub const REASONS: [(&str, &str); 7] = [
+pub const REASONS: [(&str, &str); 6] = [
     ("unspecified", "Unspecified"),
     ("keyCompromise", "Key compromise"),
     ("affiliationChanged", "Affiliation changed"),
@@ -28,7 +28,6 @@ pub const REASONS: [(&str, &str); 7] = [
         "Cessation of operation (device retired)",
     ),
     ("privilegeWithdrawn", "Privilege withdrawn"),
-    ("cACompromise", "CA compromise"),
 ];
 
 #[derive(Debug, Deserialize)]

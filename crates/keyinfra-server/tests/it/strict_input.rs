@@ -3,9 +3,12 @@
 //! iterations, and which CA may sign leaves. Each refusal is a 4xx problem with a stable
 //! code that names no database object, and writes nothing.
 
+use keyinfra_core::Clock;
 use keyinfra_db::UserRole;
 use reqwest::Method;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::openssl::{Scratch, openssl_ok};
 use crate::support::TestApp;
@@ -220,4 +223,51 @@ async fn rsa_keys_with_a_public_exponent_other_than_65537_are_refused() {
             assert_eq!(app.written_rows().await, before);
         }
     }
+}
+
+#[tokio::test]
+async fn revocation_reasons_and_invalidity_dates_are_checked() {
+    let (app, admin) = admin_app().await;
+    let cert = app.issue(&admin, json!({"subject": "CN=dev"})).await;
+    let path = format!(
+        "/api/v1/certificates/{}/revoke",
+        cert["id"].as_str().unwrap()
+    );
+    let not_before = OffsetDateTime::parse(cert["not_before"].as_str().unwrap(), &Rfc3339).unwrap();
+    let at = |t: OffsetDateTime| t.format(&Rfc3339).unwrap();
+    let now = app.clock.now();
+    let before = app.written_rows().await;
+    for (body, code) in [
+        (json!({"reason": "cACompromise"}), "invalid_reason"),
+        (
+            json!({"reason": "keyCompromise", "invalidity_date": at(not_before - time::Duration::seconds(1))}),
+            "invalid_invalidity_date",
+        ),
+        (
+            json!({"reason": "keyCompromise", "invalidity_date": at(now + time::Duration::hours(1))}),
+            "invalid_invalidity_date",
+        ),
+    ] {
+        let problem = refused(&app, &admin, Method::POST, &path, body.clone()).await;
+        assert_eq!(
+            (problem["status"].as_u64(), problem["code"].as_str()),
+            (Some(422), Some(code)),
+            "{body}: {problem}"
+        );
+    }
+    assert_eq!(
+        app.written_rows().await,
+        before,
+        "a refused revocation wrote rows"
+    );
+    // Between notBefore and now: accepted.
+    let (status, revoked) = app
+        .send(
+            Method::POST,
+            &path,
+            &admin,
+            json!({"reason": "keyCompromise", "invalidity_date": at(not_before)}),
+        )
+        .await;
+    assert_eq!((status, revoked["status"].as_str()), (200, Some("REVOKED")));
 }
