@@ -811,6 +811,15 @@ impl Authority {
         let cert = certificates::get(&mut tx, id)
             .await?
             .ok_or(CoreError::NotFound("certificate"))?;
+        // A revoked certificate's key is not handed out again, to anyone: it may be the
+        // compromised key the revocation was for, and a device given it would present a
+        // certificate every relying party refuses.
+        if cert.status == CertificateStatus::Revoked {
+            return Err(CoreError::Conflict {
+                code: "certificate_revoked",
+                detail: "the certificate is revoked; its private key is no longer exported".into(),
+            });
+        }
         let key_id = cert.private_key_id.ok_or(CoreError::Conflict {
             code: "no_private_key",
             detail: "this certificate was issued from a CSR: KeyInfra never held its private key"

@@ -419,9 +419,12 @@ pub struct Pkcs12Body {
 }
 
 /// Export the key, certificate and chain as PKCS#12 (owner or ADMIN).
+///
+/// Refused with 409 `certificate_revoked` for a revoked certificate, for every role: its key
+/// may be the compromised one, and no relying party accepts the certificate any more.
 #[utoipa::path(post, path = "/api/v1/certificates/{id}/pkcs12", tag = "certificates", params(("id" = Uuid, Path)),
     request_body = Pkcs12Body,
-    responses((status = 200, content_type = "application/x-pkcs12", body = Vec<u8>), (status = 404), (status = 409, description = "no stored key"), (status = 422)))]
+    responses((status = 200, content_type = "application/x-pkcs12", body = Vec<u8>), (status = 404), (status = 409, description = "no stored key (`no_private_key`), or the certificate is revoked (`certificate_revoked`)"), (status = 422)))]
 async fn pkcs12(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -271,3 +271,43 @@ async fn revocation_reasons_and_invalidity_dates_are_checked() {
         .await;
     assert_eq!((status, revoked["status"].as_str()), (200, Some("REVOKED")));
 }
+
+#[tokio::test]
+async fn a_revoked_certificates_key_is_not_exported_to_anyone() {
+    let (app, admin) = admin_app().await;
+    app.user("alice", UserRole::User).await;
+    let alice = app.token("alice").await;
+    let cert = app.issue(&alice, json!({"subject": "CN=alice-dev"})).await;
+    let id = cert["id"].as_str().unwrap();
+    let export = format!("/api/v1/certificates/{id}/pkcs12");
+    let pin = json!({"pin": "s3cret-PIN"});
+    assert_eq!(
+        app.post_raw(&export, &alice, pin.clone()).await.status(),
+        200
+    );
+    let (status, _) = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/certificates/{id}/revoke"),
+            &alice,
+            json!({"reason": "keyCompromise"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for token in [&alice, &admin] {
+        let problem = refused(&app, token, Method::POST, &export, pin.clone()).await;
+        assert_eq!(
+            (problem["status"].as_u64(), problem["code"].as_str()),
+            (Some(409), Some("certificate_revoked")),
+            "{problem}"
+        );
+    }
+    let (_, audit) = app
+        .get("/api/v1/audit?action=certificate.exported", &admin)
+        .await;
+    assert_eq!(
+        audit["items"].as_array().unwrap().len(),
+        1,
+        "only the first export"
+    );
+}
