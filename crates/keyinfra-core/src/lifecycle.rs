@@ -807,6 +807,8 @@ impl Authority {
         pin: Pin,
         compat: Pkcs12Compat,
     ) -> Result<Vec<u8>, CoreError> {
+        pin.allows(compat)
+            .map_err(|e| CoreError::invalid("invalid_pin", e.to_string()))?;
         let mut tx = db.begin(&by.actor()).await?;
         let cert = certificates::get(&mut tx, id)
             .await?
@@ -835,7 +837,7 @@ impl Authority {
             id,
             json!({
                 "format": "pkcs12",
-                "compat": match compat { Pkcs12Compat::Modern => "modern", Pkcs12Compat::Legacy => "legacy" },
+                "compat": compat.label(),
                 "private_key_id": key_id,
                 "serial_number": cert.serial_number,
             }),

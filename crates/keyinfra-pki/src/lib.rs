@@ -72,8 +72,11 @@ pub enum PkiError {
     BeyondCaValidity,
     #[error("signing failed: {0}")]
     Signing(String),
-    #[error("the PIN must have 6 to 128 characters and no control characters")]
-    InvalidPin,
+    #[error(
+        "the PIN must have {min} to {} characters and no control characters",
+        crate::pkcs12::PIN_MAX_CHARS
+    )]
+    InvalidPin { min: usize },
     #[error("building the PKCS#12 file failed")]
     Pkcs12,
 }

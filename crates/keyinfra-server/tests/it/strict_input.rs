@@ -311,3 +311,48 @@ async fn a_revoked_certificates_key_is_not_exported_to_anyone() {
         "only the first export"
     );
 }
+
+#[tokio::test]
+async fn a_modern_pkcs12_needs_an_8_character_pin_and_200000_iterations() {
+    let (app, admin) = admin_app().await;
+    let cert = app.issue(&admin, json!({"subject": "CN=dev"})).await;
+    let export = format!(
+        "/api/v1/certificates/{}/pkcs12",
+        cert["id"].as_str().unwrap()
+    );
+    for body in [
+        json!({"pin": "123456"}),
+        json!({"pin": "1234567", "compat": "modern"}),
+        json!({"pin": "12345", "compat": "legacy"}),
+    ] {
+        let problem = refused(&app, &admin, Method::POST, &export, body.clone()).await;
+        assert_eq!(problem["code"], "invalid_pin", "{body}");
+        assert!(!problem.to_string().contains(body["pin"].as_str().unwrap()));
+    }
+    let dir = Scratch::new();
+    for (compat, pin, iterations) in [
+        ("modern", "12345678", "Iteration 200000"),
+        ("legacy", "123456", "Iteration 10000"),
+    ] {
+        let response = app
+            .post_raw(&export, &admin, json!({"pin": pin, "compat": compat}))
+            .await;
+        assert_eq!(response.status(), 200, "{compat}");
+        let file = dir.write(&format!("{compat}.p12"), response.bytes().await.unwrap());
+        let info = openssl_ok(&[
+            "pkcs12",
+            "-info",
+            "-noout",
+            "-passin",
+            &format!("pass:{pin}"),
+            "-in",
+            &file,
+        ]);
+        // The MAC, the certificate bag and the key bag.
+        assert_eq!(info.matches(iterations).count(), 3, "{compat}: {info}");
+        if compat == "modern" {
+            assert!(info.contains("MAC: sha256, Iteration 200000"), "{info}");
+            assert!(info.contains("PBKDF2, AES-256-CBC, Iteration 200000, PRF hmacWithSHA256"));
+        }
+    }
+}
