@@ -392,10 +392,7 @@ impl Authority {
                 .map_err(|e| invalid_name("invalid_san", e))?,
             (None, None) => Vec::new(),
         };
-        let ca_id = match request.ca_id {
-            Some(id) => id,
-            None => self.default_issuing_ca(db).await?,
-        };
+        let ca_id = self.issuing_ca_for(db, by, request.ca_id).await?;
         let ca = self.signer(db, ca_id).await.map_err(|e| match e {
             // A body field naming nothing is the client's mistake (422), not a missing URL.
             CoreError::NotFound(_) => CoreError::invalid(
@@ -691,6 +688,12 @@ impl Authority {
             .map(|s| SubjectAltName::parse(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| CoreError::Internal(format!("stored SAN does not parse: {e}")))?;
+        self.check_may_sign_leaves(db, previous.ca_id)
+            .await
+            .map_err(|e| match e {
+                CoreError::Invalid { code, detail } => CoreError::Conflict { code, detail },
+                other => other,
+            })?;
         let ca = self.signer(db, previous.ca_id).await?;
         let now = self.clock.now();
         let not_before = now - self.settings.backdate;

@@ -117,7 +117,8 @@ pub struct IssueBody {
     pub validity_days: Option<u32>,
     /// ADMIN only: issue for this user.
     pub owner_id: Option<Uuid>,
-    /// The CA to sign with (default: the issuing CA).
+    /// ADMIN only (403 for a USER): the CA to sign with (default: the issuing CA). A
+    /// self-signed root is refused (422 `root_ca_cannot_issue`) while an issuing CA exists.
     pub ca_id: Option<Uuid>,
 }
 
@@ -139,7 +140,7 @@ fn parse_algorithm(label: &str) -> Result<KeyAlgorithm, Problem> {
 /// control or invisible format characters (Unicode Cf, e.g. U+202E, U+200B). A CSR's RSA
 /// key must use the public exponent 65537.
 #[utoipa::path(post, path = "/api/v1/certificates", tag = "certificates", request_body = IssueBody,
-    responses((status = 201, body = Certificate), (status = 403), (status = 422)))]
+    responses((status = 201, body = Certificate), (status = 403, description = "a USER named ca_id"), (status = 422)))]
 async fn issue(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

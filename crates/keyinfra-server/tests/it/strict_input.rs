@@ -3,7 +3,8 @@
 //! iterations, and which CA may sign leaves. Each refusal is a 4xx problem with a stable
 //! code that names no database object, and writes nothing.
 
-use keyinfra_core::Clock;
+use keyinfra_core::lifecycle::{IssueRequest, KeySource};
+use keyinfra_core::{Clock, CoreError, OsRandom, Requester};
 use keyinfra_db::UserRole;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -355,4 +356,202 @@ async fn a_modern_pkcs12_needs_an_8_character_pin_and_200000_iterations() {
             assert!(info.contains("PBKDF2, AES-256-CBC, Iteration 200000, PRF hmacWithSHA256"));
         }
     }
+}
+
+/// Another root with an issuing CA under it, made by openssl and imported with their keys.
+fn openssl_hierarchy(dir: &Scratch) -> [(String, String); 2] {
+    let key = |name: &str| {
+        let path = dir.path(name);
+        openssl_ok(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &path,
+        ]);
+        path
+    };
+    let (root_key, issuing_key) = (key("root.key"), key("issuing.key"));
+    let root_ext = dir.write(
+        "root.ext",
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n",
+    );
+    let issuing_ext = dir.write(
+        "issuing.ext",
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    );
+    let root_csr = csr(dir, "root", Some(&root_key), "/CN=Other Root", &[]);
+    let _ = root_csr;
+    let root_pem = dir.path("root.pem");
+    openssl_ok(&[
+        "x509",
+        "-req",
+        "-in",
+        &dir.path("root.csr"),
+        "-signkey",
+        &root_key,
+        "-days",
+        "7300",
+        "-extfile",
+        &root_ext,
+        "-out",
+        &root_pem,
+    ]);
+    csr(
+        dir,
+        "issuing",
+        Some(&issuing_key),
+        "/CN=Other Issuing CA",
+        &[],
+    );
+    let issuing_pem = dir.path("issuing.pem");
+    openssl_ok(&[
+        "x509",
+        "-req",
+        "-in",
+        &dir.path("issuing.csr"),
+        "-CA",
+        &root_pem,
+        "-CAkey",
+        &root_key,
+        "-set_serial",
+        "4660",
+        "-days",
+        "3650",
+        "-extfile",
+        &issuing_ext,
+        "-out",
+        &issuing_pem,
+    ]);
+    let read = |p: &str| String::from_utf8(std::fs::read(p).unwrap()).unwrap();
+    [
+        (read(&root_pem), read(&root_key)),
+        (read(&issuing_pem), read(&issuing_key)),
+    ]
+}
+
+#[tokio::test]
+async fn only_an_admin_names_the_ca_and_no_root_signs_leaves_once_an_issuing_ca_exists() {
+    let (app, admin) = admin_app().await;
+    app.user("alice", UserRole::User).await;
+    let alice = app.token("alice").await;
+    let (first_root, _) = app.ca().await;
+    // With only a root, the root issues (the default installation).
+    let early = app.issue(&admin, json!({"subject": "CN=early"})).await;
+    assert_eq!(early["ca_id"], first_root.as_str());
+    // A USER may not choose the CA, not even the one it would get.
+    let problem = refused(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/v1/certificates",
+        json!({"subject": "CN=a", "ca_id": first_root}),
+    )
+    .await;
+    assert_eq!(
+        (problem["status"].as_u64(), problem["code"].as_str()),
+        (Some(403), Some("forbidden"))
+    );
+
+    let dir = Scratch::new();
+    let [(root_pem, root_key), (issuing_pem, issuing_key)] = openssl_hierarchy(&dir);
+    let authority = &app.state.authority;
+    let other_root = authority
+        .import(
+            &app.db,
+            "other-root",
+            root_pem.as_bytes(),
+            Some(&root_key),
+            &mut OsRandom,
+        )
+        .await
+        .unwrap();
+    let issuing = authority
+        .import(
+            &app.db,
+            "other-issuing",
+            issuing_pem.as_bytes(),
+            Some(&issuing_key),
+            &mut OsRandom,
+        )
+        .await
+        .unwrap();
+    assert_eq!(issuing.parent_ca_id, Some(other_root.id));
+
+    // Now an issuing CA exists: by default it signs, for everyone.
+    let mine = app.issue(&alice, json!({"subject": "CN=alice-dev"})).await;
+    assert_eq!(mine["ca_id"], issuing.id.to_string());
+    let before = app.written_rows().await;
+    let problem = refused(
+        &app,
+        &alice,
+        Method::POST,
+        "/api/v1/certificates",
+        json!({"subject": "CN=a", "ca_id": issuing.id}),
+    )
+    .await;
+    assert_eq!(problem["code"], "forbidden");
+    // An ADMIN may name the issuing CA, but neither root.
+    for root in [first_root.clone(), other_root.id.to_string()] {
+        issue_refused(
+            &app,
+            &admin,
+            json!({"subject": "CN=a", "ca_id": root}),
+            "root_ca_cannot_issue",
+        )
+        .await;
+    }
+    // Nor may the operator, nor may a renewal re-sign under a root.
+    let operator = authority
+        .issue(
+            &app.db,
+            &Requester::Operator,
+            IssueRequest {
+                key: KeySource::Generate(keyinfra_pki::KeyAlgorithm::EcdsaP256),
+                subject: Some("CN=operator".into()),
+                san: None,
+                profile: "device".into(),
+                validity_days: None,
+                owner_id: None,
+                ca_id: Some(other_root.id),
+            },
+            &mut OsRandom,
+        )
+        .await;
+    assert!(
+        matches!(
+            operator,
+            Err(CoreError::Invalid {
+                code: "root_ca_cannot_issue",
+                ..
+            })
+        ),
+        "{operator:?}"
+    );
+    let problem = refused(
+        &app,
+        &admin,
+        Method::POST,
+        &format!(
+            "/api/v1/certificates/{}/renew",
+            early["id"].as_str().unwrap()
+        ),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (problem["status"].as_u64(), problem["code"].as_str()),
+        (Some(409), Some("root_ca_cannot_issue"))
+    );
+    assert_eq!(
+        app.written_rows().await,
+        before,
+        "a refused request wrote rows"
+    );
+    let chosen = app
+        .issue(&admin, json!({"subject": "CN=b", "ca_id": issuing.id}))
+        .await;
+    assert_eq!(chosen["ca_id"], issuing.id.to_string());
 }
