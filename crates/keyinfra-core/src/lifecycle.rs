@@ -680,14 +680,15 @@ impl Authority {
         }
         let profile = self.settings.profile(&previous.profile)?.clone();
         let validity = self.validity(&profile, request.validity_days)?;
-        let subject = DistinguishedName::parse(&previous.subject_dn)
-            .map_err(|e| CoreError::Internal(format!("stored subject does not parse: {e}")))?;
+        // Issued under older rules, the names or the key may break today's: not renewed
+        // (409), rather than re-signed or failed as the server's fault.
+        let subject = DistinguishedName::parse(&previous.subject_dn).map_err(not_renewable)?;
         let sans = previous
             .subject_alt_names
             .iter()
             .map(|s| SubjectAltName::parse(s))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| CoreError::Internal(format!("stored SAN does not parse: {e}")))?;
+            .map_err(not_renewable)?;
         self.check_may_sign_leaves(db, previous.ca_id)
             .await
             .map_err(|e| match e {
@@ -703,7 +704,7 @@ impl Authority {
         }
         // Same algorithm as before; without rekey, the same public key.
         let old_spki = public_key_of_certificate(&previous.certificate_der)?;
-        let algorithm = keyinfra_pki::keys::algorithm_of_spki(&old_spki)?;
+        let algorithm = keyinfra_pki::keys::algorithm_of_spki(&old_spki).map_err(not_renewable)?;
         let generated = match request.rekey {
             true => Some(generate_key(algorithm).await?),
             false => None,
@@ -936,6 +937,16 @@ fn check_invalidity_date_against(
     }
     Ok(())
 }
+
+fn not_renewable(e: impl std::fmt::Display) -> CoreError {
+    CoreError::Conflict {
+        code: "not_renewable",
+        detail: format!(
+            "the certificate was issued under older rules that no longer hold ({e}); issue a new one"
+        ),
+    }
+}
+
 async fn revoke_locked(
     tx: &mut Tx,
     by: &Requester,
