@@ -434,15 +434,76 @@ impl Authority {
     async fn find_default_issuing_ca(&self, db: &Database) -> Result<Uuid, CoreError> {
         let cas = self.list_cas(db).await?;
         let now = self.clock.now();
-        cas.iter()
+        let candidates: Vec<&AuthorityRecord> = cas
+            .iter()
             .filter(|ca| ca.private_key_id.is_some() && ca.not_after > now)
             .filter(|ca| !cas.iter().any(|c| c.parent_ca_id == Some(ca.id)))
+            .collect();
+        // A root signs leaves only where no issuing CA exists (check_may_sign_leaves).
+        let issuing: Vec<&AuthorityRecord> = candidates
+            .iter()
+            .copied()
+            .filter(|ca| !is_self_signed(ca))
+            .collect();
+        let pool = if issuing.is_empty() {
+            candidates
+        } else {
+            issuing
+        };
+        pool.into_iter()
             .max_by_key(|ca| (ca.created_at, ca.id))
             .map(|ca| ca.id)
             .ok_or(CoreError::Conflict {
                 code: "no_issuing_ca",
                 detail: "no CA can issue: run `keyinfra init` or `keyinfra ca import`".into(),
             })
+    }
+
+    /// The CA an issue signs with. Only an ADMIN (or the operator) may name one; without a
+    /// name, the default issuing CA, which is never a root while an issuing CA exists.
+    pub(crate) async fn issuing_ca_for(
+        &self,
+        db: &Database,
+        by: &Requester,
+        requested: Option<Uuid>,
+    ) -> Result<Uuid, CoreError> {
+        match requested {
+            Some(id) => {
+                by.require_admin()?;
+                self.check_may_sign_leaves(db, id).await?;
+                Ok(id)
+            }
+            None => self.default_issuing_ca(db).await,
+        }
+    }
+
+    /// A self-signed (root) CA may sign end-entity certificates only while no issuing CA
+    /// (one KeyInfra holds the key of, unexpired, not self-signed) exists: once one does,
+    /// the root's key signs only CAs and CRLs. Applies to every requester, the operator too.
+    /// An unknown id passes here and is answered by [`Authority::signer`].
+    pub(crate) async fn check_may_sign_leaves(
+        &self,
+        db: &Database,
+        ca_id: Uuid,
+    ) -> Result<(), CoreError> {
+        let cas = self.list_cas(db).await?;
+        let Some(ca) = cas.iter().find(|ca| ca.id == ca_id) else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let issuing = cas
+            .iter()
+            .find(|c| c.private_key_id.is_some() && c.not_after > now && !is_self_signed(c));
+        match issuing {
+            Some(issuing) if is_self_signed(ca) => Err(CoreError::invalid(
+                "root_ca_cannot_issue",
+                format!(
+                    "CA {:?} is a self-signed root and does not sign end-entity certificates while an issuing CA exists; leave ca_id out, or name the issuing CA {:?} ({})",
+                    ca.name, issuing.name, issuing.id
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The signer of a CA, unsealing its key on first use.
@@ -543,6 +604,12 @@ impl Authority {
             Ok(PrivateKey::generate(algorithm)?)
         }
     }
+}
+
+/// Whether a CA's certificate is self-signed (a root). A certificate that does not parse
+/// counts as one: it is never preferred for signing leaves.
+fn is_self_signed(ca: &AuthorityRecord) -> bool {
+    inspect_ca_certificate(&ca.certificate_der).map_or(true, |info| info.self_signed)
 }
 
 /// Generates a key; RSA generation (up to seconds for 4096 bits) runs off the async workers.

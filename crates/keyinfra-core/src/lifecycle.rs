@@ -54,6 +54,8 @@ pub struct RenewRequest {
 }
 
 /// The RFC 5280 reasons a request may give (no certificateHold: revocation is final).
+/// `cACompromise` parses, and [`Authority::revoke`] refuses it for the end-entity
+/// certificates this table holds, saying why.
 pub fn parse_reason(name: &str) -> Result<RevocationReason, CoreError> {
     Ok(match name {
         "unspecified" => RevocationReason::Unspecified,
@@ -66,7 +68,7 @@ pub fn parse_reason(name: &str) -> Result<RevocationReason, CoreError> {
         _ => {
             return Err(CoreError::invalid(
                 "invalid_reason",
-                "reason must be one of unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn",
+                "reason must be one of unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn",
             ));
         }
     })
@@ -99,6 +101,10 @@ fn pki_to_request_error(e: PkiError) -> CoreError {
         PkiError::UnsupportedKeyAlgorithm => CoreError::invalid(
             "unsupported_key",
             "the CSR's key is not ECDSA P-256/P-384, Ed25519 or RSA 2048/3072/4096",
+        ),
+        PkiError::UnsupportedRsaExponent => CoreError::invalid(
+            "unsupported_key",
+            "the CSR's RSA key has a public exponent other than 65537; KeyInfra accepts only 65537",
         ),
         PkiError::InvalidName(text) => CoreError::invalid("invalid_san", text),
         PkiError::BeyondCaValidity => CoreError::invalid(
@@ -386,10 +392,7 @@ impl Authority {
                 .map_err(|e| invalid_name("invalid_san", e))?,
             (None, None) => Vec::new(),
         };
-        let ca_id = match request.ca_id {
-            Some(id) => id,
-            None => self.default_issuing_ca(db).await?,
-        };
+        let ca_id = self.issuing_ca_for(db, by, request.ca_id).await?;
         let ca = self.signer(db, ca_id).await.map_err(|e| match e {
             // A body field naming nothing is the client's mistake (422), not a missing URL.
             CoreError::NotFound(_) => CoreError::invalid(
@@ -690,14 +693,21 @@ impl Authority {
         }
         let profile = self.settings.profile(&previous.profile)?.clone();
         let validity = self.validity(&profile, request.validity_days)?;
-        let subject = DistinguishedName::parse(&previous.subject_dn)
-            .map_err(|e| CoreError::Internal(format!("stored subject does not parse: {e}")))?;
+        // Issued under older rules, the names or the key may break today's: not renewed
+        // (409), rather than re-signed or failed as the server's fault.
+        let subject = DistinguishedName::parse(&previous.subject_dn).map_err(not_renewable)?;
         let sans = previous
             .subject_alt_names
             .iter()
             .map(|s| SubjectAltName::parse(s))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| CoreError::Internal(format!("stored SAN does not parse: {e}")))?;
+            .map_err(not_renewable)?;
+        self.check_may_sign_leaves(db, previous.ca_id)
+            .await
+            .map_err(|e| match e {
+                CoreError::Invalid { code, detail } => CoreError::Conflict { code, detail },
+                other => other,
+            })?;
         let ca = self.signer(db, previous.ca_id).await?;
         let now = self.clock.now();
         let not_before = now - self.settings.backdate;
@@ -707,7 +717,7 @@ impl Authority {
         }
         // Same algorithm as before; without rekey, the same public key.
         let old_spki = public_key_of_certificate(&previous.certificate_der)?;
-        let algorithm = keyinfra_pki::keys::algorithm_of_spki(&old_spki)?;
+        let algorithm = keyinfra_pki::keys::algorithm_of_spki(&old_spki).map_err(not_renewable)?;
         let generated = match request.rekey {
             true => Some(self.generate_leaf_key(algorithm).await?),
             false => None,
@@ -787,17 +797,13 @@ impl Authority {
         // Issue, revoke, issue again would otherwise grow the database and the CRL without
         // bound while the quota (which counts ACTIVE certificates) never fills.
         self.writes.take(by, now)?;
-        if invalidity_date.is_some_and(|d| d > now) {
-            return Err(CoreError::invalid(
-                "invalid_invalidity_date",
-                "invalidity_date is in the future; it is when the key was (suspected to be) compromised",
-            ));
-        }
+        check_revocation_request(reason, invalidity_date, now)?;
         let updated = crate::retry::transient("revoke", || async {
             let mut tx = db.begin(&by.actor()).await?;
             let cert = certificates::get_for_update(&mut tx, id)
                 .await?
                 .ok_or(CoreError::NotFound("certificate"))?;
+            check_invalidity_date_against(&cert, invalidity_date)?;
             revoke_locked(&mut tx, by, &cert, reason, invalidity_date, now).await?;
             let updated = certificates::get(&mut tx, id)
                 .await?
@@ -821,10 +827,21 @@ impl Authority {
         pin: Pin,
         compat: Pkcs12Compat,
     ) -> Result<Vec<u8>, CoreError> {
+        pin.allows(compat)
+            .map_err(|e| CoreError::invalid("invalid_pin", e.to_string()))?;
         let mut tx = db.begin(&by.actor()).await?;
         let cert = certificates::get(&mut tx, id)
             .await?
             .ok_or(CoreError::NotFound("certificate"))?;
+        // A revoked certificate's key is not handed out again, to anyone: it may be the
+        // compromised key the revocation was for, and a device given it would present a
+        // certificate every relying party refuses.
+        if cert.status == CertificateStatus::Revoked {
+            return Err(CoreError::Conflict {
+                code: "certificate_revoked",
+                detail: "the certificate is revoked; its private key is no longer exported".into(),
+            });
+        }
         let key_id = cert.private_key_id.ok_or(CoreError::Conflict {
             code: "no_private_key",
             detail: "this certificate was issued from a CSR: KeyInfra never held its private key"
@@ -840,7 +857,7 @@ impl Authority {
             id,
             json!({
                 "format": "pkcs12",
-                "compat": match compat { Pkcs12Compat::Modern => "modern", Pkcs12Compat::Legacy => "legacy" },
+                "compat": compat.label(),
                 "private_key_id": key_id,
                 "serial_number": cert.serial_number,
             }),
@@ -888,6 +905,61 @@ impl Authority {
             text.push_str(&keyinfra_pki::certificate_pem(der));
         }
         Ok(text)
+    }
+}
+
+/// The reason and invalidity date a revocation may give, before the certificate is read.
+fn check_revocation_request(
+    reason: RevocationReason,
+    invalidity_date: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<(), CoreError> {
+    // RFC 5280 5.3.1: cACompromise says a CA's key was compromised. Every certificate here
+    // is an end-entity's; its own key's compromise is keyCompromise.
+    if matches!(
+        reason,
+        RevocationReason::CaCompromise | RevocationReason::AaCompromise
+    ) {
+        return Err(CoreError::invalid(
+            "invalid_reason",
+            "cACompromise is for a CA's certificate; revoke a device's certificate whose key leaked with keyCompromise",
+        ));
+    }
+    if invalidity_date.is_some_and(|d| d > now) {
+        return Err(CoreError::invalid(
+            "invalid_invalidity_date",
+            "invalidity_date is after the revocation (now); it is when the key was (suspected to be) compromised",
+        ));
+    }
+    Ok(())
+}
+
+/// The key cannot have been compromised as this certificate's before the certificate
+/// existed (RFC 5280 5.3.2).
+fn check_invalidity_date_against(
+    cert: &CertificateRecord,
+    invalidity_date: Option<OffsetDateTime>,
+) -> Result<(), CoreError> {
+    // The certificate says notBefore in whole seconds.
+    let not_before = cert
+        .not_before
+        .replace_nanosecond(0)
+        .unwrap_or(cert.not_before);
+    if invalidity_date.is_some_and(|d| d < not_before) {
+        return Err(CoreError::invalid(
+            "invalid_invalidity_date",
+            "invalidity_date is before the certificate's notBefore",
+        ));
+    }
+    Ok(())
+}
+
+fn not_renewable(e: impl std::fmt::Display) -> CoreError {
+    CoreError::Conflict {
+        code: "not_renewable",
+        detail: format!(
+            "the certificate was issued under older rules that no longer hold ({e}); issue a new one"
+        ),
     }
 }
 

@@ -58,12 +58,20 @@ pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr, PkiError> {
 
     let subject = subject_of(&info.subject);
     let mut sans = Ok(Vec::new());
+    let mut san_extensions = 0;
     let mut ignored = Vec::new();
     if let Some(extensions) = csr.requested_extensions() {
         for ext in extensions {
             match ext {
                 ParsedExtension::SubjectAlternativeName(san) => {
-                    sans = san.general_names.iter().map(general_name).collect();
+                    san_extensions += 1;
+                    sans = if san_extensions > 1 {
+                        Err(NameError(
+                            "the CSR requests the subjectAltName extension more than once".into(),
+                        ))
+                    } else {
+                        sans_of(&san.general_names)
+                    };
                 }
                 ParsedExtension::UnsupportedExtension { oid } => ignored.push(oid.to_id_string()),
                 other => ignored.push(format!("{other:?}").chars().take(40).collect()),
@@ -79,9 +87,29 @@ pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr, PkiError> {
     })
 }
 
+/// The same rules as a request's `san` list: at most [`crate::names::MAX_SANS`], none twice.
+fn sans_of(names: &[GeneralName<'_>]) -> Result<Vec<SubjectAltName>, NameError> {
+    crate::names::check_san_count(names.len())
+        .map_err(|e| NameError(format!("the CSR requests {e}")))?;
+    let sans = names
+        .iter()
+        .map(general_name)
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::names::refuse_repeated_sans(&sans)
+        .map_err(|e| NameError(format!("in the CSR's subject alternative names, {e}")))?;
+    Ok(sans)
+}
+
+/// The same rules as a request's `subject`: single-valued RDNs only, one CN, and the
+/// values' checks of [`DistinguishedName::from_attributes`].
 fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<DistinguishedName, NameError> {
     let mut attributes = Vec::new();
     for rdn in name.iter_rdn() {
+        if rdn.iter().nth(1).is_some() {
+            return Err(NameError(
+                "the CSR's subject has a multi-valued RDN ('+'), which KeyInfra does not issue; give `subject` in the request".into(),
+            ));
+        }
         for atv in rdn.iter() {
             let oid = atv.attr_type().to_id_string();
             let Some(attribute) = DnAttribute::from_oid(&oid) else {

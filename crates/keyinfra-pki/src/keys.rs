@@ -278,13 +278,22 @@ fn algorithm_of_pair(pair: &KeyPair) -> Result<KeyAlgorithm, PkiError> {
     }
 }
 
-/// Classifies a SubjectPublicKeyInfo (from a CSR or a certificate).
+/// The one RSA public exponent accepted (F4). Small exponents such as 3 are the ones
+/// broken padding and unpadded messages fall to (Coppersmith, Bleichenbacher's e=3
+/// signature forgery); every current key generator, ours included, uses 65537.
+pub const RSA_PUBLIC_EXPONENT: u64 = 65_537;
+
+/// Classifies a SubjectPublicKeyInfo (from a CSR or a certificate). RSA keys must use the
+/// public exponent 65537.
 pub fn algorithm_of_spki(spki_der: &[u8]) -> Result<KeyAlgorithm, PkiError> {
     use x509_parser::prelude::FromDer;
     use x509_parser::public_key::PublicKey;
     let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
         .map_err(|_| PkiError::UnsupportedKeyAlgorithm)?;
     match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) if rsa.try_exponent().ok() != Some(RSA_PUBLIC_EXPONENT) => {
+            Err(PkiError::UnsupportedRsaExponent)
+        }
         Ok(PublicKey::RSA(rsa)) => match rsa.key_size() {
             2048 => Ok(KeyAlgorithm::Rsa2048),
             3072 => Ok(KeyAlgorithm::Rsa3072),
@@ -370,6 +379,45 @@ mod tests {
         let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let shown = format!("{key:?}");
         assert!(shown.contains("EcdsaP256") && !shown.contains("pkcs8"));
+    }
+
+    /// An RSA SubjectPublicKeyInfo with this exponent (and a 2048-bit modulus of 0xff..).
+    fn rsa_spki(exponent: u64) -> Vec<u8> {
+        let key = yasna::construct_der(|w| {
+            w.write_sequence(|w| {
+                w.next().write_bigint_bytes(&[0xff; 256], true);
+                w.next().write_u64(exponent);
+            })
+        });
+        yasna::construct_der(|w| {
+            w.write_sequence(|w| {
+                w.next().write_sequence(|w| {
+                    w.next()
+                        .write_oid(&yasna::models::ObjectIdentifier::from_slice(&[
+                            1, 2, 840, 113_549, 1, 1, 1,
+                        ]));
+                    w.next().write_null();
+                });
+                w.next().write_bitvec_bytes(&key, key.len() * 8);
+            })
+        })
+    }
+
+    #[test]
+    fn rsa_keys_must_use_the_exponent_65537() {
+        assert_eq!(
+            algorithm_of_spki(&rsa_spki(65_537)).unwrap(),
+            KeyAlgorithm::Rsa2048
+        );
+        for e in [3, 17, 65_539, (1 << 32) + 1] {
+            assert!(
+                matches!(
+                    algorithm_of_spki(&rsa_spki(e)),
+                    Err(PkiError::UnsupportedRsaExponent)
+                ),
+                "e = {e}"
+            );
+        }
     }
 
     #[test]

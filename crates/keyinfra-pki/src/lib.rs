@@ -48,6 +48,8 @@ pub enum PkiError {
         "unsupported key algorithm (KeyInfra accepts ECDSA P-256/P-384, Ed25519 and RSA 2048/3072/4096)"
     )]
     UnsupportedKeyAlgorithm,
+    #[error("the RSA public exponent must be 65537")]
+    UnsupportedRsaExponent,
     #[error("invalid master key: {0}")]
     InvalidMasterKey(&'static str),
     #[error("master key version {0} is not configured")]
@@ -70,8 +72,11 @@ pub enum PkiError {
     BeyondCaValidity,
     #[error("signing failed: {0}")]
     Signing(String),
-    #[error("the PIN must have 6 to 128 characters and no control characters")]
-    InvalidPin,
+    #[error(
+        "the PIN must have {min} to {} characters and no control characters",
+        crate::pkcs12::PIN_MAX_CHARS
+    )]
+    InvalidPin { min: usize },
     #[error("building the PKCS#12 file failed")]
     Pkcs12,
 }

@@ -144,6 +144,15 @@ impl DistinguishedName {
                 "the subject has more than {MAX_DN_ATTRIBUTES} attributes"
             ));
         }
+        let common_names = attributes
+            .iter()
+            .filter(|(a, _)| *a == DnAttribute::CommonName)
+            .count();
+        if common_names > 1 {
+            return refuse(format!(
+                "the subject has {common_names} CNs; give exactly one (name further hosts in san)"
+            ));
+        }
         for (attribute, value) in &attributes {
             let short = attribute.short_name();
             let count = value.chars().count();
@@ -158,6 +167,12 @@ impl DistinguishedName {
             }
             if value.chars().any(char::is_control) {
                 return refuse(format!("{short} contains control characters"));
+            }
+            if let Some(c) = value.chars().find(|c| is_invisible(*c)) {
+                return refuse(format!(
+                    "{short} contains the invisible character U+{:04X}; format characters (such as bidirectional overrides and zero-width spaces) and line separators make a name display as something else",
+                    u32::from(c)
+                ));
             }
             match attribute {
                 DnAttribute::Country
@@ -218,6 +233,20 @@ impl DistinguishedName {
         }
         dn
     }
+}
+
+/// Unicode format characters (general category Cf: U+202E RIGHT-TO-LEFT OVERRIDE, U+200B
+/// ZERO WIDTH SPACE, U+FEFF, tag characters, ...) and the line and paragraph separators
+/// (Zl, Zp). None is visible, so a name holding one reads as another name; `char::is_control`
+/// covers only category Cc.
+fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
 }
 
 fn printable(value: &str) -> DnValue {
@@ -372,18 +401,13 @@ impl SubjectAltName {
 
     /// Parses a list, refusing duplicates and oversized lists.
     pub fn parse_list<S: AsRef<str>>(items: &[S]) -> Result<Vec<Self>, NameError> {
-        if items.len() > MAX_SANS {
-            return refuse(format!("more than {MAX_SANS} subject alternative names"));
-        }
-        let mut out: Vec<Self> = Vec::with_capacity(items.len());
-        for item in items {
-            let san = Self::parse(item.as_ref())?;
-            if out.contains(&san) {
-                return refuse(format!("{} appears twice in san", item.as_ref()));
-            }
-            out.push(san);
-        }
-        Ok(out)
+        check_san_count(items.len())?;
+        let sans = items
+            .iter()
+            .map(|item| Self::parse(item.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        refuse_repeated_sans(&sans)?;
+        Ok(sans)
     }
 
     /// The database's typed form: `DNS:name` or `IP:address`.
@@ -403,6 +427,28 @@ impl SubjectAltName {
             SubjectAltName::Ip(ip) => rcgen::SanType::IpAddress(*ip),
         })
     }
+}
+
+/// The limit on the number of SANs, for a request's list and a CSR's alike.
+pub(crate) fn check_san_count(count: usize) -> Result<(), NameError> {
+    if count > MAX_SANS {
+        return refuse(format!(
+            "{count} subject alternative names; at most {MAX_SANS} are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// A name given twice is refused, wherever the list comes from (DNS names compare after
+/// lowercasing, addresses by value: `2001:db8::1` and `2001:DB8:0::1` are the same).
+pub(crate) fn refuse_repeated_sans(sans: &[SubjectAltName]) -> Result<(), NameError> {
+    let mut seen = std::collections::HashSet::with_capacity(sans.len());
+    for san in sans {
+        if !seen.insert(san) {
+            return refuse(format!("{san} is named more than once"));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for SubjectAltName {
@@ -511,6 +557,54 @@ mod tests {
                 .0
                 .contains("longer than 64")
         );
+    }
+
+    #[test]
+    fn invisible_characters_and_second_cns_are_refused() {
+        for (bad, says) in [
+            ("CN=invoice\u{202E}fdp.exe", "U+202E"),
+            ("CN=pay\u{200B}pal", "U+200B"),
+            ("O=\u{FEFF}Example,CN=a", "U+FEFF"),
+            ("CN=a\u{2028}b", "U+2028"),
+            ("CN=\u{E0041}tag", "U+E0041"),
+            ("CN=a,CN=b", "2 CNs"),
+            ("CN=a,O=x,CN=b", "2 CNs"),
+        ] {
+            let err = DistinguishedName::parse(bad).unwrap_err();
+            assert!(err.0.contains(says), "{bad:?}: {err}");
+        }
+        // Letters of every script, and repeated OUs and DCs, are still names.
+        for good in [
+            "CN=Jürgen Müller,O=Ørsted",
+            "CN=\u{0645}\u{062D}\u{0645}\u{062F}",
+            "CN=a,OU=x,OU=y,DC=example,DC=net",
+        ] {
+            assert!(DistinguishedName::parse(good).is_ok(), "{good:?}");
+        }
+        assert!(SubjectAltName::parse("pay\u{200B}pal.example").is_err());
+    }
+
+    #[test]
+    fn a_san_list_is_limited_and_has_no_repeats() {
+        let hundred: Vec<String> = (0..MAX_SANS).map(|i| format!("h{i}.example")).collect();
+        assert_eq!(
+            SubjectAltName::parse_list(&hundred).unwrap().len(),
+            MAX_SANS
+        );
+        let more: Vec<String> = (0..=MAX_SANS).map(|i| format!("h{i}.example")).collect();
+        assert!(
+            SubjectAltName::parse_list(&more)
+                .unwrap_err()
+                .0
+                .contains("at most 100")
+        );
+        for repeated in [
+            ["a.example", "b.example", "A.example."],
+            ["2001:db8::1", "b.example", "2001:DB8:0::1"],
+        ] {
+            let err = SubjectAltName::parse_list(&repeated).unwrap_err();
+            assert!(err.0.contains("more than once"), "{err}");
+        }
     }
 
     #[test]

@@ -114,11 +114,17 @@ impl From<DbError> for Problem {
                 "reference_conflict",
                 "refers to an object that does not exist, or is still referred to",
             ),
-            DbError::CheckViolation { constraint } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "constraint_violation",
-                format!("the values break the rule {constraint}"),
-            ),
+            // The use cases check every rule first, so this is a rule they missed: logged
+            // with the constraint's name for the operator; the client never sees a table,
+            // column or constraint.
+            DbError::CheckViolation { constraint } => {
+                tracing::warn!(%constraint, "the database refused values a use case let through");
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "constraint_violation",
+                    "the request's values break a rule of the stored data",
+                )
+            }
             DbError::Unauthenticated => unauthorized("the access token is no longer valid"),
             // Row-level security hid or refused a row: never reveal that it exists.
             DbError::PermissionDenied => {
@@ -255,6 +261,23 @@ mod tests {
             .status,
             422
         );
+        // No answer names a database object.
+        for error in [
+            DbError::CheckViolation {
+                constraint: "certificates_sans_valid".into(),
+            },
+            DbError::UniqueViolation {
+                constraint: "users_username_key".into(),
+            },
+            DbError::ForeignKeyViolation {
+                constraint: "certificates_owner_id_fkey".into(),
+            },
+        ] {
+            let shown = serde_json::to_string(&Problem::from(error)).unwrap();
+            for object in ["certificates", "users", "_key", "_fkey", "sans_valid"] {
+                assert!(!shown.contains(object), "{shown}");
+            }
+        }
         assert_eq!(Problem::from(DbError::RetryableConflict).status, 503);
     }
 

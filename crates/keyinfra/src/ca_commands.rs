@@ -276,9 +276,8 @@ pub async fn cert(
                 "legacy" => Pkcs12Compat::Legacy,
                 other => anyhow::bail!("--compat {other:?} is not modern or legacy"),
             };
-            let pin = Pin::new(read_pin()?.to_string()).map_err(|_| {
-                anyhow::anyhow!("the PIN must have 6 to 128 characters and no control characters")
-            })?;
+            let pin =
+                Pin::new(read_pin()?.to_string(), compat).map_err(|e| anyhow::anyhow!("{e}"))?;
             let bytes = authority
                 .export_pkcs12(db, &operator, id, pin, compat)
                 .await?;

@@ -105,7 +105,8 @@ impl From<CertificateRecord> for Certificate {
 pub struct IssueBody {
     /// RFC 4514, e.g. `CN=edge-router-1,O=Example,C=NL`. Required without `csr`.
     pub subject: Option<String>,
-    /// DNS names and IPv4/IPv6 addresses.
+    /// DNS names and IPv4/IPv6 addresses: at most 100, none twice. Without it, the CSR's,
+    /// under the same rules.
     pub san: Option<Vec<String>>,
     /// ecdsa-p256 (default), ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096.
     pub key_algorithm: Option<String>,
@@ -116,7 +117,8 @@ pub struct IssueBody {
     pub validity_days: Option<u32>,
     /// ADMIN only: issue for this user.
     pub owner_id: Option<Uuid>,
-    /// The CA to sign with (default: the issuing CA).
+    /// ADMIN only (403 for a USER): the CA to sign with (default: the issuing CA). A
+    /// self-signed root is refused (422 `root_ca_cannot_issue`) while an issuing CA exists.
     pub ca_id: Option<Uuid>,
 }
 
@@ -133,8 +135,12 @@ fn parse_algorithm(label: &str) -> Result<KeyAlgorithm, Problem> {
 }
 
 /// Issue a certificate.
+///
+/// The subject (from the request or the CSR) has single-valued RDNs, one CN, and no
+/// control or invisible format characters (Unicode Cf, e.g. U+202E, U+200B). A CSR's RSA
+/// key must use the public exponent 65537.
 #[utoipa::path(post, path = "/api/v1/certificates", tag = "certificates", request_body = IssueBody,
-    responses((status = 201, body = Certificate), (status = 403), (status = 422)))]
+    responses((status = 201, body = Certificate), (status = 403, description = "a USER named ca_id"), (status = 422)))]
 async fn issue(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -407,16 +413,23 @@ async fn pem(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pkcs12Body {
-    /// 6 to 128 characters. Never stored or logged.
+    /// 8 to 128 characters (`legacy`: 6 to 128). Never stored or logged.
     pub pin: String,
-    /// `modern` (default: PBES2/AES-256, SHA-256 MAC) or `legacy` (3DES, SHA-1 MAC) for old devices.
+    /// `modern` (default): PBES2 with PBKDF2-HMAC-SHA256 at 200,000 iterations, AES-256-CBC,
+    /// SHA-256 MAC. `legacy`, only for firmware that cannot read that: 3DES and a SHA-1 MAC
+    /// at 10,000 iterations and 6-character PINs. A legacy file is weak: 3DES and SHA-1 are
+    /// retired, and every 6-digit PIN of a stolen file is tried in under an hour on one CPU
+    /// core, far faster on a GPU. Prefer `modern`; delete a legacy file once imported.
     pub compat: Option<String>,
 }
 
 /// Export the key, certificate and chain as PKCS#12 (owner or ADMIN).
+///
+/// Refused with 409 `certificate_revoked` for a revoked certificate, for every role: its key
+/// may be the compromised one, and no relying party accepts the certificate any more.
 #[utoipa::path(post, path = "/api/v1/certificates/{id}/pkcs12", tag = "certificates", params(("id" = Uuid, Path)),
     request_body = Pkcs12Body,
-    responses((status = 200, content_type = "application/x-pkcs12", body = Vec<u8>), (status = 404), (status = 409, description = "no stored key"), (status = 422)))]
+    responses((status = 200, content_type = "application/x-pkcs12", body = Vec<u8>), (status = 404), (status = 409, description = "no stored key (`no_private_key`), or the certificate is revoked (`certificate_revoked`)"), (status = 422)))]
 async fn pkcs12(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -433,16 +446,8 @@ async fn pkcs12(
             ));
         }
     };
-    let pin = Pin::new(body.pin).map_err(|_| {
-        invalid_query(
-            "invalid_pin",
-            format!(
-                "the PIN must have {} to {} characters and no control characters",
-                keyinfra_pki::pkcs12::PIN_MIN_CHARS,
-                keyinfra_pki::pkcs12::PIN_MAX_CHARS
-            ),
-        )
-    })?;
+    let pin =
+        Pin::new(body.pin, compat).map_err(|e| invalid_query("invalid_pin", e.to_string()))?;
     let bytes = state
         .authority
         .export_pkcs12(&state.db, &Requester::User(caller), id, pin, compat)
@@ -500,10 +505,11 @@ async fn renew(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeBody {
-    /// unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
-    /// cessationOfOperation or privilegeWithdrawn.
+    /// unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation or
+    /// privilegeWithdrawn. (cACompromise is refused: these are end-entity certificates.)
     pub reason: String,
-    /// RFC 3339: when the key is known or suspected to have been compromised.
+    /// RFC 3339: when the key is known or suspected to have been compromised; not after
+    /// now, not before the certificate's notBefore.
     pub invalidity_date: Option<String>,
 }
 

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::lifecycle::{RenewRequest, parse_reason};
 use keyinfra_core::{CoreError, OsRandom, Requester};
-use keyinfra_pki::pkcs12::{PIN_MAX_CHARS, PIN_MIN_CHARS, Pin, Pkcs12Compat};
+use keyinfra_pki::pkcs12::{LEGACY_PIN_MIN_CHARS, PIN_MAX_CHARS, Pin, Pkcs12Compat};
 use serde::Deserialize;
 use zeroize::Zeroize;
 
@@ -18,7 +18,7 @@ use super::view;
 use crate::AppState;
 
 /// The reasons a user may pick (RFC 5280 names, as the API takes them).
-pub const REASONS: [(&str, &str); 7] = [
+pub const REASONS: [(&str, &str); 6] = [
     ("unspecified", "Unspecified"),
     ("keyCompromise", "Key compromise"),
     ("affiliationChanged", "Affiliation changed"),
@@ -28,7 +28,6 @@ pub const REASONS: [(&str, &str); 7] = [
         "Cessation of operation (device retired)",
     ),
     ("privilegeWithdrawn", "Privilege withdrawn"),
-    ("cACompromise", "CA compromise"),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -140,9 +139,10 @@ pub async fn pkcs12(
         }
     };
     // Pin::new takes the PIN and wipes it when refused.
-    let Ok(pin) = Pin::new(pin) else {
+    let Ok(pin) = Pin::new(pin, compat) else {
         let forms = pkcs12_error(format!(
-            "The PIN must have {PIN_MIN_CHARS} to {PIN_MAX_CHARS} characters and no control characters."
+            "The PIN must have {} to {PIN_MAX_CHARS} characters ({LEGACY_PIN_MIN_CHARS} for the legacy format) and no control characters.",
+            compat.min_pin_chars()
         ));
         return refused(
             &state,

@@ -354,7 +354,7 @@ pub(super) struct CertificateDetail {
     revocable: bool,
     renewable: bool,
     revocation: Option<RevocationView>,
-    reasons: [(&'static str, &'static str); 7],
+    reasons: [(&'static str, &'static str); 6],
     forms: DetailForms,
 }
 

@@ -165,6 +165,7 @@ pub fn reason_text(name: &str) -> String {
         .find(|(code, _)| *code == name)
         .map_or_else(
             || match name {
+                "cACompromise" => "CA compromise".to_owned(),
                 "aACompromise" => "AA compromise".to_owned(),
                 "certificateHold" => "Certificate hold".to_owned(),
                 "removeFromCRL" => "Remove from CRL".to_owned(),

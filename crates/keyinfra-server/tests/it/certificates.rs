@@ -374,7 +374,7 @@ async fn bad_requests_get_a_problem_with_a_stable_code_and_write_nothing() {
         );
         assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
     }
-    // PINs: 6 to 128 characters.
+    // PINs: 8 to 128 characters (modern, the default).
     for pin in ["12345".to_owned(), "x".repeat(129)] {
         let (status, problem) = app
             .send(

@@ -31,7 +31,7 @@ async fn a_database_dump_holds_no_private_key_in_any_readable_form() {
                     cert["id"].as_str().unwrap()
                 ),
                 &admin,
-                json!({"pin": "123456"}),
+                json!({"pin": "12345678"}),
             )
             .await
             .bytes()
@@ -46,7 +46,7 @@ async fn a_database_dump_holds_no_private_key_in_any_readable_form() {
             "-nocerts",
             "-nodes",
             "-passin",
-            "pass:123456",
+            "pass:12345678",
             "-out",
             &key_file,
         ]);
@@ -153,7 +153,7 @@ async fn rotation_reseals_every_key_under_the_newest_master_key() {
                 &app.db,
                 &Requester::Operator,
                 *id,
-                Pin::new("123456".into()).unwrap(),
+                Pin::new("12345678".into(), Pkcs12Compat::Modern).unwrap(),
                 Pkcs12Compat::Modern,
             )
             .await
@@ -169,7 +169,7 @@ async fn rotation_reseals_every_key_under_the_newest_master_key() {
                 &app.db,
                 &Requester::Operator,
                 ids[0],
-                Pin::new("123456".into()).unwrap(),
+                Pin::new("12345678".into(), Pkcs12Compat::Modern).unwrap(),
                 Pkcs12Compat::Modern
             )
             .await
@@ -200,7 +200,7 @@ async fn a_ciphertext_moved_into_another_row_does_not_decrypt() {
             app.post_raw(
                 &format!("/api/v1/certificates/{id}/pkcs12"),
                 &admin,
-                json!({"pin": "123456"}),
+                json!({"pin": "12345678"}),
             )
             .await
         }

@@ -953,21 +953,25 @@ async fn revoke_and_pkcs12_forms_need_the_csrf_token_and_the_owner() {
     // PKCS#12: refused without the token, with two different PINs, a short PIN, or by
     // another user (404); nothing is exported (the audit log counts exports).
     let refusals = [
-        (cookie.clone(), pin("", "123456", "123456", "modern"), 403),
         (
             cookie.clone(),
-            pin(&csrf, "123456", "654321", "modern"),
+            pin("", "12345678", "12345678", "modern"),
+            403,
+        ),
+        (
+            cookie.clone(),
+            pin(&csrf, "12345678", "87654321", "modern"),
             422,
         ),
         (cookie.clone(), pin(&csrf, "12345", "12345", "modern"), 422),
         (
             cookie.clone(),
-            pin(&csrf, "123456", "123456", "ancient"),
+            pin(&csrf, "12345678", "12345678", "ancient"),
             422,
         ),
         (
             carols_cookie.clone(),
-            pin(&carols_csrf, "123456", "123456", "modern"),
+            pin(&carols_csrf, "12345678", "12345678", "modern"),
             404,
         ),
     ];
@@ -983,7 +987,7 @@ async fn revoke_and_pkcs12_forms_need_the_csrf_token_and_the_owner() {
         let response = post(
             pkcs12.clone(),
             cookie.clone(),
-            pin(&csrf, "123456", "123456", compat),
+            pin(&csrf, "12345678", "12345678", compat),
         )
         .await;
         assert_eq!(response.status(), 200);
@@ -1187,8 +1191,8 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
     b.wait_for("#pin").await;
 
     // Two different PINs: the error next to the form, nothing downloaded.
-    b.type_into("pin", "482913").await;
-    b.type_into("pin_again", "482914").await;
+    b.type_into("pin", "48291375").await;
+    b.type_into("pin_again", "48291376").await;
     b.click("#pkcs12-submit").await;
     b.wait_for("#pkcs12-error").await;
     assert!(b.source().await.contains("The two PINs differ"));
@@ -1203,7 +1207,7 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
     );
 
     // The same PIN twice: a real download, which openssl opens with that PIN.
-    let pin = "482913";
+    let pin = "48291375";
     b.type_into("pin", pin).await;
     b.type_into("pin_again", pin).await;
     b.click("#pkcs12-submit").await;
@@ -2201,8 +2205,12 @@ async fn renewal_owner_names_and_pkcs12_errors_show_on_the_certificate_pages() {
     let (_, new_page) = page(&app, &bobs_cookie, &format!("/ui/certificates/{new_id}")).await;
     let bobs_csrf = csrf_of(&new_page);
     for (pin, again, message) in [
-        ("123456", "654321", "The two PINs differ"),
-        ("12345", "12345", "The PIN must have 6 to 128 characters"),
+        ("12345678", "87654321", "The two PINs differ"),
+        (
+            "1234567",
+            "1234567",
+            "The PIN must have 8 to 128 characters",
+        ),
     ] {
         let (status, _, body) = post_form(
             &app,

@@ -277,7 +277,7 @@ async fn a_backup_restores_into_an_empty_database_with_keys_crls_and_logins_inta
     let export = op.run(
         &target,
         &["cert", "export", id, "--out", &op.text("router.p12")],
-        "123456\n",
+        "12345678\n",
     );
     assert!(
         export.status.success(),
@@ -290,7 +290,7 @@ async fn a_backup_restores_into_an_empty_database_with_keys_crls_and_logins_inta
         "-in",
         &p12,
         "-passin",
-        "pass:123456",
+        "pass:12345678",
         "-nocerts",
         "-nodes",
     ]);
@@ -301,7 +301,7 @@ async fn a_backup_restores_into_an_empty_database_with_keys_crls_and_logins_inta
         "-in",
         &p12,
         "-passin",
-        "pass:123456",
+        "pass:12345678",
         "-nokeys",
         "-clcerts",
     ]);

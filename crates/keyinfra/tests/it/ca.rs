@@ -184,7 +184,7 @@ async fn an_operator_runs_the_whole_lifecycle_from_the_cli() {
         .contains("TripleDES")
     );
     let short = cli.with_stdin(&["cert", "export", &id, "--out", &path("x.p12")], "123\n");
-    assert!(!short.status.success() && String::from_utf8_lossy(&short.stderr).contains("6 to 128"));
+    assert!(!short.status.success() && String::from_utf8_lossy(&short.stderr).contains("8 to 128"));
 
     let renewed = cli.ok(&["cert", "renew", &id, "--rekey"]);
     assert!(renewed.contains(" v2 "), "{renewed}");
@@ -210,7 +210,7 @@ async fn an_operator_runs_the_whole_lifecycle_from_the_cli() {
     std::fs::write(path("keys"), format!("2:{v2}\n")).unwrap();
     let export = cli.with_stdin(
         &["cert", "export", &id, "--out", &path("after.p12")],
-        "123456\n",
+        "12345678\n",
     );
     assert!(
         export.status.success(),
@@ -225,7 +225,7 @@ async fn an_operator_runs_the_whole_lifecycle_from_the_cli() {
     std::fs::write(path("keys"), format!("3:{}\n", "33".repeat(32))).unwrap();
     let err = cli.with_stdin(
         &["cert", "export", &id, "--out", &path("no.p12")],
-        "123456\n",
+        "12345678\n",
     );
     assert!(!err.status.success());
     assert!(!String::from_utf8_lossy(&err.stderr).contains(&v2));
