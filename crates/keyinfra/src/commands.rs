@@ -156,14 +156,22 @@ async fn serve(
     }
 
     // The partitions the next months need; the maintenance job keeps this going while the
-    // server runs (and it is idempotent, so every replica may do it at start).
-    let mut tx = db.begin(&Actor::System).await?;
-    let created =
-        partitions::ensure(&mut tx, args.jobs.partitions_ahead, SystemClock.now()).await?;
-    tx.commit().await?;
-    if !created.is_empty() {
-        tracing::info!(count = created.len(), "created certificate partitions");
+    // server runs (and it is idempotent, so every replica may do it at start). It runs as
+    // the URL's login role, which keyinfra_app is not (migration 0014): a login role that
+    // may not is told once and the server starts anyway (the migrations created 24 months).
+    let mut conn = db.maintenance().await?;
+    match partitions::ensure(&mut conn, args.jobs.partitions_ahead, SystemClock.now()).await {
+        Ok(created) if !created.is_empty() => {
+            tracing::info!(count = created.len(), "created certificate partitions");
+        }
+        Ok(_) => {}
+        Err(keyinfra_db::DbError::PermissionDenied) => tracing::warn!(
+            role = %db.login_role().name,
+            "the DATABASE_URL's role may not create certificate partitions; grant it EXECUTE on the maintenance functions or run `keyinfra jobs run partition-maintenance` as the owner (README, \"Using an external PostgreSQL\")"
+        ),
+        Err(e) => return Err(e.into()),
     }
+    conn.close().await;
 
     // First start: an administrator, so that someone can log in.
     let admin_password = std::env::var("KEYINFRA_ADMIN_PASSWORD").ok();
