@@ -72,7 +72,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
             let authority = ca_commands::authority(&cli.database, &cli.authority)?;
             let init = ca_commands::init_options(&args.init)?;
             let target = Target::open(&cli.database).await?;
-            let outcome = serve(&target.url, &pool, &args, &listen, users, authority, init).await;
+            let outcome = serve(&target, &pool, &args, &listen, users, authority, init).await;
             let closed = target.close().await;
             outcome.and(closed)
         }
@@ -128,8 +128,24 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Every request runs as keyinfra_app, but SQL run on one of the pool's connections can
+/// `RESET ROLE` back to the URL's login role: a superuser or BYPASSRLS login role would then
+/// undo row-level security (migration 0014). The embedded cluster is private to this
+/// process and its only role is its superuser, so only `DATABASE_URL` is warned about.
+fn warn_if_login_role_escapes_rls(db: &Database, embedded: bool) {
+    let login = db.login_role();
+    if !embedded && login.escapes_row_level_security() {
+        tracing::warn!(
+            role = %login.name,
+            superuser = login.superuser,
+            bypass_rls = login.bypass_rls,
+            "DATABASE_URL logs in as a superuser or BYPASSRLS role: SQL run on a server connection could RESET ROLE to it and bypass row-level security; in production log in as a NOSUPERUSER role that owns nothing and is a member of keyinfra_app (README, \"Using an external PostgreSQL\")"
+        );
+    }
+}
+
 async fn serve(
-    url: &str,
+    target: &Target,
     pool: &keyinfra_db::PoolSettings,
     args: &ServeArgs,
     listen: &listen::Plan,
@@ -137,6 +153,7 @@ async fn serve(
     authority: Authority,
     init: InitOptions,
 ) -> anyhow::Result<()> {
+    let url = target.url.as_str();
     let shutdown = shutdown_signal()?;
     let expected = migrations::latest_version();
     if args.no_migrate {
@@ -148,6 +165,7 @@ async fn serve(
         }
     }
     let db = Database::connect(url, pool).await?;
+    warn_if_login_role_escapes_rls(&db, target.is_embedded());
     let found = db.schema_version().await.unwrap_or(0);
     if found != expected {
         anyhow::bail!(

@@ -7,6 +7,7 @@ mod backup;
 mod bad_config;
 mod ca;
 mod embedded;
+mod hardening;
 mod logs;
 mod migrate;
 mod support;
