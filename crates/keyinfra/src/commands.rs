@@ -192,7 +192,8 @@ async fn serve(
     conn.close().await;
 
     // First start: an administrator, so that someone can log in.
-    let admin_password = std::env::var("KEYINFRA_ADMIN_PASSWORD").ok();
+    let admin_password =
+        secrets::from_environment("KEYINFRA_ADMIN_PASSWORD").map(|p| p.as_str().to_owned());
     if let Some((admin, generated)) = users
         .bootstrap_admin(&db, &args.admin_username, admin_password, &mut OsRandom)
         .await
