@@ -92,6 +92,18 @@ pub async fn login_lookup(tx: &mut Tx, username: &str) -> Result<Option<LoginRec
     Ok(row)
 }
 
+/// The id of the user with this name (case-insensitive), if the actor may see it. For
+/// naming users (the CLI's `--owner`); it reads no password hash, unlike [`login_lookup`].
+pub async fn id_by_username(tx: &mut Tx, username: &str) -> Result<Option<Uuid>, DbError> {
+    let id = sqlx::query_scalar!(
+        "SELECT id FROM users WHERE lower(username) = lower($1)",
+        username
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(id)
+}
+
 /// True when no user exists (first start).
 pub async fn none_exist(tx: &mut Tx) -> Result<bool, DbError> {
     let empty = sqlx::query_scalar!(r#"SELECT keyinfra_users_empty() AS "empty!""#)
