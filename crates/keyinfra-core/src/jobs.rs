@@ -158,10 +158,12 @@ impl Jobs {
         let now = self.clock.now();
         match job {
             Job::Partitions => {
-                let mut tx = self.db.begin(&Actor::System).await?;
+                // The maintenance functions run as the DATABASE_URL's login role, never as
+                // keyinfra_app (migration 0014).
+                let mut conn = self.db.maintenance().await?;
                 let created =
-                    partitions::ensure(&mut tx, self.settings.partitions_ahead, now).await?;
-                tx.commit().await?;
+                    partitions::ensure(&mut conn, self.settings.partitions_ahead, now).await?;
+                conn.close().await;
                 let report = partitions::apply_retention(
                     &self.db,
                     self.settings.retention,
@@ -182,9 +184,9 @@ impl Jobs {
                 ))
             }
             Job::Stats => {
-                let mut tx = self.db.begin(&Actor::System).await?;
-                stats::refresh(&mut tx).await?;
-                tx.commit().await?;
+                let mut conn = self.db.maintenance().await?;
+                stats::refresh(&mut conn).await?;
+                conn.close().await;
                 Ok("certificate statistics refreshed".to_owned())
             }
             Job::Crls => {

@@ -19,4 +19,5 @@ GRANT EXECUTE ON FUNCTION keyinfra_check_token(uuid, user_role, timestamptz) TO 
 
 DROP TRIGGER users_advance_session_epoch ON users;
 DROP FUNCTION users_advance_session_epoch();
+REVOKE SELECT (session_epoch) ON users FROM keyinfra_app;
 ALTER TABLE users DROP COLUMN session_epoch;

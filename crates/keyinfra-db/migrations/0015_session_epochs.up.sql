@@ -20,6 +20,9 @@
 -- epoch back and revive old tokens.
 
 ALTER TABLE users ADD COLUMN session_epoch timestamptz NOT NULL DEFAULT clock_timestamp();
+-- Since 0014 keyinfra_app reads users column by column (not password_hash); login reads the
+-- epoch to put it in the token.
+GRANT SELECT (session_epoch) ON users TO keyinfra_app;
 
 CREATE FUNCTION users_advance_session_epoch() RETURNS trigger
     LANGUAGE plpgsql

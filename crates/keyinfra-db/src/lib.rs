@@ -36,7 +36,10 @@ pub mod bench;
 pub mod testing;
 
 pub use error::{DbError, UnavailableReason};
-pub use pool::{Database, PoolSettings, PoolUsage, create_database_if_missing, describe_url};
+pub use pool::{
+    Database, LoginRole, Maintenance, PoolSettings, PoolUsage, create_database_if_missing,
+    describe_url,
+};
 pub use session::{Actor, Tx, epoch_from_micros, epoch_micros};
 pub use types::{
     AlertChannel, AlertStatus, CertificateStatus, KeyAlgorithm, RevocationReason, UserRole,

@@ -1,10 +1,14 @@
 //! Partition maintenance for `certificates`, through the SQL functions of migration 0004.
+//!
+//! They bypass row-level security, so since migration 0014 only the tables' owner (or a
+//! login role granted EXECUTE) may run them, never keyinfra_app: every function here takes
+//! a [`Maintenance`] connection, which runs as the `DATABASE_URL`'s own login role. Each
+//! call is one statement, committed when it returns.
 
 use time::{Duration, OffsetDateTime};
 
 use crate::error::DbError;
-use crate::pool::Database;
-use crate::session::{Actor, Tx};
+use crate::pool::{Database, Maintenance};
 
 /// A partition created or dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +22,7 @@ pub struct PartitionChange {
 
 /// Creates the monthly partitions from `as_of`'s month through `months_ahead` months later.
 pub async fn ensure(
-    tx: &mut Tx,
+    conn: &mut Maintenance,
     months_ahead: i32,
     as_of: OffsetDateTime,
 ) -> Result<Vec<PartitionChange>, DbError> {
@@ -30,17 +34,17 @@ pub async fn ensure(
         months_ahead,
         as_of
     )
-    .fetch_all(tx.conn())
+    .fetch_all(conn.conn())
     .await?;
     Ok(rows)
 }
 
 /// Drops at most `max_partitions` (all if None) of the partitions whose whole range ended
 /// more than `retention` before `as_of`, oldest first, with their registry rows (and so their
-/// revocations and alerts). Dropping a partition locks `certificates` until the transaction
-/// ends: commit after each one (see [`apply_retention`]).
+/// revocations and alerts). Dropping a partition locks `certificates` until the statement's
+/// transaction ends, so [`apply_retention`] drops one per call.
 pub async fn drop_expired(
-    tx: &mut Tx,
+    conn: &mut Maintenance,
     retention: Duration,
     as_of: OffsetDateTime,
     max_partitions: Option<i32>,
@@ -56,18 +60,18 @@ pub async fn drop_expired(
         as_of,
         max_partitions
     )
-    .fetch_all(tx.conn())
+    .fetch_all(conn.conn())
     .await?;
     Ok(rows)
 }
 
 /// Deletes up to `batch` private keys that no certificate and no CA uses; returns how many.
-pub async fn delete_orphaned_keys(tx: &mut Tx, batch: i32) -> Result<i64, DbError> {
+pub async fn delete_orphaned_keys(conn: &mut Maintenance, batch: i32) -> Result<i64, DbError> {
     let deleted = sqlx::query_scalar!(
         r#"SELECT delete_orphaned_private_keys($1) AS "deleted!""#,
         batch
     )
-    .fetch_one(tx.conn())
+    .fetch_one(conn.conn())
     .await?;
     Ok(deleted)
 }
@@ -79,21 +83,21 @@ pub struct RetentionReport {
     pub keys_deleted: i64,
 }
 
-/// Retention as the maintenance job runs it: one partition per transaction (so the lock on
-/// `certificates` lasts only for the DROP), then the orphaned keys in batches. Maintenance
-/// is batch work: its statements may take up to `statement_timeout` each.
+/// Retention as the maintenance job runs it: one partition per statement (so the lock on
+/// `certificates` lasts only for the DROP), then the orphaned keys in batches, on one
+/// [`Maintenance`] connection. Maintenance is batch work: its statements may take up to
+/// `statement_timeout` each.
 pub async fn apply_retention(
     db: &Database,
     retention: Duration,
     as_of: OffsetDateTime,
     statement_timeout: std::time::Duration,
 ) -> Result<RetentionReport, DbError> {
+    let mut conn = db.maintenance().await?;
+    conn.set_statement_timeout(statement_timeout).await?;
     let mut report = RetentionReport::default();
     loop {
-        let mut tx = db.begin(&Actor::System).await?;
-        tx.set_statement_timeout(statement_timeout).await?;
-        let dropped = drop_expired(&mut tx, retention, as_of, Some(1)).await?;
-        tx.commit().await?;
+        let dropped = drop_expired(&mut conn, retention, as_of, Some(1)).await?;
         if dropped.is_empty() {
             break;
         }
@@ -101,14 +105,12 @@ pub async fn apply_retention(
     }
     const BATCH: i32 = 10_000;
     loop {
-        let mut tx = db.begin(&Actor::System).await?;
-        tx.set_statement_timeout(statement_timeout).await?;
-        let deleted = delete_orphaned_keys(&mut tx, BATCH).await?;
-        tx.commit().await?;
+        let deleted = delete_orphaned_keys(&mut conn, BATCH).await?;
         report.keys_deleted += deleted;
         if deleted < i64::from(BATCH) {
             break;
         }
     }
+    conn.close().await;
     Ok(report)
 }

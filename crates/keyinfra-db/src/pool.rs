@@ -200,10 +200,72 @@ pub(crate) fn connect_error(url: &str, error: sqlx::Error) -> DbError {
     }
 }
 
+/// The role a `DATABASE_URL` logs in as (PostgreSQL's `session_user`), which every pooled
+/// connection leaves with `SET ROLE keyinfra_app` but returns to on `RESET ROLE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRole {
+    pub name: String,
+    pub superuser: bool,
+    pub bypass_rls: bool,
+}
+
+impl LoginRole {
+    /// Whether SQL run on a pooled connection could escape row-level security by returning
+    /// to this role (`RESET ROLE`): a superuser, or a role with BYPASSRLS.
+    pub fn escapes_row_level_security(&self) -> bool {
+        self.superuser || self.bypass_rls
+    }
+}
+
+/// The connect options of the URL, for the maintenance connection. Debug leaves them out:
+/// they hold the password.
+#[derive(Clone)]
+struct LoginOptions(PgConnectOptions);
+
+impl std::fmt::Debug for LoginOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginOptions(..)")
+    }
+}
+
 /// The application's pool. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: PgPool,
+    login_options: LoginOptions,
+    login_role: std::sync::Arc<LoginRole>,
+}
+
+/// A connection as the `DATABASE_URL`'s own login role, without `SET ROLE keyinfra_app`:
+/// for the maintenance functions (partitions, retention, statistics), which keyinfra_app
+/// may not run (migration 0014). Each call is one statement in its own implicit
+/// transaction. Not pooled: it closes when dropped.
+#[derive(Debug)]
+pub struct Maintenance {
+    conn: sqlx::PgConnection,
+}
+
+impl Maintenance {
+    pub(crate) fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.conn
+    }
+
+    /// Overrides the statement timeout for the rest of this connection (batch work).
+    pub async fn set_statement_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<(), DbError> {
+        sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+            .bind(format!("{}ms", timeout.as_millis()))
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the connection politely (dropping it closes it too).
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
 }
 
 impl Database {
@@ -222,6 +284,7 @@ impl Database {
     /// is subject to row-level security.
     pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self, DbError> {
         let options = connect_options(url, settings)?;
+        let options_for_login = options.clone();
         let validate_after_idle = settings.validate_after_idle;
         let pool = PgPoolOptions::new()
             .min_connections(settings.min_connections.min(settings.max_connections))
@@ -247,36 +310,67 @@ impl Database {
             })
             .connect_lazy_with(options);
 
-        let database = Self { pool };
-        database.check_role(url).await?;
-        Ok(database)
+        let login_role = check_role(&pool, url).await?;
+        Ok(Self {
+            pool,
+            login_options: LoginOptions(options_for_login),
+            login_role: std::sync::Arc::new(login_role),
+        })
     }
 
-    /// Opens the first connection (so that a bad URL fails at start, with the setting named)
-    /// and verifies that row-level security binds the session.
-    async fn check_role(&self, url: &str) -> Result<(), DbError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| match e {
+    /// The role the URL logs in as. `serve` warns when it could escape row-level security.
+    pub fn login_role(&self) -> &LoginRole {
+        &self.login_role
+    }
+
+    /// Opens a [`Maintenance`] connection as the URL's own login role. The maintenance
+    /// functions then fail with [`DbError::PermissionDenied`] unless that role owns them or
+    /// was granted EXECUTE (README, "Using an external PostgreSQL").
+    pub async fn maintenance(&self) -> Result<Maintenance, DbError> {
+        let conn = tokio::time::timeout(
+            Duration::from_secs(15),
+            sqlx::PgConnection::connect_with(&self.login_options.0),
+        )
+        .await
+        .map_err(|_| DbError::from(sqlx::Error::PoolTimedOut))??;
+        Ok(Maintenance { conn })
+    }
+}
+
+/// Opens the first connection (so that a bad URL fails at start, with the setting named),
+/// verifies that row-level security binds the session, and says which role the URL logs in
+/// as.
+async fn check_role(pool: &PgPool, url: &str) -> Result<LoginRole, DbError> {
+    let mut conn = pool.acquire().await.map_err(|e| match e {
             sqlx::Error::Database(db) if db.message().contains(APP_ROLE) => DbError::Migration(format!(
                 "the role {APP_ROLE} does not exist or cannot be assumed ({}); run `keyinfra migrate up`",
                 db.message()
             )),
             other => connect_error(url, other),
         })?;
-        let row = sqlx::query!(
-            r#"SELECT current_user AS "role!", rolsuper AS "superuser!", rolbypassrls AS "bypass_rls!"
-               FROM pg_roles WHERE rolname = current_user"#
-        )
-        .fetch_one(&mut *conn)
-        .await?;
-        if row.superuser || row.bypass_rls {
-            return Err(DbError::Internal(format!(
-                "the session role {} bypasses row-level security; refusing to serve",
-                row.role
-            )));
-        }
-        Ok(())
+    let row = sqlx::query!(
+        r#"SELECT current_user AS "role!", r.rolsuper AS "superuser!",
+                  r.rolbypassrls AS "bypass_rls!", session_user AS "login!",
+                  l.rolsuper AS "login_superuser!", l.rolbypassrls AS "login_bypass_rls!"
+           FROM pg_roles AS r, pg_roles AS l
+           WHERE r.rolname = current_user AND l.rolname = session_user"#
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if row.superuser || row.bypass_rls {
+        return Err(DbError::Internal(format!(
+            "the session role {} bypasses row-level security; refusing to serve",
+            row.role
+        )));
     }
+    Ok(LoginRole {
+        name: row.login,
+        superuser: row.login_superuser,
+        bypass_rls: row.login_bypass_rls,
+    })
+}
 
+impl Database {
     /// Begins a transaction whose row-level-security identity is `actor`, in one round trip.
     /// The wait for a pooled connection (and the BEGIN round trip) is recorded in the
     /// `keyinfra_db_acquire_seconds` histogram.

@@ -4,6 +4,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::DbError;
+use crate::pool::Maintenance;
 use crate::session::Tx;
 use crate::types::CertificateStatus;
 
@@ -20,9 +21,10 @@ pub struct StatsRow {
 }
 
 /// Refreshes the view concurrently (readers are not blocked); returns its new timestamp.
-pub async fn refresh(tx: &mut Tx) -> Result<Option<OffsetDateTime>, DbError> {
+/// A maintenance function (migration 0014): keyinfra_app may not run it.
+pub async fn refresh(conn: &mut Maintenance) -> Result<Option<OffsetDateTime>, DbError> {
     let at = sqlx::query_scalar!("SELECT refresh_certificate_stats()")
-        .fetch_one(tx.conn())
+        .fetch_one(conn.conn())
         .await?;
     Ok(at)
 }

@@ -68,6 +68,8 @@ pub async fn delete(tx: &mut Tx, id: Uuid) -> Result<bool, DbError> {
 }
 
 /// What a login needs to know about a name (case-insensitive), before there is an identity.
+/// The database answers only a transaction without identity, once per transaction
+/// (migration 0014).
 #[derive(Debug, Clone)]
 pub struct LoginRecord {
     pub id: Uuid,
@@ -88,6 +90,18 @@ pub async fn login_lookup(tx: &mut Tx, username: &str) -> Result<Option<LoginRec
     .fetch_optional(tx.conn())
     .await?;
     Ok(row)
+}
+
+/// The id of the user with this name (case-insensitive), if the actor may see it. For
+/// naming users (the CLI's `--owner`); it reads no password hash, unlike [`login_lookup`].
+pub async fn id_by_username(tx: &mut Tx, username: &str) -> Result<Option<Uuid>, DbError> {
+    let id = sqlx::query_scalar!(
+        "SELECT id FROM users WHERE lower(username) = lower($1)",
+        username
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(id)
 }
 
 /// True when no user exists (first start).
@@ -166,11 +180,17 @@ pub async fn set_email(
     Ok(row)
 }
 
-/// The stored hash of a visible user (for verifying the current password).
+/// The stored hash of the transaction's own user (for verifying the current password);
+/// None for any other `id`. keyinfra_app cannot read the column itself, and the database
+/// hands out one hash per transaction (migration 0014).
 pub async fn password_hash(tx: &mut Tx, id: Uuid) -> Result<Option<String>, DbError> {
-    let hash = sqlx::query_scalar!("SELECT password_hash FROM users WHERE id = $1", id)
-        .fetch_optional(tx.conn())
-        .await?;
+    let hash = sqlx::query_scalar!(
+        r#"SELECT CASE WHEN keyinfra_current_user_id() = $1 THEN keyinfra_own_password_hash() END
+                  AS "hash""#,
+        id
+    )
+    .fetch_one(tx.conn())
+    .await?;
     Ok(hash)
 }
 

@@ -120,8 +120,8 @@ fn read_passphrase(args: &PassphraseArgs, new: bool) -> anyhow::Result<BackupPas
             )
         })?;
         Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_owned())
-    } else if let Ok(value) = std::env::var("KEYINFRA_BACKUP_PASSPHRASE") {
-        Zeroizing::new(value)
+    } else if let Some(value) = crate::secrets::from_environment("KEYINFRA_BACKUP_PASSPHRASE") {
+        value
     } else if std::io::stdin().is_terminal() {
         let first = Zeroizing::new(
             rpassword::prompt_password("Backup passphrase: ")

@@ -153,11 +153,9 @@ fn describe(c: &CertificateRecord) -> String {
 
 async fn owner_id(db: &Database, username: &str) -> anyhow::Result<uuid::Uuid> {
     let mut tx = db.begin(&Actor::System).await?;
-    let found = keyinfra_db::users::login_lookup(&mut tx, username).await?;
+    let found = keyinfra_db::users::id_by_username(&mut tx, username).await?;
     tx.commit().await?;
-    Ok(found
-        .with_context(|| format!("no user is named {username:?} (--owner)"))?
-        .id)
+    found.with_context(|| format!("no user is named {username:?} (--owner)"))
 }
 
 pub async fn cert(

@@ -73,7 +73,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
             let authority = ca_commands::authority(&cli.database, &cli.authority)?;
             let init = ca_commands::init_options(&args.init)?;
             let target = Target::open(&cli.database).await?;
-            let outcome = serve(&target.url, &pool, &args, &listen, users, authority, init).await;
+            let outcome = serve(&target, &pool, &args, &listen, users, authority, init).await;
             let closed = target.close().await;
             outcome.and(closed)
         }
@@ -129,8 +129,24 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Every request runs as keyinfra_app, but SQL run on one of the pool's connections can
+/// `RESET ROLE` back to the URL's login role: a superuser or BYPASSRLS login role would then
+/// undo row-level security (migration 0014). The embedded cluster is private to this
+/// process and its only role is its superuser, so only `DATABASE_URL` is warned about.
+fn warn_if_login_role_escapes_rls(db: &Database, embedded: bool) {
+    let login = db.login_role();
+    if !embedded && login.escapes_row_level_security() {
+        tracing::warn!(
+            role = %login.name,
+            superuser = login.superuser,
+            bypass_rls = login.bypass_rls,
+            "DATABASE_URL logs in as a superuser or BYPASSRLS role: SQL run on a server connection could RESET ROLE to it and bypass row-level security; in production log in as a NOSUPERUSER role that owns nothing and is a member of keyinfra_app (README, \"Using an external PostgreSQL\")"
+        );
+    }
+}
+
 async fn serve(
-    url: &str,
+    target: &Target,
     pool: &keyinfra_db::PoolSettings,
     args: &ServeArgs,
     listen: &listen::Plan,
@@ -138,6 +154,7 @@ async fn serve(
     authority: Authority,
     init: InitOptions,
 ) -> anyhow::Result<()> {
+    let url = target.url.as_str();
     let shutdown = shutdown_signal()?;
     let expected = migrations::latest_version();
     if args.no_migrate {
@@ -149,6 +166,7 @@ async fn serve(
         }
     }
     let db = Database::connect(url, pool).await?;
+    warn_if_login_role_escapes_rls(&db, target.is_embedded());
     let found = db.schema_version().await.unwrap_or(0);
     if found != expected {
         anyhow::bail!(
@@ -157,17 +175,26 @@ async fn serve(
     }
 
     // The partitions the next months need; the maintenance job keeps this going while the
-    // server runs (and it is idempotent, so every replica may do it at start).
-    let mut tx = db.begin(&Actor::System).await?;
-    let created =
-        partitions::ensure(&mut tx, args.jobs.partitions_ahead, SystemClock.now()).await?;
-    tx.commit().await?;
-    if !created.is_empty() {
-        tracing::info!(count = created.len(), "created certificate partitions");
+    // server runs (and it is idempotent, so every replica may do it at start). It runs as
+    // the URL's login role, which keyinfra_app is not (migration 0014): a login role that
+    // may not is told once and the server starts anyway (the migrations created 24 months).
+    let mut conn = db.maintenance().await?;
+    match partitions::ensure(&mut conn, args.jobs.partitions_ahead, SystemClock.now()).await {
+        Ok(created) if !created.is_empty() => {
+            tracing::info!(count = created.len(), "created certificate partitions");
+        }
+        Ok(_) => {}
+        Err(keyinfra_db::DbError::PermissionDenied) => tracing::warn!(
+            role = %db.login_role().name,
+            "the DATABASE_URL's role may not create certificate partitions; grant it EXECUTE on the maintenance functions or run `keyinfra jobs run partition-maintenance` as the owner (README, \"Using an external PostgreSQL\")"
+        ),
+        Err(e) => return Err(e.into()),
     }
+    conn.close().await;
 
     // First start: an administrator, so that someone can log in.
-    let admin_password = std::env::var("KEYINFRA_ADMIN_PASSWORD").ok();
+    let admin_password =
+        secrets::from_environment("KEYINFRA_ADMIN_PASSWORD").map(|p| p.as_str().to_owned());
     if let Some((admin, generated)) = users
         .bootstrap_admin(&db, &args.admin_username, admin_password, &mut OsRandom)
         .await

@@ -19,6 +19,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// Whether this is the embedded cluster (not `DATABASE_URL`).
+    pub fn is_embedded(&self) -> bool {
+        self.cluster.is_some()
+    }
+
     /// Uses `DATABASE_URL`, or starts the embedded cluster and makes sure its database exists.
     pub async fn open(args: &DatabaseArgs) -> anyhow::Result<Self> {
         if let Some(url) = args.database_url.as_deref().filter(|u| !u.is_empty()) {

@@ -17,6 +17,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Before any thread starts (logging and the runtime below start them): secrets given in
+    // the environment leave it, so that no child process inherits them.
+    secrets::take_from_environment();
     telemetry::init(&cli.log, &cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -131,9 +131,9 @@ fn alert_settings(args: &JobArgs) -> anyhow::Result<AlertSettings> {
         let url: reqwest::Url = url
             .parse()
             .context("KEYINFRA_ALERT_WEBHOOK_URL is not a URL")?;
-        let secret = match std::env::var("KEYINFRA_ALERT_WEBHOOK_SECRET") {
-            Ok(value) => Zeroizing::new(value.into_bytes()),
-            Err(_) => {
+        let secret = match crate::secrets::from_environment("KEYINFRA_ALERT_WEBHOOK_SECRET") {
+            Some(value) => Zeroizing::new(value.as_bytes().to_vec()),
+            None => {
                 let path = args.alert_webhook_secret_file.as_ref().context(
                     "a webhook needs a signing secret: set KEYINFRA_ALERT_WEBHOOK_SECRET_FILE \
                      (--alert-webhook-secret-file) or KEYINFRA_ALERT_WEBHOOK_SECRET",

@@ -1,17 +1,75 @@
-//! The server's secrets: the password pepper and the JWT signing secret.
+//! The server's secrets: the password pepper and the JWT signing secret, and the secrets
+//! that arrive in environment variables.
 //!
 //! They never enter the database. In production they come from files
-//! (`KEYINFRA_PEPPER_FILE`, `KEYINFRA_JWT_SECRET_FILE`) or the environment
-//! (`KEYINFRA_PEPPER`, `KEYINFRA_JWT_SECRET`, read and then removed from our environment).
+//! (`KEYINFRA_PEPPER_FILE`, `KEYINFRA_JWT_SECRET_FILE`, `KEYINFRA_MASTER_KEYS_FILE`, ...).
+//! They may also be given in the environment (`KEYINFRA_PEPPER`, `KEYINFRA_JWT_SECRET`, ...):
+//! [`take_from_environment`] then moves them out of the process environment at the start of
+//! `main`, before any thread exists, so that no child process (`pg_config`, the embedded
+//! PostgreSQL, anything a library starts) inherits them. That does not erase them from the
+//! kernel's copy: on Linux `/proc/<pid>/environ` keeps showing the environment the process
+//! was started with, to its own user and to root, for as long as it runs. Hence the files.
 //! Otherwise they are generated once into `<data-dir>/secrets/` with mode 0600 and a
 //! warning: fine for one server, but replicas must be given the same ones.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
+
+/// The environment variables that may hold a secret. `DATABASE_URL` and `KEYINFRA_SMTP_URL`
+/// may carry a password; clap has read them into the command line's settings before they
+/// are removed.
+pub const SECRET_VARIABLES: [&str; 8] = [
+    "KEYINFRA_ADMIN_PASSWORD",
+    "KEYINFRA_PEPPER",
+    "KEYINFRA_JWT_SECRET",
+    "KEYINFRA_MASTER_KEYS",
+    "KEYINFRA_ALERT_WEBHOOK_SECRET",
+    "KEYINFRA_BACKUP_PASSPHRASE",
+    "KEYINFRA_SMTP_URL",
+    "DATABASE_URL",
+];
+
+/// The values [`take_from_environment`] took, by variable name.
+static TAKEN: OnceLock<Vec<(&'static str, Zeroizing<String>)>> = OnceLock::new();
+
+/// Moves every variable of [`SECRET_VARIABLES`] out of the process environment into this
+/// module, where [`from_environment`] finds it. Call it once, first thing in `main`, while
+/// the process has a single thread: removing environment variables is unsound while another
+/// thread may read the environment. A value that is not UTF-8 is removed and treated as
+/// unset, as `std::env::var` treated it.
+#[allow(unsafe_code)]
+pub fn take_from_environment() {
+    let mut taken = Vec::new();
+    for name in SECRET_VARIABLES {
+        let Some(value) = std::env::var_os(name) else {
+            continue;
+        };
+        if let Ok(value) = value.into_string() {
+            taken.push((name, Zeroizing::new(value)));
+        }
+        // SAFETY: `main` calls this before it builds the tokio runtime, initialises logging
+        // or starts anything else, and nothing before it spawns a thread (argument parsing
+        // does not): no other thread exists that could read or write the environment while
+        // it changes, which is the only requirement of `remove_var`.
+        unsafe { std::env::remove_var(name) };
+    }
+    let _ = TAKEN.set(taken);
+}
+
+/// The value a secret variable had when the process started (see
+/// [`take_from_environment`]); None when it was unset.
+pub fn from_environment(name: &str) -> Option<Zeroizing<String>> {
+    TAKEN
+        .get()?
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.clone())
+}
 
 pub struct Secret {
     pub bytes: Zeroizing<Vec<u8>>,
@@ -26,8 +84,8 @@ pub fn load(
     data_dir: &Path,
     name: &str,
 ) -> anyhow::Result<Secret> {
-    if let Ok(value) = std::env::var(env_var) {
-        let bytes = Zeroizing::new(value.into_bytes());
+    if let Some(value) = from_environment(env_var) {
+        let bytes = Zeroizing::new(value.as_bytes().to_vec());
         if bytes.len() < 32 {
             bail!("{env_var} must be at least 32 bytes long");
         }
@@ -110,8 +168,7 @@ pub fn load_master_keys(
     data_dir: &Path,
 ) -> anyhow::Result<keyinfra_pki::seal::MasterKeys> {
     const SETTING: &str = "KEYINFRA_MASTER_KEYS_FILE";
-    if let Ok(value) = std::env::var("KEYINFRA_MASTER_KEYS") {
-        let text = Zeroizing::new(value);
+    if let Some(text) = from_environment("KEYINFRA_MASTER_KEYS") {
         return parse_master_keys(&text).context("KEYINFRA_MASTER_KEYS");
     }
     let (path, configured) = match file {

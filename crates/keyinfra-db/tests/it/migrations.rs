@@ -35,6 +35,9 @@ async fn privileges(db: &TestDatabase) -> Vec<String> {
         "SELECT format('%s %s %s', table_name, grantee, privilege_type)
          FROM information_schema.role_table_grants WHERE grantee = 'keyinfra_app'
          UNION ALL
+         SELECT format('column %s.%s %s %s', table_name, column_name, grantee, privilege_type)
+         FROM information_schema.role_column_grants WHERE grantee = 'keyinfra_app'
+         UNION ALL
          SELECT format('policy %s.%s %s %s %s', tablename, policyname, cmd, qual, with_check) FROM pg_policies
          UNION ALL
          SELECT format('routine %s %s', routine_name, privilege_type)

@@ -49,9 +49,8 @@ async fn ensure_creates_exactly_the_missing_months_and_is_idempotent() {
     let tdb = TestDatabase::new().await;
     let db = tdb.database().await;
     let as_of = datetime!(2031-11-15 12:00 UTC);
-    let mut tx = db.begin(&Actor::System).await.unwrap();
-    let created = partitions::ensure(&mut tx, 3, as_of).await.unwrap();
-    tx.commit().await.unwrap();
+    let mut m = db.maintenance().await.unwrap();
+    let created = partitions::ensure(&mut m, 3, as_of).await.unwrap();
     let names: Vec<&str> = created.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
@@ -65,14 +64,14 @@ async fn ensure_creates_exactly_the_missing_months_and_is_idempotent() {
     assert_eq!(created[1].range_start, datetime!(2031-12-01 00:00 UTC));
     assert_eq!(created[1].range_end, datetime!(2032-01-01 00:00 UTC));
 
-    let mut tx = db.begin(&Actor::System).await.unwrap();
+    let mut m = db.maintenance().await.unwrap();
     assert!(
-        partitions::ensure(&mut tx, 3, as_of)
+        partitions::ensure(&mut m, 3, as_of)
             .await
             .unwrap()
             .is_empty()
     );
-    let err = partitions::ensure(&mut tx, -1, as_of).await.unwrap_err();
+    let err = partitions::ensure(&mut m, -1, as_of).await.unwrap_err();
     assert!(
         matches!(err, keyinfra_db::DbError::CheckViolation { .. }),
         "{err:?}"
@@ -97,9 +96,8 @@ async fn rows_waiting_in_the_default_partition_move_into_a_new_month() {
         .unwrap();
     assert_eq!(in_default, 1);
 
-    let mut tx = db.begin(&Actor::System).await.unwrap();
-    let created = partitions::ensure(&mut tx, 0, far).await.unwrap();
-    tx.commit().await.unwrap();
+    let mut m = db.maintenance().await.unwrap();
+    let created = partitions::ensure(&mut m, 0, far).await.unwrap();
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].name, "certificates_p2040_03");
     assert_eq!(created[0].rows, 1);
@@ -137,11 +135,10 @@ async fn retention_drops_exactly_the_partitions_older_than_the_period() {
     let owner = fixtures::user(&db, "alice", UserRole::User).await;
 
     // Months from 2020-01 through 2020-06 exist, with one certificate in each.
-    let mut tx = db.begin(&Actor::System).await.unwrap();
-    partitions::ensure(&mut tx, 5, datetime!(2020-01-01 00:00 UTC))
+    let mut m = db.maintenance().await.unwrap();
+    partitions::ensure(&mut m, 5, datetime!(2020-01-01 00:00 UTC))
         .await
         .unwrap();
-    tx.commit().await.unwrap();
     let mut ids = Vec::new();
     // January's key is used by January's certificate alone; February's is shared with June's
     // (a renewal that kept its key), so it must outlive February's partition.
@@ -190,29 +187,23 @@ async fn retention_drops_exactly_the_partitions_older_than_the_period() {
     // the retention period ago, so it stays.
     let retention = Duration::days(730);
     let as_of = datetime!(2022-04-01 00:00 UTC);
-    let mut tx = db.begin(&Actor::System).await.unwrap();
-    let dropped = partitions::drop_expired(&mut tx, retention, as_of, None)
+    let mut m = db.maintenance().await.unwrap();
+    let dropped = partitions::drop_expired(&mut m, retention, as_of, None)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
     let names: Vec<&str> = dropped.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["certificates_p2020_01", "certificates_p2020_02"]);
     assert!(dropped.iter().all(|p| p.rows == 1));
     // Then the keys: only the one no remaining certificate uses goes, and again is a no-op.
-    let mut tx = db.begin(&Actor::System).await.unwrap();
+    let mut m = db.maintenance().await.unwrap();
     assert_eq!(
-        partitions::delete_orphaned_keys(&mut tx, 100)
-            .await
-            .unwrap(),
+        partitions::delete_orphaned_keys(&mut m, 100).await.unwrap(),
         1
     );
     assert_eq!(
-        partitions::delete_orphaned_keys(&mut tx, 100)
-            .await
-            .unwrap(),
+        partitions::delete_orphaned_keys(&mut m, 100).await.unwrap(),
         0
     );
-    tx.commit().await.unwrap();
     let mut conn = tdb.owner_connection().await;
     let kept: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM private_keys")
         .fetch_all(&mut conn)
@@ -235,11 +226,10 @@ async fn retention_drops_exactly_the_partitions_older_than_the_period() {
     }
 
     // One second later, March's range has ended more than 730 days ago: it goes too.
-    let mut tx = db.begin(&Actor::System).await.unwrap();
-    let dropped = partitions::drop_expired(&mut tx, retention, as_of + Duration::seconds(1), None)
+    let mut m = db.maintenance().await.unwrap();
+    let dropped = partitions::drop_expired(&mut m, retention, as_of + Duration::seconds(1), None)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
     assert_eq!(
         dropped.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
         ["certificates_p2020_03"]

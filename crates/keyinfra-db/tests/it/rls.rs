@@ -244,3 +244,263 @@ async fn a_user_cannot_write_rows_owned_by_someone_else() {
     .collect();
     assert_eq!(status, ["ACTIVE", "ACTIVE"]);
 }
+
+// Migration 0014: the wall holds against SQL run as keyinfra_app with an identity of the
+// caller's choosing (set_config is open to anyone who can run SQL).
+
+#[tokio::test]
+async fn the_serial_registry_shows_a_user_only_their_own_rows() {
+    let w = world().await;
+    let sql = "SELECT certificate_id FROM certificate_serials ORDER BY not_after";
+    assert!(
+        ids(&w.db, &Actor::Anonymous, sql).await.is_empty(),
+        "the registry leaked rows without an identity"
+    );
+    assert_eq!(ids(&w.db, &user(w.alice), sql).await, [w.alice_cert]);
+    assert_eq!(ids(&w.db, &user(w.bob), sql).await, [w.bob_cert]);
+    assert_eq!(
+        ids(&w.db, &Actor::System, sql).await,
+        [w.alice_cert, w.bob_cert]
+    );
+
+    // The registry's owner follows a reassignment, and a deleted owner (SET NULL).
+    let mut tx = w.db.begin(&Actor::System).await.unwrap();
+    keyinfra_db::certificates::set_owner(&mut tx, &[w.alice_cert], w.bob)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(ids(&w.db, &user(w.alice), sql).await.is_empty());
+    assert_eq!(
+        ids(&w.db, &user(w.bob), sql).await,
+        [w.alice_cert, w.bob_cert]
+    );
+    let mut owner = w.tdb.owner_connection().await;
+    let mismatched: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM certificate_serials AS s JOIN certificates AS c
+           ON c.id = s.certificate_id AND c.not_after = s.not_after
+         WHERE s.owner_id IS DISTINCT FROM c.owner_id",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(mismatched, 0);
+
+    // Lookups through the registry still find a USER's own certificate, and only that.
+    let mut tx = w.db.begin(&user(w.bob)).await.unwrap();
+    assert!(
+        keyinfra_db::certificates::get(&mut tx, w.bob_cert)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    drop(tx);
+    let mut tx = w.db.begin(&user(w.alice)).await.unwrap();
+    assert!(
+        keyinfra_db::certificates::get(&mut tx, w.bob_cert)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_forged_identity_cannot_run_the_maintenance_functions() {
+    let w = world().await;
+    // SYSTEM and ADMIN are set_config values like any other: claiming them buys nothing.
+    let admin = Actor::User {
+        id: w.alice,
+        role: UserRole::Admin,
+    };
+    for actor in [Actor::System, admin, user(w.alice), Actor::Anonymous] {
+        for sql in [
+            "SELECT * FROM drop_expired_certificate_partitions('0 days', now() + interval '100 years')",
+            "SELECT * FROM ensure_certificate_partitions(1)",
+            "SELECT delete_orphaned_private_keys()",
+            "SELECT refresh_certificate_stats()",
+        ] {
+            let mut tx = w.db.begin(&actor).await.unwrap();
+            let err = keyinfra_db::testing::raw_query(&mut tx, sql)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, DbError::PermissionDenied),
+                "{actor:?} ran {sql}: {err:?}"
+            );
+        }
+    }
+    assert_eq!(
+        ids(&w.db, &Actor::System, "SELECT id FROM certificates")
+            .await
+            .len(),
+        2
+    );
+    // The maintenance connection (the URL's own role) still runs them.
+    let mut m = w.db.maintenance().await.unwrap();
+    keyinfra_db::partitions::ensure(
+        &mut m,
+        1,
+        time::OffsetDateTime::UNIX_EPOCH + Duration::days(20_000),
+    )
+    .await
+    .unwrap();
+    keyinfra_db::stats::refresh(&mut m).await.unwrap();
+    assert_eq!(
+        keyinfra_db::partitions::delete_orphaned_keys(&mut m, 10)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn password_hashes_leave_the_database_one_per_transaction_and_only_for_a_login() {
+    let w = world().await;
+    let admin = Actor::User {
+        id: w.alice,
+        role: UserRole::Admin,
+    };
+    // No identity, however forged, reads the column.
+    for actor in [Actor::System, admin, user(w.alice), Actor::Anonymous] {
+        let mut tx = w.db.begin(&actor).await.unwrap();
+        let err = keyinfra_db::testing::raw_query(&mut tx, "SELECT password_hash FROM users")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DbError::PermissionDenied),
+            "{actor:?}: {err:?}"
+        );
+    }
+    // The other columns stay readable as before.
+    assert_eq!(
+        ids(&w.db, &Actor::System, "SELECT id FROM users")
+            .await
+            .len(),
+        2
+    );
+    // The login lookup answers only a transaction without identity...
+    for actor in [Actor::System, admin, user(w.alice)] {
+        let mut tx = w.db.begin(&actor).await.unwrap();
+        let err = keyinfra_db::users::login_lookup(&mut tx, "alice")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DbError::PermissionDenied),
+            "{actor:?}: {err:?}"
+        );
+    }
+    // ...once per transaction, so one statement cannot collect every hash.
+    let mut tx = w.db.begin(&Actor::Anonymous).await.unwrap();
+    let bulk = keyinfra_db::testing::raw_query(
+        &mut tx,
+        "SELECT h.password_hash FROM unnest(ARRAY['alice', 'bob']) AS n, keyinfra_login_lookup(n) AS h",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(bulk, DbError::PermissionDenied), "{bulk:?}");
+    drop(tx);
+    let mut tx = w.db.begin(&Actor::Anonymous).await.unwrap();
+    let found = keyinfra_db::users::login_lookup(&mut tx, "ALICE")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id, found.password_hash.as_str()),
+        (w.alice, fixtures::PHC)
+    );
+    // Forging the settings again does not reset the count: the mark is a lock the
+    // transaction holds until it ends.
+    keyinfra_db::testing::raw_query(
+        &mut tx,
+        "SELECT set_config('keyinfra.user_id', '', true), set_config('keyinfra.user_role', '', true)",
+    )
+    .await
+    .unwrap();
+    let err = keyinfra_db::users::login_lookup(&mut tx, "bob")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::PermissionDenied), "{err:?}");
+    drop(tx);
+    // A new transaction may look up again (the next login).
+    let mut tx = w.db.begin(&Actor::Anonymous).await.unwrap();
+    assert!(
+        keyinfra_db::users::login_lookup(&mut tx, "bob")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    tx.commit().await.unwrap();
+
+    // The password change reads its own user's hash, once, and nobody else's.
+    let mut tx = w.db.begin(&user(w.alice)).await.unwrap();
+    assert_eq!(
+        keyinfra_db::users::password_hash(&mut tx, w.bob)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        keyinfra_db::users::password_hash(&mut tx, w.alice)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(fixtures::PHC)
+    );
+    let err = keyinfra_db::users::password_hash(&mut tx, w.alice)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::PermissionDenied), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_login_role_of_the_url_is_reported_so_that_serve_can_warn() {
+    let w = world().await;
+    let mut owner = w.tdb.owner_connection().await;
+    let (name, superuser): (String, bool) = sqlx::query_as(
+        "SELECT session_user::text, rolsuper FROM pg_roles WHERE rolname = session_user",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    let login = w.db.login_role();
+    assert_eq!(
+        (login.name.as_str(), login.superuser),
+        (name.as_str(), superuser)
+    );
+    assert_eq!(
+        login.escapes_row_level_security(),
+        superuser || login.bypass_rls
+    );
+
+    // The production setup: a NOSUPERUSER login role that is only a member of keyinfra_app.
+    let role = format!("keyinfra_test_login_{}", Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE keyinfra_app"
+    )))
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    let mut url = url::Url::parse(w.tdb.url()).unwrap();
+    url.set_username(&role).unwrap();
+    url.set_password(None).unwrap();
+    let db = Database::connect(url.as_str(), &keyinfra_db::PoolSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(db.login_role().name, role);
+    assert!(!db.login_role().escapes_row_level_security());
+    // Requests work as before; the maintenance functions are refused to this role.
+    assert_eq!(
+        ids(&db, &Actor::System, "SELECT id FROM certificates")
+            .await
+            .len(),
+        2
+    );
+    let mut m = db.maintenance().await.unwrap();
+    let err = keyinfra_db::stats::refresh(&mut m).await.unwrap_err();
+    assert!(matches!(err, DbError::PermissionDenied), "{err:?}");
+    m.close().await;
+    db.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&mut owner)
+        .await
+        .unwrap();
+}

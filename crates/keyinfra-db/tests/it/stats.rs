@@ -37,9 +37,8 @@ async fn the_dashboard_view_refreshes_concurrently_with_correct_counts() {
         .unwrap();
 
     // The view was created WITH DATA (empty) at migration; refresh concurrently.
-    let mut tx = db.begin(&sys).await.unwrap();
-    assert!(stats::refresh(&mut tx).await.unwrap().is_some());
-    tx.commit().await.unwrap();
+    let mut m = db.maintenance().await.unwrap();
+    assert!(stats::refresh(&mut m).await.unwrap().is_some());
 
     let mut tx = db
         .begin(&Actor::User {
@@ -86,9 +85,7 @@ async fn the_dashboard_view_refreshes_concurrently_with_correct_counts() {
             .id
     };
     fixtures::set_status(&db, bobs, CertificateStatus::Superseded).await;
-    let mut tx = db.begin(&sys).await.unwrap();
-    stats::refresh(&mut tx).await.unwrap();
-    tx.commit().await.unwrap();
+    stats::refresh(&mut m).await.unwrap();
     let mut tx = db
         .begin(&Actor::User {
             id: bob,

@@ -242,9 +242,8 @@ async fn issue_for(app: &TestApp, admin: &str, cn: &str, owner: uuid::Uuid, days
 }
 
 async fn refresh_stats(app: &TestApp) {
-    let mut tx = app.db.begin(&Actor::System).await.unwrap();
-    stats::refresh(&mut tx).await.unwrap();
-    tx.commit().await.unwrap();
+    let mut conn = app.db.maintenance().await.unwrap();
+    stats::refresh(&mut conn).await.unwrap();
 }
 
 /// "ab12..." as the detail page shows it: "AB:12:...".

@@ -8,6 +8,7 @@ mod bad_config;
 mod ca;
 mod edge;
 mod embedded;
+mod hardening;
 mod logs;
 mod migrate;
 mod support;
