@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyinfra_core::lifecycle::{IssueRequest, KeySource, RenewRequest, parse_reason};
 use keyinfra_core::{CoreError, OsRandom, Requester};
-use keyinfra_db::CertificateStatus;
 use keyinfra_db::certificates::{CertificateFilter, CertificateRecord, CertificateSummary};
+use keyinfra_db::{CertificateStatus, RevocationReason};
 use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat};
 use serde::{Deserialize, Serialize};
@@ -146,6 +146,16 @@ async fn issue(
     Authenticated(caller): Authenticated,
     ApiJson(body): ApiJson<IssueBody>,
 ) -> Result<(StatusCode, Json<Certificate>), Problem> {
+    let request = issue_request(body)?;
+    let cert = state
+        .authority
+        .issue(&state.db, &Requester::User(caller), request, &mut OsRandom)
+        .await?;
+    Ok((StatusCode::CREATED, Json(cert.into())))
+}
+
+/// The body as the use case's request; refuses what the body alone shows to be wrong.
+pub(crate) fn issue_request(body: IssueBody) -> Result<IssueRequest, Problem> {
     let key = match (body.csr, body.key_algorithm) {
         (Some(_), Some(_)) => {
             return Err(Problem::new(
@@ -158,7 +168,7 @@ async fn issue(
         (None, Some(label)) => KeySource::Generate(parse_algorithm(&label)?),
         (None, None) => KeySource::Generate(KeyAlgorithm::EcdsaP256),
     };
-    let request = IssueRequest {
+    Ok(IssueRequest {
         key,
         subject: body.subject,
         san: body.san,
@@ -166,12 +176,7 @@ async fn issue(
         validity_days: body.validity_days,
         owner_id: body.owner_id,
         ca_id: body.ca_id,
-    };
-    let cert = state
-        .authority
-        .issue(&state.db, &Requester::User(caller), request, &mut OsRandom)
-        .await?;
-    Ok((StatusCode::CREATED, Json(cert.into())))
+    })
 }
 
 /// Inventory query. All parameters are optional.
@@ -436,18 +441,7 @@ async fn pkcs12(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<Pkcs12Body>,
 ) -> Result<Response, Problem> {
-    let compat = match body.compat.as_deref() {
-        None | Some("modern") => Pkcs12Compat::Modern,
-        Some("legacy") => Pkcs12Compat::Legacy,
-        Some(_) => {
-            return Err(invalid_query(
-                "invalid_compat",
-                "compat must be \"modern\" or \"legacy\"",
-            ));
-        }
-    };
-    let pin =
-        Pin::new(body.pin, compat).map_err(|e| invalid_query("invalid_pin", e.to_string()))?;
+    let (pin, compat) = pkcs12_options(body)?;
     let bytes = state
         .authority
         .export_pkcs12(&state.db, &Requester::User(caller), id, pin, compat)
@@ -463,6 +457,23 @@ async fn pkcs12(
         bytes,
     )
         .into_response())
+}
+
+/// The PIN (policy checked) and the flavour a PKCS#12 body asks for.
+pub(crate) fn pkcs12_options(body: Pkcs12Body) -> Result<(Pin, Pkcs12Compat), Problem> {
+    let compat = match body.compat.as_deref() {
+        None | Some("modern") => Pkcs12Compat::Modern,
+        Some("legacy") => Pkcs12Compat::Legacy,
+        Some(_) => {
+            return Err(invalid_query(
+                "invalid_compat",
+                "compat must be \"modern\" or \"legacy\"",
+            ));
+        }
+    };
+    let pin =
+        Pin::new(body.pin, compat).map_err(|e| invalid_query("invalid_pin", e.to_string()))?;
+    Ok((pin, compat))
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
@@ -523,16 +534,7 @@ async fn revoke(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<RevokeBody>,
 ) -> Result<Json<Certificate>, Problem> {
-    let reason = parse_reason(&body.reason)?;
-    let invalidity_date = match body.invalidity_date.as_deref() {
-        None => None,
-        Some(text) => Some(OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
-            Problem::from(CoreError::invalid(
-                "invalid_invalidity_date",
-                "invalidity_date must be an RFC 3339 timestamp, e.g. 2026-11-20T08:00:00Z",
-            ))
-        })?),
-    };
+    let (reason, invalidity_date) = revoke_options(&body)?;
     let cert = state
         .authority
         .revoke(
@@ -544,6 +546,23 @@ async fn revoke(
         )
         .await?;
     Ok(Json(cert.into()))
+}
+
+/// The reason and the optional invalidity date a revoke body gives.
+pub(crate) fn revoke_options(
+    body: &RevokeBody,
+) -> Result<(RevocationReason, Option<OffsetDateTime>), Problem> {
+    let reason = parse_reason(&body.reason)?;
+    let invalidity_date = match body.invalidity_date.as_deref() {
+        None => None,
+        Some(text) => Some(OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+            Problem::from(CoreError::invalid(
+                "invalid_invalidity_date",
+                "invalidity_date must be an RFC 3339 timestamp, e.g. 2026-11-20T08:00:00Z",
+            ))
+        })?),
+    };
+    Ok((reason, invalidity_date))
 }
 
 /// Every version of the certificate's renewal chain, oldest first.
