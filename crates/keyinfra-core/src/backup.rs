@@ -553,14 +553,14 @@ async fn write_backup(
     })
 }
 
-/// The decrypted stream of one backup file.
-struct BackupReader {
-    inner: age::stream::StreamReader<BufReader<File>>,
+/// The decrypted stream of one backup file (or, for the fuzz target, any plaintext).
+struct BackupReader<R> {
+    inner: R,
     shown: String,
     position: u64,
 }
 
-impl BackupReader {
+impl BackupReader<age::stream::StreamReader<BufReader<File>>> {
     /// Opens `path`, unlocks it with the passphrase and reads the header.
     fn open(path: &Path, passphrase: &BackupPassphrase) -> Result<(Self, Header), BackupError> {
         let shown = path.display().to_string();
@@ -602,6 +602,13 @@ impl BackupReader {
                 ),
                 other => BackupError::NotABackup(shown.clone(), other.to_string()),
             })?;
+        Self::start(inner, shown)
+    }
+}
+
+impl<R: Read> BackupReader<R> {
+    /// Reads the magic and the header from the start of the plaintext.
+    fn start(inner: R, shown: String) -> Result<(Self, Header), BackupError> {
         let mut reader = Self {
             inner,
             shown,
@@ -701,8 +708,8 @@ impl BackupReader {
 
 /// Reads every table of an opened backup, checking each one's COPY data against the
 /// header; `each_frame` sees every frame.
-fn check_tables(
-    reader: &mut BackupReader,
+fn check_tables<R: Read>(
+    reader: &mut BackupReader<R>,
     header: &Header,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), BackupError> {
@@ -745,6 +752,18 @@ pub fn verify(
 ) -> Result<RestoreSummary, BackupError> {
     let (mut reader, header) = BackupReader::open(path, passphrase)?;
     check_tables(&mut reader, &header, progress)?;
+    Ok(summary_of(&header))
+}
+
+/// The checks of [`verify`] and of a restore's first pass on plaintext that age has already
+/// decrypted: the header, the catalog it describes, every table's COPY data, the end. For
+/// the fuzz target (`fuzz/`), which cannot afford scrypt per input.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn check_plaintext(plaintext: impl Read) -> Result<RestoreSummary, BackupError> {
+    let (mut reader, header) = BackupReader::start(plaintext, "(plaintext)".to_owned())?;
+    header.catalog().map_err(|e| reader.damaged(&e))?;
+    check_tables(&mut reader, &header, &mut |_| {})?;
     Ok(summary_of(&header))
 }
 
