@@ -13,6 +13,9 @@
 mod api;
 pub mod edge;
 mod extract;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 pub mod observability;
 mod pagination;
