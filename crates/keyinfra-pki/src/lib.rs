@@ -73,7 +73,7 @@ pub enum PkiError {
     #[error("signing failed: {0}")]
     Signing(String),
     #[error(
-        "the PIN must have {min} to {} characters and no control characters",
+        "the PIN must have {min} to {} characters, no control characters and no emoji (characters outside the Basic Multilingual Plane)",
         crate::pkcs12::PIN_MAX_CHARS
     )]
     InvalidPin { min: usize },

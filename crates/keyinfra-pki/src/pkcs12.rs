@@ -61,7 +61,9 @@ pub const MODERN_ITERATIONS: u32 = 200_000;
 /// times out on more; the legacy format is weak anyway (3DES, SHA-1, 6-character PINs).
 pub const LEGACY_ITERATIONS: u32 = 10_000;
 
-/// A PKCS#12 PIN: checked length, no control characters, wiped on drop, never shown.
+/// A PKCS#12 PIN: checked length, no control characters, only characters of Unicode's Basic
+/// Multilingual Plane (PKCS#12 turns passwords into a BMPString, RFC 7292 appendix B.1, so
+/// an emoji cannot be encoded), wiped on drop, never shown.
 pub struct Pin(Zeroizing<String>);
 
 impl std::fmt::Debug for Pin {
@@ -82,7 +84,9 @@ impl Pin {
     pub fn allows(&self, compat: Pkcs12Compat) -> Result<(), PkiError> {
         let min = compat.min_pin_chars();
         let count = self.0.chars().count();
-        if !(min..=PIN_MAX_CHARS).contains(&count) || self.0.chars().any(char::is_control) {
+        if !(min..=PIN_MAX_CHARS).contains(&count)
+            || self.0.chars().any(|c| c.is_control() || !in_bmp(c))
+        {
             return Err(PkiError::InvalidPin { min });
         }
         Ok(())
@@ -124,6 +128,26 @@ pub fn build_pkcs12_for_benchmark(
     write_pkcs12(key, leaf_der, &[], "bench", pin, compat, iterations)
 }
 
+/// Whether a BMPString can hold `c` (one UTF-16 unit).
+fn in_bmp(c: char) -> bool {
+    u32::from(c) <= 0xFFFF
+}
+
+/// The friendly name (a BMPString in the file) with every character outside the Basic
+/// Multilingual Plane replaced by U+FFFD: it is the certificate's CN, which may hold an
+/// emoji, and a label must not make the export fail.
+fn bmp_friendly_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if in_bmp(c) {
+                c
+            } else {
+                char::REPLACEMENT_CHARACTER
+            }
+        })
+        .collect()
+}
+
 fn write_pkcs12(
     key: &PrivateKey,
     leaf_der: &[u8],
@@ -142,7 +166,10 @@ fn write_pkcs12(
     let local_key_id = crate::sha256_fingerprint(leaf_der)[..20].to_vec();
     let chain = PrivateKeyChain::new(local_key_id, private, certs);
     let mut store = KeyStore::new();
-    store.add_entry(friendly_name, KeyStoreEntry::PrivateKeyChain(chain));
+    store.add_entry(
+        &bmp_friendly_name(friendly_name),
+        KeyStoreEntry::PrivateKeyChain(chain),
+    );
     let (encryption, mac) = match compat {
         Pkcs12Compat::Modern => (
             EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
@@ -180,15 +207,57 @@ mod tests {
             assert!(Pin::new("x".repeat(128), compat).is_ok());
             assert!(Pin::new("x".repeat(129), compat).is_err());
             assert!(Pin::new("1234\n5678".into(), compat).is_err());
+            // PKCS#12 passwords are BMPStrings: accented letters and the euro sign fit, an
+            // emoji does not (it made the export fail: found by the pkcs12 fuzz target).
+            assert!(Pin::new("pï-€€€-pin".into(), compat).is_ok());
+            assert!(Pin::new("pin-\u{1F4E1}-123".into(), compat).is_err());
         }
         assert_eq!(
             Pin::new("123456".into(), Modern).unwrap_err().to_string(),
-            "the PIN must have 8 to 128 characters and no control characters"
+            "the PIN must have 8 to 128 characters, no control characters and no emoji (characters outside the Basic Multilingual Plane)"
         );
         assert_eq!(
             format!("{:?}", Pin::new("secret-pin".into(), Modern).unwrap()),
             "Pin(..)"
         );
+    }
+
+    /// The fuzz target's first finding (fuzz/regressions/pkcs12/emoji-friendly-name): a
+    /// friendly name, which is the certificate's CN, with a character outside the BMP made
+    /// build_pkcs12 fail. Now it is stored with U+FFFD in its place.
+    #[test]
+    fn friendly_names_outside_the_bmp_export() {
+        use crate::ca::{CaSigner, CaSpec};
+        use crate::names::DistinguishedName;
+        use crate::{KeyAlgorithm, SerialNumber};
+        use p12_keystore::Pkcs12ImportPolicy;
+
+        let subject = DistinguishedName::parse("CN=r\u{f6}uter \u{1F4E1}").unwrap();
+        let serial = SerialNumber::from_bytes(&[1; 16]).unwrap();
+        let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let spec = CaSpec {
+            subject: &subject,
+            serial: &serial,
+            not_before: now,
+            not_after: now + time::Duration::days(30),
+            path_len: Some(0),
+        };
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP384).unwrap();
+        let ca = CaSigner::create_root(key, &spec).unwrap();
+        for compat in [Pkcs12Compat::Modern, Pkcs12Compat::Legacy] {
+            let p12 = build_pkcs12(
+                ca.key(),
+                ca.certificate_der(),
+                &[ca.certificate_der()],
+                "r\u{f6}uter \u{1F4E1}",
+                &Pin::new("pï-€€€-pin".into(), compat).unwrap(),
+                compat,
+            )
+            .unwrap();
+            let store =
+                KeyStore::from_pkcs12(&p12, "pï-€€€-pin", Pkcs12ImportPolicy::Relaxed).unwrap();
+            assert!(store.entry("r\u{f6}uter \u{FFFD}").is_some(), "{compat:?}");
+        }
     }
 
     /// A PIN checked for a legacy file does not make a modern one.

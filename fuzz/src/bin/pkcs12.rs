@@ -55,7 +55,7 @@ fn round_trip(data: &[u8]) {
         return;
     };
     let (pin_text, friendly_name) = text.split_once('\n').unwrap_or((text, "device"));
-    let Ok(pin) = Pin::new(pin_text.to_owned()) else {
+    let Ok(pin) = Pin::new(pin_text.to_owned(), compat) else {
         return;
     };
     let signer = material(index);
@@ -66,8 +66,19 @@ fn round_trip(data: &[u8]) {
         .expect("build_pkcs12 refused a valid PIN and name");
     let store = KeyStore::from_pkcs12(&p12, pin_text, Pkcs12ImportPolicy::Relaxed)
         .expect("our own PKCS#12 does not read back");
-    let Some(KeyStoreEntry::PrivateKeyChain(entry)) = store.entry(friendly_name) else {
-        panic!("no key under the friendly name {friendly_name:?}");
+    // build_pkcs12 stores characters outside the BMP (which a BMPString cannot hold) as U+FFFD.
+    let alias: String = friendly_name
+        .chars()
+        .map(|c| {
+            if u32::from(c) <= 0xFFFF {
+                c
+            } else {
+                '\u{FFFD}'
+            }
+        })
+        .collect();
+    let Some(KeyStoreEntry::PrivateKeyChain(entry)) = store.entry(&alias) else {
+        panic!("no key under the friendly name {alias:?}");
     };
     let key = PrivateKey::from_pkcs8(entry.key().as_der()).expect("the key does not parse");
     assert_eq!(key.public_key_der(), signer.key().public_key_der());

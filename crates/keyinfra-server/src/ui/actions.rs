@@ -141,7 +141,7 @@ pub async fn pkcs12(
     // Pin::new takes the PIN and wipes it when refused.
     let Ok(pin) = Pin::new(pin, compat) else {
         let forms = pkcs12_error(format!(
-            "The PIN must have {} to {PIN_MAX_CHARS} characters ({LEGACY_PIN_MIN_CHARS} for the legacy format) and no control characters.",
+            "The PIN must have {} to {PIN_MAX_CHARS} characters ({LEGACY_PIN_MIN_CHARS} for the legacy format), no control characters and no emoji.",
             compat.min_pin_chars()
         ));
         return refused(
