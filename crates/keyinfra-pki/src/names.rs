@@ -126,7 +126,9 @@ impl DistinguishedName {
                     "unknown attribute type {name:?}; use CN, O, OU, C, ST, L, DC or serialNumber"
                 ));
             };
-            let value = unescape(rdn[eq + 1..].trim_start())?;
+            // Only SPACE surrounds a value insignificantly (RFC 4514): other white space, such
+            // as U+00A0, is part of it, as Display writes it unescaped.
+            let value = unescape(rdn[eq + 1..].trim_start_matches(' '))?;
             attributes.push((attribute, value));
         }
         // RFC 4514 strings list the least significant RDN first.
@@ -363,7 +365,7 @@ fn unescape(value: &str) -> Result<String, NameError> {
     let text = if trailing_escaped_space {
         text
     } else {
-        text.trim_end().to_owned()
+        text.trim_end_matches(' ').to_owned()
     };
     Ok(text)
 }
@@ -637,6 +639,32 @@ mod tests {
             assert!(SubjectAltName::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(SubjectAltName::parse_list(&["a.example", "A.example"]).is_err());
+    }
+
+    /// Found while writing the names fuzz target's round-trip check, with an input written by
+    /// hand (fuzz/regressions/names/nbsp-leading; AFL had not reached it in its 10 minutes):
+    /// a value that started or ended with white space other than SPACE (here U+00A0, U+3000)
+    /// lost it when parsed again from its own Display form, so a renewal, which re-parses
+    /// the stored subject, would have changed the subject.
+    #[test]
+    fn values_with_unicode_white_space_round_trip() {
+        for text in [
+            "CN=\\C2\\A0x",
+            "CN=x\\E3\\80\\80\\ ",
+            "CN=\u{a0}x\u{3000},O=\u{2003}",
+        ] {
+            let dn = DistinguishedName::parse(text).unwrap();
+            assert_eq!(
+                DistinguishedName::parse(&dn.to_string()).unwrap(),
+                dn,
+                "{text:?}"
+            );
+        }
+        let dn = DistinguishedName::parse("CN=\\C2\\A0x").unwrap();
+        assert_eq!(dn.common_name(), Some("\u{a0}x"));
+        // SPACE around a value is still not part of it.
+        let dn = DistinguishedName::parse("CN=  x  ,O= y").unwrap();
+        assert_eq!(dn.to_string(), "CN=x,O=y");
     }
 
     proptest! {
