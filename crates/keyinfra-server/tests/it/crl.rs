@@ -68,13 +68,30 @@ async fn a_revoked_certificate_is_on_the_crl_with_its_reason_and_openssl_rejects
         .issue(&owner, json!({"subject": "CN=good-router"}))
         .await;
     let id = revoked["id"].as_str().unwrap();
+    // The invalidity date lies between the certificate's notBefore and now (one minute
+    // after notBefore, which is back-dated by five).
+    let not_before = time::OffsetDateTime::parse(
+        revoked["not_before"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let invalid_since = not_before + time::Duration::minutes(1);
+    let invalid_since_text = invalid_since
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    // openssl prints it as "Jan  2 03:04:05 2026 GMT".
+    let invalid_since_openssl = invalid_since
+        .format(time::macros::format_description!(
+            "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+        ))
+        .unwrap();
     // The owner revokes their own certificate.
     let (status, body) = app
         .send(
             Method::POST,
             &format!("/api/v1/certificates/{id}/revoke"),
             &owner,
-            json!({"reason": "keyCompromise", "invalidity_date": "2026-01-02T03:04:05Z"}),
+            json!({"reason": "keyCompromise", "invalidity_date": invalid_since_text}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -104,7 +121,7 @@ async fn a_revoked_certificate_is_on_the_crl_with_its_reason_and_openssl_rejects
     assert!(!text.contains(kept["serial_number"].as_str().unwrap()));
     assert!(text.contains("Key Compromise"), "{text}");
     assert!(
-        text.contains("Invalidity Date") && text.contains("Jan  2 03:04:05 2026 GMT"),
+        text.contains("Invalidity Date") && text.contains(&invalid_since_openssl),
         "{text}"
     );
     assert!(crl_number(&text) > initial_number);
