@@ -185,13 +185,13 @@ impl Plan {
 /// characters, so that it cannot be guessed.
 fn metrics_token(args: &ListenArgs) -> anyhow::Result<Option<zeroize::Zeroizing<String>>> {
     let token = match (
-        std::env::var("KEYINFRA_METRICS_TOKEN").ok(),
+        crate::secrets::from_environment("KEYINFRA_METRICS_TOKEN"),
         &args.metrics_token_file,
     ) {
         (Some(_), Some(_)) => anyhow::bail!(
             "KEYINFRA_METRICS_TOKEN and --metrics-token-file (KEYINFRA_METRICS_TOKEN_FILE) exclude each other; give one"
         ),
-        (Some(token), None) => zeroize::Zeroizing::new(token),
+        (Some(token), None) => token,
         (None, Some(path)) => {
             let text =
                 zeroize::Zeroizing::new(std::fs::read_to_string(path).with_context(|| {

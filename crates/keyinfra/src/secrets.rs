@@ -23,8 +23,9 @@ use zeroize::Zeroizing;
 /// The environment variables that may hold a secret. `DATABASE_URL` and `KEYINFRA_SMTP_URL`
 /// may carry a password; clap has read them into the command line's settings before they
 /// are removed.
-pub const SECRET_VARIABLES: [&str; 8] = [
+pub const SECRET_VARIABLES: [&str; 9] = [
     "KEYINFRA_ADMIN_PASSWORD",
+    "KEYINFRA_METRICS_TOKEN",
     "KEYINFRA_PEPPER",
     "KEYINFRA_JWT_SECRET",
     "KEYINFRA_MASTER_KEYS",

@@ -98,7 +98,13 @@ async fn the_metrics_listener_serves_metrics_only_and_the_api_one_needs_credenti
         .local_addr()
         .unwrap();
     let metrics = metrics_port.to_string();
-    let (_server, address) = serve(&db, &[("KEYINFRA_METRICS_LISTEN", metrics.as_str())]);
+    let (_server, address) = serve(
+        &db,
+        &[
+            ("KEYINFRA_METRICS_LISTEN", metrics.as_str()),
+            ("KEYINFRA_METRICS_TOKEN", "scrape-token-0123456789"),
+        ],
+    );
     let open = exchange(
         metrics_port,
         b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
@@ -115,4 +121,10 @@ async fn the_metrics_listener_serves_metrics_only_and_the_api_one_needs_credenti
         b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
     );
     assert!(api.starts_with("HTTP/1.1 401"), "{api}");
+    // The token given in the environment (taken out of it at start) opens it.
+    let scraped = exchange(
+        address,
+        b"GET /metrics HTTP/1.1\r\nhost: x\r\nauthorization: Bearer scrape-token-0123456789\r\nconnection: close\r\n\r\n",
+    );
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
 }
