@@ -50,11 +50,6 @@ impl WorkGate {
         Self::new(what, cores, cores * 16, Duration::from_secs(2))
     }
 
-    /// How many jobs may run at once.
-    pub fn capacity(&self) -> usize {
-        self.permits.available_permits()
-    }
-
     /// Runs `work` on the blocking pool once a permit is free, or answers
     /// [`CoreError::Busy`] when too many wait or the wait is too long.
     pub async fn run<T, F>(&self, work: F) -> Result<T, CoreError>
