@@ -88,32 +88,44 @@ impl WorkGate {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+
+    /// Runs a job on `gate` that holds its permit until the returned sender is used (or
+    /// dropped); returns once the job is running, with the job's task.
+    async fn hold_permit(
+        gate: &Arc<WorkGate>,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<u32, CoreError>>,
+    ) {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (started, is_started) = tokio::sync::oneshot::channel();
+        let gate = Arc::clone(gate);
+        let holder = tokio::spawn(async move {
+            gate.run(move || {
+                let _ = started.send(());
+                let _ = released.recv();
+                7
+            })
+            .await
+        });
+        is_started.await.unwrap();
+        (release, holder)
+    }
 
     #[tokio::test]
     async fn a_full_gate_with_no_room_to_wait_refuses_at_once() {
-        let gate = std::sync::Arc::new(WorkGate::new("test", 1, 0, Duration::from_secs(60)));
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let (started, is_started) = tokio::sync::oneshot::channel();
-        let running = {
-            let gate = std::sync::Arc::clone(&gate);
-            tokio::spawn(async move {
-                gate.run(move || {
-                    let _ = started.send(());
-                    let _ = released.recv();
-                    7
-                })
-                .await
-            })
-        };
-        is_started.await.unwrap();
+        let gate = Arc::new(WorkGate::new("test", 1, 0, Duration::from_secs(60)));
+        let (release, holder) = hold_permit(&gate).await;
         let refused = gate.run(|| 8).await.unwrap_err();
         assert!(
             matches!(refused, CoreError::Busy { what: "test", .. }),
             "{refused:?}"
         );
         release.send(()).unwrap();
-        assert_eq!(running.await.unwrap().unwrap(), 7);
+        assert_eq!(holder.await.unwrap().unwrap(), 7);
         // The permit came back, and so did the refused caller's place.
         assert_eq!(gate.run(|| 9).await.unwrap(), 9);
         assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
@@ -121,20 +133,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiter_gets_the_permit_when_it_frees_and_gives_up_after_max_wait() {
-        let gate = std::sync::Arc::new(WorkGate::new("test", 1, 4, Duration::from_millis(50)));
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let (started, is_started) = tokio::sync::oneshot::channel();
-        let holder = {
-            let gate = std::sync::Arc::clone(&gate);
-            tokio::spawn(async move {
-                gate.run(move || {
-                    let _ = started.send(());
-                    let _ = released.recv();
-                })
-                .await
-            })
-        };
-        is_started.await.unwrap();
+        let gate = Arc::new(WorkGate::new("test", 1, 4, Duration::from_millis(50)));
+        let (release, holder) = hold_permit(&gate).await;
         // Nobody releases within max_wait: the waiter is told to come back.
         assert!(matches!(gate.run(|| ()).await, Err(CoreError::Busy { .. })));
         release.send(()).unwrap();
