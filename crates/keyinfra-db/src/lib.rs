@@ -25,6 +25,7 @@ pub mod crls;
 pub mod jobs;
 pub mod migrations;
 pub mod partitions;
+pub mod policies;
 pub mod private_keys;
 pub mod revocations;
 pub mod stats;

@@ -27,6 +27,8 @@ pub struct UserRecord {
     pub updated_at: OffsetDateTime,
     pub password_changed_at: OffsetDateTime,
     pub email: Option<String>,
+    /// The user's issuance policy; `None` is the default policy (migration 0016).
+    pub policy_id: Option<Uuid>,
 }
 
 /// Inserts a user. A name taken in any letter case fails with
@@ -49,7 +51,7 @@ pub async fn find(tx: &mut Tx, id: Uuid) -> Result<Option<UserRecord>, DbError> 
     let user = sqlx::query_as!(
         UserRecord,
         r#"SELECT id, username, role AS "role: UserRole", disabled, created_at, updated_at,
-                  password_changed_at, email
+                  password_changed_at, email, policy_id
            FROM users WHERE id = $1"#,
         id
     )
@@ -125,7 +127,7 @@ pub async fn list(
     let rows = sqlx::query_as!(
         UserRecord,
         r#"SELECT id, username, role AS "role: UserRole", disabled, created_at, updated_at,
-                  password_changed_at, email
+                  password_changed_at, email, policy_id
            FROM users
            WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2::uuid)
            ORDER BY created_at, id
@@ -151,7 +153,7 @@ pub async fn update_status(
         r#"UPDATE users SET role = coalesce($2, role), disabled = coalesce($3, disabled)
            WHERE id = $1
            RETURNING id, username, role AS "role: UserRole", disabled, created_at, updated_at,
-                     password_changed_at, email"#,
+                     password_changed_at, email, policy_id"#,
         id,
         role as Option<UserRole>,
         disabled
@@ -171,7 +173,7 @@ pub async fn set_email(
         UserRecord,
         r#"UPDATE users SET email = $2 WHERE id = $1
            RETURNING id, username, role AS "role: UserRole", disabled, created_at, updated_at,
-                     password_changed_at, email"#,
+                     password_changed_at, email, policy_id"#,
         id,
         email
     )
@@ -244,4 +246,24 @@ pub async fn end_sessions(tx: &mut Tx, id: Uuid) -> Result<bool, DbError> {
     .execute(tx.conn())
     .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// Moves a user to another issuance policy (`None`: the default). Only ADMIN and SYSTEM
+/// may (row-level security and the guard trigger); false when no visible user has the id.
+pub async fn set_policy(tx: &mut Tx, id: Uuid, policy_id: Option<Uuid>) -> Result<bool, DbError> {
+    let result = sqlx::query!("UPDATE users SET policy_id = $2 WHERE id = $1", id, policy_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// How many users hold a policy (a policy they hold cannot be deleted).
+pub async fn count_with_policy(tx: &mut Tx, policy_id: Uuid) -> Result<i64, DbError> {
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM users WHERE policy_id = $1"#,
+        policy_id
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(count)
 }
