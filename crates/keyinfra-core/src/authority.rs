@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::Clock;
 use crate::error::CoreError;
-use crate::requester::Requester;
+use crate::principal::Principal as Requester;
 
 /// Settings of the CA (each is a `keyinfra serve` flag and environment variable).
 #[derive(Debug, Clone)]

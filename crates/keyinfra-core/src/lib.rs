@@ -16,16 +16,31 @@ pub mod authority;
 pub mod backup;
 pub mod certificates;
 pub mod crl;
+pub mod export;
+pub mod issuer;
 pub mod jobs;
-pub mod lifecycle;
+pub mod principal;
+pub mod queries;
 pub mod rate;
-pub mod requester;
+pub mod reassign;
+pub mod renewal;
 pub mod retry;
+pub mod revocation;
 pub mod rotation;
 pub mod users;
 
 pub use clock::{AdjustableClock, Clock, FixedClock, SystemClock};
 pub use error::CoreError;
 pub use gate::WorkGate;
+/// The former name of [`Principal`], while callers move to it.
+pub use principal::Principal as Requester;
+pub use principal::{EnrollmentChannel, Principal};
 pub use random::OsRandom;
-pub use requester::Requester;
+
+/// The lifecycle's request types under their former paths, while callers move to the
+/// use-case modules.
+pub mod lifecycle {
+    pub use crate::issuer::{IssueRequest, KeySource};
+    pub use crate::renewal::RenewRequest;
+    pub use crate::revocation::{parse_reason, reason_label};
+}

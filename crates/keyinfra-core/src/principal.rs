@@ -1,5 +1,5 @@
-//! Who asks for a use case: a logged-in user (through the API) or the operator (the CLI,
-//! acting directly on the database).
+//! Who asks for a use case, and through which channel. One type for every channel, mapped
+//! in one place to the database identity ([`Actor`]) and to the audit log's actor.
 
 use keyinfra_db::{Actor, UserRole};
 use uuid::Uuid;
@@ -7,25 +7,70 @@ use uuid::Uuid;
 use crate::error::CoreError;
 use crate::users::Caller;
 
+/// The enrollment protocols, each of which authenticates its clients its own way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requester {
-    User(Caller),
-    /// The `keyinfra` CLI on the server: the same powers as an ADMIN, audited as "operator".
-    Operator,
+pub enum EnrollmentChannel {
+    /// SCEP (RFC 8894): a device proving a challenge password.
+    Scep,
+    /// EST (RFC 7030): a client with a TLS client certificate or HTTP credentials.
+    Est,
+    /// ACME (RFC 8555): an account bound to a user by external account binding.
+    Acme,
 }
 
-impl Requester {
+impl EnrollmentChannel {
+    /// The audit log's actor name of a request made through this channel.
+    pub fn label(self) -> &'static str {
+        match self {
+            EnrollmentChannel::Scep => "scep",
+            EnrollmentChannel::Est => "est",
+            EnrollmentChannel::Acme => "acme",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    /// A logged-in user, through the API or the UI.
+    User(Caller),
+    /// The `keyinfra` CLI on the server: the same powers as an ADMIN, audited as "operator".
+    /// (The database calls this identity SYSTEM; the audit log has always said "operator".)
+    Operator,
+    /// The server itself: `serve --tls auto` issuing and renewing its own certificate.
+    /// Audited as "server"; may get the reserved names of KeyInfra's own TLS certificate.
+    Server,
+    /// A device enrolling through a protocol on behalf of the user `owner` whose
+    /// credential (challenge, client certificate, account) it presented: that user's
+    /// policy and quota apply, and the audit log names the channel.
+    Enrollment {
+        channel: EnrollmentChannel,
+        owner: Uuid,
+    },
+}
+
+impl Principal {
+    /// The identity the database's row-level security sees.
     pub fn actor(&self) -> Actor {
         match self {
-            Requester::User(c) => c.actor(),
-            Requester::Operator => Actor::System,
+            Principal::User(c) => c.actor(),
+            // The operator and the server act on the database directly.
+            Principal::Operator | Principal::Server => Actor::System,
+            // A device has no token of its own: it writes as its owner with a USER's
+            // powers, so row-level security confines it to that owner's rows whatever the
+            // owner's own role.
+            Principal::Enrollment { owner, .. } => Actor::User {
+                id: *owner,
+                role: UserRole::User,
+            },
         }
     }
 
+    /// ADMIN powers: a user with the ADMIN role, the operator, and the server.
     pub fn is_admin(&self) -> bool {
         match self {
-            Requester::User(c) => c.role == UserRole::Admin,
-            Requester::Operator => true,
+            Principal::User(c) => c.role == UserRole::Admin,
+            Principal::Operator | Principal::Server => true,
+            Principal::Enrollment { .. } => false,
         }
     }
 
@@ -40,22 +85,88 @@ impl Requester {
     /// The user id, for `created_by`, `renewed_by` and the audit log.
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
-            Requester::User(c) => Some(c.id),
-            Requester::Operator => None,
+            Principal::User(c) => Some(c.id),
+            Principal::Operator | Principal::Server | Principal::Enrollment { .. } => None,
+        }
+    }
+
+    /// The user a certificate is for when the request names no owner.
+    pub fn default_owner(&self) -> Option<Uuid> {
+        match self {
+            Principal::User(c) => Some(c.id),
+            Principal::Enrollment { owner, .. } => Some(*owner),
+            Principal::Operator | Principal::Server => None,
         }
     }
 
     /// The audit log's actor name when there is no user id.
     pub fn audit_name(&self) -> Option<&'static str> {
         match self {
-            Requester::User(_) => None,
-            Requester::Operator => Some("operator"),
+            Principal::User(_) => None,
+            Principal::Operator => Some("operator"),
+            Principal::Server => Some("server"),
+            Principal::Enrollment { channel, .. } => Some(channel.label()),
         }
     }
 }
 
-impl From<Caller> for Requester {
+impl From<Caller> for Principal {
     fn from(c: Caller) -> Self {
-        Requester::User(c)
+        Principal::User(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(role: UserRole) -> Principal {
+        Principal::User(Caller {
+            id: Uuid::from_u128(7),
+            role,
+            session_epoch: time::OffsetDateTime::UNIX_EPOCH,
+        })
+    }
+
+    #[test]
+    fn each_principal_maps_to_one_actor_and_one_audit_name() {
+        let owner = Uuid::from_u128(9);
+        let enrollment = Principal::Enrollment {
+            channel: EnrollmentChannel::Scep,
+            owner,
+        };
+        assert!(matches!(user(UserRole::User).actor(), Actor::Token { .. }));
+        for p in [Principal::Operator, Principal::Server] {
+            assert_eq!(p.actor(), Actor::System);
+            assert_eq!(p.user_id(), None);
+        }
+        assert_eq!(
+            enrollment.actor(),
+            Actor::User {
+                id: owner,
+                role: UserRole::User
+            }
+        );
+        assert_eq!(enrollment.user_id(), None);
+        assert_eq!(user(UserRole::User).audit_name(), None);
+        assert_eq!(Principal::Operator.audit_name(), Some("operator"));
+        assert_eq!(Principal::Server.audit_name(), Some("server"));
+        assert_eq!(enrollment.audit_name(), Some("scep"));
+        assert_eq!(enrollment.default_owner(), Some(owner));
+        assert_eq!(Principal::Operator.default_owner(), None);
+    }
+
+    #[test]
+    fn only_admins_the_operator_and_the_server_have_admin_powers() {
+        assert!(user(UserRole::Admin).is_admin());
+        assert!(!user(UserRole::User).is_admin());
+        assert!(Principal::Operator.is_admin());
+        assert!(Principal::Server.is_admin());
+        let device = Principal::Enrollment {
+            channel: EnrollmentChannel::Est,
+            owner: Uuid::from_u128(1),
+        };
+        assert!(!device.is_admin());
+        assert!(matches!(device.require_admin(), Err(CoreError::Forbidden)));
     }
 }

@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::CoreError;
-use crate::requester::Requester;
+use crate::principal::Principal as Requester;
 
 /// `KEYINFRA_ISSUE_RATE`: how many certificate writes a user may make a minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

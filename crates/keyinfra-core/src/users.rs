@@ -578,7 +578,7 @@ impl UserService {
             tx,
             &NewAuditEvent {
                 actor_id: by.map(|c| c.id),
-                actor_name: by.is_none().then_some("system"),
+                actor_name: by.is_none().then_some("operator"),
                 action,
                 target_type: Some("user"),
                 target_id: Some(target),

@@ -15,7 +15,7 @@ use std::time::Duration as StdDuration;
 use anyhow::Context;
 use keyinfra_core::authority::Authority;
 use keyinfra_core::lifecycle::{IssueRequest, KeySource};
-use keyinfra_core::{OsRandom, Requester};
+use keyinfra_core::{OsRandom, Principal};
 use keyinfra_db::Database;
 use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use keyinfra_pki::{KeyAlgorithm, PrivateKey};
@@ -156,7 +156,7 @@ pub async fn issue_own(
         ca_id: None,
     };
     let record = authority
-        .issue(db, &Requester::Operator, request, &mut OsRandom)
+        .issue(db, &Principal::Server, request, &mut OsRandom)
         .await
         .context("cannot issue the server's own TLS certificate (--tls auto)")?;
     let ca = authority

@@ -215,7 +215,8 @@ async fn tls_auto_serves_a_certificate_from_its_own_ca_that_openssl_and_curl_ver
         .iter()
         .find(|e| e.target_id.map(|t| t.to_string()) == Some(own_id.clone()))
         .expect("an audit event for the server's certificate");
-    assert_eq!(event.actor_name.as_deref(), Some("operator"));
+    // The server itself, not the operator, issued it (issue 17's Principal::Server).
+    assert_eq!(event.actor_name.as_deref(), Some("server"));
     assert_eq!(event.details["key_source"], "csr");
     database.close().await;
 

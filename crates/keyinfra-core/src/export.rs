@@ -1,0 +1,103 @@
+//! Handing out what was issued: the PKCS#12 file with the stored key, and the PEM chain.
+
+use keyinfra_db::certificates::{self};
+use keyinfra_db::{CertificateStatus, Database};
+use keyinfra_pki::names::DistinguishedName;
+use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat, build_pkcs12};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::authority::{Authority, LoadedCa, unseal_record};
+use crate::error::CoreError;
+use crate::principal::Principal as Requester;
+
+impl Authority {
+    /// A PKCS#12 file with the key, the certificate and the CA chain (owner or ADMIN).
+    pub async fn export_pkcs12(
+        &self,
+        db: &Database,
+        by: &Requester,
+        id: Uuid,
+        pin: Pin,
+        compat: Pkcs12Compat,
+    ) -> Result<Vec<u8>, CoreError> {
+        pin.allows(compat)
+            .map_err(|e| CoreError::invalid("invalid_pin", e.to_string()))?;
+        let mut tx = db.begin(&by.actor()).await?;
+        let cert = certificates::get(&mut tx, id)
+            .await?
+            .ok_or(CoreError::NotFound("certificate"))?;
+        // A revoked certificate's key is not handed out again, to anyone: it may be the
+        // compromised key the revocation was for, and a device given it would present a
+        // certificate every relying party refuses.
+        if cert.status == CertificateStatus::Revoked {
+            return Err(CoreError::Conflict {
+                code: "certificate_revoked",
+                detail: "the certificate is revoked; its private key is no longer exported".into(),
+            });
+        }
+        let key_id = cert.private_key_id.ok_or(CoreError::Conflict {
+            code: "no_private_key",
+            detail: "this certificate was issued from a CSR: KeyInfra never held its private key"
+                .into(),
+        })?;
+        let sealed = keyinfra_db::private_keys::get(&mut tx, key_id)
+            .await?
+            .ok_or(CoreError::NotFound("certificate"))?;
+        Authority::audit(
+            &mut tx,
+            by,
+            "certificate.exported",
+            id,
+            json!({
+                "format": "pkcs12",
+                "compat": compat.label(),
+                "private_key_id": key_id,
+                "serial_number": cert.serial_number,
+            }),
+        )
+        .await?;
+        let ca = self.signer(db, cert.ca_id).await?;
+        let masters = std::sync::Arc::clone(&self.masters);
+        let friendly = DistinguishedName::parse(&cert.subject_dn)
+            .ok()
+            .and_then(|dn| dn.common_name().map(str::to_owned))
+            .unwrap_or_else(|| cert.serial_number.clone());
+        let der = cert.certificate_der.clone();
+        let chain = ca.chain.clone();
+        // Two PBKDF2 runs: off the async workers.
+        let p12 = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, CoreError> {
+            let key = unseal_record(&masters, &sealed)?;
+            let chain_refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+            Ok(build_pkcs12(
+                &key,
+                &der,
+                &chain_refs,
+                &friendly,
+                &pin,
+                compat,
+            )?)
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("export task failed: {e}")))??;
+        // Audited only if the file was built: the event and the export succeed together.
+        tx.commit().await?;
+        Ok(p12)
+    }
+
+    /// PEM of the certificate followed by its CA chain.
+    pub async fn pem_chain(
+        &self,
+        db: &Database,
+        by: &Requester,
+        id: Uuid,
+    ) -> Result<String, CoreError> {
+        let cert = self.get(db, by, id).await?;
+        let ca: std::sync::Arc<LoadedCa> = self.signer(db, cert.ca_id).await?;
+        let mut text = keyinfra_pki::certificate_pem(&cert.certificate_der);
+        for der in &ca.chain {
+            text.push_str(&keyinfra_pki::certificate_pem(der));
+        }
+        Ok(text)
+    }
+}

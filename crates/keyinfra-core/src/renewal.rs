@@ -1,0 +1,216 @@
+//! Renewal: a new certificate with the same names and profile, version + 1; the previous
+//! version becomes SUPERSEDED (or REVOKED as superseded).
+
+use keyinfra_db::certificates::{self, CertificateRecord};
+use keyinfra_db::{CertificateStatus, Database, RevocationReason, Tx};
+use keyinfra_pki::ca::{LeafKey, public_key_of_certificate};
+use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
+use keyinfra_pki::seal::{self, SealedKey};
+use keyinfra_pki::{PkiError, PrivateKey, RandomSource, SerialNumber};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::authority::{Authority, db_algorithm, insert_sealed_key};
+use crate::certificates::{CertificateDraft, RecordHooks};
+use crate::error::CoreError;
+use crate::issuer::{LeafContent, pki_to_request_error};
+use crate::principal::Principal as Requester;
+use crate::revocation::revoke_locked;
+
+#[derive(Debug, Clone)]
+pub struct RenewRequest {
+    pub validity_days: Option<u32>,
+    pub rekey: bool,
+    pub revoke_previous: bool,
+}
+
+impl Authority {
+    /// An ADMIN renews: a new certificate (new serial, version + 1) with the same names and
+    /// profile; the previous one becomes SUPERSEDED, or REVOKED (superseded) if asked.
+    pub async fn renew(
+        &self,
+        db: &Database,
+        by: &Requester,
+        id: Uuid,
+        request: RenewRequest,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<CertificateRecord, CoreError> {
+        by.require_admin()?;
+        self.writes.take(by, self.clock.now())?;
+        let previous = self.get(db, by, id).await?;
+        if previous.status != CertificateStatus::Active {
+            return Err(CoreError::Conflict {
+                code: "not_renewable",
+                detail: format!(
+                    "only an ACTIVE certificate can be renewed; this one is {}",
+                    previous.status.as_str()
+                ),
+            });
+        }
+        let profile = self.settings.profile(&previous.profile)?.clone();
+        let validity = self.validity(&profile, request.validity_days)?;
+        // Issued under older rules, the names or the key may break today's: not renewed
+        // (409), rather than re-signed or failed as the server's fault.
+        let subject = DistinguishedName::parse(&previous.subject_dn).map_err(not_renewable)?;
+        let sans = previous
+            .subject_alt_names
+            .iter()
+            .map(|s| SubjectAltName::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(not_renewable)?;
+        self.check_may_sign_leaves(db, previous.ca_id)
+            .await
+            .map_err(|e| match e {
+                CoreError::Invalid { code, detail } => CoreError::Conflict { code, detail },
+                other => other,
+            })?;
+        let ca = self.signer(db, previous.ca_id).await?;
+        let now = self.clock.now();
+        let not_before = now - self.settings.backdate;
+        let not_after = now + validity;
+        if not_after > ca.signer.not_after() {
+            return Err(pki_to_request_error(PkiError::BeyondCaValidity));
+        }
+        // Same algorithm as before; without rekey, the same public key.
+        let old_spki = public_key_of_certificate(&previous.certificate_der)?;
+        let algorithm = keyinfra_pki::keys::algorithm_of_spki(&old_spki).map_err(not_renewable)?;
+        let generated = match request.rekey {
+            true => Some(self.generate_leaf_key(algorithm).await?),
+            false => None,
+        };
+        let key_id = Uuid::now_v7();
+        let sealed = match &generated {
+            Some(key) => Some(seal::seal(&self.masters, key_id.as_bytes(), key, rng)?),
+            None => None,
+        };
+        let leaf_key = match &generated {
+            Some(key) => LeafKey::Generated(key),
+            None => LeafKey::Spki(&old_spki),
+        };
+        let cert_id = Uuid::now_v7();
+        let draft = CertificateDraft {
+            id: cert_id,
+            ca_id: previous.ca_id,
+            owner_id: previous.owner_id,
+            subject_dn: previous.subject_dn.clone(),
+            subject_alt_names: previous.subject_alt_names.clone(),
+            not_before,
+            not_after,
+            key_algorithm: db_algorithm(algorithm),
+            private_key_id: if generated.is_some() {
+                Some(key_id)
+            } else {
+                previous.private_key_id
+            },
+            profile: previous.profile.clone(),
+            created_by: by.user_id(),
+            version: previous.version + 1,
+            renewed_from: Some(previous.id),
+            renewed_at: Some(now),
+            renewed_by: by.user_id(),
+        };
+        let mut hooks = RenewHooks {
+            by,
+            previous_id: previous.id,
+            owner_id: previous.owner_id,
+            key: match (&generated, &sealed) {
+                (Some(k), Some(s)) => Some((key_id, k, s)),
+                _ => None,
+            },
+            revoke_previous: request.revoke_previous,
+            now,
+            cert_id,
+            rekey: request.rekey,
+        };
+        let content = LeafContent {
+            subject: &subject,
+            sans: &sans,
+            profile: &profile,
+            algorithm,
+            key: leaf_key,
+            not_before,
+            not_after,
+        };
+        self.sign_and_record(db, by, rng, &ca, &draft, &content, &mut hooks)
+            .await?;
+        if request.revoke_previous {
+            self.crl_changed(previous.ca_id);
+        }
+        self.get(db, by, cert_id).await
+    }
+}
+
+fn not_renewable(e: impl std::fmt::Display) -> CoreError {
+    CoreError::Conflict {
+        code: "not_renewable",
+        detail: format!(
+            "the certificate was issued under older rules that no longer hold ({e}); issue a new one"
+        ),
+    }
+}
+
+struct RenewHooks<'a> {
+    by: &'a Requester,
+    previous_id: Uuid,
+    owner_id: Option<Uuid>,
+    key: Option<(Uuid, &'a PrivateKey, &'a SealedKey)>,
+    revoke_previous: bool,
+    now: OffsetDateTime,
+    cert_id: Uuid,
+    rekey: bool,
+}
+
+impl RecordHooks for RenewHooks<'_> {
+    async fn before_insert(&mut self, tx: &mut Tx) -> Result<(), CoreError> {
+        // Locks the previous version: two renewals of it cannot both succeed.
+        let previous = certificates::get_for_update(tx, self.previous_id)
+            .await?
+            .ok_or(CoreError::NotFound("certificate"))?;
+        if previous.status != CertificateStatus::Active {
+            return Err(CoreError::Conflict {
+                code: "not_renewable",
+                detail: "the certificate was renewed or revoked meanwhile".into(),
+            });
+        }
+        if let Some((id, key, sealed)) = self.key {
+            insert_sealed_key(tx, id, self.owner_id, key, sealed).await?;
+        }
+        Ok(())
+    }
+
+    async fn after_insert(&mut self, tx: &mut Tx, serial: &SerialNumber) -> Result<(), CoreError> {
+        let previous = certificates::get_for_update(tx, self.previous_id)
+            .await?
+            .ok_or(CoreError::NotFound("certificate"))?;
+        certificates::set_status(tx, self.previous_id, CertificateStatus::Superseded).await?;
+        if self.revoke_previous {
+            let superseded = CertificateRecord {
+                status: CertificateStatus::Superseded,
+                ..previous
+            };
+            revoke_locked(
+                tx,
+                self.by,
+                &superseded,
+                RevocationReason::Superseded,
+                None,
+                self.now,
+            )
+            .await?;
+        }
+        Authority::audit(
+            tx,
+            self.by,
+            "certificate.renewed",
+            self.cert_id,
+            json!({
+                "renewed_from": self.previous_id,
+                "serial_number": serial.to_hex(),
+                "rekey": self.rekey,
+                "previous_revoked": self.revoke_previous,
+            }),
+        )
+        .await
+    }
+}
