@@ -126,18 +126,16 @@ async fn changing_the_password_keeps_the_session_and_the_old_password_stops_work
     b.log_in(&app.base, "bob", new_password).await;
     b.click("a.account-link").await;
     b.wait_for("#current_password").await;
-    b.type_into("current_password", "wrong wrong wrong").await;
-    b.type_into("new_password", "third passphrase here").await;
-    b.type_into("new_password_again", "third passphrase here")
-        .await;
+    b.fill("current_password", "wrong wrong wrong").await;
+    b.fill("new_password", "third passphrase here").await;
+    b.fill("new_password_again", "third passphrase here").await;
     b.click("form.card button[type=submit]").await;
     b.wait_for("#current-error").await;
     b.screenshot("password-refused").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    b.type_into("current_password", new_password).await;
-    b.type_into("new_password", "third passphrase here").await;
-    b.type_into("new_password_again", "third passphrase here")
-        .await;
+    b.fill("current_password", new_password).await;
+    b.fill("new_password", "third passphrase here").await;
+    b.fill("new_password_again", "third passphrase here").await;
     b.click("form.card button[type=submit]").await;
     b.wait_for("#password-changed").await;
     b.screenshot("password-changed").await;

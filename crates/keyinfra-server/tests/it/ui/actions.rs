@@ -30,26 +30,12 @@ async fn revoke_and_pkcs12_forms_need_the_csrf_token_and_the_owner() {
     let http = raw_client();
     let (cookie, _) = form_login(&app, "bob").await;
     let (carols_cookie, _) = form_login(&app, "carol").await;
-    let detail = http
-        .get(app.url(&format!("/ui/certificates/{id}")))
-        .header("cookie", &cookie)
-        .send()
+    let detail = page(&app, &cookie, &format!("/ui/certificates/{id}"))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .1;
     assert!(detail.contains("Revoke certificate") && detail.contains("Download .p12"));
     let csrf = csrf_of(&detail);
-    let carols_page = http
-        .get(app.url("/ui"))
-        .header("cookie", &carols_cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let carols_page = page(&app, &carols_cookie, "/ui").await.1;
     let carols_csrf = csrf_of(&carols_page);
     let post = |path: String, cookie: String, form: Vec<(&'static str, String)>| {
         let request = http
@@ -151,15 +137,9 @@ async fn revoke_and_pkcs12_forms_need_the_csrf_token_and_the_owner() {
         .get(&format!("/api/v1/certificates/{id}"), &admin_token)
         .await;
     assert_eq!(cert["status"], "REVOKED");
-    let detail = http
-        .get(app.url(&format!("/ui/certificates/{id}")))
-        .header("cookie", &cookie)
-        .send()
+    let detail = page(&app, &cookie, &format!("/ui/certificates/{id}"))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .1;
     assert!(detail.contains("badge revoked") && !detail.contains("Revoke certificate"));
 }
 

@@ -133,7 +133,7 @@ async fn the_audit_page_filters_by_action_actor_target_and_date_and_pages_newest
     let browser = Browser::start().await;
     browser.log_in(&app.base, "alice", PASSWORD).await;
     browser.goto(&app, "/ui/audit").await;
-    browser.client.set_window_size(1280, 1400).await.unwrap();
+    browser.resize(1280, 1400).await;
     browser.screenshot("audit").await;
     browser.goto(&app, "/ui/audit?target=nope").await;
     browser.screenshot("audit-refused").await;

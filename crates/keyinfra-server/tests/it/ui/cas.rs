@@ -59,10 +59,10 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
     b.screenshot("users").await;
     b.click("a[href='/ui/users/new']").await;
     b.wait_for("#username").await;
-    b.type_into("username", "dave").await;
-    b.type_into("password", "short").await;
-    b.type_into("password_again", "short").await;
-    b.type_into("email", "not an address").await;
+    b.fill("username", "dave").await;
+    b.fill("password", "short").await;
+    b.fill("password_again", "short").await;
+    b.fill("email", "not an address").await;
     b.click("form.card button[type=submit]").await;
     b.wait_for("#password-error").await;
     let refused = b.source().await;
@@ -78,9 +78,9 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
     b.screenshot("user-new-refused").await;
     let users_before = app.tdb.scalar_i64("SELECT count(*) FROM users").await;
     assert_eq!(users_before, 1, "nothing created");
-    b.type_into("password", new_password).await;
-    b.type_into("password_again", new_password).await;
-    b.type_into("email", "dave@example.net").await;
+    b.fill("password", new_password).await;
+    b.fill("password_again", new_password).await;
+    b.fill("email", "dave@example.net").await;
     b.click("form.card button[type=submit]").await;
     b.wait_for("dl.facts").await;
     let dave = id_in_path(b, "/ui/users/").await;
@@ -90,8 +90,8 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
 
     // The admin issues dave's certificate through the form, choosing dave as the owner.
     b.goto(&app, "/ui/certificates/new").await;
-    b.type_into("subject", "CN=dave-laptop,O=Example").await;
-    b.type_into("san", "dave-laptop.example.net").await;
+    b.fill("subject", "CN=dave-laptop,O=Example").await;
+    b.fill("san", "dave-laptop.example.net").await;
     b.click(&format!("#owner_id option[value='{dave}']")).await;
     b.click("form.card button[type=submit]").await;
     b.wait_for("dl.facts").await;
@@ -130,15 +130,14 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
     b.wait_for("#pin").await;
 
     // Two different PINs: the error next to the form, nothing downloaded.
-    b.type_into("pin", "48291375").await;
-    b.type_into("pin_again", "48291376").await;
+    b.fill("pin", "48291375").await;
+    b.fill("pin_again", "48291376").await;
     b.click("#pkcs12-submit").await;
     b.wait_for("#pkcs12-error").await;
     assert!(b.source().await.contains("The two PINs differ"));
     assert_eq!(b.path().await, format!("/ui/certificates/{cert_id}/pkcs12"));
-    b.client.set_window_size(1280, 1700).await.unwrap();
-    b.screenshot("certificate-pkcs12-refused").await;
-    b.client.set_window_size(1280, 900).await.unwrap();
+    b.screenshot_sized("certificate-pkcs12-refused", 1280, 1700)
+        .await;
     assert_eq!(
         std::fs::read_dir(b.downloads.path()).unwrap().count(),
         0,
@@ -147,8 +146,8 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
 
     // The same PIN twice: a real download, which openssl opens with that PIN.
     let pin = "48291375";
-    b.type_into("pin", pin).await;
-    b.type_into("pin_again", pin).await;
+    b.fill("pin", pin).await;
+    b.fill("pin_again", pin).await;
     b.click("#pkcs12-submit").await;
     let (p12_path, p12) = b.downloaded("p12").await;
     assert!(p12.len() > 500);
@@ -225,9 +224,8 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
     b.wait_for(".revoked-card").await;
     let revoked = b.source().await;
     assert!(revoked.contains("Key compromise") && revoked.contains("<dd>alice</dd>"));
-    b.client.set_window_size(1280, 1300).await.unwrap();
-    b.screenshot("certificate-revoked-details").await;
-    b.client.set_window_size(1280, 900).await.unwrap();
+    b.screenshot_sized("certificate-revoked-details", 1280, 1300)
+        .await;
 
     // The CA page's current CRL lists the serial once the publisher has re-issued it
     // (it coalesces revocations for 100 ms in the tests).
@@ -287,12 +285,12 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
         "CRL number {number}"
     );
     b.screenshot("cas").await;
-    b.client.set_window_size(390, 844).await.unwrap();
+    b.resize(390, 844).await;
     b.screenshot("cas-phone").await;
     b.goto(&app, "/ui/users").await;
     b.screenshot("users-phone").await;
     b.goto(&app, "/ui").await;
     b.screenshot("dashboard-phone").await;
-    b.client.set_window_size(1280, 900).await.unwrap();
+    b.resize(1280, 900).await;
     browser.quit().await;
 }

@@ -2,7 +2,6 @@
 //! that walks an admin and a user through the dashboard, the list, the issue form and a
 //! revocation.
 
-use fantoccini::Locator;
 use keyinfra_db::UserRole;
 
 use super::{Browser, issue_for, refresh_stats};
@@ -34,7 +33,7 @@ async fn admins_and_users_use_the_ui_in_a_real_browser() {
     let b = &browser;
 
     // Not logged in: every page leads to the login form.
-    b.client.goto(&app.url("/ui/certificates")).await.unwrap();
+    b.goto(&app, "/ui/certificates").await;
     assert_eq!(b.path().await, "/ui/login");
     b.screenshot("login").await;
 
@@ -64,18 +63,8 @@ async fn admins_and_users_use_the_ui_in_a_real_browser() {
     b.screenshot("dashboard-admin").await;
 
     // The list, by keyboard-free navigation: the top bar's link.
-    b.client
-        .find(Locator::LinkText("Certificates"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .wait()
-        .for_element(Locator::Css("table.list"))
-        .await
-        .unwrap();
+    b.click_link("Certificates").await;
+    b.wait_for("table.list").await;
     assert_eq!(b.path().await, "/ui/certificates");
     let list = b.source().await;
     for cn in ["bob-router", "carol-switch", "core-firewall"] {
@@ -84,53 +73,21 @@ async fn admins_and_users_use_the_ui_in_a_real_browser() {
     b.screenshot("certificates-admin").await;
 
     // Search narrows the list (the API's list use case).
-    b.client
-        .find(Locator::Id("q"))
-        .await
-        .unwrap()
-        .send_keys("bob")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("form.filters button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .wait()
-        .for_element(Locator::Css("table.list"))
-        .await
-        .unwrap();
+    b.fill("q", "bob").await;
+    b.click("form.filters button[type=submit]").await;
+    b.wait_for("table.list").await;
     let found = b.source().await;
     assert!(found.contains("bob-router") && !found.contains("carol-switch"));
 
     // A status with nothing in it: the empty state.
-    b.client
-        .goto(&app.url("/ui/certificates?status=REVOKED"))
-        .await
-        .unwrap();
+    b.goto(&app, "/ui/certificates?status=REVOKED").await;
     assert!(b.source().await.contains("No certificate matches."));
     b.screenshot("certificates-empty").await;
 
     // The detail page.
-    b.client
-        .goto(&app.url("/ui/certificates?q=bob"))
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::LinkText("bob-router"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .wait()
-        .for_element(Locator::Css("dl.facts"))
-        .await
-        .unwrap();
+    b.goto(&app, "/ui/certificates?q=bob").await;
+    b.click_link("bob-router").await;
+    b.wait_for("dl.facts").await;
     assert_eq!(
         b.path().await,
         format!("/ui/certificates/{}", bobs["id"].as_str().unwrap())
@@ -144,69 +101,26 @@ async fn admins_and_users_use_the_ui_in_a_real_browser() {
     b.screenshot("certificate-admin").await;
 
     // The admin issues one for bob through the form (with the owner chosen from the list).
-    b.client
-        .goto(&app.url("/ui/certificates/new"))
-        .await
-        .unwrap();
+    b.goto(&app, "/ui/certificates/new").await;
     b.screenshot("issue-form").await;
-    b.client
-        .find(Locator::Id("subject"))
-        .await
-        .unwrap()
-        .send_keys("CN=bob-ap-2,O=Example")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Id("san"))
-        .await
-        .unwrap()
-        .send_keys("not a host name!")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css(&format!("#owner_id option[value='{bob}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("form.card button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .wait()
-        .for_element(Locator::Id("san-error"))
-        .await
-        .unwrap();
+    b.fill("subject", "CN=bob-ap-2,O=Example").await;
+    b.fill("san", "not a host name!").await;
+    b.click(&format!("#owner_id option[value='{bob}']")).await;
+    b.click("form.card button[type=submit]").await;
+    b.wait_for("#san-error").await;
     b.screenshot("issue-form-refused").await;
-    let san = b.client.find(Locator::Id("san")).await.unwrap();
-    san.clear().await.unwrap();
-    san.send_keys("bob-ap-2.example.net").await.unwrap();
-    b.client
-        .find(Locator::Css("form.card button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .wait()
-        .for_element(Locator::Css("dl.facts"))
-        .await
-        .unwrap();
+    b.fill("san", "bob-ap-2.example.net").await;
+    b.click("form.card button[type=submit]").await;
+    b.wait_for("dl.facts").await;
     let issued = b.source().await;
     assert!(issued.contains("CN=bob-ap-2,O=Example") && issued.contains(&bob.to_string()));
 
     // A phone's width.
-    b.client.set_window_size(390, 844).await.unwrap();
+    b.resize(390, 844).await;
     b.screenshot("certificate-phone").await;
-    b.client.goto(&app.url("/ui/certificates")).await.unwrap();
+    b.goto(&app, "/ui/certificates").await;
     b.screenshot("certificates-phone").await;
-    b.client.set_window_size(1280, 900).await.unwrap();
+    b.resize(1280, 900).await;
 
     // Logout clears the cookie; the pages lead to the login form again.
     b.log_out().await;
@@ -215,7 +129,7 @@ async fn admins_and_users_use_the_ui_in_a_real_browser() {
         b.client.get_named_cookie("keyinfra_session").await.is_err(),
         "the session cookie is gone"
     );
-    b.client.goto(&app.url("/ui")).await.unwrap();
+    b.goto(&app, "/ui").await;
     assert_eq!(b.path().await, "/ui/login");
 
     // A USER sees only their own certificate, and another's is "not found".
@@ -227,55 +141,26 @@ async fn admins_and_users_use_the_ui_in_a_real_browser() {
         "the audit log is for admins"
     );
     b.screenshot("dashboard-user").await;
-    b.client.goto(&app.url("/ui/certificates")).await.unwrap();
+    b.goto(&app, "/ui/certificates").await;
     let list = b.source().await;
     assert!(list.contains("bob-router") && list.contains("bob-ap-2"));
     assert!(!list.contains("carol-switch") && !list.contains("core-firewall"));
     b.screenshot("certificates-user").await;
     // Bob revokes his access point's certificate from its page, with a reason.
-    b.client
-        .find(Locator::LinkText("bob-ap-2"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .wait()
-        .for_element(Locator::Id("reason"))
-        .await
-        .unwrap();
-    b.client.set_window_size(1280, 1500).await.unwrap();
-    b.screenshot("certificate-actions").await;
-    b.client.set_window_size(1280, 900).await.unwrap();
-    b.client
-        .find(Locator::Css("#reason option[value='cessationOfOperation']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css(".danger-zone button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .wait()
-        .for_element(Locator::Css("h1 .badge.revoked"))
-        .await
-        .unwrap();
+    b.click_link("bob-ap-2").await;
+    b.wait_for("#reason").await;
+    b.screenshot_sized("certificate-actions", 1280, 1500).await;
+    b.click("#reason option[value='cessationOfOperation']")
+        .await;
+    b.click(".danger-zone button[type=submit]").await;
+    b.wait_for("h1 .badge.revoked").await;
     b.screenshot("certificate-revoked").await;
 
-    b.client
-        .goto(&app.url(&format!(
-            "/ui/certificates/{}",
-            carols["id"].as_str().unwrap()
-        )))
-        .await
-        .unwrap();
+    b.goto(
+        &app,
+        &format!("/ui/certificates/{}", carols["id"].as_str().unwrap()),
+    )
+    .await;
     let refused = b.source().await;
     assert!(refused.contains("Not found") && !refused.contains("carol-switch"));
     b.screenshot("certificate-not-found").await;

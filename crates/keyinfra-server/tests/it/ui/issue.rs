@@ -3,11 +3,18 @@
 use keyinfra_db::UserRole;
 use serde_json::json;
 
-use super::{csrf_of, form_login, raw_client};
+use super::{csrf_of, form_login, page, post_form};
 use crate::support::TestApp;
 
 /// The issue form's fields as sent.
 type IssueFormFields = Vec<(&'static str, String)>;
+
+/// The fields as `post_form` sends them.
+fn pairs(form: &IssueFormFields) -> Vec<(&str, &str)> {
+    form.iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
+}
 
 /// How many certificates the admin's API sees.
 async fn certificate_count(app: &TestApp, admin_token: &str) -> usize {
@@ -23,16 +30,9 @@ async fn the_issue_form_maps_errors_to_fields_and_creates_nothing_on_bad_input()
     let bob = app.user("bob", UserRole::User).await;
     let carol = app.user("carol", UserRole::User).await;
     let admin_token = app.token("alice").await;
-    let http = raw_client();
     let (cookie, _) = form_login(&app, "bob").await;
-    let page = http
-        .get(app.url("/ui/certificates/new"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
+    let (status, html) = page(&app, &cookie, "/ui/certificates/new").await;
+    assert_eq!(status, 200);
     for label in [
         "for=\"subject\"",
         "for=\"san\"",
@@ -107,15 +107,9 @@ async fn the_issue_form_maps_errors_to_fields_and_creates_nothing_on_bad_input()
         ),
     ];
     for (form, status, marker) in refusals {
-        let response = http
-            .post(app.url("/ui/certificates/new"))
-            .header("cookie", &cookie)
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), status, "{form:?}");
-        let body = response.text().await.unwrap();
+        let (answer, _, body) =
+            post_form(&app, &cookie, "/ui/certificates/new", &pairs(&form)).await;
+        assert_eq!(answer, status, "{form:?}");
         assert!(body.contains(marker), "{marker} in the answer to {form:?}");
         if status == 422 && !marker.contains("subject") {
             assert!(
@@ -131,46 +125,34 @@ async fn the_issue_form_maps_errors_to_fields_and_creates_nothing_on_bad_input()
     }
 
     // "Preview names" shows how the subject and SANs are read, and issues nothing.
-    let response = http
-        .post(app.url("/ui/certificates/new"))
-        .header("cookie", &cookie)
-        .form(&good(&[("action", "preview")]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body = response.text().await.unwrap();
+    let (status, _, body) = post_form(
+        &app,
+        &cookie,
+        "/ui/certificates/new",
+        &pairs(&good(&[("action", "preview")])),
+    )
+    .await;
+    assert_eq!(status, 200);
     assert!(body.contains("Common name (CN)") && body.contains("Organization (O)"));
     assert!(body.contains("<code>bob-ap-1</code>") && body.contains("192.0.2.7"));
-    let response = http
-        .post(app.url("/ui/certificates/new"))
-        .header("cookie", &cookie)
-        .form(&good(&[
+    let (_, _, body) = post_form(
+        &app,
+        &cookie,
+        "/ui/certificates/new",
+        &pairs(&good(&[
             ("action", "preview"),
             ("subject", "CN=x,Nonsense"),
-        ]))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("id=\"subject-error\"")
-    );
+        ])),
+    )
+    .await;
+    assert!(body.contains("id=\"subject-error\""));
     assert_eq!(certificate_count(&app, &admin_token).await, 0);
 
     // The form as sent: issued for the session's user, and the detail page follows.
-    let response = http
-        .post(app.url("/ui/certificates/new"))
-        .header("cookie", &cookie)
-        .form(&good(&[]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let (status, location, _) =
+        post_form(&app, &cookie, "/ui/certificates/new", &pairs(&good(&[]))).await;
+    assert_eq!(status, 303);
+    let location = location.unwrap();
     let id = location.strip_prefix("/ui/certificates/").unwrap();
     let (status, cert) = app
         .get(&format!("/api/v1/certificates/{id}"), &admin_token)

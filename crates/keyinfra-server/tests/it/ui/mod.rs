@@ -120,6 +120,18 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Sets the window's size (a phone's width, or a taller window for a long page).
+    async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
+    }
+
+    /// A screenshot in a window of this size; the window is the usual size again after.
+    async fn screenshot_sized(&self, name: &str, width: u32, height: u32) {
+        self.resize(width, height).await;
+        self.screenshot(name).await;
+        self.resize(1280, 900).await;
+    }
+
     /// Logs in through the form, with the keyboard's Enter on the password field.
     async fn log_in(&self, base: &str, username: &str, password: &str) {
         self.client.goto(&format!("{base}/ui/login")).await.unwrap();
@@ -129,27 +141,9 @@ impl Browser {
             .execute("window.keyinfraBeforeSubmit = true; return null;", vec![])
             .await
             .unwrap();
-        self.client
-            .find(Locator::Id("username"))
-            .await
-            .unwrap()
-            .send_keys(username)
-            .await
-            .unwrap();
-        self.client
-            .find(Locator::Id("password"))
-            .await
-            .unwrap()
-            .send_keys(password)
-            .await
-            .unwrap();
-        self.client
-            .find(Locator::Css("form button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        self.fill("username", username).await;
+        self.fill("password", password).await;
+        self.click("form button[type=submit]").await;
         // The next page (the dashboard, or the form again with its error) has loaded.
         let loaded = "return window.keyinfraBeforeSubmit === undefined \
                       && document.readyState === 'complete' \
@@ -168,6 +162,7 @@ impl Browser {
         self.client.goto(&app.url(path)).await.unwrap();
     }
 
+    /// Clicks the first element that matches a CSS selector.
     async fn click(&self, css: &str) {
         self.client
             .find(Locator::Css(css))
@@ -178,7 +173,19 @@ impl Browser {
             .unwrap();
     }
 
-    async fn type_into(&self, id: &str, text: &str) {
+    /// Clicks the link with this text.
+    async fn click_link(&self, text: &str) {
+        self.client
+            .find(Locator::LinkText(text))
+            .await
+            .unwrap_or_else(|e| panic!("link {text:?}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Replaces what the field with this id holds by `text`, typed as a person would.
+    async fn fill(&self, id: &str, text: &str) {
         let field = self
             .client
             .find(Locator::Id(id))
@@ -188,6 +195,7 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
+    /// Waits until an element matches a CSS selector (the next page has loaded).
     async fn wait_for(&self, css: &str) {
         self.client
             .wait()

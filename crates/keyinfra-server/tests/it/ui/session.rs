@@ -109,15 +109,7 @@ async fn ui_sessions_csrf_and_security_headers() {
 
     // A POST without the CSRF token, or with another session's, is refused.
     let (alices_cookie, _) = form_login(&app, "alice").await;
-    let alices_page = http
-        .get(app.url("/ui"))
-        .header("cookie", &alices_cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let alices_page = page(&app, &alices_cookie, "/ui").await.1;
     let alices_csrf = csrf_of(&alices_page);
     assert_ne!(alices_csrf, csrf);
     for form in [
