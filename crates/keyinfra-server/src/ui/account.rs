@@ -13,7 +13,9 @@ use keyinfra_core::{CoreError, OsRandom};
 use serde::Deserialize;
 use zeroize::Zeroize;
 
-use super::session::{OverTls, UiError, UiSession, clear_cookie, render, set_session_cookie};
+use super::session::{
+    OverTls, UiError, UiSession, chrome, clear_cookie, render, set_session_cookie,
+};
 use super::view::{self, Chrome};
 use crate::AppState;
 use crate::extract::ClientAddress;
@@ -44,7 +46,7 @@ pub async fn form(
     session: UiSession,
     Query(query): Query<PasswordQuery>,
 ) -> Result<Response, UiError> {
-    let chrome = super::pages::chrome(&state, &session, "account").await?;
+    let chrome = chrome(&state, &session, "account").await?;
     Ok(render(&PasswordPage {
         chrome,
         errors: PasswordErrors::default(),
@@ -88,7 +90,7 @@ pub async fn change(
 ) -> Result<Response, UiError> {
     session.check_csrf(&state, &form.csrf)?;
     // Read before the change: the change ends this session's token.
-    let chrome = super::pages::chrome(&state, &session, "account").await?;
+    let chrome = chrome(&state, &session, "account").await?;
     let mut errors = PasswordErrors::default();
     if form.current_password.is_empty() {
         errors.current = Some("Type your current password.".into());

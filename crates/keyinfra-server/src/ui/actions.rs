@@ -17,19 +17,6 @@ use super::session::{UiError, UiId, UiSession, render};
 use super::view;
 use crate::AppState;
 
-/// The reasons a user may pick (RFC 5280 names, as the API takes them).
-pub const REASONS: [(&str, &str); 6] = [
-    ("unspecified", "Unspecified"),
-    ("keyCompromise", "Key compromise"),
-    ("affiliationChanged", "Affiliation changed"),
-    ("superseded", "Superseded"),
-    (
-        "cessationOfOperation",
-        "Cessation of operation (device retired)",
-    ),
-    ("privilegeWithdrawn", "Privilege withdrawn"),
-];
-
 #[derive(Debug, Deserialize)]
 pub struct RevokeForm {
     #[serde(default)]

@@ -12,7 +12,7 @@ use time::{Date, OffsetDateTime, Time};
 use uuid::Uuid;
 
 use super::pages::OwnerChoice;
-use super::session::{UiError, UiSession, admin_only, render};
+use super::session::{UiError, UiSession, admin_only, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
 use crate::pagination::{decode_cursor, encode_cursor};
@@ -133,7 +133,7 @@ pub async fn page(
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, UiError> {
     admin_only(&session)?;
-    let chrome = super::pages::chrome(&state, &session, "audit").await?;
+    let chrome = chrome(&state, &session, "audit").await?;
     let mut errors = FilterErrors::default();
     let action = query.action.trim();
     if action.chars().count() > 100 {

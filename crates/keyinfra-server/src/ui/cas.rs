@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::session::{UiError, UiSession, render};
+use super::session::{UiError, UiSession, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
 
@@ -80,7 +80,7 @@ pub async fn page(
     session: UiSession,
     Query(query): Query<CasQuery>,
 ) -> Result<Response, UiError> {
-    let chrome = super::pages::chrome(&state, &session, "cas").await?;
+    let chrome = chrome(&state, &session, "cas").await?;
     let needle: String = query
         .serial
         .chars()

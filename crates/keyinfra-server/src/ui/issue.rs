@@ -14,7 +14,7 @@ use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::session::{UiError, UiSession, render};
+use super::session::{UiError, UiSession, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
 
@@ -118,7 +118,7 @@ async fn page(
     form: IssueForm,
     errors: FieldErrors,
 ) -> Result<IssuePage, UiError> {
-    let chrome = super::pages::chrome(state, session, "certificates").await?;
+    let chrome = chrome(state, session, "certificates").await?;
     let owners = if chrome.is_admin {
         state
             .users

@@ -14,6 +14,17 @@
 //!   API's problem+json); admin-only pages answer everyone else with the same 404.
 //! - Every response carries a strict Content-Security-Policy (no script at all, no framing),
 //!   `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
+//!
+//! Layers: each module uses only those above it in this list, never one below it, so
+//! there is no import loop.
+//! 1. `view`: how values read on a page (dates, names, [`view::Chrome`], the revocation
+//!    reasons); no state, no other UI module.
+//! 2. `session`: the session cookie and [`session::UiSession`], the CSRF-checked form
+//!    extractor, the page chrome of a session, errors and their pages, `render`.
+//! 3. `pages`: dashboard, certificate list and detail (with the detail page that the
+//!    actions show again with their errors), the owner menu.
+//! 4. The handlers built on them: `actions` and `audit` (which use `pages`), and `issue`,
+//!    `users`, `cas`, `account` (which need only `session` and `view`).
 
 mod account;
 mod actions;

@@ -11,31 +11,13 @@ use keyinfra_db::certificates::CertificateFilter;
 use keyinfra_db::stats;
 use serde::Deserialize;
 
-use super::session::{UiError, UiId, UiSession, render};
+use super::session::{UiError, UiId, UiSession, chrome, render};
 use super::view::{self, CertRow, Chrome};
 use crate::pagination::{decode_cursor, encode_cursor};
 use crate::{AppState, Problem};
 
 /// Certificates per page of the list.
 const PAGE_SIZE: i64 = 25;
-
-pub(super) async fn chrome(
-    state: &AppState,
-    session: &UiSession,
-    current: &'static str,
-) -> Result<Chrome, UiError> {
-    let me = state
-        .users
-        .get(&state.db, &session.caller, session.caller.id)
-        .await?;
-    Ok(Chrome {
-        signed_in: true,
-        username: me.username,
-        is_admin: session.caller.require_admin().is_ok(),
-        csrf: session.csrf.clone(),
-        current,
-    })
-}
 
 /// One status's tile on the dashboard.
 #[derive(Debug)]
@@ -433,7 +415,7 @@ pub(super) async fn detail_page(
         // The renew use case takes only ACTIVE certificates.
         renewable: cert.status == CertificateStatus::Active,
         revocation,
-        reasons: super::actions::REASONS,
+        reasons: view::REASONS,
         forms,
         cert: CertRow::new(&cert, now).named(&names),
     })

@@ -189,7 +189,7 @@ pub async fn error_layout(
         token,
         csrf,
     };
-    let Ok(chrome) = super::pages::chrome(&state, &session, "").await else {
+    let Ok(chrome) = chrome(&state, &session, "").await else {
         return response;
     };
     let page = ErrorPage {
@@ -199,6 +199,26 @@ pub async fn error_layout(
         detail: &shown.detail,
     };
     (response.status(), render(&page)).into_response()
+}
+
+/// The top bar of a signed-in page: the session's username, its role's navigation and
+/// the CSRF token for the logout form.
+pub(super) async fn chrome(
+    state: &AppState,
+    session: &UiSession,
+    current: &'static str,
+) -> Result<Chrome, UiError> {
+    let me = state
+        .users
+        .get(&state.db, &session.caller, session.caller.id)
+        .await?;
+    Ok(Chrome {
+        signed_in: true,
+        username: me.username,
+        is_admin: session.caller.require_admin().is_ok(),
+        csrf: session.csrf.clone(),
+        current,
+    })
 }
 
 /// A `{id}` path segment that must be a UUID; anything else is the UI's 404 page.

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 use zeroize::Zeroize;
 
-use super::session::{UiError, UiId, UiSession, admin_only, render};
+use super::session::{UiError, UiId, UiSession, admin_only, chrome, render};
 use super::view::{self, CertRow, Chrome};
 use crate::AppState;
 use crate::pagination::{decode_cursor, encode_cursor};
@@ -76,7 +76,7 @@ pub async fn list(
     Query(query): Query<UsersQuery>,
 ) -> Result<Response, UiError> {
     admin_only(&session)?;
-    let chrome = super::pages::chrome(&state, &session, "users").await?;
+    let chrome = chrome(&state, &session, "users").await?;
     let after = match query.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(decode_cursor(c)?),
@@ -152,7 +152,7 @@ pub async fn new_form(
     session: UiSession,
 ) -> Result<Response, UiError> {
     admin_only(&session)?;
-    let chrome = super::pages::chrome(&state, &session, "users").await?;
+    let chrome = chrome(&state, &session, "users").await?;
     Ok(render(&NewUserPage {
         chrome,
         username: String::new(),
@@ -235,7 +235,7 @@ pub async fn create(
         Some(Err(other)) => return Err(other.into()),
         None => {}
     }
-    let chrome = super::pages::chrome(&state, &session, "users").await?;
+    let chrome = chrome(&state, &session, "users").await?;
     let page = NewUserPage {
         chrome,
         username: form.username.clone(),
@@ -265,7 +265,7 @@ async fn user_page(
     id: Uuid,
     error: Option<String>,
 ) -> Result<UserPage, UiError> {
-    let chrome = super::pages::chrome(state, session, "users").await?;
+    let chrome = chrome(state, session, "users").await?;
     let user = state.users.get(&state.db, &session.caller, id).await?;
     let now = state.authority.clock.now();
     let filter = CertificateFilter {
@@ -423,7 +423,7 @@ async fn delete_page(
     id: Uuid,
     error: Option<String>,
 ) -> Result<DeletePage, UiError> {
-    let chrome = super::pages::chrome(state, session, "users").await?;
+    let chrome = chrome(state, session, "users").await?;
     let user = state.users.get(&state.db, &session.caller, id).await?;
     let now = state.authority.clock.now();
     let requester = Requester::User(session.caller);

@@ -1,0 +1,165 @@
+//! The issue form: field errors, the preview, and nothing created on bad input.
+
+use keyinfra_db::UserRole;
+use serde_json::json;
+
+use super::{csrf_of, form_login, page, post_form};
+use crate::support::TestApp;
+
+/// The issue form's fields as sent.
+type IssueFormFields = Vec<(&'static str, String)>;
+
+/// The fields as `post_form` sends them.
+fn pairs(form: &IssueFormFields) -> Vec<(&str, &str)> {
+    form.iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
+}
+
+/// How many certificates the admin's API sees.
+async fn certificate_count(app: &TestApp, admin_token: &str) -> usize {
+    let (status, page) = app.get("/api/v1/certificates?limit=500", admin_token).await;
+    assert_eq!(status, 200);
+    page["items"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn the_issue_form_maps_errors_to_fields_and_creates_nothing_on_bad_input() {
+    let app = TestApp::spawn().await;
+    app.user("alice", UserRole::Admin).await;
+    let bob = app.user("bob", UserRole::User).await;
+    let carol = app.user("carol", UserRole::User).await;
+    let admin_token = app.token("alice").await;
+    let (cookie, _) = form_login(&app, "bob").await;
+    let (status, html) = page(&app, &cookie, "/ui/certificates/new").await;
+    assert_eq!(status, 200);
+    for label in [
+        "for=\"subject\"",
+        "for=\"san\"",
+        "for=\"profile\"",
+        "for=\"validity_days\"",
+        "for=\"key_algorithm\"",
+        "for=\"csr\"",
+    ] {
+        assert!(html.contains(label), "a label {label}");
+    }
+    assert!(
+        !html.contains("for=\"owner_id\""),
+        "only admins choose the owner"
+    );
+    let csrf = csrf_of(&html);
+    let carol_id = carol.to_string();
+    let good = |extra: &[(&'static str, &str)]| {
+        let mut form: Vec<(&'static str, String)> = vec![
+            ("csrf", csrf.clone()),
+            ("subject", "CN=bob-ap-1,O=Example".into()),
+            ("san", "bob-ap-1.example.net\n192.0.2.7".into()),
+            ("profile", "device".into()),
+            ("validity_days", "90".into()),
+            ("key_source", "generate".into()),
+            ("key_algorithm", "ecdsa-p256".into()),
+        ];
+        for (name, value) in extra {
+            form.retain(|(n, _)| n != name);
+            form.push((name, (*value).to_owned()));
+        }
+        form
+    };
+
+    let refusals: Vec<(IssueFormFields, u16, &str)> = vec![
+        (good(&[("csrf", "")]), 403, "reload the page"),
+        (good(&[("subject", "")]), 422, "id=\"subject-error\""),
+        (
+            good(&[("san", "not a host name!")]),
+            422,
+            "id=\"san-error\"",
+        ),
+        (
+            good(&[("validity_days", "ninety")]),
+            422,
+            "id=\"validity-error\"",
+        ),
+        (
+            good(&[("validity_days", "5000")]),
+            422,
+            "id=\"validity-error\"",
+        ),
+        (
+            good(&[("key_source", "csr"), ("csr", "")]),
+            422,
+            "id=\"key-error\"",
+        ),
+        (
+            good(&[
+                ("key_source", "csr"),
+                (
+                    "csr",
+                    "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----",
+                ),
+            ]),
+            422,
+            "id=\"key-error\"",
+        ),
+        (
+            good(&[("owner_id", carol_id.as_str())]),
+            422,
+            "Only administrators",
+        ),
+    ];
+    for (form, status, marker) in refusals {
+        let (answer, _, body) =
+            post_form(&app, &cookie, "/ui/certificates/new", &pairs(&form)).await;
+        assert_eq!(answer, status, "{form:?}");
+        assert!(body.contains(marker), "{marker} in the answer to {form:?}");
+        if status == 422 && !marker.contains("subject") {
+            assert!(
+                body.contains("value=\"CN=bob-ap-1,O=Example\""),
+                "the form keeps what was typed"
+            );
+        }
+        assert_eq!(
+            certificate_count(&app, &admin_token).await,
+            0,
+            "nothing created"
+        );
+    }
+
+    // "Preview names" shows how the subject and SANs are read, and issues nothing.
+    let (status, _, body) = post_form(
+        &app,
+        &cookie,
+        "/ui/certificates/new",
+        &pairs(&good(&[("action", "preview")])),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Common name (CN)") && body.contains("Organization (O)"));
+    assert!(body.contains("<code>bob-ap-1</code>") && body.contains("192.0.2.7"));
+    let (_, _, body) = post_form(
+        &app,
+        &cookie,
+        "/ui/certificates/new",
+        &pairs(&good(&[
+            ("action", "preview"),
+            ("subject", "CN=x,Nonsense"),
+        ])),
+    )
+    .await;
+    assert!(body.contains("id=\"subject-error\""));
+    assert_eq!(certificate_count(&app, &admin_token).await, 0);
+
+    // The form as sent: issued for the session's user, and the detail page follows.
+    let (status, location, _) =
+        post_form(&app, &cookie, "/ui/certificates/new", &pairs(&good(&[]))).await;
+    assert_eq!(status, 303);
+    let location = location.unwrap();
+    let id = location.strip_prefix("/ui/certificates/").unwrap();
+    let (status, cert) = app
+        .get(&format!("/api/v1/certificates/{id}"), &admin_token)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(cert["owner_id"], bob.to_string());
+    assert_eq!(cert["subject"], "CN=bob-ap-1,O=Example");
+    assert_eq!(cert["san"], json!(["bob-ap-1.example.net", "192.0.2.7"]));
+    assert_eq!(certificate_count(&app, &admin_token).await, 1);
+}
