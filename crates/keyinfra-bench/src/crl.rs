@@ -231,6 +231,7 @@ async fn revocation_latency(
                     validity_days: Some(90),
                     owner_id: None,
                     ca_id: None,
+                    policy_id: None,
                 },
                 &mut OsRandom,
             )

@@ -47,6 +47,9 @@ pub struct AuthoritySettings {
     /// Certificate writes (issue, renew, revoke) a user may make a minute; `None` = no
     /// limit (KEYINFRA_ISSUE_RATE).
     pub write_rate: Option<crate::rate::WriteRate>,
+    /// The names of KeyInfra's own TLS certificate (`--tls-names`, the listen address,
+    /// localhost): only ADMIN, the operator and the server may get them.
+    pub reserved_names: crate::policy::names::ReservedNames,
 }
 
 impl AuthoritySettings {
@@ -63,6 +66,7 @@ impl AuthoritySettings {
                 per_minute: crate::rate::WriteRate::DEFAULT_PER_MINUTE,
                 admins_too: false,
             }),
+            reserved_names: crate::policy::names::ReservedNames::new([], []),
         }
     }
 
@@ -143,6 +147,8 @@ pub struct Authority {
     /// Leaf keys this replica has generated, for the tests that check that a refused
     /// request made none.
     leaf_keys_generated: std::sync::atomic::AtomicU64,
+    /// Issuance policies and the per-replica cache the issuer reads them through.
+    pub policies: crate::policy::Policies,
 }
 
 impl Authority {
@@ -152,6 +158,7 @@ impl Authority {
             writes: crate::rate::WriteLimiter::new(settings.write_rate),
             rsa_keygen: crate::WorkGate::per_core("rsa_key_generation"),
             leaf_keys_generated: std::sync::atomic::AtomicU64::new(0),
+            policies: crate::policy::Policies::new(settings.profiles.clone(), Arc::clone(&clock)),
             settings,
             masters: Arc::new(masters),
             clock,
@@ -181,6 +188,7 @@ impl Authority {
         options: &InitOptions,
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<Vec<AuthorityRecord>, CoreError> {
+        self.policies.ensure_default(db).await?;
         let mut tx = db.begin(&Actor::System).await?;
         authorities::lock_for_creation(&mut tx).await?;
         if !authorities::list(&mut tx).await?.is_empty() {

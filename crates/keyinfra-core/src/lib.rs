@@ -19,6 +19,7 @@ pub mod crl;
 pub mod export;
 pub mod issuer;
 pub mod jobs;
+pub mod policy;
 pub mod principal;
 pub mod queries;
 pub mod rate;

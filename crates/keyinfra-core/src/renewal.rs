@@ -15,6 +15,7 @@ use crate::authority::{Authority, db_algorithm, insert_sealed_key};
 use crate::certificates::{CertificateDraft, RecordHooks};
 use crate::error::CoreError;
 use crate::issuer::{LeafContent, pki_to_request_error};
+use crate::policy::Candidate;
 use crate::principal::Principal as Requester;
 use crate::revocation::revoke_locked;
 
@@ -75,6 +76,31 @@ impl Authority {
         // Same algorithm as before; without rekey, the same public key.
         let old_spki = public_key_of_certificate(&previous.certificate_der)?;
         let algorithm = keyinfra_pki::keys::algorithm_of_spki(&old_spki).map_err(not_renewable)?;
+        // Today's policy of the owner decides, not the one the certificate was issued under.
+        let policy = self.policies.for_owner(db, previous.owner_id).await?;
+        let checked = policy
+            .check(
+                &Candidate {
+                    subject: &subject,
+                    sans: &sans,
+                    profile: &profile.name,
+                    algorithm,
+                    validity_days: u32::try_from(validity.whole_days()).unwrap_or(u32::MAX),
+                    ca_id: previous.ca_id,
+                },
+                // Only an ADMIN renews: the server's own names are not refused.
+                None,
+            )
+            .map_err(no_longer_allowed)?;
+        if checked != subject {
+            return Err(no_longer_allowed(CoreError::invalid(
+                "subject_not_allowed",
+                format!(
+                    "policy {:?} now fixes subject attributes this certificate lacks ({checked} instead of {subject})",
+                    policy.policy.name
+                ),
+            )));
+        }
         let generated = match request.rekey {
             true => Some(self.generate_leaf_key(algorithm).await?),
             false => None,
@@ -138,6 +164,20 @@ impl Authority {
             self.crl_changed(previous.ca_id);
         }
         self.get(db, by, cert_id).await
+    }
+}
+
+/// A renewal the owner's current policy refuses: the same code as the refusal, and a
+/// detail that says the policy changed since the certificate was issued.
+fn no_longer_allowed(e: CoreError) -> CoreError {
+    match e {
+        CoreError::Invalid { code, detail } => CoreError::Invalid {
+            code,
+            detail: format!(
+                "not renewed: the owner's current policy no longer allows this certificate: {detail}"
+            ),
+        },
+        other => other,
     }
 }
 

@@ -251,9 +251,13 @@ pub async fn end_sessions(tx: &mut Tx, id: Uuid) -> Result<bool, DbError> {
 /// Moves a user to another issuance policy (`None`: the default). Only ADMIN and SYSTEM
 /// may (row-level security and the guard trigger); false when no visible user has the id.
 pub async fn set_policy(tx: &mut Tx, id: Uuid, policy_id: Option<Uuid>) -> Result<bool, DbError> {
-    let result = sqlx::query!("UPDATE users SET policy_id = $2 WHERE id = $1", id, policy_id)
-        .execute(tx.conn())
-        .await?;
+    let result = sqlx::query!(
+        "UPDATE users SET policy_id = $2 WHERE id = $1",
+        id,
+        policy_id
+    )
+    .execute(tx.conn())
+    .await?;
     Ok(result.rows_affected() == 1)
 }
 

@@ -97,6 +97,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::certificates::router())
         .merge(api::cas::router())
         .merge(api::jobs::router())
+        .merge(api::policies::router())
         .split_for_parts()
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
 use keyinfra_core::lifecycle::{IssueRequest, KeySource, RenewRequest, parse_reason};
+use keyinfra_core::policy::names::ReservedNames;
 use keyinfra_core::{OsRandom, Requester, SystemClock};
 use keyinfra_db::certificates::{CertificateFilter, CertificateRecord};
 use keyinfra_db::{Actor, CertificateStatus, Database};
@@ -24,8 +25,19 @@ fn out(line: String) {
 /// KEYINFRA_PUBLIC_URL when unset, except in `serve` (see crate::listen).
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
-/// The CA service from the settings.
+/// The CA service from the settings, for commands that act as the operator (who may get
+/// any name, so none is reserved).
 pub fn authority(database: &DatabaseArgs, args: &AuthorityArgs) -> anyhow::Result<Authority> {
+    authority_reserving(database, args, ReservedNames::new([], []))
+}
+
+/// The CA service from the settings; `reserved` are `serve`'s own names, which only ADMIN,
+/// the operator and the server may get.
+pub fn authority_reserving(
+    database: &DatabaseArgs,
+    args: &AuthorityArgs,
+    reserved: ReservedNames,
+) -> anyhow::Result<Authority> {
     let masters = secrets::load_master_keys(args.master_keys_file.as_deref(), &database.data_dir)?;
     let url = args
         .public_url
@@ -40,6 +52,7 @@ pub fn authority(database: &DatabaseArgs, args: &AuthorityArgs) -> anyhow::Resul
         );
     }
     let mut settings = AuthoritySettings::new(url);
+    settings.reserved_names = reserved;
     settings.profiles = keyinfra_pki::profile::builtin_profiles(args.max_validity_days);
     settings.quota = (args.cert_quota > 0).then_some(args.cert_quota);
     settings.write_rate = (args.issue_rate > 0).then_some(keyinfra_core::rate::WriteRate {
@@ -197,6 +210,7 @@ pub async fn cert(
                 validity_days,
                 owner_id,
                 ca_id: None,
+                policy_id: None,
             };
             let c = authority
                 .issue(db, &operator, request, &mut OsRandom)

@@ -117,6 +117,9 @@ pub enum Command {
     /// The certificate lifecycle, as an operator (the same use cases as the API).
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Issuance policies: which names, profiles, keys, validity and CAs users may get.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Private-key sealing: re-seal every key under the newest master key.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -204,6 +207,30 @@ pub enum CaCommand {
         #[arg(long)]
         name: String,
     },
+}
+
+/// A policy file: YAML or JSON (any subset of the policy's fields), `-` for stdin.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// List the policies.
+    List,
+    /// Show one policy (by name or id) as JSON.
+    Show { policy: String },
+    /// Create a policy from a file; omitted fields take the default policy's values.
+    Create {
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Change a policy (by name or id) with the fields a file gives.
+    Update {
+        policy: String,
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Delete a policy no user holds.
+    Delete { policy: String },
+    /// Move a user (by name) to a policy (by name or id).
+    Assign { username: String, policy: String },
 }
 
 #[derive(Debug, Subcommand)]

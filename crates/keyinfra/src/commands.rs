@@ -70,7 +70,11 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 .public_url
                 .get_or_insert_with(|| listen.default_public_url());
             let users = user_service(&cli.database, &cli.secrets)?;
-            let authority = ca_commands::authority(&cli.database, &cli.authority)?;
+            let authority = ca_commands::authority_reserving(
+                &cli.database,
+                &cli.authority,
+                crate::tls::reserved_names(listen.listen.ip(), &args.net.tls_names)?,
+            )?;
             let init = ca_commands::init_options(&args.init)?;
             let target = Target::open(&cli.database).await?;
             let outcome = serve(&target, &pool, &args, &listen, users, authority, init).await;
@@ -102,6 +106,13 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
             let authority = ca_commands::authority(&cli.database, &cli.authority)?;
             with_database(&cli.database, &pool, |db| async move {
                 ca_commands::cert(&db, &authority, command).await
+            })
+            .await
+        }
+        Command::Policy(command) => {
+            let authority = ca_commands::authority(&cli.database, &cli.authority)?;
+            with_database(&cli.database, &pool, |db| async move {
+                crate::policy_commands::run(&db, &authority, command).await
             })
             .await
         }

@@ -7,6 +7,7 @@ mod commands;
 mod database;
 mod listen;
 mod operations;
+mod policy_commands;
 mod secrets;
 mod telemetry;
 mod tls;

@@ -133,11 +133,9 @@ pub async fn issue_own(
 ) -> anyhow::Result<OwnCertificate> {
     let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256)
         .context("cannot generate the server's TLS key")?;
-    let common_name = match sans.first() {
-        Some(SubjectAltName::Dns(name)) => name.clone(),
-        Some(SubjectAltName::Ip(ip)) => ip.to_string(),
-        None => "localhost".to_owned(),
-    };
+    let common_name = sans
+        .first()
+        .map_or_else(|| "localhost".to_owned(), SubjectAltName::to_string);
     let subject = DistinguishedName::parse(&format!("CN={common_name},O=KeyInfra"))
         .map_err(|e| anyhow::anyhow!("the server certificate's subject: {e}"))?;
     let csr = keyinfra_pki::tls::csr_der(&key, &subject, sans)
@@ -154,6 +152,7 @@ pub async fn issue_own(
         validity_days: Some(OWN_VALIDITY_DAYS.min(profile.max_validity_days)),
         owner_id: None,
         ca_id: None,
+        policy_id: None,
     };
     let record = authority
         .issue(db, &Principal::Server, request, &mut OsRandom)
@@ -229,12 +228,41 @@ pub async fn keep_renewed(
 
 /// The names of the server's own certificate: `--tls-names` first (the first is the CN),
 /// then the listen address (unless it is a wildcard), localhost and 127.0.0.1.
+/// The names a USER may not get in a certificate: the server's own (`--tls-names`, the
+/// listen address; localhost and the loopback addresses are always added), whether or not
+/// this server serves TLS now, so that a certificate for them cannot be obtained to
+/// impersonate it later.
+pub fn reserved_names(
+    listen: IpAddr,
+    extra: &[String],
+) -> anyhow::Result<keyinfra_core::policy::names::ReservedNames> {
+    let names = own_names(listen, extra)?;
+    let dns = names.iter().filter_map(|n| match n {
+        SubjectAltName::Dns(name) => Some(name.clone()),
+        _ => None,
+    });
+    let ips = names.iter().filter_map(|n| match n {
+        SubjectAltName::Ip(ip) => Some(*ip),
+        _ => None,
+    });
+    Ok(keyinfra_core::policy::names::ReservedNames::new(
+        dns.collect::<Vec<_>>(),
+        ips.collect::<Vec<_>>(),
+    ))
+}
+
 pub fn own_names(listen: IpAddr, extra: &[String]) -> anyhow::Result<Vec<SubjectAltName>> {
     let mut names = Vec::new();
     for name in extra.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
         let san = SubjectAltName::parse(name).map_err(|e| {
             anyhow::anyhow!("KEYINFRA_TLS_NAMES (--tls-names) has an invalid name {name:?}: {e}")
         })?;
+        // A TLS server is reached by host name or address; e-mail and URI SANs have no place.
+        if matches!(san, SubjectAltName::Email(_) | SubjectAltName::Uri(_)) {
+            anyhow::bail!(
+                "KEYINFRA_TLS_NAMES (--tls-names) takes DNS names and IP addresses, not {name:?}"
+            );
+        }
         names.push(san);
     }
     if !listen.is_unspecified() {
@@ -278,6 +306,13 @@ mod tests {
         let wildcard = own_names("0.0.0.0".parse().unwrap(), &[]).unwrap();
         assert_eq!(wildcard.len(), 2);
         assert!(own_names("127.0.0.1".parse().unwrap(), &["bad name".into()]).is_err());
+        for not_a_host in ["EMAIL:noc@example.net", "URI:https://ca.example.net/"] {
+            let err = own_names("127.0.0.1".parse().unwrap(), &[not_a_host.into()]).unwrap_err();
+            assert!(
+                err.to_string().contains("DNS names and IP addresses"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

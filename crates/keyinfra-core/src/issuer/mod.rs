@@ -2,21 +2,25 @@
 //! REST API, the UI, the CLI, `--tls auto`, and the enrollment protocols to come) calls
 //! [`Authority::issue`]; nothing else reaches a CA's signer for a leaf.
 
+use std::sync::Arc;
+
 use keyinfra_db::certificates::CertificateRecord;
 use keyinfra_db::{CertificateStatus, Database, DbError};
 use keyinfra_pki::ca::LeafKey;
 use keyinfra_pki::csr::parse_csr;
 use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
-use keyinfra_pki::seal::{self};
+use keyinfra_pki::profile::Profile;
+use keyinfra_pki::seal;
 use keyinfra_pki::{KeyAlgorithm, PkiError, RandomSource};
 use serde_json::json;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::authority::{Authority, db_algorithm};
 use crate::certificates::CertificateDraft;
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::policy::{Candidate, CompiledPolicy};
+use crate::principal::Principal;
 
 mod record;
 
@@ -31,17 +35,129 @@ pub enum KeySource {
     Csr(Vec<u8>),
 }
 
+/// A request as a channel received it: text and bytes, not yet parsed.
 #[derive(Debug, Clone)]
 pub struct IssueRequest {
     pub key: KeySource,
     /// RFC 4514; required with `Generate`, overrides the CSR's subject with `Csr`.
     pub subject: Option<String>,
-    /// DNS names and IP addresses; overrides the CSR's SANs when given.
+    /// DNS names, IP addresses, `email:` and `URI:` names; overrides the CSR's SANs.
     pub san: Option<Vec<String>>,
     pub profile: String,
     pub validity_days: Option<u32>,
     pub owner_id: Option<Uuid>,
     pub ca_id: Option<Uuid>,
+    /// The policy to check against instead of the owner's (ADMIN only).
+    pub policy_id: Option<Uuid>,
+}
+
+/// The key a parsed request certifies.
+#[derive(Debug, Clone)]
+pub enum RequestedKey {
+    /// Generate one of this algorithm (after every check passed).
+    Generate(KeyAlgorithm),
+    /// The requester's own public key (SubjectPublicKeyInfo DER), from its CSR.
+    Public {
+        spki: Vec<u8>,
+        algorithm: KeyAlgorithm,
+    },
+}
+
+impl RequestedKey {
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        match self {
+            RequestedKey::Generate(a) | RequestedKey::Public { algorithm: a, .. } => *a,
+        }
+    }
+}
+
+/// A request with every field parsed: what the issuer checks and signs. Channels build it
+/// from their own wire format ([`ParsedRequest::parse`] for the REST, UI and CLI form).
+#[derive(Debug, Clone)]
+pub struct ParsedRequest {
+    pub subject: DistinguishedName,
+    pub sans: Vec<SubjectAltName>,
+    pub key: RequestedKey,
+    pub profile: String,
+    pub validity_days: Option<u32>,
+    pub owner_id: Option<Uuid>,
+    pub ca_id: Option<Uuid>,
+    /// CSR extensions KeyInfra did not copy (the audit log records them).
+    pub ignored_csr_extensions: Option<Vec<String>>,
+}
+
+impl ParsedRequest {
+    /// Parses the names and the CSR. Cheap checks only: no database, no key generation.
+    pub fn parse(request: &IssueRequest) -> Result<Self, CoreError> {
+        // Names: from the request, else from the CSR.
+        let csr = match &request.key {
+            KeySource::Generate(_) => None,
+            KeySource::Csr(bytes) => Some(parse_csr(bytes).map_err(pki_to_request_error)?),
+        };
+        let subject = match (&request.subject, &csr) {
+            (Some(s), _) => {
+                DistinguishedName::parse(s).map_err(|e| invalid_name("invalid_subject", e))?
+            }
+            (None, Some(csr)) => csr
+                .subject
+                .clone()
+                .map_err(|e| invalid_name("invalid_subject", e))?,
+            (None, None) => {
+                return Err(CoreError::invalid(
+                    "invalid_subject",
+                    "subject is required when the server generates the key (e.g. \"CN=edge-router-1,O=Example\")",
+                ));
+            }
+        };
+        let sans = match (&request.san, &csr) {
+            (Some(list), _) => {
+                SubjectAltName::parse_list(list).map_err(|e| invalid_name("invalid_san", e))?
+            }
+            (None, Some(csr)) => csr
+                .sans
+                .clone()
+                .map_err(|e| invalid_name("invalid_san", e))?,
+            (None, None) => Vec::new(),
+        };
+        let key = match (&request.key, csr.as_ref()) {
+            (KeySource::Generate(algorithm), _) => RequestedKey::Generate(*algorithm),
+            (KeySource::Csr(_), Some(csr)) => RequestedKey::Public {
+                spki: csr.public_key_der.clone(),
+                algorithm: csr.key_algorithm,
+            },
+            (KeySource::Csr(_), None) => return Err(CoreError::Internal("no CSR".into())),
+        };
+        Ok(ParsedRequest {
+            subject,
+            sans,
+            key,
+            profile: request.profile.clone(),
+            validity_days: request.validity_days,
+            owner_id: request.owner_id,
+            ca_id: request.ca_id,
+            ignored_csr_extensions: csr.map(|c| c.ignored_extensions),
+        })
+    }
+}
+
+/// What an issue would sign, every check passed: the dry run's answer, and the plan the
+/// issuer carries out.
+#[derive(Debug, Clone)]
+pub struct IssuePlan {
+    pub subject: DistinguishedName,
+    pub sans: Vec<SubjectAltName>,
+    pub profile: Profile,
+    pub key_algorithm: KeyAlgorithm,
+    pub validity_days: u32,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub ca_id: Uuid,
+    pub ca_name: String,
+    pub owner_id: Option<Uuid>,
+    pub policy_id: Uuid,
+    pub policy_name: String,
+    /// The owner's quota under the policy (`None`: no limit).
+    pub quota: Option<u32>,
 }
 
 fn invalid_name(code: &'static str, e: impl std::fmt::Display) -> CoreError {
@@ -97,20 +213,68 @@ impl Authority {
         Ok(Duration::days(i64::from(days)))
     }
 
-    /// Issues a certificate. Every check on the request runs before anything is written.
+    /// Issues a certificate from a REST, UI or CLI request: parses it, finds the policy
+    /// that governs it, and hands it to [`Authority::issue_parsed`].
     pub async fn issue(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         request: IssueRequest,
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CertificateRecord, CoreError> {
-        let started = std::time::Instant::now();
         // The rate comes first: a refused request costs nothing else.
         self.writes.take(by, self.clock.now())?;
+        let policy_id = request.policy_id;
+        let parsed = ParsedRequest::parse(&request)?;
+        let policy = self.policy_for(db, by, &parsed, policy_id).await?;
+        self.issue_parsed(db, by, parsed, &policy, rng).await
+    }
+
+    /// The dry run: what [`Authority::issue`] would sign, or its refusal. Writes nothing
+    /// and generates no key.
+    pub async fn preview(
+        &self,
+        db: &Database,
+        by: &Principal,
+        request: IssueRequest,
+    ) -> Result<IssuePlan, CoreError> {
+        let policy_id = request.policy_id;
+        let parsed = ParsedRequest::parse(&request)?;
+        let policy = self.policy_for(db, by, &parsed, policy_id).await?;
+        self.plan(db, by, &parsed, &policy).await
+    }
+
+    /// The policy a request is checked against: the one an ADMIN names, else the
+    /// owner's (the requester's own when it names no owner).
+    pub async fn policy_for(
+        &self,
+        db: &Database,
+        by: &Principal,
+        request: &ParsedRequest,
+        named: Option<Uuid>,
+    ) -> Result<Arc<CompiledPolicy>, CoreError> {
+        match named {
+            Some(id) => self.policies.named(db, by, id).await,
+            None => {
+                let owner = request.owner_id.or(by.default_owner());
+                self.policies.for_owner(db, owner).await
+            }
+        }
+    }
+
+    /// Every check an issue makes, in order of cost, and none of its writes: the role
+    /// rules, the profile's and the policy's limits, the CA. Shared by the dry run and the
+    /// issue itself, so that a preview never promises what the issue refuses.
+    pub async fn plan(
+        &self,
+        db: &Database,
+        by: &Principal,
+        request: &ParsedRequest,
+        policy: &CompiledPolicy,
+    ) -> Result<IssuePlan, CoreError> {
         let profile = self.settings.profile(&request.profile)?.clone();
         let validity = self.validity(&profile, request.validity_days)?;
-        let owner_id = match (request.owner_id, by.user_id()) {
+        let owner_id = match (request.owner_id, by.default_owner()) {
             (Some(owner), Some(me)) if owner != me => {
                 by.require_admin()?;
                 Some(owner)
@@ -118,41 +282,20 @@ impl Authority {
             (Some(owner), _) => Some(owner),
             (None, me) => me,
         };
-        // Names: from the request, else from the CSR.
-        let (csr, algorithm) = match &request.key {
-            KeySource::Generate(alg) => (None, *alg),
-            KeySource::Csr(bytes) => {
-                let parsed = parse_csr(bytes).map_err(pki_to_request_error)?;
-                let alg = parsed.key_algorithm;
-                (Some(parsed), alg)
-            }
-        };
-        let subject = match (&request.subject, &csr) {
-            (Some(s), _) => {
-                DistinguishedName::parse(s).map_err(|e| invalid_name("invalid_subject", e))?
-            }
-            (None, Some(csr)) => csr
-                .subject
-                .clone()
-                .map_err(|e| invalid_name("invalid_subject", e))?,
-            (None, None) => {
-                return Err(CoreError::invalid(
-                    "invalid_subject",
-                    "subject is required when the server generates the key (e.g. \"CN=edge-router-1,O=Example\")",
-                ));
-            }
-        };
-        let sans = match (&request.san, &csr) {
-            (Some(list), _) => {
-                SubjectAltName::parse_list(list).map_err(|e| invalid_name("invalid_san", e))?
-            }
-            (None, Some(csr)) => csr
-                .sans
-                .clone()
-                .map_err(|e| invalid_name("invalid_san", e))?,
-            (None, None) => Vec::new(),
-        };
         let ca_id = self.issuing_ca_for(db, by, request.ca_id).await?;
+        let validity_days = u32::try_from(validity.whole_days()).unwrap_or(u32::MAX);
+        let reserved = (!by.is_admin()).then_some(&self.settings.reserved_names);
+        let subject = policy.check(
+            &Candidate {
+                subject: &request.subject,
+                sans: &request.sans,
+                profile: &profile.name,
+                algorithm: request.key.algorithm(),
+                validity_days,
+                ca_id,
+            },
+            reserved,
+        )?;
         let ca = self.signer(db, ca_id).await.map_err(|e| match e {
             // A body field naming nothing is the client's mistake (422), not a missing URL.
             CoreError::NotFound(_) => CoreError::invalid(
@@ -167,6 +310,52 @@ impl Authority {
         if not_after > ca.signer.not_after() {
             return Err(pki_to_request_error(PkiError::BeyondCaValidity));
         }
+        Ok(IssuePlan {
+            subject,
+            sans: request.sans.clone(),
+            profile,
+            key_algorithm: request.key.algorithm(),
+            validity_days,
+            not_before,
+            not_after,
+            ca_id,
+            ca_name: ca.name.clone(),
+            owner_id,
+            policy_id: policy.policy.id,
+            policy_name: policy.policy.name.clone(),
+            quota: policy.policy.quota.or(self.settings.quota),
+        })
+    }
+
+    /// The one entry point that signs an end-entity certificate, for every channel. All
+    /// checks ([`Authority::plan`]) run before the key is generated or anything is
+    /// written; then the key is made and sealed, the leaf signed, and the certificate,
+    /// key and audit event recorded together (group commit, else one transaction with the
+    /// serial retry).
+    pub async fn issue_parsed(
+        &self,
+        db: &Database,
+        by: &Principal,
+        request: ParsedRequest,
+        policy: &CompiledPolicy,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<CertificateRecord, CoreError> {
+        let started = std::time::Instant::now();
+        let plan = self.plan(db, by, &request, policy).await?;
+        let ca = self.signer(db, plan.ca_id).await?;
+        let IssuePlan {
+            subject,
+            sans,
+            profile,
+            key_algorithm: algorithm,
+            not_before,
+            not_after,
+            ca_id,
+            owner_id,
+            quota,
+            ..
+        } = plan;
+        let now = self.clock.now();
         // An owner_id that names no user fails the inserts' foreign key: map_owner_fk turns
         // that into unknown_owner (422), and the transaction leaves nothing behind.
 
@@ -174,8 +363,8 @@ impl Authority {
         // before it is made. (The check under the owner's lock at insert still decides; this
         // one only saves the work. Cheaper keys skip it, so that issuance keeps its single
         // round trip.)
-        if let (KeySource::Generate(alg), Some(quota), Some(owner)) =
-            (&request.key, self.settings.quota, owner_id)
+        if let (RequestedKey::Generate(alg), Some(quota), Some(owner)) =
+            (&request.key, quota, owner_id)
             && alg.is_rsa()
         {
             let mut tx = db.begin(&by.actor()).await?;
@@ -183,8 +372,8 @@ impl Authority {
             tx.commit().await?;
         }
         let generated = match &request.key {
-            KeySource::Generate(alg) => Some(self.generate_leaf_key(*alg).await?),
-            KeySource::Csr(_) => None,
+            RequestedKey::Generate(alg) => Some(self.generate_leaf_key(*alg).await?),
+            RequestedKey::Public { .. } => None,
         };
         // Time-ordered (version 7) ids, as for every row issuance writes: their index
         // entries append at the right-hand edge instead of a random page (migration 0013).
@@ -193,11 +382,12 @@ impl Authority {
             Some(key) => Some(seal::seal(&self.masters, key_id.as_bytes(), key, rng)?),
             None => None,
         };
-        let public_key_der = csr.as_ref().map(|c| c.public_key_der.clone());
-        let leaf_key = match (&generated, &public_key_der) {
+        let leaf_key = match (&generated, &request.key) {
             (Some(key), _) => LeafKey::Generated(key),
-            (None, Some(spki)) => LeafKey::Spki(spki),
-            (None, None) => return Err(CoreError::Internal("no public key".into())),
+            (None, RequestedKey::Public { spki, .. }) => LeafKey::Spki(spki),
+            (None, RequestedKey::Generate(_)) => {
+                return Err(CoreError::Internal("no public key".into()));
+            }
         };
         let cert_id = Uuid::now_v7();
         let draft = CertificateDraft {
@@ -220,7 +410,7 @@ impl Authority {
         let mut hooks = IssueHooks {
             by,
             owner_id,
-            quota: self.settings.quota,
+            quota,
             now,
             key: match (&generated, &sealed) {
                 (Some(k), Some(s)) => Some((key_id, k, s)),
@@ -232,9 +422,10 @@ impl Authority {
                 "owner_id": owner_id,
                 "ca_id": ca_id,
                 "profile": profile.name,
+                "policy_id": policy.policy.id,
                 "key_algorithm": algorithm.label(),
                 "key_source": if generated.is_some() { "server" } else { "csr" },
-                "ignored_csr_extensions": csr.as_ref().map(|c| c.ignored_extensions.clone()),
+                "ignored_csr_extensions": request.ignored_csr_extensions,
             }),
         };
         let content = LeafContent {

@@ -120,6 +120,55 @@ pub struct IssueBody {
     /// ADMIN only (403 for a USER): the CA to sign with (default: the issuing CA). A
     /// self-signed root is refused (422 `root_ca_cannot_issue`) while an issuing CA exists.
     pub ca_id: Option<Uuid>,
+    /// ADMIN only: check against this policy instead of the owner's.
+    pub policy_id: Option<Uuid>,
+}
+
+/// `?dry_run=true`: answer what would be issued, or the refusal, and write nothing.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct IssueQuery {
+    /// `true` or `false` (default).
+    pub dry_run: Option<String>,
+}
+
+/// What an issue would sign (the dry run's answer).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuePreview {
+    pub subject: String,
+    pub subject_alt_names: Vec<String>,
+    pub profile: String,
+    pub key_algorithm: String,
+    pub validity_days: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub not_after: OffsetDateTime,
+    pub ca_id: Uuid,
+    pub ca_name: String,
+    pub owner_id: Option<Uuid>,
+    pub policy_id: Uuid,
+    pub policy_name: String,
+}
+
+impl From<keyinfra_core::issuer::IssuePlan> for IssuePreview {
+    fn from(p: keyinfra_core::issuer::IssuePlan) -> Self {
+        IssuePreview {
+            subject: p.subject.to_string(),
+            subject_alt_names: p.sans.iter().map(|s| s.to_tagged()).collect(),
+            profile: p.profile.name,
+            key_algorithm: p.key_algorithm.label().to_owned(),
+            validity_days: p.validity_days,
+            not_before: p.not_before,
+            not_after: p.not_after,
+            ca_id: p.ca_id,
+            ca_name: p.ca_name,
+            owner_id: p.owner_id,
+            policy_id: p.policy_id,
+            policy_name: p.policy_name,
+        }
+    }
 }
 
 fn parse_algorithm(label: &str) -> Result<KeyAlgorithm, Problem> {
@@ -134,24 +183,46 @@ fn parse_algorithm(label: &str) -> Result<KeyAlgorithm, Problem> {
     })
 }
 
-/// Issue a certificate.
+/// Issue a certificate, or with `?dry_run=true` answer what would be issued.
 ///
 /// The subject (from the request or the CSR) has single-valued RDNs, one CN, and no
 /// control or invisible format characters (Unicode Cf, e.g. U+202E, U+200B). A CSR's RSA
-/// key must use the public exponent 65537.
+/// key must use the public exponent 65537. The owner's issuance policy decides which
+/// names, profiles, key algorithms, validity and CAs are allowed (422 `name_not_allowed`,
+/// `profile_not_allowed`, `key_algorithm_not_allowed`, `validity_too_long`,
+/// `ca_not_allowed`, `subject_not_allowed`). A dry run answers 200 with the preview (or
+/// the same refusal), generates no key and writes nothing.
 #[utoipa::path(post, path = "/api/v1/certificates", tag = "certificates", request_body = IssueBody,
-    responses((status = 201, body = Certificate), (status = 403, description = "a USER named ca_id"), (status = 422)))]
+    params(IssueQuery),
+    responses((status = 201, body = Certificate), (status = 200, body = IssuePreview, description = "dry_run=true"),
+        (status = 403, description = "a USER named ca_id, owner_id or policy_id"), (status = 422)))]
 async fn issue(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    Query(query): Query<IssueQuery>,
     ApiJson(body): ApiJson<IssueBody>,
-) -> Result<(StatusCode, Json<Certificate>), Problem> {
+) -> Result<axum::response::Response, Problem> {
     let request = issue_request(body)?;
+    let by = Requester::User(caller);
+    let dry_run = match query.dry_run.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(invalid_query(
+                "invalid_dry_run",
+                "dry_run must be true or false",
+            ));
+        }
+    };
+    if dry_run {
+        let plan = state.authority.preview(&state.db, &by, request).await?;
+        return Ok((StatusCode::OK, Json(IssuePreview::from(plan))).into_response());
+    }
     let cert = state
         .authority
-        .issue(&state.db, &Requester::User(caller), request, &mut OsRandom)
+        .issue(&state.db, &by, request, &mut OsRandom)
         .await?;
-    Ok((StatusCode::CREATED, Json(cert.into())))
+    Ok((StatusCode::CREATED, Json(Certificate::from(cert))).into_response())
 }
 
 /// The body as the use case's request; refuses what the body alone shows to be wrong.
@@ -176,6 +247,7 @@ pub(crate) fn issue_request(body: IssueBody) -> Result<IssueRequest, Problem> {
         validity_days: body.validity_days,
         owner_id: body.owner_id,
         ca_id: body.ca_id,
+        policy_id: body.policy_id,
     })
 }
 
@@ -374,6 +446,9 @@ async fn get_one(
 pub struct ReassignBody {
     /// The new owner.
     pub owner_id: Uuid,
+    /// Move it even though the new owner's policy does not allow it (audited).
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// Move a certificate (with its whole renewal chain and stored keys) to another user (ADMIN).
@@ -388,7 +463,13 @@ async fn reassign(
 ) -> Result<Json<Certificate>, Problem> {
     let cert = state
         .authority
-        .reassign(&state.db, &Requester::User(caller), id, body.owner_id)
+        .reassign(
+            &state.db,
+            &Requester::User(caller),
+            id,
+            body.owner_id,
+            body.force,
+        )
         .await?;
     Ok(Json(cert.into()))
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cas;
 pub mod certificates;
 pub mod jobs;
+pub mod policies;
 pub mod users;
 
 use time::OffsetDateTime;

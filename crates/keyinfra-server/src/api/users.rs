@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use keyinfra_core::OsRandom;
+use keyinfra_core::{OsRandom, Requester};
 use keyinfra_db::UserRole;
 use keyinfra_db::users::UserRecord;
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,8 @@ pub struct User {
     pub password_changed_at: String,
     /// Where the user's expiry alerts go; null when none is set.
     pub email: Option<String>,
+    /// The issuance policy the user holds (the `default` policy unless moved).
+    pub policy_id: Uuid,
 }
 
 impl From<UserRecord> for User {
@@ -64,6 +66,9 @@ impl From<UserRecord> for User {
             updated_at: timestamp(u.updated_at),
             password_changed_at: timestamp(u.password_changed_at),
             email: u.email,
+            policy_id: u
+                .policy_id
+                .unwrap_or(keyinfra_core::policy::DEFAULT_POLICY_ID),
         }
     }
 }
@@ -88,6 +93,8 @@ pub struct UpdateUser {
     #[serde(default, deserialize_with = "present_or_null")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
+    /// ADMIN: move the user to this issuance policy.
+    pub policy_id: Option<Uuid>,
 }
 
 /// Tells an absent field (None) from an explicit null (Some(None)).
@@ -193,7 +200,8 @@ async fn get_user(
     Ok(Json(state.users.get(&state.db, &caller, id).await?.into()))
 }
 
-/// Change a user's role or disabled flag (ADMIN), or e-mail address (ADMIN, or the user).
+/// Change a user's role, disabled flag or issuance policy (ADMIN), or e-mail address
+/// (ADMIN, or the user).
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)), request_body = UpdateUser,
     responses((status = 200, body = User), (status = 403), (status = 404), (status = 422)))]
 async fn update_user(
@@ -202,6 +210,16 @@ async fn update_user(
     Path(id): Path<Uuid>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<Json<User>, Problem> {
+    let by = Requester::User(caller);
+    // The policy named must exist before anything changes: the role, status and e-mail
+    // change and the move are two transactions.
+    if let Some(policy_id) = body.policy_id {
+        state
+            .authority
+            .policies
+            .named(&state.db, &by, policy_id)
+            .await?;
+    }
     let user = state
         .users
         .update(
@@ -213,6 +231,17 @@ async fn update_user(
             body.email,
         )
         .await?;
+    let user = match body.policy_id {
+        Some(policy_id) => {
+            state
+                .authority
+                .policies
+                .assign(&state.db, &by, id, policy_id)
+                .await?;
+            state.users.get(&state.db, &caller, id).await?
+        }
+        None => user,
+    };
     Ok(Json(user.into()))
 }
 

@@ -257,6 +257,7 @@ pub async fn issue(
         validity_days,
         owner_id,
         ca_id: None,
+        policy_id: None,
     };
     let result = state
         .authority

@@ -15,6 +15,7 @@ mod health;
 mod keys_at_rest;
 mod openssl;
 mod operations;
+mod policies;
 mod strict_input;
 mod support;
 mod ui;

@@ -516,6 +516,7 @@ async fn only_an_admin_names_the_ca_and_no_root_signs_leaves_once_an_issuing_ca_
                 validity_days: None,
                 owner_id: None,
                 ca_id: Some(other_root.id),
+                policy_id: None,
             },
             &mut OsRandom,
         )
