@@ -28,6 +28,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use keyinfra_core::authority::Authority;
 use keyinfra_core::users::UserService;
 use keyinfra_db::Database;
@@ -87,9 +89,18 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// What anyone may fetch without logging in, over plain HTTP: CA certificates (`/ca/...`)
+/// and CRLs (`/crl/...`). Clients fetch them from the URLs inside certificates, and a
+/// revocation check cannot depend on TLS. The one list of the public listener's paths (the
+/// next protocols, `/ocsp` and `/scep`, join it here); [`routes`] includes it.
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(api::cas::public_router())
+}
+
 /// The routes and their OpenAPI document, built together so that they cannot drift.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public_routes())
         .merge(health::router())
         .merge(api::auth::router())
         .merge(api::users::router())
@@ -107,7 +118,7 @@ pub fn router(state: AppState) -> Router {
     observability::prometheus();
     let (routes, openapi) = routes();
     let openapi = Arc::new(openapi);
-    routes
+    let routes = routes
         .merge(ui::router(state.clone()))
         .route(
             "/api/v1/openapi.json",
@@ -121,7 +132,32 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(observability::metrics_endpoint),
         )
         .route_layer(axum::middleware::from_fn(observability::route_label))
-        .fallback(problem::not_found)
+        .fallback(problem::not_found);
+    with_edge(routes, state)
+}
+
+/// Only [`public_routes`], for the plain listener `serve` opens beside HTTPS; any other
+/// path is a 404 problem that says where the rest is.
+pub fn public_router(state: AppState) -> Router {
+    let (routes, _) = public_routes().split_for_parts();
+    let routes = routes
+        .route_layer(axum::middleware::from_fn(observability::route_label))
+        .fallback(|| async {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "this plain-HTTP listener serves only CA certificates (/ca/...) and CRLs (/crl/...); use HTTPS",
+            )
+            .into_response()
+        });
+    with_edge(routes, state)
+}
+
+/// What every listener's router gets around its routes (and their fallback, set before):
+/// problem+json for a wrong method, the body limit and deadline, request ids, metrics and
+/// the slow-request log.
+fn with_edge(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(

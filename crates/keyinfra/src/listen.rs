@@ -9,8 +9,9 @@
 //! | `--tls auto` or files     | https://127.0.0.1:8443     | http://127.0.0.1:8080 only  |
 //!
 //! With TLS the plain listener (`--http-listen`, default: the `--listen` address with port
-//! 8080) answers `/ca/...` and `/crl/...` only; everything else is a 404 problem. Plain HTTP
-//! for the whole API is allowed on loopback only, unless `--insecure-http` says otherwise.
+//! 8080) serves `keyinfra_server::public_router` (`/ca/...` and `/crl/...`); everything
+//! else is a 404 problem. Plain HTTP for the whole API is allowed on loopback only, unless
+//! `--insecure-http` says otherwise.
 //!
 //! Shutdown (SIGTERM/SIGINT): the listeners close, every connection finishes the request it
 //! is serving (idle keep-alive connections close at once), and whatever is still running
@@ -26,14 +27,13 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::{Request, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::Request;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use keyinfra_pki::names::SubjectAltName;
-use keyinfra_server::{AppState, Problem};
+use keyinfra_server::AppState;
 use rustls::sign::CertifiedKey;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -283,8 +283,9 @@ pub async fn serve(
         None => None,
     };
     let metrics_app = keyinfra_server::observability::metrics_only(state.clone());
+    // The plain listener's router has the public routes only, not a filter on the rest.
+    let public = keyinfra_server::public_router(state.clone());
     let app = keyinfra_server::router(state);
-    let public = public_only(app.clone());
     if let Some((_, address)) = &metrics {
         tracing::info!("serving /metrics (only, without credentials) on http://{address}");
     }
@@ -473,25 +474,6 @@ async fn connection(
     if let Err(error) = served {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
-}
-
-/// The router behind the plain listener when TLS is on: CA certificates and CRLs only.
-fn public_only(app: Router) -> Router {
-    app.layer(axum::middleware::from_fn(
-        |request: Request<axum::body::Body>, next: Next| async move {
-            let path = request.uri().path();
-            if path.starts_with("/ca/") || path.starts_with("/crl/") {
-                next.run(request).await
-            } else {
-                Problem::new(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "this plain-HTTP listener serves only CA certificates (/ca/...) and CRLs (/crl/...); use HTTPS",
-                )
-                .into_response()
-            }
-        },
-    ))
 }
 
 #[cfg(test)]
