@@ -9,8 +9,12 @@
 //!   re-checked by the database as it begins;
 //! - routes are registered together with their OpenAPI description, served at
 //!   `/api/v1/openapi.json`.
+//!
+//! [`App`] (src/app.rs) is where the server is put together, for `serve` and the tests alike.
 
+pub mod accept;
 mod api;
+mod app;
 pub mod edge;
 mod extract;
 #[cfg(feature = "fuzzing")]
@@ -37,6 +41,8 @@ use tokio::net::TcpListener;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use accept::{Limits, Listeners};
+pub use app::{App, AppConfig, BuildError, DEFAULT_CRL_TICK, SchedulerSettings, UserSettings};
 pub use problem::Problem;
 pub use ui::OverTls;
 
@@ -111,7 +117,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface (what [`App::router`] serves).
 pub fn router(state: AppState) -> Router {
     // Install the recorder now: what is recorded before it exists is lost, and the first
     // scrape may come long after the first issuance.
@@ -136,8 +142,8 @@ pub fn router(state: AppState) -> Router {
     with_edge(routes, state)
 }
 
-/// Only [`public_routes`], for the plain listener `serve` opens beside HTTPS; any other
-/// path is a 404 problem that says where the rest is.
+/// Only [`public_routes`] (what [`App::public_router`] serves); any other path is a 404
+/// problem that says where the rest is.
 pub fn public_router(state: AppState) -> Router {
     let (routes, _) = public_routes().split_for_parts();
     let routes = routes
@@ -171,7 +177,8 @@ fn with_edge(routes: Router<AppState>, state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes, then lets in-flight requests finish.
+/// Serves until `shutdown` completes, then lets in-flight requests finish. (The tests'
+/// servers, until they are built with [`App`].)
 pub async fn serve(
     listener: TcpListener,
     state: AppState,

@@ -12,6 +12,7 @@ use keyinfra_db::certificates::{CertificateFilter, CertificateRecord};
 use keyinfra_db::{Actor, CertificateStatus, Database};
 use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat};
+use keyinfra_pki::seal::MasterKeys;
 
 use crate::cli::{AuthorityArgs, CaCommand, CertCommand, DatabaseArgs, InitArgs, KeysCommand};
 use crate::secrets;
@@ -26,6 +27,15 @@ pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// The CA service from the settings.
 pub fn authority(database: &DatabaseArgs, args: &AuthorityArgs) -> anyhow::Result<Authority> {
+    let (settings, masters) = authority_settings(database, args)?;
+    Ok(Authority::new(settings, masters, Arc::new(SystemClock)))
+}
+
+/// The CA settings and the master keys, checked (`serve` hands them to `App::build`).
+pub fn authority_settings(
+    database: &DatabaseArgs,
+    args: &AuthorityArgs,
+) -> anyhow::Result<(AuthoritySettings, MasterKeys)> {
     let masters = secrets::load_master_keys(args.master_keys_file.as_deref(), &database.data_dir)?;
     let url = args
         .public_url
@@ -62,7 +72,7 @@ pub fn authority(database: &DatabaseArgs, args: &AuthorityArgs) -> anyhow::Resul
             "KEYINFRA_CRL_REPUBLISH_AFTER must be shorter than KEYINFRA_CRL_VALIDITY, so that a new CRL exists before the old one runs out"
         );
     }
-    Ok(Authority::new(settings, masters, Arc::new(SystemClock)))
+    Ok((settings, masters))
 }
 
 pub fn init_options(args: &InitArgs) -> anyhow::Result<InitOptions> {
