@@ -26,8 +26,6 @@ mod pagination;
 mod problem;
 mod ui;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -37,7 +35,6 @@ use axum::response::IntoResponse;
 use keyinfra_core::authority::Authority;
 use keyinfra_core::users::UserService;
 use keyinfra_db::Database;
-use tokio::net::TcpListener;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -175,19 +172,4 @@ fn with_edge(routes: Router<AppState>, state: AppState) -> Router {
             observability::track,
         ))
         .with_state(state)
-}
-
-/// Serves until `shutdown` completes, then lets in-flight requests finish. (The tests'
-/// servers, until they are built with [`App`].)
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }
