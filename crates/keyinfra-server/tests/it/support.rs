@@ -77,6 +77,8 @@ pub struct TestApp {
     pub state: AppState,
     pub clock: Arc<AdjustableClock>,
     pub base: String,
+    /// The public listener (`App::public_router`), as `serve` opens it with TLS.
+    pub public_base: String,
     pub http: reqwest::Client,
     /// Keeps the background tasks (the CRL publisher) running.
     _app: App,
@@ -114,13 +116,18 @@ impl TestApp {
         let db = tdb.database().await;
         let clock = Arc::new(AdjustableClock::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
+        let public_base = format!("http://{}", public.local_addr().unwrap());
         let mut config = config(db.clone(), &format!("http://{addr}"), pepper, clock.clone());
         config.edge = (*edge).clone();
         adjust(&mut config.authority);
         let app = App::build(config, &mut OsRandom).await.unwrap();
         tokio::spawn(app.serve(
-            Listeners::plain(listener),
+            Listeners {
+                public: Some(public),
+                ..Listeners::plain(listener)
+            },
             Limits::default(),
             std::future::pending(),
         ));
@@ -130,6 +137,7 @@ impl TestApp {
             state: app.state().clone(),
             clock,
             base: format!("http://{addr}"),
+            public_base,
             http: reqwest::Client::new(),
             _app: app,
             pepper: pepper.to_vec(),
