@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keyinfra_core::auth::{JwtSecret, LoginThrottle, PasswordHasher, Pepper, TokenService};
-use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
-use keyinfra_core::users::UserService;
+use keyinfra_core::auth::{JwtSecret, Pepper};
+use keyinfra_core::authority::{Authority, AuthoritySettings};
 use keyinfra_core::{Clock, OsRandom, Requester, SystemClock};
 use keyinfra_db::{Database, PoolSettings, UserRole, migrations};
 use keyinfra_pki::seal::MasterKeys;
-use keyinfra_server::AppState;
+use keyinfra_server::{App, AppConfig, Limits, Listeners, UserSettings};
 
 pub struct CrlConfig {
     pub server_url: String,
@@ -59,25 +58,20 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
     masters.insert(1, &key)?;
     let mut settings = AuthoritySettings::new("http://127.0.0.1:1");
     settings.quota = None;
-    let authority = Arc::new(Authority::new(settings, masters, clock.clone()));
-    let created = authority
-        .ensure_initialized(&db, &InitOptions::default(), &mut OsRandom)
-        .await?;
-    let ca_id = created[0].id;
 
     // A server on loopback, with its background CRL publisher, as in production.
-    let pepper = Pepper::new(vec![1; 32]).map_err(anyhow::Error::msg)?;
-    let users = Arc::new(UserService {
-        hasher: Arc::new(PasswordHasher::new(pepper, &mut OsRandom)?),
-        tokens: TokenService::new(
-            &JwtSecret::new(vec![2; 32]).map_err(anyhow::Error::msg)?,
-            time::Duration::hours(1),
-        ),
-        throttle: LoginThrottle::new(),
-        hashing: keyinfra_core::WorkGate::per_core("password_hashing"),
-        clock: clock.clone(),
-    });
-    users
+    let users = UserSettings {
+        pepper: Pepper::new(vec![1; 32]).map_err(anyhow::Error::msg)?,
+        jwt_secret: JwtSecret::new(vec![2; 32]).map_err(anyhow::Error::msg)?,
+        token_lifetime: time::Duration::hours(1),
+    };
+    let mut app_config = AppConfig::new(db.clone(), users, settings, masters, clock.clone());
+    app_config.crl_tick = Duration::from_secs(3600);
+    let app = App::build(app_config, &mut OsRandom).await?;
+    let authority = Arc::clone(&app.state().authority);
+    let ca_id = authority.list_cas(&db).await?[0].id;
+    app.state()
+        .users
         .create(
             &db,
             None,
@@ -88,28 +82,13 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
             &mut OsRandom,
         )
         .await?;
-    let state = AppState {
-        db: db.clone(),
-        expected_schema_version: migrations::latest_version(),
-        users: users.clone(),
-        authority: authority.clone(),
-        slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
-        edge: Default::default(),
-    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = keyinfra_server::serve(listener, state, std::future::pending()).await;
-    });
-    {
-        let authority = authority.clone();
-        let db = db.clone();
-        tokio::spawn(async move {
-            authority
-                .run_crl_publisher(&db, Duration::from_secs(3600), std::future::pending())
-                .await;
-        });
-    }
+    tokio::spawn(app.serve(
+        Listeners::plain(listener),
+        Limits::default(),
+        std::future::pending(),
+    ));
     let http = reqwest::Client::new();
     let login: serde_json::Value = http
         .post(format!("http://{address}/api/v1/auth/login"))

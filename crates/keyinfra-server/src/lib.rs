@@ -9,8 +9,12 @@
 //!   re-checked by the database as it begins;
 //! - routes are registered together with their OpenAPI description, served at
 //!   `/api/v1/openapi.json`.
+//!
+//! [`App`] (src/app.rs) is where the server is put together, for `serve` and the tests alike.
 
+pub mod accept;
 mod api;
+mod app;
 pub mod edge;
 mod extract;
 #[cfg(feature = "fuzzing")]
@@ -22,19 +26,20 @@ mod pagination;
 mod problem;
 mod ui;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use keyinfra_core::authority::Authority;
 use keyinfra_core::users::UserService;
 use keyinfra_db::Database;
-use tokio::net::TcpListener;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use accept::{Limits, Listeners};
+pub use app::{App, AppConfig, BuildError, DEFAULT_CRL_TICK, SchedulerSettings, UserSettings};
 pub use problem::Problem;
 pub use ui::OverTls;
 
@@ -87,9 +92,18 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// What anyone may fetch without logging in, over plain HTTP: CA certificates (`/ca/...`)
+/// and CRLs (`/crl/...`). Clients fetch them from the URLs inside certificates, and a
+/// revocation check cannot depend on TLS. The one list of the public listener's paths (the
+/// next protocols, `/ocsp` and `/scep`, join it here); [`routes`] includes it.
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(api::cas::public_router())
+}
+
 /// The routes and their OpenAPI document, built together so that they cannot drift.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public_routes())
         .merge(health::router())
         .merge(api::auth::router())
         .merge(api::users::router())
@@ -101,14 +115,14 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface (what [`App::router`] serves).
 pub fn router(state: AppState) -> Router {
     // Install the recorder now: what is recorded before it exists is lost, and the first
     // scrape may come long after the first issuance.
     observability::prometheus();
     let (routes, openapi) = routes();
     let openapi = Arc::new(openapi);
-    routes
+    let routes = routes
         .merge(ui::router(state.clone()))
         .route(
             "/api/v1/openapi.json",
@@ -122,7 +136,32 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(observability::metrics_endpoint),
         )
         .route_layer(axum::middleware::from_fn(observability::route_label))
-        .fallback(problem::not_found)
+        .fallback(problem::not_found);
+    with_edge(routes, state)
+}
+
+/// Only [`public_routes`] (what [`App::public_router`] serves); any other path is a 404
+/// problem that says where the rest is.
+pub fn public_router(state: AppState) -> Router {
+    let (routes, _) = public_routes().split_for_parts();
+    let routes = routes
+        .route_layer(axum::middleware::from_fn(observability::route_label))
+        .fallback(|| async {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "this plain-HTTP listener serves only CA certificates (/ca/...) and CRLs (/crl/...); use HTTPS",
+            )
+            .into_response()
+        });
+    with_edge(routes, state)
+}
+
+/// What every listener's router gets around its routes (and their fallback, set before):
+/// problem+json for a wrong method, the body limit and deadline, request ids, metrics and
+/// the slow-request log.
+fn with_edge(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
@@ -134,18 +173,4 @@ pub fn router(state: AppState) -> Router {
             observability::track,
         ))
         .with_state(state)
-}
-
-/// Serves until `shutdown` completes, then lets in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

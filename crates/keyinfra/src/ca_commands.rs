@@ -7,12 +7,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
 use keyinfra_core::lifecycle::{IssueRequest, KeySource, RenewRequest, parse_reason};
-use keyinfra_core::policy::names::ReservedNames;
 use keyinfra_core::{OsRandom, Requester, SystemClock};
 use keyinfra_db::certificates::{CertificateFilter, CertificateRecord};
 use keyinfra_db::{Actor, CertificateStatus, Database};
 use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat};
+use keyinfra_pki::seal::MasterKeys;
 
 use crate::cli::{AuthorityArgs, CaCommand, CertCommand, DatabaseArgs, InitArgs, KeysCommand};
 use crate::secrets;
@@ -28,16 +28,16 @@ pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 /// The CA service from the settings, for commands that act as the operator (who may get
 /// any name, so none is reserved).
 pub fn authority(database: &DatabaseArgs, args: &AuthorityArgs) -> anyhow::Result<Authority> {
-    authority_reserving(database, args, ReservedNames::new([], []))
+    let (settings, masters) = authority_settings(database, args)?;
+    Ok(Authority::new(settings, masters, Arc::new(SystemClock)))
 }
 
-/// The CA service from the settings; `reserved` are `serve`'s own names, which only ADMIN,
-/// the operator and the server may get.
-pub fn authority_reserving(
+/// The CA settings and the master keys, checked (`serve` hands them to `App::build`, with
+/// its own names reserved).
+pub fn authority_settings(
     database: &DatabaseArgs,
     args: &AuthorityArgs,
-    reserved: ReservedNames,
-) -> anyhow::Result<Authority> {
+) -> anyhow::Result<(AuthoritySettings, MasterKeys)> {
     let masters = secrets::load_master_keys(args.master_keys_file.as_deref(), &database.data_dir)?;
     let url = args
         .public_url
@@ -52,7 +52,6 @@ pub fn authority_reserving(
         );
     }
     let mut settings = AuthoritySettings::new(url);
-    settings.reserved_names = reserved;
     settings.profiles = keyinfra_pki::profile::builtin_profiles(args.max_validity_days);
     settings.quota = (args.cert_quota > 0).then_some(args.cert_quota);
     settings.write_rate = (args.issue_rate > 0).then_some(keyinfra_core::rate::WriteRate {
@@ -75,7 +74,7 @@ pub fn authority_reserving(
             "KEYINFRA_CRL_REPUBLISH_AFTER must be shorter than KEYINFRA_CRL_VALIDITY, so that a new CRL exists before the old one runs out"
         );
     }
-    Ok(Authority::new(settings, masters, Arc::new(SystemClock)))
+    Ok((settings, masters))
 }
 
 pub fn init_options(args: &InitArgs) -> anyhow::Result<InitOptions> {

@@ -4,12 +4,13 @@ use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 
 use anyhow::Context;
-use keyinfra_core::auth::{JwtSecret, LoginThrottle, PasswordHasher, Pepper, TokenService};
-use keyinfra_core::authority::{Authority, InitOptions};
+use keyinfra_core::auth::{JwtSecret, Pepper};
+use keyinfra_core::authority::{AuthoritySettings, InitOptions};
 use keyinfra_core::users::UserService;
 use keyinfra_core::{Clock, OsRandom, SystemClock};
 use keyinfra_db::{Actor, Database, UserRole, migrations, partitions};
-use keyinfra_server::AppState;
+use keyinfra_pki::seal::MasterKeys;
+use keyinfra_server::{App, AppConfig, BuildError, SchedulerSettings, UserSettings};
 
 use crate::ca_commands;
 use crate::cli::{
@@ -23,8 +24,8 @@ fn out(line: String) {
     println!("{line}");
 }
 
-/// Password hashing and tokens, from the configured (or generated) secrets.
-fn user_service(database: &DatabaseArgs, args: &SecretArgs) -> anyhow::Result<UserService> {
+/// The secrets (configured or generated) and token lifetime of the user service.
+fn user_settings(database: &DatabaseArgs, args: &SecretArgs) -> anyhow::Result<UserSettings> {
     let data_dir = &database.data_dir;
     let pepper = secrets::load(
         "KEYINFRA_PEPPER",
@@ -41,20 +42,32 @@ fn user_service(database: &DatabaseArgs, args: &SecretArgs) -> anyhow::Result<Us
         "jwt-secret",
     )?;
     let pepper = Pepper::new(pepper.bytes.to_vec()).map_err(anyhow::Error::msg)?;
-    let jwt = JwtSecret::new(jwt.bytes.to_vec()).map_err(anyhow::Error::msg)?;
-    let lifetime = time::Duration::try_from(args.token_lifetime)
+    let jwt_secret = JwtSecret::new(jwt.bytes.to_vec()).map_err(anyhow::Error::msg)?;
+    let token_lifetime = time::Duration::try_from(args.token_lifetime)
         .ok()
         .filter(|d| *d >= time::Duration::seconds(30) && *d <= time::Duration::days(1))
         .context("KEYINFRA_TOKEN_LIFETIME (--token-lifetime) must be between 30s and 24h")?;
-    Ok(UserService {
-        hasher: Arc::new(
-            PasswordHasher::new(pepper, &mut OsRandom).context("cannot set up password hashing")?,
-        ),
-        tokens: TokenService::new(&jwt, lifetime),
-        throttle: LoginThrottle::new(),
-        hashing: keyinfra_core::WorkGate::per_core("password_hashing"),
-        clock: Arc::new(SystemClock),
+    Ok(UserSettings {
+        pepper,
+        jwt_secret,
+        token_lifetime,
     })
+}
+
+/// Password hashing and tokens, for `keyinfra user` (`serve` builds its own in `App::build`).
+fn user_service(database: &DatabaseArgs, args: &SecretArgs) -> anyhow::Result<UserService> {
+    user_settings(database, args)?
+        .service(Arc::new(SystemClock), &mut OsRandom)
+        .context("cannot set up password hashing")
+}
+
+/// What `serve` reads from its settings and secrets before it starts anything.
+struct ServeSettings {
+    users: UserSettings,
+    authority: AuthoritySettings,
+    master_keys: MasterKeys,
+    init: InitOptions,
+    scheduler: SchedulerSettings,
 }
 
 pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
@@ -69,15 +82,19 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
             cli.authority
                 .public_url
                 .get_or_insert_with(|| listen.default_public_url());
-            let users = user_service(&cli.database, &cli.secrets)?;
-            let authority = ca_commands::authority_reserving(
-                &cli.database,
-                &cli.authority,
-                crate::tls::reserved_names(listen.listen.ip(), &args.net.tls_names)?,
-            )?;
-            let init = ca_commands::init_options(&args.init)?;
+            let (mut authority, master_keys) =
+                ca_commands::authority_settings(&cli.database, &cli.authority)?;
+            authority.reserved_names =
+                crate::tls::reserved_names(listen.listen.ip(), &args.net.tls_names)?;
+            let settings = ServeSettings {
+                users: user_settings(&cli.database, &cli.secrets)?,
+                authority,
+                master_keys,
+                init: ca_commands::init_options(&args.init)?,
+                scheduler: crate::operations::scheduler_settings(&args.jobs)?,
+            };
             let target = Target::open(&cli.database).await?;
-            let outcome = serve(&target, &pool, &args, &listen, users, authority, init).await;
+            let outcome = serve(&target, &pool, &args, &listen, settings).await;
             let closed = target.close().await;
             outcome.and(closed)
         }
@@ -161,9 +178,7 @@ async fn serve(
     pool: &keyinfra_db::PoolSettings,
     args: &ServeArgs,
     listen: &listen::Plan,
-    users: UserService,
-    authority: Authority,
-    init: InitOptions,
+    settings: ServeSettings,
 ) -> anyhow::Result<()> {
     let url = target.url.as_str();
     let shutdown = shutdown_signal()?;
@@ -203,11 +218,51 @@ async fn serve(
     }
     conn.close().await;
 
-    // First start: an administrator, so that someone can log in.
+    // The services, the first CA, fresh CRLs, the CRL publisher and the scheduler: the
+    // same App the tests build.
+    let mut config = AppConfig::new(
+        db.clone(),
+        settings.users,
+        settings.authority,
+        settings.master_keys,
+        Arc::new(SystemClock),
+    );
+    config.expected_schema_version = expected;
+    config.init = settings.init;
+    config.edge = listen.edge.clone();
+    config.slow_request = args.slow_request;
+    config.scheduler = Some(settings.scheduler);
+    let app = App::build(config, &mut OsRandom)
+        .await
+        .map_err(|e| match e {
+            BuildError::FirstCa(cause) => anyhow::Error::new(cause).context(
+                "cannot create the first CA (KEYINFRA_ROOT_SUBJECT / KEYINFRA_CA_ALGORITHM)",
+            ),
+            other => other.into(),
+        })?;
+    if let Err(e) = bootstrap_admin(&app, &db, args).await {
+        app.shutdown().await;
+        return Err(e);
+    }
+
+    // Serves (HTTP or HTTPS, see crate::listen) until SIGTERM/SIGINT, then drains requests.
+    let served = listen::serve(listen, &app, shutdown).await;
+    tracing::info!("shutting down: stopping background tasks");
+    app.shutdown().await;
+    served?;
+    tracing::info!("shutting down: closing database connections");
+    db.close().await;
+    Ok(())
+}
+
+/// First start: an administrator, so that someone can log in.
+async fn bootstrap_admin(app: &App, db: &Database, args: &ServeArgs) -> anyhow::Result<()> {
     let admin_password =
         secrets::from_environment("KEYINFRA_ADMIN_PASSWORD").map(|p| p.as_str().to_owned());
-    if let Some((admin, generated)) = users
-        .bootstrap_admin(&db, &args.admin_username, admin_password, &mut OsRandom)
+    if let Some((admin, generated)) = app
+        .state()
+        .users
+        .bootstrap_admin(db, &args.admin_username, admin_password, &mut OsRandom)
         .await
         .context("cannot create the first administrator (KEYINFRA_ADMIN_USERNAME / KEYINFRA_ADMIN_PASSWORD)")?
     {
@@ -221,63 +276,6 @@ async fn serve(
             }
         }
     }
-
-    // First start: a root CA (and the intermediate, if configured), sealed like every key.
-    let created = authority
-        .ensure_initialized(&db, &init, &mut OsRandom)
-        .await
-        .context("cannot create the first CA (KEYINFRA_ROOT_SUBJECT / KEYINFRA_CA_ALGORITHM)")?;
-    for ca in &created {
-        tracing::info!(ca_id = %ca.id, subject = %ca.subject_dn, "created CA");
-    }
-    // Every CA's CRL exists and is fresh before the first request.
-    authority
-        .refresh_stale_crls(&db)
-        .await
-        .context("cannot publish the CRLs")?;
-    let authority = Arc::new(authority);
-
-    let state = AppState {
-        db: db.clone(),
-        expected_schema_version: expected,
-        users: Arc::new(users),
-        authority: Arc::clone(&authority),
-        slow_request: args.slow_request,
-        edge: Arc::new(listen.edge.clone()),
-    };
-    // Background work stops when the server does.
-    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
-    let publisher = {
-        let authority = Arc::clone(&authority);
-        let db = db.clone();
-        let mut stopped = jobs_stopped.clone();
-        tokio::spawn(async move {
-            authority
-                .run_crl_publisher(&db, std::time::Duration::from_secs(60), async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-        })
-    };
-    // Scheduled jobs: every replica runs the scheduler; each run happens on one of them.
-    let scheduler = {
-        let jobs = crate::operations::jobs(
-            &db,
-            Arc::clone(&authority),
-            Arc::new(SystemClock),
-            &args.jobs,
-        )?;
-        tokio::spawn(Arc::new(jobs).run_scheduler(jobs_stopped.clone()))
-    };
-    // Serves (HTTP or HTTPS, see crate::listen) until SIGTERM/SIGINT, then drains requests.
-    let served = listen::serve(listen, state, shutdown).await;
-    tracing::info!("shutting down: stopping background tasks");
-    let _ = stop_jobs.send(true);
-    let _ = publisher.await;
-    let _ = scheduler.await;
-    served?;
-    tracing::info!("shutting down: closing database connections");
-    db.close().await;
     Ok(())
 }
 

@@ -9,36 +9,30 @@
 //! | `--tls auto` or files     | https://127.0.0.1:8443     | http://127.0.0.1:8080 only  |
 //!
 //! With TLS the plain listener (`--http-listen`, default: the `--listen` address with port
-//! 8080) answers `/ca/...` and `/crl/...` only; everything else is a 404 problem. Plain HTTP
-//! for the whole API is allowed on loopback only, unless `--insecure-http` says otherwise.
+//! 8080) serves the app's public router (`App::public_router`: `/ca/...` and `/crl/...`);
+//! everything else is a 404 problem. Plain HTTP for the whole API is allowed on loopback
+//! only, unless `--insecure-http` says otherwise.
+//!
+//! This module plans and binds the listeners and sets up TLS; the accept loop itself
+//! (HTTP/1.1, the connection cap, the head limit, the drain) is `keyinfra_server::accept`,
+//! which the tests' servers run too.
 //!
 //! Shutdown (SIGTERM/SIGINT): the listeners close, every connection finishes the request it
 //! is serving (idle keep-alive connections close at once), and whatever is still running
 //! after `--shutdown-timeout` is dropped. The caller then stops background jobs, closes the
 //! pool and stops the embedded PostgreSQL.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
-use axum::extract::ConnectInfo;
-use axum::http::{Request, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use keyinfra_pki::names::SubjectAltName;
-use keyinfra_server::{AppState, Problem};
+use keyinfra_server::{App, Limits, Listeners};
 use rustls::sign::CertifiedKey;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 use crate::ca_commands::DEFAULT_PUBLIC_URL;
 use crate::cli::{ListenArgs, TlsMode};
@@ -48,10 +42,6 @@ use crate::tls::{ServerCertificate, issue_own, keep_renewed, own_names, server_c
 const PLAIN_PORT: u16 = 8080;
 /// The HTTPS port when TLS is on and `--listen` is not given.
 const TLS_PORT: u16 = 8443;
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that has not sent a request's headers by then is dropped.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the server's certificate comes from.
 #[derive(Debug, Clone)]
@@ -242,14 +232,15 @@ async fn bind(address: SocketAddr, setting: &str) -> anyhow::Result<(TcpListener
     Ok((listener, bound))
 }
 
-/// Serves `state`'s router as `plan` says until `shutdown` completes, then drains the
-/// connections (see the module documentation). With `--tls auto`, the server's certificate
-/// is issued before the port opens and renewed while it runs.
+/// Serves `app` as `plan` says until `shutdown` completes, then drains the connections
+/// (see the module documentation). With `--tls auto`, the server's certificate is issued
+/// before the port opens and renewed while it runs.
 pub async fn serve(
     plan: &Plan,
-    state: AppState,
+    app: &App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let state = app.state();
     let (stop_renewal, renewal_stopped) = tokio::sync::watch::channel(false);
     let mut renewal = None;
     let acceptor = match &plan.tls {
@@ -282,9 +273,6 @@ pub async fn serve(
         Some(address) => Some(bind(address, "--metrics-listen / KEYINFRA_METRICS_LISTEN").await?),
         None => None,
     };
-    let metrics_app = keyinfra_server::observability::metrics_only(state.clone());
-    let app = keyinfra_server::router(state);
-    let public = public_only(app.clone());
     if let Some((_, address)) = &metrics {
         tracing::info!("serving /metrics (only, without credentials) on http://{address}");
     }
@@ -302,196 +290,24 @@ pub async fn serve(
         tracing::info!("listening on http://{main_address}");
     }
 
-    let graceful = GracefulShutdown::new();
-    let mut connections = JoinSet::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(plan.max_connections));
-    let http = http1(plan.max_header_bytes);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = main.accept() => match accepted {
-                Ok((stream, peer)) => match take_slot(&slots, &stream, acceptor.is_some()) {
-                    Some(slot) => {
-                        connections.spawn(connection(stream, peer, acceptor.clone(), app.clone(), http.clone(), graceful.watcher(), slot));
-                    }
-                    None => drop(stream),
-                },
-                Err(error) => accept_failed(&error).await,
-            },
-            accepted = accept_on(plain.as_ref().map(|(l, _)| l)) => match accepted {
-                Ok((stream, peer)) => match take_slot(&slots, &stream, false) {
-                    Some(slot) => {
-                        connections.spawn(connection(stream, peer, None, public.clone(), http.clone(), graceful.watcher(), slot));
-                    }
-                    None => drop(stream),
-                },
-                Err(error) => accept_failed(&error).await,
-            },
-            accepted = accept_on(metrics.as_ref().map(|(l, _)| l)) => match accepted {
-                Ok((stream, peer)) => match take_slot(&slots, &stream, false) {
-                    Some(slot) => {
-                        connections.spawn(connection(stream, peer, None, metrics_app.clone(), http.clone(), graceful.watcher(), slot));
-                    }
-                    None => drop(stream),
-                },
-                Err(error) => accept_failed(&error).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-
-    // Stop accepting: the ports close now, so new clients are refused at once.
-    drop(main);
-    drop(plain);
-    drop(metrics);
-    let timeout = plan.shutdown_timeout;
-    tracing::info!(
-        open_connections = graceful.count(),
-        "shutting down: stopped accepting connections; waiting up to {} for requests in flight",
-        humantime::format_duration(timeout)
-    );
-    if tokio::time::timeout(timeout, graceful.shutdown())
-        .await
-        .is_ok()
-    {
-        tracing::info!("shutting down: every request finished");
-    } else {
-        tracing::warn!(
-            still_open = connections.len(),
-            "shutting down: the shutdown timeout ({}) has passed; dropping the requests still running",
-            humantime::format_duration(timeout)
-        );
-    }
-    connections.shutdown().await;
+    // The plain listener gets the app's public router: CA certificates and CRLs only.
+    let listeners = Listeners {
+        main,
+        tls: acceptor,
+        public: plain.map(|(listener, _)| listener),
+        metrics: metrics.map(|(listener, _)| listener),
+    };
+    let limits = Limits {
+        max_connections: plan.max_connections,
+        max_header_bytes: plan.max_header_bytes,
+        shutdown_timeout: plan.shutdown_timeout,
+    };
+    app.serve(listeners, limits, shutdown).await;
     if let Some(task) = renewal {
         let _ = stop_renewal.send(true);
         let _ = task.await;
     }
     Ok(())
-}
-
-async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
-    match listener {
-        Some(listener) => listener.accept().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Accepting fails for the client's sake (it hung up) or ours (out of file descriptors);
-/// neither stops the server, but the second must not spin.
-async fn accept_failed(error: &std::io::Error) {
-    tracing::warn!(%error, "cannot accept a connection");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-}
-
-/// What every connection's HTTP/1.1 gets: the header deadline and the head's size limit.
-fn http1(max_header_bytes: usize) -> hyper::server::conn::http1::Builder {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_buf_size(max_header_bytes);
-    http
-}
-
-/// The answer to a connection over `--max-connections`: written without waiting (a client
-/// that does not read it just loses it) on plain HTTP; a TLS client is only disconnected,
-/// since answering would need a handshake, which is what the cap protects.
-const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-content-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\n\
-content-length: 147\r\n\r\n\
-{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\"code\":\"too_many_connections\",\"detail\":\"the server has too many open connections\"}";
-
-/// A slot for one more connection, or `None` (after answering 503 where possible).
-fn take_slot(
-    slots: &Arc<tokio::sync::Semaphore>,
-    stream: &TcpStream,
-    tls: bool,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    match Arc::clone(slots).try_acquire_owned() {
-        Ok(slot) => Some(slot),
-        Err(_) => {
-            metrics::counter!("keyinfra_http_connections_refused_total").increment(1);
-            if !tls {
-                let _ = stream.try_write(TOO_MANY_CONNECTIONS);
-            }
-            None
-        }
-    }
-}
-
-/// One client connection: the TLS handshake (if any), then HTTP/1.1 until the client or a
-/// shutdown ends it. The peer address reaches handlers as `ConnectInfo` (login throttling).
-/// `_slot` is its place under `--max-connections`, given back when it ends.
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    app: Router,
-    http: hyper::server::conn::http1::Builder,
-    watcher: Watcher,
-    _slot: tokio::sync::OwnedSemaphorePermit,
-) {
-    let _ = stream.set_nodelay(true);
-    let over_tls = tls.is_some();
-    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        if over_tls {
-            // The web UI marks its session cookie Secure.
-            request.extensions_mut().insert(keyinfra_server::OverTls);
-        }
-        let app = app.clone();
-        async move {
-            let response: Result<Response, Infallible> = app.oneshot(request).await;
-            response
-        }
-    });
-    let served = match tls {
-        None => {
-            watcher
-                .watch(http.serve_connection(TokioIo::new(stream), service))
-                .await
-        }
-        Some(acceptor) => {
-            let stream =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%peer, %error, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            watcher
-                .watch(http.serve_connection(TokioIo::new(stream), service))
-                .await
-        }
-    };
-    if let Err(error) = served {
-        tracing::debug!(%peer, %error, "connection ended with an error");
-    }
-}
-
-/// The router behind the plain listener when TLS is on: CA certificates and CRLs only.
-fn public_only(app: Router) -> Router {
-    app.layer(axum::middleware::from_fn(
-        |request: Request<axum::body::Body>, next: Next| async move {
-            let path = request.uri().path();
-            if path.starts_with("/ca/") || path.starts_with("/crl/") {
-                next.run(request).await
-            } else {
-                Problem::new(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "this plain-HTTP listener serves only CA certificates (/ca/...) and CRLs (/crl/...); use HTTPS",
-                )
-                .into_response()
-            }
-        },
-    ))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Scheduled jobs and expiry alerts: their settings, `keyinfra jobs ...`, and the scheduler
-//! that `serve` starts.
+//! Scheduled jobs and expiry alerts: their settings, `keyinfra jobs ...`, and the settings
+//! of the scheduler that `serve`'s `App` starts.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use keyinfra_core::authority::Authority;
 use keyinfra_core::jobs::{Job, JobSettings, Jobs};
 use keyinfra_core::{Clock, CoreError};
 use keyinfra_db::Database;
+use keyinfra_server::SchedulerSettings;
 use zeroize::Zeroizing;
 
 /// How the jobs run and what the alerts say; shared by `serve` and `jobs run`.
@@ -189,25 +190,36 @@ pub fn replica_name() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-/// The job runner for this process, from the settings.
-pub fn jobs(
+/// The jobs' schedules, the alert channels and this replica's name, checked: what `serve`
+/// hands to `App::build` for its scheduler.
+pub fn scheduler_settings(args: &JobArgs) -> anyhow::Result<SchedulerSettings> {
+    let jobs = job_settings(args)?;
+    let alerts = AlertService::new(alert_settings(args)?).map_err(|e| match e {
+        CoreError::Invalid { detail, .. } => anyhow::anyhow!(detail),
+        other => anyhow::Error::new(other),
+    })?;
+    Ok(SchedulerSettings {
+        jobs,
+        alerts,
+        replica: replica_name(),
+    })
+}
+
+/// The job runner for `jobs run`, from the settings.
+fn jobs(
     db: &Database,
     authority: Arc<Authority>,
     clock: Arc<dyn Clock>,
     args: &JobArgs,
 ) -> anyhow::Result<Jobs> {
-    let settings = job_settings(args)?;
-    let alerts = AlertService::new(alert_settings(args)?).map_err(|e| match e {
-        CoreError::Invalid { detail, .. } => anyhow::anyhow!(detail),
-        other => anyhow::Error::new(other),
-    })?;
+    let settings = scheduler_settings(args)?;
     Ok(Jobs::new(
         db.clone(),
         authority,
-        Arc::new(alerts),
+        Arc::new(settings.alerts),
         clock,
-        settings,
-        replica_name(),
+        settings.jobs,
+        settings.replica,
     ))
 }
 

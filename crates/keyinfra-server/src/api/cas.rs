@@ -18,8 +18,12 @@ use crate::pagination::Page;
 use crate::{AppState, Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_cas))
+}
+
+/// CA certificates and CRLs: what the public listener serves (see `crate::public_routes`).
+pub fn public_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_cas))
         .routes(routes!(ca_certificate))
         .routes(routes!(crl))
 }

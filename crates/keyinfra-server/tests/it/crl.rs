@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use keyinfra_db::UserRole;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::openssl::{Scratch, openssl, openssl_ok};
 use crate::support::TestApp;
@@ -57,7 +57,8 @@ async fn a_revoked_certificate_is_on_the_crl_with_its_reason_and_openssl_rejects
     let (ca_id, ca_pem) = app.ca().await;
     let dir = Scratch::new();
     let ca_file = dir.write("ca.pem", &ca_pem);
-    let initial = crl_text(&app.base, &app.http, &ca_id, &dir, 1).await;
+    // Devices fetch CRLs from the public listener (plain HTTP, no token).
+    let initial = crl_text(&app.public_base, &app.http, &ca_id, &dir, 1).await;
     assert!(initial.contains("No Revoked Certificates"), "{initial}");
     let initial_number = crl_number(&initial);
 
@@ -109,7 +110,14 @@ async fn a_revoked_certificate_is_on_the_crl_with_its_reason_and_openssl_rejects
         (409, "already_revoked")
     );
 
-    let text = crl_text(&app.base, &app.http, &ca_id, &dir, initial_number + 1).await;
+    let text = crl_text(
+        &app.public_base,
+        &app.http,
+        &ca_id,
+        &dir,
+        initial_number + 1,
+    )
+    .await;
     assert!(text.contains("Version 2"), "{text}");
     assert!(
         text.contains(&format!(
@@ -181,6 +189,129 @@ async fn a_revoked_certificate_is_on_the_crl_with_its_reason_and_openssl_rejects
         (status, problem["code"].as_str().unwrap()),
         (422, "invalid_invalidity_date")
     );
+}
+
+/// A path with each `{parameter}` filled in (with a UUID: no route may answer anyway).
+fn concrete(template: &str) -> String {
+    let mut path = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        path.push_str(&rest[..start]);
+        path.push_str(&uuid::Uuid::new_v4().to_string());
+        rest = &rest[rest[start..].find('}').unwrap() + start + 1..];
+    }
+    path.push_str(rest);
+    path
+}
+
+/// The public listener (`App::public_router`, which `serve` puts on plain HTTP when TLS is
+/// on) gives CA certificates and CRLs to anyone, and nothing else: every other route in the
+/// OpenAPI document, the UI, the document itself and /metrics get its 404 problem, even
+/// with an ADMIN's token.
+#[tokio::test]
+async fn the_public_listener_serves_ca_certificates_and_crls_to_anyone_and_nothing_else() {
+    let app = TestApp::spawn().await;
+    app.user("root", UserRole::Admin).await;
+    let admin = app.token("root").await;
+    let (ca_id, ca_pem) = app.ca().await;
+    let public = |path: &str| format!("{}{path}", app.public_base);
+
+    for (path, content_type) in [
+        (format!("/ca/{ca_id}.pem"), "application/x-pem-file"),
+        (format!("/ca/{ca_id}.crt"), "application/pkix-cert"),
+        (format!("/crl/{ca_id}.crl"), "application/pkix-crl"),
+        (format!("/crl/{ca_id}.pem"), "application/x-pem-file"),
+    ] {
+        let response = app.http.get(public(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["content-type"], content_type, "{path}");
+        let served = response.bytes().await.unwrap();
+        let on_main = app.http.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(served, on_main.bytes().await.unwrap(), "{path}");
+        if path.starts_with("/ca/") && path.ends_with(".pem") {
+            assert_eq!(String::from_utf8_lossy(&served).trim(), ca_pem.trim());
+        }
+    }
+    // Its routes still answer like the API's: an unknown CA, a wrong method.
+    let response = app
+        .http
+        .get(public(&format!("/crl/{}.crl", uuid::Uuid::new_v4())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let response = app
+        .http
+        .post(public(&format!("/crl/{ca_id}.crl")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    let openapi: Value = app
+        .http
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = openapi["paths"].as_object().unwrap();
+    // The public routes are part of the whole surface and its document.
+    assert!(paths.contains_key("/ca/{file}") && paths.contains_key("/crl/{file}"));
+    let mut elsewhere: Vec<(Method, String)> = [
+        (Method::GET, "/api/v1/openapi.json"),
+        (Method::GET, "/metrics"),
+        (Method::GET, "/ui"),
+        (Method::GET, "/ui/login"),
+        (Method::POST, "/ui/login"),
+        (Method::GET, "/"),
+        (Method::GET, "/ca"),
+        (Method::GET, "/crl"),
+    ]
+    .into_iter()
+    .map(|(method, path)| (method, path.to_owned()))
+    .collect();
+    for (template, item) in paths {
+        if template.starts_with("/ca/") || template.starts_with("/crl/") {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            if let Ok(method) = Method::from_bytes(method.to_uppercase().as_bytes())
+                && ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str())
+            {
+                elsewhere.push((method, concrete(template)));
+            }
+        }
+    }
+    assert!(elsewhere.len() > 25, "{elsewhere:?}");
+    for (method, path) in elsewhere {
+        let response = app
+            .http
+            .request(method.clone(), public(&path))
+            .bearer_auth(&admin)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "not_found", "{method} {path}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("use HTTPS"),
+            "{method} {path}: {problem}"
+        );
+    }
 }
 
 #[tokio::test]

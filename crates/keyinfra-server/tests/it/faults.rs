@@ -6,14 +6,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keyinfra_core::authority::InitOptions;
 use keyinfra_core::{AdjustableClock, OsRandom};
 use keyinfra_db::{Database, PoolSettings, UserRole, migrations};
 use keyinfra_embedded_pg::{ClusterSettings, EmbeddedCluster, PgBinaries, throwaway_root};
-use keyinfra_server::AppState;
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, TestApp, service};
+use crate::support::{PASSWORD, TestApp};
 
 /// Every answer a load worker got: status, and the id of a created certificate.
 type Answers = Arc<Mutex<Vec<(u16, Option<String>)>>>;
@@ -87,24 +85,12 @@ async fn postgres_stopped_and_started_under_load_gives_503_then_recovers_with_no
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
+    let mut config = crate::support::config(db.clone(), &base, crate::support::PEPPER, clock);
     // No per-user quota: one admin issues everything here.
-    let authority = {
-        let mut masters = keyinfra_pki::seal::MasterKeys::new();
-        masters.insert(1, &crate::support::MASTER_KEY).unwrap();
-        let mut settings = keyinfra_core::authority::AuthoritySettings::new(&base);
-        settings.quota = None;
-        Arc::new(keyinfra_core::authority::Authority::new(
-            settings,
-            masters,
-            clock.clone(),
-        ))
-    };
-    authority
-        .ensure_initialized(&db, &InitOptions::default(), &mut OsRandom)
-        .await
-        .unwrap();
-    let users = Arc::new(service(crate::support::PEPPER, clock.clone()));
-    users
+    config.authority.quota = None;
+    let app = crate::support::serve(config, listener).await;
+    app.state()
+        .users
         .create(
             &db,
             None,
@@ -116,17 +102,6 @@ async fn postgres_stopped_and_started_under_load_gives_503_then_recovers_with_no
         )
         .await
         .unwrap();
-    let state = AppState {
-        db: db.clone(),
-        expected_schema_version: migrations::latest_version(),
-        users: users.clone(),
-        authority,
-        slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
-        edge: Default::default(),
-    };
-    tokio::spawn(async move {
-        let _ = keyinfra_server::serve(listener, state, std::future::pending()).await;
-    });
     let http = reqwest::Client::new();
     let login: Value = http
         .post(format!("{base}/api/v1/auth/login"))

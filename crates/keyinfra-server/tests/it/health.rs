@@ -4,7 +4,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use keyinfra_db::testing::TestDatabase;
 use keyinfra_db::{Actor, PoolSettings, migrations};
-use keyinfra_server::router;
 use tower::ServiceExt;
 
 async fn get(
@@ -30,13 +29,13 @@ async fn get(
 #[tokio::test]
 async fn health_and_readiness_answer_when_the_database_is_current() {
     let tdb = TestDatabase::new().await;
-    let state = crate::support::state(tdb.database().await, migrations::latest_version());
-    let (status, _, body) = get(router(state.clone()), "/healthz").await;
+    let app = crate::support::app(tdb.database().await, migrations::latest_version()).await;
+    let (status, _, body) = get(app.router(), "/healthz").await;
     assert_eq!(
         (status, body["status"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
-    let (status, _, body) = get(router(state), "/readyz").await;
+    let (status, _, body) = get(app.router(), "/readyz").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["schema_version"], migrations::latest_version());
 }
@@ -44,8 +43,8 @@ async fn health_and_readiness_answer_when_the_database_is_current() {
 #[tokio::test]
 async fn readiness_fails_with_problem_json_when_the_schema_is_behind() {
     let tdb = TestDatabase::new().await;
-    let state = crate::support::state(tdb.database().await, migrations::latest_version() + 1);
-    let (status, headers, body) = get(router(state), "/readyz").await;
+    let app = crate::support::app(tdb.database().await, migrations::latest_version() + 1).await;
+    let (status, headers, body) = get(app.router(), "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
     assert!(headers.contains_key(header::RETRY_AFTER));
@@ -63,14 +62,12 @@ async fn an_exhausted_pool_gets_503_with_retry_after_instead_of_hanging() {
             ..PoolSettings::default()
         })
         .await;
+    let app = crate::support::app(db.clone(), migrations::latest_version()).await;
     let held = db.begin(&Actor::System).await.unwrap();
-    let state = crate::support::state(db.clone(), migrations::latest_version());
-    let (status, headers, body) = tokio::time::timeout(
-        Duration::from_secs(20),
-        get(router(state.clone()), "/readyz"),
-    )
-    .await
-    .expect("no hang");
+    let (status, headers, body) =
+        tokio::time::timeout(Duration::from_secs(20), get(app.router(), "/readyz"))
+            .await
+            .expect("no hang");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers[header::RETRY_AFTER], "2");
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
@@ -80,19 +77,20 @@ async fn an_exhausted_pool_gets_503_with_retry_after_instead_of_hanging() {
     let text = body.to_string();
     assert!(!text.contains("sqlx") && !text.contains("Pool"), "{text}");
     drop(held);
-    let (status, _, _) = get(router(state), "/readyz").await;
+    let (status, _, _) = get(app.router(), "/readyz").await;
     assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_get_problem_json() {
     let tdb = TestDatabase::new().await;
-    let state = crate::support::state(tdb.database().await, migrations::latest_version());
-    let (status, headers, body) = get(router(state.clone()), "/no/such/thing").await;
+    let app = crate::support::app(tdb.database().await, migrations::latest_version()).await;
+    let (status, headers, body) = get(app.router(), "/no/such/thing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
     assert_eq!(body["code"], "not_found");
-    let response = router(state)
+    let response = app
+        .router()
         .oneshot(Request::post("/healthz").body(Body::empty()).unwrap())
         .await
         .unwrap();

@@ -1,14 +1,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use keyinfra_core::auth::{JwtSecret, LoginThrottle, PasswordHasher, Pepper, TokenService};
-use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
+use keyinfra_core::auth::{JwtSecret, Pepper, TokenService};
+use keyinfra_core::authority::AuthoritySettings;
 use keyinfra_core::users::UserService;
 use keyinfra_core::{AdjustableClock, Clock, FixedClock, OsRandom};
 use keyinfra_db::testing::TestDatabase;
-use keyinfra_db::{Database, UserRole, migrations};
+use keyinfra_db::{Database, UserRole};
 use keyinfra_pki::seal::MasterKeys;
-use keyinfra_server::AppState;
+use keyinfra_server::{App, AppConfig, AppState, Limits, Listeners, UserSettings};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -17,19 +17,17 @@ pub const JWT_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-secret";
 pub const PEPPER: &[u8] = b"pepper-pepper-pepper-pepper-pepper-0001";
 pub const PASSWORD: &str = "correct horse battery staple";
 
-pub fn service(pepper: &[u8], clock: Arc<dyn Clock>) -> UserService {
-    UserService {
-        hasher: Arc::new(
-            PasswordHasher::new(Pepper::new(pepper.to_vec()).unwrap(), &mut OsRandom).unwrap(),
-        ),
-        tokens: TokenService::new(
-            &JwtSecret::new(JWT_SECRET.to_vec()).unwrap(),
-            TokenService::DEFAULT_LIFETIME,
-        ),
-        throttle: LoginThrottle::new(),
-        hashing: keyinfra_core::WorkGate::per_core("password_hashing"),
-        clock,
+pub fn user_settings(pepper: &[u8]) -> UserSettings {
+    UserSettings {
+        pepper: Pepper::new(pepper.to_vec()).unwrap(),
+        jwt_secret: JwtSecret::new(JWT_SECRET.to_vec()).unwrap(),
+        token_lifetime: TokenService::DEFAULT_LIFETIME,
     }
+}
+
+/// A user service as `App::build` makes it (for tests that need one beside the server's).
+pub fn service(pepper: &[u8], clock: Arc<dyn Clock>) -> UserService {
+    user_settings(pepper).service(clock, &mut OsRandom).unwrap()
 }
 
 /// Test servers believe `X-Forwarded-For` from loopback, so that a test can speak for
@@ -45,24 +43,31 @@ pub fn test_edge() -> Arc<keyinfra_server::edge::EdgeSettings> {
 /// The master key every test server shares (so two servers on one database agree).
 pub const MASTER_KEY: [u8; 32] = [7; 32];
 
-pub fn authority(public_url: &str, clock: Arc<dyn Clock>) -> Authority {
-    authority_with(public_url, clock, |_| {})
-}
-
-pub fn authority_with(
-    public_url: &str,
-    clock: Arc<dyn Clock>,
-    adjust: impl FnOnce(&mut AuthoritySettings),
-) -> Authority {
+/// What every test server is built from: production's defaults, with the test secrets,
+/// a short CRL coalescing window, no write rate (tests issue many certificates as one user
+/// in the same instant; the rate has its own test), and an hourly CRL tick.
+pub fn config(db: Database, public_url: &str, pepper: &[u8], clock: Arc<dyn Clock>) -> AppConfig {
     let mut masters = MasterKeys::new();
     masters.insert(1, &MASTER_KEY).unwrap();
     let mut settings = AuthoritySettings::new(public_url);
     settings.crl_coalesce = std::time::Duration::from_millis(100);
-    // Tests issue many certificates as one user in the same instant; the rate has its own
-    // test (a server with a small rate).
     settings.write_rate = None;
-    adjust(&mut settings);
-    Authority::new(settings, masters, clock)
+    let mut config = AppConfig::new(db, user_settings(pepper), settings, masters, clock);
+    config.edge = (*test_edge()).clone();
+    config.crl_tick = std::time::Duration::from_secs(3600);
+    config
+}
+
+/// Builds `config` into an App and serves it on `listener` through the accept loop
+/// `keyinfra serve` runs, until the test ends.
+pub async fn serve(config: AppConfig, listener: tokio::net::TcpListener) -> App {
+    let app = App::build(config, &mut OsRandom).await.unwrap();
+    tokio::spawn(app.serve(
+        Listeners::plain(listener),
+        Limits::default(),
+        std::future::pending(),
+    ));
+    app
 }
 
 /// A server on a loopback port with its own database.
@@ -72,7 +77,14 @@ pub struct TestApp {
     pub state: AppState,
     pub clock: Arc<AdjustableClock>,
     pub base: String,
+    /// The public listener (`App::public_router`), as `serve` opens it with TLS.
+    pub public_base: String,
     pub http: reqwest::Client,
+    /// Keeps the background tasks (the CRL publisher) running.
+    _app: App,
+    pepper: Vec<u8>,
+    /// Servers started by `server_with_pool`.
+    others: std::sync::Mutex<Vec<App>>,
 }
 
 impl TestApp {
@@ -104,45 +116,32 @@ impl TestApp {
         let db = tdb.database().await;
         let clock = Arc::new(AdjustableClock::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
-        let authority = Arc::new(authority_with(
-            &format!("http://{addr}"),
-            clock.clone(),
-            adjust,
+        let public_base = format!("http://{}", public.local_addr().unwrap());
+        let mut config = config(db.clone(), &format!("http://{addr}"), pepper, clock.clone());
+        config.edge = (*edge).clone();
+        adjust(&mut config.authority);
+        let app = App::build(config, &mut OsRandom).await.unwrap();
+        tokio::spawn(app.serve(
+            Listeners {
+                public: Some(public),
+                ..Listeners::plain(listener)
+            },
+            Limits::default(),
+            std::future::pending(),
         ));
-        authority
-            .ensure_initialized(&db, &InitOptions::default(), &mut OsRandom)
-            .await
-            .unwrap();
-        let state = AppState {
-            db: db.clone(),
-            expected_schema_version: migrations::latest_version(),
-            users: Arc::new(service(pepper, clock.clone())),
-            authority: authority.clone(),
-            slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
-            edge,
-        };
-        let publisher_db = db.clone();
-        tokio::spawn(async move {
-            authority
-                .run_crl_publisher(
-                    &publisher_db,
-                    std::time::Duration::from_secs(3600),
-                    std::future::pending(),
-                )
-                .await;
-        });
-        let serve_state = state.clone();
-        tokio::spawn(async move {
-            let _ = keyinfra_server::serve(listener, serve_state, std::future::pending()).await;
-        });
         Self {
             tdb,
             db,
-            state,
+            state: app.state().clone(),
             clock,
             base: format!("http://{addr}"),
+            public_base,
             http: reqwest::Client::new(),
+            _app: app,
+            pepper: pepper.to_vec(),
+            others: std::sync::Mutex::default(),
         }
     }
 
@@ -216,17 +215,12 @@ impl TestApp {
     }
 }
 
-/// State for in-process tests that do not log in.
-pub fn state(db: Database, expected_schema_version: i64) -> AppState {
+/// An App for in-process tests that do not log in (its router is called directly).
+pub async fn app(db: Database, expected_schema_version: i64) -> App {
     let clock = Arc::new(FixedClock::new(OffsetDateTime::UNIX_EPOCH));
-    AppState {
-        db,
-        expected_schema_version,
-        users: Arc::new(service(PEPPER, clock.clone())),
-        authority: Arc::new(authority("http://127.0.0.1:8080", clock)),
-        slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
-        edge: test_edge(),
-    }
+    let mut config = config(db, "http://127.0.0.1:8080", PEPPER, clock);
+    config.expected_schema_version = expected_schema_version;
+    App::build(config, &mut OsRandom).await.unwrap()
 }
 
 /// A second server on the same database (another replica), with its own pool, CA signer
@@ -234,55 +228,35 @@ pub fn state(db: Database, expected_schema_version: i64) -> AppState {
 pub struct Replica {
     pub base: String,
     pub state: AppState,
+    /// Keeps its CRL publisher running.
+    _app: App,
 }
 
 impl TestApp {
     pub async fn replica(&self) -> Replica {
-        let db = self.tdb.database().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let authority = Arc::new(authority(&self.base, self.clock.clone()));
-        let state = AppState {
-            db: db.clone(),
-            expected_schema_version: migrations::latest_version(),
-            users: self.state.users.clone(),
-            authority: authority.clone(),
-            slow_request: keyinfra_server::observability::DEFAULT_SLOW_REQUEST,
-            edge: test_edge(),
-        };
-        tokio::spawn(async move {
-            authority
-                .run_crl_publisher(
-                    &db,
-                    std::time::Duration::from_secs(3600),
-                    std::future::pending(),
-                )
-                .await;
-        });
-        let serve_state = state.clone();
-        tokio::spawn(async move {
-            let _ = keyinfra_server::serve(listener, serve_state, std::future::pending()).await;
-        });
+        let (base, app) = self.server_on(self.tdb.database().await).await;
         Replica {
-            base: format!("http://{addr}"),
-            state,
+            base,
+            state: app.state().clone(),
+            _app: app,
         }
     }
 
-    /// Another listener serving this app's state, but with its own pool: for tests that need
+    /// Another server on this app's database whose pool has `settings`: for tests that need
     /// a small pool or a short acquire timeout. Returns its base URL.
     pub async fn server_with_pool(&self, settings: &keyinfra_db::PoolSettings) -> String {
-        let db = self.tdb.database_with(settings).await;
+        let (base, app) = self.server_on(self.tdb.database_with(settings).await).await;
+        // Its background tasks run as long as this app.
+        self.others.lock().unwrap().push(app);
+        base
+    }
+
+    /// A server built like this one (same secrets, clock and master key) on `db`.
+    async fn server_on(&self, db: Database) -> (String, App) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState {
-            db,
-            ..self.state.clone()
-        };
-        tokio::spawn(async move {
-            let _ = keyinfra_server::serve(listener, state, std::future::pending()).await;
-        });
-        base
+        let config = config(db, &self.base, &self.pepper, self.clock.clone());
+        (base, serve(config, listener).await)
     }
 
     /// POST with a JSON body; the raw response.
