@@ -231,6 +231,7 @@ impl Authority {
                 not_before: now - self.settings.backdate,
                 not_after: now + options.root_validity,
                 path_len: None,
+                name_constraints: None,
             },
         )?;
         let root_record = self.store_ca(tx, "root", &root, None, rng).await?;
@@ -249,6 +250,7 @@ impl Authority {
                     not_before: now - self.settings.backdate,
                     not_after,
                     path_len: Some(0),
+                    name_constraints: None,
                 },
             )?;
             let record = self
