@@ -14,7 +14,8 @@ use keyinfra_db::authorities::{self, AuthorityRecord, NewAuthority};
 use keyinfra_db::private_keys::{self, NewSealedKey};
 use keyinfra_db::{Actor, Database, DbError, Tx};
 use keyinfra_pki::ca::{CaSigner, CaSpec, inspect_ca_certificate};
-use keyinfra_pki::names::DistinguishedName;
+use keyinfra_pki::constraints::NameConstraints;
+use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use keyinfra_pki::profile::Profile;
 use keyinfra_pki::seal::{self, MasterKeys, SealedKey};
 use keyinfra_pki::{KeyAlgorithm, PrivateKey, RandomSource, SerialNumber, sha256_fingerprint};
@@ -103,6 +104,42 @@ pub struct LoadedCa {
     pub signer: CaSigner,
     /// DER certificates from this CA up to its root (this CA first).
     pub chain: Vec<Vec<u8>>,
+    /// The name constraints of every CA in the chain that has some, with that CA's name:
+    /// a relying party applies them all, so every leaf must satisfy each.
+    pub name_constraints: Vec<(String, NameConstraints)>,
+}
+
+impl LoadedCa {
+    /// Refuses a leaf whose names a relying party would reject under the name constraints
+    /// of this CA or of any CA above it. Called before a key is generated or anything is
+    /// signed.
+    pub fn check_name_constraints(
+        &self,
+        subject: &DistinguishedName,
+        sans: &[SubjectAltName],
+    ) -> Result<(), CoreError> {
+        for (ca_name, constraints) in &self.name_constraints {
+            if !constraints.unsupported.is_empty() {
+                return Err(CoreError::Conflict {
+                    code: "ca_constraints_unsupported",
+                    detail: format!(
+                        "CA {ca_name:?} carries name constraints KeyInfra cannot check ({}), so KeyInfra does not sign under it",
+                        constraints.unsupported.join(", ")
+                    ),
+                });
+            }
+            constraints.permits(subject, sans).map_err(|v| {
+                CoreError::invalid(
+                    "name_not_allowed",
+                    format!(
+                        "{} is outside the name constraints of CA {ca_name:?} ({})",
+                        v.name, v.rule
+                    ),
+                )
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// What `keyinfra init` (or the first `serve`) creates.
@@ -114,6 +151,10 @@ pub struct InitOptions {
     /// An issuing CA under the root, which then signs every certificate.
     pub intermediate_subject: Option<String>,
     pub intermediate_validity: Duration,
+    /// Written into the CA that signs leaves: the intermediate when there is one (the root
+    /// stays unconstrained, so that `ca create --parent` can add CAs for other names),
+    /// else the root.
+    pub name_constraints: Option<NameConstraints>,
 }
 
 impl Default for InitOptions {
@@ -124,6 +165,7 @@ impl Default for InitOptions {
             root_validity: Duration::days(20 * 365 + 5),
             intermediate_subject: None,
             intermediate_validity: Duration::days(10 * 365 + 2),
+            name_constraints: None,
         }
     }
 }
@@ -231,6 +273,11 @@ impl Authority {
         let root_dn = DistinguishedName::parse(&options.root_subject)
             .map_err(|e| CoreError::invalid("invalid_subject", format!("root subject: {e}")))?;
         let root_key = generate_key(options.root_algorithm).await?;
+        let constraints = options.name_constraints.as_ref();
+        let (root_constraints, issuing_constraints) = match options.intermediate_subject {
+            Some(_) => (None, constraints),
+            None => (constraints, None),
+        };
         let root = CaSigner::create_root(
             root_key,
             &CaSpec {
@@ -239,9 +286,13 @@ impl Authority {
                 not_before: now - self.settings.backdate,
                 not_after: now + options.root_validity,
                 path_len: None,
+                name_constraints: root_constraints,
             },
         )?;
-        let root_record = self.store_ca(tx, "root", &root, None, rng).await?;
+        let operator = &Requester::Operator;
+        let root_record = self
+            .store_ca(tx, operator, "root", &root, None, rng)
+            .await?;
         let mut created = vec![root_record];
         if let Some(subject) = &options.intermediate_subject {
             let dn = DistinguishedName::parse(subject).map_err(|e| {
@@ -257,10 +308,11 @@ impl Authority {
                     not_before: now - self.settings.backdate,
                     not_after,
                     path_len: Some(0),
+                    name_constraints: issuing_constraints,
                 },
             )?;
             let record = self
-                .store_ca(tx, "issuing", &issuing, Some(created[0].id), rng)
+                .store_ca(tx, operator, "issuing", &issuing, Some(created[0].id), rng)
                 .await?;
             created.push(record);
         }
@@ -268,9 +320,10 @@ impl Authority {
     }
 
     /// Seals the CA's key and records the CA, with an audit event.
-    async fn store_ca(
+    pub(crate) async fn store_ca(
         &self,
         tx: &mut Tx,
+        by: &Requester,
         name: &str,
         signer: &CaSigner,
         parent: Option<Uuid>,
@@ -279,13 +332,14 @@ impl Authority {
         let key_id = Uuid::now_v7();
         let sealed = seal::seal(&self.masters, key_id.as_bytes(), signer.key(), rng)?;
         insert_sealed_key(tx, key_id, None, signer.key(), &sealed).await?;
-        self.record_ca(tx, name, signer.certificate_der(), Some(key_id), parent)
+        self.record_ca(tx, by, name, signer.certificate_der(), Some(key_id), parent)
             .await
     }
 
     async fn record_ca(
         &self,
         tx: &mut Tx,
+        by: &Requester,
         name: &str,
         certificate_der: &[u8],
         key_id: Option<Uuid>,
@@ -331,8 +385,8 @@ impl Authority {
         audit::append(
             tx,
             &NewAuditEvent {
-                actor_id: None,
-                actor_name: Some("operator"),
+                actor_id: by.user_id(),
+                actor_name: by.audit_name(),
                 action: "ca.created",
                 target_type: Some("certificate_authority"),
                 target_id: Some(id),
@@ -341,6 +395,7 @@ impl Authority {
                     "subject": info.subject,
                     "has_private_key": key_id.is_some(),
                     "parent_ca_id": parent,
+                    "name_constraints": info.name_constraints.as_ref().map(constraints_json),
                 }),
             },
         )
@@ -388,8 +443,14 @@ impl Authority {
             }
         }
         let record = match &signer {
-            Some(signer) => self.store_ca(&mut tx, name, signer, parent, rng).await?,
-            None => self.record_ca(&mut tx, name, &der, None, parent).await?,
+            Some(signer) => {
+                self.store_ca(&mut tx, &Requester::Operator, name, signer, parent, rng)
+                    .await?
+            }
+            None => {
+                self.record_ca(&mut tx, &Requester::Operator, name, &der, None, parent)
+                    .await?
+            }
         };
         tx.commit().await?;
         self.forget_default_ca();
@@ -433,7 +494,7 @@ impl Authority {
         Ok(id)
     }
 
-    fn forget_default_ca(&self) {
+    pub(crate) fn forget_default_ca(&self) {
         if let Ok(mut cached) = self.default_ca.lock() {
             *cached = None;
         }
@@ -533,6 +594,10 @@ impl Authority {
         let key = unseal_record(&self.masters, &sealed)?;
         let signer = CaSigner::from_parts(ca.certificate_der.clone(), key)?;
         let mut chain = vec![ca.certificate_der.clone()];
+        let mut name_constraints = Vec::new();
+        if let Some(c) = NameConstraints::from_certificate(&ca.certificate_der)? {
+            name_constraints.push((ca.name.clone(), c));
+        }
         let mut parent = ca.parent_ca_id;
         // A chain is short; the bound only guards against a cycle the schema cannot express.
         for _ in 0..16 {
@@ -540,6 +605,9 @@ impl Authority {
             let Some(p) = authorities::get(&mut tx, id).await? else {
                 break;
             };
+            if let Some(c) = NameConstraints::from_certificate(&p.certificate_der)? {
+                name_constraints.push((p.name.clone(), c));
+            }
             chain.push(p.certificate_der);
             parent = p.parent_ca_id;
         }
@@ -549,6 +617,7 @@ impl Authority {
             name: ca.name,
             signer,
             chain,
+            name_constraints,
         });
         self.signers
             .write()
@@ -612,6 +681,20 @@ impl Authority {
             Ok(PrivateKey::generate(algorithm)?)
         }
     }
+}
+
+/// The audit log's form of a CA's name constraints.
+pub(crate) fn constraints_json(c: &NameConstraints) -> serde_json::Value {
+    fn strings<T: ToString>(list: &[T]) -> Vec<String> {
+        list.iter().map(ToString::to_string).collect()
+    }
+    json!({
+        "permitted_dns": c.permitted_dns,
+        "excluded_dns": c.excluded_dns,
+        "permitted_ip": strings(&c.permitted_ip),
+        "excluded_ip": strings(&c.excluded_ip),
+        "unsupported": c.unsupported,
+    })
 }
 
 /// Whether a CA's certificate is self-signed (a root). A certificate that does not parse

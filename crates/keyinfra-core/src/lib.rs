@@ -18,6 +18,7 @@ pub mod certificates;
 pub mod crl;
 pub mod export;
 pub mod issuer;
+pub mod issuing_ca;
 pub mod jobs;
 pub mod policy;
 pub mod principal;

@@ -67,6 +67,7 @@ impl Authority {
                 other => other,
             })?;
         let ca = self.signer(db, previous.ca_id).await?;
+        ca.check_name_constraints(&subject, &sans)?;
         let now = self.clock.now();
         let not_before = now - self.settings.backdate;
         let not_after = now + validity;

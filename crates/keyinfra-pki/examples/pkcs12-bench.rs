@@ -41,6 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             not_before: now,
             not_after: now + time::Duration::days(365),
             path_len: None,
+            name_constraints: None,
         },
     )?;
     let leaf = signer.certificate_der().to_vec();

@@ -8,6 +8,7 @@ use rcgen::{
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 
+use crate::constraints::NameConstraints;
 use crate::names::{DistinguishedName, SubjectAltName};
 use crate::profile::{ExtendedKeyUsage, KeyUsage, Profile};
 use crate::{KeyAlgorithm, PkiError, PrivateKey, SerialNumber};
@@ -48,6 +49,11 @@ pub struct CaCertificateInfo {
     /// The DER of the subject and issuer names, to link a CA to the CA that signed it.
     pub subject_raw: Vec<u8>,
     pub issuer_raw: Vec<u8>,
+    /// basicConstraints pathLenConstraint: how many CAs may stand below this one (None:
+    /// no limit).
+    pub path_len: Option<u32>,
+    /// The nameConstraints extension, if the certificate has one.
+    pub name_constraints: Option<NameConstraints>,
 }
 
 /// Reads and checks a CA certificate: it must be a CA (basicConstraints cA) that may sign
@@ -60,11 +66,8 @@ pub fn inspect_ca_certificate(der: &[u8]) -> Result<CaCertificateInfo, PkiError>
             "trailing bytes after the certificate".into(),
         ));
     }
-    let is_ca = cert
-        .basic_constraints()
-        .ok()
-        .flatten()
-        .is_some_and(|bc| bc.value.ca);
+    let basic = cert.basic_constraints().ok().flatten();
+    let is_ca = basic.as_ref().is_some_and(|bc| bc.value.ca);
     if !is_ca {
         return Err(PkiError::InvalidCertificate(
             "the certificate is not a CA certificate (basicConstraints cA is not set)".into(),
@@ -78,6 +81,7 @@ pub fn inspect_ca_certificate(der: &[u8]) -> Result<CaCertificateInfo, PkiError>
         ));
     }
     let subject = subject_string(&cert.subject);
+    let name_constraints = NameConstraints::from_x509(&cert)?;
     Ok(CaCertificateInfo {
         self_signed: cert.subject.as_raw() == cert.issuer.as_raw(),
         subject,
@@ -86,6 +90,8 @@ pub fn inspect_ca_certificate(der: &[u8]) -> Result<CaCertificateInfo, PkiError>
         public_key_der: cert.public_key().raw.to_vec(),
         subject_raw: cert.subject.as_raw().to_vec(),
         issuer_raw: cert.issuer.as_raw().to_vec(),
+        path_len: basic.and_then(|bc| bc.value.path_len_constraint),
+        name_constraints,
     })
 }
 
@@ -122,6 +128,8 @@ pub struct CaSpec<'a> {
     pub not_after: OffsetDateTime,
     /// `Some(0)`: may sign only end-entity certificates (an issuing CA).
     pub path_len: Option<u8>,
+    /// Written as a critical nameConstraints extension (omitted when None or empty).
+    pub name_constraints: Option<&'a NameConstraints>,
 }
 
 fn ca_params(spec: &CaSpec<'_>) -> CertificateParams {
@@ -140,6 +148,10 @@ fn ca_params(spec: &CaSpec<'_>) -> CertificateParams {
         KeyUsagePurpose::DigitalSignature,
     ];
     params.key_identifier_method = KeyIdMethod::Sha256;
+    params.name_constraints = spec
+        .name_constraints
+        .filter(|c| !c.is_empty())
+        .map(NameConstraints::to_rcgen);
     params
 }
 
@@ -433,6 +445,7 @@ mod crl_read_tests {
                 not_before: start,
                 not_after: start + time::Duration::days(365),
                 path_len: None,
+                name_constraints: None,
             },
         )
         .unwrap();

@@ -6,6 +6,7 @@
 //! * [`profile`]: certificate profiles as data.
 //! * [`csr`]: PKCS#10 parsing and signature verification.
 //! * [`ca`]: CA creation, leaf signing, CRL signing.
+//! * [`constraints`]: CA name constraints (RFC 5280 4.2.1.10), checked as OpenSSL does.
 //! * [`pkcs12`]: PKCS#12 export (modern and legacy).
 //! * [`tls`]: the server's own TLS key: a CSR for it, rustls signing keys from it or from PEM.
 //!
@@ -15,6 +16,7 @@
 mod serial;
 
 pub mod ca;
+pub mod constraints;
 pub mod csr;
 pub mod keys;
 pub mod names;

@@ -241,6 +241,7 @@ mod tests {
             not_before: now,
             not_after: now + time::Duration::days(30),
             path_len: Some(0),
+            name_constraints: None,
         };
         let key = PrivateKey::generate(KeyAlgorithm::EcdsaP384).unwrap();
         let ca = CaSigner::create_root(key, &spec).unwrap();

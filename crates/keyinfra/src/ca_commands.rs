@@ -6,15 +6,19 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
+use keyinfra_core::issuing_ca::IssuingCaOptions;
 use keyinfra_core::lifecycle::{IssueRequest, KeySource, RenewRequest, parse_reason};
 use keyinfra_core::{OsRandom, Requester, SystemClock};
 use keyinfra_db::certificates::{CertificateFilter, CertificateRecord};
 use keyinfra_db::{Actor, CertificateStatus, Database};
 use keyinfra_pki::KeyAlgorithm;
+use keyinfra_pki::constraints::NameConstraints;
 use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat};
 use keyinfra_pki::seal::MasterKeys;
 
-use crate::cli::{AuthorityArgs, CaCommand, CertCommand, DatabaseArgs, InitArgs, KeysCommand};
+use crate::cli::{
+    AuthorityArgs, CaCommand, CertCommand, DatabaseArgs, InitArgs, KeysCommand, NameConstraintArgs,
+};
 use crate::secrets;
 
 #[allow(clippy::print_stdout)] // A command's output is its result.
@@ -84,12 +88,44 @@ pub fn init_options(args: &InitArgs) -> anyhow::Result<InitOptions> {
             args.algorithm
         )
     })?;
+    let name_constraints = name_constraints(&NameConstraintArgs {
+        permitted_dns: args.permitted_dns.clone(),
+        excluded_dns: args.excluded_dns.clone(),
+        permitted_ip: args.permitted_ip.clone(),
+        excluded_ip: args.excluded_ip.clone(),
+    })?;
     Ok(InitOptions {
         root_subject: args.root_subject.clone(),
         root_algorithm: algorithm,
         intermediate_subject: args.intermediate.clone(),
+        name_constraints,
         ..InitOptions::default()
     })
+}
+
+/// The constraint flags, each value checked (None when no flag is given). A bad value is
+/// an error naming its flag, before anything is written.
+fn name_constraints(args: &NameConstraintArgs) -> anyhow::Result<Option<NameConstraints>> {
+    let dns = |flag: &str, values: &[String]| {
+        values
+            .iter()
+            .map(|v| NameConstraints::parse_dns_subtree(v).with_context(|| format!("--{flag}")))
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let ip = |flag: &str, values: &[String]| {
+        values
+            .iter()
+            .map(|v| NameConstraints::parse_ip_subtree(v).with_context(|| format!("--{flag}")))
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let constraints = NameConstraints {
+        permitted_dns: dns("permitted-dns", &args.permitted_dns)?,
+        excluded_dns: dns("excluded-dns", &args.excluded_dns)?,
+        permitted_ip: ip("permitted-ip", &args.permitted_ip)?,
+        excluded_ip: ip("excluded-ip", &args.excluded_ip)?,
+        unsupported: Vec::new(),
+    };
+    Ok((!constraints.is_empty()).then_some(constraints))
 }
 
 pub async fn init(db: &Database, authority: &Authority, args: &InitArgs) -> anyhow::Result<()> {
@@ -121,7 +157,50 @@ pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> any
                     ca.not_after.date(),
                     ca.subject_dn
                 ));
+                if let Ok(Some(c)) = NameConstraints::from_certificate(&ca.certificate_der) {
+                    out(format!("    name constraints: {c}"));
+                }
             }
+        }
+        CaCommand::Create {
+            parent,
+            subject,
+            name,
+            algorithm,
+            validity_days,
+            constraints,
+        } => {
+            let algorithm = match algorithm {
+                Some(label) => Some(KeyAlgorithm::from_label(&label).with_context(|| {
+                    format!(
+                        "--algorithm {label:?} is not one of ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096"
+                    )
+                })?),
+                None => None,
+            };
+            let name_constraints = name_constraints(&constraints)?;
+            let name = match name {
+                Some(name) => name,
+                None => keyinfra_pki::names::DistinguishedName::parse(&subject)
+                    .context("--subject")?
+                    .common_name()
+                    .map(str::to_owned)
+                    .context("the subject has no CN to name the CA by; give --name")?,
+            };
+            let options = IssuingCaOptions {
+                name,
+                subject,
+                algorithm,
+                validity: validity_days.map(|d| time::Duration::days(i64::from(d))),
+                name_constraints,
+            };
+            let ca = authority
+                .create_issuing_ca(db, &Requester::Operator, parent, &options, &mut OsRandom)
+                .await?;
+            out(format!(
+                "created CA {} {:?}: {}",
+                ca.id, ca.name, ca.subject_dn
+            ));
         }
         CaCommand::Import { cert, key, name } => {
             let certificate = std::fs::read(&cert)

@@ -111,7 +111,7 @@ pub enum Command {
     User(UserCommand),
     /// Create the root CA (and optionally an issuing intermediate).
     Init(InitArgs),
-    /// Certificate authorities: list, import.
+    /// Certificate authorities: list, import, create.
     #[command(subcommand)]
     Ca(CaCommand),
     /// The certificate lifecycle, as an operator (the same use cases as the API).
@@ -191,6 +191,54 @@ pub struct InitArgs {
     /// certificate and the root's key can be kept for CA work only.
     #[arg(long, env = "KEYINFRA_INTERMEDIATE_SUBJECT")]
     pub intermediate: Option<String>,
+    /// Name constraints (RFC 5280), written as a critical extension into the CA that signs
+    /// certificates: the intermediate with --intermediate, else the root. A DNS subtree
+    /// `example.net` holds that name and every name below it, `.example.net` only the
+    /// names below. Repeat the flag for several (the environment variable takes a
+    /// comma-separated list).
+    #[arg(long, env = "KEYINFRA_PERMITTED_DNS", value_delimiter = ',', value_parser = dns_subtree)]
+    pub permitted_dns: Vec<String>,
+    /// DNS subtrees no certificate may name, even inside a permitted one (repeatable).
+    #[arg(long, env = "KEYINFRA_EXCLUDED_DNS", value_delimiter = ',', value_parser = dns_subtree)]
+    pub excluded_dns: Vec<String>,
+    /// Address ranges (CIDR, IPv4 or IPv6) that IP SANs must lie in (repeatable).
+    #[arg(long, env = "KEYINFRA_PERMITTED_IP", value_delimiter = ',', value_parser = ip_subtree)]
+    pub permitted_ip: Vec<String>,
+    /// Address ranges (CIDR) no IP SAN may lie in (repeatable).
+    #[arg(long, env = "KEYINFRA_EXCLUDED_IP", value_delimiter = ',', value_parser = ip_subtree)]
+    pub excluded_ip: Vec<String>,
+}
+
+/// The name-constraint flags of `ca create` (no environment fallbacks: a variable set for
+/// `serve` must not constrain a CA made later by hand).
+#[derive(Debug, Args, Clone)]
+pub struct NameConstraintArgs {
+    /// DNS subtree the CA's certificates must lie in: `example.net` (it and every name
+    /// below) or `.example.net` (only the names below). Repeatable; commas also separate.
+    #[arg(long, value_delimiter = ',', value_parser = dns_subtree)]
+    pub permitted_dns: Vec<String>,
+    /// DNS subtree no certificate may name, even inside a permitted one (repeatable).
+    #[arg(long, value_delimiter = ',', value_parser = dns_subtree)]
+    pub excluded_dns: Vec<String>,
+    /// Address range (CIDR, IPv4 or IPv6) that IP SANs must lie in (repeatable).
+    #[arg(long, value_delimiter = ',', value_parser = ip_subtree)]
+    pub permitted_ip: Vec<String>,
+    /// Address range (CIDR) no IP SAN may lie in (repeatable).
+    #[arg(long, value_delimiter = ',', value_parser = ip_subtree)]
+    pub excluded_ip: Vec<String>,
+}
+
+/// A DNS name constraint, checked (and put in normal form) while the arguments are parsed,
+/// so that a bad one stops the command before it connects to anything.
+fn dns_subtree(value: &str) -> Result<String, String> {
+    keyinfra_pki::constraints::NameConstraints::parse_dns_subtree(value).map_err(|e| e.to_string())
+}
+
+/// An IP name constraint (CIDR), checked like [`dns_subtree`].
+fn ip_subtree(value: &str) -> Result<String, String> {
+    keyinfra_pki::constraints::NameConstraints::parse_ip_subtree(value)
+        .map(|net| net.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +254,28 @@ pub enum CaCommand {
         key: Option<PathBuf>,
         #[arg(long)]
         name: String,
+    },
+    /// Create an issuing CA under a CA whose key KeyInfra holds; it then signs new
+    /// certificates. Prints the new CA's id.
+    Create {
+        /// The id of the CA that signs it (see `ca list`).
+        #[arg(long)]
+        parent: uuid::Uuid,
+        /// Its subject (RFC 4514), e.g. "CN=Site 1 Issuing CA,O=Example".
+        #[arg(long)]
+        subject: String,
+        /// Its name in KeyInfra (default: the subject's CN).
+        #[arg(long)]
+        name: Option<String>,
+        /// Key algorithm (default: the parent's).
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// Days it is valid (default: 10 years, or until the parent expires if sooner); it
+        /// may not outlive its parent.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        validity_days: Option<u32>,
+        #[command(flatten)]
+        constraints: NameConstraintArgs,
     },
 }
 

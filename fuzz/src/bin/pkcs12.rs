@@ -35,6 +35,7 @@ fn material(index: usize) -> &'static CaSigner {
             not_before: now,
             not_after: now + time::Duration::days(30),
             path_len: Some(0),
+            name_constraints: None,
         };
         CaSigner::create_root(key, &spec).expect("certificate")
     })

@@ -304,6 +304,7 @@ impl Authority {
             ),
             other => other,
         })?;
+        ca.check_name_constraints(&subject, &sans)?;
         let now = self.clock.now();
         let not_before = now - self.settings.backdate;
         let not_after = now + validity;

@@ -3,4 +3,5 @@
 // Tests fail loudly by design.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod name_constraints;
 mod serial_retry;

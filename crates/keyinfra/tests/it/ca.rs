@@ -9,13 +9,14 @@ use keyinfra_db::testing::TestDatabase;
 
 use crate::support::{id_in, keyinfra, openssl};
 
-struct Cli<'a> {
-    db: &'a TestDatabase,
-    keys_file: String,
+/// The binary against one test database and master-key file (name_constraints.rs too).
+pub struct Cli<'a> {
+    pub db: &'a TestDatabase,
+    pub keys_file: String,
 }
 
 impl Cli<'_> {
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = keyinfra();
         cmd.args(args)
             .env("DATABASE_URL", self.db.url())
@@ -24,7 +25,7 @@ impl Cli<'_> {
         cmd
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cmd(args).output().unwrap();
         assert!(
             out.status.success(),
@@ -34,13 +35,13 @@ impl Cli<'_> {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn fails(&self, args: &[&str]) -> String {
+    pub fn fails(&self, args: &[&str]) -> String {
         let out = self.cmd(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} succeeded");
         String::from_utf8(out.stderr).unwrap()
     }
 
-    fn with_stdin(&self, args: &[&str], input: &str) -> Output {
+    pub fn with_stdin(&self, args: &[&str], input: &str) -> Output {
         let mut child = self
             .cmd(args)
             .stdin(Stdio::piped())

@@ -11,6 +11,7 @@ mod embedded;
 mod hardening;
 mod logs;
 mod migrate;
+mod name_constraints;
 mod support;
 mod tls;
 mod users;
