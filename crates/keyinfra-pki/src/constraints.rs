@@ -238,6 +238,7 @@ impl NameConstraints {
         match san {
             SubjectAltName::Dns(name) => self.permits_dns(name),
             SubjectAltName::Ip(ip) => self.permits_ip(ip),
+            SubjectAltName::Email(_) | SubjectAltName::Uri(_) => Ok(()),
         }
     }
 

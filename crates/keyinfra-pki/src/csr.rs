@@ -278,6 +278,7 @@ mod tests {
                 not_before: start,
                 not_after: start + Duration::days(365),
                 path_len: None,
+                name_constraints: None,
             },
         )
         .unwrap();

@@ -304,7 +304,7 @@ impl Authority {
             ),
             other => other,
         })?;
-        ca.check_name_constraints(&subject, &sans)?;
+        ca.check_name_constraints(&subject, &request.sans)?;
         let now = self.clock.now();
         let not_before = now - self.settings.backdate;
         let not_after = now + validity;

@@ -40,6 +40,7 @@ fn request(subject: &str, sans: &[&str]) -> IssueRequest {
         validity_days: Some(30),
         owner_id: None,
         ca_id: None,
+        policy_id: None,
     }
 }
 
