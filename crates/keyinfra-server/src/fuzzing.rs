@@ -3,13 +3,13 @@
 //! [`request_bodies`] runs a byte string through what every JSON endpoint does with a body
 //! before its first database call: axum's `Json` deserialisation (the `ApiJson` extractor
 //! minus the Content-Type check), the handler's own conversion, and the use case's checks
-//! that need no database (names, CSR, profile, PIN, username, password, e-mail).
+//! that need no database (names, CSR, the default issuance policy, profile, PIN, username,
+//! password, e-mail, policy bodies).
 
 use keyinfra_core::auth::Password;
-use keyinfra_core::lifecycle::KeySource;
+use keyinfra_core::issuer::ParsedRequest;
+use keyinfra_core::policy::{Candidate, Policy, PolicyChanges};
 use keyinfra_core::users::{validate_email, validate_username};
-use keyinfra_pki::csr::parse_csr;
-use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use keyinfra_pki::profile::builtin_profiles;
 use serde::de::DeserializeOwned;
 
@@ -67,27 +67,44 @@ pub fn request_bodies(data: &[u8]) -> usize {
     if let Some(b) = body::<ChangePassword>(data) {
         accepted += usize::from(Password::new(b.new_password, "").is_ok());
     }
+    if let Some(b) = body::<PolicyChanges>(data) {
+        accepted += usize::from(policy_checks(b));
+    }
     accepted
 }
 
-/// The checks `Authority::issue` makes before it first reads the database, in its order.
+/// What `POST /api/v1/policies` checks before the database: the changes applied to the
+/// default policy, validated and compiled.
+pub fn policy_checks(changes: PolicyChanges) -> bool {
+    let profiles = builtin_profiles(None);
+    Policy::builtin_default(&profiles)
+        .with(changes)
+        .compile(&profiles)
+        .is_ok()
+}
+
+/// The checks `Authority::issue` makes before it first reads the database: the parse
+/// (names, CSR), then the default policy's rules on what was parsed.
 fn issue_checks(body: IssueBody) {
     let Ok(request) = issue_request(body) else {
         return;
     };
     let profiles = builtin_profiles(None);
-    if !profiles.iter().any(|p| p.name == request.profile) {
+    let Ok(parsed) = ParsedRequest::parse(&request) else {
         return;
-    }
-    if let KeySource::Csr(bytes) = &request.key
-        && parse_csr(bytes).is_err()
-    {
+    };
+    let Ok(policy) = Policy::builtin_default(&profiles).compile(&profiles) else {
         return;
-    }
-    if let Some(subject) = &request.subject {
-        let _ = DistinguishedName::parse(subject);
-    }
-    if let Some(list) = &request.san {
-        let _ = SubjectAltName::parse_list(list);
-    }
+    };
+    let _ = policy.check(
+        &Candidate {
+            subject: &parsed.subject,
+            sans: &parsed.sans,
+            profile: &parsed.profile,
+            algorithm: parsed.key.algorithm(),
+            validity_days: parsed.validity_days.unwrap_or(1),
+            ca_id: uuid::Uuid::nil(),
+        },
+        Some(&keyinfra_core::policy::names::ReservedNames::new([], [])),
+    );
 }

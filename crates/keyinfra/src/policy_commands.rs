@@ -83,14 +83,8 @@ fn read_changes(path: &Path) -> Result<PolicyChanges> {
     parse_changes(&text)
 }
 
-/// JSON when it looks like JSON (a YAML parser would accept it too, but JSON's errors
-/// are clearer), else YAML.
-pub fn parse_changes(text: &str) -> Result<PolicyChanges> {
-    if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).context("the policy is not valid JSON for a policy")
-    } else {
-        serde_saphyr::from_str(text).context("the policy is not valid YAML for a policy")
-    }
+fn parse_changes(text: &str) -> Result<PolicyChanges> {
+    Ok(PolicyChanges::from_text(text)?)
 }
 
 #[cfg(test)]

@@ -64,6 +64,23 @@ pub struct PolicyChanges {
     pub ca_ids: Option<Vec<Uuid>>,
 }
 
+impl PolicyChanges {
+    /// A policy file (`keyinfra policy create|update --file`): JSON when it looks like JSON
+    /// (a YAML parser would take it too, but JSON's errors are clearer), else YAML. The
+    /// YAML parser bounds aliases and nesting, so a small file cannot expand without end.
+    pub fn from_text(text: &str) -> Result<PolicyChanges, CoreError> {
+        if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| {
+                CoreError::invalid("invalid_policy", format!("not a policy in JSON: {e}"))
+            })
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| {
+                CoreError::invalid("invalid_policy", format!("not a policy in YAML: {e}"))
+            })
+        }
+    }
+}
+
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn present_or_null<'de, D: serde::Deserializer<'de>>(
     deserializer: D,

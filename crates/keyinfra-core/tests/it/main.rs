@@ -3,5 +3,6 @@
 // Tests fail loudly by design.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod issuance_policy;
 mod name_constraints;
 mod serial_retry;
