@@ -220,7 +220,7 @@ fn public_url_for(plain: SocketAddr, name: Option<&SubjectAltName>) -> String {
         (true, Some(SubjectAltName::Ip(ip))) => {
             Some(format!("http://{}", SocketAddr::new(*ip, plain.port())))
         }
-        (true, None) => None,
+        (true, None | Some(SubjectAltName::Email(_) | SubjectAltName::Uri(_))) => None,
     };
     url.unwrap_or_else(|| {
         if plain.port() != 0 {

@@ -133,11 +133,9 @@ pub async fn issue_own(
 ) -> anyhow::Result<OwnCertificate> {
     let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256)
         .context("cannot generate the server's TLS key")?;
-    let common_name = match sans.first() {
-        Some(SubjectAltName::Dns(name)) => name.clone(),
-        Some(SubjectAltName::Ip(ip)) => ip.to_string(),
-        None => "localhost".to_owned(),
-    };
+    let common_name = sans
+        .first()
+        .map_or_else(|| "localhost".to_owned(), SubjectAltName::to_string);
     let subject = DistinguishedName::parse(&format!("CN={common_name},O=KeyInfra"))
         .map_err(|e| anyhow::anyhow!("the server certificate's subject: {e}"))?;
     let csr = keyinfra_pki::tls::csr_der(&key, &subject, sans)
@@ -235,6 +233,12 @@ pub fn own_names(listen: IpAddr, extra: &[String]) -> anyhow::Result<Vec<Subject
         let san = SubjectAltName::parse(name).map_err(|e| {
             anyhow::anyhow!("KEYINFRA_TLS_NAMES (--tls-names) has an invalid name {name:?}: {e}")
         })?;
+        // A TLS server is reached by host name or address; e-mail and URI SANs have no place.
+        if matches!(san, SubjectAltName::Email(_) | SubjectAltName::Uri(_)) {
+            anyhow::bail!(
+                "KEYINFRA_TLS_NAMES (--tls-names) takes DNS names and IP addresses, not {name:?}"
+            );
+        }
         names.push(san);
     }
     if !listen.is_unspecified() {
@@ -278,6 +282,13 @@ mod tests {
         let wildcard = own_names("0.0.0.0".parse().unwrap(), &[]).unwrap();
         assert_eq!(wildcard.len(), 2);
         assert!(own_names("127.0.0.1".parse().unwrap(), &["bad name".into()]).is_err());
+        for not_a_host in ["EMAIL:noc@example.net", "URI:https://ca.example.net/"] {
+            let err = own_names("127.0.0.1".parse().unwrap(), &[not_a_host.into()]).unwrap_err();
+            assert!(
+                err.to_string().contains("DNS names and IP addresses"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
