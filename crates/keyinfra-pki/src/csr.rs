@@ -1,7 +1,8 @@
 //! PKCS#10 certificate signing requests from devices.
 //!
 //! The signature is verified (proof that the requester holds the key). The subject, the
-//! DNS/IP SANs and the public key are taken; every other requested extension is ignored,
+//! SANs (DNS names, IP addresses, e-mail addresses and URIs, checked like a request's own)
+//! and the public key are taken; every other requested extension is ignored,
 //! because the profile decides what a certificate says.
 
 use x509_parser::certification_request::X509CertificationRequest;
@@ -129,6 +130,8 @@ fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> Result<DistinguishedNam
 fn general_name(name: &GeneralName<'_>) -> Result<SubjectAltName, NameError> {
     match name {
         GeneralName::DNSName(dns) => SubjectAltName::parse(&format!("DNS:{dns}")),
+        GeneralName::RFC822Name(address) => SubjectAltName::parse(&format!("EMAIL:{address}")),
+        GeneralName::URI(uri) => SubjectAltName::parse(&format!("URI:{uri}")),
         GeneralName::IPAddress(bytes) => {
             let ip = match bytes.len() {
                 4 => {
@@ -144,7 +147,7 @@ fn general_name(name: &GeneralName<'_>) -> Result<SubjectAltName, NameError> {
             Ok(SubjectAltName::Ip(ip))
         }
         other => Err(NameError(format!(
-            "the CSR requests a SAN of a kind KeyInfra does not issue ({}); only DNS names and IP addresses: give `san` in the request",
+            "the CSR requests a SAN of a kind KeyInfra does not issue ({}); only DNS names, IP addresses, e-mail addresses and URIs: give `san` in the request",
             kind(other)
         ))),
     }
@@ -156,9 +159,11 @@ fn bad_ip() -> NameError {
 
 fn kind(name: &GeneralName<'_>) -> &'static str {
     match name {
-        GeneralName::RFC822Name(_) => "email",
-        GeneralName::URI(_) => "URI",
         GeneralName::DirectoryName(_) => "directory name",
+        GeneralName::OtherName(..) => "other name",
+        GeneralName::RegisteredID(_) => "registered ID",
+        GeneralName::X400Address(_) => "X.400 address",
+        GeneralName::EDIPartyName(_) => "EDI party name",
         _ => "other",
     }
 }
@@ -186,6 +191,126 @@ mod tests {
             vec![SubjectAltName::Dns("dev.example.net".into())]
         );
         assert_eq!(csr.key_algorithm, KeyAlgorithm::EcdsaP256);
+    }
+
+    fn csr_with(sans: Vec<rcgen::SanType>) -> Vec<u8> {
+        let key = crate::PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = DistinguishedName::parse("CN=dev").unwrap().to_rcgen();
+        params.subject_alt_names = sans;
+        params.serialize_request(&key).unwrap().der().to_vec()
+    }
+
+    fn ia5(text: &str) -> rcgen::string::Ia5String {
+        rcgen::string::Ia5String::try_from(text).unwrap()
+    }
+
+    #[test]
+    fn e_mail_and_uri_sans_are_taken_like_a_requests_own() {
+        let csr = parse_csr(&csr_with(vec![
+            rcgen::SanType::DnsName(ia5("dev.example.net")),
+            rcgen::SanType::Rfc822Name(ia5("NOC@Example.NET")),
+            rcgen::SanType::URI(ia5("SPIFFE://Example.NET/ns/Prod")),
+            rcgen::SanType::IpAddress("2001:db8::7".parse().unwrap()),
+        ]))
+        .unwrap();
+        assert_eq!(
+            csr.sans.unwrap(),
+            vec![
+                SubjectAltName::Dns("dev.example.net".into()),
+                SubjectAltName::Email("NOC@example.net".into()),
+                SubjectAltName::Uri("spiffe://example.net/ns/Prod".into()),
+                SubjectAltName::Ip("2001:db8::7".parse().unwrap()),
+            ]
+        );
+    }
+
+    #[test]
+    fn other_san_kinds_and_bad_new_ones_are_still_refused() {
+        let other_name = rcgen::SanType::OtherName((
+            vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3],
+            rcgen::OtherNameValue::Utf8String("upn@example.net".into()),
+        ));
+        for (sans, says) in [
+            (vec![other_name], "other name"),
+            (
+                vec![rcgen::SanType::Rfc822Name(ia5("not-an-address"))],
+                "local@domain",
+            ),
+            (
+                vec![rcgen::SanType::URI(ia5("https://a@evil.example/"))],
+                "user information",
+            ),
+            (
+                vec![
+                    rcgen::SanType::URI(ia5("https://A.example/x")),
+                    rcgen::SanType::URI(ia5("https://a.example/x")),
+                ],
+                "more than once",
+            ),
+            (
+                vec![
+                    rcgen::SanType::Rfc822Name(ia5("a@x.example")),
+                    rcgen::SanType::Rfc822Name(ia5("a@X.example")),
+                ],
+                "more than once",
+            ),
+        ] {
+            let err = parse_csr(&csr_with(sans)).unwrap().sans.unwrap_err();
+            assert!(err.0.contains(says), "{err}");
+        }
+    }
+
+    /// The new kinds reach the signed certificate as rfc822Name and uniformResourceIdentifier.
+    #[test]
+    fn signed_certificates_carry_e_mail_and_uri_sans() {
+        use crate::SerialNumber;
+        use crate::ca::{CaSigner, CaSpec, LeafKey, LeafSpec};
+        use time::{Duration, OffsetDateTime};
+        use x509_parser::prelude::X509Certificate;
+
+        let start = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let ca = CaSigner::create_root(
+            crate::PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+            &CaSpec {
+                subject: &DistinguishedName::parse("CN=Test Root").unwrap(),
+                serial: &SerialNumber::from_hex("01").unwrap(),
+                not_before: start,
+                not_after: start + Duration::days(365),
+                path_len: None,
+            },
+        )
+        .unwrap();
+        let csr = parse_csr(&csr_with(vec![
+            rcgen::SanType::Rfc822Name(ia5("noc@example.net")),
+            rcgen::SanType::URI(ia5("spiffe://example.net/ns/prod")),
+        ]))
+        .unwrap();
+        let sans = csr.sans.unwrap();
+        let profile = crate::profile::builtin_profiles(None).remove(0);
+        let der = ca
+            .sign_leaf(&LeafSpec {
+                subject: &csr.subject.unwrap(),
+                sans: &sans,
+                profile: &profile,
+                key_algorithm: csr.key_algorithm,
+                public_key: LeafKey::Spki(&csr.public_key_der),
+                serial: &SerialNumber::from_hex("0A").unwrap(),
+                not_before: start,
+                not_after: start + Duration::days(30),
+                crl_url: "http://ca.example.net/crl",
+                ca_issuers_url: "http://ca.example.net/ca",
+            })
+            .unwrap();
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let names = cert.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(
+            names.value.general_names,
+            vec![
+                GeneralName::RFC822Name("noc@example.net"),
+                GeneralName::URI("spiffe://example.net/ns/prod"),
+            ]
+        );
     }
 
     proptest! {
