@@ -18,6 +18,7 @@ pub mod certificates;
 pub mod crl;
 pub mod jobs;
 pub mod lifecycle;
+pub mod policy;
 pub mod rate;
 pub mod requester;
 pub mod retry;

@@ -1,0 +1,2 @@
+//! Issuance policies: the pure rules that decide which names and subjects a policy allows.
+pub mod names;
