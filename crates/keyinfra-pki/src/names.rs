@@ -36,7 +36,8 @@ pub enum DnAttribute {
 }
 
 impl DnAttribute {
-    const ALL: [DnAttribute; 8] = [
+    /// Every attribute type KeyInfra issues.
+    pub const ALL: [DnAttribute; 8] = [
         DnAttribute::CommonName,
         DnAttribute::Organization,
         DnAttribute::OrganizationalUnit,
@@ -74,7 +75,8 @@ impl DnAttribute {
         }
     }
 
-    fn from_short_name(name: &str) -> Option<Self> {
+    /// The attribute of an RFC 4514 short name (any case: `cn`, `CN`) or a dotted OID.
+    pub fn from_short_name(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|a| a.short_name().eq_ignore_ascii_case(name))
