@@ -36,7 +36,7 @@ pub enum DnAttribute {
 }
 
 impl DnAttribute {
-    /// Every attribute type, in the order RFC 4514 lists them to users.
+    /// Every attribute type KeyInfra issues.
     pub const ALL: [DnAttribute; 8] = [
         DnAttribute::CommonName,
         DnAttribute::Organization,

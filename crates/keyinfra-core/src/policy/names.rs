@@ -15,7 +15,7 @@
 //!    list allows nothing of that kind.
 //!
 //! The kinds:
-//! - DNS: patterns as in [`dns`] (`*`, `a.zone`, `*.zone`, `.zone`), case-insensitive, one
+//! - DNS: patterns as in `names/dns.rs` (`*`, `a.zone`, `*.zone`, `.zone`), case-insensitive, one
 //!   trailing dot ignored, Unicode patterns turned into A-labels when compiled.
 //! - IP: CIDR ranges (`192.0.2.0/24`, `2001:db8::/32`; a bare address is /32 or /128). A SAN
 //!   matches ranges of its own family only, so an IPv4-mapped IPv6 address

@@ -26,6 +26,8 @@ pub struct SubjectRules {
 /// A subject refused by a policy: the attribute and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectRefusal {
+    /// The short name (`O`); empty when the subject as a whole is refused (too many
+    /// attributes once the fixed ones are added).
     pub attribute: String,
     pub reason: String,
 }
