@@ -14,6 +14,7 @@ pub mod alerts;
 pub mod auth;
 pub mod authority;
 pub mod backup;
+pub mod ca_setup;
 pub mod certificates;
 pub mod crl;
 pub mod export;

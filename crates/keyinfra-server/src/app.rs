@@ -16,7 +16,8 @@ use keyinfra_core::alerts::AlertService;
 use keyinfra_core::auth::{
     JwtSecret, LoginThrottle, PasswordError, PasswordHasher, Pepper, TokenService,
 };
-use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
+use keyinfra_core::authority::{Authority, AuthoritySettings};
+use keyinfra_core::ca_setup::InitOptions;
 use keyinfra_core::jobs::{JobSettings, Jobs};
 use keyinfra_core::users::UserService;
 use keyinfra_core::{Clock, CoreError, WorkGate};

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keyinfra_core::auth::{JwtSecret, Pepper};
-use keyinfra_core::authority::{AuthoritySettings, InitOptions};
+use keyinfra_core::authority::AuthoritySettings;
+use keyinfra_core::ca_setup::InitOptions;
 use keyinfra_core::users::UserService;
 use keyinfra_core::{Clock, OsRandom, SystemClock};
 use keyinfra_db::{Actor, Database, UserRole, migrations, partitions};
