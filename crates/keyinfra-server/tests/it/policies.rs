@@ -131,7 +131,7 @@ async fn a_site_policy_allows_its_names_and_refuses_every_other_with_the_rule() 
         json!({
             "name": "site1",
             "allowed_dns": ["*.site1.example.net", ".lab.site1.example.net", "router1.site1.example.net"],
-            "denied_dns": ["bad.site1.example.net"],
+            "denied_dns": ["bad.lab.site1.example.net"],
             "allowed_ips": ["192.0.2.0/24"],
             "subject": {"allowed_attributes": ["CN", "O"], "fixed": {"O": "Example Corp"}},
             "profiles": ["device"],
@@ -145,8 +145,8 @@ async fn a_site_policy_allows_its_names_and_refuses_every_other_with_the_rule() 
     // Omitted fields took the default policy's values.
     assert_eq!(policy["allowed_emails"], json!([]));
 
-    // Allowed: one label under the wildcard, the wildcard itself, any depth under the dot
-    // pattern, an address in range. The fixed O is added.
+    // Allowed: one label under the wildcard, the wildcard itself (it covers no denied
+    // name), any depth under the dot pattern, an address in range. The fixed O is added.
     let cert = s
         .app
         .issue(
@@ -159,7 +159,7 @@ async fn a_site_policy_allows_its_names_and_refuses_every_other_with_the_rule() 
         )
         .await;
     assert_eq!(
-        cert["subject_dn"],
+        cert["subject"],
         "CN=sw1.site1.example.net,O=Example Corp"
     );
 
@@ -174,9 +174,9 @@ async fn a_site_policy_allows_its_names_and_refuses_every_other_with_the_rule() 
     refused(
         &s,
         &s.user,
-        issue_body("x", &["bad.site1.example.net"]),
+        issue_body("x", &["bad.lab.site1.example.net"]),
         "name_not_allowed",
-        &["bad.site1.example.net", "denied by"],
+        &["bad.lab.site1.example.net", "denied by"],
     )
     .await;
     refused(
