@@ -4,7 +4,7 @@
 //! first write.
 
 use askama::Template;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::lifecycle::{IssueRequest, KeySource};
@@ -14,7 +14,7 @@ use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::session::{UiError, UiSession, chrome, render};
+use super::session::{CsrfForm, UiError, UiSession, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
 
@@ -38,8 +38,6 @@ const PROFILES: [(&str, &str); 3] = [
 /// What the form holds, sent back as typed when it is refused.
 #[derive(Debug, Default, Deserialize)]
 pub struct IssueForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     subject: String,
     #[serde(default)]
@@ -169,9 +167,8 @@ fn optional(text: &str) -> Option<String> {
 pub async fn issue(
     State(state): State<AppState>,
     session: UiSession,
-    Form(form): Form<IssueForm>,
+    CsrfForm(form): CsrfForm<IssueForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     let mut errors = FieldErrors::default();
     let validity_days = match form.validity_days.trim() {
         "" => None,
