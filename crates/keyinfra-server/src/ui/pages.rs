@@ -113,22 +113,34 @@ pub async fn dashboard(
     let audit = if chrome.is_admin {
         let (events, _) =
             keyinfra_core::users::audit_log(&state.db, &caller, &AuditFilter::default(), 8).await?;
+        // Users by name, as the audit page shows them (one lookup for the few rows).
+        let ids: Vec<uuid::Uuid> = events
+            .iter()
+            .flat_map(|e| {
+                let user_target = e
+                    .target_id
+                    .filter(|_| e.target_type.as_deref() == Some("user"));
+                [e.actor_id, user_target]
+            })
+            .flatten()
+            .collect();
+        let names = state.users.usernames(&state.db, &caller, &ids).await?;
+        let subjects = view::certificate_subjects(&events);
         events
             .into_iter()
             .map(|e| AuditRow {
                 at: view::date_time(e.occurred_at),
+                target: view::event_target(&e, &names, &subjects),
                 actor: match (e.actor_name, e.actor_id) {
                     (Some(name), _) => name,
                     (None, Some(id)) if id == caller.id => chrome.username.clone(),
-                    (None, Some(id)) => format!("user {}", short(&id.to_string())),
+                    (None, Some(id)) => names
+                        .get(&id)
+                        .cloned()
+                        .unwrap_or_else(|| format!("user {}", view::short_id(id))),
                     (None, None) => "system".to_owned(),
                 },
                 action: e.action,
-                target: match (e.target_type, e.target_id) {
-                    (Some(kind), Some(id)) => format!("{kind} {}", short(&id.to_string())),
-                    (Some(kind), None) => kind,
-                    _ => String::new(),
-                },
             })
             .collect()
     } else {
@@ -149,10 +161,6 @@ pub async fn dashboard(
         audit,
     };
     Ok(render(&page))
-}
-
-fn short(id: &str) -> String {
-    id.chars().take(8).collect()
 }
 
 #[derive(Debug, Deserialize)]
