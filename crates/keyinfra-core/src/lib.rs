@@ -16,6 +16,7 @@ pub mod authority;
 pub mod backup;
 pub mod certificates;
 pub mod crl;
+pub mod dashboard;
 pub mod export;
 pub mod issuer;
 pub mod issuing_ca;

@@ -8,7 +8,6 @@ use keyinfra_core::Requester;
 use keyinfra_db::CertificateStatus;
 use keyinfra_db::audit::AuditFilter;
 use keyinfra_db::certificates::CertificateFilter;
-use keyinfra_db::stats;
 use serde::Deserialize;
 
 use super::session::{UiError, UiId, UiSession, chrome, render};
@@ -64,9 +63,7 @@ pub async fn dashboard(
     let chrome = chrome(&state, &session, "dashboard").await?;
     let caller = session.caller;
     // The statistics view, as the user's identity: row-level security picks the rows.
-    let mut tx = state.db.begin(&caller.actor()).await?;
-    let rows = stats::visible(&mut tx).await?;
-    tx.commit().await?;
+    let rows = keyinfra_core::dashboard::certificate_stats(&state.db, &caller).await?;
     let count = |status: CertificateStatus| -> i64 {
         rows.iter()
             .filter(|r| r.status == status)
