@@ -403,7 +403,7 @@ pub(super) async fn detail_page(
         sans: cert
             .subject_alt_names
             .iter()
-            .map(|s| s.replace(':', ": "))
+            .map(|s| view::san_text(s))
             .collect(),
         fingerprint: view::fingerprint(&cert.fingerprint_sha256),
         key_algorithm: cert.key_algorithm.as_str().to_owned(),

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use keyinfra_db::audit::AuditRecord;
 use keyinfra_db::certificates::CertificateRecord;
+use keyinfra_pki::names::SubjectAltName;
 use time::OffsetDateTime;
 use time::macros::format_description;
 use uuid::Uuid;
@@ -134,11 +135,10 @@ pub fn fingerprint(bytes: &[u8]) -> String {
         .join(":")
 }
 
-/// A SAN without its `DNS:`/`IP:` tag.
-pub fn untagged(san: &str) -> String {
-    san.split_once(':')
-        .map_or(san, |(_, value)| value)
-        .to_owned()
+/// A stored SAN (`DNS:a.example`, `IP:192.0.2.1`) as a person reads it: the name as the
+/// names module writes it, without its type; a value it cannot read is shown as stored.
+pub fn san_text(san: &str) -> String {
+    SubjectAltName::parse(san).map_or_else(|_| san.to_owned(), |name| name.to_string())
 }
 
 /// One certificate as a row of a table.
@@ -170,7 +170,7 @@ impl CertRow {
             sans: c
                 .subject_alt_names
                 .iter()
-                .map(|s| untagged(s))
+                .map(|s| san_text(s))
                 .collect::<Vec<_>>()
                 .join(", "),
             serial: c.serial_number.clone(),
@@ -254,7 +254,8 @@ mod tests {
         assert_eq!(common_name("CN=edge-1,O=Example,C=NL"), "edge-1");
         assert_eq!(common_name("O=Example"), "O=Example");
         assert_eq!(fingerprint(&[0xab, 0x01]), "AB:01");
-        assert_eq!(untagged("DNS:a.example"), "a.example");
+        assert_eq!(san_text("DNS:a.example"), "a.example");
+        assert_eq!(san_text("IP:2001:db8::1"), "2001:db8::1");
         let now = OffsetDateTime::UNIX_EPOCH;
         assert_eq!(relative(now + time::Duration::days(12), now), "in 12 days");
         assert_eq!(relative(now - time::Duration::days(3), now), "3 days ago");
