@@ -17,6 +17,7 @@ pub mod backup;
 pub mod ca_setup;
 pub mod certificates;
 pub mod crl;
+pub mod dashboard;
 pub mod export;
 pub mod issuer;
 pub mod issuing_ca;

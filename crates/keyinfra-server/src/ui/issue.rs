@@ -4,17 +4,18 @@
 //! first write.
 
 use askama::Template;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::lifecycle::{IssueRequest, KeySource};
 use keyinfra_core::{CoreError, OsRandom, Requester};
 use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
+use keyinfra_pki::profile::Profile;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::session::{UiError, UiSession, chrome, render};
+use super::session::{CsrfForm, UiError, UiSession, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
 
@@ -26,20 +27,40 @@ const ALGORITHMS: [&str; 6] = [
     "rsa-3072",
     "rsa-4096",
 ];
-const PROFILES: [(&str, &str); 3] = [
-    (
-        "device",
-        "Device: server and client authentication, up to 825 days",
-    ),
-    ("server", "Server: server authentication, up to 398 days"),
-    ("client", "Client: client authentication, up to 825 days"),
-];
+
+/// A profile as the form offers it, from the server's settings: its limits change with
+/// KEYINFRA_MAX_VALIDITY_DAYS, so the page never states them itself.
+#[derive(Debug)]
+struct ProfileChoice {
+    name: String,
+    /// "device: up to 825 days, 365 if left empty".
+    label: String,
+    description: String,
+}
+
+fn profile_choices(profiles: &[Profile]) -> Vec<ProfileChoice> {
+    profiles
+        .iter()
+        .map(|p| ProfileChoice {
+            name: p.name.clone(),
+            label: format!(
+                "{}: up to {} days, {} if left empty",
+                p.name, p.max_validity_days, p.default_validity_days
+            ),
+            description: p.description.clone(),
+        })
+        .collect()
+}
+
+/// The profile a new form starts with and an empty choice means: the first configured
+/// one (the built-in list begins with `device`, the API's default).
+fn default_profile(profiles: &[Profile]) -> String {
+    profiles.first().map(|p| p.name.clone()).unwrap_or_default()
+}
 
 /// What the form holds, sent back as typed when it is refused.
 #[derive(Debug, Default, Deserialize)]
 pub struct IssueForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     subject: String,
     #[serde(default)]
@@ -107,7 +128,7 @@ struct IssuePage {
     form: IssueForm,
     errors: FieldErrors,
     algorithms: [&'static str; 6],
-    profiles: [(&'static str, &'static str); 3],
+    profiles: Vec<ProfileChoice>,
     owners: Vec<OwnerChoice>,
     preview: Option<Preview>,
 }
@@ -140,7 +161,7 @@ async fn page(
         form,
         errors,
         algorithms: ALGORITHMS,
-        profiles: PROFILES,
+        profiles: profile_choices(&state.authority.settings.profiles),
         owners,
         preview: None,
     })
@@ -151,7 +172,7 @@ pub async fn new_form(
     session: UiSession,
 ) -> Result<Response, UiError> {
     let form = IssueForm {
-        profile: "device".into(),
+        profile: default_profile(&state.authority.settings.profiles),
         key_source: "generate".into(),
         key_algorithm: "ecdsa-p256".into(),
         ..IssueForm::default()
@@ -169,9 +190,8 @@ fn optional(text: &str) -> Option<String> {
 pub async fn issue(
     State(state): State<AppState>,
     session: UiSession,
-    Form(form): Form<IssueForm>,
+    CsrfForm(form): CsrfForm<IssueForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     let mut errors = FieldErrors::default();
     let validity_days = match form.validity_days.trim() {
         "" => None,
@@ -253,7 +273,8 @@ pub async fn issue(
         key,
         subject: optional(&form.subject),
         san: (!san.is_empty()).then_some(san),
-        profile: optional(&form.profile).unwrap_or_else(|| "device".into()),
+        profile: optional(&form.profile)
+            .unwrap_or_else(|| default_profile(&state.authority.settings.profiles)),
         validity_days,
         owner_id,
         ca_id: None,

@@ -4,7 +4,7 @@
 //! hold every rule (name and password policy, no self-lockout, revocation on delete).
 
 use askama::Template;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::auth::Password;
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 use zeroize::Zeroize;
 
-use super::session::{UiError, UiId, UiSession, admin_only, chrome, render};
+use super::session::{CsrfForm, UiError, UiId, UiSession, admin_only, chrome, render};
 use super::view::{self, CertRow, Chrome};
 use crate::AppState;
 use crate::pagination::{decode_cursor, encode_cursor};
@@ -99,8 +99,6 @@ pub async fn list(
 #[derive(Default, Deserialize)]
 pub struct NewUserForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     username: String,
     #[serde(default)]
     password: String,
@@ -165,9 +163,8 @@ pub async fn new_form(
 pub async fn create(
     State(state): State<AppState>,
     session: UiSession,
-    Form(mut form): Form<NewUserForm>,
+    CsrfForm(mut form): CsrfForm<NewUserForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     admin_only(&session)?;
     let mut errors = NewUserErrors::default();
     let role = match form.role.as_str() {
@@ -310,15 +307,11 @@ pub async fn show(
 #[derive(Debug, Deserialize)]
 pub struct RoleForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     role: String,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct StatusForm {
-    #[serde(default)]
-    csrf: String,
     /// "true" disables, "false" enables.
     #[serde(default)]
     disabled: String,
@@ -344,9 +337,8 @@ pub async fn set_role(
     State(state): State<AppState>,
     session: UiSession,
     UiId(id): UiId,
-    Form(form): Form<RoleForm>,
+    CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     admin_only(&session)?;
     let role = match form.role.as_str() {
         "ADMIN" => UserRole::Admin,
@@ -375,9 +367,8 @@ pub async fn set_status(
     State(state): State<AppState>,
     session: UiSession,
     UiId(id): UiId,
-    Form(form): Form<StatusForm>,
+    CsrfForm(form): CsrfForm<StatusForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     admin_only(&session)?;
     let disabled = match form.disabled.as_str() {
         "true" => true,
@@ -470,8 +461,6 @@ pub async fn confirm_delete(
 
 #[derive(Debug, Deserialize)]
 pub struct DeleteForm {
-    #[serde(default)]
-    csrf: String,
     /// The confirmation checkbox: present when ticked.
     #[serde(default)]
     confirm: Option<String>,
@@ -481,9 +470,8 @@ pub async fn delete(
     State(state): State<AppState>,
     session: UiSession,
     UiId(id): UiId,
-    Form(form): Form<DeleteForm>,
+    CsrfForm(form): CsrfForm<DeleteForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     admin_only(&session)?;
     if form.confirm.is_none() {
         let message = "Tick the box to confirm that the user's certificates are revoked.";

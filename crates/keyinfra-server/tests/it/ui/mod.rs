@@ -7,6 +7,7 @@ mod actions;
 mod audit;
 mod cas;
 mod certificates;
+mod dashboard;
 mod issue;
 mod session;
 mod users;
