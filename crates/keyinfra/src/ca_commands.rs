@@ -23,7 +23,7 @@ use crate::cli::{
 use crate::secrets;
 
 #[allow(clippy::print_stdout)] // A command's output is its result.
-fn out(line: String) {
+pub(crate) fn out(line: String) {
     println!("{line}");
 }
 

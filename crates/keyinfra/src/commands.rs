@@ -95,7 +95,8 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 scheduler: crate::operations::scheduler_settings(&args.jobs)?,
             };
             let target = Target::open(&cli.database).await?;
-            let outcome = serve(&target, &pool, &args, &listen, settings).await;
+            // Boxed: the settings make the future large (clippy::large_futures).
+            let outcome = Box::pin(serve(&target, &pool, &args, &listen, settings)).await;
             let closed = target.close().await;
             outcome.and(closed)
         }

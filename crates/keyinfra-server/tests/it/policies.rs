@@ -158,10 +158,7 @@ async fn a_site_policy_allows_its_names_and_refuses_every_other_with_the_rule() 
             }),
         )
         .await;
-    assert_eq!(
-        cert["subject"],
-        "CN=sw1.site1.example.net,O=Example Corp"
-    );
+    assert_eq!(cert["subject"], "CN=sw1.site1.example.net,O=Example Corp");
 
     refused(
         &s,
