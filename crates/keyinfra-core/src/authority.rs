@@ -188,10 +188,6 @@ impl Authority {
             .get_or_init(crate::group_commit::IssueBatcher::start)
     }
 
-    pub fn master_key_versions(&self) -> Vec<i32> {
-        self.masters.versions()
-    }
-
     /// Every CA (public data).
     pub async fn list_cas(&self, db: &Database) -> Result<Vec<AuthorityRecord>, CoreError> {
         let mut tx = db.begin(&Actor::Anonymous).await?;
