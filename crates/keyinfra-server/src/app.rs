@@ -262,10 +262,18 @@ impl App {
     }
 
     /// Stops the background tasks and waits for them (a running job finishes first).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
+    }
+}
+
+impl Drop for App {
+    /// Tells the background tasks to stop, without waiting for them. (A stop signal whose
+    /// sender is merely gone would not do: the scheduler reads the value.)
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }
