@@ -541,3 +541,58 @@ async fn policies_are_managed_by_admins_and_checked_before_they_are_stored() {
         .await;
     assert_eq!(events["items"][0]["details"]["old"]["name"], "site1");
 }
+
+#[tokio::test]
+async fn only_an_admin_may_name_the_policy_a_request_is_checked_against() {
+    let s = setup().await;
+    let strict = site_policy(
+        &s,
+        json!({"name": "strict", "allowed_dns": [".strict.example.net"]}),
+    )
+    .await;
+    // Back to the default policy: the user names the strict one and is refused (403).
+    let (status, _) = s
+        .app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", s.user_id),
+            &s.admin,
+            json!({"policy_id": keyinfra_core::policy::DEFAULT_POLICY_ID}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let body = json!({"subject": "CN=x", "san": ["x.elsewhere.net"], "policy_id": strict["id"]});
+    let (status, _) = s
+        .app
+        .send(Method::POST, "/api/v1/certificates", &s.user, body.clone())
+        .await;
+    assert_eq!(status, 403);
+    // An ADMIN issuing under the strict policy is held to it, and to nothing else.
+    refused(
+        &s,
+        &s.admin,
+        body,
+        "name_not_allowed",
+        &["x.elsewhere.net", "strict"],
+    )
+    .await;
+    s.app
+        .issue(
+            &s.admin,
+            json!({"subject": "CN=y", "san": ["y.strict.example.net"], "policy_id": strict["id"]}),
+        )
+        .await;
+    let (status, problem) = s
+        .app
+        .send(
+            Method::POST,
+            "/api/v1/certificates",
+            &s.admin,
+            json!({"subject": "CN=y", "policy_id": uuid::Uuid::nil()}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("unknown_policy"))
+    );
+}
