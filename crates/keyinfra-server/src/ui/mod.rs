@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/ui/users/{id}/delete",
             get(users::confirm_delete).post(users::delete),
         )
+        .route("/ui/users/{id}/policy", post(users::set_policy))
         .route("/ui/policies", get(policies::list).post(policies::create))
         .route(
             "/ui/policies/{id}",
