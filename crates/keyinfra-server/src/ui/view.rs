@@ -18,7 +18,7 @@ pub struct Chrome {
     pub is_admin: bool,
     pub csrf: String,
     /// Which navigation entry is current: "dashboard", "certificates", "cas", "users",
-    /// "audit" or "account".
+    /// "policies", "audit" or "account".
     pub current: &'static str,
 }
 
@@ -124,6 +124,22 @@ pub fn event_target(
         (Some(kind), None) => kind.to_owned(),
         (None, _) => String::new(),
     }
+}
+
+/// A subject attribute's RFC 4514 short name as a form labels it: "Organization (O)".
+pub fn attribute_label(short: &str) -> String {
+    let long = match short {
+        "CN" => "Common name",
+        "O" => "Organization",
+        "OU" => "Organizational unit",
+        "C" => "Country",
+        "ST" => "State or province",
+        "L" => "Locality",
+        "DC" => "Domain component",
+        "serialNumber" => "Serial number",
+        _ => return short.to_owned(),
+    };
+    format!("{long} ({short})")
 }
 
 /// `AB:CD:...` as certificate viewers show it.

@@ -9,6 +9,7 @@ mod cas;
 mod certificates;
 mod dashboard;
 mod issue;
+mod policies;
 mod session;
 mod users;
 
