@@ -146,7 +146,7 @@ impl LoadedCa {
 pub struct Authority {
     pub settings: AuthoritySettings,
     pub(crate) masters: Arc<MasterKeys>,
-    pub clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     signers: RwLock<HashMap<Uuid, Arc<LoadedCa>>>,
     pub(crate) crl_requests: mpsc::UnboundedSender<Uuid>,
     pub(crate) crl_receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Uuid>>>,

@@ -192,6 +192,7 @@ impl App {
             authority: Arc::clone(&authority),
             slow_request,
             edge: Arc::new(edge),
+            clock: Arc::clone(&clock),
         };
 
         // Background work stops when `stop` says so or is dropped.

@@ -58,6 +58,9 @@ pub struct AppState {
     pub slow_request: std::time::Duration,
     /// What applies at the edge: trusted proxies, the body deadline, the metrics token.
     pub edge: Arc<edge::EdgeSettings>,
+    /// The composition root's clock (the services hold the same one): pages read "now"
+    /// from here to show ages and expiries, never from a service's internals.
+    pub clock: Arc<dyn keyinfra_core::Clock>,
 }
 
 #[derive(OpenApi)]

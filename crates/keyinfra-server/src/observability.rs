@@ -323,7 +323,7 @@ async fn database_gauges(state: &AppState) -> Result<(), keyinfra_core::CoreErro
     metrics::gauge!("keyinfra_certificates_expiring", "within" => "7d").set(in_7 as f64);
     metrics::gauge!("keyinfra_certificates_expiring", "within" => "30d").set(in_30 as f64);
     if let Some(at) = refreshed {
-        let age = state.authority.clock.now() - at;
+        let age = state.clock.now() - at;
         metrics::gauge!("keyinfra_certificate_stats_age_seconds").set(age.as_seconds_f64());
     }
     for job in schedules {

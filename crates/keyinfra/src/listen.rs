@@ -255,6 +255,7 @@ pub async fn serve(
             renewal = Some(tokio::spawn(keep_renewed(
                 Arc::clone(&serving),
                 Arc::clone(&state.authority),
+                Arc::clone(&state.clock),
                 state.db.clone(),
                 names.clone(),
                 own,

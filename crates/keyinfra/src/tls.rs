@@ -188,6 +188,7 @@ pub async fn issue_own(
 pub async fn keep_renewed(
     serving: Arc<ServerCertificate>,
     authority: Arc<Authority>,
+    clock: Arc<dyn keyinfra_core::Clock>,
     db: Database,
     sans: Vec<SubjectAltName>,
     mut current: OwnCertificate,
@@ -198,7 +199,7 @@ pub async fn keep_renewed(
         let wait = if retry {
             RETRY_AFTER
         } else {
-            let left = current.renew_at() - authority.clock.now();
+            let left = current.renew_at() - clock.now();
             StdDuration::try_from(left)
                 .unwrap_or(StdDuration::ZERO)
                 .min(CHECK_EVERY)
@@ -207,7 +208,7 @@ pub async fn keep_renewed(
             _ = stop.wait_for(|s| *s) => return,
             () = tokio::time::sleep(wait) => {}
         }
-        if authority.clock.now() < current.renew_at() {
+        if clock.now() < current.renew_at() {
             continue;
         }
         match issue_own(&authority, &db, &sans).await {

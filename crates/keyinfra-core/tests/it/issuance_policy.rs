@@ -10,7 +10,7 @@ use keyinfra_core::ca_setup::InitOptions;
 use keyinfra_core::issuer::{IssueRequest, KeySource};
 use keyinfra_core::policy::PolicyChanges;
 use keyinfra_core::renewal::RenewRequest;
-use keyinfra_core::{AdjustableClock, CoreError, EnrollmentChannel, OsRandom, Principal};
+use keyinfra_core::{AdjustableClock, Clock, CoreError, EnrollmentChannel, OsRandom, Principal};
 use keyinfra_db::testing::TestDatabase;
 use keyinfra_db::users::{self, NewUser};
 use keyinfra_db::{Actor, Database, UserRole};
@@ -20,6 +20,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 struct Setup {
+    clock: Arc<AdjustableClock>,
     tdb: TestDatabase,
     db: Database,
     authority: Authority,
@@ -35,7 +36,8 @@ impl Setup {
         let mut settings = AuthoritySettings::new("http://127.0.0.1:8080");
         settings.write_rate = None;
         settings.quota = None;
-        let authority = Authority::new(settings, masters, Arc::new(AdjustableClock::new()));
+        let clock = Arc::new(AdjustableClock::new());
+        let authority = Authority::new(settings, masters, Arc::clone(&clock) as Arc<dyn Clock>);
         let options = InitOptions {
             root_algorithm: KeyAlgorithm::EcdsaP256,
             ..InitOptions::default()
@@ -55,6 +57,7 @@ impl Setup {
         .unwrap();
         tx.commit().await.unwrap();
         Setup {
+            clock,
             tdb,
             db,
             authority,
@@ -289,7 +292,7 @@ async fn revocation_is_checked_recorded_once_and_final() {
         )
         .await
         .unwrap();
-    let now = s.authority.clock.now();
+    let now = s.clock.now();
     let refused = |r: Result<keyinfra_db::certificates::CertificateRecord, CoreError>| code_of(r);
     assert_eq!(
         refused(

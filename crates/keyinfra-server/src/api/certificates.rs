@@ -302,7 +302,7 @@ async fn list(
             )
         })?),
     };
-    let now = state.authority.clock.now();
+    let now = state.clock.now();
     let expires_before = match query.expiring_within_days.as_deref() {
         None | Some("") => None,
         Some(text) => {

@@ -87,7 +87,7 @@ pub async fn page(
         .filter(|c| c.is_ascii_hexdigit())
         .collect::<String>()
         .to_uppercase();
-    let now = state.authority.clock.now();
+    let now = state.clock.now();
     let records = state.authority.list_cas(&state.db).await?;
     let mut cas = Vec::with_capacity(records.len());
     for ca in &records {

@@ -93,7 +93,7 @@ pub async fn dashboard(
         },
     ];
     let requester = Requester::User(caller);
-    let now = state.authority.clock.now();
+    let now = state.clock.now();
     let expiring = state
         .authority
         .expiring(&state.db, &requester, 30, 10)
@@ -250,7 +250,7 @@ pub async fn certificates(
         None | Some("") => None,
         Some(c) => Some(decode_cursor(c)?),
     };
-    let now = state.authority.clock.now();
+    let now = state.clock.now();
     let filter = CertificateFilter {
         // The list use case confines a USER to their own certificates whatever this says.
         owner_id,
@@ -384,7 +384,7 @@ pub(super) async fn detail_page(
         .users
         .usernames(&state.db, &session.caller, &ids)
         .await?;
-    let now = state.authority.clock.now();
+    let now = state.clock.now();
     let revocation = revocation.map(|r| RevocationView {
         revoked_at: view::date_time(r.revoked_at),
         reason: view::reason_text(keyinfra_core::lifecycle::reason_label(r.reason)),

@@ -303,7 +303,7 @@ async fn user_page(
 ) -> Result<UserPage, UiError> {
     let chrome = chrome(state, session, "users").await?;
     let user = state.users.get(&state.db, &session.caller, id).await?;
-    let now = state.authority.clock.now();
+    let now = state.clock.now();
     let filter = CertificateFilter {
         owner_id: Some(id),
         status: None,
@@ -492,7 +492,7 @@ async fn delete_page(
 ) -> Result<DeletePage, UiError> {
     let chrome = chrome(state, session, "users").await?;
     let user = state.users.get(&state.db, &session.caller, id).await?;
-    let now = state.authority.clock.now();
+    let now = state.clock.now();
     let requester = Requester::User(session.caller);
     // The same two statuses the delete use case revokes.
     let mut revoking = Vec::new();
