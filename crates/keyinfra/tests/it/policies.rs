@@ -83,7 +83,7 @@ async fn an_operator_manages_policies_from_yaml_and_json_files() {
     );
     assert!(
         cli.fails(&["policy", "show", "nosuch"])
-            .contains("not found")
+            .contains("no such policy")
     );
 
     // Assign; a policy a user holds is not deleted.
