@@ -1,4 +1,6 @@
 //! The schema benchmark: loads synthetic certificates, then times the hot queries.
+//! (One file of ~650 lines on purpose: the loader and the timings share their SQL, and it
+//! is built only with the `bench` feature.)
 //!
 //! Run it with `cargo run --release -p keyinfra-bench -- schema` (see docs/benchmarks.md).
 //! The SQL here is bulk DDL and EXPLAIN, which the checked `query!` macros cannot express,

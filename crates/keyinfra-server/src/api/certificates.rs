@@ -1,5 +1,7 @@
-//! `/api/v1/certificates`: the certificate lifecycle over HTTP. Every rule lives in
-//! `keyinfra_core::lifecycle`; this module only translates JSON.
+//! `/api/v1/certificates`: the certificate lifecycle over HTTP. Every rule lives in the
+//! core's use-case modules (issuer, renewal, revocation, reassign, export, queries); this
+//! module only translates JSON. (About 660 lines: one resource's eleven operations with
+//! their bodies and OpenAPI descriptions, which read best together.)
 
 use axum::Json;
 use axum::extract::{Query, State};
