@@ -2,7 +2,8 @@
 //! version becomes SUPERSEDED (or REVOKED as superseded).
 
 use keyinfra_db::certificates::{self, CertificateRecord};
-use keyinfra_db::{CertificateStatus, Database, RevocationReason, Tx};
+use keyinfra_db::{CertificateStatus, Database, Tx};
+use keyinfra_pki::RevocationReason;
 use keyinfra_pki::ca::{LeafKey, public_key_of_certificate};
 use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use keyinfra_pki::seal::{self, SealedKey};

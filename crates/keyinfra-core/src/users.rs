@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use keyinfra_db::audit::{self, NewAuditEvent};
 use keyinfra_db::users::{self, NewUser, UserRecord};
-use keyinfra_db::{Actor, Database, DbError, RevocationReason, UserRole, revocations};
-use keyinfra_pki::RandomSource;
+use keyinfra_db::{Actor, Database, DbError, UserRole, revocations};
+use keyinfra_pki::{RandomSource, RevocationReason};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;

@@ -98,10 +98,14 @@ impl KeyAlgorithm {
     }
 }
 
-/// `revocation_reason`: RFC 5280 CRLReason names, without the hold-related values.
+/// `revocation_reason`: how a column stores a [`keyinfra_pki::RevocationReason`], which is
+/// the one definition of the reasons (names, CRL codes, texts, parsing) and the only one
+/// this crate's callers see. sqlx derives its mapping only on a type of this crate, hence
+/// this private mirror; the conversions below are exhaustive both ways, and a test checks
+/// every reason's round trip and the schema's labels against the canonical names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Type)]
 #[sqlx(type_name = "revocation_reason")]
-pub enum RevocationReason {
+pub(crate) enum RevocationReason {
     #[sqlx(rename = "unspecified")]
     Unspecified,
     #[sqlx(rename = "keyCompromise")]
@@ -118,6 +122,38 @@ pub enum RevocationReason {
     PrivilegeWithdrawn,
     #[sqlx(rename = "aACompromise")]
     AaCompromise,
+}
+
+impl From<keyinfra_pki::RevocationReason> for RevocationReason {
+    fn from(reason: keyinfra_pki::RevocationReason) -> Self {
+        use keyinfra_pki::RevocationReason as R;
+        match reason {
+            R::Unspecified => RevocationReason::Unspecified,
+            R::KeyCompromise => RevocationReason::KeyCompromise,
+            R::CaCompromise => RevocationReason::CaCompromise,
+            R::AffiliationChanged => RevocationReason::AffiliationChanged,
+            R::Superseded => RevocationReason::Superseded,
+            R::CessationOfOperation => RevocationReason::CessationOfOperation,
+            R::PrivilegeWithdrawn => RevocationReason::PrivilegeWithdrawn,
+            R::AaCompromise => RevocationReason::AaCompromise,
+        }
+    }
+}
+
+impl From<RevocationReason> for keyinfra_pki::RevocationReason {
+    fn from(reason: RevocationReason) -> Self {
+        use keyinfra_pki::RevocationReason as R;
+        match reason {
+            RevocationReason::Unspecified => R::Unspecified,
+            RevocationReason::KeyCompromise => R::KeyCompromise,
+            RevocationReason::CaCompromise => R::CaCompromise,
+            RevocationReason::AffiliationChanged => R::AffiliationChanged,
+            RevocationReason::Superseded => R::Superseded,
+            RevocationReason::CessationOfOperation => R::CessationOfOperation,
+            RevocationReason::PrivilegeWithdrawn => R::PrivilegeWithdrawn,
+            RevocationReason::AaCompromise => R::AaCompromise,
+        }
+    }
 }
 
 /// `alert_channel`: where an expiry alert goes.
