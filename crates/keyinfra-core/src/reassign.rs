@@ -2,7 +2,6 @@
 
 use keyinfra_db::certificates::{self, CertificateRecord};
 use keyinfra_db::{CertificateStatus, Database, users};
-use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use serde_json::json;
 use uuid::Uuid;
@@ -110,7 +109,7 @@ fn check_new_owner_policy(
         .map(|s| SubjectAltName::parse(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(unreadable)?;
-    let algorithm = KeyAlgorithm::from_label(cert.key_algorithm.as_str()).ok_or_else(|| {
+    let algorithm = cert.key_algorithm.algorithm().ok_or_else(|| {
         CoreError::invalid(
             "key_algorithm_not_allowed",
             format!(

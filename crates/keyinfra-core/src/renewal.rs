@@ -12,7 +12,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::authority::{Authority, db_algorithm, insert_sealed_key};
+use crate::authority::{Authority, insert_sealed_key};
 use crate::certificates::{CertificateDraft, RecordHooks};
 use crate::error::CoreError;
 use crate::issuer::{LeafContent, pki_to_request_error};
@@ -125,7 +125,7 @@ impl Authority {
             subject_alt_names: previous.subject_alt_names.clone(),
             not_before,
             not_after,
-            key_algorithm: db_algorithm(algorithm),
+            key_algorithm: algorithm,
             private_key_id: if generated.is_some() {
                 Some(key_id)
             } else {

@@ -84,8 +84,9 @@ pub fn authority_settings(
 pub fn init_options(args: &InitArgs) -> anyhow::Result<InitOptions> {
     let algorithm = KeyAlgorithm::from_label(&args.algorithm).with_context(|| {
         format!(
-            "KEYINFRA_CA_ALGORITHM (--algorithm) {:?} is not one of ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096",
-            args.algorithm
+            "KEYINFRA_CA_ALGORITHM (--algorithm) {:?} is not one of {}",
+            args.algorithm,
+            KeyAlgorithm::labels()
         )
     })?;
     let name_constraints = name_constraints(&NameConstraintArgs {
@@ -173,7 +174,8 @@ pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> any
             let algorithm = match algorithm {
                 Some(label) => Some(KeyAlgorithm::from_label(&label).with_context(|| {
                     format!(
-                        "--algorithm {label:?} is not one of ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096"
+                        "--algorithm {label:?} is not one of {}",
+                        KeyAlgorithm::labels()
                     )
                 })?),
                 None => None,

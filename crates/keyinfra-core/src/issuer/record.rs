@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::pki_to_request_error;
-use crate::authority::{Authority, LoadedCa, db_algorithm};
+use crate::authority::{Authority, LoadedCa};
 use crate::certificates::{CertificateDraft, RecordHooks, record_new_certificate};
 use crate::error::CoreError;
 use crate::principal::Principal as Requester;
@@ -50,7 +50,7 @@ impl RecordHooks for IssueHooks<'_> {
             (Some((id, key, sealed)), Some(fingerprint)) => Some(NewSealedKey {
                 id,
                 owner_id: self.owner_id,
-                algorithm: db_algorithm(key.algorithm()),
+                algorithm: key.algorithm(),
                 public_key_fingerprint: fingerprint,
                 ciphertext: &sealed.ciphertext,
                 nonce: &sealed.nonce,
@@ -185,7 +185,7 @@ impl Authority {
             key: hooks.key.map(|(id, key, sealed)| QueuedKey {
                 id,
                 owner_id: hooks.owner_id,
-                algorithm: db_algorithm(key.algorithm()),
+                algorithm: key.algorithm(),
                 public_key_fingerprint: key.public_key_fingerprint(),
                 sealed: sealed.clone(),
             }),

@@ -5,7 +5,8 @@ use keyinfra_db::audit::NewAuditEvent;
 use keyinfra_db::certificates::{self, IssuedRows, NewCertificate, OwnerQuota};
 use keyinfra_db::private_keys::NewSealedKey;
 use keyinfra_db::testing::TestDatabase;
-use keyinfra_db::{Actor, Database, DbError, KeyAlgorithm, PoolSettings, UserRole};
+use keyinfra_db::{Actor, Database, DbError, PoolSettings, UserRole};
+use keyinfra_pki::KeyAlgorithm;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 

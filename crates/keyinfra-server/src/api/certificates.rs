@@ -178,7 +178,8 @@ fn parse_algorithm(label: &str) -> Result<KeyAlgorithm, Problem> {
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_algorithm",
             format!(
-                "unknown key_algorithm {label:?}; use one of ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096"
+                "unknown key_algorithm {label:?}; use one of {}",
+                KeyAlgorithm::labels()
             ),
         )
     })

@@ -18,14 +18,6 @@ use super::session::{UiError, UiSession, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
 
-const ALGORITHMS: [&str; 6] = [
-    "ecdsa-p256",
-    "ecdsa-p384",
-    "ed25519",
-    "rsa-2048",
-    "rsa-3072",
-    "rsa-4096",
-];
 const PROFILES: [(&str, &str); 3] = [
     (
         "device",
@@ -106,7 +98,7 @@ struct IssuePage {
     chrome: Chrome,
     form: IssueForm,
     errors: FieldErrors,
-    algorithms: [&'static str; 6],
+    algorithms: [&'static str; KeyAlgorithm::ALL.len()],
     profiles: [(&'static str, &'static str); 3],
     owners: Vec<OwnerChoice>,
     preview: Option<Preview>,
@@ -139,7 +131,7 @@ async fn page(
         chrome,
         form,
         errors,
-        algorithms: ALGORITHMS,
+        algorithms: KeyAlgorithm::ALL.map(KeyAlgorithm::label),
         profiles: PROFILES,
         owners,
         preview: None,
@@ -153,7 +145,7 @@ pub async fn new_form(
     let form = IssueForm {
         profile: "device".into(),
         key_source: "generate".into(),
-        key_algorithm: "ecdsa-p256".into(),
+        key_algorithm: KeyAlgorithm::EcdsaP256.label().into(),
         ..IssueForm::default()
     };
     Ok(render(
