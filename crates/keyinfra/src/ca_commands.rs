@@ -13,7 +13,7 @@ use keyinfra_db::certificates::{CertificateFilter, CertificateRecord};
 use keyinfra_db::{Actor, CertificateStatus, Database};
 use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::constraints::NameConstraints;
-use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat};
+use keyinfra_pki::pkcs12::Pin;
 use keyinfra_pki::seal::MasterKeys;
 
 use crate::cli::{
@@ -363,11 +363,6 @@ pub async fn cert(
             out: path,
             compat,
         } => {
-            let compat = match compat.as_str() {
-                "modern" => Pkcs12Compat::Modern,
-                "legacy" => Pkcs12Compat::Legacy,
-                other => anyhow::bail!("--compat {other:?} is not modern or legacy"),
-            };
             let pin =
                 Pin::new(read_pin()?.to_string(), compat).map_err(|e| anyhow::anyhow!("{e}"))?;
             let bytes = authority
