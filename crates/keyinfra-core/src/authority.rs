@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use keyinfra_db::audit::{self, NewAuditEvent};
+use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
 use keyinfra_db::authorities::{self, AuthorityRecord, NewAuthority};
 use keyinfra_db::private_keys::{self, NewSealedKey};
 use keyinfra_db::{Actor, Database, DbError, Tx};
@@ -387,7 +387,7 @@ impl Authority {
             &NewAuditEvent {
                 actor_id: by.user_id(),
                 actor_name: by.audit_name(),
-                action: "ca.created",
+                action: AuditAction::CaCreated,
                 target_type: Some("certificate_authority"),
                 target_id: Some(id),
                 details: json!({
@@ -636,7 +636,7 @@ impl Authority {
     pub(crate) async fn audit(
         tx: &mut Tx,
         by: &Requester,
-        action: &str,
+        action: AuditAction,
         target: Uuid,
         details: serde_json::Value,
     ) -> Result<(), CoreError> {

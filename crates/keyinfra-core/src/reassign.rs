@@ -1,5 +1,6 @@
 //! Moving a certificate (its whole renewal chain and stored keys) to another owner.
 
+use keyinfra_db::audit::AuditAction;
 use keyinfra_db::certificates::{self, CertificateRecord};
 use keyinfra_db::{CertificateStatus, Database, users};
 use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
@@ -72,7 +73,7 @@ impl Authority {
         Authority::audit(
             &mut tx,
             by,
-            "certificate.reassigned",
+            AuditAction::CertificateReassigned,
             id,
             json!({
                 "from_owner_id": cert.owner_id,

@@ -1,6 +1,7 @@
 //! Renewal: a new certificate with the same names and profile, version + 1; the previous
 //! version becomes SUPERSEDED (or REVOKED as superseded).
 
+use keyinfra_db::audit::AuditAction;
 use keyinfra_db::certificates::{self, CertificateRecord};
 use keyinfra_db::{CertificateStatus, Database, Tx};
 use keyinfra_pki::RevocationReason;
@@ -244,7 +245,7 @@ impl RecordHooks for RenewHooks<'_> {
         Authority::audit(
             tx,
             self.by,
-            "certificate.renewed",
+            AuditAction::CertificateRenewed,
             self.cert_id,
             json!({
                 "renewed_from": self.previous_id,

@@ -1,6 +1,7 @@
 //! Revocation. A revocation writes a row and signals the CRL publisher ([`crate::crl`]);
 //! it never builds the CRL itself, so its cost does not grow with the CRL.
 
+use keyinfra_db::audit::AuditAction;
 use keyinfra_db::certificates::{self, CertificateRecord};
 use keyinfra_db::{CertificateStatus, Database, Tx, revocations};
 use keyinfra_pki::RevocationReason;
@@ -173,7 +174,7 @@ pub(crate) async fn revoke_locked(
     Authority::audit(
         tx,
         by,
-        "certificate.revoked",
+        AuditAction::CertificateRevoked,
         cert.id,
         json!({
             "reason": reason.name(),

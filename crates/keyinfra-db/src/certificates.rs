@@ -570,7 +570,7 @@ impl<'a> IssuedColumns<'a> {
             created_by: issues.iter().map(|i| i.certificate.created_by).collect(),
             actor_id: issues.iter().map(|i| i.audit.actor_id).collect(),
             actor_name: issues.iter().map(|i| i.audit.actor_name).collect(),
-            action: issues.iter().map(|i| i.audit.action).collect(),
+            action: issues.iter().map(|i| i.audit.action.as_str()).collect(),
             target_type: issues.iter().map(|i| i.audit.target_type).collect(),
             target_id: issues.iter().map(|i| i.audit.target_id).collect(),
             details: issues.iter().map(|i| i.audit.details.clone()).collect(),

@@ -2,7 +2,7 @@
 //! one-transaction path (with the serial-collision retry) that renewals and retried
 //! first issues take.
 
-use keyinfra_db::audit::NewAuditEvent;
+use keyinfra_db::audit::{AuditAction, NewAuditEvent};
 use keyinfra_db::certificates::{self, NewCertificate};
 use keyinfra_db::private_keys::NewSealedKey;
 use keyinfra_db::{Database, DbError, Tx};
@@ -64,7 +64,7 @@ impl RecordHooks for IssueHooks<'_> {
         let audit = NewAuditEvent {
             actor_id: self.by.user_id(),
             actor_name: self.by.audit_name(),
-            action: "certificate.issued",
+            action: AuditAction::CertificateIssued,
             target_type: Some("certificate"),
             target_id: Some(self.cert_id),
             details,
