@@ -127,10 +127,19 @@ pub struct NewAuditEvent<'a> {
 
 /// Appends an event. No RETURNING: an INSERT ... RETURNING must also pass the SELECT policy,
 /// and a user may append an anonymous event that they cannot read back.
+///
+/// The id is made here, not by the column's default. Events of one transaction share their
+/// `occurred_at` (the transaction's `now()`), so [`list`] orders them by id alone. The
+/// database's `keyinfra_uuid_v7()` is random after the millisecond, so a batch of events
+/// written within one millisecond came back shuffled (58, 59, 55, 54, ...); `Uuid::now_v7`
+/// counts within the millisecond, so this process's events list in the order they were
+/// appended. Like the certificate ids the core makes, it reads the system clock: an id is
+/// an order, not a time anyone relies on (`occurred_at` is).
 pub async fn append(tx: &mut Tx, event: &NewAuditEvent<'_>) -> Result<(), DbError> {
     sqlx::query!(
-        "INSERT INTO audit_events (actor_id, actor_name, action, target_type, target_id, details)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO audit_events (id, actor_id, actor_name, action, target_type, target_id, details)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        Uuid::now_v7(),
         event.actor_id,
         event.actor_name,
         event.action.as_str(),
@@ -189,7 +198,9 @@ pub struct AuditFilter {
     pub before: Option<(time::OffsetDateTime, Uuid)>,
 }
 
-/// Newest first.
+/// Newest first: by `occurred_at`, then by the time-ordered id, so that events of one
+/// transaction (one timestamp) keep a stable order; the keyset in `filter.before` is the
+/// same pair, so pages continue exactly where the previous one stopped.
 pub async fn list(
     tx: &mut Tx,
     filter: &AuditFilter,

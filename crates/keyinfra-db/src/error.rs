@@ -141,9 +141,4 @@ impl DbError {
             retry_after: RETRY_AFTER,
         }
     }
-
-    /// True when the failure is transient and a client should retry later.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, DbError::Unavailable { .. } | DbError::Connect { .. })
-    }
 }

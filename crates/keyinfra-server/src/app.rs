@@ -16,7 +16,8 @@ use keyinfra_core::alerts::AlertService;
 use keyinfra_core::auth::{
     JwtSecret, LoginThrottle, PasswordError, PasswordHasher, Pepper, TokenService,
 };
-use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
+use keyinfra_core::authority::{Authority, AuthoritySettings};
+use keyinfra_core::ca_setup::InitOptions;
 use keyinfra_core::jobs::{JobSettings, Jobs};
 use keyinfra_core::users::UserService;
 use keyinfra_core::{Clock, CoreError, WorkGate};
@@ -261,10 +262,18 @@ impl App {
     }
 
     /// Stops the background tasks and waits for them (a running job finishes first).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
+    }
+}
+
+impl Drop for App {
+    /// Tells the background tasks to stop, without waiting for them. (A stop signal whose
+    /// sender is merely gone would not do: the scheduler reads the value.)
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }

@@ -14,7 +14,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use keyinfra_db::{Actor, stats};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -303,11 +302,8 @@ async fn render_metrics(state: &AppState) -> Response {
         .into_response()
 }
 
-async fn database_gauges(state: &AppState) -> Result<(), keyinfra_db::DbError> {
-    let mut tx = state.db.begin(&Actor::System).await?;
-    let rows = stats::visible(&mut tx).await?;
-    let schedules = keyinfra_db::jobs::schedules(&mut tx).await?;
-    tx.commit().await?;
+async fn database_gauges(state: &AppState) -> Result<(), keyinfra_core::CoreError> {
+    let (rows, schedules) = keyinfra_core::dashboard::operations_snapshot(&state.db).await?;
 
     let mut by_status = std::collections::BTreeMap::new();
     for status in keyinfra_db::CertificateStatus::ALL {

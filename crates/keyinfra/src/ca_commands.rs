@@ -5,7 +5,8 @@ use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 
 use anyhow::Context;
-use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
+use keyinfra_core::authority::{Authority, AuthoritySettings};
+use keyinfra_core::ca_setup::InitOptions;
 use keyinfra_core::issuing_ca::IssuingCaOptions;
 use keyinfra_core::lifecycle::{IssueRequest, KeySource, RenewRequest, parse_reason};
 use keyinfra_core::{OsRandom, Requester, SystemClock};
@@ -22,7 +23,7 @@ use crate::cli::{
 use crate::secrets;
 
 #[allow(clippy::print_stdout)] // A command's output is its result.
-fn out(line: String) {
+pub(crate) fn out(line: String) {
     println!("{line}");
 }
 

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keyinfra_core::auth::{JwtSecret, Pepper};
-use keyinfra_core::authority::{AuthoritySettings, InitOptions};
+use keyinfra_core::authority::AuthoritySettings;
+use keyinfra_core::ca_setup::InitOptions;
 use keyinfra_core::users::UserService;
 use keyinfra_core::{Clock, OsRandom, SystemClock};
 use keyinfra_db::{Actor, Database, UserRole, migrations, partitions};
@@ -94,7 +95,8 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 scheduler: crate::operations::scheduler_settings(&args.jobs)?,
             };
             let target = Target::open(&cli.database).await?;
-            let outcome = serve(&target, &pool, &args, &listen, settings).await;
+            // Boxed: the settings make the future large (clippy::large_futures).
+            let outcome = Box::pin(serve(&target, &pool, &args, &listen, settings)).await;
             let closed = target.close().await;
             outcome.and(closed)
         }

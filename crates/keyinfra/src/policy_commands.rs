@@ -11,6 +11,7 @@ use keyinfra_core::authority::Authority;
 use keyinfra_core::policy::{Policy, PolicyChanges};
 use keyinfra_db::Database;
 
+use crate::ca_commands::out;
 use crate::cli::PolicyCommand;
 
 /// A policy file larger than this is refused before it is parsed.
@@ -21,13 +22,16 @@ pub async fn run(db: &Database, authority: &Authority, command: PolicyCommand) -
     let policies = &authority.policies;
     match command {
         PolicyCommand::List => {
-            println!("{:<38} {:<24} {:>6}  DESCRIPTION", "ID", "NAME", "QUOTA");
+            out(format!(
+                "{:<38} {:<24} {:>6}  DESCRIPTION",
+                "ID", "NAME", "QUOTA"
+            ));
             for p in policies.list(db, &operator).await? {
                 let quota = p.quota.map_or("server".to_owned(), |q| q.to_string());
-                println!(
+                out(format!(
                     "{:<38} {:<24} {:>6}  {}",
                     p.id, p.name, quota, p.description
-                );
+                ));
             }
         }
         PolicyCommand::Show { policy } => {
@@ -45,20 +49,20 @@ pub async fn run(db: &Database, authority: &Authority, command: PolicyCommand) -
         PolicyCommand::Delete { policy } => {
             let found = policies.find(db, &operator, &policy).await?;
             policies.delete(db, &operator, found.id).await?;
-            println!("deleted policy {} ({})", found.name, found.id);
+            out(format!("deleted policy {} ({})", found.name, found.id));
         }
         PolicyCommand::Assign { username, policy } => {
             let found = policies.find(db, &operator, &policy).await?;
             let user = policies.user_id(db, &operator, &username).await?;
             policies.assign(db, &operator, user, found.id).await?;
-            println!("{username} now holds policy {}", found.name);
+            out(format!("{username} now holds policy {}", found.name));
         }
     }
     Ok(())
 }
 
 fn print_policy(policy: &Policy) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(policy)?);
+    out(serde_json::to_string_pretty(policy)?);
     Ok(())
 }
 

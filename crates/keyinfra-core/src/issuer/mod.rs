@@ -273,7 +273,14 @@ impl Authority {
         policy: &CompiledPolicy,
     ) -> Result<IssuePlan, CoreError> {
         let profile = self.settings.profile(&request.profile)?.clone();
-        let validity = self.validity(&profile, request.validity_days)?;
+        // Without a requested validity, the profile's default, shortened to what the
+        // policy allows: a request that names nothing is never refused for its default.
+        let days = request.validity_days.unwrap_or(
+            profile
+                .default_validity_days
+                .min(policy.policy.max_validity_days),
+        );
+        let validity = self.validity(&profile, Some(days))?;
         let owner_id = match (request.owner_id, by.default_owner()) {
             (Some(owner), Some(me)) if owner != me => {
                 by.require_admin()?;

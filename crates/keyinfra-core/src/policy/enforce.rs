@@ -151,3 +151,166 @@ fn list_or_none(items: &[String]) -> String {
         items.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use keyinfra_pki::profile::builtin_profiles;
+
+    use super::*;
+    use crate::policy::{Policy, PolicyChanges};
+
+    fn policy(yaml: &str) -> CompiledPolicy {
+        let profiles = builtin_profiles(None);
+        Policy::builtin_default(&profiles)
+            .with(PolicyChanges::from_text(yaml).unwrap())
+            .compile(&profiles)
+            .unwrap()
+    }
+
+    struct Ask {
+        subject: DistinguishedName,
+        sans: Vec<SubjectAltName>,
+        profile: &'static str,
+        algorithm: KeyAlgorithm,
+        days: u32,
+        ca: Uuid,
+    }
+
+    fn ask(cn: &str, sans: &[&str]) -> Ask {
+        Ask {
+            subject: DistinguishedName::parse(&format!("CN={cn}")).unwrap(),
+            sans: SubjectAltName::parse_list(sans).unwrap(),
+            profile: "device",
+            algorithm: KeyAlgorithm::EcdsaP256,
+            days: 30,
+            ca: Uuid::from_u128(1),
+        }
+    }
+
+    fn check(
+        p: &CompiledPolicy,
+        a: &Ask,
+        reserved: Option<&ReservedNames>,
+    ) -> Result<String, (&'static str, String)> {
+        p.check(
+            &Candidate {
+                subject: &a.subject,
+                sans: &a.sans,
+                profile: a.profile,
+                algorithm: a.algorithm,
+                validity_days: a.days,
+                ca_id: a.ca,
+            },
+            reserved,
+        )
+        .map(|s| s.to_string())
+        .map_err(|e| match e {
+            CoreError::Invalid { code, detail } => (code, detail),
+            other => panic!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn each_rule_refuses_with_its_own_code_and_says_why() {
+        let p = policy(
+            "profiles: [device]\nkey_algorithms: [ecdsa-p256, rsa-3072, rsa-4096]\nmin_rsa_bits: 4096\nmax_validity_days: 90\nca_ids: ['00000000-0000-0000-0000-000000000001']\n",
+        );
+        assert!(check(&p, &ask("a", &["a.example.net"]), None).is_ok());
+        let cases: Vec<(Ask, &str, &str)> = vec![
+            (
+                Ask {
+                    profile: "server",
+                    ..ask("a", &[])
+                },
+                "profile_not_allowed",
+                "server",
+            ),
+            (
+                Ask {
+                    algorithm: KeyAlgorithm::Ed25519,
+                    ..ask("a", &[])
+                },
+                "key_algorithm_not_allowed",
+                "ed25519",
+            ),
+            (
+                Ask {
+                    algorithm: KeyAlgorithm::Rsa3072,
+                    ..ask("a", &[])
+                },
+                "key_algorithm_not_allowed",
+                "at least 4096",
+            ),
+            (
+                Ask {
+                    days: 91,
+                    ..ask("a", &[])
+                },
+                "validity_too_long",
+                "90",
+            ),
+            (
+                Ask {
+                    ca: Uuid::from_u128(2),
+                    ..ask("a", &[])
+                },
+                "ca_not_allowed",
+                "00000000-0000-0000-0000-000000000002",
+            ),
+            (
+                ask("a", &["*.com"]),
+                "name_not_allowed",
+                "public-suffix wildcard",
+            ),
+        ];
+        for (a, code, mentions) in cases {
+            let (got, detail) = check(&p, &a, None).unwrap_err();
+            assert_eq!(got, code, "{detail}");
+            assert!(
+                detail.contains(mentions),
+                "{detail:?} should mention {mentions:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reserved_names_bind_only_those_who_are_given_them() {
+        let p = policy("{}");
+        let reserved = ReservedNames::new(["ca.example.net".to_owned()], []);
+        for sans in [
+            &["ca.example.net"][..],
+            &["localhost"],
+            &["127.0.0.1"],
+            &["*.example.net"],
+        ] {
+            let (code, detail) = check(&p, &ask("x", sans), Some(&reserved)).unwrap_err();
+            assert_eq!(code, "name_not_allowed", "{sans:?}");
+            assert!(detail.contains("reserved name"), "{detail}");
+        }
+        // A CN naming the server is refused too; an ADMIN (no reserved list) gets it.
+        assert!(check(&p, &ask("ca.example.net", &[]), Some(&reserved)).is_err());
+        assert!(check(&p, &ask("ca.example.net", &["ca.example.net"]), None).is_ok());
+    }
+
+    #[test]
+    fn fixed_subject_attributes_are_added_and_never_overridden() {
+        let p = policy("subject: {allowed_attributes: [CN, O], fixed: {O: Example Corp}}\n");
+        assert_eq!(
+            check(&p, &ask("a", &[]), None).unwrap(),
+            "CN=a,O=Example Corp"
+        );
+        let other = Ask {
+            subject: DistinguishedName::parse("CN=a,O=Other").unwrap(),
+            ..ask("a", &[])
+        };
+        assert_eq!(
+            check(&p, &other, None).unwrap_err().0,
+            "subject_not_allowed"
+        );
+        let ou = Ask {
+            subject: DistinguishedName::parse("CN=a,OU=Ops").unwrap(),
+            ..ask("a", &[])
+        };
+        assert_eq!(check(&p, &ou, None).unwrap_err().0, "subject_not_allowed");
+    }
+}

@@ -305,11 +305,9 @@ impl Policy {
     }
 }
 
+/// `field: "entry": reason`, as the name rules word it.
 fn pattern_error(e: PatternError) -> CoreError {
-    CoreError::invalid(
-        "invalid_policy",
-        format!("{}: {:?} {}", e.field, e.entry, e.reason),
-    )
+    CoreError::invalid("invalid_policy", e.to_string())
 }
 
 /// A policy checked and compiled: what the issuer tests requests against.

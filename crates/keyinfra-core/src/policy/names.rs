@@ -166,12 +166,15 @@ impl NameRules {
         }
     }
 
-    /// A subject CN that parses as a DNS name or IP is checked exactly like a SAN (CAs and
-    /// browsers may treat it as one); any other CN (e.g. "edge router 1") passes. A
-    /// single label such as `edge-router-1` is a DNS name too, and a CN of `*` is the
-    /// broadest wildcard of all.
+    /// A subject CN that parses as an IP address or a DNS name of two or more labels is
+    /// checked exactly like a SAN (verifiers may fall back to it when a certificate has no
+    /// SAN); a CN of `*` is the broadest wildcard of all. Any other CN passes: free text
+    /// ("edge router 1"), and a single label ("edge-router-1"), which is how devices name
+    /// themselves and which no public name or name constraint (OpenSSL checks a CN only
+    /// with a dot in it) reads as a host. [`ReservedNames`] still refuses `localhost`.
     pub fn check_common_name(&self, cn: &str) -> Result<(), NameRefusal> {
         match common_name_as_san(cn) {
+            Some(Ok(SubjectAltName::Dns(name))) if !name.contains('.') => Ok(()),
             Some(Ok(san)) => self.check(&san).map_err(|r| NameRefusal::new(cn, r.rule)),
             Some(Err(refusal)) => Err(refusal),
             None => Ok(()),

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
+use keyinfra_core::authority::{Authority, AuthoritySettings};
+use keyinfra_core::ca_setup::InitOptions;
 use keyinfra_core::issuer::{IssueRequest, KeySource};
 use keyinfra_core::policy::PolicyChanges;
 use keyinfra_core::renewal::RenewRequest;
@@ -229,6 +230,7 @@ async fn an_allowed_name_is_never_refused_and_a_denied_one_never_issued() {
     let s = Setup::new().await;
     s.policy("name: zone\nallowed_dns: ['.zone.example']\ndenied_dns: ['.bad.zone.example']\n")
         .await;
+    let before = (s.rows().await, s.authority.leaf_keys_generated());
     let handle = tokio::runtime::Handle::current();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 48,
@@ -267,6 +269,81 @@ async fn an_allowed_name_is_never_refused_and_a_denied_one_never_issued() {
     });
     result.unwrap();
     // The dry run wrote nothing and made no key.
-    assert_eq!(s.rows().await, 0);
-    assert_eq!(s.authority.leaf_keys_generated(), 0);
+    assert_eq!((s.rows().await, s.authority.leaf_keys_generated()), before);
+}
+
+/// Revocation in the use case: the owner revokes, once; the reasons and dates a request
+/// may give are checked before the certificate is read; the record says how.
+#[tokio::test]
+async fn revocation_is_checked_recorded_once_and_final() {
+    use keyinfra_pki::RevocationReason;
+    let s = Setup::new().await;
+    let device = s.device();
+    let cert = s
+        .authority
+        .issue(
+            &s.db,
+            &device,
+            request("r1", &["r1.example.net"]),
+            &mut OsRandom,
+        )
+        .await
+        .unwrap();
+    let now = s.authority.clock.now();
+    let refused = |r: Result<keyinfra_db::certificates::CertificateRecord, CoreError>| code_of(r);
+    assert_eq!(
+        refused(
+            s.authority
+                .revoke(
+                    &s.db,
+                    &device,
+                    cert.id,
+                    RevocationReason::CaCompromise,
+                    None
+                )
+                .await
+        ),
+        "invalid_reason"
+    );
+    assert_eq!(
+        refused(
+            s.authority
+                .revoke(
+                    &s.db,
+                    &device,
+                    cert.id,
+                    RevocationReason::KeyCompromise,
+                    Some(now + time::Duration::hours(1)),
+                )
+                .await
+        ),
+        "invalid_invalidity_date"
+    );
+    let revoked = s
+        .authority
+        .revoke(
+            &s.db,
+            &device,
+            cert.id,
+            RevocationReason::KeyCompromise,
+            Some(now),
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, keyinfra_db::CertificateStatus::Revoked);
+    let record = s
+        .authority
+        .revocation(&s.db, &device, cert.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.reason, RevocationReason::KeyCompromise);
+    match s
+        .authority
+        .revoke(&s.db, &device, cert.id, RevocationReason::Superseded, None)
+        .await
+    {
+        Err(CoreError::Conflict { code, .. }) => assert_eq!(code, "already_revoked"),
+        other => panic!("{other:?}"),
+    }
 }

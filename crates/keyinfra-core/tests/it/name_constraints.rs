@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use keyinfra_core::authority::{Authority, AuthoritySettings, InitOptions};
+use keyinfra_core::authority::{Authority, AuthoritySettings};
+use keyinfra_core::ca_setup::InitOptions;
 use keyinfra_core::issuing_ca::IssuingCaOptions;
 use keyinfra_core::lifecycle::{IssueRequest, KeySource};
 use keyinfra_core::{AdjustableClock, CoreError, OsRandom, Requester};

@@ -121,3 +121,50 @@ async fn users_append_in_their_own_name_only_and_see_only_their_events() {
     .unwrap_err();
     assert!(matches!(err, DbError::CheckViolation { .. }), "{err:?}");
 }
+
+/// Events appended in one transaction share one `occurred_at`, so the id orders them:
+/// newest first is exactly the reverse of the appends, the ids strictly decrease, and the
+/// keyset of each page continues where the previous page stopped (60 events in pages of
+/// 25: nothing lost, nothing twice).
+#[tokio::test]
+async fn events_of_one_transaction_list_in_reverse_append_order_across_pages() {
+    let tdb = TestDatabase::new().await;
+    let db = tdb.database().await;
+    let mut tx = db.begin(&Actor::System).await.unwrap();
+    for batch in 0..60 {
+        let mut resealed = event(None, AuditAction::KeysResealed);
+        resealed.details = serde_json::json!({ "batch": batch });
+        audit::append(&mut tx, &resealed).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut filter = audit::AuditFilter {
+        action: keyinfra_db::audit::ActionFilter::Is(AuditAction::KeysResealed),
+        ..audit::AuditFilter::default()
+    };
+    let mut listed = Vec::new();
+    loop {
+        let mut tx = db.begin(&Actor::System).await.unwrap();
+        let page = audit::list(&mut tx, &filter, 25).await.unwrap();
+        tx.commit().await.unwrap();
+        let Some(last) = page.last() else { break };
+        filter.before = Some((last.occurred_at, last.id));
+        listed.extend(page);
+    }
+    assert_eq!(listed.len(), 60);
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| w[0].occurred_at == w[1].occurred_at),
+        "one transaction, one timestamp"
+    );
+    assert!(
+        listed.windows(2).all(|w| w[0].id > w[1].id),
+        "strictly decreasing ids"
+    );
+    let batches: Vec<i64> = listed
+        .iter()
+        .map(|e| e.details["batch"].as_i64().unwrap())
+        .collect();
+    assert_eq!(batches, (0..60).rev().collect::<Vec<i64>>());
+}

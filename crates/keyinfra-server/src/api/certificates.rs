@@ -66,9 +66,8 @@ pub struct Certificate {
 }
 
 fn untagged(san: &str) -> String {
-    san.split_once(':')
-        .map_or(san, |(_, value)| value)
-        .to_owned()
+    keyinfra_pki::names::SubjectAltName::parse(san)
+        .map_or_else(|_| san.to_owned(), |n| n.to_string())
 }
 
 impl From<CertificateRecord> for Certificate {

@@ -6,7 +6,7 @@
 //! fail, it sends them to the login page with a message instead of a broken session.
 
 use askama::Template;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::{CoreError, OsRandom};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use zeroize::Zeroize;
 
 use super::session::{
-    OverTls, UiError, UiSession, chrome, clear_cookie, render, set_session_cookie,
+    CsrfForm, OverTls, UiError, UiSession, chrome, clear_cookie, render, set_session_cookie,
 };
 use super::view::{self, Chrome};
 use crate::AppState;
@@ -58,8 +58,6 @@ pub async fn form(
 #[derive(Default, Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     current_password: String,
     #[serde(default)]
     new_password: String,
@@ -86,9 +84,8 @@ pub async fn change(
     session: UiSession,
     ClientAddress(address): ClientAddress,
     tls: Option<axum::Extension<OverTls>>,
-    Form(mut form): Form<PasswordForm>,
+    CsrfForm(mut form): CsrfForm<PasswordForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     // Read before the change: the change ends this session's token.
     let chrome = chrome(&state, &session, "account").await?;
     let mut errors = PasswordErrors::default();

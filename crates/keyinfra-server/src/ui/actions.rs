@@ -3,7 +3,7 @@
 //! use cases'. A refused export or renewal shows its error next to its form on the detail
 //! page.
 
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::lifecycle::{RenewRequest, parse_reason};
@@ -13,14 +13,12 @@ use serde::Deserialize;
 use zeroize::Zeroize;
 
 use super::pages::{DetailForms, detail_page};
-use super::session::{UiError, UiId, UiSession, render};
+use super::session::{CsrfForm, UiError, UiId, UiSession, render};
 use super::view;
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct RevokeForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     reason: String,
 }
@@ -29,9 +27,8 @@ pub async fn revoke(
     State(state): State<AppState>,
     session: UiSession,
     UiId(id): UiId,
-    Form(form): Form<RevokeForm>,
+    CsrfForm(form): CsrfForm<RevokeForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     let reason = parse_reason(&form.reason)?;
     state
         .authority
@@ -48,8 +45,6 @@ pub async fn revoke(
 
 #[derive(Deserialize)]
 pub struct Pkcs12Form {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     pin: String,
     #[serde(default)]
@@ -82,9 +77,8 @@ pub async fn pkcs12(
     State(state): State<AppState>,
     session: UiSession,
     UiId(id): UiId,
-    Form(form): Form<Pkcs12Form>,
+    CsrfForm(form): CsrfForm<Pkcs12Form>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     let Pkcs12Form {
         mut pin,
         mut pin_again,
@@ -181,8 +175,6 @@ pub async fn pkcs12(
 #[derive(Debug, Deserialize)]
 pub struct RenewForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     validity_days: String,
     /// A checkbox: present ("on") when ticked.
     #[serde(default)]
@@ -197,9 +189,8 @@ pub async fn renew(
     State(state): State<AppState>,
     session: UiSession,
     UiId(id): UiId,
-    Form(form): Form<RenewForm>,
+    CsrfForm(form): CsrfForm<RenewForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     let mut forms = DetailForms {
         renew_validity_days: form.validity_days.trim().to_owned(),
         renew_rekey: form.rekey.is_some(),

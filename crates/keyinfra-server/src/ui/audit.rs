@@ -64,7 +64,7 @@ struct EventRow {
     action: String,
     /// "certificate", "user", ...
     target_type: String,
-    /// How the target reads: a user's name, else its kind and the start of its id.
+    /// How the target reads: a user's name, a certificate's CN, else its kind and short id.
     target_label: String,
     target_id: Option<Uuid>,
     /// Where the target's page is, if it has one.
@@ -209,44 +209,40 @@ pub async fn page(
         .users
         .usernames(&state.db, &session.caller, &ids)
         .await?;
+    let subjects = view::certificate_subjects(&events);
     let rows = events
         .into_iter()
-        .map(|e: AuditRecord| EventRow {
-            at: view::date_time(e.occurred_at),
-            actor: match (e.actor_name, e.actor_id) {
-                (Some(name), _) => name,
-                (None, Some(id)) => names
-                    .get(&id)
-                    .cloned()
-                    .unwrap_or_else(|| format!("deleted user {}", &id.to_string()[..8])),
-                (None, None) => "anonymous".to_owned(),
-            },
-            target_href: match (e.target_type.as_deref(), e.target_id) {
-                (Some("certificate"), Some(id)) => Some(format!("/ui/certificates/{id}")),
-                (Some("user"), Some(id)) => Some(format!("/ui/users/{id}")),
-                (Some("ca"), Some(_)) => Some("/ui/cas".to_owned()),
-                _ => None,
-            },
-            target_label: match (e.target_type.as_deref(), e.target_id) {
-                (Some("user"), Some(id)) => names
-                    .get(&id)
-                    .cloned()
-                    .unwrap_or_else(|| format!("user {}", &id.to_string()[..8])),
-                (Some(kind), Some(id)) => format!("{kind} {}", &id.to_string()[..8]),
-                (Some(kind), None) => kind.to_owned(),
-                (None, _) => String::new(),
-            },
-            target_type: e.target_type.unwrap_or_default(),
-            target_id: e.target_id,
-            action: e.action,
-            details: match e.details {
-                serde_json::Value::Object(map) => map
-                    .iter()
-                    .map(|(k, v)| (k.clone(), detail_text(v)))
-                    .collect(),
-                serde_json::Value::Null => Vec::new(),
-                other => vec![("details".to_owned(), other.to_string())],
-            },
+        .map(|e: AuditRecord| {
+            let target_label = view::event_target(&e, &names, &subjects);
+            EventRow {
+                at: view::date_time(e.occurred_at),
+                actor: match (e.actor_name, e.actor_id) {
+                    (Some(name), _) => name,
+                    (None, Some(id)) => names
+                        .get(&id)
+                        .cloned()
+                        .unwrap_or_else(|| format!("deleted user {}", view::short_id(id))),
+                    (None, None) => "anonymous".to_owned(),
+                },
+                target_href: match (e.target_type.as_deref(), e.target_id) {
+                    (Some("certificate"), Some(id)) => Some(format!("/ui/certificates/{id}")),
+                    (Some("user"), Some(id)) => Some(format!("/ui/users/{id}")),
+                    (Some("ca"), Some(_)) => Some("/ui/cas".to_owned()),
+                    _ => None,
+                },
+                target_label,
+                target_type: e.target_type.unwrap_or_default(),
+                target_id: e.target_id,
+                action: e.action,
+                details: match e.details {
+                    serde_json::Value::Object(map) => map
+                        .iter()
+                        .map(|(k, v)| (k.clone(), detail_text(v)))
+                        .collect(),
+                    serde_json::Value::Null => Vec::new(),
+                    other => vec![("details".to_owned(), other.to_string())],
+                },
+            }
         })
         .collect();
     let page = AuditPage {

@@ -1,37 +1,59 @@
 //! The issue form: `GET/POST /ui/certificates/new`. The rules (names, profiles, validity,
-//! CSR, owner, quota) are the issuance use case's; this page only maps its error codes to
-//! the fields they concern. Nothing is created on bad input: every check runs before the
-//! first write.
+//! CSR, owner, quota, the issuance policy) are the issuance use case's; this page only maps
+//! its error codes to the fields they concern. Nothing is created on bad input: every check
+//! runs before the first write. "Preview names" runs the same checks as the API's dry run
+//! (`Authority::preview`) and shows what would be issued, or the refusal, writing nothing.
+//! The page also shows the user's own policy, so that it knows what it may ask for.
 
 use askama::Template;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use keyinfra_core::lifecycle::{IssueRequest, KeySource};
-use keyinfra_core::{CoreError, OsRandom, Requester};
+use keyinfra_core::issuer::{IssuePlan, IssueRequest, KeySource};
+use keyinfra_core::policy::Policy;
+use keyinfra_core::{OsRandom, Requester};
 use keyinfra_pki::KeyAlgorithm;
-use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
+use keyinfra_pki::profile::Profile;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::session::{UiError, UiSession, chrome, render};
+use super::session::{CsrfForm, UiError, UiSession, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
 
-const PROFILES: [(&str, &str); 3] = [
-    (
-        "device",
-        "Device: server and client authentication, up to 825 days",
-    ),
-    ("server", "Server: server authentication, up to 398 days"),
-    ("client", "Client: client authentication, up to 825 days"),
-];
+/// A profile as the form offers it, from the server's settings: its limits change with
+/// KEYINFRA_MAX_VALIDITY_DAYS, so the page never states them itself.
+#[derive(Debug)]
+struct ProfileChoice {
+    name: String,
+    /// "device: up to 825 days, 365 if left empty".
+    label: String,
+    description: String,
+}
+
+fn profile_choices(profiles: &[Profile]) -> Vec<ProfileChoice> {
+    profiles
+        .iter()
+        .map(|p| ProfileChoice {
+            name: p.name.clone(),
+            label: format!(
+                "{}: up to {} days, {} if left empty",
+                p.name, p.max_validity_days, p.default_validity_days
+            ),
+            description: p.description.clone(),
+        })
+        .collect()
+}
+
+/// The profile a new form starts with and an empty choice means: the first configured
+/// one (the built-in list begins with `device`, the API's default).
+fn default_profile(profiles: &[Profile]) -> String {
+    profiles.first().map(|p| p.name.clone()).unwrap_or_default()
+}
 
 /// What the form holds, sent back as typed when it is refused.
 #[derive(Debug, Default, Deserialize)]
 pub struct IssueForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     subject: String,
     #[serde(default)]
@@ -48,30 +70,107 @@ pub struct IssueForm {
     csr: String,
     #[serde(default)]
     owner_id: String,
-    /// "preview": show how the names are read, issue nothing.
+    /// "preview": show what would be issued (the dry run), issue nothing.
     #[serde(default)]
     action: String,
 }
 
-/// How the subject and SANs are read, before anything is issued.
+/// What an issue of the form would sign: the dry run's plan as the page shows it.
 #[derive(Debug)]
 struct Preview {
+    /// The subject after the policy's fixed attributes, attribute by attribute.
     attributes: Vec<(String, String)>,
     sans: Vec<String>,
+    profile: String,
+    key_algorithm: String,
+    validity_days: u32,
+    not_before: String,
+    not_after: String,
+    ca_name: String,
+    policy_id: String,
+    policy_name: String,
 }
 
-fn attribute_label(short: &str) -> String {
-    let long = match short {
-        "CN" => "Common name",
-        "O" => "Organization",
-        "OU" => "Organizational unit",
-        "C" => "Country",
-        "ST" => "State or province",
-        "L" => "Locality",
-        "DC" => "Domain component",
-        _ => "Serial number",
-    };
-    format!("{long} ({short})")
+impl Preview {
+    fn of(plan: &IssuePlan) -> Self {
+        Self {
+            attributes: plan
+                .subject
+                .attributes()
+                .iter()
+                .map(|(a, v)| (view::attribute_label(a.short_name()), v.clone()))
+                .collect(),
+            sans: plan.sans.iter().map(ToString::to_string).collect(),
+            profile: plan.profile.name.clone(),
+            key_algorithm: plan.key_algorithm.label().to_owned(),
+            validity_days: plan.validity_days,
+            not_before: view::date_time(plan.not_before),
+            not_after: view::date_time(plan.not_after),
+            ca_name: plan.ca_name.clone(),
+            policy_id: plan.policy_id.to_string(),
+            policy_name: plan.policy_name.clone(),
+        }
+    }
+}
+
+/// The dry run's refusal: the problem's code and detail, as the API would answer.
+#[derive(Debug)]
+struct Refusal {
+    code: String,
+    detail: String,
+}
+
+/// The user's own policy, in short: what it may ask for.
+#[derive(Debug)]
+struct PolicySummary {
+    id: String,
+    name: String,
+    description: String,
+    /// (what, entries): the name lists that allow or deny anything.
+    names: Vec<(&'static str, String)>,
+    fixed: String,
+    profiles: String,
+    key_algorithms: String,
+    max_validity_days: u32,
+    /// "at most 10", or "no limit".
+    quota: String,
+}
+
+impl PolicySummary {
+    fn of(policy: &Policy, server_quota: Option<u32>) -> Self {
+        let list = |entries: &[String]| entries.join(", ");
+        let names = [
+            ("Allowed DNS names", &policy.allowed_dns),
+            ("Denied DNS names", &policy.denied_dns),
+            ("Allowed IP ranges", &policy.allowed_ips),
+            ("Allowed e-mail domains", &policy.allowed_emails),
+            ("Allowed URIs", &policy.allowed_uris),
+        ]
+        .into_iter()
+        .filter(|(_, entries)| !entries.is_empty())
+        .map(|(what, entries)| (what, list(entries)))
+        .collect();
+        Self {
+            id: policy.id.to_string(),
+            name: policy.name.clone(),
+            description: policy.description.clone(),
+            names,
+            fixed: policy
+                .subject
+                .fixed
+                .iter()
+                .map(|(attr, value)| format!("{attr}={value}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            profiles: list(&policy.profiles),
+            key_algorithms: list(&policy.key_algorithms),
+            max_validity_days: policy.max_validity_days,
+            quota: policy
+                .quota
+                .or(server_quota)
+                .map_or_else(|| "no limit".to_owned(), |q| format!("at most {q}")),
+        }
+    }
 }
 
 /// A field's error message, if any.
@@ -99,9 +198,11 @@ struct IssuePage {
     form: IssueForm,
     errors: FieldErrors,
     algorithms: [&'static str; KeyAlgorithm::ALL.len()],
-    profiles: [(&'static str, &'static str); 3],
+    profiles: Vec<ProfileChoice>,
     owners: Vec<OwnerChoice>,
+    policy: PolicySummary,
     preview: Option<Preview>,
+    refusal: Option<Refusal>,
 }
 
 async fn page(
@@ -127,14 +228,25 @@ async fn page(
     } else {
         Vec::new()
     };
+    let policy = state
+        .authority
+        .policies
+        .of_user(
+            &state.db,
+            &Requester::User(session.caller),
+            session.caller.id,
+        )
+        .await?;
     Ok(IssuePage {
         chrome,
         form,
         errors,
         algorithms: KeyAlgorithm::ALL.map(KeyAlgorithm::label),
-        profiles: PROFILES,
+        profiles: profile_choices(&state.authority.settings.profiles),
         owners,
+        policy: PolicySummary::of(&policy, state.authority.settings.quota),
         preview: None,
+        refusal: None,
     })
 }
 
@@ -143,7 +255,7 @@ pub async fn new_form(
     session: UiSession,
 ) -> Result<Response, UiError> {
     let form = IssueForm {
-        profile: "device".into(),
+        profile: default_profile(&state.authority.settings.profiles),
         key_source: "generate".into(),
         key_algorithm: KeyAlgorithm::EcdsaP256.label().into(),
         ..IssueForm::default()
@@ -161,9 +273,8 @@ fn optional(text: &str) -> Option<String> {
 pub async fn issue(
     State(state): State<AppState>,
     session: UiSession,
-    Form(form): Form<IssueForm>,
+    CsrfForm(form): CsrfForm<IssueForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     let mut errors = FieldErrors::default();
     let validity_days = match form.validity_days.trim() {
         "" => None,
@@ -210,31 +321,6 @@ pub async fn issue(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    if form.action == "preview" {
-        // The parsers issuance uses; nothing is issued.
-        let mut preview = Preview {
-            attributes: Vec::new(),
-            sans: Vec::new(),
-        };
-        match optional(&form.subject).map(|s| DistinguishedName::parse(&s)) {
-            Some(Ok(dn)) => {
-                preview.attributes = dn
-                    .attributes()
-                    .iter()
-                    .map(|(a, v)| (attribute_label(a.short_name()), v.clone()))
-                    .collect();
-            }
-            Some(Err(e)) => errors.subject = Some(view::sentence(&e.to_string())),
-            None => {}
-        }
-        match SubjectAltName::parse_list(&san) {
-            Ok(list) => preview.sans = list.iter().map(ToString::to_string).collect(),
-            Err(e) => errors.san = Some(view::sentence(&e.to_string())),
-        }
-        let mut page = page(&state, &session, form, errors).await?;
-        page.preview = Some(preview);
-        return Ok(render(&page));
-    }
     let Some(key) = key else {
         return refused(&state, &session, form, errors).await;
     };
@@ -245,44 +331,78 @@ pub async fn issue(
         key,
         subject: optional(&form.subject),
         san: (!san.is_empty()).then_some(san),
-        profile: optional(&form.profile).unwrap_or_else(|| "device".into()),
+        profile: optional(&form.profile)
+            .unwrap_or_else(|| default_profile(&state.authority.settings.profiles)),
         validity_days,
         owner_id,
         ca_id: None,
         policy_id: None,
     };
+    let by = Requester::User(session.caller);
+    if form.action == "preview" {
+        // The API's dry run: every check of an issue, no key made, nothing written.
+        return match state.authority.preview(&state.db, &by, request).await {
+            Ok(plan) => {
+                let mut page = page(&state, &session, form, errors).await?;
+                page.preview = Some(Preview::of(&plan));
+                Ok(render(&page))
+            }
+            Err(error) => {
+                let problem = crate::Problem::from(error);
+                let refusal = Refusal {
+                    code: problem.code.to_owned(),
+                    detail: view::sentence(&problem.detail),
+                };
+                if !place_refusal(&mut errors, &problem) {
+                    return Err(UiError(problem));
+                }
+                let mut page = page(&state, &session, form, errors).await?;
+                page.refusal = Some(refusal);
+                Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
+            }
+        };
+    }
     let result = state
         .authority
-        .issue(
-            &state.db,
-            &Requester::User(session.caller),
-            request,
-            &mut OsRandom,
-        )
+        .issue(&state.db, &by, request, &mut OsRandom)
         .await;
     match result {
         Ok(cert) => Ok(Redirect::to(&format!("/ui/certificates/{}", cert.id)).into_response()),
-        Err(CoreError::Invalid { code, detail } | CoreError::Conflict { code, detail }) => {
-            let slot = match code {
-                "invalid_subject" => &mut errors.subject,
-                "invalid_san" => &mut errors.san,
-                "unknown_profile" => &mut errors.profile,
-                "invalid_validity" | "validity_too_long" | "beyond_ca_validity" => {
-                    &mut errors.validity
-                }
-                "invalid_csr" | "csr_signature_invalid" | "unsupported_key" => &mut errors.key,
-                "unknown_owner" | "owner_disabled" => &mut errors.owner,
-                _ => &mut errors.general,
-            };
-            *slot = Some(view::sentence(&detail));
+        Err(error) => {
+            let problem = crate::Problem::from(error);
+            if !place_refusal(&mut errors, &problem) {
+                return Err(UiError(problem));
+            }
             refused(&state, &session, form, errors).await
         }
-        Err(CoreError::Forbidden) => {
-            errors.owner = Some("Only administrators may issue for another user.".into());
-            refused(&state, &session, form, errors).await
-        }
-        Err(other) => Err(other.into()),
     }
+}
+
+/// Puts a refusal of the issue (or of its dry run) next to the field it concerns, or at
+/// the top of the form. False for what is no refusal of the request (a missing session,
+/// an internal error), which is an error page.
+fn place_refusal(errors: &mut FieldErrors, problem: &crate::Problem) -> bool {
+    if problem.status == 403 {
+        errors.owner = Some("Only administrators may issue for another user.".into());
+        return true;
+    }
+    if problem.status != 409 && problem.status != 422 {
+        return false;
+    }
+    let slot = match problem.code {
+        "invalid_subject" | "subject_not_allowed" => &mut errors.subject,
+        "invalid_san" | "name_not_allowed" => &mut errors.san,
+        "unknown_profile" | "profile_not_allowed" => &mut errors.profile,
+        "invalid_validity" | "validity_too_long" | "beyond_ca_validity" => &mut errors.validity,
+        "invalid_csr"
+        | "csr_signature_invalid"
+        | "unsupported_key"
+        | "key_algorithm_not_allowed" => &mut errors.key,
+        "unknown_owner" | "owner_disabled" => &mut errors.owner,
+        _ => &mut errors.general,
+    };
+    *slot = Some(view::sentence(&problem.detail));
+    true
 }
 
 async fn refused(

@@ -24,7 +24,7 @@
 //! 3. `pages`: dashboard, certificate list and detail (with the detail page that the
 //!    actions show again with their errors), the owner menu.
 //! 4. The handlers built on them: `actions` and `audit` (which use `pages`), and `issue`,
-//!    `users`, `cas`, `account` (which need only `session` and `view`).
+//!    `users`, `policies`, `cas`, `account` (which need only `session` and `view`).
 
 mod account;
 mod actions;
@@ -32,6 +32,7 @@ mod audit;
 mod cas;
 mod issue;
 mod pages;
+mod policies;
 mod session;
 mod users;
 mod view;
@@ -76,6 +77,13 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/ui/users/{id}/delete",
             get(users::confirm_delete).post(users::delete),
         )
+        .route("/ui/users/{id}/policy", post(users::set_policy))
+        .route("/ui/policies", get(policies::list).post(policies::create))
+        .route(
+            "/ui/policies/{id}",
+            get(policies::show).post(policies::update),
+        )
+        .route("/ui/policies/{id}/delete", post(policies::delete))
         .route("/ui/audit", get(audit::page))
         .route(
             "/ui/account/password",

@@ -8,7 +8,6 @@ use keyinfra_core::Requester;
 use keyinfra_db::CertificateStatus;
 use keyinfra_db::audit::AuditFilter;
 use keyinfra_db::certificates::CertificateFilter;
-use keyinfra_db::stats;
 use keyinfra_pki::RevocationReason;
 use serde::Deserialize;
 
@@ -65,9 +64,7 @@ pub async fn dashboard(
     let chrome = chrome(&state, &session, "dashboard").await?;
     let caller = session.caller;
     // The statistics view, as the user's identity: row-level security picks the rows.
-    let mut tx = state.db.begin(&caller.actor()).await?;
-    let rows = stats::visible(&mut tx).await?;
-    tx.commit().await?;
+    let rows = keyinfra_core::dashboard::certificate_stats(&state.db, &caller).await?;
     let count = |status: CertificateStatus| -> i64 {
         rows.iter()
             .filter(|r| r.status == status)
@@ -114,22 +111,34 @@ pub async fn dashboard(
     let audit = if chrome.is_admin {
         let (events, _) =
             keyinfra_core::users::audit_log(&state.db, &caller, &AuditFilter::default(), 8).await?;
+        // Users by name, as the audit page shows them (one lookup for the few rows).
+        let ids: Vec<uuid::Uuid> = events
+            .iter()
+            .flat_map(|e| {
+                let user_target = e
+                    .target_id
+                    .filter(|_| e.target_type.as_deref() == Some("user"));
+                [e.actor_id, user_target]
+            })
+            .flatten()
+            .collect();
+        let names = state.users.usernames(&state.db, &caller, &ids).await?;
+        let subjects = view::certificate_subjects(&events);
         events
             .into_iter()
             .map(|e| AuditRow {
                 at: view::date_time(e.occurred_at),
+                target: view::event_target(&e, &names, &subjects),
                 actor: match (e.actor_name, e.actor_id) {
                     (Some(name), _) => name,
                     (None, Some(id)) if id == caller.id => chrome.username.clone(),
-                    (None, Some(id)) => format!("user {}", short(&id.to_string())),
+                    (None, Some(id)) => names
+                        .get(&id)
+                        .cloned()
+                        .unwrap_or_else(|| format!("user {}", view::short_id(id))),
                     (None, None) => "system".to_owned(),
                 },
                 action: e.action,
-                target: match (e.target_type, e.target_id) {
-                    (Some(kind), Some(id)) => format!("{kind} {}", short(&id.to_string())),
-                    (Some(kind), None) => kind,
-                    _ => String::new(),
-                },
             })
             .collect()
     } else {
@@ -150,10 +159,6 @@ pub async fn dashboard(
         audit,
     };
     Ok(render(&page))
-}
-
-fn short(id: &str) -> String {
-    id.chars().take(8).collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -399,7 +404,7 @@ pub(super) async fn detail_page(
         sans: cert
             .subject_alt_names
             .iter()
-            .map(|s| s.replace(':', ": "))
+            .map(|s| view::san_text(s))
             .collect(),
         fingerprint: view::fingerprint(&cert.fingerprint_sha256),
         key_algorithm: cert.key_algorithm.as_str().to_owned(),

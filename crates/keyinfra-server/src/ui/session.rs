@@ -1,13 +1,15 @@
 //! Sessions: the login form, the session cookie, logout, CSRF, and the error pages.
 
 use askama::Template;
-use axum::extract::{Form, FromRequestParts, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use keyinfra_core::CoreError;
 use keyinfra_core::users::Caller;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::view::Chrome;
 use crate::extract::ClientAddress;
@@ -64,18 +66,61 @@ impl FromRequestParts<AppState> for UiSession {
     }
 }
 
-impl UiSession {
-    /// Refuses a state-changing form without this session's CSRF token (403, nothing written).
-    pub fn check_csrf(&self, state: &AppState, presented: &str) -> Result<(), UiError> {
-        if state.users.csrf_matches(&self.token, presented) {
-            Ok(())
-        } else {
-            Err(UiError(Problem::new(
-                StatusCode::FORBIDDEN,
-                "csrf_failed",
-                "the form was not sent from this session's page; reload the page and try again",
-            )))
-        }
+/// A state-changing form of type `T`, accepted only with the session's CSRF token in its
+/// `csrf` field. Handlers that change anything take this instead of axum's `Form`, so a
+/// handler without the check cannot be written by accident: the extractor reads the body,
+/// checks the token and refuses with the UI's 403 page before the handler runs (and so
+/// before any write). `T` itself has no `csrf` field; the body is parsed twice, once for
+/// the token and once as `T`, which costs nothing next to the page.
+#[derive(Debug)]
+pub struct CsrfForm<T>(pub T);
+
+#[derive(Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl<T> FromRequest<AppState> for CsrfForm<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = Response;
+
+    // The one place besides the login form that may parse a form body with axum's `Form`.
+    #[allow(clippy::disallowed_types)]
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let session = UiSession::from_request_parts(&mut parts, state).await?;
+        // The body once, within the router's body limit; then each parse gets a copy of
+        // the request with it, so that `Form` checks the content type as it always does.
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let again = |parts: Parts| Request::from_parts(parts, Body::from(bytes.clone()));
+        let axum::extract::Form(CsrfField { csrf }) =
+            axum::extract::Form::<CsrfField>::from_request(again(parts.clone()), state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        check_csrf(&session, state, &csrf).map_err(IntoResponse::into_response)?;
+        let axum::extract::Form(form) = axum::extract::Form::<T>::from_request(again(parts), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self(form))
+    }
+}
+
+/// Refuses a state-changing form without this session's CSRF token (403, nothing written).
+/// Private: [`CsrfForm`] is the only way a handler gets a form that changes anything.
+fn check_csrf(session: &UiSession, state: &AppState, presented: &str) -> Result<(), UiError> {
+    if state.users.csrf_matches(&session.token, presented) {
+        Ok(())
+    } else {
+        Err(UiError(Problem::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "the form was not sent from this session's page; reload the page and try again",
+        )))
     }
 }
 
@@ -348,13 +393,15 @@ pub fn same_site_post(headers: &HeaderMap) -> bool {
 
 /// The login form: the API's login use case; its token becomes the session cookie. A
 /// cross-site post is refused before the password is looked at (login CSRF would log the
-/// victim's browser into the attacker's account).
+/// victim's browser into the attacker's account). There is no session yet whose CSRF
+/// token could guard it, so it alone takes axum's `Form`.
+#[allow(clippy::disallowed_types)]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     tls: Option<axum::Extension<OverTls>>,
     headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    axum::extract::Form(form): axum::extract::Form<LoginForm>,
 ) -> Response {
     if !same_site_post(&headers) {
         let page = LoginPage {
@@ -399,20 +446,17 @@ pub async fn login(
     }
 }
 
+/// The logout form: nothing but its CSRF token.
 #[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    pub csrf: String,
-}
+pub struct LogoutForm {}
 
 /// Logout (a form with the CSRF token): ends the user's sessions in the database (the
 /// cookie's token stops working everywhere, also as a Bearer token) and clears the cookie.
 pub async fn logout(
     State(state): State<AppState>,
     session: UiSession,
-    Form(form): Form<CsrfForm>,
+    CsrfForm(LogoutForm {}): CsrfForm<LogoutForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     state.users.logout(&state.db, &session.caller).await?;
     Ok(to_login())
 }

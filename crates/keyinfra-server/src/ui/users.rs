@@ -1,13 +1,17 @@
-//! User management for administrators: list, create, change role, disable/enable, delete
-//! (after a confirmation that names the certificates it revokes). Every page answers anyone
+//! User management for administrators: list, create, change role, disable/enable, move to
+//! another issuance policy, delete (after a confirmation that names the certificates it
+//! revokes). Every page answers anyone
 //! but an ADMIN with the UI's 404; the use cases (`UserService`) check the role again and
 //! hold every rule (name and password policy, no self-lockout, revocation on delete).
 
+use std::collections::HashMap;
+
 use askama::Template;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::auth::Password;
+use keyinfra_core::policy::DEFAULT_POLICY_ID;
 use keyinfra_core::{CoreError, OsRandom, Requester};
 use keyinfra_db::certificates::CertificateFilter;
 use keyinfra_db::users::UserRecord;
@@ -16,7 +20,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 use zeroize::Zeroize;
 
-use super::session::{UiError, UiId, UiSession, admin_only, chrome, render};
+use super::session::{CsrfForm, UiError, UiId, UiSession, admin_only, chrome, render};
 use super::view::{self, CertRow, Chrome};
 use crate::AppState;
 use crate::pagination::{decode_cursor, encode_cursor};
@@ -35,6 +39,9 @@ struct UserView {
     created: String,
     password_changed: String,
     is_me: bool,
+    policy_id: Uuid,
+    /// The policy's name, when the page looked the policies up.
+    policy: String,
 }
 
 impl UserView {
@@ -48,8 +55,32 @@ impl UserView {
             created: view::date(u.created_at),
             password_changed: view::date_time(u.password_changed_at),
             is_me: u.id == me,
+            policy_id: u.policy_id.unwrap_or(DEFAULT_POLICY_ID),
+            policy: String::new(),
         }
     }
+
+    /// Fills in the policy's name from a page's lookup.
+    fn named(mut self, policies: &HashMap<Uuid, String>) -> Self {
+        self.policy = policies
+            .get(&self.policy_id)
+            .cloned()
+            .unwrap_or_else(|| view::short_id(self.policy_id));
+        self
+    }
+}
+
+/// Every policy's name by id (the use case lists them for an ADMIN only).
+async fn policy_names(
+    state: &AppState,
+    session: &UiSession,
+) -> Result<Vec<(Uuid, String)>, UiError> {
+    let policies = state
+        .authority
+        .policies
+        .list(&state.db, &Requester::User(session.caller))
+        .await?;
+    Ok(policies.into_iter().map(|p| (p.id, p.name)).collect())
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,9 +117,15 @@ pub async fn list(
         .list(&state.db, &session.caller, after, PAGE_SIZE)
         .await?;
     let me = session.caller.id;
+    let policies: HashMap<Uuid, String> =
+        policy_names(&state, &session).await?.into_iter().collect();
     Ok(render(&UsersPage {
         chrome,
-        users: page.items.iter().map(|u| UserView::new(u, me)).collect(),
+        users: page
+            .items
+            .iter()
+            .map(|u| UserView::new(u, me).named(&policies))
+            .collect(),
         next: page.next.map(|(at, id)| encode_cursor(at, id)),
         first_page: after.is_none(),
         deleted: query.deleted,
@@ -98,8 +135,6 @@ pub async fn list(
 /// The new-user form as typed; the passwords are never sent back.
 #[derive(Default, Deserialize)]
 pub struct NewUserForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     username: String,
     #[serde(default)]
@@ -165,9 +200,8 @@ pub async fn new_form(
 pub async fn create(
     State(state): State<AppState>,
     session: UiSession,
-    Form(mut form): Form<NewUserForm>,
+    CsrfForm(mut form): CsrfForm<NewUserForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     admin_only(&session)?;
     let mut errors = NewUserErrors::default();
     let role = match form.role.as_str() {
@@ -251,6 +285,8 @@ pub async fn create(
 struct UserPage {
     chrome: Chrome,
     user: UserView,
+    /// Every policy, for the select that moves the user.
+    policies: Vec<(Uuid, String)>,
     certificates: Vec<CertRow>,
     more_certificates: bool,
     error: Option<String>,
@@ -285,9 +321,12 @@ async fn user_page(
             USER_CERTIFICATES + 1,
         )
         .await?;
+    let policies = policy_names(state, session).await?;
+    let names: HashMap<Uuid, String> = policies.iter().cloned().collect();
     Ok(UserPage {
         chrome,
-        user: UserView::new(&user, session.caller.id),
+        user: UserView::new(&user, session.caller.id).named(&names),
+        policies,
         more_certificates: certificates.len() as i64 > USER_CERTIFICATES,
         certificates: certificates
             .iter()
@@ -310,15 +349,17 @@ pub async fn show(
 #[derive(Debug, Deserialize)]
 pub struct RoleForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     role: String,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct StatusForm {
+pub struct PolicyForm {
     #[serde(default)]
-    csrf: String,
+    policy_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StatusForm {
     /// "true" disables, "false" enables.
     #[serde(default)]
     disabled: String,
@@ -344,9 +385,8 @@ pub async fn set_role(
     State(state): State<AppState>,
     session: UiSession,
     UiId(id): UiId,
-    Form(form): Form<RoleForm>,
+    CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     admin_only(&session)?;
     let role = match form.role.as_str() {
         "ADMIN" => UserRole::Admin,
@@ -375,9 +415,8 @@ pub async fn set_status(
     State(state): State<AppState>,
     session: UiSession,
     UiId(id): UiId,
-    Form(form): Form<StatusForm>,
+    CsrfForm(form): CsrfForm<StatusForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     admin_only(&session)?;
     let disabled = match form.disabled.as_str() {
         "true" => true,
@@ -398,6 +437,34 @@ pub async fn set_status(
         .await
     {
         Ok(_) => Ok(Redirect::to(&format!("/ui/users/{id}")).into_response()),
+        Err(e) => refused(&state, &session, id, e).await,
+    }
+}
+
+/// Moves the user to another issuance policy (the use case audits the change).
+pub async fn set_policy(
+    State(state): State<AppState>,
+    session: UiSession,
+    UiId(id): UiId,
+    CsrfForm(form): CsrfForm<PolicyForm>,
+) -> Result<Response, UiError> {
+    admin_only(&session)?;
+    let Ok(policy_id) = form.policy_id.trim().parse::<Uuid>() else {
+        return refused(
+            &state,
+            &session,
+            id,
+            CoreError::invalid("unknown_policy", "Choose a policy from the list."),
+        )
+        .await;
+    };
+    match state
+        .authority
+        .policies
+        .assign(&state.db, &Requester::User(session.caller), id, policy_id)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to(&format!("/ui/users/{id}")).into_response()),
         Err(e) => refused(&state, &session, id, e).await,
     }
 }
@@ -470,8 +537,6 @@ pub async fn confirm_delete(
 
 #[derive(Debug, Deserialize)]
 pub struct DeleteForm {
-    #[serde(default)]
-    csrf: String,
     /// The confirmation checkbox: present when ticked.
     #[serde(default)]
     confirm: Option<String>,
@@ -481,9 +546,8 @@ pub async fn delete(
     State(state): State<AppState>,
     session: UiSession,
     UiId(id): UiId,
-    Form(form): Form<DeleteForm>,
+    CsrfForm(form): CsrfForm<DeleteForm>,
 ) -> Result<Response, UiError> {
-    session.check_csrf(&state, &form.csrf)?;
     admin_only(&session)?;
     if form.confirm.is_none() {
         let message = "Tick the box to confirm that the user's certificates are revoked.";

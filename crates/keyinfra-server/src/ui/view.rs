@@ -1,6 +1,10 @@
 //! How values read on a page: dates, fingerprints, names, remaining time.
 
+use std::collections::HashMap;
+
+use keyinfra_db::audit::AuditRecord;
 use keyinfra_db::certificates::CertificateRecord;
+use keyinfra_pki::names::SubjectAltName;
 use time::OffsetDateTime;
 use time::macros::format_description;
 use uuid::Uuid;
@@ -14,7 +18,7 @@ pub struct Chrome {
     pub is_admin: bool,
     pub csrf: String,
     /// Which navigation entry is current: "dashboard", "certificates", "cas", "users",
-    /// "audit" or "account".
+    /// "policies", "audit" or "account".
     pub current: &'static str,
 }
 
@@ -65,6 +69,79 @@ pub fn common_name(dn: &str) -> String {
         .to_owned()
 }
 
+/// How a page names a row by its id when it has nothing better: the last 12 hex digits.
+/// Ids are UUIDv7 (migration 0013): the first 12 hex digits are the millisecond the row
+/// was made, so rows made together (two certificates issued at once, a batch of events)
+/// share them, and the first 8 digits used to show the same label for both. The last 12
+/// are 48 of the random bits: two ids on one page share them with a chance of about one in
+/// 10^10, and older, version 4 ids are random there too. The full id stays in the link.
+pub fn short_id(id: Uuid) -> String {
+    let hex = id.simple().to_string();
+    format!("…{}", &hex[hex.len() - 12..])
+}
+
+/// How a page names the object of an audit event: a user by name, a certificate by its
+/// subject's CN with its short id (renewals share the subject), when the page knows them;
+/// anything else by its kind and short id.
+pub fn target_label(kind: &str, id: Uuid, name: Option<&str>) -> String {
+    match (kind, name) {
+        ("user", Some(username)) => username.to_owned(),
+        ("certificate", Some(subject)) => format!("{} ({})", common_name(subject), short_id(id)),
+        (kind, _) => format!("{kind} {}", short_id(id)),
+    }
+}
+
+/// The subjects that a page's audit events name for their certificates (an issue's
+/// details carry the subject), so that the page can show a certificate by its name in
+/// every row about it, not only in the issue's.
+pub fn certificate_subjects(events: &[AuditRecord]) -> HashMap<Uuid, String> {
+    events
+        .iter()
+        .filter(|e| e.target_type.as_deref() == Some("certificate"))
+        .filter_map(|e| {
+            let subject = e.details.get("subject")?.as_str()?;
+            Some((e.target_id?, subject.to_owned()))
+        })
+        .collect()
+}
+
+/// An audit event's target as a page names it, from the usernames and subjects the page
+/// looked up; empty when the event has none.
+pub fn event_target(
+    event: &AuditRecord,
+    usernames: &HashMap<Uuid, String>,
+    subjects: &HashMap<Uuid, String>,
+) -> String {
+    match (event.target_type.as_deref(), event.target_id) {
+        (Some(kind), Some(id)) => {
+            let known = match kind {
+                "user" => usernames.get(&id),
+                "certificate" => subjects.get(&id),
+                _ => None,
+            };
+            target_label(kind, id, known.map(String::as_str))
+        }
+        (Some(kind), None) => kind.to_owned(),
+        (None, _) => String::new(),
+    }
+}
+
+/// A subject attribute's RFC 4514 short name as a form labels it: "Organization (O)".
+pub fn attribute_label(short: &str) -> String {
+    let long = match short {
+        "CN" => "Common name",
+        "O" => "Organization",
+        "OU" => "Organizational unit",
+        "C" => "Country",
+        "ST" => "State or province",
+        "L" => "Locality",
+        "DC" => "Domain component",
+        "serialNumber" => "Serial number",
+        _ => return short.to_owned(),
+    };
+    format!("{long} ({short})")
+}
+
 /// `AB:CD:...` as certificate viewers show it.
 pub fn fingerprint(bytes: &[u8]) -> String {
     bytes
@@ -74,11 +151,10 @@ pub fn fingerprint(bytes: &[u8]) -> String {
         .join(":")
 }
 
-/// A SAN without its `DNS:`/`IP:` tag.
-pub fn untagged(san: &str) -> String {
-    san.split_once(':')
-        .map_or(san, |(_, value)| value)
-        .to_owned()
+/// A stored SAN (`DNS:a.example`, `IP:192.0.2.1`) as a person reads it: the name as the
+/// names module writes it, without its type; a value it cannot read is shown as stored.
+pub fn san_text(san: &str) -> String {
+    SubjectAltName::parse(san).map_or_else(|_| san.to_owned(), |name| name.to_string())
 }
 
 /// One certificate as a row of a table.
@@ -110,7 +186,7 @@ impl CertRow {
             sans: c
                 .subject_alt_names
                 .iter()
-                .map(|s| untagged(s))
+                .map(|s| san_text(s))
                 .collect::<Vec<_>>()
                 .join(", "),
             serial: c.serial_number.clone(),
@@ -167,11 +243,26 @@ mod tests {
         assert_eq!(common_name("CN=edge-1,O=Example,C=NL"), "edge-1");
         assert_eq!(common_name("O=Example"), "O=Example");
         assert_eq!(fingerprint(&[0xab, 0x01]), "AB:01");
-        assert_eq!(untagged("DNS:a.example"), "a.example");
+        assert_eq!(san_text("DNS:a.example"), "a.example");
+        assert_eq!(san_text("IP:2001:db8::1"), "2001:db8::1");
         let now = OffsetDateTime::UNIX_EPOCH;
         assert_eq!(relative(now + time::Duration::days(12), now), "in 12 days");
         assert_eq!(relative(now - time::Duration::days(3), now), "3 days ago");
         assert_eq!(sentence("the PIN is too short"), "The PIN is too short.");
+        // Two v7 ids of the same millisecond: the same first 8 digits, different labels.
+        let a: Uuid = "01900000-0000-7000-8000-0000000000a1".parse().unwrap();
+        let b: Uuid = "01900000-0000-7000-8000-0000000000b2".parse().unwrap();
+        assert_eq!(short_id(a), "…0000000000a1");
+        assert_ne!(
+            target_label("certificate", a, None),
+            target_label("certificate", b, None)
+        );
+        assert_eq!(
+            target_label("certificate", a, Some("CN=edge-1,O=Example")),
+            "edge-1 (…0000000000a1)"
+        );
+        assert_eq!(target_label("user", a, Some("alice")), "alice");
+        assert_eq!(target_label("user", a, None), "user …0000000000a1");
         assert_eq!(sentence("Done!"), "Done!");
         assert_eq!(sentence(""), "");
     }

@@ -131,7 +131,7 @@ async fn a_site_policy_allows_its_names_and_refuses_every_other_with_the_rule() 
         json!({
             "name": "site1",
             "allowed_dns": ["*.site1.example.net", ".lab.site1.example.net", "router1.site1.example.net"],
-            "denied_dns": ["bad.site1.example.net"],
+            "denied_dns": ["bad.lab.site1.example.net"],
             "allowed_ips": ["192.0.2.0/24"],
             "subject": {"allowed_attributes": ["CN", "O"], "fixed": {"O": "Example Corp"}},
             "profiles": ["device"],
@@ -145,8 +145,8 @@ async fn a_site_policy_allows_its_names_and_refuses_every_other_with_the_rule() 
     // Omitted fields took the default policy's values.
     assert_eq!(policy["allowed_emails"], json!([]));
 
-    // Allowed: one label under the wildcard, the wildcard itself, any depth under the dot
-    // pattern, an address in range. The fixed O is added.
+    // Allowed: one label under the wildcard, the wildcard itself (it covers no denied
+    // name), any depth under the dot pattern, an address in range. The fixed O is added.
     let cert = s
         .app
         .issue(
@@ -158,10 +158,7 @@ async fn a_site_policy_allows_its_names_and_refuses_every_other_with_the_rule() 
             }),
         )
         .await;
-    assert_eq!(
-        cert["subject_dn"],
-        "CN=sw1.site1.example.net,O=Example Corp"
-    );
+    assert_eq!(cert["subject"], "CN=sw1.site1.example.net,O=Example Corp");
 
     refused(
         &s,
@@ -174,9 +171,9 @@ async fn a_site_policy_allows_its_names_and_refuses_every_other_with_the_rule() 
     refused(
         &s,
         &s.user,
-        issue_body("x", &["bad.site1.example.net"]),
+        issue_body("x", &["bad.lab.site1.example.net"]),
         "name_not_allowed",
-        &["bad.site1.example.net", "denied by"],
+        &["bad.lab.site1.example.net", "denied by"],
     )
     .await;
     refused(
@@ -543,4 +540,59 @@ async fn policies_are_managed_by_admins_and_checked_before_they_are_stored() {
         .get("/api/v1/audit?action=policy.deleted", &s.admin)
         .await;
     assert_eq!(events["items"][0]["details"]["old"]["name"], "site1");
+}
+
+#[tokio::test]
+async fn only_an_admin_may_name_the_policy_a_request_is_checked_against() {
+    let s = setup().await;
+    let strict = site_policy(
+        &s,
+        json!({"name": "strict", "allowed_dns": [".strict.example.net"]}),
+    )
+    .await;
+    // Back to the default policy: the user names the strict one and is refused (403).
+    let (status, _) = s
+        .app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", s.user_id),
+            &s.admin,
+            json!({"policy_id": keyinfra_core::policy::DEFAULT_POLICY_ID}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let body = json!({"subject": "CN=x", "san": ["x.elsewhere.net"], "policy_id": strict["id"]});
+    let (status, _) = s
+        .app
+        .send(Method::POST, "/api/v1/certificates", &s.user, body.clone())
+        .await;
+    assert_eq!(status, 403);
+    // An ADMIN issuing under the strict policy is held to it, and to nothing else.
+    refused(
+        &s,
+        &s.admin,
+        body,
+        "name_not_allowed",
+        &["x.elsewhere.net", "strict"],
+    )
+    .await;
+    s.app
+        .issue(
+            &s.admin,
+            json!({"subject": "CN=y", "san": ["y.strict.example.net"], "policy_id": strict["id"]}),
+        )
+        .await;
+    let (status, problem) = s
+        .app
+        .send(
+            Method::POST,
+            "/api/v1/certificates",
+            &s.admin,
+            json!({"subject": "CN=y", "policy_id": uuid::Uuid::nil()}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("unknown_policy"))
+    );
 }

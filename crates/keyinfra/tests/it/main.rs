@@ -12,6 +12,7 @@ mod hardening;
 mod logs;
 mod migrate;
 mod name_constraints;
+mod policies;
 mod support;
 mod tls;
 mod users;

@@ -4,7 +4,7 @@ use keyinfra_db::UserRole;
 use serde_json::json;
 
 use super::{csrf_of, form_login, page, post_form};
-use crate::support::TestApp;
+use crate::support::{PEPPER, TestApp, test_edge};
 
 /// The issue form's fields as sent.
 type IssueFormFields = Vec<(&'static str, String)>;
@@ -162,4 +162,58 @@ async fn the_issue_form_maps_errors_to_fields_and_creates_nothing_on_bad_input()
     assert_eq!(cert["subject"], "CN=bob-ap-1,O=Example");
     assert_eq!(cert["san"], json!(["bob-ap-1.example.net", "192.0.2.7"]));
     assert_eq!(certificate_count(&app, &admin_token).await, 1);
+}
+
+/// The form states the limits the server applies, from its settings: with
+/// KEYINFRA_MAX_VALIDITY_DAYS at 90, every profile reads "up to 90 days", and the use case
+/// refuses 91 next to the validity field.
+#[tokio::test]
+async fn the_issue_form_shows_the_configured_limits_and_profiles() {
+    let app = TestApp::spawn_with(PEPPER, None, test_edge(), |settings| {
+        settings.profiles = keyinfra_pki::profile::builtin_profiles(Some(90));
+    })
+    .await;
+    app.user("bob", UserRole::User).await;
+    let (cookie, _) = form_login(&app, "bob").await;
+    let (status, html) = page(&app, &cookie, "/ui/certificates/new").await;
+    assert_eq!(status, 200);
+    for profile in &app.state.authority.settings.profiles {
+        let option = format!(
+            "<option value=\"{}\"{}>{}: up to 90 days, {} if left empty</option>",
+            profile.name,
+            if profile.name == "device" {
+                " selected"
+            } else {
+                ""
+            },
+            profile.name,
+            profile.default_validity_days
+        );
+        assert!(html.contains(&option), "{option}");
+        assert!(html.contains(&profile.description), "{}", profile.name);
+    }
+    assert!(
+        !html.contains("825") && !html.contains("398"),
+        "no built-in limit on the page"
+    );
+
+    let csrf = csrf_of(&html);
+    let form = |days: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("subject", "CN=bob-ap-1".to_owned()),
+            ("san", "bob-ap-1.example.net".to_owned()),
+            ("profile", "server".to_owned()),
+            ("validity_days", days.to_owned()),
+            ("key_source", "generate".to_owned()),
+            ("key_algorithm", "ecdsa-p256".to_owned()),
+        ]
+    };
+    let (status, _, body) =
+        post_form(&app, &cookie, "/ui/certificates/new", &pairs(&form("91"))).await;
+    assert_eq!(status, 422);
+    assert!(body.contains("id=\"validity-error\"") && body.contains("90"));
+    let (status, _, _) =
+        post_form(&app, &cookie, "/ui/certificates/new", &pairs(&form("90"))).await;
+    assert_eq!(status, 303, "the limit itself is allowed");
 }

@@ -7,7 +7,9 @@ mod actions;
 mod audit;
 mod cas;
 mod certificates;
+mod dashboard;
 mod issue;
+mod policies;
 mod session;
 mod users;
 
