@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use keyinfra_db::audit::{self, NewAuditEvent};
+use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
 use keyinfra_db::authorities::{self, AuthorityRecord};
 use keyinfra_db::private_keys::{self, NewSealedKey};
 use keyinfra_db::{Actor, Database, Tx};
@@ -364,7 +364,7 @@ impl Authority {
     pub(crate) async fn audit(
         tx: &mut Tx,
         by: &Requester,
-        action: &str,
+        action: AuditAction,
         target: Uuid,
         details: serde_json::Value,
     ) -> Result<(), CoreError> {
@@ -441,7 +441,7 @@ pub(crate) async fn insert_sealed_key(
         &NewSealedKey {
             id,
             owner_id,
-            algorithm: db_algorithm(key.algorithm()),
+            algorithm: key.algorithm(),
             public_key_fingerprint: &key.public_key_fingerprint(),
             ciphertext: &sealed.ciphertext,
             nonce: &sealed.nonce,
@@ -472,16 +472,4 @@ pub(crate) fn unseal_record(
         tracing::error!(key_id = %record.id, error = %e, "a stored private key does not open");
         CoreError::Internal(format!("the private key {} does not open: {e}", record.id))
     })
-}
-
-pub fn db_algorithm(a: KeyAlgorithm) -> keyinfra_db::KeyAlgorithm {
-    use keyinfra_db::KeyAlgorithm as D;
-    match a {
-        KeyAlgorithm::EcdsaP256 => D::EcdsaP256,
-        KeyAlgorithm::EcdsaP384 => D::EcdsaP384,
-        KeyAlgorithm::Ed25519 => D::Ed25519,
-        KeyAlgorithm::Rsa2048 => D::Rsa2048,
-        KeyAlgorithm::Rsa3072 => D::Rsa3072,
-        KeyAlgorithm::Rsa4096 => D::Rsa4096,
-    }
 }

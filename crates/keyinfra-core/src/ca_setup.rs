@@ -2,7 +2,7 @@
 //! `serve`, and adopting an existing one by `keyinfra ca import`. A CA under an existing
 //! one is [`crate::issuing_ca`].
 
-use keyinfra_db::audit::{self, NewAuditEvent};
+use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
 use keyinfra_db::authorities::{self, AuthorityRecord, NewAuthority};
 use keyinfra_db::{Actor, Database, DbError, Tx};
 use keyinfra_pki::ca::{CaSigner, CaSpec, inspect_ca_certificate};
@@ -214,7 +214,7 @@ impl Authority {
             &NewAuditEvent {
                 actor_id: by.user_id(),
                 actor_name: by.audit_name(),
-                action: "ca.created",
+                action: AuditAction::CaCreated,
                 target_type: Some("certificate_authority"),
                 target_id: Some(id),
                 details: json!({

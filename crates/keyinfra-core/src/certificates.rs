@@ -7,7 +7,8 @@
 //! the previous version's status, the audit event), so a collision leaves nothing behind.
 
 use keyinfra_db::certificates::{self, NewCertificate};
-use keyinfra_db::{Actor, Database, DbError, KeyAlgorithm, Tx};
+use keyinfra_db::{Actor, Database, DbError, Tx};
+use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::{RandomSource, SerialNumber, sha256_fingerprint};
 use time::OffsetDateTime;
 use uuid::Uuid;

@@ -10,9 +10,9 @@
 use std::collections::HashSet;
 
 use keyinfra_db::crls::{self, CrlRecord};
-use keyinfra_db::{Actor, Database, RevocationReason, authorities, revocations};
+use keyinfra_db::{Actor, Database, authorities, revocations};
 use keyinfra_pki::SerialNumber;
-use keyinfra_pki::ca::{CrlSpec, RevocationReason as CrlReason, RevokedEntry};
+use keyinfra_pki::ca::{CrlSpec, RevokedEntry};
 use uuid::Uuid;
 
 use crate::authority::Authority;
@@ -20,19 +20,6 @@ use crate::error::CoreError;
 
 /// CRLs kept per CA (older ones are pruned).
 const CRLS_KEPT: i64 = 3;
-
-fn crl_reason(reason: RevocationReason) -> CrlReason {
-    match reason {
-        RevocationReason::Unspecified => CrlReason::Unspecified,
-        RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
-        RevocationReason::CaCompromise => CrlReason::CaCompromise,
-        RevocationReason::AffiliationChanged => CrlReason::AffiliationChanged,
-        RevocationReason::Superseded => CrlReason::Superseded,
-        RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
-        RevocationReason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
-        RevocationReason::AaCompromise => CrlReason::AaCompromise,
-    }
-}
 
 impl Authority {
     /// Builds, signs and stores a new CRL for the CA.
@@ -55,7 +42,7 @@ impl Authority {
                 revoked.push(RevokedEntry {
                     serial: SerialNumber::from_hex(&row.serial_number)?,
                     revoked_at: row.revoked_at,
-                    reason: crl_reason(row.reason),
+                    reason: row.reason,
                     invalidity_date: row.invalidity_date,
                 });
             }

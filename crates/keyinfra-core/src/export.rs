@@ -1,5 +1,6 @@
 //! Handing out what was issued: the PKCS#12 file with the stored key, and the PEM chain.
 
+use keyinfra_db::audit::AuditAction;
 use keyinfra_db::certificates::{self};
 use keyinfra_db::{CertificateStatus, Database};
 use keyinfra_pki::names::DistinguishedName;
@@ -47,7 +48,7 @@ impl Authority {
         Authority::audit(
             &mut tx,
             by,
-            "certificate.exported",
+            AuditAction::CertificateExported,
             id,
             json!({
                 "format": "pkcs12",

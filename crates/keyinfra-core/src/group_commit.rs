@@ -26,10 +26,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use keyinfra_db::audit::NewAuditEvent;
+use keyinfra_db::audit::{AuditAction, NewAuditEvent};
 use keyinfra_db::certificates::{self, IssuedRows, OwnerQuota};
 use keyinfra_db::private_keys::NewSealedKey;
-use keyinfra_db::{Actor, Database, DbError, KeyAlgorithm, UnavailableReason};
+use keyinfra_db::{Actor, Database, DbError, UnavailableReason};
+use keyinfra_pki::KeyAlgorithm;
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
@@ -107,7 +108,7 @@ impl QueuedIssue {
             audit: NewAuditEvent {
                 actor_id: self.audit_actor_id,
                 actor_name: self.audit_actor_name,
-                action: "certificate.issued",
+                action: AuditAction::CertificateIssued,
                 target_type: Some("certificate"),
                 target_id: Some(c.draft.id),
                 details: self.audit_details.clone(),

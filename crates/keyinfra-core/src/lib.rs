@@ -46,5 +46,5 @@ pub use random::OsRandom;
 pub mod lifecycle {
     pub use crate::issuer::{IssueRequest, KeySource};
     pub use crate::renewal::RenewRequest;
-    pub use crate::revocation::{parse_reason, reason_label};
+    pub use crate::revocation::parse_reason;
 }

@@ -1,8 +1,8 @@
 //! Moving a certificate (its whole renewal chain and stored keys) to another owner.
 
+use keyinfra_db::audit::AuditAction;
 use keyinfra_db::certificates::{self, CertificateRecord};
 use keyinfra_db::{CertificateStatus, Database, users};
-use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use serde_json::json;
 use uuid::Uuid;
@@ -73,7 +73,7 @@ impl Authority {
         Authority::audit(
             &mut tx,
             by,
-            "certificate.reassigned",
+            AuditAction::CertificateReassigned,
             id,
             json!({
                 "from_owner_id": cert.owner_id,
@@ -110,7 +110,7 @@ fn check_new_owner_policy(
         .map(|s| SubjectAltName::parse(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(unreadable)?;
-    let algorithm = KeyAlgorithm::from_label(cert.key_algorithm.as_str()).ok_or_else(|| {
+    let algorithm = cert.key_algorithm.algorithm().ok_or_else(|| {
         CoreError::invalid(
             "key_algorithm_not_allowed",
             format!(

@@ -1,8 +1,10 @@
 //! Renewal: a new certificate with the same names and profile, version + 1; the previous
 //! version becomes SUPERSEDED (or REVOKED as superseded).
 
+use keyinfra_db::audit::AuditAction;
 use keyinfra_db::certificates::{self, CertificateRecord};
-use keyinfra_db::{CertificateStatus, Database, RevocationReason, Tx};
+use keyinfra_db::{CertificateStatus, Database, Tx};
+use keyinfra_pki::RevocationReason;
 use keyinfra_pki::ca::{LeafKey, public_key_of_certificate};
 use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use keyinfra_pki::seal::{self, SealedKey};
@@ -11,7 +13,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::authority::{Authority, db_algorithm, insert_sealed_key};
+use crate::authority::{Authority, insert_sealed_key};
 use crate::certificates::{CertificateDraft, RecordHooks};
 use crate::error::CoreError;
 use crate::issuer::{LeafContent, pki_to_request_error};
@@ -124,7 +126,7 @@ impl Authority {
             subject_alt_names: previous.subject_alt_names.clone(),
             not_before,
             not_after,
-            key_algorithm: db_algorithm(algorithm),
+            key_algorithm: algorithm,
             private_key_id: if generated.is_some() {
                 Some(key_id)
             } else {
@@ -243,7 +245,7 @@ impl RecordHooks for RenewHooks<'_> {
         Authority::audit(
             tx,
             self.by,
-            "certificate.renewed",
+            AuditAction::CertificateRenewed,
             self.cert_id,
             json!({
                 "renewed_from": self.previous_id,

@@ -1,8 +1,10 @@
 //! Revocation. A revocation writes a row and signals the CRL publisher ([`crate::crl`]);
 //! it never builds the CRL itself, so its cost does not grow with the CRL.
 
+use keyinfra_db::audit::AuditAction;
 use keyinfra_db::certificates::{self, CertificateRecord};
-use keyinfra_db::{CertificateStatus, Database, RevocationReason, Tx, revocations};
+use keyinfra_db::{CertificateStatus, Database, Tx, revocations};
+use keyinfra_pki::RevocationReason;
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -11,37 +13,21 @@ use crate::authority::Authority;
 use crate::error::CoreError;
 use crate::principal::Principal as Requester;
 
-/// The RFC 5280 reasons a request may give (no certificateHold: revocation is final).
-/// `cACompromise` parses, and [`Authority::revoke`] refuses it for the end-entity
-/// certificates this table holds, saying why.
+/// The reason a revocation request names (RFC 5280 names, no certificateHold: revocation
+/// is final). `cACompromise` parses, and [`Authority::revoke`] refuses it for the
+/// end-entity certificates this table holds, saying why; `aACompromise` does not parse.
 pub fn parse_reason(name: &str) -> Result<RevocationReason, CoreError> {
-    Ok(match name {
-        "unspecified" => RevocationReason::Unspecified,
-        "keyCompromise" => RevocationReason::KeyCompromise,
-        "cACompromise" => RevocationReason::CaCompromise,
-        "affiliationChanged" => RevocationReason::AffiliationChanged,
-        "superseded" => RevocationReason::Superseded,
-        "cessationOfOperation" => RevocationReason::CessationOfOperation,
-        "privilegeWithdrawn" => RevocationReason::PrivilegeWithdrawn,
-        _ => {
-            return Err(CoreError::invalid(
-                "invalid_reason",
-                "reason must be one of unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn",
-            ));
-        }
-    })
-}
-
-pub fn reason_label(reason: RevocationReason) -> &'static str {
-    match reason {
-        RevocationReason::Unspecified => "unspecified",
-        RevocationReason::KeyCompromise => "keyCompromise",
-        RevocationReason::CaCompromise => "cACompromise",
-        RevocationReason::AffiliationChanged => "affiliationChanged",
-        RevocationReason::Superseded => "superseded",
-        RevocationReason::CessationOfOperation => "cessationOfOperation",
-        RevocationReason::PrivilegeWithdrawn => "privilegeWithdrawn",
-        RevocationReason::AaCompromise => "aACompromise",
+    match RevocationReason::from_name(name) {
+        Some(reason) if reason != RevocationReason::AaCompromise => Ok(reason),
+        _ => Err(CoreError::invalid(
+            "invalid_reason",
+            format!(
+                "reason must be one of {}",
+                RevocationReason::END_ENTITY
+                    .map(RevocationReason::name)
+                    .join(", ")
+            ),
+        )),
     }
 }
 
@@ -76,8 +62,7 @@ impl Authority {
         })
         .await?;
         self.crl_changed(updated.ca_id);
-        metrics::counter!("keyinfra_revocations_total", "reason" => reason_label(reason))
-            .increment(1);
+        metrics::counter!("keyinfra_revocations_total", "reason" => reason.name()).increment(1);
         Ok(updated)
     }
 
@@ -189,10 +174,10 @@ pub(crate) async fn revoke_locked(
     Authority::audit(
         tx,
         by,
-        "certificate.revoked",
+        AuditAction::CertificateRevoked,
         cert.id,
         json!({
-            "reason": reason_label(reason),
+            "reason": reason.name(),
             "invalidity_date": invalidity_date.map(|d| d.unix_timestamp()),
             "serial_number": cert.serial_number,
             "ca_id": cert.ca_id,

@@ -6,7 +6,7 @@
 //! moment leaves every key readable (old versions stay configured until the rotation has
 //! finished), and running the command again continues where it stopped.
 
-use keyinfra_db::audit::{self, NewAuditEvent};
+use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
 use keyinfra_db::{Actor, Database, private_keys};
 use keyinfra_pki::RandomSource;
 use keyinfra_pki::seal;
@@ -78,7 +78,7 @@ impl Authority {
                 &NewAuditEvent {
                     actor_id: None,
                     actor_name: Some("operator"),
-                    action: "keys.resealed",
+                    action: AuditAction::KeysResealed,
                     target_type: Some("private_key"),
                     target_id: None,
                     details: json!({

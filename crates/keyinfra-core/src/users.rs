@@ -6,10 +6,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use keyinfra_db::audit::{self, NewAuditEvent};
+use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
 use keyinfra_db::users::{self, NewUser, UserRecord};
-use keyinfra_db::{Actor, Database, DbError, RevocationReason, UserRole, revocations};
-use keyinfra_pki::RandomSource;
+use keyinfra_db::{Actor, Database, DbError, UserRole, revocations};
+use keyinfra_pki::{RandomSource, RevocationReason};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -170,7 +170,7 @@ impl UserService {
             &NewAuditEvent {
                 actor_id: Some(account.id),
                 actor_name: Some(&account.username),
-                action: "user.login",
+                action: AuditAction::UserLogin,
                 target_type: Some("user"),
                 target_id: Some(account.id),
                 details: json!({ "address": address.map(|a| a.to_string()), "rehashed": needs_rehash }),
@@ -194,7 +194,7 @@ impl UserService {
         if !users::end_sessions(&mut tx, by.id).await? {
             return Err(CoreError::NotFound("user"));
         }
-        self.audit(&mut tx, Some(by), "user.logout", by.id, json!({}))
+        self.audit(&mut tx, Some(by), AuditAction::UserLogout, by.id, json!({}))
             .await?;
         tx.commit().await?;
         Ok(())
@@ -253,7 +253,7 @@ impl UserService {
             &NewAuditEvent {
                 actor_id: None,
                 actor_name: Some(&name),
-                action: "user.login_failed",
+                action: AuditAction::UserLoginFailed,
                 target_type: None,
                 target_id: None,
                 details: json!({ "reason": reason, "address": address.map(|a| a.to_string()) }),
@@ -349,7 +349,7 @@ impl UserService {
         self.audit(
             &mut tx,
             by,
-            "user.created",
+            AuditAction::UserCreated,
             id,
             json!({ "username": username, "role": role.as_str() }),
         )
@@ -430,19 +430,25 @@ impl UserService {
             after = users::set_email(&mut tx, id, email.as_deref())
                 .await?
                 .ok_or(CoreError::NotFound("user"))?;
-            self.audit(&mut tx, Some(by), "user.email_changed", id, json!({}))
-                .await?;
+            self.audit(
+                &mut tx,
+                Some(by),
+                AuditAction::UserEmailChanged,
+                id,
+                json!({}),
+            )
+            .await?;
         }
         if before.role != after.role {
             let details = json!({ "from": before.role.as_str(), "to": after.role.as_str() });
-            self.audit(&mut tx, Some(by), "user.role_changed", id, details)
+            self.audit(&mut tx, Some(by), AuditAction::UserRoleChanged, id, details)
                 .await?;
         }
         if before.disabled != after.disabled {
             let action = if after.disabled {
-                "user.disabled"
+                AuditAction::UserDisabled
             } else {
-                "user.enabled"
+                AuditAction::UserEnabled
             };
             self.audit(&mut tx, Some(by), action, id, json!({})).await?;
         }
@@ -479,7 +485,7 @@ impl UserService {
         self.audit(
             &mut tx,
             Some(by),
-            "user.deleted",
+            AuditAction::UserDeleted,
             id,
             json!({ "username": user.username, "certificates_revoked": revoked }),
         )
@@ -527,8 +533,14 @@ impl UserService {
         let hash = self.hash_off_workers(new, rng).await?;
         let mut tx = db.begin(&by.actor()).await.map_err(map_db)?;
         users::set_password_hash(&mut tx, by.id, &hash, true).await?;
-        self.audit(&mut tx, Some(by), "user.password_changed", by.id, json!({}))
-            .await?;
+        self.audit(
+            &mut tx,
+            Some(by),
+            AuditAction::UserPasswordChanged,
+            by.id,
+            json!({}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -570,7 +582,7 @@ impl UserService {
         &self,
         tx: &mut keyinfra_db::Tx,
         by: Option<&Caller>,
-        action: &str,
+        action: AuditAction,
         target: Uuid,
         details: serde_json::Value,
     ) -> Result<(), CoreError> {

@@ -1,16 +1,124 @@
-//! The append-only `audit_events` table.
+//! The append-only `audit_events` table, and the one list of the actions it records.
+
+use std::fmt;
+use std::str::FromStr;
 
 use uuid::Uuid;
 
 use crate::error::DbError;
 use crate::session::Tx;
 
+/// What an audit event records. The one definition of the `action` column's values: every
+/// writer names a variant, and the API's and the UI's filters parse through it. It lives in
+/// this crate because [`NewAuditEvent`] carries it into the table. The labels are stored
+/// and shown as they are (dotted lowercase, the CHECK constraint of migration 0006), so
+/// they never change: an old row must still match its filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    CertificateIssued,
+    CertificateRenewed,
+    CertificateRevoked,
+    CertificateExported,
+    CertificateReassigned,
+    CaCreated,
+    KeysResealed,
+    PolicyCreated,
+    PolicyUpdated,
+    PolicyDeleted,
+    UserLogin,
+    UserLoginFailed,
+    UserLogout,
+    UserCreated,
+    UserRoleChanged,
+    UserDisabled,
+    UserEnabled,
+    UserEmailChanged,
+    UserPasswordChanged,
+    UserPolicyChanged,
+    UserDeleted,
+}
+
+impl AuditAction {
+    /// Every action, in the order the UI's filter lists them.
+    pub const ALL: [AuditAction; 21] = [
+        AuditAction::CertificateIssued,
+        AuditAction::CertificateRenewed,
+        AuditAction::CertificateRevoked,
+        AuditAction::CertificateExported,
+        AuditAction::CertificateReassigned,
+        AuditAction::CaCreated,
+        AuditAction::KeysResealed,
+        AuditAction::PolicyCreated,
+        AuditAction::PolicyUpdated,
+        AuditAction::PolicyDeleted,
+        AuditAction::UserLogin,
+        AuditAction::UserLoginFailed,
+        AuditAction::UserLogout,
+        AuditAction::UserCreated,
+        AuditAction::UserRoleChanged,
+        AuditAction::UserDisabled,
+        AuditAction::UserEnabled,
+        AuditAction::UserEmailChanged,
+        AuditAction::UserPasswordChanged,
+        AuditAction::UserPolicyChanged,
+        AuditAction::UserDeleted,
+    ];
+
+    /// The stored label, e.g. `certificate.issued`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::CertificateIssued => "certificate.issued",
+            AuditAction::CertificateRenewed => "certificate.renewed",
+            AuditAction::CertificateRevoked => "certificate.revoked",
+            AuditAction::CertificateExported => "certificate.exported",
+            AuditAction::CertificateReassigned => "certificate.reassigned",
+            AuditAction::CaCreated => "ca.created",
+            AuditAction::KeysResealed => "keys.resealed",
+            AuditAction::PolicyCreated => "policy.created",
+            AuditAction::PolicyUpdated => "policy.updated",
+            AuditAction::PolicyDeleted => "policy.deleted",
+            AuditAction::UserLogin => "user.login",
+            AuditAction::UserLoginFailed => "user.login_failed",
+            AuditAction::UserLogout => "user.logout",
+            AuditAction::UserCreated => "user.created",
+            AuditAction::UserRoleChanged => "user.role_changed",
+            AuditAction::UserDisabled => "user.disabled",
+            AuditAction::UserEnabled => "user.enabled",
+            AuditAction::UserEmailChanged => "user.email_changed",
+            AuditAction::UserPasswordChanged => "user.password_changed",
+            AuditAction::UserPolicyChanged => "user.policy_changed",
+            AuditAction::UserDeleted => "user.deleted",
+        }
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A label that is not one of [`AuditAction::ALL`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an audit action KeyInfra records")]
+pub struct UnknownAuditAction;
+
+impl FromStr for AuditAction {
+    type Err = UnknownAuditAction;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or(UnknownAuditAction)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent<'a> {
     pub actor_id: Option<Uuid>,
     pub actor_name: Option<&'a str>,
-    /// Dotted lowercase, e.g. `user.login_failed`, `certificate.issued`.
-    pub action: &'a str,
+    pub action: AuditAction,
     pub target_type: Option<&'a str>,
     pub target_id: Option<Uuid>,
     /// A JSON object. Never a secret: no password, PIN, token or key material.
@@ -34,7 +142,7 @@ pub async fn append(tx: &mut Tx, event: &NewAuditEvent<'_>) -> Result<(), DbErro
         Uuid::now_v7(),
         event.actor_id,
         event.actor_name,
-        event.action,
+        event.action.as_str(),
         event.target_type,
         event.target_id,
         event.details,
@@ -56,11 +164,32 @@ pub struct AuditRecord {
     pub details: serde_json::Value,
 }
 
+/// What an audit filter asks of the action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ActionFilter {
+    /// Any action.
+    #[default]
+    Any,
+    Is(AuditAction),
+    /// A label that is no action KeyInfra records (a hand-made query): no event matches,
+    /// as no row holds it.
+    Unknown,
+}
+
+impl ActionFilter {
+    /// The filter a query's label asks for.
+    pub fn parse(label: &str) -> Self {
+        label
+            .parse()
+            .map_or(ActionFilter::Unknown, ActionFilter::Is)
+    }
+}
+
 /// Filters of the audit page; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub actor_id: Option<Uuid>,
-    pub action: Option<String>,
+    pub action: ActionFilter,
     pub since: Option<time::OffsetDateTime>,
     pub until: Option<time::OffsetDateTime>,
     /// Only events about this object (a user or certificate id); audit_events_target_idx.
@@ -77,6 +206,11 @@ pub async fn list(
     filter: &AuditFilter,
     limit: i64,
 ) -> Result<Vec<AuditRecord>, DbError> {
+    let action = match filter.action {
+        ActionFilter::Any => None,
+        ActionFilter::Is(action) => Some(action.as_str()),
+        ActionFilter::Unknown => return Ok(Vec::new()),
+    };
     let (before_at, before_id) = match filter.before {
         Some((at, id)) => (Some(at), Some(id)),
         None => (None, None),
@@ -94,7 +228,7 @@ pub async fn list(
            ORDER BY occurred_at DESC, id DESC
            LIMIT $7"#,
         filter.actor_id,
-        filter.action,
+        action,
         filter.since,
         filter.until,
         before_at,
@@ -105,4 +239,65 @@ pub async fn list(
     .fetch_all(tx.conn())
     .await?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_its_own_dotted_lowercase_label_and_parses_back() {
+        let mut seen = std::collections::HashSet::new();
+        for action in AuditAction::ALL {
+            let label = action.as_str();
+            assert!(seen.insert(label), "{label} twice");
+            // The CHECK constraint of migration 0006.
+            let mut parts = label.split('.');
+            assert!(parts.clone().count() >= 2, "{label}");
+            assert!(
+                parts.all(|p| p.starts_with(|c: char| c.is_ascii_lowercase())
+                    && p.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')),
+                "{label}"
+            );
+            assert_eq!(label.parse(), Ok(action));
+            assert_eq!(ActionFilter::parse(label), ActionFilter::Is(action));
+        }
+        // Stored labels never change: old rows must still match their filters.
+        assert_eq!(
+            AuditAction::ALL.map(AuditAction::as_str),
+            [
+                "certificate.issued",
+                "certificate.renewed",
+                "certificate.revoked",
+                "certificate.exported",
+                "certificate.reassigned",
+                "ca.created",
+                "keys.resealed",
+                "policy.created",
+                "policy.updated",
+                "policy.deleted",
+                "user.login",
+                "user.login_failed",
+                "user.logout",
+                "user.created",
+                "user.role_changed",
+                "user.disabled",
+                "user.enabled",
+                "user.email_changed",
+                "user.password_changed",
+                "user.policy_changed",
+                "user.deleted",
+            ]
+        );
+        assert_eq!(ActionFilter::parse(""), ActionFilter::Unknown);
+        assert_eq!(
+            ActionFilter::parse("Certificate.issued"),
+            ActionFilter::Unknown
+        );
+        assert_eq!(
+            "x' OR '1'='1".parse::<AuditAction>(),
+            Err(UnknownAuditAction)
+        );
+    }
 }

@@ -29,7 +29,7 @@ pub struct NewCertificate<'a> {
     pub certificate_der: &'a [u8],
     /// SHA-256 of `certificate_der`; the database checks it.
     pub fingerprint_sha256: &'a [u8],
-    pub key_algorithm: KeyAlgorithm,
+    pub key_algorithm: keyinfra_pki::KeyAlgorithm,
     pub private_key_id: Option<Uuid>,
     pub profile: &'a str,
     pub created_by: Option<Uuid>,
@@ -73,7 +73,7 @@ pub async fn insert(tx: &mut Tx, cert: &NewCertificate<'_>) -> Result<(), DbErro
         cert.renewed_by,
         cert.certificate_der,
         cert.fingerprint_sha256,
-        cert.key_algorithm as KeyAlgorithm,
+        KeyAlgorithm::from(cert.key_algorithm) as KeyAlgorithm,
         cert.private_key_id,
         cert.profile,
         cert.created_by,
@@ -528,7 +528,7 @@ impl<'a> IssuedColumns<'a> {
                 .collect(),
             key_algorithm: issues
                 .iter()
-                .map(|i| key(i).map(|k| k.algorithm.as_str()))
+                .map(|i| key(i).map(|k| k.algorithm.label()))
                 .collect(),
             key_fingerprint: issues
                 .iter()
@@ -565,13 +565,13 @@ impl<'a> IssuedColumns<'a> {
                 .collect(),
             algorithm: issues
                 .iter()
-                .map(|i| i.certificate.key_algorithm.as_str())
+                .map(|i| i.certificate.key_algorithm.label())
                 .collect(),
             profile: issues.iter().map(|i| i.certificate.profile).collect(),
             created_by: issues.iter().map(|i| i.certificate.created_by).collect(),
             actor_id: issues.iter().map(|i| i.audit.actor_id).collect(),
             actor_name: issues.iter().map(|i| i.audit.actor_name).collect(),
-            action: issues.iter().map(|i| i.audit.action).collect(),
+            action: issues.iter().map(|i| i.audit.action.as_str()).collect(),
             target_type: issues.iter().map(|i| i.audit.target_type).collect(),
             target_id: issues.iter().map(|i| i.audit.target_id).collect(),
             details: issues.iter().map(|i| i.audit.details.clone()).collect(),

@@ -42,6 +42,4 @@ pub use pool::{
     describe_url,
 };
 pub use session::{Actor, Tx, epoch_from_micros, epoch_micros};
-pub use types::{
-    AlertChannel, AlertStatus, CertificateStatus, KeyAlgorithm, RevocationReason, UserRole,
-};
+pub use types::{AlertChannel, AlertStatus, CertificateStatus, KeyAlgorithm, UserRole};

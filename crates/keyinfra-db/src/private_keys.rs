@@ -13,7 +13,7 @@ pub struct NewSealedKey<'a> {
     /// Chosen by the caller, because the sealing binds the ciphertext to the row id.
     pub id: Uuid,
     pub owner_id: Option<Uuid>,
-    pub algorithm: KeyAlgorithm,
+    pub algorithm: keyinfra_pki::KeyAlgorithm,
     pub public_key_fingerprint: &'a [u8],
     pub ciphertext: &'a [u8],
     pub nonce: &'a [u8],
@@ -28,7 +28,7 @@ pub async fn insert(tx: &mut Tx, key: &NewSealedKey<'_>) -> Result<(), DbError> 
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         key.id,
         key.owner_id,
-        key.algorithm as KeyAlgorithm,
+        KeyAlgorithm::from(key.algorithm) as KeyAlgorithm,
         key.public_key_fingerprint,
         key.ciphertext,
         key.nonce,

@@ -5,13 +5,15 @@ use uuid::Uuid;
 
 use crate::error::DbError;
 use crate::session::Tx;
+// The column's mapping, which the queries' type overrides name; callers see the reason
+// itself, keyinfra_pki::RevocationReason.
 use crate::types::RevocationReason;
 
 #[derive(Debug, Clone)]
 pub struct NewRevocation {
     pub certificate_id: Uuid,
     pub revoked_at: OffsetDateTime,
-    pub reason: RevocationReason,
+    pub reason: keyinfra_pki::RevocationReason,
     pub invalidity_date: Option<OffsetDateTime>,
     pub revoked_by: Option<Uuid>,
 }
@@ -30,7 +32,7 @@ pub async fn insert(tx: &mut Tx, revocation: &NewRevocation) -> Result<bool, DbE
          WHERE s.certificate_id = $1",
         revocation.certificate_id,
         revocation.revoked_at,
-        revocation.reason as RevocationReason,
+        RevocationReason::from(revocation.reason) as RevocationReason,
         revocation.invalidity_date,
         revocation.revoked_by,
     )
@@ -45,7 +47,7 @@ pub async fn revoke_all_of_owner(
     tx: &mut Tx,
     owner_id: Uuid,
     revoked_at: OffsetDateTime,
-    reason: RevocationReason,
+    reason: keyinfra_pki::RevocationReason,
     revoked_by: Option<Uuid>,
 ) -> Result<u64, DbError> {
     let inserted = sqlx::query!(
@@ -56,7 +58,7 @@ pub async fn revoke_all_of_owner(
          WHERE owner_id = $1 AND status IN ('ACTIVE', 'SUPERSEDED')",
         owner_id,
         revoked_at,
-        reason as RevocationReason,
+        RevocationReason::from(reason) as RevocationReason,
         revoked_by
     )
     .execute(tx.conn())
@@ -76,7 +78,7 @@ pub async fn revoke_all_of_owner(
 pub struct CrlEntry {
     pub serial_number: String,
     pub revoked_at: OffsetDateTime,
-    pub reason: RevocationReason,
+    pub reason: keyinfra_pki::RevocationReason,
     pub invalidity_date: Option<OffsetDateTime>,
 }
 
@@ -105,7 +107,7 @@ pub async fn for_crl(
 pub struct RevocationRecord {
     pub certificate_id: Uuid,
     pub revoked_at: OffsetDateTime,
-    pub reason: RevocationReason,
+    pub reason: keyinfra_pki::RevocationReason,
     pub invalidity_date: Option<OffsetDateTime>,
     /// The user who revoked it; None when the operator (CLI) did, or that user was deleted.
     pub revoked_by: Option<Uuid>,

@@ -63,7 +63,11 @@ impl CertificateStatus {
     }
 }
 
-/// `key_algorithm`; the labels are the REST API's names.
+/// `key_algorithm`: the values a key or certificate row may hold. The algorithms
+/// themselves, with their labels, are [`keyinfra_pki::KeyAlgorithm`], the one definition;
+/// this type is the column's mapping (sqlx derives it only on a type of this crate), which
+/// rows read back as. Rows are written from a `keyinfra_pki::KeyAlgorithm`, so a new row
+/// always holds one of those; a test checks each label against the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Type)]
 #[sqlx(type_name = "key_algorithm")]
 pub enum KeyAlgorithm {
@@ -71,6 +75,9 @@ pub enum KeyAlgorithm {
     EcdsaP256,
     #[sqlx(rename = "ecdsa-p384")]
     EcdsaP384,
+    /// In the schema since migration 0003, but nothing issues or accepts P-521 keys (the
+    /// crypto library's signing support decided that); kept so that such a row, if one was
+    /// ever written by hand, still reads.
     #[sqlx(rename = "ecdsa-p521")]
     EcdsaP521,
     #[sqlx(rename = "ed25519")]
@@ -83,25 +90,53 @@ pub enum KeyAlgorithm {
     Rsa4096,
 }
 
+/// The label of the one value [`keyinfra_pki::KeyAlgorithm`] does not have.
+const ECDSA_P521: &str = "ecdsa-p521";
+
 impl KeyAlgorithm {
-    /// The label used in SQL and JSON, e.g. "ecdsa-p256".
-    pub fn as_str(self) -> &'static str {
+    /// The algorithm KeyInfra knows by this value; None for [`KeyAlgorithm::EcdsaP521`].
+    pub fn algorithm(self) -> Option<keyinfra_pki::KeyAlgorithm> {
+        use keyinfra_pki::KeyAlgorithm as A;
         match self {
-            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
-            KeyAlgorithm::EcdsaP384 => "ecdsa-p384",
-            KeyAlgorithm::EcdsaP521 => "ecdsa-p521",
-            KeyAlgorithm::Ed25519 => "ed25519",
-            KeyAlgorithm::Rsa2048 => "rsa-2048",
-            KeyAlgorithm::Rsa3072 => "rsa-3072",
-            KeyAlgorithm::Rsa4096 => "rsa-4096",
+            KeyAlgorithm::EcdsaP256 => Some(A::EcdsaP256),
+            KeyAlgorithm::EcdsaP384 => Some(A::EcdsaP384),
+            KeyAlgorithm::EcdsaP521 => None,
+            KeyAlgorithm::Ed25519 => Some(A::Ed25519),
+            KeyAlgorithm::Rsa2048 => Some(A::Rsa2048),
+            KeyAlgorithm::Rsa3072 => Some(A::Rsa3072),
+            KeyAlgorithm::Rsa4096 => Some(A::Rsa4096),
+        }
+    }
+
+    /// The label used in SQL and JSON, e.g. "ecdsa-p256": the algorithm's own label.
+    pub fn as_str(self) -> &'static str {
+        self.algorithm()
+            .map_or(ECDSA_P521, keyinfra_pki::KeyAlgorithm::label)
+    }
+}
+
+impl From<keyinfra_pki::KeyAlgorithm> for KeyAlgorithm {
+    fn from(algorithm: keyinfra_pki::KeyAlgorithm) -> Self {
+        use keyinfra_pki::KeyAlgorithm as A;
+        match algorithm {
+            A::EcdsaP256 => KeyAlgorithm::EcdsaP256,
+            A::EcdsaP384 => KeyAlgorithm::EcdsaP384,
+            A::Ed25519 => KeyAlgorithm::Ed25519,
+            A::Rsa2048 => KeyAlgorithm::Rsa2048,
+            A::Rsa3072 => KeyAlgorithm::Rsa3072,
+            A::Rsa4096 => KeyAlgorithm::Rsa4096,
         }
     }
 }
 
-/// `revocation_reason`: RFC 5280 CRLReason names, without the hold-related values.
+/// `revocation_reason`: how a column stores a [`keyinfra_pki::RevocationReason`], which is
+/// the one definition of the reasons (names, CRL codes, texts, parsing) and the only one
+/// this crate's callers see. sqlx derives its mapping only on a type of this crate, hence
+/// this private mirror; the conversions below are exhaustive both ways, and a test checks
+/// every reason's round trip and the schema's labels against the canonical names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Type)]
 #[sqlx(type_name = "revocation_reason")]
-pub enum RevocationReason {
+pub(crate) enum RevocationReason {
     #[sqlx(rename = "unspecified")]
     Unspecified,
     #[sqlx(rename = "keyCompromise")]
@@ -118,6 +153,38 @@ pub enum RevocationReason {
     PrivilegeWithdrawn,
     #[sqlx(rename = "aACompromise")]
     AaCompromise,
+}
+
+impl From<keyinfra_pki::RevocationReason> for RevocationReason {
+    fn from(reason: keyinfra_pki::RevocationReason) -> Self {
+        use keyinfra_pki::RevocationReason as R;
+        match reason {
+            R::Unspecified => RevocationReason::Unspecified,
+            R::KeyCompromise => RevocationReason::KeyCompromise,
+            R::CaCompromise => RevocationReason::CaCompromise,
+            R::AffiliationChanged => RevocationReason::AffiliationChanged,
+            R::Superseded => RevocationReason::Superseded,
+            R::CessationOfOperation => RevocationReason::CessationOfOperation,
+            R::PrivilegeWithdrawn => RevocationReason::PrivilegeWithdrawn,
+            R::AaCompromise => RevocationReason::AaCompromise,
+        }
+    }
+}
+
+impl From<RevocationReason> for keyinfra_pki::RevocationReason {
+    fn from(reason: RevocationReason) -> Self {
+        use keyinfra_pki::RevocationReason as R;
+        match reason {
+            RevocationReason::Unspecified => R::Unspecified,
+            RevocationReason::KeyCompromise => R::KeyCompromise,
+            RevocationReason::CaCompromise => R::CaCompromise,
+            RevocationReason::AffiliationChanged => R::AffiliationChanged,
+            RevocationReason::Superseded => R::Superseded,
+            RevocationReason::CessationOfOperation => R::CessationOfOperation,
+            RevocationReason::PrivilegeWithdrawn => R::PrivilegeWithdrawn,
+            RevocationReason::AaCompromise => R::AaCompromise,
+        }
+    }
 }
 
 /// `alert_channel`: where an expiry alert goes.

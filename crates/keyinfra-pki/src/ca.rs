@@ -11,7 +11,7 @@ use x509_parser::prelude::FromDer;
 use crate::constraints::NameConstraints;
 use crate::names::{DistinguishedName, SubjectAltName};
 use crate::profile::{ExtendedKeyUsage, KeyUsage, Profile};
-use crate::{KeyAlgorithm, PkiError, PrivateKey, SerialNumber};
+use crate::{KeyAlgorithm, PkiError, PrivateKey, RevocationReason, SerialNumber};
 
 impl SigningKey for PrivateKey {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
@@ -282,7 +282,7 @@ impl CaSigner {
                 .map(|r| RevokedCertParams {
                     serial_number: rcgen::SerialNumber::from_slice(r.serial.as_bytes()),
                     revocation_time: r.revoked_at,
-                    reason_code: Some(r.reason),
+                    reason_code: Some(r.reason.to_rcgen()),
                     invalidity_date: r.invalidity_date,
                 })
                 .collect(),
@@ -345,7 +345,7 @@ pub struct LeafSpec<'a> {
 pub struct RevokedEntry {
     pub serial: SerialNumber,
     pub revoked_at: OffsetDateTime,
-    pub reason: rcgen::RevocationReason,
+    pub reason: RevocationReason,
     pub invalidity_date: Option<OffsetDateTime>,
 }
 
@@ -357,16 +357,22 @@ pub struct CrlSpec {
     pub revoked: Vec<RevokedEntry>,
 }
 
-pub use rcgen::RevocationReason;
-
 /// One entry of a published CRL, as read back from its DER.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlEntryInfo {
     pub serial: SerialNumber,
     pub revoked_at: OffsetDateTime,
-    /// The RFC 5280 reason name (`keyCompromise`, ...); None when the entry has no reason code.
-    pub reason: Option<&'static str>,
+    /// The entry's CRLReason code; None when the entry has none.
+    pub reason_code: Option<u8>,
     pub invalidity_date: Option<OffsetDateTime>,
+}
+
+impl CrlEntryInfo {
+    /// The entry's reason; None without a code or with one KeyInfra never writes (the hold
+    /// codes).
+    pub fn reason(&self) -> Option<RevocationReason> {
+        self.reason_code.and_then(RevocationReason::from_code)
+    }
 }
 
 /// What a CRL says, read from its DER: what a relying party that downloads it sees.
@@ -377,23 +383,6 @@ pub struct CrlInfo {
     pub this_update: OffsetDateTime,
     pub next_update: Option<OffsetDateTime>,
     pub entries: Vec<CrlEntryInfo>,
-}
-
-/// RFC 5280's names of the CRLReason codes (7 is unused).
-fn crl_reason_name(code: u8) -> &'static str {
-    match code {
-        0 => "unspecified",
-        1 => "keyCompromise",
-        2 => "cACompromise",
-        3 => "affiliationChanged",
-        4 => "superseded",
-        5 => "cessationOfOperation",
-        6 => "certificateHold",
-        8 => "removeFromCRL",
-        9 => "privilegeWithdrawn",
-        10 => "aACompromise",
-        _ => "unknown",
-    }
 }
 
 /// Reads a DER CRL (x509-parser; the signature is not checked here: this is for showing a
@@ -414,7 +403,7 @@ pub fn read_crl(der: &[u8]) -> Result<CrlInfo, PkiError> {
         entries.push(CrlEntryInfo {
             serial: SerialNumber::from_bytes(&entry.serial().to_bytes_be())?,
             revoked_at: entry.revocation_date.to_datetime(),
-            reason: entry.reason_code().map(|(_, code)| crl_reason_name(code.0)),
+            reason_code: entry.reason_code().map(|(_, code)| code.0),
             invalidity_date: entry.invalidity_date().map(|(_, at)| at.to_datetime()),
         });
     }
@@ -481,13 +470,16 @@ mod crl_read_tests {
         let first = &info.entries[0];
         assert_eq!(first.serial, high);
         assert_eq!(first.serial.to_hex(), "8F00AA");
-        assert_eq!(first.reason, Some("keyCompromise"));
+        assert_eq!(first.reason(), Some(RevocationReason::KeyCompromise));
         assert_eq!(
             first.invalidity_date,
             Some(start + time::Duration::hours(1))
         );
         assert_eq!(info.entries[1].serial, low);
-        assert_eq!(info.entries[1].reason, Some("cessationOfOperation"));
+        assert_eq!(
+            info.entries[1].reason(),
+            Some(RevocationReason::CessationOfOperation)
+        );
         assert_eq!(info.entries[1].invalidity_date, None);
         assert!(read_crl(&der[..der.len() - 1]).is_err());
     }

@@ -15,7 +15,8 @@ use zeroize::Zeroizing;
 
 use crate::PkiError;
 
-/// The key algorithms KeyInfra generates and accepts. The labels are the API's names.
+/// The key algorithms KeyInfra generates and accepts: the one definition, with the one
+/// table of labels (the API's, the database's, the CLI's and the UI's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyAlgorithm {
     EcdsaP256,
@@ -49,6 +50,11 @@ impl KeyAlgorithm {
 
     pub fn from_label(label: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.label() == label)
+    }
+
+    /// Every label, comma-separated: what a refusal of an unknown label lists.
+    pub fn labels() -> String {
+        Self::ALL.map(Self::label).join(", ")
     }
 
     pub fn is_rsa(self) -> bool {
@@ -426,5 +432,11 @@ mod tests {
             assert_eq!(KeyAlgorithm::from_label(alg.label()), Some(alg));
         }
         assert_eq!(KeyAlgorithm::from_label("dsa-1024"), None);
+        // The API's, the CLI's and the policies' refusals list these, as they always did.
+        assert_eq!(
+            KeyAlgorithm::labels(),
+            "ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096"
+        );
+        assert_eq!(KeyAlgorithm::from_label("ecdsa-p521"), None);
     }
 }

@@ -6,6 +6,7 @@
 //! * [`profile`]: certificate profiles as data.
 //! * [`csr`]: PKCS#10 parsing and signature verification.
 //! * [`ca`]: CA creation, leaf signing, CRL signing.
+//! * [`revocation`]: the revocation reasons (names, CRL codes, texts), defined once.
 //! * [`constraints`]: CA name constraints (RFC 5280 4.2.1.10), checked as OpenSSL does.
 //! * [`pkcs12`]: PKCS#12 export (modern and legacy).
 //! * [`tls`]: the server's own TLS key: a CSR for it, rustls signing keys from it or from PEM.
@@ -22,10 +23,12 @@ pub mod keys;
 pub mod names;
 pub mod pkcs12;
 pub mod profile;
+pub mod revocation;
 pub mod seal;
 pub mod tls;
 
 pub use keys::{KeyAlgorithm, PrivateKey};
+pub use revocation::RevocationReason;
 pub use serial::SerialNumber;
 
 use sha2::{Digest, Sha256};

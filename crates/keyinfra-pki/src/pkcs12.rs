@@ -12,13 +12,18 @@ use zeroize::Zeroizing;
 
 use crate::{PkiError, PrivateKey};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The flavour of a PKCS#12 file; its label (`modern`, `legacy`) is what the API, the UI's
+/// form, the CLI's `--compat` and the audit log say, parsed only by its [`FromStr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pkcs12Compat {
+    #[default]
     Modern,
     Legacy,
 }
 
 impl Pkcs12Compat {
+    pub const ALL: [Pkcs12Compat; 2] = [Pkcs12Compat::Modern, Pkcs12Compat::Legacy];
+
     /// The shortest PIN a file of this kind may have.
     pub fn min_pin_chars(self) -> usize {
         match self {
@@ -43,6 +48,23 @@ impl Pkcs12Compat {
         }
     }
 }
+
+impl std::str::FromStr for Pkcs12Compat {
+    type Err = UnknownPkcs12Compat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.label() == s)
+            .ok_or(UnknownPkcs12Compat)
+    }
+}
+
+/// A label that is not one of [`Pkcs12Compat::ALL`]'s; its text is the one message every
+/// channel gives.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("compat must be \"modern\" or \"legacy\"")]
+pub struct UnknownPkcs12Compat;
 
 /// The shortest PIN for a modern file. Against a stolen file the PIN's length counts for
 /// more than the iteration count: each character more multiplies the search by the
@@ -274,5 +296,21 @@ mod tests {
     fn modern_iterations_are_at_least_100000() {
         const { assert!(MODERN_ITERATIONS >= 100_000) };
         assert_eq!(Pkcs12Compat::Modern.iterations(), MODERN_ITERATIONS);
+    }
+
+    #[test]
+    fn compat_labels_parse_exactly_and_modern_is_the_default() {
+        for compat in Pkcs12Compat::ALL {
+            assert_eq!(compat.label().parse(), Ok(compat));
+        }
+        assert_eq!(Pkcs12Compat::default(), Pkcs12Compat::Modern);
+        for bad in ["", "Modern", "LEGACY", "pbes2", " legacy"] {
+            let err = bad.parse::<Pkcs12Compat>().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "compat must be \"modern\" or \"legacy\"",
+                "{bad:?}"
+            );
+        }
     }
 }

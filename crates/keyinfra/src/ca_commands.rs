@@ -14,7 +14,7 @@ use keyinfra_db::certificates::{CertificateFilter, CertificateRecord};
 use keyinfra_db::{Actor, CertificateStatus, Database};
 use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::constraints::NameConstraints;
-use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat};
+use keyinfra_pki::pkcs12::Pin;
 use keyinfra_pki::seal::MasterKeys;
 
 use crate::cli::{
@@ -85,8 +85,9 @@ pub fn authority_settings(
 pub fn init_options(args: &InitArgs) -> anyhow::Result<InitOptions> {
     let algorithm = KeyAlgorithm::from_label(&args.algorithm).with_context(|| {
         format!(
-            "KEYINFRA_CA_ALGORITHM (--algorithm) {:?} is not one of ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096",
-            args.algorithm
+            "KEYINFRA_CA_ALGORITHM (--algorithm) {:?} is not one of {}",
+            args.algorithm,
+            KeyAlgorithm::labels()
         )
     })?;
     let name_constraints = name_constraints(&NameConstraintArgs {
@@ -174,7 +175,8 @@ pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> any
             let algorithm = match algorithm {
                 Some(label) => Some(KeyAlgorithm::from_label(&label).with_context(|| {
                     format!(
-                        "--algorithm {label:?} is not one of ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096"
+                        "--algorithm {label:?} is not one of {}",
+                        KeyAlgorithm::labels()
                     )
                 })?),
                 None => None,
@@ -362,11 +364,6 @@ pub async fn cert(
             out: path,
             compat,
         } => {
-            let compat = match compat.as_str() {
-                "modern" => Pkcs12Compat::Modern,
-                "legacy" => Pkcs12Compat::Legacy,
-                other => anyhow::bail!("--compat {other:?} is not modern or legacy"),
-            };
             let pin =
                 Pin::new(read_pin()?.to_string(), compat).map_err(|e| anyhow::anyhow!("{e}"))?;
             let bytes = authority

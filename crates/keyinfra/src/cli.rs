@@ -359,7 +359,7 @@ pub enum CertCommand {
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value = "modern")]
-        compat: String,
+        compat: keyinfra_pki::pkcs12::Pkcs12Compat,
     },
 }
 

@@ -16,7 +16,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::authority::{Authority, db_algorithm};
+use crate::authority::Authority;
 use crate::certificates::CertificateDraft;
 use crate::error::CoreError;
 use crate::policy::{Candidate, CompiledPolicy};
@@ -406,7 +406,7 @@ impl Authority {
             subject_alt_names: sans.iter().map(SubjectAltName::to_tagged).collect(),
             not_before,
             not_after,
-            key_algorithm: db_algorithm(algorithm),
+            key_algorithm: algorithm,
             private_key_id: generated.as_ref().map(|_| key_id),
             profile: profile.name.clone(),
             created_by: by.user_id(),
@@ -480,7 +480,7 @@ impl Authority {
             fingerprint_sha256: keyinfra_pki::sha256_fingerprint(&recorded.certificate_der)
                 .to_vec(),
             certificate_der: recorded.certificate_der,
-            key_algorithm: draft.key_algorithm,
+            key_algorithm: draft.key_algorithm.into(),
             private_key_id: draft.private_key_id,
             profile: draft.profile,
             created_at: now,

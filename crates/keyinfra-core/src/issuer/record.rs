@@ -2,7 +2,7 @@
 //! one-transaction path (with the serial-collision retry) that renewals and retried
 //! first issues take.
 
-use keyinfra_db::audit::NewAuditEvent;
+use keyinfra_db::audit::{AuditAction, NewAuditEvent};
 use keyinfra_db::certificates::{self, NewCertificate};
 use keyinfra_db::private_keys::NewSealedKey;
 use keyinfra_db::{Database, DbError, Tx};
@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::pki_to_request_error;
-use crate::authority::{Authority, LoadedCa, db_algorithm};
+use crate::authority::{Authority, LoadedCa};
 use crate::certificates::{CertificateDraft, RecordHooks, record_new_certificate};
 use crate::error::CoreError;
 use crate::principal::Principal as Requester;
@@ -50,7 +50,7 @@ impl RecordHooks for IssueHooks<'_> {
             (Some((id, key, sealed)), Some(fingerprint)) => Some(NewSealedKey {
                 id,
                 owner_id: self.owner_id,
-                algorithm: db_algorithm(key.algorithm()),
+                algorithm: key.algorithm(),
                 public_key_fingerprint: fingerprint,
                 ciphertext: &sealed.ciphertext,
                 nonce: &sealed.nonce,
@@ -64,7 +64,7 @@ impl RecordHooks for IssueHooks<'_> {
         let audit = NewAuditEvent {
             actor_id: self.by.user_id(),
             actor_name: self.by.audit_name(),
-            action: "certificate.issued",
+            action: AuditAction::CertificateIssued,
             target_type: Some("certificate"),
             target_id: Some(self.cert_id),
             details,
@@ -185,7 +185,7 @@ impl Authority {
             key: hooks.key.map(|(id, key, sealed)| QueuedKey {
                 id,
                 owner_id: hooks.owner_id,
-                algorithm: db_algorithm(key.algorithm()),
+                algorithm: key.algorithm(),
                 public_key_fingerprint: key.public_key_fingerprint(),
                 sealed: sealed.clone(),
             }),

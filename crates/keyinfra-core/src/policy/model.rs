@@ -219,7 +219,7 @@ impl Policy {
             let algorithm = KeyAlgorithm::from_label(label).ok_or_else(|| {
                 invalid(format!(
                     "key_algorithms: {label:?} is not one of {}",
-                    KeyAlgorithm::ALL.map(|a| a.label()).join(", ")
+                    KeyAlgorithm::labels()
                 ))
             })?;
             if algorithms.contains(&algorithm) {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use keyinfra_db::audit::{self, NewAuditEvent};
+use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
 use keyinfra_db::policies::{self, DEFAULT_POLICY_ID};
 use keyinfra_db::{Actor, Database, DbError, Tx, users};
 use keyinfra_pki::profile::Profile;
@@ -127,7 +127,7 @@ impl Policies {
         audit_policy(
             &mut tx,
             by,
-            "policy.created",
+            AuditAction::PolicyCreated,
             policy.id,
             json!({ "new": policy }),
         )
@@ -165,7 +165,7 @@ impl Policies {
         audit_policy(
             &mut tx,
             by,
-            "policy.updated",
+            AuditAction::PolicyUpdated,
             id,
             json!({ "old": old, "new": new }),
         )
@@ -196,7 +196,14 @@ impl Policies {
             Err(DbError::ForeignKeyViolation { .. }) => return Err(in_use(&old.name, 1)),
             Err(e) => return Err(e.into()),
         }
-        audit_policy(&mut tx, by, "policy.deleted", id, json!({ "old": old })).await?;
+        audit_policy(
+            &mut tx,
+            by,
+            AuditAction::PolicyDeleted,
+            id,
+            json!({ "old": old }),
+        )
+        .await?;
         tx.commit().await?;
         self.forget();
         Ok(())
@@ -228,7 +235,7 @@ impl Policies {
             &NewAuditEvent {
                 actor_id: by.user_id(),
                 actor_name: by.audit_name(),
-                action: "user.policy_changed",
+                action: AuditAction::UserPolicyChanged,
                 target_type: Some("user"),
                 target_id: Some(user_id),
                 details: json!({
@@ -386,7 +393,7 @@ fn in_use(name: &str, holders: i64) -> CoreError {
 async fn audit_policy(
     tx: &mut Tx,
     by: &Principal,
-    action: &str,
+    action: AuditAction,
     id: Uuid,
     details: serde_json::Value,
 ) -> Result<(), CoreError> {

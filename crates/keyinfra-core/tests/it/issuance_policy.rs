@@ -279,7 +279,7 @@ async fn an_allowed_name_is_never_refused_and_a_denied_one_never_issued() {
 /// may give are checked before the certificate is read; the record says how.
 #[tokio::test]
 async fn revocation_is_checked_recorded_once_and_final() {
-    use keyinfra_db::RevocationReason;
+    use keyinfra_pki::RevocationReason;
     let s = Setup::new().await;
     let device = s.device();
     let cert = s

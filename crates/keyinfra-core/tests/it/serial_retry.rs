@@ -4,7 +4,8 @@ use keyinfra_core::certificates::{
 };
 use keyinfra_db::authorities::{self, NewAuthority};
 use keyinfra_db::testing::TestDatabase;
-use keyinfra_db::{Actor, Database, KeyAlgorithm};
+use keyinfra_db::{Actor, Database};
+use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::{PkiError, RandomSource};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};

@@ -1,11 +1,11 @@
-use keyinfra_db::audit::{self, NewAuditEvent};
+use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
 use keyinfra_db::testing::{TestDatabase, raw_execute, raw_query};
 use keyinfra_db::{Actor, DbError, UserRole};
 use sqlx::Row;
 
 use crate::fixtures;
 
-fn event(actor: Option<uuid::Uuid>, action: &str) -> NewAuditEvent<'_> {
+fn event(actor: Option<uuid::Uuid>, action: AuditAction) -> NewAuditEvent<'static> {
     NewAuditEvent {
         actor_id: actor,
         actor_name: Some("someone"),
@@ -27,7 +27,7 @@ async fn the_application_may_append_and_read_but_never_change_audit_events() {
     };
 
     let mut tx = db.begin(&actor).await.unwrap();
-    audit::append(&mut tx, &event(Some(admin), "user.login"))
+    audit::append(&mut tx, &event(Some(admin), AuditAction::UserLogin))
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -69,17 +69,20 @@ async fn users_append_in_their_own_name_only_and_see_only_their_events() {
     };
 
     let mut tx = db.begin(&as_alice).await.unwrap();
-    audit::append(&mut tx, &event(Some(alice), "user.password_changed"))
-        .await
-        .unwrap();
+    audit::append(
+        &mut tx,
+        &event(Some(alice), AuditAction::UserPasswordChanged),
+    )
+    .await
+    .unwrap();
     // Anonymous events (a failed login has no identity yet) are allowed.
-    audit::append(&mut tx, &event(None, "user.login_failed"))
+    audit::append(&mut tx, &event(None, AuditAction::UserLoginFailed))
         .await
         .unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = db.begin(&as_alice).await.unwrap();
-    let err = audit::append(&mut tx, &event(Some(bob), "user.login"))
+    let err = audit::append(&mut tx, &event(Some(bob), AuditAction::UserLogin))
         .await
         .unwrap_err();
     assert!(matches!(err, DbError::PermissionDenied), "{err:?}");
@@ -107,11 +110,15 @@ async fn users_append_in_their_own_name_only_and_see_only_their_events() {
         1
     );
 
-    // Malformed actions and non-object details are refused by CHECK constraints.
+    // Malformed actions (only hand-written SQL can give one: the code writes AuditActions)
+    // and non-object details are refused by CHECK constraints.
     let mut tx = db.begin(&Actor::System).await.unwrap();
-    let err = audit::append(&mut tx, &event(None, "Login"))
-        .await
-        .unwrap_err();
+    let err = raw_execute(
+        &mut tx,
+        "INSERT INTO audit_events (action, details) VALUES ('Login', '{}')",
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, DbError::CheckViolation { .. }), "{err:?}");
 }
 
@@ -125,14 +132,14 @@ async fn events_of_one_transaction_list_in_reverse_append_order_across_pages() {
     let db = tdb.database().await;
     let mut tx = db.begin(&Actor::System).await.unwrap();
     for batch in 0..60 {
-        let mut resealed = event(None, "keys.resealed");
+        let mut resealed = event(None, AuditAction::KeysResealed);
         resealed.details = serde_json::json!({ "batch": batch });
         audit::append(&mut tx, &resealed).await.unwrap();
     }
     tx.commit().await.unwrap();
 
     let mut filter = audit::AuditFilter {
-        action: Some("keys.resealed".to_owned()),
+        action: keyinfra_db::audit::ActionFilter::Is(AuditAction::KeysResealed),
         ..audit::AuditFilter::default()
     };
     let mut listed = Vec::new();

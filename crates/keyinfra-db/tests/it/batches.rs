@@ -1,11 +1,12 @@
 //! One-round-trip batches of first issues (`certificates::record_issued_batch`, migration
 //! 0012), and the CHECK functions that migration rewrote.
 
-use keyinfra_db::audit::NewAuditEvent;
+use keyinfra_db::audit::{AuditAction, NewAuditEvent};
 use keyinfra_db::certificates::{self, IssuedRows, NewCertificate, OwnerQuota};
 use keyinfra_db::private_keys::NewSealedKey;
 use keyinfra_db::testing::TestDatabase;
-use keyinfra_db::{Actor, Database, DbError, KeyAlgorithm, PoolSettings, UserRole};
+use keyinfra_db::{Actor, Database, DbError, PoolSettings, UserRole};
+use keyinfra_pki::KeyAlgorithm;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -81,7 +82,7 @@ impl Issue {
             audit: NewAuditEvent {
                 actor_id: Some(self.owner),
                 actor_name: None,
-                action: "certificate.issued",
+                action: AuditAction::CertificateIssued,
                 target_type: Some("certificate"),
                 target_id: Some(self.id),
                 details: serde_json::json!({ "serial_number": self.serial }),

@@ -4,7 +4,8 @@ use keyinfra_db::authorities::{self, NewAuthority};
 use keyinfra_db::certificates::{self, NewCertificate};
 use keyinfra_db::private_keys::{self, NewSealedKey};
 use keyinfra_db::users::{self, NewUser};
-use keyinfra_db::{Actor, CertificateStatus, Database, DbError, KeyAlgorithm, UserRole};
+use keyinfra_db::{Actor, CertificateStatus, Database, DbError, UserRole};
+use keyinfra_pki::KeyAlgorithm;
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -86,6 +87,7 @@ pub struct Cert {
     pub serial: String,
     pub not_after: OffsetDateTime,
     pub key: Option<Uuid>,
+    pub algorithm: KeyAlgorithm,
 }
 
 impl Cert {
@@ -96,6 +98,7 @@ impl Cert {
             serial: serial.to_owned(),
             not_after,
             key: None,
+            algorithm: KeyAlgorithm::EcdsaP256,
         }
     }
 
@@ -122,7 +125,7 @@ impl Cert {
                 renewed_by: None,
                 certificate_der: &der,
                 fingerprint_sha256: &fp,
-                key_algorithm: KeyAlgorithm::EcdsaP256,
+                key_algorithm: self.algorithm,
                 private_key_id: self.key,
                 profile: "device",
                 created_by: self.owner,

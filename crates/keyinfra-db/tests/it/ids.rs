@@ -2,7 +2,7 @@
 //! grow with every certificate use it, and that the serial registry's one index over serials
 //! still refuses a serial twice per CA and serves a lookup by serial alone.
 
-use keyinfra_db::audit::{self, NewAuditEvent};
+use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
 use keyinfra_db::testing::TestDatabase;
 use keyinfra_db::{Actor, DbError};
 use time::{Duration, OffsetDateTime};
@@ -72,7 +72,7 @@ async fn audit_events_revocations_alerts_keys_and_certificates_default_to_an_inl
         &NewAuditEvent {
             actor_id: Some(admin),
             actor_name: None,
-            action: "user.login",
+            action: AuditAction::UserLogin,
             target_type: None,
             target_id: None,
             details: serde_json::json!({}),

@@ -122,7 +122,7 @@ async fn deleting_a_user_keeps_their_revoked_certificates_for_the_crl() {
             &revocations::NewRevocation {
                 certificate_id: id,
                 revoked_at: now,
-                reason: keyinfra_db::RevocationReason::CessationOfOperation,
+                reason: keyinfra_pki::RevocationReason::CessationOfOperation,
                 invalidity_date: None,
                 revoked_by: None,
             }
@@ -164,7 +164,7 @@ async fn deleting_a_user_keeps_their_revoked_certificates_for_the_crl() {
         &revocations::NewRevocation {
             certificate_id: id,
             revoked_at: now,
-            reason: keyinfra_db::RevocationReason::Unspecified,
+            reason: keyinfra_pki::RevocationReason::Unspecified,
             invalidity_date: None,
             revoked_by: None,
         },

@@ -15,3 +15,4 @@ mod pool;
 mod rls;
 mod serials;
 mod stats;
+mod vocabularies;

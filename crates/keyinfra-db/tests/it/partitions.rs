@@ -173,7 +173,7 @@ async fn retention_drops_exactly_the_partitions_older_than_the_period() {
         &keyinfra_db::revocations::NewRevocation {
             certificate_id: ids[2],
             revoked_at: datetime!(2020-02-01 00:00 UTC),
-            reason: keyinfra_db::RevocationReason::KeyCompromise,
+            reason: keyinfra_pki::RevocationReason::KeyCompromise,
             invalidity_date: None,
             revoked_by: None,
         },

@@ -183,7 +183,7 @@ async fn a_user_cannot_write_rows_owned_by_someone_else() {
         &keyinfra_db::private_keys::NewSealedKey {
             id: Uuid::new_v4(),
             owner_id: Some(w.bob),
-            algorithm: keyinfra_db::KeyAlgorithm::Ed25519,
+            algorithm: keyinfra_pki::KeyAlgorithm::Ed25519,
             public_key_fingerprint: &[9; 32],
             ciphertext: &[1; 64],
             nonce: &[0; 12],

@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use keyinfra_db::audit::AuditFilter;
+use keyinfra_db::audit::{ActionFilter, AuditFilter};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -77,7 +77,10 @@ async fn list_audit(
     let limit = page.limit()?;
     let filter = AuditFilter {
         actor_id: q.actor,
-        action: q.action.clone(),
+        action: q
+            .action
+            .as_deref()
+            .map_or(ActionFilter::Any, ActionFilter::parse),
         since: parse_time("since", q.since.as_deref())?,
         until: parse_time("until", q.until.as_deref())?,
         target_id: q.target,

@@ -9,10 +9,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyinfra_core::lifecycle::{IssueRequest, KeySource, RenewRequest, parse_reason};
 use keyinfra_core::{CoreError, OsRandom, Requester};
+use keyinfra_db::CertificateStatus;
 use keyinfra_db::certificates::{CertificateFilter, CertificateRecord, CertificateSummary};
-use keyinfra_db::{CertificateStatus, RevocationReason};
 use keyinfra_pki::KeyAlgorithm;
-use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat};
+use keyinfra_pki::RevocationReason;
+use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat, UnknownPkcs12Compat};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -178,7 +179,8 @@ fn parse_algorithm(label: &str) -> Result<KeyAlgorithm, Problem> {
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_algorithm",
             format!(
-                "unknown key_algorithm {label:?}; use one of ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096"
+                "unknown key_algorithm {label:?}; use one of {}",
+                KeyAlgorithm::labels()
             ),
         )
     })
@@ -544,14 +546,10 @@ async fn pkcs12(
 /// The PIN (policy checked) and the flavour a PKCS#12 body asks for.
 pub(crate) fn pkcs12_options(body: Pkcs12Body) -> Result<(Pin, Pkcs12Compat), Problem> {
     let compat = match body.compat.as_deref() {
-        None | Some("modern") => Pkcs12Compat::Modern,
-        Some("legacy") => Pkcs12Compat::Legacy,
-        Some(_) => {
-            return Err(invalid_query(
-                "invalid_compat",
-                "compat must be \"modern\" or \"legacy\"",
-            ));
-        }
+        None => Pkcs12Compat::default(),
+        Some(label) => label
+            .parse()
+            .map_err(|e: UnknownPkcs12Compat| invalid_query("invalid_compat", e.to_string()))?,
     };
     let pin =
         Pin::new(body.pin, compat).map_err(|e| invalid_query("invalid_pin", e.to_string()))?;

@@ -103,12 +103,17 @@ pub async fn pkcs12(
         )
         .await;
     }
-    let compat = match compat.as_str() {
-        "" | "modern" => Pkcs12Compat::Modern,
-        "legacy" => Pkcs12Compat::Legacy,
-        _ => {
+    // No choice sent is the form's default, modern.
+    let parsed = if compat.is_empty() {
+        Ok(Pkcs12Compat::default())
+    } else {
+        compat.parse::<Pkcs12Compat>()
+    };
+    let compat = match parsed {
+        Ok(compat) => compat,
+        Err(e) => {
             pin.zeroize();
-            let forms = pkcs12_error("Choose the modern or the legacy format.".into());
+            let forms = pkcs12_error(e.to_string());
             return refused(
                 &state,
                 &session,

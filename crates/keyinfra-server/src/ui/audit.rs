@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keyinfra_db::audit::{AuditFilter, AuditRecord};
+use keyinfra_db::audit::{ActionFilter, AuditAction, AuditFilter, AuditRecord};
 use serde::Deserialize;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, Time};
@@ -19,26 +19,6 @@ use crate::pagination::{decode_cursor, encode_cursor};
 
 /// Events per page.
 const PAGE_SIZE: i64 = 50;
-
-/// The actions KeyInfra records, for the filter's menu.
-const ACTIONS: [&str; 16] = [
-    "certificate.issued",
-    "certificate.renewed",
-    "certificate.revoked",
-    "certificate.exported",
-    "certificate.reassigned",
-    "ca.created",
-    "keys.resealed",
-    "user.login",
-    "user.login_failed",
-    "user.created",
-    "user.role_changed",
-    "user.disabled",
-    "user.enabled",
-    "user.email_changed",
-    "user.password_changed",
-    "user.deleted",
-];
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AuditQuery {
@@ -98,7 +78,8 @@ struct AuditPage {
     chrome: Chrome,
     query: AuditQuery,
     errors: FilterErrors,
-    actions: [&'static str; 16],
+    /// The filter's menu: every action KeyInfra records.
+    actions: [&'static str; AuditAction::ALL.len()],
     actors: Vec<OwnerChoice>,
     rows: Vec<EventRow>,
     next: Option<String>,
@@ -185,7 +166,7 @@ pub async fn page(
             chrome,
             query,
             errors,
-            actions: ACTIONS,
+            actions: AuditAction::ALL.map(AuditAction::as_str),
             actors,
             rows: Vec::new(),
             next: None,
@@ -196,7 +177,11 @@ pub async fn page(
     }
     let filter = AuditFilter {
         actor_id: actor,
-        action: (!action.is_empty()).then(|| action.to_owned()),
+        action: if action.is_empty() {
+            ActionFilter::Any
+        } else {
+            ActionFilter::parse(action)
+        },
         since: since.map(start_of),
         // Inclusive last day: events before the next midnight.
         until: until.and_then(Date::next_day).map(start_of),
@@ -264,7 +249,7 @@ pub async fn page(
         chrome,
         query,
         errors,
-        actions: ACTIONS,
+        actions: AuditAction::ALL.map(AuditAction::as_str),
         actors,
         rows,
         next,

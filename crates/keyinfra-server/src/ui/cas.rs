@@ -5,6 +5,7 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
+use keyinfra_pki::RevocationReason;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -114,9 +115,16 @@ pub async fn page(
                     .map(|e| EntryRow {
                         serial: e.serial.to_hex(),
                         revoked_at: view::date_time(e.revoked_at),
-                        reason: e
-                            .reason
-                            .map_or_else(|| "not given".to_owned(), view::reason_text),
+                        reason: e.reason_code.map_or_else(
+                            || "not given".to_owned(),
+                            // Codes KeyInfra never writes (the hold codes) show as numbers.
+                            |code| {
+                                RevocationReason::from_code(code).map_or_else(
+                                    || format!("reason code {code}"),
+                                    |r| r.text().to_owned(),
+                                )
+                            },
+                        ),
                     })
                     .collect(),
             }

@@ -21,15 +21,6 @@ use super::session::{CsrfForm, UiError, UiSession, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
 
-const ALGORITHMS: [&str; 6] = [
-    "ecdsa-p256",
-    "ecdsa-p384",
-    "ed25519",
-    "rsa-2048",
-    "rsa-3072",
-    "rsa-4096",
-];
-
 /// A profile as the form offers it, from the server's settings: its limits change with
 /// KEYINFRA_MAX_VALIDITY_DAYS, so the page never states them itself.
 #[derive(Debug)]
@@ -206,7 +197,7 @@ struct IssuePage {
     chrome: Chrome,
     form: IssueForm,
     errors: FieldErrors,
-    algorithms: [&'static str; 6],
+    algorithms: [&'static str; KeyAlgorithm::ALL.len()],
     profiles: Vec<ProfileChoice>,
     owners: Vec<OwnerChoice>,
     policy: PolicySummary,
@@ -250,7 +241,7 @@ async fn page(
         chrome,
         form,
         errors,
-        algorithms: ALGORITHMS,
+        algorithms: KeyAlgorithm::ALL.map(KeyAlgorithm::label),
         profiles: profile_choices(&state.authority.settings.profiles),
         owners,
         policy: PolicySummary::of(&policy, state.authority.settings.quota),
@@ -266,7 +257,7 @@ pub async fn new_form(
     let form = IssueForm {
         profile: default_profile(&state.authority.settings.profiles),
         key_source: "generate".into(),
-        key_algorithm: "ecdsa-p256".into(),
+        key_algorithm: KeyAlgorithm::EcdsaP256.label().into(),
         ..IssueForm::default()
     };
     Ok(render(

@@ -8,6 +8,7 @@ use keyinfra_core::Requester;
 use keyinfra_db::CertificateStatus;
 use keyinfra_db::audit::AuditFilter;
 use keyinfra_db::certificates::CertificateFilter;
+use keyinfra_pki::RevocationReason;
 use serde::Deserialize;
 
 use super::session::{UiError, UiId, UiSession, chrome, render};
@@ -341,7 +342,7 @@ pub(super) struct CertificateDetail {
     revocable: bool,
     renewable: bool,
     revocation: Option<RevocationView>,
-    reasons: [(&'static str, &'static str); 6],
+    reasons: [RevocationReason; 6],
     forms: DetailForms,
 }
 
@@ -387,7 +388,7 @@ pub(super) async fn detail_page(
     let now = state.clock.now();
     let revocation = revocation.map(|r| RevocationView {
         revoked_at: view::date_time(r.revoked_at),
-        reason: view::reason_text(keyinfra_core::lifecycle::reason_label(r.reason)),
+        reason: r.reason.text().to_owned(),
         invalidity_date: r.invalidity_date.map(view::date_time),
         revoked_by: match r.revoked_by {
             None => "the operator (command line) or a since deleted user".to_owned(),
@@ -420,7 +421,7 @@ pub(super) async fn detail_page(
         // The renew use case takes only ACTIVE certificates.
         renewable: cert.status == CertificateStatus::Active,
         revocation,
-        reasons: view::REASONS,
+        reasons: RevocationReason::END_ENTITY,
         forms,
         cert: CertRow::new(&cert, now).named(&names),
     })

@@ -234,33 +234,6 @@ pub fn sentence(text: &str) -> String {
     out
 }
 
-/// The reasons a user may pick (RFC 5280 names, as the API takes them).
-pub const REASONS: [(&str, &str); 6] = [
-    ("unspecified", "Unspecified"),
-    ("keyCompromise", "Key compromise"),
-    ("affiliationChanged", "Affiliation changed"),
-    ("superseded", "Superseded"),
-    (
-        "cessationOfOperation",
-        "Cessation of operation (device retired)",
-    ),
-    ("privilegeWithdrawn", "Privilege withdrawn"),
-];
-
-/// A revocation reason's RFC 5280 name as a person reads it.
-pub fn reason_text(name: &str) -> String {
-    REASONS.iter().find(|(code, _)| *code == name).map_or_else(
-        || match name {
-            "cACompromise" => "CA compromise".to_owned(),
-            "aACompromise" => "AA compromise".to_owned(),
-            "certificateHold" => "Certificate hold".to_owned(),
-            "removeFromCRL" => "Remove from CRL".to_owned(),
-            other => other.to_owned(),
-        },
-        |(_, text)| (*text).to_owned(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

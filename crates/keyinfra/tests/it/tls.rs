@@ -202,7 +202,9 @@ async fn tls_auto_serves_a_certificate_from_its_own_ca_that_openssl_and_curl_ver
     let events = keyinfra_db::audit::list(
         &mut tx,
         &keyinfra_db::audit::AuditFilter {
-            action: Some("certificate.issued".into()),
+            action: keyinfra_db::audit::ActionFilter::Is(
+                keyinfra_db::audit::AuditAction::CertificateIssued,
+            ),
             ..Default::default()
         },
         10,

@@ -101,7 +101,7 @@ async fn the_audit_page_filters_by_action_actor_target_and_date_and_pages_newest
             &keyinfra_db::audit::NewAuditEvent {
                 actor_id: None,
                 actor_name: Some("system"),
-                action: "keys.resealed",
+                action: keyinfra_db::audit::AuditAction::KeysResealed,
                 target_type: None,
                 target_id: None,
                 details: json!({ "batch": i }),
