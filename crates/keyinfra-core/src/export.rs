@@ -8,6 +8,7 @@ use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat, build_pkcs12};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::ErrorCode;
 use crate::authority::{Authority, LoadedCa, unseal_record};
 use crate::error::CoreError;
 use crate::principal::Principal as Requester;
@@ -23,7 +24,7 @@ impl Authority {
         compat: Pkcs12Compat,
     ) -> Result<Vec<u8>, CoreError> {
         pin.allows(compat)
-            .map_err(|e| CoreError::invalid("invalid_pin", e.to_string()))?;
+            .map_err(|e| CoreError::invalid(ErrorCode::InvalidPin, e.to_string()))?;
         let mut tx = db.begin(&by.actor()).await?;
         let cert = certificates::get(&mut tx, id)
             .await?
@@ -33,12 +34,12 @@ impl Authority {
         // certificate every relying party refuses.
         if cert.status == CertificateStatus::Revoked {
             return Err(CoreError::Conflict {
-                code: "certificate_revoked",
+                code: ErrorCode::CertificateRevoked,
                 detail: "the certificate is revoked; its private key is no longer exported".into(),
             });
         }
         let key_id = cert.private_key_id.ok_or(CoreError::Conflict {
-            code: "no_private_key",
+            code: ErrorCode::NoPrivateKey,
             detail: "this certificate was issued from a CSR: KeyInfra never held its private key"
                 .into(),
         })?;

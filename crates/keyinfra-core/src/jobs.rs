@@ -16,6 +16,7 @@ use time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::ErrorCode;
 use crate::alerts::AlertService;
 use crate::authority::Authority;
 use crate::clock::Clock;
@@ -295,7 +296,7 @@ impl Jobs {
         match claim {
             Ok(claim) => self.run_claimed(job, claim).await,
             Err(holder) => Err(CoreError::Conflict {
-                code: "job_running",
+                code: ErrorCode::JobRunning,
                 detail: format!(
                     "{job} is running on {} now; try again when it has finished",
                     holder.as_deref().unwrap_or("another replica")

@@ -6,6 +6,7 @@
 
 mod clock;
 mod error;
+mod error_code;
 mod gate;
 mod group_commit;
 mod random;
@@ -35,6 +36,7 @@ pub mod users;
 
 pub use clock::{AdjustableClock, Clock, FixedClock, SystemClock};
 pub use error::CoreError;
+pub use error_code::ErrorCode;
 pub use gate::WorkGate;
 /// The former name of [`Principal`], while callers move to it.
 pub use principal::Principal as Requester;

@@ -5,6 +5,7 @@ use keyinfra_db::certificates::{self, CertificateFilter, CertificateRecord};
 use time::Duration;
 use uuid::Uuid;
 
+use crate::ErrorCode;
 use crate::authority::Authority;
 use crate::error::CoreError;
 use crate::principal::Principal as Requester;
@@ -55,7 +56,7 @@ impl Authority {
     ) -> Result<Vec<keyinfra_db::certificates::CertificateSummary>, CoreError> {
         if days == 0 || days > 3650 {
             return Err(CoreError::invalid(
-                "invalid_days",
+                ErrorCode::InvalidDays,
                 "days must be between 1 and 3650",
             ));
         }

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::pki_to_request_error;
+use crate::ErrorCode;
 use crate::authority::{Authority, LoadedCa};
 use crate::certificates::{CertificateDraft, RecordHooks, record_new_certificate};
 use crate::error::CoreError;
@@ -96,7 +97,7 @@ pub(crate) async fn check_quota(
     let active = certificates::count_active_for_owner_locked(tx, owner, now).await?;
     if active + adding > i64::from(quota) {
         return Err(CoreError::invalid(
-            "quota_exceeded",
+            ErrorCode::QuotaExceeded,
             format!(
                 "the owner already has {active} active certificates and the limit is {quota}; revoke one or ask an administrator to raise KEYINFRA_CERT_QUOTA"
             ),

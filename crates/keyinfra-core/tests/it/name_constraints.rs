@@ -64,7 +64,7 @@ async fn issue(
 
 fn refused(result: Result<impl std::fmt::Debug, CoreError>) -> (&'static str, String) {
     match result {
-        Err(CoreError::Invalid { code, detail }) => (code, detail),
+        Err(CoreError::Invalid { code, detail }) => (code.as_str(), detail),
         other => panic!("expected a 422 refusal, got {other:?}"),
     }
 }
@@ -188,7 +188,7 @@ async fn an_issuing_ca_keeps_its_parents_constraints_and_is_checked_against_its_
             .create_issuing_ca(&db, &operator, root, &taken, &mut OsRandom)
             .await,
         Err(CoreError::Conflict {
-            code: "ca_name_taken",
+            code: keyinfra_core::ErrorCode::CaNameTaken,
             ..
         })
     ));

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use keyinfra_core::ErrorCode;
 use keyinfra_core::Requester;
 use keyinfra_core::jobs::{Job, job_runs, job_status};
 use keyinfra_db::alerts::AlertFilter;
@@ -119,7 +120,7 @@ async fn list_job_runs(
     let job = Job::from_name(&name).ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "unknown_job",
+            ErrorCode::UnknownJob,
             format!(
                 "no job is called {name:?}; the jobs are {}",
                 Job::ALL.map(Job::name).join(", ")
@@ -195,7 +196,7 @@ async fn list_alerts(
             AlertStatus::from_label(s).ok_or_else(|| {
                 Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_status",
+                    ErrorCode::InvalidStatus,
                     "status must be pending, sent, failed or skipped",
                 )
             })
@@ -208,7 +209,7 @@ async fn list_alerts(
             AlertChannel::from_label(c).ok_or_else(|| {
                 Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_channel",
+                    ErrorCode::InvalidChannel,
                     "channel must be log, webhook or email",
                 )
             })

@@ -4,6 +4,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keyinfra_core::ErrorCode;
 use keyinfra_core::Requester;
 use keyinfra_db::CertificateStatus;
 use keyinfra_db::audit::AuditFilter;
@@ -220,7 +221,7 @@ pub async fn certificates(
     if q.chars().count() > 200 {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "the search is longer than 200 characters",
         )
         .into());
@@ -231,7 +232,7 @@ pub async fn certificates(
         label => Some(CertificateStatus::from_label(label).ok_or_else(|| {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_status",
+                ErrorCode::InvalidStatus,
                 "status must be ACTIVE, SUPERSEDED, REVOKED or EXPIRED",
             )
         })?),
@@ -242,7 +243,7 @@ pub async fn certificates(
         text => Some(text.parse::<uuid::Uuid>().map_err(|_| {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_owner",
+                ErrorCode::InvalidOwner,
                 "choose the owner from the list",
             )
         })?),

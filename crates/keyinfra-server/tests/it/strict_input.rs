@@ -525,7 +525,7 @@ async fn only_an_admin_names_the_ca_and_no_root_signs_leaves_once_an_issuing_ca_
         matches!(
             operator,
             Err(CoreError::Invalid {
-                code: "root_ca_cannot_issue",
+                code: keyinfra_core::ErrorCode::RootCaCannotIssue,
                 ..
             })
         ),
