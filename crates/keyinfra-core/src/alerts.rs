@@ -360,7 +360,7 @@ impl AlertService {
 /// A page of the alert record, newest first (GET /api/v1/alerts, administrators).
 pub async fn list_alerts(
     db: &Database,
-    by: &crate::Requester,
+    by: &crate::Principal,
     filter: &alerts::AlertFilter,
     before: Option<(OffsetDateTime, uuid::Uuid)>,
     limit: i64,

@@ -1,5 +1,6 @@
 //! The certificate authority: its CAs and their signing keys, and the settings every
-//! lifecycle use case reads. The lifecycle itself is in [`crate::lifecycle`], CRLs in
+//! lifecycle use case reads. The lifecycle itself is in the use-case modules
+//! ([`crate::issuer`], [`crate::renewal`], [`crate::revocation`], ...), CRLs in
 //! [`crate::crl`], master-key rotation in [`crate::rotation`].
 //!
 //! CA private keys are sealed in `private_keys` like every other key (owner NULL, so only
@@ -26,7 +27,7 @@ use uuid::Uuid;
 use crate::Clock;
 use crate::ErrorCode;
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 /// Settings of the CA (each is a `keyinfra serve` flag and environment variable).
 #[derive(Debug, Clone)]
@@ -262,7 +263,7 @@ impl Authority {
     pub(crate) async fn issuing_ca_for(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         requested: Option<Uuid>,
     ) -> Result<Uuid, CoreError> {
         match requested {
@@ -364,7 +365,7 @@ impl Authority {
     /// Audits on behalf of a requester.
     pub(crate) async fn audit(
         tx: &mut Tx,
-        by: &Requester,
+        by: &Principal,
         action: AuditAction,
         target: Uuid,
         details: serde_json::Value,

@@ -15,7 +15,7 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 use crate::ErrorCode;
 use crate::authority::{Authority, generate_key, insert_sealed_key};
@@ -118,7 +118,7 @@ impl Authority {
                 name_constraints: root_constraints,
             },
         )?;
-        let operator = &Requester::Operator;
+        let operator = &Principal::Operator;
         let root_record = self
             .store_ca(tx, operator, "root", &root, None, rng)
             .await?;
@@ -155,7 +155,7 @@ impl Authority {
     pub(crate) async fn store_ca(
         &self,
         tx: &mut Tx,
-        by: &Requester,
+        by: &Principal,
         name: &str,
         signer: &CaSigner,
         parent: Option<Uuid>,
@@ -171,7 +171,7 @@ impl Authority {
     async fn record_ca(
         &self,
         tx: &mut Tx,
-        by: &Requester,
+        by: &Principal,
         name: &str,
         certificate_der: &[u8],
         key_id: Option<Uuid>,
@@ -276,11 +276,11 @@ impl Authority {
         }
         let record = match &signer {
             Some(signer) => {
-                self.store_ca(&mut tx, &Requester::Operator, name, signer, parent, rng)
+                self.store_ca(&mut tx, &Principal::Operator, name, signer, parent, rng)
                     .await?
             }
             None => {
-                self.record_ca(&mut tx, &Requester::Operator, name, &der, None, parent)
+                self.record_ca(&mut tx, &Principal::Operator, name, &der, None, parent)
                     .await?
             }
         };

@@ -11,14 +11,14 @@ use uuid::Uuid;
 use crate::ErrorCode;
 use crate::authority::{Authority, LoadedCa, unseal_record};
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 impl Authority {
     /// A PKCS#12 file with the key, the certificate and the CA chain (owner or ADMIN).
     pub async fn export_pkcs12(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
         pin: Pin,
         compat: Pkcs12Compat,
@@ -91,7 +91,7 @@ impl Authority {
     pub async fn pem_chain(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
     ) -> Result<String, CoreError> {
         let cert = self.get(db, by, id).await?;

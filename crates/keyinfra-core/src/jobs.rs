@@ -408,7 +408,7 @@ impl Jobs {
 /// The schedules and recent outcomes, for administrators (GET /api/v1/jobs).
 pub async fn job_status(
     db: &Database,
-    by: &crate::Requester,
+    by: &crate::Principal,
 ) -> Result<Vec<job_rows::JobSchedule>, CoreError> {
     by.require_admin()?;
     let mut tx = db.begin(&by.actor()).await?;
@@ -420,7 +420,7 @@ pub async fn job_status(
 /// A job's recent runs, newest first, for administrators.
 pub async fn job_runs(
     db: &Database,
-    by: &crate::Requester,
+    by: &crate::Principal,
     job: Job,
     limit: i64,
 ) -> Result<Vec<job_rows::JobRun>, CoreError> {

@@ -8,14 +8,14 @@ use uuid::Uuid;
 use crate::ErrorCode;
 use crate::authority::Authority;
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 impl Authority {
     /// One certificate (404 when the requester may not see it).
     pub async fn get(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
     ) -> Result<CertificateRecord, CoreError> {
         let mut tx = db.begin(&by.actor()).await?;
@@ -28,7 +28,7 @@ impl Authority {
     pub async fn list(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         mut filter: CertificateFilter,
         limit: i64,
     ) -> Result<Vec<CertificateRecord>, CoreError> {
@@ -50,7 +50,7 @@ impl Authority {
     pub async fn expiring(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         days: u32,
         limit: i64,
     ) -> Result<Vec<keyinfra_db::certificates::CertificateSummary>, CoreError> {
@@ -77,7 +77,7 @@ impl Authority {
     pub async fn versions(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
     ) -> Result<Vec<CertificateRecord>, CoreError> {
         let mut tx = db.begin(&by.actor()).await?;

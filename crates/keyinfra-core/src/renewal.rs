@@ -19,7 +19,7 @@ use crate::certificates::{CertificateDraft, RecordHooks};
 use crate::error::CoreError;
 use crate::issuer::{LeafContent, pki_to_request_error};
 use crate::policy::Candidate;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 use crate::revocation::revoke_locked;
 
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ impl Authority {
     pub async fn renew(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
         request: RenewRequest,
         rng: &mut (dyn RandomSource + Send),
@@ -195,7 +195,7 @@ fn not_renewable(e: impl std::fmt::Display) -> CoreError {
 }
 
 struct RenewHooks<'a> {
-    by: &'a Requester,
+    by: &'a Principal,
     previous_id: Uuid,
     owner_id: Option<Uuid>,
     key: Option<(Uuid, &'a PrivateKey, &'a SealedKey)>,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::ErrorCode;
 use crate::authority::Authority;
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 /// The reason a revocation request names (RFC 5280 names, no certificateHold: revocation
 /// is final). `cACompromise` parses, and [`Authority::revoke`] refuses it for the
@@ -38,7 +38,7 @@ impl Authority {
     pub async fn revoke(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
         reason: RevocationReason,
         invalidity_date: Option<OffsetDateTime>,
@@ -72,7 +72,7 @@ impl Authority {
     pub async fn revocation(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
     ) -> Result<Option<revocations::RevocationRecord>, CoreError> {
         let mut tx = db.begin(&by.actor()).await?;
@@ -133,7 +133,7 @@ fn check_invalidity_date_against(
 
 pub(crate) async fn revoke_locked(
     tx: &mut Tx,
-    by: &Requester,
+    by: &Principal,
     cert: &CertificateRecord,
     reason: RevocationReason,
     invalidity_date: Option<OffsetDateTime>,

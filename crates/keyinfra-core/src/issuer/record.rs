@@ -19,11 +19,11 @@ use crate::ErrorCode;
 use crate::authority::{Authority, LoadedCa};
 use crate::certificates::{CertificateDraft, RecordHooks, record_new_certificate};
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 /// Writes beside the certificate row of a first issue.
 pub(crate) struct IssueHooks<'a> {
-    pub(crate) by: &'a Requester,
+    pub(crate) by: &'a Principal,
     pub(crate) owner_id: Option<Uuid>,
     pub(crate) quota: Option<u32>,
     pub(crate) now: OffsetDateTime,
@@ -124,7 +124,7 @@ impl Authority {
     pub(crate) async fn sign_and_record<H: RecordHooks>(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         rng: &mut (dyn RandomSource + Send),
         ca: &LoadedCa,
         draft: &CertificateDraft,

@@ -7,8 +7,10 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyinfra_core::lifecycle::{IssueRequest, KeySource, RenewRequest, parse_reason};
-use keyinfra_core::{CoreError, ErrorCode, OsRandom, Requester};
+use keyinfra_core::issuer::{IssueRequest, KeySource};
+use keyinfra_core::renewal::RenewRequest;
+use keyinfra_core::revocation::parse_reason;
+use keyinfra_core::{CoreError, ErrorCode, OsRandom, Principal};
 use keyinfra_db::CertificateStatus;
 use keyinfra_db::certificates::{CertificateFilter, CertificateRecord, CertificateSummary};
 use keyinfra_pki::KeyAlgorithm;
@@ -206,7 +208,7 @@ async fn issue(
     ApiJson(body): ApiJson<IssueBody>,
 ) -> Result<axum::response::Response, Problem> {
     let request = issue_request(body)?;
-    let by = Requester::User(caller);
+    let by = Principal::User(caller);
     let dry_run = match query.dry_run.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -354,7 +356,7 @@ async fn list(
     };
     let items = state
         .authority
-        .list(&state.db, &Requester::User(caller), filter, limit)
+        .list(&state.db, &Principal::User(caller), filter, limit)
         .await?;
     let next_cursor = match items.last() {
         Some(last) if items.len() as i64 == limit => Some(encode_cursor(last.not_after, last.id)),
@@ -421,7 +423,7 @@ async fn expiring(
     };
     let items = state
         .authority
-        .expiring(&state.db, &Requester::User(caller), days, limit)
+        .expiring(&state.db, &Principal::User(caller), days, limit)
         .await?;
     Ok(Json(Page {
         items: items.into_iter().map(ExpiringCertificate::from).collect(),
@@ -439,7 +441,7 @@ async fn get_one(
 ) -> Result<Json<Certificate>, Problem> {
     let cert = state
         .authority
-        .get(&state.db, &Requester::User(caller), id)
+        .get(&state.db, &Principal::User(caller), id)
         .await?;
     Ok(Json(cert.into()))
 }
@@ -468,7 +470,7 @@ async fn reassign(
         .authority
         .reassign(
             &state.db,
-            &Requester::User(caller),
+            &Principal::User(caller),
             id,
             body.owner_id,
             body.force,
@@ -487,7 +489,7 @@ async fn pem(
 ) -> Result<Response, Problem> {
     let text = state
         .authority
-        .pem_chain(&state.db, &Requester::User(caller), id)
+        .pem_chain(&state.db, &Principal::User(caller), id)
         .await?;
     Ok((
         [(
@@ -528,7 +530,7 @@ async fn pkcs12(
     let (pin, compat) = pkcs12_options(body)?;
     let bytes = state
         .authority
-        .export_pkcs12(&state.db, &Requester::User(caller), id, pin, compat)
+        .export_pkcs12(&state.db, &Principal::User(caller), id, pin, compat)
         .await?;
     Ok((
         [
@@ -580,7 +582,7 @@ async fn renew(
         .authority
         .renew(
             &state.db,
-            &Requester::User(caller),
+            &Principal::User(caller),
             id,
             RenewRequest {
                 validity_days: body.validity_days,
@@ -619,7 +621,7 @@ async fn revoke(
         .authority
         .revoke(
             &state.db,
-            &Requester::User(caller),
+            &Principal::User(caller),
             id,
             reason,
             invalidity_date,
@@ -655,7 +657,7 @@ async fn versions(
 ) -> Result<Json<Page<Certificate>>, Problem> {
     let chain = state
         .authority
-        .versions(&state.db, &Requester::User(caller), id)
+        .versions(&state.db, &Principal::User(caller), id)
         .await?;
     Ok(Json(Page {
         items: chain.into_iter().map(Certificate::from).collect(),

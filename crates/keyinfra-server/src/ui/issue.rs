@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::issuer::{IssuePlan, IssueRequest, KeySource};
 use keyinfra_core::policy::Policy;
-use keyinfra_core::{ErrorCode, OsRandom, Requester};
+use keyinfra_core::{ErrorCode, OsRandom, Principal};
 use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::profile::Profile;
 use serde::Deserialize;
@@ -233,7 +233,7 @@ async fn page(
         .policies
         .of_user(
             &state.db,
-            &Requester::User(session.caller),
+            &Principal::User(session.caller),
             session.caller.id,
         )
         .await?;
@@ -338,7 +338,7 @@ pub async fn issue(
         ca_id: None,
         policy_id: None,
     };
-    let by = Requester::User(session.caller);
+    let by = Principal::User(session.caller);
     if form.action == "preview" {
         // The API's dry run: every check of an issue, no key made, nothing written.
         return match state.authority.preview(&state.db, &by, request).await {

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::auth::Password;
 use keyinfra_core::policy::DEFAULT_POLICY_ID;
-use keyinfra_core::{CoreError, ErrorCode, OsRandom, Requester};
+use keyinfra_core::{CoreError, ErrorCode, OsRandom, Principal};
 use keyinfra_db::certificates::CertificateFilter;
 use keyinfra_db::users::UserRecord;
 use keyinfra_db::{CertificateStatus, UserRole};
@@ -78,7 +78,7 @@ async fn policy_names(
     let policies = state
         .authority
         .policies
-        .list(&state.db, &Requester::User(session.caller))
+        .list(&state.db, &Principal::User(session.caller))
         .await?;
     Ok(policies.into_iter().map(|p| (p.id, p.name)).collect())
 }
@@ -316,7 +316,7 @@ async fn user_page(
         .authority
         .list(
             &state.db,
-            &Requester::User(session.caller),
+            &Principal::User(session.caller),
             filter,
             USER_CERTIFICATES + 1,
         )
@@ -464,7 +464,7 @@ pub async fn set_policy(
     match state
         .authority
         .policies
-        .assign(&state.db, &Requester::User(session.caller), id, policy_id)
+        .assign(&state.db, &Principal::User(session.caller), id, policy_id)
         .await
     {
         Ok(()) => Ok(Redirect::to(&format!("/ui/users/{id}")).into_response()),
@@ -496,7 +496,7 @@ async fn delete_page(
     let chrome = chrome(state, session, "users").await?;
     let user = state.users.get(&state.db, &session.caller, id).await?;
     let now = state.clock.now();
-    let requester = Requester::User(session.caller);
+    let requester = Principal::User(session.caller);
     // The same two statuses the delete use case revokes.
     let mut revoking = Vec::new();
     for status in [CertificateStatus::Active, CertificateStatus::Superseded] {
