@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use keyinfra_core::auth::{JwtSecret, Pepper};
 use keyinfra_core::authority::{Authority, AuthoritySettings};
-use keyinfra_core::{Clock, OsRandom, Requester, SystemClock};
+use keyinfra_core::{Clock, OsRandom, Principal, SystemClock};
 use keyinfra_db::{Database, PoolSettings, UserRole, migrations};
 use keyinfra_pki::seal::MasterKeys;
 use keyinfra_server::{App, AppConfig, Limits, Listeners, UserSettings};
@@ -199,9 +199,9 @@ async fn revocation_latency(
         let cert = authority
             .issue(
                 db,
-                &Requester::Operator,
-                keyinfra_core::lifecycle::IssueRequest {
-                    key: keyinfra_core::lifecycle::KeySource::Generate(
+                &Principal::Operator,
+                keyinfra_core::issuer::IssueRequest {
+                    key: keyinfra_core::issuer::KeySource::Generate(
                         keyinfra_pki::KeyAlgorithm::EcdsaP256,
                     ),
                     subject: Some(format!("CN=revoke-me-{already}-{n}")),

@@ -21,6 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
+use crate::ErrorCode;
 use crate::error::CoreError;
 
 /// How many alerts one claim takes.
@@ -127,7 +128,7 @@ impl AlertService {
             && !matches!(webhook.url.scheme(), "http" | "https")
         {
             return Err(CoreError::invalid(
-                "invalid_webhook_url",
+                ErrorCode::InvalidWebhookUrl,
                 "the alert webhook URL must be http:// or https://",
             ));
         }
@@ -137,7 +138,7 @@ impl AlertService {
                     .map_err(|_| {
                         // lettre's error may quote the URL, credentials included.
                         CoreError::invalid(
-                            "invalid_smtp_url",
+                            ErrorCode::InvalidSmtpUrl,
                             "the SMTP URL is not smtp://[user:password@]host[:port][?tls=...] or smtps://...",
                         )
                     })?
@@ -359,7 +360,7 @@ impl AlertService {
 /// A page of the alert record, newest first (GET /api/v1/alerts, administrators).
 pub async fn list_alerts(
     db: &Database,
-    by: &crate::Requester,
+    by: &crate::Principal,
     filter: &alerts::AlertFilter,
     before: Option<(OffsetDateTime, uuid::Uuid)>,
     limit: i64,

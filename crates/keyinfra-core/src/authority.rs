@@ -1,5 +1,6 @@
 //! The certificate authority: its CAs and their signing keys, and the settings every
-//! lifecycle use case reads. The lifecycle itself is in [`crate::lifecycle`], CRLs in
+//! lifecycle use case reads. The lifecycle itself is in the use-case modules
+//! ([`crate::issuer`], [`crate::renewal`], [`crate::revocation`], ...), CRLs in
 //! [`crate::crl`], master-key rotation in [`crate::rotation`].
 //!
 //! CA private keys are sealed in `private_keys` like every other key (owner NULL, so only
@@ -24,8 +25,9 @@ use tokio::sync::{RwLock, mpsc};
 use uuid::Uuid;
 
 use crate::Clock;
+use crate::ErrorCode;
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 /// Settings of the CA (each is a `keyinfra serve` flag and environment variable).
 #[derive(Debug, Clone)]
@@ -77,7 +79,7 @@ impl AuthoritySettings {
             .ok_or_else(|| {
                 let known: Vec<_> = self.profiles.iter().map(|p| p.name.as_str()).collect();
                 CoreError::invalid(
-                    "unknown_profile",
+                    ErrorCode::UnknownProfile,
                     format!(
                         "unknown profile {name:?}; known profiles: {}",
                         known.join(", ")
@@ -120,7 +122,7 @@ impl LoadedCa {
         for (ca_name, constraints) in &self.name_constraints {
             if !constraints.unsupported.is_empty() {
                 return Err(CoreError::Conflict {
-                    code: "ca_constraints_unsupported",
+                    code: ErrorCode::CaConstraintsUnsupported,
                     detail: format!(
                         "CA {ca_name:?} carries name constraints KeyInfra cannot check ({}), so KeyInfra does not sign under it",
                         constraints.unsupported.join(", ")
@@ -129,7 +131,7 @@ impl LoadedCa {
             }
             constraints.permits(subject, sans).map_err(|v| {
                 CoreError::invalid(
-                    "name_not_allowed",
+                    ErrorCode::NameNotAllowed,
                     format!(
                         "{} is outside the name constraints of CA {ca_name:?} ({})",
                         v.name, v.rule
@@ -251,7 +253,7 @@ impl Authority {
             .max_by_key(|ca| (ca.created_at, ca.id))
             .map(|ca| ca.id)
             .ok_or(CoreError::Conflict {
-                code: "no_issuing_ca",
+                code: ErrorCode::NoIssuingCa,
                 detail: "no CA can issue: run `keyinfra init` or `keyinfra ca import`".into(),
             })
     }
@@ -261,7 +263,7 @@ impl Authority {
     pub(crate) async fn issuing_ca_for(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         requested: Option<Uuid>,
     ) -> Result<Uuid, CoreError> {
         match requested {
@@ -293,7 +295,7 @@ impl Authority {
             .find(|c| c.private_key_id.is_some() && c.not_after > now && !is_self_signed(c));
         match issuing {
             Some(issuing) if is_self_signed(ca) => Err(CoreError::invalid(
-                "root_ca_cannot_issue",
+                ErrorCode::RootCaCannotIssue,
                 format!(
                     "CA {:?} is a self-signed root and does not sign end-entity certificates while an issuing CA exists; leave ca_id out, or name the issuing CA {:?} ({})",
                     ca.name, issuing.name, issuing.id
@@ -313,7 +315,7 @@ impl Authority {
             .await?
             .ok_or(CoreError::NotFound("certificate authority"))?;
         let key_id = ca.private_key_id.ok_or(CoreError::Conflict {
-            code: "ca_key_not_held",
+            code: ErrorCode::CaKeyNotHeld,
             detail: format!("KeyInfra does not hold the private key of CA {:?}", ca.name),
         })?;
         let sealed = private_keys::get(&mut tx, key_id)
@@ -363,7 +365,7 @@ impl Authority {
     /// Audits on behalf of a requester.
     pub(crate) async fn audit(
         tx: &mut Tx,
-        by: &Requester,
+        by: &Principal,
         action: AuditAction,
         target: Uuid,
         details: serde_json::Value,

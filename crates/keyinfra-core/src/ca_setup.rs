@@ -15,8 +15,9 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
+use crate::ErrorCode;
 use crate::authority::{Authority, generate_key, insert_sealed_key};
 
 /// What `keyinfra init` (or the first `serve`) creates.
@@ -83,7 +84,7 @@ impl Authority {
         let created = self.ensure_initialized(db, options, rng).await?;
         if created.is_empty() {
             return Err(CoreError::Conflict {
-                code: "already_initialized",
+                code: ErrorCode::AlreadyInitialized,
                 detail: "a CA already exists; use `keyinfra ca import` to add another".into(),
             });
         }
@@ -97,8 +98,9 @@ impl Authority {
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<Vec<AuthorityRecord>, CoreError> {
         let now = self.clock.now();
-        let root_dn = DistinguishedName::parse(&options.root_subject)
-            .map_err(|e| CoreError::invalid("invalid_subject", format!("root subject: {e}")))?;
+        let root_dn = DistinguishedName::parse(&options.root_subject).map_err(|e| {
+            CoreError::invalid(ErrorCode::InvalidSubject, format!("root subject: {e}"))
+        })?;
         let root_key = generate_key(options.root_algorithm).await?;
         let constraints = options.name_constraints.as_ref();
         let (root_constraints, issuing_constraints) = match options.intermediate_subject {
@@ -116,14 +118,17 @@ impl Authority {
                 name_constraints: root_constraints,
             },
         )?;
-        let operator = &Requester::Operator;
+        let operator = &Principal::Operator;
         let root_record = self
             .store_ca(tx, operator, "root", &root, None, rng)
             .await?;
         let mut created = vec![root_record];
         if let Some(subject) = &options.intermediate_subject {
             let dn = DistinguishedName::parse(subject).map_err(|e| {
-                CoreError::invalid("invalid_subject", format!("intermediate subject: {e}"))
+                CoreError::invalid(
+                    ErrorCode::InvalidSubject,
+                    format!("intermediate subject: {e}"),
+                )
             })?;
             let key = generate_key(options.root_algorithm).await?;
             let not_after = (now + options.intermediate_validity).min(root.not_after());
@@ -150,7 +155,7 @@ impl Authority {
     pub(crate) async fn store_ca(
         &self,
         tx: &mut Tx,
-        by: &Requester,
+        by: &Principal,
         name: &str,
         signer: &CaSigner,
         parent: Option<Uuid>,
@@ -166,7 +171,7 @@ impl Authority {
     async fn record_ca(
         &self,
         tx: &mut Tx,
-        by: &Requester,
+        by: &Principal,
         name: &str,
         certificate_der: &[u8],
         key_id: Option<Uuid>,
@@ -191,19 +196,19 @@ impl Authority {
         .map_err(|e| match e {
             DbError::UniqueViolation { constraint } if constraint.contains("fingerprint") => {
                 CoreError::Conflict {
-                    code: "ca_exists",
+                    code: ErrorCode::CaExists,
                     detail: "this CA certificate is already here".into(),
                 }
             }
             DbError::UniqueViolation { constraint } if constraint.contains("name") => {
                 CoreError::Conflict {
-                    code: "ca_name_taken",
+                    code: ErrorCode::CaNameTaken,
                     detail: format!("a CA named {name:?} exists; choose another --name"),
                 }
             }
             DbError::CheckViolation { constraint } if constraint.contains("name") => {
                 CoreError::invalid(
-                    "invalid_ca_name",
+                    ErrorCode::InvalidCaName,
                     "CA names have 1 to 64 printable characters",
                 )
             }
@@ -247,7 +252,7 @@ impl Authority {
         let info = inspect_ca_certificate(&der)?;
         if info.not_after <= self.clock.now() {
             return Err(CoreError::invalid(
-                "ca_expired",
+                ErrorCode::CaExpired,
                 "the CA certificate has expired",
             ));
         }
@@ -271,11 +276,11 @@ impl Authority {
         }
         let record = match &signer {
             Some(signer) => {
-                self.store_ca(&mut tx, &Requester::Operator, name, signer, parent, rng)
+                self.store_ca(&mut tx, &Principal::Operator, name, signer, parent, rng)
                     .await?
             }
             None => {
-                self.record_ca(&mut tx, &Requester::Operator, name, &der, None, parent)
+                self.record_ca(&mut tx, &Principal::Operator, name, &der, None, parent)
                     .await?
             }
         };

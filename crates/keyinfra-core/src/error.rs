@@ -1,6 +1,8 @@
 use keyinfra_db::DbError;
 use keyinfra_pki::PkiError;
 
+use crate::ErrorCode;
+
 /// Every failure of a use case. The server maps each variant to one HTTP answer
 /// (`keyinfra_server::Problem`); `code`s are stable.
 #[derive(Debug, thiserror::Error)]
@@ -23,10 +25,10 @@ pub enum CoreError {
     NotFound(&'static str),
     /// A valid request that conflicts with the current state (409).
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ErrorCode, detail: String },
     /// A well-formed request that breaks a rule (422).
     #[error("{detail}")]
-    Invalid { code: &'static str, detail: String },
+    Invalid { code: ErrorCode, detail: String },
     /// Wrong username or password (the same answer for both).
     #[error("the username or password is wrong")]
     InvalidCredentials,
@@ -51,7 +53,7 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn invalid(code: ErrorCode, detail: impl Into<String>) -> Self {
         CoreError::Invalid {
             code,
             detail: detail.into(),

@@ -8,22 +8,23 @@ use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat, build_pkcs12};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::ErrorCode;
 use crate::authority::{Authority, LoadedCa, unseal_record};
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 impl Authority {
     /// A PKCS#12 file with the key, the certificate and the CA chain (owner or ADMIN).
     pub async fn export_pkcs12(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
         pin: Pin,
         compat: Pkcs12Compat,
     ) -> Result<Vec<u8>, CoreError> {
         pin.allows(compat)
-            .map_err(|e| CoreError::invalid("invalid_pin", e.to_string()))?;
+            .map_err(|e| CoreError::invalid(ErrorCode::InvalidPin, e.to_string()))?;
         let mut tx = db.begin(&by.actor()).await?;
         let cert = certificates::get(&mut tx, id)
             .await?
@@ -33,12 +34,12 @@ impl Authority {
         // certificate every relying party refuses.
         if cert.status == CertificateStatus::Revoked {
             return Err(CoreError::Conflict {
-                code: "certificate_revoked",
+                code: ErrorCode::CertificateRevoked,
                 detail: "the certificate is revoked; its private key is no longer exported".into(),
             });
         }
         let key_id = cert.private_key_id.ok_or(CoreError::Conflict {
-            code: "no_private_key",
+            code: ErrorCode::NoPrivateKey,
             detail: "this certificate was issued from a CSR: KeyInfra never held its private key"
                 .into(),
         })?;
@@ -90,7 +91,7 @@ impl Authority {
     pub async fn pem_chain(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
     ) -> Result<String, CoreError> {
         let cert = self.get(db, by, id).await?;

@@ -16,6 +16,7 @@ use keyinfra_pki::{KeyAlgorithm, RandomSource, SerialNumber};
 use time::Duration;
 use uuid::Uuid;
 
+use crate::ErrorCode;
 use crate::authority::{Authority, generate_key};
 use crate::error::CoreError;
 use crate::principal::Principal;
@@ -52,13 +53,14 @@ impl Authority {
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<AuthorityRecord, CoreError> {
         by.require_admin()?;
-        let subject = DistinguishedName::parse(&options.subject)
-            .map_err(|e| CoreError::invalid("invalid_subject", format!("CA subject: {e}")))?;
+        let subject = DistinguishedName::parse(&options.subject).map_err(|e| {
+            CoreError::invalid(ErrorCode::InvalidSubject, format!("CA subject: {e}"))
+        })?;
         if let Some(c) = &options.name_constraints
             && !c.unsupported.is_empty()
         {
             return Err(CoreError::invalid(
-                "invalid_name_constraints",
+                ErrorCode::InvalidNameConstraints,
                 "only DNS and IP name constraints can be written",
             ));
         }
@@ -69,7 +71,7 @@ impl Authority {
             .any(|ca| ca.name == options.name)
         {
             return Err(CoreError::Conflict {
-                code: "ca_name_taken",
+                code: ErrorCode::CaNameTaken,
                 detail: format!(
                     "a CA named {:?} exists; choose another --name",
                     options.name
@@ -78,7 +80,7 @@ impl Authority {
         }
         let parent = self.signer(db, parent_id).await.map_err(|e| match e {
             CoreError::NotFound(_) => CoreError::invalid(
-                "unknown_ca",
+                ErrorCode::UnknownCa,
                 format!("no certificate authority has id {parent_id}"),
             ),
             other => other,
@@ -87,7 +89,7 @@ impl Authority {
         let parent_end = parent.signer.not_after();
         if parent_end <= now {
             return Err(CoreError::invalid(
-                "ca_expired",
+                ErrorCode::CaExpired,
                 format!("the parent CA {:?} has expired", parent.name),
             ));
         }
@@ -96,7 +98,7 @@ impl Authority {
             let info = inspect_ca_certificate(der)?;
             if info.path_len.is_some_and(|limit| limit < below) {
                 return Err(CoreError::invalid(
-                    "ca_path_length",
+                    ErrorCode::CaPathLength,
                     format!(
                         "CA {} allows at most {} CA(s) below it (pathLenConstraint); a CA under {:?} would break it",
                         info.subject,
@@ -109,13 +111,13 @@ impl Authority {
         let not_after = match options.validity {
             Some(validity) if validity <= Duration::ZERO => {
                 return Err(CoreError::invalid(
-                    "validity_too_short",
+                    ErrorCode::ValidityTooShort,
                     "the CA's validity must be positive",
                 ));
             }
             Some(validity) if now + validity > parent_end => {
                 return Err(CoreError::invalid(
-                    "validity_too_long",
+                    ErrorCode::ValidityTooLong,
                     format!(
                         "the new CA would outlive its parent {:?}, which is valid until {}; ask for at most {} days",
                         parent.name,

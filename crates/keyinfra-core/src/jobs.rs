@@ -16,6 +16,7 @@ use time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::ErrorCode;
 use crate::alerts::AlertService;
 use crate::authority::Authority;
 use crate::clock::Clock;
@@ -295,7 +296,7 @@ impl Jobs {
         match claim {
             Ok(claim) => self.run_claimed(job, claim).await,
             Err(holder) => Err(CoreError::Conflict {
-                code: "job_running",
+                code: ErrorCode::JobRunning,
                 detail: format!(
                     "{job} is running on {} now; try again when it has finished",
                     holder.as_deref().unwrap_or("another replica")
@@ -407,7 +408,7 @@ impl Jobs {
 /// The schedules and recent outcomes, for administrators (GET /api/v1/jobs).
 pub async fn job_status(
     db: &Database,
-    by: &crate::Requester,
+    by: &crate::Principal,
 ) -> Result<Vec<job_rows::JobSchedule>, CoreError> {
     by.require_admin()?;
     let mut tx = db.begin(&by.actor()).await?;
@@ -419,7 +420,7 @@ pub async fn job_status(
 /// A job's recent runs, newest first, for administrators.
 pub async fn job_runs(
     db: &Database,
-    by: &crate::Requester,
+    by: &crate::Principal,
     job: Job,
     limit: i64,
 ) -> Result<Vec<job_rows::JobRun>, CoreError> {

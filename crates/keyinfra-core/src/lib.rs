@@ -6,6 +6,7 @@
 
 mod clock;
 mod error;
+mod error_code;
 mod gate;
 mod group_commit;
 mod random;
@@ -35,16 +36,7 @@ pub mod users;
 
 pub use clock::{AdjustableClock, Clock, FixedClock, SystemClock};
 pub use error::CoreError;
+pub use error_code::ErrorCode;
 pub use gate::WorkGate;
-/// The former name of [`Principal`], while callers move to it.
-pub use principal::Principal as Requester;
 pub use principal::{EnrollmentChannel, Principal};
 pub use random::OsRandom;
-
-/// The lifecycle's request types under their former paths, while callers move to the
-/// use-case modules.
-pub mod lifecycle {
-    pub use crate::issuer::{IssueRequest, KeySource};
-    pub use crate::renewal::RenewRequest;
-    pub use crate::revocation::parse_reason;
-}

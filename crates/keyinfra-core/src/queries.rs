@@ -5,16 +5,17 @@ use keyinfra_db::certificates::{self, CertificateFilter, CertificateRecord};
 use time::Duration;
 use uuid::Uuid;
 
+use crate::ErrorCode;
 use crate::authority::Authority;
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 impl Authority {
     /// One certificate (404 when the requester may not see it).
     pub async fn get(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
     ) -> Result<CertificateRecord, CoreError> {
         let mut tx = db.begin(&by.actor()).await?;
@@ -27,7 +28,7 @@ impl Authority {
     pub async fn list(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         mut filter: CertificateFilter,
         limit: i64,
     ) -> Result<Vec<CertificateRecord>, CoreError> {
@@ -49,13 +50,13 @@ impl Authority {
     pub async fn expiring(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         days: u32,
         limit: i64,
     ) -> Result<Vec<keyinfra_db::certificates::CertificateSummary>, CoreError> {
         if days == 0 || days > 3650 {
             return Err(CoreError::invalid(
-                "invalid_days",
+                ErrorCode::InvalidDays,
                 "days must be between 1 and 3650",
             ));
         }
@@ -76,7 +77,7 @@ impl Authority {
     pub async fn versions(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
     ) -> Result<Vec<CertificateRecord>, CoreError> {
         let mut tx = db.begin(&by.actor()).await?;

@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 /// `KEYINFRA_ISSUE_RATE`: how many certificate writes a user may make a minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,11 +55,11 @@ impl WriteLimiter {
 
     /// Takes one write for `by`, or says how long to wait ([`CoreError::RateLimited`]).
     /// Called before any expensive work (key generation, signing, the database).
-    pub fn take(&self, by: &Requester, now: OffsetDateTime) -> Result<(), CoreError> {
+    pub fn take(&self, by: &Principal, now: OffsetDateTime) -> Result<(), CoreError> {
         let Some(rate) = self.rate else {
             return Ok(());
         };
-        let Requester::User(caller) = by else {
+        let Principal::User(caller) = by else {
             return Ok(());
         };
         if by.is_admin() && !rate.admins_too {
@@ -98,8 +98,8 @@ mod tests {
     use crate::users::Caller;
     use keyinfra_db::UserRole;
 
-    fn user(role: UserRole) -> Requester {
-        Requester::User(Caller {
+    fn user(role: UserRole) -> Principal {
+        Principal::User(Caller {
             id: Uuid::from_u128(u128::from(role == UserRole::Admin) + 1),
             role,
             session_epoch: OffsetDateTime::UNIX_EPOCH,
@@ -126,7 +126,7 @@ mod tests {
         // Admins and the operator are exempt by default; with admins_too they are not.
         for _ in 0..10 {
             limiter.take(&user(UserRole::Admin), now).unwrap();
-            limiter.take(&Requester::Operator, now).unwrap();
+            limiter.take(&Principal::Operator, now).unwrap();
         }
         let strict = WriteLimiter::new(Some(WriteRate {
             per_minute: 1,

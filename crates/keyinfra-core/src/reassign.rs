@@ -7,6 +7,7 @@ use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::ErrorCode;
 use crate::authority::Authority;
 use crate::error::CoreError;
 use crate::issuer::check_quota;
@@ -34,11 +35,14 @@ impl Authority {
             .await?
             .ok_or(CoreError::NotFound("certificate"))?;
         let target = users::find(&mut tx, new_owner).await?.ok_or_else(|| {
-            CoreError::invalid("unknown_owner", format!("no user has id {new_owner}"))
+            CoreError::invalid(
+                ErrorCode::UnknownOwner,
+                format!("no user has id {new_owner}"),
+            )
         })?;
         if target.disabled {
             return Err(CoreError::invalid(
-                "owner_disabled",
+                ErrorCode::OwnerDisabled,
                 "the new owner's account is disabled",
             ));
         }
@@ -101,7 +105,10 @@ fn check_new_owner_policy(
     cert: &CertificateRecord,
 ) -> Result<(), CoreError> {
     let unreadable = |e: keyinfra_pki::names::NameError| {
-        CoreError::invalid("name_not_allowed", format!("its names do not parse: {e}"))
+        CoreError::invalid(
+            ErrorCode::NameNotAllowed,
+            format!("its names do not parse: {e}"),
+        )
     };
     let subject = DistinguishedName::parse(&cert.subject_dn).map_err(unreadable)?;
     let sans = cert
@@ -112,7 +119,7 @@ fn check_new_owner_policy(
         .map_err(unreadable)?;
     let algorithm = cert.key_algorithm.algorithm().ok_or_else(|| {
         CoreError::invalid(
-            "key_algorithm_not_allowed",
+            ErrorCode::KeyAlgorithmNotAllowed,
             format!(
                 "{} keys are not issued any more",
                 cert.key_algorithm.as_str()
@@ -133,7 +140,7 @@ fn check_new_owner_policy(
     )?;
     if checked != subject {
         return Err(CoreError::invalid(
-            "subject_not_allowed",
+            ErrorCode::SubjectNotAllowed,
             format!(
                 "policy {:?} fixes subject attributes this certificate lacks",
                 policy.policy.name

@@ -13,12 +13,13 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::ErrorCode;
 use crate::authority::{Authority, insert_sealed_key};
 use crate::certificates::{CertificateDraft, RecordHooks};
 use crate::error::CoreError;
 use crate::issuer::{LeafContent, pki_to_request_error};
 use crate::policy::Candidate;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 use crate::revocation::revoke_locked;
 
 #[derive(Debug, Clone)]
@@ -34,7 +35,7 @@ impl Authority {
     pub async fn renew(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
         request: RenewRequest,
         rng: &mut (dyn RandomSource + Send),
@@ -44,7 +45,7 @@ impl Authority {
         let previous = self.get(db, by, id).await?;
         if previous.status != CertificateStatus::Active {
             return Err(CoreError::Conflict {
-                code: "not_renewable",
+                code: ErrorCode::NotRenewable,
                 detail: format!(
                     "only an ACTIVE certificate can be renewed; this one is {}",
                     previous.status.as_str()
@@ -97,7 +98,7 @@ impl Authority {
             .map_err(no_longer_allowed)?;
         if checked != subject {
             return Err(no_longer_allowed(CoreError::invalid(
-                "subject_not_allowed",
+                ErrorCode::SubjectNotAllowed,
                 format!(
                     "policy {:?} now fixes subject attributes this certificate lacks ({checked} instead of {subject})",
                     policy.policy.name
@@ -186,7 +187,7 @@ fn no_longer_allowed(e: CoreError) -> CoreError {
 
 fn not_renewable(e: impl std::fmt::Display) -> CoreError {
     CoreError::Conflict {
-        code: "not_renewable",
+        code: ErrorCode::NotRenewable,
         detail: format!(
             "the certificate was issued under older rules that no longer hold ({e}); issue a new one"
         ),
@@ -194,7 +195,7 @@ fn not_renewable(e: impl std::fmt::Display) -> CoreError {
 }
 
 struct RenewHooks<'a> {
-    by: &'a Requester,
+    by: &'a Principal,
     previous_id: Uuid,
     owner_id: Option<Uuid>,
     key: Option<(Uuid, &'a PrivateKey, &'a SealedKey)>,
@@ -212,7 +213,7 @@ impl RecordHooks for RenewHooks<'_> {
             .ok_or(CoreError::NotFound("certificate"))?;
         if previous.status != CertificateStatus::Active {
             return Err(CoreError::Conflict {
-                code: "not_renewable",
+                code: ErrorCode::NotRenewable,
                 detail: "the certificate was renewed or revoked meanwhile".into(),
             });
         }

@@ -9,9 +9,10 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::ErrorCode;
 use crate::authority::Authority;
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 /// The reason a revocation request names (RFC 5280 names, no certificateHold: revocation
 /// is final). `cACompromise` parses, and [`Authority::revoke`] refuses it for the
@@ -20,7 +21,7 @@ pub fn parse_reason(name: &str) -> Result<RevocationReason, CoreError> {
     match RevocationReason::from_name(name) {
         Some(reason) if reason != RevocationReason::AaCompromise => Ok(reason),
         _ => Err(CoreError::invalid(
-            "invalid_reason",
+            ErrorCode::InvalidReason,
             format!(
                 "reason must be one of {}",
                 RevocationReason::END_ENTITY
@@ -37,7 +38,7 @@ impl Authority {
     pub async fn revoke(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
         reason: RevocationReason,
         invalidity_date: Option<OffsetDateTime>,
@@ -71,7 +72,7 @@ impl Authority {
     pub async fn revocation(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         id: Uuid,
     ) -> Result<Option<revocations::RevocationRecord>, CoreError> {
         let mut tx = db.begin(&by.actor()).await?;
@@ -97,13 +98,13 @@ fn check_revocation_request(
         RevocationReason::CaCompromise | RevocationReason::AaCompromise
     ) {
         return Err(CoreError::invalid(
-            "invalid_reason",
+            ErrorCode::InvalidReason,
             "cACompromise is for a CA's certificate; revoke a device's certificate whose key leaked with keyCompromise",
         ));
     }
     if invalidity_date.is_some_and(|d| d > now) {
         return Err(CoreError::invalid(
-            "invalid_invalidity_date",
+            ErrorCode::InvalidInvalidityDate,
             "invalidity_date is after the revocation (now); it is when the key was (suspected to be) compromised",
         ));
     }
@@ -123,7 +124,7 @@ fn check_invalidity_date_against(
         .unwrap_or(cert.not_before);
     if invalidity_date.is_some_and(|d| d < not_before) {
         return Err(CoreError::invalid(
-            "invalid_invalidity_date",
+            ErrorCode::InvalidInvalidityDate,
             "invalidity_date is before the certificate's notBefore",
         ));
     }
@@ -132,7 +133,7 @@ fn check_invalidity_date_against(
 
 pub(crate) async fn revoke_locked(
     tx: &mut Tx,
-    by: &Requester,
+    by: &Principal,
     cert: &CertificateRecord,
     reason: RevocationReason,
     invalidity_date: Option<OffsetDateTime>,
@@ -141,19 +142,19 @@ pub(crate) async fn revoke_locked(
     match cert.status {
         CertificateStatus::Revoked => {
             return Err(CoreError::Conflict {
-                code: "already_revoked",
+                code: ErrorCode::AlreadyRevoked,
                 detail: "the certificate is already revoked".into(),
             });
         }
         CertificateStatus::Expired => {
             return Err(CoreError::Conflict {
-                code: "certificate_expired",
+                code: ErrorCode::CertificateExpired,
                 detail: "the certificate has expired; an expired certificate is not revoked".into(),
             });
         }
         _ if cert.not_after <= now => {
             return Err(CoreError::Conflict {
-                code: "certificate_expired",
+                code: ErrorCode::CertificateExpired,
                 detail: "the certificate has expired; an expired certificate is not revoked".into(),
             });
         }

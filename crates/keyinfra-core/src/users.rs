@@ -18,7 +18,7 @@ use crate::auth::{
     AccessToken, LoginThrottle, Password, PasswordError, PasswordHasher, TokenService, Verification,
 };
 use crate::error::CoreError;
-use crate::{Clock, OsRandom, WorkGate};
+use crate::{Clock, ErrorCode, OsRandom, WorkGate};
 
 /// The authenticated caller of a request, from a verified access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,13 +53,13 @@ pub fn validate_username(name: &str) -> Result<(), CoreError> {
     let count = name.chars().count();
     if count == 0 || count > 128 {
         return Err(CoreError::invalid(
-            "invalid_username",
+            ErrorCode::InvalidUsername,
             "the username must have 1 to 128 characters",
         ));
     }
     if name.trim() != name || name.chars().any(char::is_control) {
         return Err(CoreError::invalid(
-            "invalid_username",
+            ErrorCode::InvalidUsername,
             "the username must not start or end with blanks or contain control characters",
         ));
     }
@@ -70,7 +70,7 @@ pub fn validate_username(name: &str) -> Result<(), CoreError> {
 pub fn validate_email(email: &str) -> Result<(), CoreError> {
     if email.len() > 254 || email.parse::<lettre::Address>().is_err() {
         return Err(CoreError::invalid(
-            "invalid_email",
+            ErrorCode::InvalidEmail,
             "the e-mail address must look like name@example.net (at most 254 characters)",
         ));
     }
@@ -80,7 +80,7 @@ pub fn validate_email(email: &str) -> Result<(), CoreError> {
 fn password_error(e: PasswordError) -> CoreError {
     match e {
         PasswordError::Random | PasswordError::Hashing => CoreError::Internal(e.to_string()),
-        other => CoreError::invalid("weak_password", other.to_string()),
+        other => CoreError::invalid(ErrorCode::WeakPassword, other.to_string()),
     }
 }
 
@@ -339,7 +339,7 @@ impl UserService {
         .await
         .map_err(|e| match e {
             DbError::UniqueViolation { .. } => CoreError::Conflict {
-                code: "username_taken",
+                code: ErrorCode::UsernameTaken,
                 detail:
                     "a user with this name already exists (names are compared case-insensitively)"
                         .into(),
@@ -413,7 +413,7 @@ impl UserService {
         }
         if id == by.id && (role == Some(UserRole::User) || disabled == Some(true)) {
             return Err(CoreError::invalid(
-                "self_lockout",
+                ErrorCode::SelfLockout,
                 "you cannot demote or disable yourself; ask another administrator",
             ));
         }
@@ -462,7 +462,7 @@ impl UserService {
         by.require_admin()?;
         if id == by.id {
             return Err(CoreError::invalid(
-                "self_lockout",
+                ErrorCode::SelfLockout,
                 "you cannot delete yourself",
             ));
         }
@@ -524,7 +524,7 @@ impl UserService {
         let (_, verdict) = self.verify_off_workers(current, Some(stored)).await?;
         if verdict == Verification::Mismatch {
             return Err(CoreError::invalid(
-                "wrong_current_password",
+                ErrorCode::WrongCurrentPassword,
                 "the current password is wrong",
             ));
         }

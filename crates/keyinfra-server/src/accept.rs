@@ -283,3 +283,22 @@ async fn connection(
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one problem body written by hand: its code is the enum's, and its length is right.
+    #[test]
+    fn the_connection_cap_answer_is_a_problem_with_its_code() {
+        let text = std::str::from_utf8(TOO_MANY_CONNECTIONS).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.ends_with(&format!("content-length: {}", body.len())));
+        let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            problem["code"],
+            keyinfra_core::ErrorCode::TooManyConnections.as_str()
+        );
+        assert_eq!(problem["status"], 503);
+    }
+}

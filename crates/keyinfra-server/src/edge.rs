@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
+use keyinfra_core::ErrorCode;
 
 /// A client that has not sent its whole body by then gets 408 (a stalled upload would
 /// otherwise hold its connection and task for ever).
@@ -140,7 +141,7 @@ pub async fn read_body_in_time(
             if too_large {
                 crate::Problem::new(
                     axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    ErrorCode::BodyTooLarge,
                     format!(
                         "the request body is larger than {} bytes",
                         crate::BODY_LIMIT
@@ -150,7 +151,7 @@ pub async fn read_body_in_time(
             } else {
                 crate::Problem::new(
                     axum::http::StatusCode::BAD_REQUEST,
-                    "unreadable_body",
+                    ErrorCode::UnreadableBody,
                     "the request body could not be read",
                 )
                 .into_response()
@@ -160,7 +161,7 @@ pub async fn read_body_in_time(
             metrics::counter!("keyinfra_http_body_timeouts_total").increment(1);
             let mut response = crate::Problem::new(
                 axum::http::StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
+                ErrorCode::BodyTimeout,
                 format!(
                     "the request body did not arrive within {} s",
                     state.edge.body_timeout.as_secs()

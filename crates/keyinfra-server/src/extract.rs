@@ -6,6 +6,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use keyinfra_core::ErrorCode;
 use keyinfra_core::users::Caller;
 use serde::de::DeserializeOwned;
 
@@ -36,17 +37,17 @@ fn json_problem(rejection: JsonRejection) -> Problem {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the body as JSON with Content-Type: application/json",
         ),
         JsonRejection::JsonSyntaxError(e) => Problem::new(
             StatusCode::BAD_REQUEST,
-            "malformed_json",
+            ErrorCode::MalformedJson,
             format!("the body is not valid JSON: {}", source_text(&e)),
         ),
         JsonRejection::JsonDataError(e) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!(
                 "the JSON does not match the expected shape: {}",
                 source_text(&e)
@@ -55,7 +56,7 @@ fn json_problem(rejection: JsonRejection) -> Problem {
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                ErrorCode::BodyTooLarge,
                 format!(
                     "the body is larger than the limit of {} bytes",
                     crate::BODY_LIMIT
@@ -64,7 +65,7 @@ fn json_problem(rejection: JsonRejection) -> Problem {
         }
         other => Problem::new(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             format!("the body could not be read: {}", other.body_text()),
         ),
     }
@@ -131,7 +132,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let not_found = || Problem::new(StatusCode::NOT_FOUND, "not_found", "no such object");
+        let not_found =
+            || Problem::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such object");
         let axum::extract::Path(raw) =
             axum::extract::Path::<String>::from_request_parts(parts, state)
                 .await

@@ -32,6 +32,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use keyinfra_core::ErrorCode;
 use keyinfra_core::authority::Authority;
 use keyinfra_core::users::UserService;
 use keyinfra_db::Database;
@@ -152,7 +153,7 @@ pub fn public_router(state: AppState) -> Router {
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 "this plain-HTTP listener serves only CA certificates (/ca/...) and CRLs (/crl/...); use HTTPS",
             )
             .into_response()

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::Problem;
+use keyinfra_core::ErrorCode;
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
@@ -36,7 +37,7 @@ impl PageQuery {
             Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
             Some(_) => Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_limit",
+                ErrorCode::InvalidLimit,
                 format!("limit must be between 1 and {MAX_LIMIT}"),
             )),
         }
@@ -56,7 +57,7 @@ pub fn decode_cursor(text: &str) -> Result<(OffsetDateTime, Uuid), Problem> {
     let bad = || {
         Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_cursor",
+            ErrorCode::InvalidCursor,
             "the cursor is not one this server issued",
         )
     };

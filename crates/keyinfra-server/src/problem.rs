@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keyinfra_core::ErrorCode;
 use keyinfra_db::DbError;
 use serde::Serialize;
 
@@ -18,7 +19,7 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    pub code: &'static str,
+    pub code: ErrorCode,
     #[serde(skip)]
     pub retry_after: Option<Duration>,
     #[serde(skip)]
@@ -26,9 +27,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
-            type_uri: format!("https://keyinfra.dev/problems/{}", code.replace('_', "-")),
+            type_uri: format!(
+                "https://keyinfra.dev/problems/{}",
+                code.as_str().replace('_', "-")
+            ),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
@@ -38,8 +42,11 @@ impl Problem {
         }
     }
 
-    pub fn with_code(mut self, code: &'static str) -> Self {
-        self.type_uri = format!("https://keyinfra.dev/problems/{}", code.replace('_', "-"));
+    pub fn with_code(mut self, code: ErrorCode) -> Self {
+        self.type_uri = format!(
+            "https://keyinfra.dev/problems/{}",
+            code.as_str().replace('_', "-")
+        );
         self.code = code;
         self
     }
@@ -82,36 +89,36 @@ impl From<DbError> for Problem {
         match error {
             DbError::Unavailable { retry_after, .. } => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
+                ErrorCode::DatabaseUnavailable,
                 "the database is busy or unreachable; retry shortly",
             )
             .retry_after(retry_after),
             DbError::Connect { .. } => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
+                ErrorCode::DatabaseUnavailable,
                 "the database is unreachable; retry shortly",
             )
             .retry_after(Duration::from_secs(5)),
             DbError::RetryableConflict => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "transaction_conflict",
+                ErrorCode::TransactionConflict,
                 "the request conflicted with a concurrent one; retry it",
             )
             .retry_after(Duration::from_secs(1)),
             DbError::SchemaNotCurrent { .. } => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "schema_not_current",
+                ErrorCode::SchemaNotCurrent,
                 "the database schema is being migrated; retry shortly",
             )
             .retry_after(Duration::from_secs(5)),
             DbError::UniqueViolation { .. } | DbError::SerialCollision => Problem::new(
                 StatusCode::CONFLICT,
-                "conflict",
+                ErrorCode::Conflict,
                 "conflicts with an existing object",
             ),
             DbError::ForeignKeyViolation { .. } => Problem::new(
                 StatusCode::CONFLICT,
-                "reference_conflict",
+                ErrorCode::ReferenceConflict,
                 "refers to an object that does not exist, or is still referred to",
             ),
             // The use cases check every rule first, so this is a rule they missed: logged
@@ -121,14 +128,14 @@ impl From<DbError> for Problem {
                 tracing::warn!(%constraint, "the database refused values a use case let through");
                 Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "constraint_violation",
+                    ErrorCode::ConstraintViolation,
                     "the request's values break a rule of the stored data",
                 )
             }
             DbError::Unauthenticated => unauthorized("the access token is no longer valid"),
             // Row-level security hid or refused a row: never reveal that it exists.
             DbError::PermissionDenied => {
-                Problem::new(StatusCode::NOT_FOUND, "not_found", "no such object")
+                Problem::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such object")
             }
             internal @ (DbError::Migration(_) | DbError::Internal(_)) => {
                 tracing::error!(error = %internal, "internal database error");
@@ -146,25 +153,24 @@ impl From<keyinfra_core::CoreError> for Problem {
             E::Db(db) => db.into(),
             E::Forbidden => Problem::new(
                 StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 "this requires the ADMIN role",
             ),
             E::NotFound(what) => Problem::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 format!("no such {what}"),
             ),
             E::Conflict { code, detail } => Problem::new(StatusCode::CONFLICT, code, detail),
             E::Invalid { code, detail } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
             }
-            E::InvalidCredentials => {
-                unauthorized("the username or password is wrong").with_code("invalid_credentials")
-            }
+            E::InvalidCredentials => unauthorized("the username or password is wrong")
+                .with_code(ErrorCode::InvalidCredentials),
             E::Unauthenticated(detail) => unauthorized(detail),
             E::Throttled(wait) => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
+                ErrorCode::TooManyAttempts,
                 "too many failed logins; wait before trying again",
             )
             .retry_after(Duration::from_secs(
@@ -172,7 +178,7 @@ impl From<keyinfra_core::CoreError> for Problem {
             )),
             E::RateLimited(wait) => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "too many requests of this kind; wait before trying again",
             )
             .retry_after(Duration::from_secs(
@@ -180,7 +186,7 @@ impl From<keyinfra_core::CoreError> for Problem {
             )),
             E::Busy { what, retry_after } => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "server_busy",
+                ErrorCode::ServerBusy,
                 format!(
                     "the server is saturated with {}; nothing was done, try again shortly",
                     what.replace('_', " ")
@@ -199,7 +205,7 @@ impl From<keyinfra_core::CoreError> for Problem {
 
 /// 401 with `WWW-Authenticate: Bearer` (RFC 6750).
 pub fn unauthorized(detail: &str) -> Problem {
-    let mut problem = Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail);
+    let mut problem = Problem::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, detail);
     problem.www_authenticate = true;
     problem
 }
@@ -207,19 +213,23 @@ pub fn unauthorized(detail: &str) -> Problem {
 pub fn internal_error() -> Problem {
     Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "internal_error",
+        ErrorCode::InternalError,
         "the server failed; the error is logged for the operator",
     )
 }
 
 pub(crate) async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "no such resource",
+    )
 }
 
 pub(crate) async fn method_not_allowed() -> Problem {
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this resource does not support that method",
     )
 }
@@ -236,14 +246,17 @@ mod tests {
         });
         assert_eq!(
             (unavailable.status, unavailable.code),
-            (503, "database_unavailable")
+            (503, ErrorCode::DatabaseUnavailable)
         );
         assert_eq!(unavailable.retry_after, Some(Duration::from_secs(2)));
 
         let internal = Problem::from(DbError::Internal(
             "SQLSTATE XX000: relation foo at /var/lib".into(),
         ));
-        assert_eq!((internal.status, internal.code), (500, "internal_error"));
+        assert_eq!(
+            (internal.status, internal.code),
+            (500, ErrorCode::InternalError)
+        );
         assert!(!internal.detail.contains("SQLSTATE") && !internal.detail.contains("/var/lib"));
 
         assert_eq!(Problem::from(DbError::PermissionDenied).status, 404);
@@ -283,9 +296,13 @@ mod tests {
 
     #[test]
     fn the_response_is_problem_json_with_retry_after() {
-        let response = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "x")
-            .retry_after(Duration::from_millis(1500))
-            .into_response();
+        let response = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::DatabaseUnavailable,
+            "x",
+        )
+        .retry_after(Duration::from_millis(1500))
+        .into_response();
         assert_eq!(response.status(), 503);
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],

@@ -1,5 +1,6 @@
 //! `init`, `ca`, `cert` and `keys`: the operator's side of the certificate authority. Each
-//! calls the same use cases as the API (keyinfra_core::lifecycle), as `Requester::Operator`.
+//! calls the same use cases as the API (keyinfra_core::issuer, ::renewal, ::revocation, ...),
+//! as `Principal::Operator`.
 
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
@@ -7,9 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use keyinfra_core::authority::{Authority, AuthoritySettings};
 use keyinfra_core::ca_setup::InitOptions;
+use keyinfra_core::issuer::{IssueRequest, KeySource};
 use keyinfra_core::issuing_ca::IssuingCaOptions;
-use keyinfra_core::lifecycle::{IssueRequest, KeySource, RenewRequest, parse_reason};
-use keyinfra_core::{OsRandom, Requester, SystemClock};
+use keyinfra_core::renewal::RenewRequest;
+use keyinfra_core::revocation::parse_reason;
+use keyinfra_core::{OsRandom, Principal, SystemClock};
 use keyinfra_db::certificates::{CertificateFilter, CertificateRecord};
 use keyinfra_db::{Actor, CertificateStatus, Database};
 use keyinfra_pki::KeyAlgorithm;
@@ -198,7 +201,7 @@ pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> any
                 name_constraints,
             };
             let ca = authority
-                .create_issuing_ca(db, &Requester::Operator, parent, &options, &mut OsRandom)
+                .create_issuing_ca(db, &Principal::Operator, parent, &options, &mut OsRandom)
                 .await?;
             out(format!(
                 "created CA {} {:?}: {}",
@@ -257,7 +260,7 @@ pub async fn cert(
     authority: &Authority,
     command: CertCommand,
 ) -> anyhow::Result<()> {
-    let operator = Requester::Operator;
+    let operator = Principal::Operator;
     match command {
         CertCommand::Issue {
             subject,

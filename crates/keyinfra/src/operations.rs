@@ -256,7 +256,7 @@ pub async fn command(
         }
         JobsCommand::List => {
             let rows =
-                keyinfra_core::jobs::job_status(db, &keyinfra_core::Requester::Operator).await?;
+                keyinfra_core::jobs::job_status(db, &keyinfra_core::Principal::Operator).await?;
             println!(
                 "{:<22} {:<8} {:>9} {:<20} {:<20} MESSAGE",
                 "JOB", "LAST", "MS", "LAST SUCCESS", "NEXT RUN"

@@ -14,7 +14,7 @@ use std::time::Duration as StdDuration;
 
 use anyhow::Context;
 use keyinfra_core::authority::Authority;
-use keyinfra_core::lifecycle::{IssueRequest, KeySource};
+use keyinfra_core::issuer::{IssueRequest, KeySource};
 use keyinfra_core::{OsRandom, Principal};
 use keyinfra_db::Database;
 use keyinfra_pki::names::{DistinguishedName, SubjectAltName};

@@ -16,6 +16,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::ErrorCode;
 use crate::authority::Authority;
 use crate::certificates::CertificateDraft;
 use crate::error::CoreError;
@@ -95,28 +96,26 @@ impl ParsedRequest {
             KeySource::Csr(bytes) => Some(parse_csr(bytes).map_err(pki_to_request_error)?),
         };
         let subject = match (&request.subject, &csr) {
-            (Some(s), _) => {
-                DistinguishedName::parse(s).map_err(|e| invalid_name("invalid_subject", e))?
-            }
+            (Some(s), _) => DistinguishedName::parse(s)
+                .map_err(|e| invalid_name(ErrorCode::InvalidSubject, e))?,
             (None, Some(csr)) => csr
                 .subject
                 .clone()
-                .map_err(|e| invalid_name("invalid_subject", e))?,
+                .map_err(|e| invalid_name(ErrorCode::InvalidSubject, e))?,
             (None, None) => {
                 return Err(CoreError::invalid(
-                    "invalid_subject",
+                    ErrorCode::InvalidSubject,
                     "subject is required when the server generates the key (e.g. \"CN=edge-router-1,O=Example\")",
                 ));
             }
         };
         let sans = match (&request.san, &csr) {
-            (Some(list), _) => {
-                SubjectAltName::parse_list(list).map_err(|e| invalid_name("invalid_san", e))?
-            }
+            (Some(list), _) => SubjectAltName::parse_list(list)
+                .map_err(|e| invalid_name(ErrorCode::InvalidSan, e))?,
             (None, Some(csr)) => csr
                 .sans
                 .clone()
-                .map_err(|e| invalid_name("invalid_san", e))?,
+                .map_err(|e| invalid_name(ErrorCode::InvalidSan, e))?,
             (None, None) => Vec::new(),
         };
         let key = match (&request.key, csr.as_ref()) {
@@ -160,28 +159,28 @@ pub struct IssuePlan {
     pub quota: Option<u32>,
 }
 
-fn invalid_name(code: &'static str, e: impl std::fmt::Display) -> CoreError {
+fn invalid_name(code: ErrorCode, e: impl std::fmt::Display) -> CoreError {
     CoreError::invalid(code, e.to_string())
 }
 
 pub(crate) fn pki_to_request_error(e: PkiError) -> CoreError {
     match e {
-        PkiError::InvalidCsr(text) => CoreError::invalid("invalid_csr", text),
+        PkiError::InvalidCsr(text) => CoreError::invalid(ErrorCode::InvalidCsr, text),
         PkiError::CsrSignatureInvalid => CoreError::invalid(
-            "csr_signature_invalid",
+            ErrorCode::CsrSignatureInvalid,
             "the CSR's signature does not verify",
         ),
         PkiError::UnsupportedKeyAlgorithm => CoreError::invalid(
-            "unsupported_key",
+            ErrorCode::UnsupportedKey,
             "the CSR's key is not ECDSA P-256/P-384, Ed25519 or RSA 2048/3072/4096",
         ),
         PkiError::UnsupportedRsaExponent => CoreError::invalid(
-            "unsupported_key",
+            ErrorCode::UnsupportedKey,
             "the CSR's RSA key has a public exponent other than 65537; KeyInfra accepts only 65537",
         ),
-        PkiError::InvalidName(text) => CoreError::invalid("invalid_san", text),
+        PkiError::InvalidName(text) => CoreError::invalid(ErrorCode::InvalidSan, text),
         PkiError::BeyondCaValidity => CoreError::invalid(
-            "beyond_ca_validity",
+            ErrorCode::BeyondCaValidity,
             "the certificate would outlive its CA; ask for a shorter validity",
         ),
         other => other.into(),
@@ -197,13 +196,13 @@ impl Authority {
         let days = days.unwrap_or(profile.default_validity_days);
         if days == 0 {
             return Err(CoreError::invalid(
-                "invalid_validity",
+                ErrorCode::InvalidValidity,
                 "validity_days must be at least 1",
             ));
         }
         if days > profile.max_validity_days {
             return Err(CoreError::invalid(
-                "validity_too_long",
+                ErrorCode::ValidityTooLong,
                 format!(
                     "validity_days {days} exceeds the {} profile's maximum of {}",
                     profile.name, profile.max_validity_days
@@ -306,7 +305,7 @@ impl Authority {
         let ca = self.signer(db, ca_id).await.map_err(|e| match e {
             // A body field naming nothing is the client's mistake (422), not a missing URL.
             CoreError::NotFound(_) => CoreError::invalid(
-                "unknown_ca",
+                ErrorCode::UnknownCa,
                 format!("no certificate authority has id {ca_id}"),
             ),
             other => other,
@@ -494,7 +493,7 @@ fn map_owner_fk(e: CoreError) -> CoreError {
         CoreError::Db(DbError::ForeignKeyViolation { constraint })
             if constraint.contains("owner") =>
         {
-            CoreError::invalid("unknown_owner", "owner_id names no user")
+            CoreError::invalid(ErrorCode::UnknownOwner, "owner_id names no user")
         }
         other => other,
     }

@@ -15,14 +15,15 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::pki_to_request_error;
+use crate::ErrorCode;
 use crate::authority::{Authority, LoadedCa};
 use crate::certificates::{CertificateDraft, RecordHooks, record_new_certificate};
 use crate::error::CoreError;
-use crate::principal::Principal as Requester;
+use crate::principal::Principal;
 
 /// Writes beside the certificate row of a first issue.
 pub(crate) struct IssueHooks<'a> {
-    pub(crate) by: &'a Requester,
+    pub(crate) by: &'a Principal,
     pub(crate) owner_id: Option<Uuid>,
     pub(crate) quota: Option<u32>,
     pub(crate) now: OffsetDateTime,
@@ -96,7 +97,7 @@ pub(crate) async fn check_quota(
     let active = certificates::count_active_for_owner_locked(tx, owner, now).await?;
     if active + adding > i64::from(quota) {
         return Err(CoreError::invalid(
-            "quota_exceeded",
+            ErrorCode::QuotaExceeded,
             format!(
                 "the owner already has {active} active certificates and the limit is {quota}; revoke one or ask an administrator to raise KEYINFRA_CERT_QUOTA"
             ),
@@ -123,7 +124,7 @@ impl Authority {
     pub(crate) async fn sign_and_record<H: RecordHooks>(
         &self,
         db: &Database,
-        by: &Requester,
+        by: &Principal,
         rng: &mut (dyn RandomSource + Send),
         ca: &LoadedCa,
         draft: &CertificateDraft,

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::model::CompiledPolicy;
 use super::names::{NameRefusal, ReservedNames};
+use crate::ErrorCode;
 use crate::error::CoreError;
 
 /// What a request would put in a certificate, as far as a policy cares.
@@ -33,7 +34,7 @@ impl CompiledPolicy {
         let policy = &self.policy;
         if !policy.profiles.iter().any(|p| p == candidate.profile) {
             return Err(CoreError::invalid(
-                "profile_not_allowed",
+                ErrorCode::ProfileNotAllowed,
                 format!(
                     "policy {:?} does not allow the {:?} profile (it allows: {})",
                     policy.name,
@@ -45,7 +46,7 @@ impl CompiledPolicy {
         self.check_key_algorithm(candidate.algorithm)?;
         if candidate.validity_days > policy.max_validity_days {
             return Err(CoreError::invalid(
-                "validity_too_long",
+                ErrorCode::ValidityTooLong,
                 format!(
                     "validity_days {} exceeds policy {:?}'s maximum of {}",
                     candidate.validity_days, policy.name, policy.max_validity_days
@@ -54,7 +55,7 @@ impl CompiledPolicy {
         }
         if !policy.ca_ids.is_empty() && !policy.ca_ids.contains(&candidate.ca_id) {
             return Err(CoreError::invalid(
-                "ca_not_allowed",
+                ErrorCode::CaNotAllowed,
                 format!(
                     "policy {:?} does not allow CA {} to sign (it allows: {})",
                     policy.name,
@@ -70,7 +71,7 @@ impl CompiledPolicy {
         }
         let subject = policy.subject.apply(candidate.subject).map_err(|r| {
             CoreError::invalid(
-                "subject_not_allowed",
+                ErrorCode::SubjectNotAllowed,
                 format!(
                     "subject attribute {}: {} (policy {:?})",
                     r.attribute, r.reason, policy.name
@@ -101,7 +102,7 @@ impl CompiledPolicy {
         let policy = &self.policy;
         if !self.algorithms.contains(&algorithm) {
             return Err(CoreError::invalid(
-                "key_algorithm_not_allowed",
+                ErrorCode::KeyAlgorithmNotAllowed,
                 format!(
                     "policy {:?} does not allow {} keys (it allows: {})",
                     policy.name,
@@ -114,7 +115,7 @@ impl CompiledPolicy {
             && bits < policy.min_rsa_bits
         {
             return Err(CoreError::invalid(
-                "key_algorithm_not_allowed",
+                ErrorCode::KeyAlgorithmNotAllowed,
                 format!(
                     "policy {:?} requires RSA keys of at least {} bits; this one has {bits}",
                     policy.name, policy.min_rsa_bits
@@ -126,7 +127,7 @@ impl CompiledPolicy {
 
     fn refused(&self, refusal: NameRefusal) -> CoreError {
         CoreError::invalid(
-            "name_not_allowed",
+            ErrorCode::NameNotAllowed,
             format!(
                 "{:?} is not allowed: {} (policy {:?})",
                 refusal.name, refusal.rule, self.policy.name
@@ -205,7 +206,7 @@ mod tests {
         )
         .map(|s| s.to_string())
         .map_err(|e| match e {
-            CoreError::Invalid { code, detail } => (code, detail),
+            CoreError::Invalid { code, detail } => (code.as_str(), detail),
             other => panic!("{other:?}"),
         })
     }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::names::{NameRules, NameRulesSpec, PatternError};
 use super::subject::SubjectRules;
+use crate::ErrorCode;
 use crate::error::CoreError;
 
 /// The name of the policy new users hold.
@@ -71,11 +72,17 @@ impl PolicyChanges {
     pub fn from_text(text: &str) -> Result<PolicyChanges, CoreError> {
         if text.trim_start().starts_with('{') {
             serde_json::from_str(text).map_err(|e| {
-                CoreError::invalid("invalid_policy", format!("not a policy in JSON: {e}"))
+                CoreError::invalid(
+                    ErrorCode::InvalidPolicy,
+                    format!("not a policy in JSON: {e}"),
+                )
             })
         } else {
             serde_saphyr::from_str(text).map_err(|e| {
-                CoreError::invalid("invalid_policy", format!("not a policy in YAML: {e}"))
+                CoreError::invalid(
+                    ErrorCode::InvalidPolicy,
+                    format!("not a policy in YAML: {e}"),
+                )
             })
         }
     }
@@ -160,7 +167,7 @@ impl Policy {
     /// Checks every field and compiles the rules, or answers 422 `invalid_policy` naming
     /// the field and the entry at fault. `profiles` are the server's.
     pub fn compile(&self, profiles: &[Profile]) -> Result<CompiledPolicy, CoreError> {
-        let invalid = |detail: String| CoreError::invalid("invalid_policy", detail);
+        let invalid = |detail: String| CoreError::invalid(ErrorCode::InvalidPolicy, detail);
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 63
             && self.name.bytes().enumerate().all(|(i, b)| {
@@ -307,7 +314,7 @@ impl Policy {
 
 /// `field: "entry": reason`, as the name rules word it.
 fn pattern_error(e: PatternError) -> CoreError {
-    CoreError::invalid("invalid_policy", e.to_string())
+    CoreError::invalid(ErrorCode::InvalidPolicy, e.to_string())
 }
 
 /// A policy checked and compiled: what the issuer tests requests against.

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::model::{CompiledPolicy, DEFAULT_POLICY_NAME, Policy, PolicyChanges};
 use crate::Clock;
+use crate::ErrorCode;
 use crate::error::CoreError;
 use crate::principal::Principal;
 
@@ -109,7 +110,10 @@ impl Policies {
     ) -> Result<Policy, CoreError> {
         by.require_admin()?;
         if changes.name.is_none() {
-            return Err(CoreError::invalid("invalid_policy", "name is required"));
+            return Err(CoreError::invalid(
+                ErrorCode::InvalidPolicy,
+                "name is required",
+            ));
         }
         let base = self.get(db, by, DEFAULT_POLICY_ID).await?;
         let mut policy = base.with(changes);
@@ -148,7 +152,7 @@ impl Policies {
         let new = old.with(changes);
         if (old.name == DEFAULT_POLICY_NAME) != (new.name == DEFAULT_POLICY_NAME) {
             return Err(CoreError::invalid(
-                "invalid_policy",
+                ErrorCode::InvalidPolicy,
                 "the default policy keeps its name, and no other policy may take it",
             ));
         }
@@ -180,7 +184,7 @@ impl Policies {
         let old = self.get(db, by, id).await?;
         if id == DEFAULT_POLICY_ID {
             return Err(CoreError::Conflict {
-                code: "policy_in_use",
+                code: ErrorCode::PolicyInUse,
                 detail: "the default policy is held by every user without another policy; it cannot be deleted".into(),
             });
         }
@@ -224,7 +228,10 @@ impl Policies {
             .await?
             .ok_or(CoreError::NotFound("user"))?;
         let policy = policies::get(&mut tx, policy_id).await?.ok_or_else(|| {
-            CoreError::invalid("unknown_policy", format!("no policy has id {policy_id}"))
+            CoreError::invalid(
+                ErrorCode::UnknownPolicy,
+                format!("no policy has id {policy_id}"),
+            )
         })?;
         let from = user.policy_id.unwrap_or(DEFAULT_POLICY_ID);
         // The default policy is stored as NULL, so that it follows the default.
@@ -333,7 +340,7 @@ impl Policies {
             None if id == DEFAULT_POLICY_ID => self.builtin_default(),
             None => {
                 return Err(CoreError::invalid(
-                    "unknown_policy",
+                    ErrorCode::UnknownPolicy,
                     format!("no policy has id {id}"),
                 ));
             }
@@ -351,7 +358,7 @@ impl Policies {
         for id in &policy.ca_ids {
             if keyinfra_db::authorities::get(tx, *id).await?.is_none() {
                 return Err(CoreError::invalid(
-                    "invalid_policy",
+                    ErrorCode::InvalidPolicy,
                     format!("ca_ids: no certificate authority has id {id}"),
                 ));
             }
@@ -367,7 +374,7 @@ fn subject_json(policy: &Policy) -> Result<serde_json::Value, CoreError> {
 
 fn name_taken(name: &str) -> CoreError {
     CoreError::Conflict {
-        code: "policy_name_taken",
+        code: ErrorCode::PolicyNameTaken,
         detail: format!("a policy named {name:?} exists"),
     }
 }
@@ -383,7 +390,7 @@ fn map_name_taken(e: DbError, name: &str) -> CoreError {
 
 fn in_use(name: &str, holders: i64) -> CoreError {
     CoreError::Conflict {
-        code: "policy_in_use",
+        code: ErrorCode::PolicyInUse,
         detail: format!(
             "{holders} user(s) hold policy {name:?}; move them to another policy first (PATCH /api/v1/users/{{id}} with policy_id)"
         ),

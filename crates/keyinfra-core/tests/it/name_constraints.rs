@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use keyinfra_core::authority::{Authority, AuthoritySettings};
 use keyinfra_core::ca_setup::InitOptions;
+use keyinfra_core::issuer::{IssueRequest, KeySource};
 use keyinfra_core::issuing_ca::IssuingCaOptions;
-use keyinfra_core::lifecycle::{IssueRequest, KeySource};
-use keyinfra_core::{AdjustableClock, CoreError, OsRandom, Requester};
+use keyinfra_core::{AdjustableClock, CoreError, OsRandom, Principal};
 use keyinfra_db::Database;
 use keyinfra_db::testing::TestDatabase;
 use keyinfra_pki::KeyAlgorithm;
@@ -54,7 +54,7 @@ async fn issue(
     authority
         .issue(
             db,
-            &Requester::Operator,
+            &Principal::Operator,
             request(subject, sans),
             &mut OsRandom,
         )
@@ -64,7 +64,7 @@ async fn issue(
 
 fn refused(result: Result<impl std::fmt::Debug, CoreError>) -> (&'static str, String) {
     match result {
-        Err(CoreError::Invalid { code, detail }) => (code, detail),
+        Err(CoreError::Invalid { code, detail }) => (code.as_str(), detail),
         other => panic!("expected a 422 refusal, got {other:?}"),
     }
 }
@@ -156,7 +156,7 @@ async fn an_issuing_ca_keeps_its_parents_constraints_and_is_checked_against_its_
         name_constraints: Some(constraints(&[], &["bad.example.net"], &[])),
     };
     let cas = || tdb.scalar_i64("SELECT count(*) FROM certificate_authorities");
-    let operator = Requester::Operator;
+    let operator = Principal::Operator;
 
     // Refusals, all before anything is written.
     let too_long = IssuingCaOptions {
@@ -188,7 +188,7 @@ async fn an_issuing_ca_keeps_its_parents_constraints_and_is_checked_against_its_
             .create_issuing_ca(&db, &operator, root, &taken, &mut OsRandom)
             .await,
         Err(CoreError::Conflict {
-            code: "ca_name_taken",
+            code: keyinfra_core::ErrorCode::CaNameTaken,
             ..
         })
     ));

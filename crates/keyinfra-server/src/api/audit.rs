@@ -14,6 +14,7 @@ use super::timestamp;
 use crate::extract::Authenticated;
 use crate::pagination::{Page, PageQuery, encode_cursor};
 use crate::{AppState, Problem};
+use keyinfra_core::ErrorCode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_audit))
@@ -54,7 +55,7 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>,
             OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
                 Problem::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_time",
+                    ErrorCode::InvalidTime,
                     format!("{name} must be an RFC 3339 timestamp"),
                 )
             })

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::timestamp;
 use crate::pagination::Page;
 use crate::{AppState, Problem};
+use keyinfra_core::ErrorCode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_cas))
@@ -65,7 +66,11 @@ async fn list_cas(
 }
 
 fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "no such resource",
+    )
 }
 
 /// `<uuid>.<ext>` with ext one of `allowed`.

@@ -7,8 +7,10 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyinfra_core::lifecycle::{IssueRequest, KeySource, RenewRequest, parse_reason};
-use keyinfra_core::{CoreError, OsRandom, Requester};
+use keyinfra_core::issuer::{IssueRequest, KeySource};
+use keyinfra_core::renewal::RenewRequest;
+use keyinfra_core::revocation::parse_reason;
+use keyinfra_core::{CoreError, ErrorCode, OsRandom, Principal};
 use keyinfra_db::CertificateStatus;
 use keyinfra_db::certificates::{CertificateFilter, CertificateRecord, CertificateSummary};
 use keyinfra_pki::KeyAlgorithm;
@@ -177,7 +179,7 @@ fn parse_algorithm(label: &str) -> Result<KeyAlgorithm, Problem> {
     KeyAlgorithm::from_label(label).ok_or_else(|| {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_algorithm",
+            ErrorCode::UnknownAlgorithm,
             format!(
                 "unknown key_algorithm {label:?}; use one of {}",
                 KeyAlgorithm::labels()
@@ -206,13 +208,13 @@ async fn issue(
     ApiJson(body): ApiJson<IssueBody>,
 ) -> Result<axum::response::Response, Problem> {
     let request = issue_request(body)?;
-    let by = Requester::User(caller);
+    let by = Principal::User(caller);
     let dry_run = match query.dry_run.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => {
             return Err(invalid_query(
-                "invalid_dry_run",
+                ErrorCode::InvalidDryRun,
                 "dry_run must be true or false",
             ));
         }
@@ -234,7 +236,7 @@ pub(crate) fn issue_request(body: IssueBody) -> Result<IssueRequest, Problem> {
         (Some(_), Some(_)) => {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "conflicting_key_source",
+                ErrorCode::ConflictingKeySource,
                 "give either csr (the device's key) or key_algorithm (a key made here), not both",
             ));
         }
@@ -268,7 +270,7 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-fn invalid_query(code: &'static str, detail: impl Into<String>) -> Problem {
+fn invalid_query(code: ErrorCode, detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
 }
 
@@ -281,7 +283,7 @@ fn parse_limit(raw: Option<&str>) -> Result<i64, Problem> {
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| {
                 invalid_query(
-                    "invalid_limit",
+                    ErrorCode::InvalidLimit,
                     format!("limit must be between 1 and {MAX_LIMIT}"),
                 )
             }),
@@ -301,7 +303,7 @@ async fn list(
         None | Some("") => None,
         Some(label) => Some(CertificateStatus::from_label(label).ok_or_else(|| {
             invalid_query(
-                "invalid_status",
+                ErrorCode::InvalidStatus,
                 "status must be ACTIVE, SUPERSEDED, REVOKED or EXPIRED",
             )
         })?),
@@ -316,7 +318,7 @@ async fn list(
                 .filter(|d| (1..=3650).contains(d))
                 .ok_or_else(|| {
                     invalid_query(
-                        "invalid_days",
+                        ErrorCode::InvalidDays,
                         "expiring_within_days must be between 1 and 3650",
                     )
                 })?;
@@ -327,14 +329,14 @@ async fn list(
         None | Some("") => None,
         Some(text) => Some(
             text.parse::<Uuid>()
-                .map_err(|_| invalid_query("invalid_owner_id", "owner_id must be a UUID"))?,
+                .map_err(|_| invalid_query(ErrorCode::InvalidOwnerId, "owner_id must be a UUID"))?,
         ),
     };
     let search = match query.q.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(q) if q.chars().count() > 200 => {
             return Err(invalid_query(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 "q is longer than 200 characters",
             ));
         }
@@ -354,7 +356,7 @@ async fn list(
     };
     let items = state
         .authority
-        .list(&state.db, &Requester::User(caller), filter, limit)
+        .list(&state.db, &Principal::User(caller), filter, limit)
         .await?;
     let next_cursor = match items.last() {
         Some(last) if items.len() as i64 == limit => Some(encode_cursor(last.not_after, last.id)),
@@ -415,13 +417,13 @@ async fn expiring(
     let limit = parse_limit(query.limit.as_deref())?;
     let days = match query.days.as_deref() {
         None | Some("") => 7,
-        Some(text) => text
-            .parse::<u32>()
-            .map_err(|_| invalid_query("invalid_days", "days must be between 1 and 3650"))?,
+        Some(text) => text.parse::<u32>().map_err(|_| {
+            invalid_query(ErrorCode::InvalidDays, "days must be between 1 and 3650")
+        })?,
     };
     let items = state
         .authority
-        .expiring(&state.db, &Requester::User(caller), days, limit)
+        .expiring(&state.db, &Principal::User(caller), days, limit)
         .await?;
     Ok(Json(Page {
         items: items.into_iter().map(ExpiringCertificate::from).collect(),
@@ -439,7 +441,7 @@ async fn get_one(
 ) -> Result<Json<Certificate>, Problem> {
     let cert = state
         .authority
-        .get(&state.db, &Requester::User(caller), id)
+        .get(&state.db, &Principal::User(caller), id)
         .await?;
     Ok(Json(cert.into()))
 }
@@ -468,7 +470,7 @@ async fn reassign(
         .authority
         .reassign(
             &state.db,
-            &Requester::User(caller),
+            &Principal::User(caller),
             id,
             body.owner_id,
             body.force,
@@ -487,7 +489,7 @@ async fn pem(
 ) -> Result<Response, Problem> {
     let text = state
         .authority
-        .pem_chain(&state.db, &Requester::User(caller), id)
+        .pem_chain(&state.db, &Principal::User(caller), id)
         .await?;
     Ok((
         [(
@@ -528,7 +530,7 @@ async fn pkcs12(
     let (pin, compat) = pkcs12_options(body)?;
     let bytes = state
         .authority
-        .export_pkcs12(&state.db, &Requester::User(caller), id, pin, compat)
+        .export_pkcs12(&state.db, &Principal::User(caller), id, pin, compat)
         .await?;
     Ok((
         [
@@ -547,12 +549,12 @@ async fn pkcs12(
 pub(crate) fn pkcs12_options(body: Pkcs12Body) -> Result<(Pin, Pkcs12Compat), Problem> {
     let compat = match body.compat.as_deref() {
         None => Pkcs12Compat::default(),
-        Some(label) => label
-            .parse()
-            .map_err(|e: UnknownPkcs12Compat| invalid_query("invalid_compat", e.to_string()))?,
+        Some(label) => label.parse().map_err(|e: UnknownPkcs12Compat| {
+            invalid_query(ErrorCode::InvalidCompat, e.to_string())
+        })?,
     };
-    let pin =
-        Pin::new(body.pin, compat).map_err(|e| invalid_query("invalid_pin", e.to_string()))?;
+    let pin = Pin::new(body.pin, compat)
+        .map_err(|e| invalid_query(ErrorCode::InvalidPin, e.to_string()))?;
     Ok((pin, compat))
 }
 
@@ -580,7 +582,7 @@ async fn renew(
         .authority
         .renew(
             &state.db,
-            &Requester::User(caller),
+            &Principal::User(caller),
             id,
             RenewRequest {
                 validity_days: body.validity_days,
@@ -619,7 +621,7 @@ async fn revoke(
         .authority
         .revoke(
             &state.db,
-            &Requester::User(caller),
+            &Principal::User(caller),
             id,
             reason,
             invalidity_date,
@@ -637,7 +639,7 @@ pub(crate) fn revoke_options(
         None => None,
         Some(text) => Some(OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
             Problem::from(CoreError::invalid(
-                "invalid_invalidity_date",
+                ErrorCode::InvalidInvalidityDate,
                 "invalidity_date must be an RFC 3339 timestamp, e.g. 2026-11-20T08:00:00Z",
             ))
         })?),
@@ -655,7 +657,7 @@ async fn versions(
 ) -> Result<Json<Page<Certificate>>, Problem> {
     let chain = state
         .authority
-        .versions(&state.db, &Requester::User(caller), id)
+        .versions(&state.db, &Principal::User(caller), id)
         .await?;
     Ok(Json(Page {
         items: chain.into_iter().map(Certificate::from).collect(),

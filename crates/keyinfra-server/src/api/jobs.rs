@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use keyinfra_core::Requester;
+use keyinfra_core::ErrorCode;
+use keyinfra_core::Principal;
 use keyinfra_core::jobs::{Job, job_runs, job_status};
 use keyinfra_db::alerts::AlertFilter;
 use keyinfra_db::{AlertChannel, AlertStatus};
@@ -55,7 +56,7 @@ async fn list_jobs(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<JobsList>, Problem> {
-    let rows = job_status(&state.db, &Requester::User(caller)).await?;
+    let rows = job_status(&state.db, &Principal::User(caller)).await?;
     Ok(Json(JobsList {
         items: rows
             .into_iter()
@@ -114,12 +115,12 @@ async fn list_job_runs(
         cursor: None,
     }
     .limit()?;
-    let requester = Requester::User(caller);
+    let requester = Principal::User(caller);
     requester.require_admin()?;
     let job = Job::from_name(&name).ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "unknown_job",
+            ErrorCode::UnknownJob,
             format!(
                 "no job is called {name:?}; the jobs are {}",
                 Job::ALL.map(Job::name).join(", ")
@@ -195,7 +196,7 @@ async fn list_alerts(
             AlertStatus::from_label(s).ok_or_else(|| {
                 Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_status",
+                    ErrorCode::InvalidStatus,
                     "status must be pending, sent, failed or skipped",
                 )
             })
@@ -208,7 +209,7 @@ async fn list_alerts(
             AlertChannel::from_label(c).ok_or_else(|| {
                 Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_channel",
+                    ErrorCode::InvalidChannel,
                     "channel must be log, webhook or email",
                 )
             })
@@ -221,7 +222,7 @@ async fn list_alerts(
     };
     let (rows, next) = keyinfra_core::alerts::list_alerts(
         &state.db,
-        &Requester::User(caller),
+        &Principal::User(caller),
         &filter,
         page.keyset()?,
         limit,

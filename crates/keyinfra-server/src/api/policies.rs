@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use keyinfra_core::Requester;
+use keyinfra_core::Principal;
 use keyinfra_core::policy::{Policy, PolicyChanges};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -36,7 +36,7 @@ async fn list_policies(
     let items = state
         .authority
         .policies
-        .list(&state.db, &Requester::User(caller))
+        .list(&state.db, &Principal::User(caller))
         .await?;
     Ok(Json(PolicyList { items }))
 }
@@ -54,7 +54,7 @@ async fn create_policy(
     let policy = state
         .authority
         .policies
-        .create(&state.db, &Requester::User(caller), body)
+        .create(&state.db, &Principal::User(caller), body)
         .await?;
     Ok((StatusCode::CREATED, Json(policy)))
 }
@@ -69,7 +69,7 @@ async fn get_policy(
     let policy = state
         .authority
         .policies
-        .get(&state.db, &Requester::User(caller), id)
+        .get(&state.db, &Principal::User(caller), id)
         .await?;
     Ok(Json(policy))
 }
@@ -88,7 +88,7 @@ async fn update_policy(
     let policy = state
         .authority
         .policies
-        .update(&state.db, &Requester::User(caller), id, body)
+        .update(&state.db, &Principal::User(caller), id, body)
         .await?;
     Ok(Json(policy))
 }
@@ -104,7 +104,7 @@ async fn delete_policy(
     state
         .authority
         .policies
-        .delete(&state.db, &Requester::User(caller), id)
+        .delete(&state.db, &Principal::User(caller), id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -119,7 +119,7 @@ async fn my_policy(
     let policy = state
         .authority
         .policies
-        .of_user(&state.db, &Requester::User(caller), caller.id)
+        .of_user(&state.db, &Principal::User(caller), caller.id)
         .await?;
     Ok(Json(policy))
 }

@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use keyinfra_core::{OsRandom, Requester};
+use keyinfra_core::{OsRandom, Principal};
 use keyinfra_db::UserRole;
 use keyinfra_db::users::UserRecord;
 use serde::{Deserialize, Serialize};
@@ -210,7 +210,7 @@ async fn update_user(
     Path(id): Path<Uuid>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<Json<User>, Problem> {
-    let by = Requester::User(caller);
+    let by = Principal::User(caller);
     // The policy named must exist before anything changes: the role, status and e-mail
     // change and the move are two transactions.
     if let Some(policy_id) = body.policy_id {

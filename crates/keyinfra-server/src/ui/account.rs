@@ -9,7 +9,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use keyinfra_core::{CoreError, OsRandom};
+use keyinfra_core::{CoreError, ErrorCode, OsRandom};
 use serde::Deserialize;
 use zeroize::Zeroize;
 
@@ -115,7 +115,7 @@ pub async fn change(
         Ok(()) => {}
         Err(CoreError::Invalid { code, detail }) => {
             match code {
-                "wrong_current_password" => errors.current = Some(view::sentence(&detail)),
+                ErrorCode::WrongCurrentPassword => errors.current = Some(view::sentence(&detail)),
                 _ => errors.new = Some(view::sentence(&detail)),
             }
             return refused(chrome, errors);

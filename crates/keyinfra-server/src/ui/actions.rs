@@ -6,8 +6,9 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use keyinfra_core::lifecycle::{RenewRequest, parse_reason};
-use keyinfra_core::{CoreError, OsRandom, Requester};
+use keyinfra_core::renewal::RenewRequest;
+use keyinfra_core::revocation::parse_reason;
+use keyinfra_core::{CoreError, OsRandom, Principal};
 use keyinfra_pki::pkcs12::{LEGACY_PIN_MIN_CHARS, PIN_MAX_CHARS, Pin, Pkcs12Compat};
 use serde::Deserialize;
 use zeroize::Zeroize;
@@ -34,7 +35,7 @@ pub async fn revoke(
         .authority
         .revoke(
             &state.db,
-            &Requester::User(session.caller),
+            &Principal::User(session.caller),
             id,
             reason,
             None,
@@ -141,7 +142,7 @@ pub async fn pkcs12(
     };
     let result = state
         .authority
-        .export_pkcs12(&state.db, &Requester::User(session.caller), id, pin, compat)
+        .export_pkcs12(&state.db, &Principal::User(session.caller), id, pin, compat)
         .await;
     let bytes = match result {
         Ok(bytes) => bytes,
@@ -223,7 +224,7 @@ pub async fn renew(
         .authority
         .renew(
             &state.db,
-            &Requester::User(session.caller),
+            &Principal::User(session.caller),
             id,
             request,
             &mut OsRandom,

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::issuer::{IssuePlan, IssueRequest, KeySource};
 use keyinfra_core::policy::Policy;
-use keyinfra_core::{OsRandom, Requester};
+use keyinfra_core::{ErrorCode, OsRandom, Principal};
 use keyinfra_pki::KeyAlgorithm;
 use keyinfra_pki::profile::Profile;
 use serde::Deserialize;
@@ -233,7 +233,7 @@ async fn page(
         .policies
         .of_user(
             &state.db,
-            &Requester::User(session.caller),
+            &Principal::User(session.caller),
             session.caller.id,
         )
         .await?;
@@ -338,7 +338,7 @@ pub async fn issue(
         ca_id: None,
         policy_id: None,
     };
-    let by = Requester::User(session.caller);
+    let by = Principal::User(session.caller);
     if form.action == "preview" {
         // The API's dry run: every check of an issue, no key made, nothing written.
         return match state.authority.preview(&state.db, &by, request).await {
@@ -350,7 +350,7 @@ pub async fn issue(
             Err(error) => {
                 let problem = crate::Problem::from(error);
                 let refusal = Refusal {
-                    code: problem.code.to_owned(),
+                    code: problem.code.as_str().to_owned(),
                     detail: view::sentence(&problem.detail),
                 };
                 if !place_refusal(&mut errors, &problem) {
@@ -390,15 +390,17 @@ fn place_refusal(errors: &mut FieldErrors, problem: &crate::Problem) -> bool {
         return false;
     }
     let slot = match problem.code {
-        "invalid_subject" | "subject_not_allowed" => &mut errors.subject,
-        "invalid_san" | "name_not_allowed" => &mut errors.san,
-        "unknown_profile" | "profile_not_allowed" => &mut errors.profile,
-        "invalid_validity" | "validity_too_long" | "beyond_ca_validity" => &mut errors.validity,
-        "invalid_csr"
-        | "csr_signature_invalid"
-        | "unsupported_key"
-        | "key_algorithm_not_allowed" => &mut errors.key,
-        "unknown_owner" | "owner_disabled" => &mut errors.owner,
+        ErrorCode::InvalidSubject | ErrorCode::SubjectNotAllowed => &mut errors.subject,
+        ErrorCode::InvalidSan | ErrorCode::NameNotAllowed => &mut errors.san,
+        ErrorCode::UnknownProfile | ErrorCode::ProfileNotAllowed => &mut errors.profile,
+        ErrorCode::InvalidValidity | ErrorCode::ValidityTooLong | ErrorCode::BeyondCaValidity => {
+            &mut errors.validity
+        }
+        ErrorCode::InvalidCsr
+        | ErrorCode::CsrSignatureInvalid
+        | ErrorCode::UnsupportedKey
+        | ErrorCode::KeyAlgorithmNotAllowed => &mut errors.key,
+        ErrorCode::UnknownOwner | ErrorCode::OwnerDisabled => &mut errors.owner,
         _ => &mut errors.general,
     };
     *slot = Some(view::sentence(&problem.detail));

@@ -4,7 +4,8 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyinfra_core::Requester;
+use keyinfra_core::ErrorCode;
+use keyinfra_core::Principal;
 use keyinfra_db::CertificateStatus;
 use keyinfra_db::audit::AuditFilter;
 use keyinfra_db::certificates::CertificateFilter;
@@ -93,7 +94,7 @@ pub async fn dashboard(
             count: count(CertificateStatus::Expired),
         },
     ];
-    let requester = Requester::User(caller);
+    let requester = Principal::User(caller);
     let now = state.clock.now();
     let expiring = state
         .authority
@@ -220,7 +221,7 @@ pub async fn certificates(
     if q.chars().count() > 200 {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "the search is longer than 200 characters",
         )
         .into());
@@ -231,7 +232,7 @@ pub async fn certificates(
         label => Some(CertificateStatus::from_label(label).ok_or_else(|| {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_status",
+                ErrorCode::InvalidStatus,
                 "status must be ACTIVE, SUPERSEDED, REVOKED or EXPIRED",
             )
         })?),
@@ -242,7 +243,7 @@ pub async fn certificates(
         text => Some(text.parse::<uuid::Uuid>().map_err(|_| {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_owner",
+                ErrorCode::InvalidOwner,
                 "choose the owner from the list",
             )
         })?),
@@ -265,7 +266,7 @@ pub async fn certificates(
         .authority
         .list(
             &state.db,
-            &Requester::User(session.caller),
+            &Principal::User(session.caller),
             filter,
             PAGE_SIZE,
         )
@@ -364,7 +365,7 @@ pub(super) async fn detail_page(
     forms: DetailForms,
 ) -> Result<CertificateDetail, UiError> {
     let chrome = chrome(state, session, "certificates").await?;
-    let requester = Requester::User(session.caller);
+    let requester = Principal::User(session.caller);
     // A USER asking for another user's certificate gets the use case's 404.
     let cert = state.authority.get(&state.db, &requester, id).await?;
     let versions = state.authority.versions(&state.db, &requester, id).await?;
@@ -435,7 +436,7 @@ pub async fn pem(
 ) -> Result<Response, UiError> {
     let text = state
         .authority
-        .pem_chain(&state.db, &Requester::User(session.caller), id)
+        .pem_chain(&state.db, &Principal::User(session.caller), id)
         .await?;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{id}.pem\""))
         .map_err(|_| crate::problem::internal_error())?;

@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use keyinfra_core::CoreError;
+use keyinfra_core::ErrorCode;
 use keyinfra_core::users::Caller;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -118,7 +119,7 @@ fn check_csrf(session: &UiSession, state: &AppState, presented: &str) -> Result<
     } else {
         Err(UiError(Problem::new(
             StatusCode::FORBIDDEN,
-            "csrf_failed",
+            ErrorCode::CsrfFailed,
             "the form was not sent from this session's page; reload the page and try again",
         )))
     }
@@ -285,7 +286,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UiId {
 pub fn no_such_page() -> UiError {
     UiError(Problem::new(
         StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound,
         "There is no page at this address.",
     ))
 }

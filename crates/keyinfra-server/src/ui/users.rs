@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::auth::Password;
 use keyinfra_core::policy::DEFAULT_POLICY_ID;
-use keyinfra_core::{CoreError, OsRandom, Requester};
+use keyinfra_core::{CoreError, ErrorCode, OsRandom, Principal};
 use keyinfra_db::certificates::CertificateFilter;
 use keyinfra_db::users::UserRecord;
 use keyinfra_db::{CertificateStatus, UserRole};
@@ -78,7 +78,7 @@ async fn policy_names(
     let policies = state
         .authority
         .policies
-        .list(&state.db, &Requester::User(session.caller))
+        .list(&state.db, &Principal::User(session.caller))
         .await?;
     Ok(policies.into_iter().map(|p| (p.id, p.name)).collect())
 }
@@ -259,9 +259,9 @@ pub async fn create(
         }
         Some(Err(CoreError::Invalid { code, detail } | CoreError::Conflict { code, detail })) => {
             let slot = match code {
-                "invalid_username" | "username_taken" => &mut errors.username,
-                "weak_password" => &mut errors.password,
-                "invalid_email" => &mut errors.email,
+                ErrorCode::InvalidUsername | ErrorCode::UsernameTaken => &mut errors.username,
+                ErrorCode::WeakPassword => &mut errors.password,
+                ErrorCode::InvalidEmail => &mut errors.email,
                 _ => &mut errors.username,
             };
             *slot = Some(view::sentence(&detail));
@@ -316,7 +316,7 @@ async fn user_page(
         .authority
         .list(
             &state.db,
-            &Requester::User(session.caller),
+            &Principal::User(session.caller),
             filter,
             USER_CERTIFICATES + 1,
         )
@@ -396,7 +396,7 @@ pub async fn set_role(
                 &state,
                 &session,
                 id,
-                CoreError::invalid("invalid_role", "Choose Administrator or User."),
+                CoreError::invalid(ErrorCode::InvalidRole, "Choose Administrator or User."),
             )
             .await;
         }
@@ -426,7 +426,10 @@ pub async fn set_status(
                 &state,
                 &session,
                 id,
-                CoreError::invalid("invalid_status", "Choose to disable or enable the account."),
+                CoreError::invalid(
+                    ErrorCode::InvalidStatus,
+                    "Choose to disable or enable the account.",
+                ),
             )
             .await;
         }
@@ -454,14 +457,14 @@ pub async fn set_policy(
             &state,
             &session,
             id,
-            CoreError::invalid("unknown_policy", "Choose a policy from the list."),
+            CoreError::invalid(ErrorCode::UnknownPolicy, "Choose a policy from the list."),
         )
         .await;
     };
     match state
         .authority
         .policies
-        .assign(&state.db, &Requester::User(session.caller), id, policy_id)
+        .assign(&state.db, &Principal::User(session.caller), id, policy_id)
         .await
     {
         Ok(()) => Ok(Redirect::to(&format!("/ui/users/{id}")).into_response()),
@@ -493,7 +496,7 @@ async fn delete_page(
     let chrome = chrome(state, session, "users").await?;
     let user = state.users.get(&state.db, &session.caller, id).await?;
     let now = state.clock.now();
-    let requester = Requester::User(session.caller);
+    let requester = Principal::User(session.caller);
     // The same two statuses the delete use case revokes.
     let mut revoking = Vec::new();
     for status in [CertificateStatus::Active, CertificateStatus::Superseded] {

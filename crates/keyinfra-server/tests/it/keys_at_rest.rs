@@ -1,7 +1,7 @@
 //! Private keys at rest: sealed, bound to their row, and re-sealable under a new master key.
 
 use keyinfra_core::authority::{Authority, AuthoritySettings};
-use keyinfra_core::{OsRandom, Requester};
+use keyinfra_core::{OsRandom, Principal};
 use keyinfra_db::UserRole;
 use keyinfra_pki::pkcs12::{Pin, Pkcs12Compat};
 use keyinfra_pki::seal::MasterKeys;
@@ -151,7 +151,7 @@ async fn rotation_reseals_every_key_under_the_newest_master_key() {
         only_new
             .export_pkcs12(
                 &app.db,
-                &Requester::Operator,
+                &Principal::Operator,
                 *id,
                 Pin::new("12345678".into(), Pkcs12Compat::Modern).unwrap(),
                 Pkcs12Compat::Modern,
@@ -167,7 +167,7 @@ async fn rotation_reseals_every_key_under_the_newest_master_key() {
         only_old
             .export_pkcs12(
                 &app.db,
-                &Requester::Operator,
+                &Principal::Operator,
                 ids[0],
                 Pin::new("12345678".into(), Pkcs12Compat::Modern).unwrap(),
                 Pkcs12Compat::Modern

@@ -3,8 +3,8 @@
 //! iterations, and which CA may sign leaves. Each refusal is a 4xx problem with a stable
 //! code that names no database object, and writes nothing.
 
-use keyinfra_core::lifecycle::{IssueRequest, KeySource};
-use keyinfra_core::{Clock, CoreError, OsRandom, Requester};
+use keyinfra_core::issuer::{IssueRequest, KeySource};
+use keyinfra_core::{Clock, CoreError, OsRandom, Principal};
 use keyinfra_db::UserRole;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -507,7 +507,7 @@ async fn only_an_admin_names_the_ca_and_no_root_signs_leaves_once_an_issuing_ca_
     let operator = authority
         .issue(
             &app.db,
-            &Requester::Operator,
+            &Principal::Operator,
             IssueRequest {
                 key: KeySource::Generate(keyinfra_pki::KeyAlgorithm::EcdsaP256),
                 subject: Some("CN=operator".into()),
@@ -525,7 +525,7 @@ async fn only_an_admin_names_the_ca_and_no_root_signs_leaves_once_an_issuing_ca_
         matches!(
             operator,
             Err(CoreError::Invalid {
-                code: "root_ca_cannot_issue",
+                code: keyinfra_core::ErrorCode::RootCaCannotIssue,
                 ..
             })
         ),
