@@ -69,7 +69,7 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
     app_config.crl_tick = Duration::from_secs(3600);
     let app = App::build(app_config, &mut OsRandom).await?;
     let authority = Arc::clone(&app.state().authority);
-    let ca_id = authority.list_cas(&db).await?[0].id;
+    let ca_id = authority.cas.list_cas(&db).await?[0].id;
     app.state()
         .users
         .create(
@@ -128,7 +128,7 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
             reset_peak_rss();
             let before = peak_rss_mib();
             let started = Instant::now();
-            let crl = authority.publish_crl(&db, ca_id).await?;
+            let crl = authority.crls.publish_crl(&db, ca_id).await?;
             times.push(started.elapsed().as_secs_f64());
             peak = peak.max(peak_rss_mib() - before);
             bytes = crl.crl_der.len();
@@ -197,6 +197,7 @@ async fn revocation_latency(
     let mut ids = Vec::with_capacity(count);
     for n in 0..count {
         let cert = authority
+            .issuer
             .issue(
                 db,
                 &Principal::Operator,

@@ -17,8 +17,16 @@ use uuid::Uuid;
 use crate::error::CoreError;
 use crate::principal::Principal;
 
-use crate::ErrorCode;
-use crate::authority::{Authority, generate_key, insert_sealed_key};
+use std::sync::Arc;
+
+use keyinfra_pki::seal::MasterKeys;
+
+use crate::authority::AuthoritySettings;
+use crate::ca_registry::CaRegistry;
+use crate::crl::CrlPublisher;
+use crate::keys::{generate_key, insert_sealed_key};
+use crate::policy::Policies;
+use crate::{Clock, ErrorCode};
 
 /// What `keyinfra init` (or the first `serve`) creates.
 #[derive(Debug, Clone)]
@@ -48,7 +56,18 @@ impl Default for InitOptions {
     }
 }
 
-impl Authority {
+/// Creating and adopting CAs: `keyinfra init`, `ca import`, `ca create --parent`.
+#[derive(Debug)]
+pub struct CaSetup {
+    pub(crate) settings: Arc<AuthoritySettings>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) masters: Arc<MasterKeys>,
+    pub(crate) cas: Arc<CaRegistry>,
+    pub(crate) crls: Arc<CrlPublisher>,
+    pub(crate) policies: Arc<Policies>,
+}
+
+impl CaSetup {
     /// Creates the root CA (and the issuing intermediate, if asked) unless a CA exists.
     /// Returns the CAs created (empty when one already existed). Safe with several
     /// replicas starting at once.
@@ -67,9 +86,9 @@ impl Authority {
         }
         let created = self.create_hierarchy(&mut tx, options, rng).await?;
         tx.commit().await?;
-        self.forget_default_ca();
+        self.cas.forget_default_ca();
         for ca in &created {
-            self.publish_crl(db, ca.id).await?;
+            self.crls.publish_crl(db, ca.id).await?;
         }
         Ok(created)
     }
@@ -285,9 +304,9 @@ impl Authority {
             }
         };
         tx.commit().await?;
-        self.forget_default_ca();
+        self.cas.forget_default_ca();
         if signer.is_some() {
-            self.publish_crl(db, record.id).await?;
+            self.crls.publish_crl(db, record.id).await?;
         }
         Ok(record)
     }

@@ -15,16 +15,53 @@ use keyinfra_pki::SerialNumber;
 use keyinfra_pki::ca::{CrlSpec, RevokedEntry};
 use uuid::Uuid;
 
-use crate::authority::Authority;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::Clock;
+use crate::authority::AuthoritySettings;
+use crate::ca_registry::CaRegistry;
 use crate::error::CoreError;
 
 /// CRLs kept per CA (older ones are pruned).
 const CRLS_KEPT: i64 = 3;
 
-impl Authority {
+/// Builds, stores and serves each CA's CRL, and re-issues it after revocations.
+#[derive(Debug)]
+pub struct CrlPublisher {
+    settings: Arc<AuthoritySettings>,
+    clock: Arc<dyn Clock>,
+    cas: Arc<CaRegistry>,
+    requests: mpsc::UnboundedSender<Uuid>,
+    receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Uuid>>>,
+}
+
+impl CrlPublisher {
+    pub(crate) fn new(
+        settings: Arc<AuthoritySettings>,
+        clock: Arc<dyn Clock>,
+        cas: Arc<CaRegistry>,
+    ) -> Self {
+        let (requests, receiver) = mpsc::unbounded_channel();
+        Self {
+            settings,
+            clock,
+            cas,
+            requests,
+            receiver: std::sync::Mutex::new(Some(receiver)),
+        }
+    }
+
+    /// Asks the CRL publisher to re-issue this CA's CRL (coalesced with other requests).
+    pub fn crl_changed(&self, ca_id: Uuid) {
+        // No receiver (a CLI run without a publisher): the caller publishes itself.
+        let _ = self.requests.send(ca_id);
+    }
+
     /// Builds, signs and stores a new CRL for the CA.
     pub async fn publish_crl(&self, db: &Database, ca_id: Uuid) -> Result<CrlRecord, CoreError> {
-        let ca = self.signer(db, ca_id).await?;
+        let ca = self.cas.signer(db, ca_id).await?;
         let mut tx = db.begin(&Actor::System).await?;
         let number = authorities::next_crl_number(&mut tx, ca_id)
             .await?
@@ -114,14 +151,14 @@ impl Authority {
 
     /// The background publisher: re-issues the CRL of every CA that had revocations, at
     /// most once per `crl_coalesce` window, and refreshes stale CRLs every `tick`. Returns
-    /// when `shutdown` resolves. Only one publisher per Authority can run.
+    /// when `shutdown` resolves. Only one publisher per replica can run.
     pub async fn run_crl_publisher(
         &self,
         db: &Database,
         tick: std::time::Duration,
         shutdown: impl Future<Output = ()>,
     ) {
-        let receiver = self.crl_receiver.lock().ok().and_then(|mut r| r.take());
+        let receiver = self.receiver.lock().ok().and_then(|mut r| r.take());
         let Some(mut receiver) = receiver else {
             tracing::warn!("a CRL publisher is already running");
             return;
@@ -152,7 +189,7 @@ impl Authority {
                     tracing::error!(ca_id = %ca, error = %e, "publishing a CRL failed; it will be retried");
                     // Retried with the next request or refresh; a failed publish leaves the
                     // previous CRL in place.
-                    let _ = self.crl_requests.send(ca);
+                    let _ = self.requests.send(ca);
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
             }
@@ -172,7 +209,7 @@ pub struct PublishedCrl {
     pub entries: Vec<keyinfra_pki::ca::CrlEntryInfo>,
 }
 
-impl Authority {
+impl CrlPublisher {
     /// The newest CRL of a CA with its entries (public data); None before the first one is
     /// published (a CA whose key is not held here never gets one).
     pub async fn published_crl(

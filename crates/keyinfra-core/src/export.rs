@@ -9,11 +9,33 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::ErrorCode;
-use crate::authority::{Authority, LoadedCa, unseal_record};
-use crate::error::CoreError;
-use crate::principal::Principal;
+use std::sync::Arc;
 
-impl Authority {
+use keyinfra_pki::seal::MasterKeys;
+
+use crate::ca_registry::{CaRegistry, LoadedCa};
+use crate::error::CoreError;
+use crate::keys::unseal_record;
+use crate::principal::Principal;
+use crate::queries::Queries;
+
+/// Handing out certificates and keys: PEM chains and PIN-protected PKCS#12 files.
+#[derive(Debug)]
+pub struct Exports {
+    masters: Arc<MasterKeys>,
+    cas: Arc<CaRegistry>,
+    queries: Queries,
+}
+
+impl Exports {
+    pub(crate) fn new(masters: Arc<MasterKeys>, cas: Arc<CaRegistry>, queries: Queries) -> Self {
+        Self {
+            masters,
+            cas,
+            queries,
+        }
+    }
+
     /// A PKCS#12 file with the key, the certificate and the CA chain (owner or ADMIN).
     pub async fn export_pkcs12(
         &self,
@@ -46,7 +68,7 @@ impl Authority {
         let sealed = keyinfra_db::private_keys::get(&mut tx, key_id)
             .await?
             .ok_or(CoreError::NotFound("certificate"))?;
-        Authority::audit(
+        crate::principal::audit_certificate(
             &mut tx,
             by,
             AuditAction::CertificateExported,
@@ -59,7 +81,7 @@ impl Authority {
             }),
         )
         .await?;
-        let ca = self.signer(db, cert.ca_id).await?;
+        let ca = self.cas.signer(db, cert.ca_id).await?;
         let masters = std::sync::Arc::clone(&self.masters);
         let friendly = DistinguishedName::parse(&cert.subject_dn)
             .ok()
@@ -94,8 +116,8 @@ impl Authority {
         by: &Principal,
         id: Uuid,
     ) -> Result<String, CoreError> {
-        let cert = self.get(db, by, id).await?;
-        let ca: std::sync::Arc<LoadedCa> = self.signer(db, cert.ca_id).await?;
+        let cert = self.queries.get(db, by, id).await?;
+        let ca: std::sync::Arc<LoadedCa> = self.cas.signer(db, cert.ca_id).await?;
         let mut text = keyinfra_pki::certificate_pem(&cert.certificate_der);
         for der in &ca.chain {
             text.push_str(&keyinfra_pki::certificate_pem(der));

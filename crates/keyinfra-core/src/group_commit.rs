@@ -166,7 +166,7 @@ impl Drop for AbandonOnDrop {
 }
 
 /// The queue and the task that drains it. Started by the first issuance of an
-/// [`Authority`](crate::authority::Authority); it ends when the authority is dropped.
+/// [`Issuer`](crate::issuer::Issuer); it ends when the issuer is dropped.
 #[derive(Debug)]
 pub(crate) struct IssueBatcher {
     sender: mpsc::Sender<Member>,

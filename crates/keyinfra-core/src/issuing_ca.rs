@@ -3,7 +3,7 @@
 //!
 //! The new CA may sign only end-entity certificates (pathLenConstraint 0). The parent's
 //! own constraints, and those of every CA above it, keep applying to the new CA's leaves
-//! ([`crate::authority::LoadedCa::check_name_constraints`]); the new CA's constraints need
+//! ([`crate::ca_registry::LoadedCa::check_name_constraints`]); the new CA's constraints need
 //! not be narrower, since a relying party intersects them.
 
 use keyinfra_db::Actor;
@@ -17,8 +17,9 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::ErrorCode;
-use crate::authority::{Authority, generate_key};
+use crate::ca_setup::CaSetup;
 use crate::error::CoreError;
+use crate::keys::generate_key;
 use crate::principal::Principal;
 
 /// The longest a new issuing CA lives when no validity is asked for (if its parent lives
@@ -39,7 +40,7 @@ pub struct IssuingCaOptions {
     pub name_constraints: Option<NameConstraints>,
 }
 
-impl Authority {
+impl CaSetup {
     /// Creates an issuing CA signed by `parent_id`, records it (audited as `ca.created`,
     /// with its constraints) and publishes its first CRL. Every check runs before the key
     /// is generated: the parent must be held here, unexpired and allowed to sign one more
@@ -65,6 +66,7 @@ impl Authority {
             ));
         }
         if self
+            .cas
             .list_cas(db)
             .await?
             .iter()
@@ -78,7 +80,7 @@ impl Authority {
                 ),
             });
         }
-        let parent = self.signer(db, parent_id).await.map_err(|e| match e {
+        let parent = self.cas.signer(db, parent_id).await.map_err(|e| match e {
             CoreError::NotFound(_) => CoreError::invalid(
                 ErrorCode::UnknownCa,
                 format!("no certificate authority has id {parent_id}"),
@@ -150,8 +152,8 @@ impl Authority {
             .store_ca(&mut tx, by, &options.name, &child, Some(parent.id), rng)
             .await?;
         tx.commit().await?;
-        self.forget_default_ca();
-        self.publish_crl(db, record.id).await?;
+        self.cas.forget_default_ca();
+        self.crls.publish_crl(db, record.id).await?;
         Ok(record)
     }
 }

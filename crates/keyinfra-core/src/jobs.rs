@@ -191,7 +191,7 @@ impl Jobs {
                 Ok("certificate statistics refreshed".to_owned())
             }
             Job::Crls => {
-                let published = self.authority.refresh_stale_crls(&self.db).await?;
+                let published = self.authority.crls.refresh_stale_crls(&self.db).await?;
                 Ok(format!("{published} CRLs re-issued"))
             }
             Job::Expire => {

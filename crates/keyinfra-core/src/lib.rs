@@ -9,12 +9,14 @@ mod error;
 mod error_code;
 mod gate;
 mod group_commit;
+mod keys;
 mod random;
 
 pub mod alerts;
 pub mod auth;
 pub mod authority;
 pub mod backup;
+pub mod ca_registry;
 pub mod ca_setup;
 pub mod certificates;
 pub mod crl;

@@ -116,6 +116,29 @@ impl From<Caller> for Principal {
     }
 }
 
+/// Audits a change to a certificate on behalf of a requester, in the change's transaction.
+pub(crate) async fn audit_certificate(
+    tx: &mut keyinfra_db::Tx,
+    by: &Principal,
+    action: keyinfra_db::audit::AuditAction,
+    target: Uuid,
+    details: serde_json::Value,
+) -> Result<(), CoreError> {
+    keyinfra_db::audit::append(
+        tx,
+        &keyinfra_db::audit::NewAuditEvent {
+            actor_id: by.user_id(),
+            actor_name: by.audit_name(),
+            action,
+            target_type: Some("certificate"),
+            target_id: Some(target),
+            details,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

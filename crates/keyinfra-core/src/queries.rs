@@ -6,11 +6,23 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::ErrorCode;
-use crate::authority::Authority;
+use std::sync::Arc;
+
+use crate::Clock;
 use crate::error::CoreError;
 use crate::principal::Principal;
 
-impl Authority {
+/// Reads certificates as the requester may see them (row-level security decides).
+#[derive(Debug, Clone)]
+pub struct Queries {
+    clock: Arc<dyn Clock>,
+}
+
+impl Queries {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
+        Self { clock }
+    }
+
     /// One certificate (404 when the requester may not see it).
     pub async fn get(
         &self,

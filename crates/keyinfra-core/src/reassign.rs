@@ -8,13 +8,37 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::ErrorCode;
-use crate::authority::Authority;
+use std::sync::Arc;
+
+use crate::Clock;
+use crate::authority::AuthoritySettings;
 use crate::error::CoreError;
 use crate::issuer::check_quota;
+use crate::policy::Policies;
 use crate::policy::{Candidate, CompiledPolicy};
 use crate::principal::Principal;
 
-impl Authority {
+/// Giving a certificate to another owner, under that owner's policy.
+#[derive(Debug)]
+pub struct Reassignment {
+    settings: Arc<AuthoritySettings>,
+    clock: Arc<dyn Clock>,
+    policies: Arc<Policies>,
+}
+
+impl Reassignment {
+    pub(crate) fn new(
+        settings: Arc<AuthoritySettings>,
+        clock: Arc<dyn Clock>,
+        policies: Arc<Policies>,
+    ) -> Self {
+        Self {
+            settings,
+            clock,
+            policies,
+        }
+    }
+
     /// An ADMIN moves a certificate to another user: the whole renewal chain moves (every
     /// version is the same device), with the stored keys; revocation rows follow by
     /// trigger. The new owner's quota counts the active certificates that move, and the
@@ -74,7 +98,7 @@ impl Authority {
         key_ids.dedup();
         certificates::set_owner(&mut tx, &ids, new_owner).await?;
         keyinfra_db::private_keys::set_owner(&mut tx, &key_ids, new_owner).await?;
-        Authority::audit(
+        crate::principal::audit_certificate(
             &mut tx,
             by,
             AuditAction::CertificateReassigned,

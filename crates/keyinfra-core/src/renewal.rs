@@ -14,12 +14,17 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::ErrorCode;
-use crate::authority::{Authority, insert_sealed_key};
+use std::sync::Arc;
+
 use crate::certificates::{CertificateDraft, RecordHooks};
+use crate::crl::CrlPublisher;
 use crate::error::CoreError;
+use crate::issuer::Issuer;
 use crate::issuer::{LeafContent, pki_to_request_error};
+use crate::keys::insert_sealed_key;
 use crate::policy::Candidate;
 use crate::principal::Principal;
+use crate::queries::Queries;
 use crate::revocation::revoke_locked;
 
 #[derive(Debug, Clone)]
@@ -29,7 +34,23 @@ pub struct RenewRequest {
     pub revoke_previous: bool,
 }
 
-impl Authority {
+/// Renewing certificates: the issuer's signing path under the owner's current policy.
+#[derive(Debug)]
+pub struct Renewals {
+    issuer: Arc<Issuer>,
+    crls: Arc<CrlPublisher>,
+    queries: Queries,
+}
+
+impl Renewals {
+    pub(crate) fn new(issuer: Arc<Issuer>, crls: Arc<CrlPublisher>, queries: Queries) -> Self {
+        Self {
+            issuer,
+            crls,
+            queries,
+        }
+    }
+
     /// An ADMIN renews: a new certificate (new serial, version + 1) with the same names and
     /// profile; the previous one becomes SUPERSEDED, or REVOKED (superseded) if asked.
     pub async fn renew(
@@ -41,8 +62,8 @@ impl Authority {
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CertificateRecord, CoreError> {
         by.require_admin()?;
-        self.writes.take(by, self.clock.now())?;
-        let previous = self.get(db, by, id).await?;
+        self.issuer.writes.take(by, self.issuer.clock.now())?;
+        let previous = self.queries.get(db, by, id).await?;
         if previous.status != CertificateStatus::Active {
             return Err(CoreError::Conflict {
                 code: ErrorCode::NotRenewable,
@@ -52,8 +73,8 @@ impl Authority {
                 ),
             });
         }
-        let profile = self.settings.profile(&previous.profile)?.clone();
-        let validity = self.validity(&profile, request.validity_days)?;
+        let profile = self.issuer.settings.profile(&previous.profile)?.clone();
+        let validity = self.issuer.validity(&profile, request.validity_days)?;
         // Issued under older rules, the names or the key may break today's: not renewed
         // (409), rather than re-signed or failed as the server's fault.
         let subject = DistinguishedName::parse(&previous.subject_dn).map_err(not_renewable)?;
@@ -63,16 +84,18 @@ impl Authority {
             .map(|s| SubjectAltName::parse(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(not_renewable)?;
-        self.check_may_sign_leaves(db, previous.ca_id)
+        self.issuer
+            .cas
+            .check_may_sign_leaves(db, previous.ca_id)
             .await
             .map_err(|e| match e {
                 CoreError::Invalid { code, detail } => CoreError::Conflict { code, detail },
                 other => other,
             })?;
-        let ca = self.signer(db, previous.ca_id).await?;
+        let ca = self.issuer.cas.signer(db, previous.ca_id).await?;
         ca.check_name_constraints(&subject, &sans)?;
-        let now = self.clock.now();
-        let not_before = now - self.settings.backdate;
+        let now = self.issuer.clock.now();
+        let not_before = now - self.issuer.settings.backdate;
         let not_after = now + validity;
         if not_after > ca.signer.not_after() {
             return Err(pki_to_request_error(PkiError::BeyondCaValidity));
@@ -81,7 +104,11 @@ impl Authority {
         let old_spki = public_key_of_certificate(&previous.certificate_der)?;
         let algorithm = keyinfra_pki::keys::algorithm_of_spki(&old_spki).map_err(not_renewable)?;
         // Today's policy of the owner decides, not the one the certificate was issued under.
-        let policy = self.policies.for_owner(db, previous.owner_id).await?;
+        let policy = self
+            .issuer
+            .policies
+            .for_owner(db, previous.owner_id)
+            .await?;
         let checked = policy
             .check(
                 &Candidate {
@@ -106,12 +133,17 @@ impl Authority {
             )));
         }
         let generated = match request.rekey {
-            true => Some(self.generate_leaf_key(algorithm).await?),
+            true => Some(self.issuer.generate_leaf_key(algorithm).await?),
             false => None,
         };
         let key_id = Uuid::now_v7();
         let sealed = match &generated {
-            Some(key) => Some(seal::seal(&self.masters, key_id.as_bytes(), key, rng)?),
+            Some(key) => Some(seal::seal(
+                &self.issuer.masters,
+                key_id.as_bytes(),
+                key,
+                rng,
+            )?),
             None => None,
         };
         let leaf_key = match &generated {
@@ -162,12 +194,13 @@ impl Authority {
             not_before,
             not_after,
         };
-        self.sign_and_record(db, by, rng, &ca, &draft, &content, &mut hooks)
+        self.issuer
+            .sign_and_record(db, by, rng, &ca, &draft, &content, &mut hooks)
             .await?;
         if request.revoke_previous {
-            self.crl_changed(previous.ca_id);
+            self.crls.crl_changed(previous.ca_id);
         }
-        self.get(db, by, cert_id).await
+        self.queries.get(db, by, cert_id).await
     }
 }
 
@@ -243,7 +276,7 @@ impl RecordHooks for RenewHooks<'_> {
             )
             .await?;
         }
-        Authority::audit(
+        crate::principal::audit_certificate(
             tx,
             self.by,
             AuditAction::CertificateRenewed,

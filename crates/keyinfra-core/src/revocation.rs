@@ -10,12 +10,16 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::ErrorCode;
-use crate::authority::Authority;
+use std::sync::Arc;
+
+use crate::Clock;
+use crate::crl::CrlPublisher;
 use crate::error::CoreError;
 use crate::principal::Principal;
+use crate::rate::WriteLimiter;
 
 /// The reason a revocation request names (RFC 5280 names, no certificateHold: revocation
-/// is final). `cACompromise` parses, and [`Authority::revoke`] refuses it for the
+/// is final). `cACompromise` parses, and [`Revocations::revoke`] refuses it for the
 /// end-entity certificates this table holds, saying why; `aACompromise` does not parse.
 pub fn parse_reason(name: &str) -> Result<RevocationReason, CoreError> {
     match RevocationReason::from_name(name) {
@@ -32,7 +36,27 @@ pub fn parse_reason(name: &str) -> Result<RevocationReason, CoreError> {
     }
 }
 
-impl Authority {
+/// Revoking certificates and reading a revocation back.
+#[derive(Debug)]
+pub struct Revocations {
+    clock: Arc<dyn Clock>,
+    writes: Arc<WriteLimiter>,
+    crls: Arc<CrlPublisher>,
+}
+
+impl Revocations {
+    pub(crate) fn new(
+        clock: Arc<dyn Clock>,
+        writes: Arc<WriteLimiter>,
+        crls: Arc<CrlPublisher>,
+    ) -> Self {
+        Self {
+            clock,
+            writes,
+            crls,
+        }
+    }
+
     /// Revokes a certificate (its owner or an ADMIN). The CRL is re-issued in the
     /// background, so this request costs the same however long the CRL is.
     pub async fn revoke(
@@ -62,7 +86,7 @@ impl Authority {
             Ok(updated)
         })
         .await?;
-        self.crl_changed(updated.ca_id);
+        self.crls.crl_changed(updated.ca_id);
         metrics::counter!("keyinfra_revocations_total", "reason" => reason.name()).increment(1);
         Ok(updated)
     }
@@ -172,7 +196,7 @@ pub(crate) async fn revoke_locked(
     )
     .await?;
     certificates::set_status(tx, cert.id, CertificateStatus::Revoked).await?;
-    Authority::audit(
+    crate::principal::audit_certificate(
         tx,
         by,
         AuditAction::CertificateRevoked,

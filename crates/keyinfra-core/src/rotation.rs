@@ -12,8 +12,13 @@ use keyinfra_pki::RandomSource;
 use keyinfra_pki::seal;
 use serde_json::json;
 
-use crate::authority::{Authority, sealed_of};
+use std::sync::Arc;
+
+use keyinfra_pki::seal::MasterKeys;
+
+use crate::Clock;
 use crate::error::CoreError;
+use crate::keys::sealed_of;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RotationProgress {
@@ -21,7 +26,18 @@ pub struct RotationProgress {
     pub total: u64,
 }
 
-impl Authority {
+/// Re-sealing every stored private key under the newest master key.
+#[derive(Debug)]
+pub struct KeyRotation {
+    masters: Arc<MasterKeys>,
+    clock: Arc<dyn Clock>,
+}
+
+impl KeyRotation {
+    pub(crate) fn new(masters: Arc<MasterKeys>, clock: Arc<dyn Clock>) -> Self {
+        Self { masters, clock }
+    }
+
     /// Keys not yet under the newest master key.
     pub async fn keys_to_rotate(&self, db: &Database) -> Result<(i32, u64), CoreError> {
         let newest = self

@@ -174,6 +174,7 @@ impl App {
         let authority = Authority::new(authority, master_keys, Arc::clone(&clock));
         // First start: a root CA (and the intermediate, if configured), sealed like every key.
         let created = authority
+            .ca_setup
             .ensure_initialized(&db, &init, rng)
             .await
             .map_err(BuildError::FirstCa)?;
@@ -181,6 +182,7 @@ impl App {
             tracing::info!(ca_id = %ca.id, subject = %ca.subject_dn, "created CA");
         }
         authority
+            .crls
             .refresh_stale_crls(&db)
             .await
             .map_err(BuildError::Crls)?;
@@ -204,6 +206,7 @@ impl App {
             let mut stopped = stopped.clone();
             tasks.push(tokio::spawn(async move {
                 authority
+                    .crls
                     .run_crl_publisher(&db, crl_tick, async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     })

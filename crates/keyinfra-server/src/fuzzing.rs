@@ -83,7 +83,7 @@ pub fn policy_checks(changes: PolicyChanges) -> bool {
         .is_ok()
 }
 
-/// The checks `Authority::issue` makes before it first reads the database: the parse
+/// The checks `Issuer::issue` makes before it first reads the database: the parse
 /// (names, CSR), then the default policy's rules on what was parsed.
 fn issue_checks(body: IssueBody) {
     let Ok(request) = issue_request(body) else {

@@ -135,7 +135,7 @@ fn name_constraints(args: &NameConstraintArgs) -> anyhow::Result<Option<NameCons
 
 pub async fn init(db: &Database, authority: &Authority, args: &InitArgs) -> anyhow::Result<()> {
     let options = init_options(args)?;
-    let created = authority.init(db, &options, &mut OsRandom).await?;
+    let created = authority.ca_setup.init(db, &options, &mut OsRandom).await?;
     for ca in created {
         out(format!(
             "created CA {} {:?}: {}",
@@ -148,7 +148,7 @@ pub async fn init(db: &Database, authority: &Authority, args: &InitArgs) -> anyh
 pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> anyhow::Result<()> {
     match command {
         CaCommand::List => {
-            for ca in authority.list_cas(db).await? {
+            for ca in authority.cas.list_cas(db).await? {
                 let key = if ca.private_key_id.is_some() {
                     "signs"
                 } else {
@@ -201,6 +201,7 @@ pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> any
                 name_constraints,
             };
             let ca = authority
+                .ca_setup
                 .create_issuing_ca(db, &Principal::Operator, parent, &options, &mut OsRandom)
                 .await?;
             out(format!(
@@ -219,6 +220,7 @@ pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> any
                 None => None,
             };
             let ca = authority
+                .ca_setup
                 .import(
                     db,
                     &name,
@@ -297,6 +299,7 @@ pub async fn cert(
                 policy_id: None,
             };
             let c = authority
+                .issuer
                 .issue(db, &operator, request, &mut OsRandom)
                 .await?;
             out(format!("issued {}", describe(&c)));
@@ -313,6 +316,7 @@ pub async fn cert(
                 ..CertificateFilter::default()
             };
             for c in authority
+                .queries
                 .list(db, &operator, filter, limit.clamp(1, 10_000))
                 .await?
             {
@@ -323,10 +327,10 @@ pub async fn cert(
             if pem {
                 #[allow(clippy::print_stdout)]
                 {
-                    print!("{}", authority.pem_chain(db, &operator, id).await?);
+                    print!("{}", authority.exports.pem_chain(db, &operator, id).await?);
                 }
             } else {
-                let c = authority.get(db, &operator, id).await?;
+                let c = authority.queries.get(db, &operator, id).await?;
                 out(describe(&c));
                 out(format!("  SANs: {}", c.subject_alt_names.join(", ")));
                 out(format!(
@@ -338,8 +342,11 @@ pub async fn cert(
         }
         CertCommand::Revoke { id, reason } => {
             let reason = parse_reason(&reason)?;
-            let c = authority.revoke(db, &operator, id, reason, None).await?;
-            let crl = authority.publish_crl(db, c.ca_id).await?;
+            let c = authority
+                .revocations
+                .revoke(db, &operator, id, reason, None)
+                .await?;
+            let crl = authority.crls.publish_crl(db, c.ca_id).await?;
             out(format!("revoked {}", describe(&c)));
             out(format!("published CRL number {}", crl.crl_number));
         }
@@ -355,10 +362,11 @@ pub async fn cert(
                 revoke_previous,
             };
             let c = authority
+                .renewals
                 .renew(db, &operator, id, request, &mut OsRandom)
                 .await?;
             if revoke_previous {
-                authority.publish_crl(db, c.ca_id).await?;
+                authority.crls.publish_crl(db, c.ca_id).await?;
             }
             out(format!("renewed as {}", describe(&c)));
         }
@@ -370,6 +378,7 @@ pub async fn cert(
             let pin =
                 Pin::new(read_pin()?.to_string(), compat).map_err(|e| anyhow::anyhow!("{e}"))?;
             let bytes = authority
+                .exports
                 .export_pkcs12(db, &operator, id, pin, compat)
                 .await?;
             write_private_file(&path, &bytes)?;
@@ -416,7 +425,7 @@ pub async fn keys(
 ) -> anyhow::Result<()> {
     match command {
         KeysCommand::Rotate { batch } => {
-            let (newest, pending) = authority.keys_to_rotate(db).await?;
+            let (newest, pending) = authority.key_rotation.keys_to_rotate(db).await?;
             out(format!(
                 "{pending} keys to re-seal under master key version {newest}"
             ));
@@ -429,6 +438,7 @@ pub async fn keys(
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let done = authority
+                .key_rotation
                 .rotate_keys(db, batch.clamp(1, 10_000), &mut OsRandom, |p| {
                     bar.set_length(p.total);
                     bar.set_position(p.done);

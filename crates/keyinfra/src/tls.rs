@@ -155,10 +155,12 @@ pub async fn issue_own(
         policy_id: None,
     };
     let record = authority
+        .issuer
         .issue(db, &Principal::Server, request, &mut OsRandom)
         .await
         .context("cannot issue the server's own TLS certificate (--tls auto)")?;
     let ca = authority
+        .cas
         .signer(db, record.ca_id)
         .await
         .context("cannot load the CA chain for the server's TLS certificate")?;

@@ -14,9 +14,10 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::Issuer;
 use super::pki_to_request_error;
 use crate::ErrorCode;
-use crate::authority::{Authority, LoadedCa};
+use crate::ca_registry::LoadedCa;
 use crate::certificates::{CertificateDraft, RecordHooks, record_new_certificate};
 use crate::error::CoreError;
 use crate::principal::Principal;
@@ -117,7 +118,7 @@ pub(crate) struct LeafContent<'a> {
     pub(crate) not_after: OffsetDateTime,
 }
 
-impl Authority {
+impl Issuer {
     /// Signs the leaf (again, with a fresh serial, after a collision) and records it with
     /// the hooks' other writes, in one transaction per attempt.
     #[allow(clippy::too_many_arguments)]

@@ -42,7 +42,11 @@ impl Setup {
             root_algorithm: KeyAlgorithm::EcdsaP256,
             ..InitOptions::default()
         };
-        authority.init(&db, &options, &mut OsRandom).await.unwrap();
+        authority
+            .ca_setup
+            .init(&db, &options, &mut OsRandom)
+            .await
+            .unwrap();
         let mut tx = db.begin(&Actor::System).await.unwrap();
         let owner = users::insert(
             &mut tx,
@@ -124,6 +128,7 @@ async fn a_device_enrolling_for_a_user_gets_that_users_policy_and_nothing_more()
     let device = s.device();
     let cert = s
         .authority
+        .issuer
         .issue(
             &s.db,
             &device,
@@ -134,9 +139,10 @@ async fn a_device_enrolling_for_a_user_gets_that_users_policy_and_nothing_more()
         .unwrap();
     assert_eq!(cert.owner_id, Some(s.owner));
     assert_eq!(cert.subject_dn, "CN=ap1,O=Example Corp");
-    let before = (s.rows().await, s.authority.leaf_keys_generated());
+    let before = (s.rows().await, s.authority.issuer.leaf_keys_generated());
     let refused = s
         .authority
+        .issuer
         .issue(
             &s.db,
             &device,
@@ -150,11 +156,15 @@ async fn a_device_enrolling_for_a_user_gets_that_users_policy_and_nothing_more()
     named.policy_id = Some(keyinfra_core::policy::DEFAULT_POLICY_ID);
     assert!(matches!(
         s.authority
+            .issuer
             .issue(&s.db, &device, named, &mut OsRandom)
             .await,
         Err(CoreError::Forbidden)
     ));
-    assert_eq!((s.rows().await, s.authority.leaf_keys_generated()), before);
+    assert_eq!(
+        (s.rows().await, s.authority.issuer.leaf_keys_generated()),
+        before
+    );
 }
 
 #[tokio::test]
@@ -165,6 +175,7 @@ async fn renewal_re_checks_the_owners_current_policy() {
         .await;
     let cert = s
         .authority
+        .issuer
         .issue(
             &s.db,
             &s.device(),
@@ -180,6 +191,7 @@ async fn renewal_re_checks_the_owners_current_policy() {
     };
     let renewed = s
         .authority
+        .renewals
         .renew(
             &s.db,
             &Principal::Operator,
@@ -202,6 +214,7 @@ async fn renewal_re_checks_the_owners_current_policy() {
         .unwrap();
     let refused = s
         .authority
+        .renewals
         .renew(
             &s.db,
             &Principal::Operator,
@@ -233,7 +246,7 @@ async fn an_allowed_name_is_never_refused_and_a_denied_one_never_issued() {
     let s = Setup::new().await;
     s.policy("name: zone\nallowed_dns: ['.zone.example']\ndenied_dns: ['.bad.zone.example']\n")
         .await;
-    let before = (s.rows().await, s.authority.leaf_keys_generated());
+    let before = (s.rows().await, s.authority.issuer.leaf_keys_generated());
     let handle = tokio::runtime::Handle::current();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 48,
@@ -247,11 +260,13 @@ async fn an_allowed_name_is_never_refused_and_a_denied_one_never_issued() {
                 let is_bad = good.ends_with(".bad.zone.example");
                 let answer = s
                     .authority
+                    .issuer
                     .preview(&s.db, &s.device(), request("x", &[&good]))
                     .await;
                 prop_assert_eq!(answer.is_ok(), !is_bad, "{}: {:?}", good, answer);
                 let answer = s
                     .authority
+                    .issuer
                     .preview(&s.db, &s.device(), request("x", &[&bad]))
                     .await;
                 prop_assert!(
@@ -272,7 +287,10 @@ async fn an_allowed_name_is_never_refused_and_a_denied_one_never_issued() {
     });
     result.unwrap();
     // The dry run wrote nothing and made no key.
-    assert_eq!((s.rows().await, s.authority.leaf_keys_generated()), before);
+    assert_eq!(
+        (s.rows().await, s.authority.issuer.leaf_keys_generated()),
+        before
+    );
 }
 
 /// Revocation in the use case: the owner revokes, once; the reasons and dates a request
@@ -284,6 +302,7 @@ async fn revocation_is_checked_recorded_once_and_final() {
     let device = s.device();
     let cert = s
         .authority
+        .issuer
         .issue(
             &s.db,
             &device,
@@ -297,6 +316,7 @@ async fn revocation_is_checked_recorded_once_and_final() {
     assert_eq!(
         refused(
             s.authority
+                .revocations
                 .revoke(
                     &s.db,
                     &device,
@@ -311,6 +331,7 @@ async fn revocation_is_checked_recorded_once_and_final() {
     assert_eq!(
         refused(
             s.authority
+                .revocations
                 .revoke(
                     &s.db,
                     &device,
@@ -324,6 +345,7 @@ async fn revocation_is_checked_recorded_once_and_final() {
     );
     let revoked = s
         .authority
+        .revocations
         .revoke(
             &s.db,
             &device,
@@ -336,6 +358,7 @@ async fn revocation_is_checked_recorded_once_and_final() {
     assert_eq!(revoked.status, keyinfra_db::CertificateStatus::Revoked);
     let record = s
         .authority
+        .revocations
         .revocation(&s.db, &device, cert.id)
         .await
         .unwrap()
@@ -343,6 +366,7 @@ async fn revocation_is_checked_recorded_once_and_final() {
     assert_eq!(record.reason, RevocationReason::KeyCompromise);
     match s
         .authority
+        .revocations
         .revoke(&s.db, &device, cert.id, RevocationReason::Superseded, None)
         .await
     {

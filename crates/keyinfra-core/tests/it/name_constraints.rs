@@ -52,6 +52,7 @@ async fn issue(
     sans: &[&str],
 ) -> Result<Uuid, CoreError> {
     authority
+        .issuer
         .issue(
             db,
             &Principal::Operator,
@@ -84,7 +85,11 @@ async fn issuance_outside_the_constraints_is_refused_before_any_key_or_row() {
         )),
         ..InitOptions::default()
     };
-    authority.init(&db, &options, &mut OsRandom).await.unwrap();
+    authority
+        .ca_setup
+        .init(&db, &options, &mut OsRandom)
+        .await
+        .unwrap();
     issue(
         &authority,
         &db,
@@ -97,7 +102,7 @@ async fn issuance_outside_the_constraints_is_refused_before_any_key_or_row() {
         (
             tdb.scalar_i64("SELECT count(*) FROM certificates").await,
             tdb.scalar_i64("SELECT count(*) FROM private_keys").await,
-            authority.leaf_keys_generated(),
+            authority.issuer.leaf_keys_generated(),
         )
     };
     let before = counts().await;
@@ -147,7 +152,12 @@ async fn an_issuing_ca_keeps_its_parents_constraints_and_is_checked_against_its_
         name_constraints: Some(constraints(&["example.net"], &[], &[])),
         ..InitOptions::default()
     };
-    let root = authority.init(&db, &options, &mut OsRandom).await.unwrap()[0].id;
+    let root = authority
+        .ca_setup
+        .init(&db, &options, &mut OsRandom)
+        .await
+        .unwrap()[0]
+        .id;
     let child_options = IssuingCaOptions {
         name: "site1".into(),
         subject: "CN=Site 1 CA,O=Example".into(),
@@ -165,6 +175,7 @@ async fn an_issuing_ca_keeps_its_parents_constraints_and_is_checked_against_its_
     };
     let (code, detail) = refused(
         authority
+            .ca_setup
             .create_issuing_ca(&db, &operator, root, &too_long, &mut OsRandom)
             .await,
     );
@@ -175,6 +186,7 @@ async fn an_issuing_ca_keeps_its_parents_constraints_and_is_checked_against_its_
     );
     let (code, _) = refused(
         authority
+            .ca_setup
             .create_issuing_ca(&db, &operator, Uuid::nil(), &child_options, &mut OsRandom)
             .await,
     );
@@ -185,6 +197,7 @@ async fn an_issuing_ca_keeps_its_parents_constraints_and_is_checked_against_its_
     };
     assert!(matches!(
         authority
+            .ca_setup
             .create_issuing_ca(&db, &operator, root, &taken, &mut OsRandom)
             .await,
         Err(CoreError::Conflict {
@@ -195,6 +208,7 @@ async fn an_issuing_ca_keeps_its_parents_constraints_and_is_checked_against_its_
     assert_eq!(cas().await, 1);
 
     let site1 = authority
+        .ca_setup
         .create_issuing_ca(&db, &operator, root, &child_options, &mut OsRandom)
         .await
         .unwrap();
@@ -229,6 +243,7 @@ async fn an_issuing_ca_keeps_its_parents_constraints_and_is_checked_against_its_
     // site1 may sign no CA (pathLenConstraint 0).
     let (code, detail) = refused(
         authority
+            .ca_setup
             .create_issuing_ca(
                 &db,
                 &operator,
@@ -247,6 +262,7 @@ async fn an_issuing_ca_keeps_its_parents_constraints_and_is_checked_against_its_
     clock.advance(time::Duration::days(21 * 365));
     let (code, _) = refused(
         authority
+            .ca_setup
             .create_issuing_ca(
                 &db,
                 &operator,

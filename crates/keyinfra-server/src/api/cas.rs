@@ -58,7 +58,7 @@ impl From<AuthorityRecord> for CertificateAuthority {
 async fn list_cas(
     State(state): State<AppState>,
 ) -> Result<Json<Page<CertificateAuthority>>, Problem> {
-    let cas = state.authority.list_cas(&state.db).await?;
+    let cas = state.authority.cas.list_cas(&state.db).await?;
     Ok(Json(Page {
         items: cas.into_iter().map(CertificateAuthority::from).collect(),
         next_cursor: None,
@@ -102,7 +102,7 @@ async fn ca_certificate(
     Path(file): Path<String>,
 ) -> Result<Response, Problem> {
     let (id, ext) = split_file(&file, &["crt", "pem"])?;
-    let ca = state.authority.ca(&state.db, id).await?;
+    let ca = state.authority.cas.ca(&state.db, id).await?;
     Ok(match ext {
         "pem" => body(
             "application/x-pem-file",
@@ -117,7 +117,7 @@ async fn ca_certificate(
     responses((status = 200, content_type = "application/pkix-crl", body = Vec<u8>), (status = 404)))]
 async fn crl(State(state): State<AppState>, Path(file): Path<String>) -> Result<Response, Problem> {
     let (id, ext) = split_file(&file, &["crl", "pem"])?;
-    let crl = state.authority.latest_crl(&state.db, id).await?;
+    let crl = state.authority.crls.latest_crl(&state.db, id).await?;
     Ok(match ext {
         "pem" => body(
             "application/x-pem-file",

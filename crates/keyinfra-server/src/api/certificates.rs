@@ -220,11 +220,16 @@ async fn issue(
         }
     };
     if dry_run {
-        let plan = state.authority.preview(&state.db, &by, request).await?;
+        let plan = state
+            .authority
+            .issuer
+            .preview(&state.db, &by, request)
+            .await?;
         return Ok((StatusCode::OK, Json(IssuePreview::from(plan))).into_response());
     }
     let cert = state
         .authority
+        .issuer
         .issue(&state.db, &by, request, &mut OsRandom)
         .await?;
     Ok((StatusCode::CREATED, Json(Certificate::from(cert))).into_response())
@@ -356,6 +361,7 @@ async fn list(
     };
     let items = state
         .authority
+        .queries
         .list(&state.db, &Principal::User(caller), filter, limit)
         .await?;
     let next_cursor = match items.last() {
@@ -423,6 +429,7 @@ async fn expiring(
     };
     let items = state
         .authority
+        .queries
         .expiring(&state.db, &Principal::User(caller), days, limit)
         .await?;
     Ok(Json(Page {
@@ -441,6 +448,7 @@ async fn get_one(
 ) -> Result<Json<Certificate>, Problem> {
     let cert = state
         .authority
+        .queries
         .get(&state.db, &Principal::User(caller), id)
         .await?;
     Ok(Json(cert.into()))
@@ -468,6 +476,7 @@ async fn reassign(
 ) -> Result<Json<Certificate>, Problem> {
     let cert = state
         .authority
+        .reassignment
         .reassign(
             &state.db,
             &Principal::User(caller),
@@ -489,6 +498,7 @@ async fn pem(
 ) -> Result<Response, Problem> {
     let text = state
         .authority
+        .exports
         .pem_chain(&state.db, &Principal::User(caller), id)
         .await?;
     Ok((
@@ -530,6 +540,7 @@ async fn pkcs12(
     let (pin, compat) = pkcs12_options(body)?;
     let bytes = state
         .authority
+        .exports
         .export_pkcs12(&state.db, &Principal::User(caller), id, pin, compat)
         .await?;
     Ok((
@@ -580,6 +591,7 @@ async fn renew(
 ) -> Result<(StatusCode, Json<Certificate>), Problem> {
     let cert = state
         .authority
+        .renewals
         .renew(
             &state.db,
             &Principal::User(caller),
@@ -619,6 +631,7 @@ async fn revoke(
     let (reason, invalidity_date) = revoke_options(&body)?;
     let cert = state
         .authority
+        .revocations
         .revoke(
             &state.db,
             &Principal::User(caller),
@@ -657,6 +670,7 @@ async fn versions(
 ) -> Result<Json<Page<Certificate>>, Problem> {
     let chain = state
         .authority
+        .queries
         .versions(&state.db, &Principal::User(caller), id)
         .await?;
     Ok(Json(Page {

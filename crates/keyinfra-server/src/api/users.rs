@@ -264,9 +264,9 @@ async fn delete_user(
 /// revoked with the user (the user use case cannot reach the publisher), so that they are
 /// listed within seconds, as after any other revocation, rather than at the next refresh.
 pub(crate) async fn crls_changed(state: &AppState) -> Result<(), Problem> {
-    for ca in state.authority.list_cas(&state.db).await? {
+    for ca in state.authority.cas.list_cas(&state.db).await? {
         if ca.private_key_id.is_some() {
-            state.authority.crl_changed(ca.id);
+            state.authority.crls.crl_changed(ca.id);
         }
     }
     Ok(())

@@ -33,6 +33,7 @@ pub async fn revoke(
     let reason = parse_reason(&form.reason)?;
     state
         .authority
+        .revocations
         .revoke(
             &state.db,
             &Principal::User(session.caller),
@@ -142,6 +143,7 @@ pub async fn pkcs12(
     };
     let result = state
         .authority
+        .exports
         .export_pkcs12(&state.db, &Principal::User(session.caller), id, pin, compat)
         .await;
     let bytes = match result {
@@ -222,6 +224,7 @@ pub async fn renew(
     };
     let result = state
         .authority
+        .renewals
         .renew(
             &state.db,
             &Principal::User(session.caller),

@@ -89,10 +89,10 @@ pub async fn page(
         .collect::<String>()
         .to_uppercase();
     let now = state.clock.now();
-    let records = state.authority.list_cas(&state.db).await?;
+    let records = state.authority.cas.list_cas(&state.db).await?;
     let mut cas = Vec::with_capacity(records.len());
     for ca in &records {
-        let crl = state.authority.published_crl(&state.db, ca.id).await?;
+        let crl = state.authority.crls.published_crl(&state.db, ca.id).await?;
         let crl = crl.map(|crl| {
             let total = crl.entries.len();
             let mut matching: Vec<_> = crl

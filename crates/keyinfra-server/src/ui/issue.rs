@@ -2,7 +2,7 @@
 //! CSR, owner, quota, the issuance policy) are the issuance use case's; this page only maps
 //! its error codes to the fields they concern. Nothing is created on bad input: every check
 //! runs before the first write. "Preview names" runs the same checks as the API's dry run
-//! (`Authority::preview`) and shows what would be issued, or the refusal, writing nothing.
+//! (`Issuer::preview`) and shows what would be issued, or the refusal, writing nothing.
 //! The page also shows the user's own policy, so that it knows what it may ask for.
 
 use askama::Template;
@@ -341,7 +341,12 @@ pub async fn issue(
     let by = Principal::User(session.caller);
     if form.action == "preview" {
         // The API's dry run: every check of an issue, no key made, nothing written.
-        return match state.authority.preview(&state.db, &by, request).await {
+        return match state
+            .authority
+            .issuer
+            .preview(&state.db, &by, request)
+            .await
+        {
             Ok(plan) => {
                 let mut page = page(&state, &session, form, errors).await?;
                 page.preview = Some(Preview::of(&plan));
@@ -364,6 +369,7 @@ pub async fn issue(
     }
     let result = state
         .authority
+        .issuer
         .issue(&state.db, &by, request, &mut OsRandom)
         .await;
     match result {

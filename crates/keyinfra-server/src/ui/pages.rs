@@ -98,6 +98,7 @@ pub async fn dashboard(
     let now = state.clock.now();
     let expiring = state
         .authority
+        .queries
         .expiring(&state.db, &requester, 30, 10)
         .await?
         .into_iter()
@@ -264,6 +265,7 @@ pub async fn certificates(
     };
     let items = state
         .authority
+        .queries
         .list(
             &state.db,
             &Principal::User(session.caller),
@@ -367,12 +369,21 @@ pub(super) async fn detail_page(
     let chrome = chrome(state, session, "certificates").await?;
     let requester = Principal::User(session.caller);
     // A USER asking for another user's certificate gets the use case's 404.
-    let cert = state.authority.get(&state.db, &requester, id).await?;
-    let versions = state.authority.versions(&state.db, &requester, id).await?;
+    let cert = state
+        .authority
+        .queries
+        .get(&state.db, &requester, id)
+        .await?;
+    let versions = state
+        .authority
+        .queries
+        .versions(&state.db, &requester, id)
+        .await?;
     let revocation = match cert.status {
         CertificateStatus::Revoked => {
             state
                 .authority
+                .revocations
                 .revocation(&state.db, &requester, id)
                 .await?
         }
@@ -436,6 +447,7 @@ pub async fn pem(
 ) -> Result<Response, UiError> {
     let text = state
         .authority
+        .exports
         .pem_chain(&state.db, &Principal::User(session.caller), id)
         .await?;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{id}.pem\""))

@@ -314,6 +314,7 @@ async fn user_page(
     };
     let certificates = state
         .authority
+        .queries
         .list(
             &state.db,
             &Principal::User(session.caller),
@@ -511,6 +512,7 @@ async fn delete_page(
         revoking.extend(
             state
                 .authority
+                .queries
                 .list(&state.db, &requester, filter, DELETE_LISTED + 1)
                 .await?,
         );

@@ -357,10 +357,12 @@ async fn concurrent_revocations_on_two_servers_give_distinct_increasing_crl_numb
     let (a, b) = tokio::join!(
         app.state
             .authority
+            .crls
             .publish_crl(&app.db, ca_id.parse().unwrap()),
         replica
             .state
             .authority
+            .crls
             .publish_crl(&replica.state.db, ca_id.parse().unwrap()),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
@@ -436,7 +438,13 @@ async fn a_burst_of_revocations_is_one_rebuild_and_stale_crls_are_reissued_befor
     );
 
     // nextUpdate - thisUpdate is the configured validity (7 days by default).
-    let latest = app.state.authority.latest_crl(&app.db, ca).await.unwrap();
+    let latest = app
+        .state
+        .authority
+        .crls
+        .latest_crl(&app.db, ca)
+        .await
+        .unwrap();
     assert_eq!(
         latest.next_update - latest.this_update,
         time::Duration::days(7)
@@ -446,6 +454,7 @@ async fn a_burst_of_revocations_is_one_rebuild_and_stale_crls_are_reissued_befor
     assert_eq!(
         app.state
             .authority
+            .crls
             .refresh_stale_crls(&app.db)
             .await
             .unwrap(),
@@ -455,12 +464,19 @@ async fn a_burst_of_revocations_is_one_rebuild_and_stale_crls_are_reissued_befor
     assert_eq!(
         app.state
             .authority
+            .crls
             .refresh_stale_crls(&app.db)
             .await
             .unwrap(),
         1
     );
-    let refreshed = app.state.authority.latest_crl(&app.db, ca).await.unwrap();
+    let refreshed = app
+        .state
+        .authority
+        .crls
+        .latest_crl(&app.db, ca)
+        .await
+        .unwrap();
     assert_eq!(refreshed.crl_number, latest.crl_number + 1);
     assert!(refreshed.this_update >= latest.this_update + time::Duration::hours(25));
     assert!(refreshed.this_update < latest.next_update);

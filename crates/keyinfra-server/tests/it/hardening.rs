@@ -309,7 +309,7 @@ async fn a_user_at_quota_is_refused_before_an_rsa_key_is_made() {
         json!({ "subject": "CN=ivan-1", "profile": "device", "key_algorithm": "ecdsa-p256" }),
     )
     .await;
-    let made = app.state.authority.leaf_keys_generated();
+    let made = app.state.authority.issuer.leaf_keys_generated();
     let (status, problem) = app
         .send(
             reqwest::Method::POST,
@@ -321,7 +321,7 @@ async fn a_user_at_quota_is_refused_before_an_rsa_key_is_made() {
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem["code"], "quota_exceeded");
     assert_eq!(
-        app.state.authority.leaf_keys_generated(),
+        app.state.authority.issuer.leaf_keys_generated(),
         made,
         "no RSA key was generated for a request the quota refuses"
     );

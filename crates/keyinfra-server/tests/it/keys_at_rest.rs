@@ -113,10 +113,11 @@ async fn rotation_reseals_every_key_under_the_newest_master_key() {
     }
     let new_key = [9u8; 32];
     let both = authority_with(&app, &[(1, MASTER_KEY), (2, new_key)]);
-    let (newest, pending) = both.keys_to_rotate(&app.db).await.unwrap();
+    let (newest, pending) = both.key_rotation.keys_to_rotate(&app.db).await.unwrap();
     assert_eq!((newest, pending), (2, 8), "7 certificate keys and the CA's");
     let mut seen = Vec::new();
     let done = both
+        .key_rotation
         .rotate_keys(&app.db, 3, &mut OsRandom, |p| seen.push(p.done))
         .await
         .unwrap();
@@ -136,7 +137,8 @@ async fn rotation_reseals_every_key_under_the_newest_master_key() {
     );
     // Running it again has nothing to do.
     assert_eq!(
-        both.rotate_keys(&app.db, 3, &mut OsRandom, |_| {})
+        both.key_rotation
+            .rotate_keys(&app.db, 3, &mut OsRandom, |_| {})
             .await
             .unwrap()
             .done,
@@ -149,6 +151,7 @@ async fn rotation_reseals_every_key_under_the_newest_master_key() {
     let only_new = authority_with(&app, &[(2, new_key)]);
     for id in &ids {
         only_new
+            .exports
             .export_pkcs12(
                 &app.db,
                 &Principal::Operator,
@@ -159,12 +162,13 @@ async fn rotation_reseals_every_key_under_the_newest_master_key() {
             .await
             .unwrap();
     }
-    let ca_id = only_new.default_issuing_ca(&app.db).await.unwrap();
-    only_new.publish_crl(&app.db, ca_id).await.unwrap();
+    let ca_id = only_new.cas.default_issuing_ca(&app.db).await.unwrap();
+    only_new.crls.publish_crl(&app.db, ca_id).await.unwrap();
     // And the old master key alone opens nothing any more.
     let only_old = authority_with(&app, &[(1, MASTER_KEY)]);
     assert!(
         only_old
+            .exports
             .export_pkcs12(
                 &app.db,
                 &Principal::Operator,

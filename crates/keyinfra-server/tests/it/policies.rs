@@ -55,7 +55,7 @@ async fn site_policy(s: &Setup, body: Value) -> Value {
 /// row written.
 async fn refused(s: &Setup, token: &str, body: Value, code: &str, mentions: &[&str]) -> Value {
     let before = s.app.written_rows().await;
-    let keys_before = s.app.state.authority.leaf_keys_generated();
+    let keys_before = s.app.state.authority.issuer.leaf_keys_generated();
     let (status, problem) = s
         .app
         .send(Method::POST, "/api/v1/certificates", token, body)
@@ -68,7 +68,7 @@ async fn refused(s: &Setup, token: &str, body: Value, code: &str, mentions: &[&s
     }
     assert_eq!(s.app.written_rows().await, before, "a refusal wrote rows");
     assert_eq!(
-        s.app.state.authority.leaf_keys_generated(),
+        s.app.state.authority.issuer.leaf_keys_generated(),
         keys_before,
         "a refusal generated a key"
     );
@@ -323,7 +323,7 @@ async fn a_dry_run_answers_what_would_be_issued_or_the_refusal_and_writes_nothin
     assert_eq!(status, 422);
     assert_eq!(problem["code"], "name_not_allowed");
     assert_eq!(s.app.written_rows().await, before);
-    assert_eq!(s.app.state.authority.leaf_keys_generated(), 0);
+    assert_eq!(s.app.state.authority.issuer.leaf_keys_generated(), 0);
     let (status, problem) = s
         .app
         .send(

@@ -459,6 +459,7 @@ async fn only_an_admin_names_the_ca_and_no_root_signs_leaves_once_an_issuing_ca_
     let [(root_pem, root_key), (issuing_pem, issuing_key)] = openssl_hierarchy(&dir);
     let authority = &app.state.authority;
     let other_root = authority
+        .ca_setup
         .import(
             &app.db,
             "other-root",
@@ -469,6 +470,7 @@ async fn only_an_admin_names_the_ca_and_no_root_signs_leaves_once_an_issuing_ca_
         .await
         .unwrap();
     let issuing = authority
+        .ca_setup
         .import(
             &app.db,
             "other-issuing",
@@ -505,6 +507,7 @@ async fn only_an_admin_names_the_ca_and_no_root_signs_leaves_once_an_issuing_ca_
     }
     // Nor may the operator, nor may a renewal re-sign under a root.
     let operator = authority
+        .issuer
         .issue(
             &app.db,
             &Principal::Operator,

@@ -238,6 +238,7 @@ async fn policy_page(
     extra_choices(&mut algorithms, &draft.key_algorithms);
     let mut cas: Vec<Choice> = state
         .authority
+        .cas
         .list_cas(&state.db)
         .await?
         .into_iter()
