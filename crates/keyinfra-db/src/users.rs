@@ -261,6 +261,19 @@ pub async fn set_policy(tx: &mut Tx, id: Uuid, policy_id: Option<Uuid>) -> Resul
     Ok(result.rows_affected() == 1)
 }
 
+/// How many users hold each policy that anyone holds; a user without one (NULL) holds
+/// `default_id`'s.
+pub async fn count_by_policy(tx: &mut Tx, default_id: Uuid) -> Result<Vec<(Uuid, i64)>, DbError> {
+    let rows = sqlx::query!(
+        r#"SELECT coalesce(policy_id, $1) AS "policy_id!", count(*) AS "count!"
+           FROM users GROUP BY 1"#,
+        default_id
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.policy_id, r.count)).collect())
+}
+
 /// How many users hold a policy (a policy they hold cannot be deleted).
 pub async fn count_with_policy(tx: &mut Tx, policy_id: Uuid) -> Result<i64, DbError> {
     let count = sqlx::query_scalar!(

@@ -68,6 +68,19 @@ impl Policies {
         rows.into_iter().map(Policy::from_record).collect()
     }
 
+    /// How many users hold each policy (ADMIN only); policies nobody holds are absent.
+    pub async fn holder_counts(
+        &self,
+        db: &Database,
+        by: &Principal,
+    ) -> Result<HashMap<Uuid, i64>, CoreError> {
+        by.require_admin()?;
+        let mut tx = db.begin(&by.actor()).await?;
+        let counts = users::count_by_policy(&mut tx, DEFAULT_POLICY_ID).await?;
+        tx.commit().await?;
+        Ok(counts.into_iter().collect())
+    }
+
     pub async fn get(&self, db: &Database, by: &Principal, id: Uuid) -> Result<Policy, CoreError> {
         by.require_admin()?;
         self.ensure_default(db).await?;

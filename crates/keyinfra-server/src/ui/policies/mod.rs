@@ -39,6 +39,8 @@ struct PolicyRow {
     /// "server default" or the number.
     quota: String,
     max_validity_days: u32,
+    /// How many users hold it.
+    holders: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +74,11 @@ async fn list_page(
         .policies
         .list(&state.db, &by(session))
         .await?;
+    let holders = state
+        .authority
+        .policies
+        .holder_counts(&state.db, &by(session))
+        .await?;
     Ok(PoliciesPage {
         chrome,
         policies: policies
@@ -84,6 +91,7 @@ async fn list_page(
                     .quota
                     .map_or_else(|| "server default".to_owned(), |q| q.to_string()),
                 max_validity_days: p.max_validity_days,
+                holders: holders.get(&p.id).copied().unwrap_or(0),
             })
             .collect(),
         new_name: new.name,

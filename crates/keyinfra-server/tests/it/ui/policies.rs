@@ -175,6 +175,19 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
         .get(&format!("/api/v1/policies/{id}"), &admin_token)
         .await;
     assert_eq!(status, 200, "still there");
+
+    // The list counts who holds each policy: bob holds site1 now.
+    browser.goto(&app, "/ui/policies").await;
+    let html = browser.source().await;
+    let row_start = html
+        .find(&format!("<a href=\"/ui/policies/{id}\">site1</a>"))
+        .unwrap();
+    let row = &html[row_start..row_start + html[row_start..].find("</tr>").unwrap()];
+    assert!(
+        row.trim_end().ends_with("<td class=\"nowrap\">1</td>"),
+        "one holder in {row}"
+    );
+
     browser.log_out().await;
     // Logging out ended every session of alice's, the API token's too.
     let admin_token = app.token("alice").await;
