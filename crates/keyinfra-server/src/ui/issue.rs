@@ -70,6 +70,9 @@ pub struct IssueForm {
     csr: String,
     #[serde(default)]
     owner_id: String,
+    /// ADMIN only: the policy to check against instead of the owner's (empty: the owner's).
+    #[serde(default)]
+    policy_id: String,
     /// "preview": show what would be issued (the dry run), issue nothing.
     #[serde(default)]
     action: String,
@@ -182,6 +185,7 @@ struct FieldErrors {
     validity: Option<String>,
     key: Option<String>,
     owner: Option<String>,
+    policy: Option<String>,
     general: Option<String>,
 }
 
@@ -189,6 +193,13 @@ struct FieldErrors {
 struct OwnerChoice {
     id: String,
     username: String,
+}
+
+/// A policy an ADMIN may issue under instead of the owner's.
+#[derive(Debug)]
+struct PolicyChoice {
+    id: String,
+    name: String,
 }
 
 #[derive(Template)]
@@ -200,6 +211,8 @@ struct IssuePage {
     algorithms: [&'static str; KeyAlgorithm::ALL.len()],
     profiles: Vec<ProfileChoice>,
     owners: Vec<OwnerChoice>,
+    /// ADMIN only: every policy, for "issue under" (empty for a USER).
+    policies: Vec<PolicyChoice>,
     policy: PolicySummary,
     preview: Option<Preview>,
     refusal: Option<Refusal>,
@@ -228,14 +241,26 @@ async fn page(
     } else {
         Vec::new()
     };
+    let by = Principal::User(session.caller);
+    let policies = if chrome.is_admin {
+        state
+            .authority
+            .policies
+            .list(&state.db, &by)
+            .await?
+            .into_iter()
+            .map(|p| PolicyChoice {
+                id: p.id.to_string(),
+                name: p.name,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let policy = state
         .authority
         .policies
-        .of_user(
-            &state.db,
-            &Principal::User(session.caller),
-            session.caller.id,
-        )
+        .of_user(&state.db, &by, session.caller.id)
         .await?;
     Ok(IssuePage {
         chrome,
@@ -244,6 +269,7 @@ async fn page(
         algorithms: KeyAlgorithm::ALL.map(KeyAlgorithm::label),
         profiles: profile_choices(&state.authority.settings.profiles),
         owners,
+        policies,
         policy: PolicySummary::of(&policy, state.authority.settings.quota),
         preview: None,
         refusal: None,
@@ -296,6 +322,16 @@ pub async fn issue(
             }
         },
     };
+    let policy_id = match form.policy_id.trim() {
+        "" => None,
+        text => match text.parse::<Uuid>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                errors.policy = Some("Choose a policy from the list.".into());
+                None
+            }
+        },
+    };
     let key = if form.key_source == "csr" {
         match optional(&form.csr) {
             Some(csr) => Some(KeySource::Csr(csr.into_bytes())),
@@ -324,7 +360,7 @@ pub async fn issue(
     let Some(key) = key else {
         return refused(&state, &session, form, errors).await;
     };
-    if errors.validity.is_some() || errors.owner.is_some() {
+    if errors.validity.is_some() || errors.owner.is_some() || errors.policy.is_some() {
         return refused(&state, &session, form, errors).await;
     }
     let request = IssueRequest {
@@ -336,7 +372,7 @@ pub async fn issue(
         validity_days,
         owner_id,
         ca_id: None,
-        policy_id: None,
+        policy_id,
     };
     let by = Principal::User(session.caller);
     if form.action == "preview" {
@@ -389,7 +425,8 @@ pub async fn issue(
 /// an internal error), which is an error page.
 fn place_refusal(errors: &mut FieldErrors, problem: &crate::Problem) -> bool {
     if problem.status == 403 {
-        errors.owner = Some("Only administrators may issue for another user.".into());
+        errors.owner =
+            Some("Only administrators may issue for another user or under another policy.".into());
         return true;
     }
     if problem.status != 409 && problem.status != 422 {
@@ -407,6 +444,7 @@ fn place_refusal(errors: &mut FieldErrors, problem: &crate::Problem) -> bool {
         | ErrorCode::UnsupportedKey
         | ErrorCode::KeyAlgorithmNotAllowed => &mut errors.key,
         ErrorCode::UnknownOwner | ErrorCode::OwnerDisabled => &mut errors.owner,
+        ErrorCode::UnknownPolicy => &mut errors.policy,
         _ => &mut errors.general,
     };
     *slot = Some(view::sentence(&problem.detail));

@@ -188,6 +188,29 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
         "one holder in {row}"
     );
 
+    // An admin may issue under another policy than its own: the form offers every policy,
+    // and the dry run checks against the one chosen (site1 refuses what the default allows).
+    browser.goto(&app, "/ui/certificates/new").await;
+    browser.fill("subject", "CN=r0").await;
+    browser.fill("san", "r0.other.example.net").await;
+    browser
+        .client
+        .find(Locator::Id("policy_id"))
+        .await
+        .unwrap()
+        .select_by_value(&id)
+        .await
+        .unwrap();
+    browser.submit("button[value=preview]").await;
+    let refused = browser.text_of("#preview-refusal").await;
+    assert!(refused.contains("name_not_allowed"), "{refused}");
+    browser.fill("san", "r0.site1.example.net").await;
+    browser.submit("button[value=preview]").await;
+    let preview = browser.text_of("#preview").await;
+    assert!(
+        preview.contains("site1") && preview.contains("Example Corp"),
+        "{preview}"
+    );
     browser.log_out().await;
     // Logging out ended every session of alice's, the API token's too.
     let admin_token = app.token("alice").await;
@@ -195,6 +218,10 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
     // Bob's issue page shows what he may ask for.
     browser.log_in(&app.base, "bob", PASSWORD).await;
     browser.goto(&app, "/ui/certificates/new").await;
+    assert!(
+        !browser.source().await.contains("id=\"policy_id\""),
+        "only admins choose a policy"
+    );
     let summary = browser.text_of("#my-policy").await;
     for fact in [
         "Your issuance policy: site1",
