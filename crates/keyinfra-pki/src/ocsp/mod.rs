@@ -3,6 +3,8 @@
 //!
 //! * [`request`]: [`parse_request`] reads an `OCSPRequest` with bounded size and CertID count.
 //! * [`cert_id`]: [`CertId`] and the [`IssuerHashes`] a CertID is matched against.
+//! * [`responder_cert`]: [`CaSigner::issue_ocsp_responder`](crate::ca::CaSigner) issues a
+//!   delegated responder certificate (id-kp-OCSPSigning, id-pkix-ocsp-nocheck).
 //!
 //! # Why these types are written here, on `der` 0.8
 //!
@@ -25,14 +27,18 @@
 
 pub mod cert_id;
 pub mod request;
+pub mod responder_cert;
 
 pub use cert_id::{CertId, CertSerial, HashAlgorithm, IssuerHashes};
 pub use request::{
     MAX_NONCE_LEN, Nonce, OcspRequest, OcspRequestError, RequestLimits, parse_request,
 };
+pub use responder_cert::{ResponderCertSpec, ResponderCertificate};
 
 use der::asn1::ObjectIdentifier;
 
 /// id-pkix-ocsp-nonce (RFC 8954).
 pub const ID_PKIX_OCSP_NONCE: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+/// id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1), as rcgen wants it.
+pub(crate) const ID_PKIX_OCSP_NOCHECK: [u64; 10] = [1, 3, 6, 1, 5, 5, 7, 48, 1, 5];
