@@ -3,6 +3,8 @@
 //!
 //! * [`request`]: [`parse_request`] reads an `OCSPRequest` with bounded size and CertID count.
 //! * [`cert_id`]: [`CertId`] and the [`IssuerHashes`] a CertID is matched against.
+//! * [`response`]: [`OcspResponder`] signs `BasicOCSPResponse`s; [`error_response`] writes the
+//!   unsigned error answers.
 //! * [`responder_cert`]: [`CaSigner::issue_ocsp_responder`](crate::ca::CaSigner) issues a
 //!   delegated responder certificate (id-kp-OCSPSigning, id-pkix-ocsp-nocheck).
 //!
@@ -23,22 +25,37 @@
 //!
 //! So the request is read with `der`'s reader (by hand only where a derive cannot help:
 //! the CertID count limit, and keeping each CertID's exact bytes to echo back), and the
-//! response types are `der` derives. Hashes come from aws-lc-rs.
+//! response types are `der` derives. Hashes and signatures come from aws-lc-rs and the
+//! same [`PrivateKey`](crate::PrivateKey) signing that certificates and CRLs use.
+//!
+//! # Performance
+//!
+//! A response without a nonce depends only on the certificate's status and the CertID it
+//! answers, so callers can sign it once and serve the bytes until its nextUpdate. With a
+//! nonce, [`OcspResponder::sign`] is the only per-request work: the responder ID, the
+//! signature algorithm and the `certs` field are encoded once when the responder is made.
 
 pub mod cert_id;
 pub mod request;
 pub mod responder_cert;
+pub mod response;
 
 pub use cert_id::{CertId, CertSerial, HashAlgorithm, IssuerHashes};
 pub use request::{
     MAX_NONCE_LEN, Nonce, OcspRequest, OcspRequestError, RequestLimits, parse_request,
 };
 pub use responder_cert::{ResponderCertSpec, ResponderCertificate};
+pub use response::{
+    BasicResponse, CertStatus, OcspResponder, OcspResponseStatus, SingleResponse, error_response,
+};
 
 use der::asn1::ObjectIdentifier;
 
 /// id-pkix-ocsp-nonce (RFC 8954).
 pub const ID_PKIX_OCSP_NONCE: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+/// id-pkix-ocsp-basic: the only response type there is.
+pub(crate) const ID_PKIX_OCSP_BASIC: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
 /// id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1), as rcgen wants it.
 pub(crate) const ID_PKIX_OCSP_NOCHECK: [u64; 10] = [1, 3, 6, 1, 5, 5, 7, 48, 1, 5];

@@ -19,6 +19,7 @@ use der::{Decode, Header, Reader, SliceReader, Tag, TagNumber, Tagged};
 
 use super::ID_PKIX_OCSP_NONCE;
 use super::cert_id::{CertId, CertIdError};
+use super::response::OcspResponseStatus;
 
 /// RFC 8954: a nonce is 1 to 32 octets.
 pub const MAX_NONCE_LEN: usize = 32;
@@ -130,6 +131,13 @@ pub enum OcspRequestError {
     HashLength,
     #[error("the OCSP request is not valid DER: {0}")]
     Der(String),
+}
+
+impl OcspRequestError {
+    /// The status to answer with.
+    pub fn response_status(&self) -> OcspResponseStatus {
+        OcspResponseStatus::MalformedRequest
+    }
 }
 
 impl From<der::Error> for OcspRequestError {

@@ -294,6 +294,12 @@ fn only_version_1_is_accepted() {
     );
 }
 
+#[test]
+fn every_error_is_answered_malformed_request() {
+    let e = parse(b"\x30\x00").unwrap_err();
+    assert_eq!(e.response_status(), OcspResponseStatus::MalformedRequest);
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {

@@ -8,9 +8,10 @@ use rcgen::{
 use time::OffsetDateTime;
 
 use super::ID_PKIX_OCSP_NOCHECK;
+use super::response::OcspResponder;
 use crate::ca::{CaSigner, LeafKey};
 use crate::names::{DistinguishedName, DnAttribute};
-use crate::{PkiError, RandomSource, SerialNumber};
+use crate::{PkiError, PrivateKey, RandomSource, SerialNumber};
 
 /// What a responder certificate says beyond the fixed profile.
 #[derive(Debug, Clone)]
@@ -98,14 +99,21 @@ impl CaSigner {
         attributes.push((DnAttribute::CommonName, cn));
         DistinguishedName::from_attributes(attributes).map_err(|e| PkiError::InvalidName(e.0))
     }
+
+    /// This CA answering OCSP for itself, signing with its own key (RFC 6960 4.2.2.2 allows
+    /// it; a delegated responder keeps the CA key out of the per-request path).
+    pub fn ocsp_responder(&self) -> Result<OcspResponder, PkiError> {
+        let key = PrivateKey::from_pkcs8(self.key().pkcs8_der())?;
+        OcspResponder::new(self.certificate_der().to_vec(), key)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::KeyAlgorithm;
     use crate::ca::CaSpec;
-    use crate::{KeyAlgorithm, PrivateKey};
 
     struct Counter(u8);
     impl RandomSource for Counter {
@@ -174,5 +182,6 @@ mod tests {
         assert_eq!(issued.serial.to_hex(), "01".repeat(16));
         let (_, cert) = x509_parser::parse_x509_certificate(&issued.der).unwrap();
         assert_eq!(cert.raw_serial(), issued.serial.as_bytes());
+        assert!(OcspResponder::new(issued.der.clone(), key).is_ok());
     }
 }
