@@ -268,3 +268,10 @@ fn a_responder_refuses_a_key_that_is_not_its_certificates() {
         ca.certificate_der()
     );
 }
+
+#[test]
+fn a_responder_can_be_shared_between_request_handlers() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<OcspResponder>();
+    shared::<crate::ocsp::OcspRequest>();
+}
