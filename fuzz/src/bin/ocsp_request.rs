@@ -9,13 +9,15 @@ use std::sync::OnceLock;
 use keyinfra_pki::ca::{CaSigner, CaSpec};
 use keyinfra_pki::names::DistinguishedName;
 use keyinfra_pki::ocsp::{
-    BasicResponse, CertStatus, IssuerHashes, OcspResponder, RequestLimits, SingleResponse,
-    parse_request,
+    BasicResponse, CertId, CertStatus, HashAlgorithm, IssuerHashes, OcspResponder, RequestLimits,
+    SingleResponse, parse_request,
 };
 use keyinfra_pki::{KeyAlgorithm, PrivateKey, SerialNumber};
 use time::OffsetDateTime;
 
-/// An Ed25519 CA answering for itself (the cheapest signature), made once per process.
+/// An Ed25519 CA answering for itself (the cheapest signature), made once per process and
+/// used once before the first input, so that every input takes the same path (AFL's
+/// stability).
 fn responder() -> &'static (IssuerHashes, OcspResponder) {
     static MADE: OnceLock<(IssuerHashes, OcspResponder)> = OnceLock::new();
     MADE.get_or_init(|| {
@@ -35,7 +37,22 @@ fn responder() -> &'static (IssuerHashes, OcspResponder) {
         )
         .expect("CA");
         let issuer = IssuerHashes::from_certificate(ca.certificate_der()).expect("hashes");
-        (issuer, ca.ocsp_responder().expect("responder"))
+        let responder = ca.ocsp_responder().expect("responder");
+        let id = CertId::new(HashAlgorithm::Sha1, &issuer, &serial).expect("CertID");
+        // The key's signing half is parsed on its first signature.
+        responder
+            .sign(&BasicResponse {
+                produced_at: at(0),
+                responses: &[SingleResponse {
+                    cert_id: &id,
+                    status: CertStatus::Good,
+                    this_update: at(0),
+                    next_update: None,
+                }],
+                nonce: None,
+            })
+            .expect("signing");
+        (issuer, responder)
     })
 }
 
@@ -44,6 +61,7 @@ fn at(secs: i64) -> OffsetDateTime {
 }
 
 fn main() {
+    responder();
     afl::fuzz!(|data: &[u8]| {
         let limits = RequestLimits::default();
         let Ok(request) = parse_request(data, &limits) else {
