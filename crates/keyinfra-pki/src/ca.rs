@@ -213,6 +213,11 @@ impl CaSigner {
         self.issuer.key()
     }
 
+    /// rcgen's issuer, for the other certificates this CA signs (OCSP responders).
+    pub(crate) fn issuer(&self) -> &Issuer<'static, PrivateKey> {
+        &self.issuer
+    }
+
     /// Signs an end-entity certificate.
     pub fn sign_leaf(&self, leaf: &LeafSpec<'_>) -> Result<Vec<u8>, PkiError> {
         if leaf.not_after > self.not_after {

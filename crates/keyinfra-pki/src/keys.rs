@@ -76,6 +76,29 @@ impl KeyAlgorithm {
             }
         }
     }
+
+    /// The DER AlgorithmIdentifier of [`KeyAlgorithm::signature_algorithm`], for structures
+    /// that this crate signs itself (OCSP responses). rcgen writes the same bytes into the
+    /// certificates and CRLs it signs but does not expose them; a test checks they agree.
+    pub(crate) fn signature_algorithm_identifier(self) -> &'static [u8] {
+        match self {
+            // ecdsa-with-SHA256 (RFC 5758), no parameters.
+            KeyAlgorithm::EcdsaP256 => &[
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+            ],
+            // ecdsa-with-SHA384.
+            KeyAlgorithm::EcdsaP384 => &[
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
+            ],
+            // id-Ed25519 (RFC 8410), no parameters.
+            KeyAlgorithm::Ed25519 => &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70],
+            // sha256WithRSAEncryption with NULL parameters (RFC 4055).
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => &[
+                0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
+                0x00,
+            ],
+        }
+    }
 }
 
 impl std::fmt::Display for KeyAlgorithm {
@@ -368,6 +391,33 @@ mod tests {
                     .verify(b"something else", &signature)
                     .is_err()
             );
+        }
+    }
+
+    #[test]
+    fn the_signature_algorithm_identifier_is_the_one_rcgen_writes() {
+        use der::{Reader, SliceReader};
+        for alg in [
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::Ed25519,
+            KeyAlgorithm::Rsa2048,
+        ] {
+            let key = PrivateKey::generate(alg).unwrap();
+            let cert = rcgen::CertificateParams::default()
+                .self_signed(&key)
+                .unwrap();
+            // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }
+            let mut reader = SliceReader::new(cert.der()).unwrap();
+            let written = reader
+                .sequence(|r| {
+                    r.tlv_bytes()?;
+                    let algorithm = r.tlv_bytes()?;
+                    r.tlv_bytes()?;
+                    Ok::<_, der::Error>(algorithm)
+                })
+                .unwrap();
+            assert_eq!(written, alg.signature_algorithm_identifier(), "{alg}");
         }
     }
 

@@ -9,6 +9,7 @@
 //! * [`revocation`]: the revocation reasons (names, CRL codes, texts), defined once.
 //! * [`constraints`]: CA name constraints (RFC 5280 4.2.1.10), checked as OpenSSL does.
 //! * [`pkcs12`]: PKCS#12 export (modern and legacy).
+//! * [`ocsp`]: OCSP requests and signed responses (RFC 6960, RFC 5019, RFC 8954 nonces).
 //! * [`tls`]: the server's own TLS key: a CSR for it, rustls signing keys from it or from PEM.
 //!
 //! Randomness for serials, salts and nonces is an input ([`RandomSource`]) so that tests can
@@ -21,6 +22,7 @@ pub mod constraints;
 pub mod csr;
 pub mod keys;
 pub mod names;
+pub mod ocsp;
 pub mod pkcs12;
 pub mod profile;
 pub mod revocation;
@@ -77,6 +79,8 @@ pub enum PkiError {
     BeyondCaValidity,
     #[error("signing failed: {0}")]
     Signing(String),
+    #[error("encoding failed: {0}")]
+    Encoding(String),
     #[error(
         "the PIN must have {min} to {} characters, no control characters and no emoji (characters outside the Basic Multilingual Plane)",
         crate::pkcs12::PIN_MAX_CHARS
