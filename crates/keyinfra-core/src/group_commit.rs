@@ -65,6 +65,8 @@ pub(crate) struct QueuedIssue {
     pub now: OffsetDateTime,
     pub key: Option<QueuedKey>,
     pub certificate: QueuedCertificate,
+    /// Made when the issue was signed: the audit log lists a batch's events by id.
+    pub audit_id: Uuid,
     pub audit_actor_id: Option<Uuid>,
     pub audit_actor_name: Option<&'static str>,
     pub audit_details: serde_json::Value,
@@ -105,6 +107,7 @@ impl QueuedIssue {
             certificate: c
                 .draft
                 .row(&c.serial_number, &c.certificate_der, &c.fingerprint_sha256),
+            audit_id: self.audit_id,
             audit: NewAuditEvent {
                 actor_id: self.audit_actor_id,
                 actor_name: self.audit_actor_name,

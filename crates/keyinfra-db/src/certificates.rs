@@ -414,18 +414,22 @@ pub async fn set_owner(tx: &mut Tx, ids: &[Uuid], owner_id: Uuid) -> Result<u64,
 pub struct IssuedRows<'a> {
     pub key: Option<crate::private_keys::NewSealedKey<'a>>,
     pub certificate: NewCertificate<'a>,
+    /// The audit event's id: `Uuid::now_v7()`, made when the issue was signed. A batch's
+    /// events share `occurred_at`, so the audit log orders them by this id alone, and the
+    /// database's default is random within a millisecond (migration 0017).
+    pub audit_id: Uuid,
     pub audit: crate::audit::NewAuditEvent<'a>,
 }
 
 /// Records one first issue in the caller's transaction, in one statement (one round trip):
-/// `keyinfra_insert_issued` (migration 0012), the same function a batch writes with. A serial
+/// `keyinfra_insert_issued` (migrations 0012, 0017), the same function a batch writes with. A serial
 /// this CA already used fails with [`DbError::SerialCollision`] and writes nothing.
 pub async fn insert_issued(tx: &mut Tx, issue: &IssuedRows<'_>) -> Result<(), DbError> {
     let columns = IssuedColumns::from_rows(std::slice::from_ref(issue));
     columns
         .bind(sqlx::query(
             "SELECT keyinfra_insert_issued($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
         ))
         .execute(tx.conn())
         .await?;
@@ -441,10 +445,10 @@ pub struct OwnerQuota {
 }
 
 /// Records a batch of first issues that share `actor`, in one round trip and its own
-/// transaction: `keyinfra_record_issuances` (migration 0012) checks the actor's token and
-/// sets its identity as [`Database::begin`](crate::Database::begin) would, checks each
-/// owner's quota (active certificates at `as_of`) under that owner's lock, and writes the
-/// rows as [`insert_issued`] does, one multi-row INSERT per table. The call is sent outside
+/// transaction: `keyinfra_record_issuances` (migrations 0012, 0017) checks the actor's
+/// token and sets its identity as [`Database::begin`](crate::Database::begin) would, checks
+/// each owner's quota (active certificates at `as_of`) under that owner's lock, and writes
+/// the rows as [`insert_issued`] does, one multi-row INSERT per table. The call is sent outside
 /// any explicit transaction, so PostgreSQL commits it when it returns; this is what makes
 /// group commit pay, since PostgreSQL's cost per issuance is mostly per statement and per
 /// transaction, and a batch's latency mostly round trips.
@@ -471,7 +475,7 @@ pub async fn record_issued_batch(
     let query = sqlx::query(
         "SELECT keyinfra_record_issuances($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
          $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
-         $30, $31, $32, $33)",
+         $30, $31, $32, $33, $34)",
     )
     .bind(&identity.user_id)
     .bind(identity.role)
@@ -509,6 +513,7 @@ struct IssuedColumns<'a> {
     algorithm: Vec<&'static str>,
     profile: Vec<&'a str>,
     created_by: Vec<Option<Uuid>>,
+    audit_id: Vec<Uuid>,
     actor_id: Vec<Option<Uuid>>,
     actor_name: Vec<Option<&'a str>>,
     action: Vec<&'a str>,
@@ -569,6 +574,7 @@ impl<'a> IssuedColumns<'a> {
                 .collect(),
             profile: issues.iter().map(|i| i.certificate.profile).collect(),
             created_by: issues.iter().map(|i| i.certificate.created_by).collect(),
+            audit_id: issues.iter().map(|i| i.audit_id).collect(),
             actor_id: issues.iter().map(|i| i.audit.actor_id).collect(),
             actor_name: issues.iter().map(|i| i.audit.actor_name).collect(),
             action: issues.iter().map(|i| i.audit.action.as_str()).collect(),
@@ -578,7 +584,7 @@ impl<'a> IssuedColumns<'a> {
         }
     }
 
-    /// Binds the 27 arrays in `keyinfra_insert_issued`'s order, after whatever `query`
+    /// Binds the 28 arrays in `keyinfra_insert_issued`'s order, after whatever `query`
     /// already bound.
     fn bind<'q>(
         &'q self,
@@ -606,6 +612,7 @@ impl<'a> IssuedColumns<'a> {
             .bind(&self.algorithm)
             .bind(&self.profile)
             .bind(&self.created_by)
+            .bind(&self.audit_id)
             .bind(&self.actor_id)
             .bind(&self.actor_name)
             .bind(&self.action)

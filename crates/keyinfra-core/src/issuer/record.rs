@@ -74,6 +74,8 @@ impl RecordHooks for IssueHooks<'_> {
         let rows = certificates::IssuedRows {
             key,
             certificate: certificate.clone(),
+            // As audit::append makes it: ordered within the millisecond.
+            audit_id: Uuid::now_v7(),
             audit,
         };
         certificates::insert_issued(tx, &rows).await
@@ -197,6 +199,7 @@ impl Issuer {
                 fingerprint_sha256: keyinfra_pki::sha256_fingerprint(&der),
                 certificate_der: der.clone(),
             },
+            audit_id: Uuid::now_v7(),
             audit_actor_id: hooks.by.user_id(),
             audit_actor_name: hooks.by.audit_name(),
             audit_details: details,

@@ -1,7 +1,7 @@
 //! One-round-trip batches of first issues (`certificates::record_issued_batch`, migration
 //! 0012), and the CHECK functions that migration rewrote.
 
-use keyinfra_db::audit::{AuditAction, NewAuditEvent};
+use keyinfra_db::audit::{self, ActionFilter, AuditAction, AuditFilter, NewAuditEvent};
 use keyinfra_db::certificates::{self, IssuedRows, NewCertificate, OwnerQuota};
 use keyinfra_db::private_keys::NewSealedKey;
 use keyinfra_db::testing::TestDatabase;
@@ -25,6 +25,7 @@ struct Issue {
     der: Vec<u8>,
     fingerprint: Vec<u8>,
     not_after: OffsetDateTime,
+    audit_id: Uuid,
 }
 
 impl Issue {
@@ -44,6 +45,8 @@ impl Issue {
             fingerprint: fixtures::fingerprint(&der),
             der,
             not_after: now + Duration::days(90),
+            // As the issuer makes it, when it signs.
+            audit_id: Uuid::now_v7(),
         }
     }
 
@@ -79,6 +82,7 @@ impl Issue {
                 profile: "device",
                 created_by: Some(self.owner),
             },
+            audit_id: self.audit_id,
             audit: NewAuditEvent {
                 actor_id: Some(self.owner),
                 actor_name: None,
@@ -160,6 +164,68 @@ async fn a_batch_records_every_issue_in_one_call_and_commits_it() {
         assert_eq!(found.private_key_id, Some(issue.key_id));
     }
     tx.rollback().await.unwrap();
+}
+
+/// The audit log lists newest first by (occurred_at, id), and a batch's events share
+/// occurred_at (its transaction's start): their ids alone must keep the order they were
+/// signed in. With the database's default id, random within a millisecond, a batch listed
+/// shuffled.
+#[tokio::test]
+async fn a_batchs_audit_events_list_in_exactly_the_reverse_of_their_order() {
+    let tdb = TestDatabase::new().await;
+    let db = tdb.database().await;
+    let ca = fixtures::authority(&db, "CA").await;
+    let alice = fixtures::user(&db, "alice", UserRole::User).await;
+    let now = fixtures::db_now(&tdb).await;
+    let issues: Vec<Issue> = (1..=50)
+        .map(|n| Issue::new(ca, alice, &format!("7E{n:02X}"), now))
+        .collect();
+    let actor = token_of(&tdb, alice, UserRole::User).await;
+    let quota = OwnerQuota {
+        owner_id: alice,
+        limit: 50,
+    };
+    record(&db, &actor, &[quota], now, &issues).await.unwrap();
+
+    // What the API's and the UI's audit page read: the same query, as alice.
+    let mut tx = db.begin(&actor).await.unwrap();
+    let filter = AuditFilter {
+        action: ActionFilter::Is(AuditAction::CertificateIssued),
+        ..AuditFilter::default()
+    };
+    let listed = audit::list(&mut tx, &filter, 100).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(listed.len(), issues.len());
+    assert!(
+        listed
+            .iter()
+            .all(|e| e.occurred_at == listed[0].occurred_at),
+        "one transaction, one timestamp"
+    );
+    let targets: Vec<Uuid> = listed.iter().filter_map(|e| e.target_id).collect();
+    let newest_first: Vec<Uuid> = issues.iter().rev().map(|i| i.id).collect();
+    assert_eq!(targets, newest_first);
+    // The ids are the ones the caller made, not the column's default.
+    let ids: Vec<Uuid> = listed.iter().map(|e| e.id).collect();
+    let made: Vec<Uuid> = issues.iter().rev().map(|i| i.audit_id).collect();
+    assert_eq!(ids, made);
+
+    // One issue alone (the one-transaction path) writes the id it is given too.
+    let alone = Issue::new(ca, alice, "7E80", now);
+    let mut tx = db.begin(&actor).await.unwrap();
+    certificates::insert_issued(&mut tx, &alone.rows())
+        .await
+        .unwrap();
+    let filter = AuditFilter {
+        target_id: Some(alone.id),
+        ..AuditFilter::default()
+    };
+    let listed = audit::list(&mut tx, &filter, 10).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [alone.audit_id]
+    );
 }
 
 #[tokio::test]
