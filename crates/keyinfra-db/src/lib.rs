@@ -24,6 +24,7 @@ pub mod certificates;
 pub mod crls;
 pub mod jobs;
 pub mod migrations;
+pub mod ocsp;
 pub mod partitions;
 pub mod policies;
 pub mod private_keys;

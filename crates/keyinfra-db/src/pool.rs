@@ -270,6 +270,11 @@ impl Maintenance {
 
 impl Database {
     /// How long a request waits for a connection before it is answered 503.
+    /// The pool itself, for what needs a connection of its own (LISTEN).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub fn acquire_timeout(&self) -> std::time::Duration {
         self.pool.options().get_acquire_timeout()
     }
