@@ -18,6 +18,7 @@ use crate::crl::CrlPublisher;
 use crate::error::CoreError;
 use crate::export::Exports;
 use crate::issuer::Issuer;
+use crate::ocsp::OcspService;
 use crate::policy::Policies;
 use crate::queries::Queries;
 use crate::rate::WriteLimiter;
@@ -46,6 +47,14 @@ pub struct AuthoritySettings {
     /// Certificate writes (issue, renew, revoke) a user may make a minute; `None` = no
     /// limit (KEYINFRA_ISSUE_RATE).
     pub write_rate: Option<crate::rate::WriteRate>,
+    /// thisUpdate to nextUpdate of each OCSP answer; cached answers are re-signed after
+    /// half of it (KEYINFRA_OCSP_VALIDITY).
+    pub ocsp_validity: Duration,
+    /// Pre-signed OCSP answers kept per replica (KEYINFRA_OCSP_CACHE_ENTRIES).
+    pub ocsp_cache_entries: usize,
+    /// Whether new certificates carry the OCSP URL in their Authority Information Access
+    /// (KEYINFRA_OCSP_IN_CERTIFICATES); off for CAs whose clients must not try OCSP.
+    pub ocsp_in_certificates: bool,
     /// The names of KeyInfra's own TLS certificate (`--tls-names`, the listen address,
     /// localhost): only ADMIN, the operator and the server may get them.
     pub reserved_names: crate::policy::names::ReservedNames,
@@ -66,6 +75,9 @@ impl AuthoritySettings {
                 admins_too: false,
             }),
             reserved_names: crate::policy::names::ReservedNames::new([], []),
+            ocsp_validity: Duration::hours(1),
+            ocsp_cache_entries: crate::ocsp::DEFAULT_CACHE_ENTRIES,
+            ocsp_in_certificates: true,
         }
     }
 
@@ -92,6 +104,12 @@ impl AuthoritySettings {
     pub fn ca_certificate_url(&self, ca_id: Uuid) -> String {
         format!("{}/ca/{ca_id}.crt", self.public_url)
     }
+
+    /// The OCSP responder's URL for new certificates, unless turned off.
+    pub fn ocsp_url(&self) -> Option<String> {
+        self.ocsp_in_certificates
+            .then(|| format!("{}/ocsp", self.public_url))
+    }
 }
 
 /// Every use case of the CA, wired together. It has no behaviour of its own.
@@ -107,6 +125,8 @@ pub struct Authority {
     pub renewals: Renewals,
     pub revocations: Revocations,
     pub crls: Arc<CrlPublisher>,
+    /// The OCSP responder.
+    pub ocsp: Arc<OcspService>,
     pub exports: Exports,
     pub reassignment: Reassignment,
     pub queries: Queries,
@@ -126,6 +146,12 @@ impl Authority {
             Arc::clone(&clock),
             Arc::clone(&cas),
         ));
+        let ocsp = Arc::new(OcspService::new(
+            Arc::clone(&settings),
+            Arc::clone(&clock),
+            Arc::clone(&masters),
+            Arc::clone(&cas),
+        ));
         let queries = Queries::new(Arc::clone(&clock));
         let issuer = Arc::new(Issuer::new(
             Arc::clone(&settings),
@@ -136,8 +162,18 @@ impl Authority {
             Arc::clone(&writes),
         ));
         Self {
-            renewals: Renewals::new(Arc::clone(&issuer), Arc::clone(&crls), queries.clone()),
-            revocations: Revocations::new(Arc::clone(&clock), writes, Arc::clone(&crls)),
+            renewals: Renewals::new(
+                Arc::clone(&issuer),
+                Arc::clone(&crls),
+                Arc::clone(&ocsp),
+                queries.clone(),
+            ),
+            revocations: Revocations::new(
+                Arc::clone(&clock),
+                writes,
+                Arc::clone(&crls),
+                Arc::clone(&ocsp),
+            ),
             exports: Exports::new(Arc::clone(&masters), Arc::clone(&cas), queries.clone()),
             reassignment: Reassignment::new(
                 Arc::clone(&settings),
@@ -159,6 +195,7 @@ impl Authority {
             policies,
             issuer,
             crls,
+            ocsp,
         }
     }
 }

@@ -36,15 +36,18 @@ pub enum Job {
     Expire,
     /// Announce certificates that expire within the alert window.
     Alerts,
+    /// Give each CA a new OCSP responder certificate before the current one expires.
+    OcspResponders,
 }
 
 impl Job {
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 6] = [
         Job::Partitions,
         Job::Stats,
         Job::Crls,
         Job::Expire,
         Job::Alerts,
+        Job::OcspResponders,
     ];
 
     /// The name in the database, the CLI, the API and the metrics.
@@ -55,6 +58,7 @@ impl Job {
             Job::Crls => "crl-refresh",
             Job::Expire => "expire-certificates",
             Job::Alerts => "expiry-alerts",
+            Job::OcspResponders => "ocsp-responders",
         }
     }
 
@@ -70,6 +74,7 @@ impl Job {
             Job::Crls => Duration::minutes(15),
             Job::Expire => Duration::hours(1),
             Job::Alerts => Duration::hours(1),
+            Job::OcspResponders => Duration::hours(6),
         }
     }
 }
@@ -210,6 +215,14 @@ impl Jobs {
             Job::Alerts => {
                 let summary = self.alerts.run(&self.db, now).await?;
                 Ok(summary.to_string())
+            }
+            Job::OcspResponders => {
+                let made = self
+                    .authority
+                    .ocsp
+                    .renew_responders(&self.db, &mut crate::OsRandom)
+                    .await?;
+                Ok(format!("{made} OCSP responder certificates issued"))
             }
         }
     }

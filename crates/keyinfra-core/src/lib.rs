@@ -25,6 +25,7 @@ pub mod export;
 pub mod issuer;
 pub mod issuing_ca;
 pub mod jobs;
+pub mod ocsp;
 pub mod policy;
 pub mod principal;
 pub mod queries;

@@ -22,6 +22,7 @@ use crate::error::CoreError;
 use crate::issuer::Issuer;
 use crate::issuer::{LeafContent, pki_to_request_error};
 use crate::keys::insert_sealed_key;
+use crate::ocsp::OcspService;
 use crate::policy::Candidate;
 use crate::principal::Principal;
 use crate::queries::Queries;
@@ -39,14 +40,21 @@ pub struct RenewRequest {
 pub struct Renewals {
     issuer: Arc<Issuer>,
     crls: Arc<CrlPublisher>,
+    ocsp: Arc<OcspService>,
     queries: Queries,
 }
 
 impl Renewals {
-    pub(crate) fn new(issuer: Arc<Issuer>, crls: Arc<CrlPublisher>, queries: Queries) -> Self {
+    pub(crate) fn new(
+        issuer: Arc<Issuer>,
+        crls: Arc<CrlPublisher>,
+        ocsp: Arc<OcspService>,
+        queries: Queries,
+    ) -> Self {
         Self {
             issuer,
             crls,
+            ocsp,
             queries,
         }
     }
@@ -199,6 +207,7 @@ impl Renewals {
             .await?;
         if request.revoke_previous {
             self.crls.crl_changed(previous.ca_id);
+            self.ocsp.forget(previous.ca_id, &previous.serial_number);
         }
         self.queries.get(db, by, cert_id).await
     }

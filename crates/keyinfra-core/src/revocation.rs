@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::Clock;
 use crate::crl::CrlPublisher;
 use crate::error::CoreError;
+use crate::ocsp::OcspService;
 use crate::principal::Principal;
 use crate::rate::WriteLimiter;
 
@@ -42,6 +43,7 @@ pub struct Revocations {
     clock: Arc<dyn Clock>,
     writes: Arc<WriteLimiter>,
     crls: Arc<CrlPublisher>,
+    ocsp: Arc<OcspService>,
 }
 
 impl Revocations {
@@ -49,11 +51,13 @@ impl Revocations {
         clock: Arc<dyn Clock>,
         writes: Arc<WriteLimiter>,
         crls: Arc<CrlPublisher>,
+        ocsp: Arc<OcspService>,
     ) -> Self {
         Self {
             clock,
             writes,
             crls,
+            ocsp,
         }
     }
 
@@ -87,6 +91,9 @@ impl Revocations {
         })
         .await?;
         self.crls.crl_changed(updated.ca_id);
+        // Before answering: this replica's next OCSP answer must say revoked. (The other
+        // replicas hear of it through the database's notification.)
+        self.ocsp.forget(updated.ca_id, &updated.serial_number);
         metrics::counter!("keyinfra_revocations_total", "reason" => reason.name()).increment(1);
         Ok(updated)
     }
