@@ -259,7 +259,7 @@ impl CaSigner {
         params.crl_distribution_points = vec![CrlDistributionPoint {
             uris: vec![leaf.crl_url.to_owned()],
         }];
-        params.custom_extensions = vec![authority_info_access(leaf.ca_issuers_url)];
+        params.custom_extensions = vec![authority_info_access(leaf.ca_issuers_url, leaf.ocsp_url)];
         let cert = match leaf.public_key {
             LeafKey::Generated(key) => params.signed_by(key, &self.issuer),
             LeafKey::Spki(der) => {
@@ -302,20 +302,27 @@ fn signing(e: rcgen::Error) -> PkiError {
     PkiError::Signing(e.to_string())
 }
 
-/// AuthorityInfoAccess with one caIssuers URI (RFC 5280 4.2.2.1). rcgen has no builder
-/// for it, so it is written with the same DER writer rcgen uses.
-fn authority_info_access(ca_issuers_url: &str) -> CustomExtension {
+/// AuthorityInfoAccess (RFC 5280 4.2.2.1): the OCSP responder's URI, if any, and the
+/// caIssuers URI. rcgen has no builder for it, so it is written with the same DER writer
+/// rcgen uses.
+fn authority_info_access(ca_issuers_url: &str, ocsp_url: Option<&str>) -> CustomExtension {
     const AIA: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 1, 1];
+    const OCSP: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 48, 1];
     const CA_ISSUERS: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 48, 2];
+    let access = |w: yasna::DERWriter<'_>, method: &[u64], uri: &str| {
+        w.write_sequence(|w| {
+            w.next()
+                .write_oid(&yasna::models::ObjectIdentifier::from_slice(method));
+            w.next()
+                .write_tagged_implicit(yasna::Tag::context(6), |w| w.write_ia5_string(uri));
+        });
+    };
     let content = yasna::construct_der(|w| {
         w.write_sequence(|w| {
-            w.next().write_sequence(|w| {
-                w.next()
-                    .write_oid(&yasna::models::ObjectIdentifier::from_slice(&CA_ISSUERS));
-                w.next().write_tagged_implicit(yasna::Tag::context(6), |w| {
-                    w.write_ia5_string(ca_issuers_url)
-                });
-            });
+            if let Some(url) = ocsp_url {
+                access(w.next(), &OCSP, url);
+            }
+            access(w.next(), &CA_ISSUERS, ca_issuers_url);
         });
     });
     CustomExtension::from_oid_content(&AIA, content)
@@ -343,6 +350,8 @@ pub struct LeafSpec<'a> {
     pub crl_url: &'a str,
     /// The AIA caIssuers URL (the CA certificate, DER).
     pub ca_issuers_url: &'a str,
+    /// The AIA OCSP URL; None leaves it out.
+    pub ocsp_url: Option<&'a str>,
 }
 
 /// One CRL entry.

@@ -301,6 +301,7 @@ mod tests {
                 not_after: start + Duration::days(30),
                 crl_url: "http://ca.example.net/crl",
                 ca_issuers_url: "http://ca.example.net/ca",
+                ocsp_url: Some("http://ca.example.net/ocsp"),
             })
             .unwrap();
         let (_, cert) = X509Certificate::from_der(&der).unwrap();

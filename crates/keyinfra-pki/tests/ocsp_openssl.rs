@@ -95,6 +95,7 @@ impl Fixture {
                 not_after: now() + Duration::days(10),
                 crl_url: "http://ca.example/crl",
                 ca_issuers_url: "http://ca.example/ca.der",
+                ocsp_url: Some("http://ca.example/ocsp"),
             })
             .unwrap()
     }

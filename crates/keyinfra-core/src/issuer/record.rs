@@ -156,6 +156,7 @@ impl Issuer {
                 not_after: leaf.not_after,
                 crl_url: &self.settings.crl_url(ca.id),
                 ca_issuers_url: &self.settings.ca_certificate_url(ca.id),
+                ocsp_url: self.settings.ocsp_url().as_deref(),
             })
             .map_err(pki_to_request_error)
     }
