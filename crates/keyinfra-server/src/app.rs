@@ -213,6 +213,20 @@ impl App {
                     .await;
             }));
         }
+        // OCSP: cached answers follow revocations made on every replica.
+        {
+            let authority = Arc::clone(&authority);
+            let db = db.clone();
+            let mut stopped = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                authority
+                    .ocsp
+                    .run_revocation_listener(&db, async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+            }));
+        }
         // Scheduled jobs: every replica runs the scheduler; each run happens on one of them.
         if let Some(scheduler) = scheduler {
             let jobs = Jobs::new(

@@ -138,7 +138,10 @@ pub async fn read_body_in_time(
         Ok(Err(error)) => {
             let too_large = std::error::Error::source(&error)
                 .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
-            if too_large {
+            if too_large && parts.uri.path() == "/ocsp" {
+                // OCSP clients read only OCSP responses: their errors are OCSP statuses.
+                crate::protocols::ocsp::too_large()
+            } else if too_large {
                 crate::Problem::new(
                     axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                     ErrorCode::BodyTooLarge,

@@ -24,6 +24,7 @@ mod health;
 pub mod observability;
 mod pagination;
 mod problem;
+mod protocols;
 mod ui;
 
 use std::sync::Arc;
@@ -96,12 +97,14 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// What anyone may fetch without logging in, over plain HTTP: CA certificates (`/ca/...`)
-/// and CRLs (`/crl/...`). Clients fetch them from the URLs inside certificates, and a
-/// revocation check cannot depend on TLS. The one list of the public listener's paths (the
-/// next protocols, `/ocsp` and `/scep`, join it here); [`routes`] includes it.
+/// What anyone may fetch without logging in, over plain HTTP: CA certificates (`/ca/...`),
+/// CRLs (`/crl/...`) and OCSP (`/ocsp`). Clients fetch them from the URLs inside
+/// certificates, and a revocation check cannot depend on TLS. The one list of the public
+/// listener's paths (the next protocol, `/scep`, joins it here); [`routes`] includes it.
 fn public_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(api::cas::public_router())
+    OpenApiRouter::new()
+        .merge(api::cas::public_router())
+        .merge(protocols::ocsp::public_router())
 }
 
 /// The routes and their OpenAPI document, built together so that they cannot drift.
@@ -154,7 +157,7 @@ pub fn public_router(state: AppState) -> Router {
             Problem::new(
                 StatusCode::NOT_FOUND,
                 ErrorCode::NotFound,
-                "this plain-HTTP listener serves only CA certificates (/ca/...) and CRLs (/crl/...); use HTTPS",
+                "this plain-HTTP listener serves only CA certificates (/ca/...), CRLs (/crl/...) and OCSP (/ocsp); use HTTPS",
             )
             .into_response()
         });

@@ -13,6 +13,7 @@ mod group_commit;
 mod hardening;
 mod health;
 mod keys_at_rest;
+mod ocsp;
 mod openssl;
 mod operations;
 mod policies;
