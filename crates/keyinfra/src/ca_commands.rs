@@ -77,6 +77,17 @@ pub fn authority_settings(
         args.crl_republish_after,
         "KEYINFRA_CRL_REPUBLISH_AFTER (--crl-republish-after)",
     )?;
+    settings.ocsp_validity = to_time(
+        args.ocsp_validity,
+        "KEYINFRA_OCSP_VALIDITY (--ocsp-validity)",
+    )?;
+    if settings.ocsp_validity > time::Duration::days(7) {
+        anyhow::bail!(
+            "KEYINFRA_OCSP_VALIDITY (--ocsp-validity) must be at most 7 days: clients may trust an answer that long after a revocation"
+        );
+    }
+    settings.ocsp_cache_entries = usize::try_from(args.ocsp_cache_entries).unwrap_or(usize::MAX);
+    settings.ocsp_in_certificates = args.ocsp_in_certificates;
     if settings.crl_republish_after >= settings.crl_validity {
         anyhow::bail!(
             "KEYINFRA_CRL_REPUBLISH_AFTER must be shorter than KEYINFRA_CRL_VALIDITY, so that a new CRL exists before the old one runs out"

@@ -168,6 +168,23 @@ pub struct AuthorityArgs {
           value_parser = humantime::parse_duration, global = true)]
     pub crl_republish_after: Duration,
 
+    /// thisUpdate to nextUpdate of each OCSP answer (clients and proxies may cache it that
+    /// long); cached answers are re-signed after half of it.
+    #[arg(long, env = "KEYINFRA_OCSP_VALIDITY", default_value = "1h",
+          value_parser = humantime::parse_duration, global = true)]
+    pub ocsp_validity: Duration,
+
+    /// Pre-signed OCSP answers kept in memory per replica (about 1 KB each).
+    #[arg(long, env = "KEYINFRA_OCSP_CACHE_ENTRIES", default_value_t = 200_000, global = true,
+          value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub ocsp_cache_entries: u64,
+
+    /// Put the OCSP URL ({public URL}/ocsp) in new certificates' Authority Information
+    /// Access. `false` for CAs whose clients must not try OCSP; the responder still answers.
+    #[arg(long, env = "KEYINFRA_OCSP_IN_CERTIFICATES", default_value_t = true,
+          action = clap::ArgAction::Set, global = true)]
+    pub ocsp_in_certificates: bool,
+
     /// File of master keys (`VERSION:HEX` lines) that seal private keys. Default:
     /// <data-dir>/secrets/master-keys, generated on first start. KEYINFRA_MASTER_KEYS may
     /// hold the same text instead.
