@@ -2,6 +2,10 @@
 //!
 //! Authorisation is checked here (first wall) and again by row-level security in the
 //! database (second wall).
+//!
+//! (About 640 lines: the account's whole life, login to deletion, in one service, so that
+//! every rule that touches a user's row reads in one place; login throttling and hashing
+//! are already apart in `auth/`.)
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! `/api/v1/certificates`: the certificate lifecycle over HTTP. Every rule lives in the
 //! core's use-case modules (issuer, renewal, revocation, reassign, export, queries); this
-//! module only translates JSON. (About 660 lines: one resource's eleven operations with
+//! module only translates JSON. (About 680 lines: one resource's eleven operations with
 //! their bodies and OpenAPI descriptions, which read best together.)
 
 use axum::Json;
