@@ -141,7 +141,13 @@ pub struct Revoked {
 impl RevocationFeed {
     /// Starts listening; notifications sent before this returns are not seen.
     pub async fn listen(db: &crate::Database) -> Result<Self, DbError> {
-        let mut listener = PgListener::connect_with(db.pool()).await?;
+        // A connection of its own, outside the application pool: the listener holds it for
+        // as long as the server runs, and must not take a request's place in the pool.
+        let options = (*db.pool().connect_options()).clone();
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
+        let mut listener = PgListener::connect_with(&own).await?;
         // No automatic reconnect: a notification lost while reconnecting would be missed
         // without anyone knowing. recv() reports the loss, and the caller starts over.
         listener.ignore_pool_close_event(false);
