@@ -21,8 +21,7 @@ use crate::openssl::{Scratch, openssl, openssl_ok};
 use crate::support::TestApp;
 
 /// `openssl ocsp` against `url` for the certificate in `cert_file`; its whole output.
-fn ask(dir: &Scratch, issuer: &str, ca_file: &str, cert_file: &str, url: &str) -> String {
-    let _ = dir;
+fn ask(issuer: &str, ca_file: &str, cert_file: &str, url: &str) -> String {
     openssl_ok(&[
         "ocsp",
         "-issuer",
@@ -46,13 +45,15 @@ fn request_der(dir: &Scratch, name: &str, args: &[&str]) -> Vec<u8> {
     dir.read(name)
 }
 
-async fn post_ocsp(http: &reqwest::Client, url: &str, der: Vec<u8>) -> reqwest::Response {
+/// A POST of `body` as an OCSP request, not yet sent.
+fn ocsp_request(http: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
     http.post(url)
         .header("content-type", "application/ocsp-request")
-        .body(der)
-        .send()
-        .await
-        .unwrap()
+        .body(body)
+}
+
+async fn post_ocsp(http: &reqwest::Client, url: &str, der: Vec<u8>) -> reqwest::Response {
+    ocsp_request(http, url, der).send().await.unwrap()
 }
 
 /// openssl's verdict on a response read from a file (`-no_nonce`: given `-cert`, openssl
@@ -122,7 +123,7 @@ async fn openssl_ocsp_gets_good_revoked_and_unknown_verified_with_its_nonce() {
 
     // Plain HTTP, no login: the public listener answers.
     let url = format!("{}/ocsp", app.public_base);
-    let out = ask(&dir, &ca, &ca, &good_file, &url);
+    let out = ask(&ca, &ca, &good_file, &url);
     assert!(out.contains("Response verify OK"), "{out}");
     assert!(out.contains(&format!("{good_file}: good")), "{out}");
     // openssl sends a nonce by default and checks the echo; it warns when it is missing
@@ -140,7 +141,7 @@ async fn openssl_ocsp_gets_good_revoked_and_unknown_verified_with_its_nonce() {
     assert!(out.contains("Responder Id: "), "{out}");
 
     revoke(&app, &admin, bad["id"].as_str().unwrap(), "keyCompromise").await;
-    let out = ask(&dir, &ca, &ca, &bad_file, &url);
+    let out = ask(&ca, &ca, &bad_file, &url);
     assert!(out.contains("Response verify OK"), "{out}");
     assert!(out.contains(&format!("{bad_file}: revoked")), "{out}");
     assert!(out.contains("Reason: keyCompromise"), "{out}");
@@ -161,7 +162,7 @@ async fn openssl_ocsp_gets_good_revoked_and_unknown_verified_with_its_nonce() {
     assert!(out.contains("0x0123456789ABCDEF: unknown"), "{out}");
 
     // The TLS-side (main) listener answers the same.
-    let out = ask(&dir, &ca, &ca, &good_file, &format!("{}/ocsp", app.base));
+    let out = ask(&ca, &ca, &good_file, &format!("{}/ocsp", app.base));
     assert!(out.contains(&format!("{good_file}: good")), "{out}");
 
     // SHA-256 CertIDs too.
@@ -380,10 +381,7 @@ async fn malformed_requests_get_an_ocsp_error_status_never_an_http_error() {
     let mut cases: Vec<(&str, reqwest::RequestBuilder, &[u8])> = vec![
         (
             "garbage",
-            app.http
-                .post(&url)
-                .header("content-type", "application/ocsp-request")
-                .body(b"\x30\x82\xff\xffnot der".to_vec()),
+            ocsp_request(&app.http, &url, b"\x30\x82\xff\xffnot der".to_vec()),
             malformed,
         ),
         (
@@ -396,18 +394,12 @@ async fn malformed_requests_get_an_ocsp_error_status_never_an_http_error() {
         ),
         (
             "truncated",
-            app.http
-                .post(&url)
-                .header("content-type", "application/ocsp-request")
-                .body(good[..good.len() - 3].to_vec()),
+            ocsp_request(&app.http, &url, good[..good.len() - 3].to_vec()),
             malformed,
         ),
         (
             "oversized",
-            app.http
-                .post(&url)
-                .header("content-type", "application/ocsp-request")
-                .body(vec![0x30; 200 * 1024]),
+            ocsp_request(&app.http, &url, vec![0x30; 200 * 1024]),
             malformed,
         ),
         (
@@ -425,10 +417,7 @@ async fn malformed_requests_get_an_ocsp_error_status_never_an_http_error() {
     let too_many = request_der(&dir, "many.der", &many);
     cases.push((
         "17 certificates",
-        app.http
-            .post(&url)
-            .header("content-type", "application/ocsp-request")
-            .body(too_many),
+        ocsp_request(&app.http, &url, too_many),
         malformed,
     ));
     // A CA KeyInfra does not run: unauthorized.
@@ -457,10 +446,7 @@ async fn malformed_requests_get_an_ocsp_error_status_never_an_http_error() {
     );
     cases.push((
         "another CA",
-        app.http
-            .post(&url)
-            .header("content-type", "application/ocsp-request")
-            .body(foreign),
+        ocsp_request(&app.http, &url, foreign),
         unauthorized,
     ));
     for (what, request, expected) in cases {
