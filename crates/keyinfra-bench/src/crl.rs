@@ -131,7 +131,7 @@ pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
             let crl = authority.crls.publish_crl(&db, ca_id).await?;
             times.push(started.elapsed().as_secs_f64());
             peak = peak.max(peak_rss_mib() - before);
-            bytes = crl.crl_der.len();
+            bytes = crl.full_bytes.unwrap_or_default();
         }
         times.sort_by(f64::total_cmp);
         crl_rows.push(format!(

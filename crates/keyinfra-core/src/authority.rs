@@ -40,6 +40,10 @@ pub struct AuthoritySettings {
     pub crl_validity: Duration,
     /// A CRL is re-issued once it is this old, well before its nextUpdate.
     pub crl_republish_after: Duration,
+    /// After revocations a delta CRL is always re-issued; the complete CRL only if its newest
+    /// one is at least this old (KEYINFRA_CRL_FULL_MIN_INTERVAL). Zero, the default: the
+    /// complete CRL too, for devices that never read delta CRLs.
+    pub crl_full_min_interval: Duration,
     /// Revocations within this window are published in one CRL.
     pub crl_coalesce: std::time::Duration,
     /// Certificates are back-dated by this much, for devices with slightly slow clocks.
@@ -68,6 +72,7 @@ impl AuthoritySettings {
             quota: Some(10),
             crl_validity: Duration::days(7),
             crl_republish_after: Duration::days(1),
+            crl_full_min_interval: Duration::ZERO,
             crl_coalesce: std::time::Duration::from_millis(500),
             backdate: Duration::minutes(5),
             write_rate: Some(crate::rate::WriteRate {
@@ -99,6 +104,11 @@ impl AuthoritySettings {
 
     pub fn crl_url(&self, ca_id: Uuid) -> String {
         format!("{}/crl/{ca_id}.crl", self.public_url)
+    }
+
+    /// Where the CA's newest delta CRL is (the Freshest CRL extension).
+    pub fn delta_crl_url(&self, ca_id: Uuid) -> String {
+        format!("{}/crl/{ca_id}/delta.crl", self.public_url)
     }
 
     pub fn ca_certificate_url(&self, ca_id: Uuid) -> String {

@@ -82,24 +82,68 @@ pub struct CrlEntry {
     pub invalidity_date: Option<OffsetDateTime>,
 }
 
-/// The revoked certificates of a CA that have not expired at `as_of`: the CRL's contents.
-/// An index-only scan of revoked_certificates_crl_idx.
-pub async fn for_crl(
+/// The CRL's contents, read in batches through a cursor: the revoked certificates of a CA
+/// that have not expired at `as_of`, and for a delta CRL only those revoked since
+/// `revoked_since`. A SCROLL cursor, so that the publisher can read the same rows twice
+/// (once to count their encoded length, once to write them) from one snapshot: a
+/// revocation that commits meanwhile is in neither pass. An index-only scan of
+/// revoked_certificates_crl_idx.
+pub async fn open_crl_cursor(
     tx: &mut Tx,
     ca_id: Uuid,
     as_of: OffsetDateTime,
-) -> Result<Vec<CrlEntry>, DbError> {
-    let rows = sqlx::query_as!(
-        CrlEntry,
-        r#"SELECT serial_number, revoked_at, reason AS "reason: RevocationReason", invalidity_date
-           FROM revoked_certificates
-           WHERE ca_id = $1 AND not_after > $2"#,
-        ca_id,
-        as_of
+    revoked_since: Option<OffsetDateTime>,
+) -> Result<(), DbError> {
+    // Runtime-checked: DECLARE cannot be described at build time.
+    sqlx::query(
+        "DECLARE keyinfra_crl_rows SCROLL CURSOR FOR
+         SELECT serial_number, revoked_at, reason, invalidity_date
+         FROM revoked_certificates
+         WHERE ca_id = $1 AND not_after > $2 AND ($3::timestamptz IS NULL OR revoked_at >= $3)",
     )
+    .bind(ca_id)
+    .bind(as_of)
+    .bind(revoked_since)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// The next `batch` rows of the cursor; empty at the end.
+pub async fn fetch_crl_cursor(tx: &mut Tx, batch: u32) -> Result<Vec<CrlEntry>, DbError> {
+    use sqlx::Row;
+    // FETCH takes no bind parameter for its count; `batch` is an integer.
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "FETCH FORWARD {batch} FROM keyinfra_crl_rows"
+    )))
     .fetch_all(tx.conn())
     .await?;
-    Ok(rows)
+    rows.into_iter()
+        .map(|row| {
+            Ok(CrlEntry {
+                serial_number: row.try_get("serial_number")?,
+                revoked_at: row.try_get("revoked_at")?,
+                reason: row.try_get::<RevocationReason, _>("reason")?.into(),
+                invalidity_date: row.try_get("invalidity_date")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(DbError::from)
+}
+
+/// Back to before the first row, for the second pass.
+pub async fn rewind_crl_cursor(tx: &mut Tx) -> Result<(), DbError> {
+    sqlx::query("MOVE ABSOLUTE 0 IN keyinfra_crl_rows")
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn close_crl_cursor(tx: &mut Tx) -> Result<(), DbError> {
+    sqlx::query("CLOSE keyinfra_crl_rows")
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// A certificate's revocation, as recorded (the detail page shows it).

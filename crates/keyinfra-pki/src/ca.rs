@@ -1,9 +1,8 @@
 //! Certificate authorities: creating them, signing leaf certificates and CRLs.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
-    CustomExtension, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose,
-    RevokedCertParams, SigningKey,
+    BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, SigningKey,
 };
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
@@ -260,6 +259,15 @@ impl CaSigner {
             uris: vec![leaf.crl_url.to_owned()],
         }];
         params.custom_extensions = vec![authority_info_access(leaf.ca_issuers_url, leaf.ocsp_url)];
+        if let Some(url) = leaf.delta_crl_url {
+            // Freshest CRL (RFC 5280 4.2.1.15): where the delta CRLs are.
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    &[2, 5, 29, 46],
+                    crate::crl::distribution_points(url),
+                ));
+        }
         let cert = match leaf.public_key {
             LeafKey::Generated(key) => params.signed_by(key, &self.issuer),
             LeafKey::Spki(der) => {
@@ -270,31 +278,6 @@ impl CaSigner {
         }
         .map_err(signing)?;
         Ok(cert.der().to_vec())
-    }
-
-    /// Signs a v2 CRL listing `revoked`.
-    pub fn sign_crl(&self, crl: &CrlSpec) -> Result<Vec<u8>, PkiError> {
-        let number = crl.number.to_be_bytes();
-        let first = number.iter().position(|b| *b != 0).unwrap_or(7);
-        let params = CertificateRevocationListParams {
-            this_update: crl.this_update,
-            next_update: crl.next_update,
-            crl_number: rcgen::SerialNumber::from_slice(&number[first..]),
-            issuing_distribution_point: None,
-            revoked_certs: crl
-                .revoked
-                .iter()
-                .map(|r| RevokedCertParams {
-                    serial_number: rcgen::SerialNumber::from_slice(r.serial.as_bytes()),
-                    revocation_time: r.revoked_at,
-                    reason_code: Some(r.reason.to_rcgen()),
-                    invalidity_date: r.invalidity_date,
-                })
-                .collect(),
-            key_identifier_method: KeyIdMethod::Sha256,
-        };
-        let signed = params.signed_by(&self.issuer).map_err(signing)?;
-        Ok(signed.der().to_vec())
     }
 }
 
@@ -352,6 +335,8 @@ pub struct LeafSpec<'a> {
     pub ca_issuers_url: &'a str,
     /// The AIA OCSP URL; None leaves it out.
     pub ocsp_url: Option<&'a str>,
+    /// The Freshest CRL URL (the CA's delta CRL); None leaves it out.
+    pub delta_crl_url: Option<&'a str>,
 }
 
 /// One CRL entry.
@@ -361,14 +346,6 @@ pub struct RevokedEntry {
     pub revoked_at: OffsetDateTime,
     pub reason: RevocationReason,
     pub invalidity_date: Option<OffsetDateTime>,
-}
-
-#[derive(Debug, Clone)]
-pub struct CrlSpec {
-    pub number: u64,
-    pub this_update: OffsetDateTime,
-    pub next_update: OffsetDateTime,
-    pub revoked: Vec<RevokedEntry>,
 }
 
 /// One entry of a published CRL, as read back from its DER.
@@ -394,6 +371,8 @@ impl CrlEntryInfo {
 pub struct CrlInfo {
     /// The cRLNumber extension; None when absent or wider than 64 bits.
     pub number: Option<u64>,
+    /// The Delta CRL Indicator's base CRL number: Some for a delta CRL.
+    pub delta_base: Option<u64>,
     pub this_update: OffsetDateTime,
     pub next_update: Option<OffsetDateTime>,
     pub entries: Vec<CrlEntryInfo>,
@@ -412,6 +391,12 @@ pub fn read_crl(der: &[u8]) -> Result<CrlInfo, PkiError> {
         let bytes = n.to_bytes_be();
         (bytes.len() <= 8).then(|| bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
     });
+    // x509-parser does not know the Delta CRL Indicator (2.5.29.27): read its INTEGER.
+    let delta_base = crl
+        .extensions()
+        .iter()
+        .find(|e| e.oid.to_id_string() == "2.5.29.27")
+        .and_then(|e| small_integer(e.value));
     let mut entries = Vec::with_capacity(crl.iter_revoked_certificates().count());
     for entry in crl.iter_revoked_certificates() {
         entries.push(CrlEntryInfo {
@@ -423,9 +408,32 @@ pub fn read_crl(der: &[u8]) -> Result<CrlInfo, PkiError> {
     }
     Ok(CrlInfo {
         number,
+        delta_base,
         this_update: crl.last_update().to_datetime(),
         next_update: crl.next_update().map(|t| t.to_datetime()),
         entries,
+    })
+}
+
+/// A DER INTEGER of at most 64 bits, non-negative; None otherwise.
+fn small_integer(der: &[u8]) -> Option<u64> {
+    let (&tag, rest) = der.split_first()?;
+    let (&len, content) = rest.split_first()?;
+    if tag != 0x02 || usize::from(len) != content.len() || content.is_empty() {
+        return None;
+    }
+    if content[0] & 0x80 != 0 {
+        return None;
+    }
+    let content = if content.len() > 1 && content[0] == 0 {
+        &content[1..]
+    } else {
+        content
+    };
+    (content.len() <= 8).then(|| {
+        content
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
     })
 }
 
@@ -456,11 +464,14 @@ mod crl_read_tests {
         let high = SerialNumber::from_hex("8F00AA").unwrap();
         let low = SerialNumber::from_hex("7E").unwrap();
         let der = ca
-            .sign_crl(&CrlSpec {
-                number: 300,
-                this_update: start + time::Duration::days(1),
-                next_update: start + time::Duration::days(8),
-                revoked: vec![
+            .sign_crl(
+                &crate::crl::CrlHeader {
+                    number: 300,
+                    this_update: start + time::Duration::days(1),
+                    next_update: start + time::Duration::days(8),
+                    kind: crate::crl::CrlKind::Full { delta_url: None },
+                },
+                &[
                     RevokedEntry {
                         serial: high.clone(),
                         revoked_at: start + time::Duration::hours(3),
@@ -474,10 +485,11 @@ mod crl_read_tests {
                         invalidity_date: None,
                     },
                 ],
-            })
+            )
             .unwrap();
         let info = read_crl(&der).unwrap();
         assert_eq!(info.number, Some(300));
+        assert_eq!(info.delta_base, None);
         assert_eq!(info.this_update, start + time::Duration::days(1));
         assert_eq!(info.next_update, Some(start + time::Duration::days(8)));
         assert_eq!(info.entries.len(), 2);

@@ -302,6 +302,7 @@ mod tests {
                 crl_url: "http://ca.example.net/crl",
                 ca_issuers_url: "http://ca.example.net/ca",
                 ocsp_url: Some("http://ca.example.net/ocsp"),
+                delta_crl_url: None,
             })
             .unwrap();
         let (_, cert) = X509Certificate::from_der(&der).unwrap();

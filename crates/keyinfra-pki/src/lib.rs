@@ -19,6 +19,7 @@ mod serial;
 
 pub mod ca;
 pub mod constraints;
+pub mod crl;
 pub mod csr;
 pub mod keys;
 pub mod names;

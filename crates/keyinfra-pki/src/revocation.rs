@@ -142,21 +142,6 @@ impl RevocationReason {
     pub fn from_code(code: u8) -> Option<Self> {
         TABLE.iter().find(|e| e.code == code).map(|e| e.reason)
     }
-
-    /// rcgen's name for the same code, for signing CRLs.
-    pub(crate) fn to_rcgen(self) -> rcgen::RevocationReason {
-        use rcgen::RevocationReason as R;
-        match self {
-            RevocationReason::Unspecified => R::Unspecified,
-            RevocationReason::KeyCompromise => R::KeyCompromise,
-            RevocationReason::CaCompromise => R::CaCompromise,
-            RevocationReason::AffiliationChanged => R::AffiliationChanged,
-            RevocationReason::Superseded => R::Superseded,
-            RevocationReason::CessationOfOperation => R::CessationOfOperation,
-            RevocationReason::PrivilegeWithdrawn => R::PrivilegeWithdrawn,
-            RevocationReason::AaCompromise => R::AaCompromise,
-        }
-    }
 }
 
 impl fmt::Display for RevocationReason {
@@ -197,8 +182,6 @@ mod tests {
             assert_eq!(RevocationReason::from_name(reason.name()), Some(reason));
             assert_eq!(reason.name().parse::<RevocationReason>(), Ok(reason));
             assert_eq!(RevocationReason::from_code(reason.code()), Some(reason));
-            // rcgen's discriminants are the RFC's codes.
-            assert_eq!(reason.to_rcgen() as u8, reason.code());
         }
         assert_eq!(RevocationReason::KeyCompromise.code(), 1);
         assert_eq!(RevocationReason::PrivilegeWithdrawn.code(), 9);

@@ -96,6 +96,7 @@ impl Fixture {
                 crl_url: "http://ca.example/crl",
                 ca_issuers_url: "http://ca.example/ca.der",
                 ocsp_url: Some("http://ca.example/ocsp"),
+                delta_crl_url: None,
             })
             .unwrap()
     }

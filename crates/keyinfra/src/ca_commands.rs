@@ -77,6 +77,13 @@ pub fn authority_settings(
         args.crl_republish_after,
         "KEYINFRA_CRL_REPUBLISH_AFTER (--crl-republish-after)",
     )?;
+    settings.crl_full_min_interval = time::Duration::try_from(args.crl_full_min_interval)
+        .context("KEYINFRA_CRL_FULL_MIN_INTERVAL (--crl-full-min-interval) is too long")?;
+    if settings.crl_full_min_interval >= settings.crl_republish_after {
+        anyhow::bail!(
+            "KEYINFRA_CRL_FULL_MIN_INTERVAL must be shorter than KEYINFRA_CRL_REPUBLISH_AFTER: the complete CRL is re-issued at least that often anyway"
+        );
+    }
     settings.ocsp_validity = to_time(
         args.ocsp_validity,
         "KEYINFRA_OCSP_VALIDITY (--ocsp-validity)",

@@ -168,6 +168,14 @@ pub struct AuthorityArgs {
           value_parser = humantime::parse_duration, global = true)]
     pub crl_republish_after: Duration,
 
+    /// After revocations the delta CRL is always re-issued at once; the complete CRL only if
+    /// its newest one is at least this old. 0 (the default) re-issues both, for devices that
+    /// never read delta CRLs; e.g. `1h` keeps long complete CRLs from being rebuilt per
+    /// revocation burst.
+    #[arg(long, env = "KEYINFRA_CRL_FULL_MIN_INTERVAL", default_value = "0s",
+          value_parser = humantime::parse_duration, global = true)]
+    pub crl_full_min_interval: Duration,
+
     /// thisUpdate to nextUpdate of each OCSP answer (clients and proxies may cache it that
     /// long); cached answers are re-signed after half of it.
     #[arg(long, env = "KEYINFRA_OCSP_VALIDITY", default_value = "1h",

@@ -157,6 +157,7 @@ impl Issuer {
                 crl_url: &self.settings.crl_url(ca.id),
                 ca_issuers_url: &self.settings.ca_certificate_url(ca.id),
                 ocsp_url: self.settings.ocsp_url().as_deref(),
+                delta_crl_url: Some(&self.settings.delta_crl_url(ca.id)),
             })
             .map_err(pki_to_request_error)
     }

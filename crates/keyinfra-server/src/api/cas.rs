@@ -27,6 +27,7 @@ pub fn public_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(ca_certificate))
         .routes(routes!(crl))
+        .routes(routes!(delta_crl))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -124,5 +125,35 @@ async fn crl(State(state): State<AppState>, Path(file): Path<String>) -> Result<
             keyinfra_pki::crl_pem(&crl.crl_der).into_bytes(),
         ),
         _ => body("application/pkix-crl", crl.crl_der),
+    })
+}
+
+/// A CA's newest delta CRL (RFC 5280 5.2.4): `delta.crl` (DER) or `delta.pem` (public, the
+/// Freshest CRL URL of the CA's complete CRLs and certificates).
+#[utoipa::path(get, path = "/crl/{id}/{file}", tag = "cas", security(()),
+    params(("id" = Uuid, Path, description = "The CA's id"), ("file" = String, Path, description = "`delta.crl` or `delta.pem`")),
+    responses((status = 200, content_type = "application/pkix-crl", body = Vec<u8>), (status = 404)))]
+async fn delta_crl(
+    State(state): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let id: Uuid = id.parse().map_err(|_| not_found())?;
+    let crl = match file.as_str() {
+        "delta.crl" | "delta.pem" => state.authority.crls.latest_delta_crl(&state.db, id).await?,
+        _ => {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "a CA's delta CRL is delta.crl (DER) or delta.pem",
+            ));
+        }
+    };
+    Ok(if file.ends_with(".pem") {
+        body(
+            "application/x-pem-file",
+            keyinfra_pki::crl_pem(&crl.crl_der).into_bytes(),
+        )
+    } else {
+        body("application/pkix-crl", crl.crl_der)
     })
 }

@@ -390,7 +390,10 @@ async fn concurrent_revocations_on_two_servers_give_distinct_increasing_crl_numb
         )
         .await;
     assert_eq!(out_of_order, 0);
-    let newest = app.tdb.scalar_i64("SELECT max(crl_number) FROM crls").await;
+    let newest = app
+        .tdb
+        .scalar_i64("SELECT max(crl_number) FROM crls WHERE base_crl_number IS NULL")
+        .await;
     let text = crl_text(&app.base, &app.http, &ca_id, &dir, newest).await;
     assert_eq!(text.matches("Serial Number:").count(), 10, "{text}");
 }
@@ -431,11 +434,15 @@ async fn a_burst_of_revocations_is_one_rebuild_and_stale_crls_are_reissued_befor
     let text = if text.matches("Serial Number:").count() == 8 {
         text
     } else {
-        let newest = app.tdb.scalar_i64("SELECT max(crl_number) FROM crls").await;
+        let newest = app
+            .tdb
+            .scalar_i64("SELECT max(crl_number) FROM crls WHERE base_crl_number IS NULL")
+            .await;
         crl_text(&app.base, &app.http, &ca_id, &dir, newest).await
     };
     assert_eq!(text.matches("Serial Number:").count(), 8, "{text}");
-    let rebuilds = app.tdb.scalar_i64("SELECT max(crl_number) FROM crls").await - before;
+    // Each rebuild is a complete CRL and its delta: two numbers.
+    let rebuilds = (app.tdb.scalar_i64("SELECT max(crl_number) FROM crls").await - before) / 2;
     assert!(
         (1..8).contains(&rebuilds),
         "8 revocations at once took {rebuilds} rebuilds"
@@ -481,9 +488,256 @@ async fn a_burst_of_revocations_is_one_rebuild_and_stale_crls_are_reissued_befor
         .latest_crl(&app.db, ca)
         .await
         .unwrap();
-    assert_eq!(refreshed.crl_number, latest.crl_number + 1);
+    // The delta between them took a number.
+    assert_eq!(refreshed.crl_number, latest.crl_number + 2);
     assert!(refreshed.this_update >= latest.this_update + time::Duration::hours(25));
     assert!(refreshed.this_update < latest.next_update);
-    // Only the newest CRLs are kept.
-    assert!(app.tdb.scalar_i64("SELECT count(*) FROM crls").await <= 3);
+    // Only the newest CRLs are kept: three complete ones and three deltas.
+    assert!(
+        app.tdb
+            .scalar_i64("SELECT count(*) FROM crls WHERE base_crl_number IS NULL")
+            .await
+            <= 3
+    );
+    assert!(app.tdb.scalar_i64("SELECT count(*) FROM crls").await <= 6);
+}
+
+/// Fetches `path` from the public listener until `openssl crl -text` of it shows a CRL
+/// number of at least `at_least`.
+async fn fetch_crl_at_least(
+    app: &TestApp,
+    path: &str,
+    dir: &Scratch,
+    name: &str,
+    at_least: i64,
+) -> (String, String) {
+    for _ in 0..100 {
+        let response = app
+            .http
+            .get(format!("{}{path}", app.public_base))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            assert_eq!(response.headers()["content-type"], "application/pkix-crl");
+            let file = dir.write(name, response.bytes().await.unwrap());
+            let text = openssl_ok(&["crl", "-inform", "DER", "-in", &file, "-noout", "-text"]);
+            if crl_number(&text) >= at_least {
+                return (file, text);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path} never reached number {at_least}");
+}
+
+#[tokio::test]
+async fn a_delta_crl_carries_revocations_made_after_its_base_and_openssl_uses_it() {
+    // The complete CRL is re-issued at most hourly: after the first revocation only the
+    // delta changes, which is what the delta is for.
+    let app = TestApp::spawn_with(
+        crate::support::PEPPER,
+        None,
+        crate::support::test_edge(),
+        |s| s.crl_full_min_interval = time::Duration::hours(1),
+    )
+    .await;
+    app.user("owner", UserRole::User).await;
+    let owner = app.token("owner").await;
+    let (ca_id, ca_pem) = app.ca().await;
+    let dir = Scratch::new();
+    let ca_file = dir.write("ca.pem", &ca_pem);
+    let (_, base_text) =
+        fetch_crl_at_least(&app, &format!("/crl/{ca_id}.crl"), &dir, "base.der", 1).await;
+    let base_number = crl_number(&base_text);
+    // The complete CRL points at the delta; the delta names its base, critically.
+    let delta_url = format!("{}/crl/{ca_id}/delta.crl", app.base);
+    assert!(base_text.contains("X509v3 Freshest CRL"), "{base_text}");
+    assert!(
+        base_text.contains(&format!("URI:{delta_url}")),
+        "{base_text}"
+    );
+    let (_, first_delta) = fetch_crl_at_least(
+        &app,
+        &format!("/crl/{ca_id}/delta.crl"),
+        &dir,
+        "delta0.der",
+        base_number + 1,
+    )
+    .await;
+    assert!(
+        first_delta.contains("X509v3 Delta CRL Indicator: critical"),
+        "{first_delta}"
+    );
+    assert!(
+        first_delta.contains(&format!("{base_number}")),
+        "{first_delta}"
+    );
+    assert!(
+        first_delta.contains("No Revoked Certificates"),
+        "{first_delta}"
+    );
+
+    let late = app
+        .issue(&owner, json!({"subject": "CN=late-router"}))
+        .await;
+    let kept = app
+        .issue(&owner, json!({"subject": "CN=kept-router"}))
+        .await;
+    let late_file = dir.write("late.pem", late["certificate_pem"].as_str().unwrap());
+    let kept_file = dir.write("kept.pem", kept["certificate_pem"].as_str().unwrap());
+    // New certificates name the delta CRL.
+    let leaf_text = openssl_ok(&["x509", "-in", &late_file, "-noout", "-text"]);
+    assert!(leaf_text.contains("X509v3 Freshest CRL"), "{leaf_text}");
+    assert!(
+        leaf_text.contains(&format!("URI:{delta_url}")),
+        "{leaf_text}"
+    );
+
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &format!(
+                "/api/v1/certificates/{}/revoke",
+                late["id"].as_str().unwrap()
+            ),
+            &owner,
+            json!({"reason": "superseded"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (delta_file, delta_text) = fetch_crl_at_least(
+        &app,
+        &format!("/crl/{ca_id}/delta.crl"),
+        &dir,
+        "delta.der",
+        base_number + 2,
+    )
+    .await;
+    let late_serial = late["serial_number"].as_str().unwrap();
+    assert!(
+        delta_text.contains(&format!("Serial Number: {late_serial}")),
+        "{delta_text}"
+    );
+    assert!(delta_text.contains("Superseded"), "{delta_text}");
+    // The complete CRL was not re-issued (the hourly minimum), so it does not list it.
+    let (base_file, base_again) =
+        fetch_crl_at_least(&app, &format!("/crl/{ca_id}.crl"), &dir, "base2.der", 1).await;
+    assert_eq!(crl_number(&base_again), base_number, "{base_again}");
+    assert!(!base_again.contains(late_serial), "{base_again}");
+
+    let verify = |cert: &str, deltas: bool| {
+        let mut args = vec![
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            &ca_file,
+            "-CRLfile",
+            &base_file,
+        ];
+        if deltas {
+            args.extend(["-use_deltas", "-CRLfile", &delta_file]);
+        }
+        args.push(cert);
+        openssl(&args)
+    };
+    let (ok, out) = verify(&late_file, true);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let (ok, out) = verify(&kept_file, true);
+    assert!(ok && out.contains(": OK"), "{out}");
+    // Only the delta knew: without it the base alone says OK.
+    let (ok, out) = verify(&late_file, false);
+    assert!(ok && out.contains(": OK"), "{out}");
+
+    // The PEM form, and what is not a delta CRL.
+    let pem = app
+        .http
+        .get(format!("{}/crl/{ca_id}/delta.pem", app.public_base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(pem.starts_with("-----BEGIN X509 CRL-----"), "{pem}");
+    for path in [
+        format!("/crl/{ca_id}/full.crl"),
+        format!("/crl/{ca_id}/delta.der"),
+        "/crl/not-a-ca/delta.crl".to_owned(),
+        format!("/crl/{}/delta.crl", uuid::Uuid::new_v4()),
+    ] {
+        let response = app
+            .http
+            .get(format!("{}{path}", app.public_base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn by_default_a_revocation_re_issues_the_complete_crl_and_its_delta() {
+    let app = TestApp::spawn().await;
+    app.user("owner", UserRole::User).await;
+    let owner = app.token("owner").await;
+    let (ca_id, _) = app.ca().await;
+    let dir = Scratch::new();
+    let (_, before) =
+        fetch_crl_at_least(&app, &format!("/crl/{ca_id}.crl"), &dir, "b.der", 1).await;
+    let before = crl_number(&before);
+    let cert = app.issue(&owner, json!({"subject": "CN=gone"})).await;
+    let (status, _) = app
+        .send(
+            Method::POST,
+            &format!(
+                "/api/v1/certificates/{}/revoke",
+                cert["id"].as_str().unwrap()
+            ),
+            &owner,
+            json!({"reason": "keyCompromise"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let serial = cert["serial_number"].as_str().unwrap();
+    // Numbers: the new complete CRL takes before + 2 (before + 1 was the first delta), and
+    // its delta the one after.
+    let (_, full) = fetch_crl_at_least(
+        &app,
+        &format!("/crl/{ca_id}.crl"),
+        &dir,
+        "f.der",
+        before + 2,
+    )
+    .await;
+    assert!(full.contains(serial), "{full}");
+    let full_number = crl_number(&full);
+    let (_, delta) = fetch_crl_at_least(
+        &app,
+        &format!("/crl/{ca_id}/delta.crl"),
+        &dir,
+        "d.der",
+        full_number + 1,
+    )
+    .await;
+    assert!(
+        delta.contains(&format!(
+            "Delta CRL Indicator: critical\n                {full_number}"
+        )),
+        "{delta}"
+    );
+    // The delta overlaps its base by an hour (clock skew between replicas), so it repeats
+    // the revocation: harmless, and never missing one.
+    assert!(delta.contains(serial), "{delta}");
+    // Three of each kind are kept.
+    let kinds = app
+        .tdb
+        .scalar_i64("SELECT count(*) FROM crls WHERE base_crl_number IS NOT NULL")
+        .await;
+    assert!((1..=3).contains(&kinds), "{kinds}");
 }
