@@ -35,6 +35,18 @@ struct CrlView {
     /// How many entries match the serial search (all when there is none).
     matching: usize,
     entries: Vec<EntryRow>,
+    /// The newest delta CRL over it, if any.
+    delta: Option<DeltaView>,
+}
+
+#[derive(Debug)]
+struct DeltaView {
+    number: i64,
+    base: i64,
+    this_update: String,
+    overdue: bool,
+    size: String,
+    total: usize,
 }
 
 #[derive(Debug)]
@@ -101,7 +113,16 @@ pub async fn page(
                 .filter(|e| needle.is_empty() || e.serial.to_hex().contains(&needle))
                 .collect();
             matching.sort_by_key(|e| std::cmp::Reverse(e.revoked_at));
+            let delta = crl.delta.map(|d| DeltaView {
+                number: d.crl_number,
+                base: d.base_crl_number,
+                this_update: view::date_time(d.this_update),
+                overdue: d.next_update <= now,
+                size: size_text(d.size_bytes),
+                total: d.entries.len(),
+            });
             CrlView {
+                delta,
                 number: crl.crl_number,
                 this_update: view::date_time(crl.this_update),
                 next_update: view::date_time(crl.next_update),

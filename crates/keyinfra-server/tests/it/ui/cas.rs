@@ -284,6 +284,20 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
         cas.contains(&format!("<dd class=\"crl-number\">{number}</dd>")),
         "CRL number {number}"
     );
+    // And its delta: the next number, over this CRL, with the download links.
+    let delta_number = number.parse::<i64>().unwrap() + 1;
+    assert!(
+        cas.contains(&format!(
+            "<span class=\"delta-number\">{delta_number}</span> over CRL {number}"
+        )),
+        "delta CRL {delta_number}"
+    );
+    for link in [
+        format!("/crl/{ca_id}/delta.crl"),
+        format!("/crl/{ca_id}/delta.pem"),
+    ] {
+        assert!(cas.contains(&format!("href=\"{link}\"")), "{link}");
+    }
     b.screenshot("cas").await;
     b.resize(390, 844).await;
     b.screenshot("cas-phone").await;
