@@ -54,7 +54,8 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
     }
 
     // Users → New user; a refused form first (field errors, nothing created).
-    b.click("nav.mainnav a[href='/ui/users']").await;
+    b.click_to_next_page("nav.mainnav a[href='/ui/users']")
+        .await;
     b.wait_for("table.list").await;
     b.screenshot("users").await;
     b.click("a[href='/ui/users/new']").await;
@@ -117,7 +118,8 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
         !nav.contains("/ui/users") && !nav.contains("/ui/audit"),
         "no admin pages"
     );
-    b.click("nav.mainnav a[href='/ui/certificates']").await;
+    b.click_to_next_page("nav.mainnav a[href='/ui/certificates']")
+        .await;
     b.wait_for("table.list").await;
     let list = b.source().await;
     assert!(list.contains("dave-laptop"));

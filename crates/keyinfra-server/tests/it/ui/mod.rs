@@ -137,17 +137,23 @@ impl Browser {
     /// Logs in through the form, with the keyboard's Enter on the password field.
     async fn log_in(&self, base: &str, username: &str, password: &str) {
         self.client.goto(&format!("{base}/ui/login")).await.unwrap();
-        // Mark this document: the form's submission loads a new one, without the mark.
-        // Waiting for an `h1` alone could find the login page's own before it is replaced.
-        self.client
-            .execute("window.keyinfraBeforeSubmit = true; return null;", vec![])
-            .await
-            .unwrap();
         self.fill("username", username).await;
         self.fill("password", password).await;
-        self.click("form button[type=submit]").await;
-        // The next page (the dashboard, or the form again with its error) has loaded.
-        let loaded = "return window.keyinfraBeforeSubmit === undefined \
+        // The next page is the dashboard, or the form again with its error.
+        self.click_to_next_page("form button[type=submit]").await;
+    }
+
+    /// Clicks the first element that matches a CSS selector, and waits until the page it
+    /// leads to has loaded, whatever that page holds. Waiting for an element instead could
+    /// find it on the page being left (both list pages have `table.list`), so this marks
+    /// the current document and waits for a complete one without the mark.
+    async fn click_to_next_page(&self, css: &str) {
+        self.client
+            .execute("window.keyinfraBeforeClick = true; return null;", vec![])
+            .await
+            .unwrap();
+        self.click(css).await;
+        let loaded = "return window.keyinfraBeforeClick === undefined \
                       && document.readyState === 'complete' \
                       && document.querySelector('h1') !== null;";
         for _ in 0..200 {
@@ -157,7 +163,7 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("logging in as {username}: no page loaded after the form was submitted");
+        panic!("no page loaded after clicking {css}");
     }
 
     async fn goto(&self, app: &TestApp, path: &str) {

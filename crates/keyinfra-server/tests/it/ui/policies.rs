@@ -4,8 +4,6 @@
 //! issue itself is refused with the same message. The pages are for admins, every form
 //! needs the CSRF token, and a policy users hold is not deleted.
 
-use std::time::Duration;
-
 use fantoccini::Locator;
 use keyinfra_core::policy::DEFAULT_POLICY_ID;
 use keyinfra_db::UserRole;
@@ -16,26 +14,6 @@ use super::{Browser, csrf_of, form_login, page, post_form};
 use crate::support::{PASSWORD, TestApp};
 
 impl Browser {
-    /// Clicks a submit button and waits until the page the form answers with has loaded
-    /// (a mark set on this document is gone), whatever that page holds.
-    async fn submit(&self, css: &str) {
-        self.client
-            .execute("window.keyinfraBeforeSubmit = true; return null;", vec![])
-            .await
-            .unwrap();
-        self.click(css).await;
-        let loaded = "return window.keyinfraBeforeSubmit === undefined \
-                      && document.readyState === 'complete' \
-                      && document.querySelector('h1') !== null;";
-        for _ in 0..200 {
-            if let Ok(Value::Bool(true)) = self.client.execute(loaded, vec![]).await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no page loaded after clicking {css}");
-    }
-
     /// The text of the first element that matches a CSS selector.
     async fn text_of(&self, css: &str) -> String {
         self.client
@@ -71,7 +49,7 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
     assert!(browser.source().await.contains(">default</a>"));
     browser.fill("new-name", "site1").await;
     browser.fill("new-description", "Site 1 routers").await;
-    browser.submit("#new-policy-submit").await;
+    browser.click_to_next_page("#new-policy-submit").await;
     browser.wait_for("#policy-notice").await;
     let path = browser.path().await;
     let id = path.strip_prefix("/ui/policies/").unwrap().to_owned();
@@ -92,7 +70,7 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
     browser
         .click("input[name=key_algorithm][value=rsa-2048]")
         .await;
-    browser.submit("#policy-save").await;
+    browser.click_to_next_page("#policy-save").await;
     assert!(browser.text_of("#policy-notice").await.contains("saved"));
     let (_, saved) = app
         .get(&format!("/api/v1/policies/{id}"), &admin_token)
@@ -124,7 +102,7 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
         .fill("allowed_dns", ".site1.example.net\na*.example.net")
         .await;
     browser.fill("description", "typed, then refused").await;
-    browser.submit("#policy-save").await;
+    browser.click_to_next_page("#policy-save").await;
     browser.wait_for("#allowed_dns-error").await;
     assert!(
         browser
@@ -151,7 +129,7 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
         .select_by_value(&id)
         .await
         .unwrap();
-    browser.submit("#policy-submit").await;
+    browser.click_to_next_page("#policy-submit").await;
     assert_eq!(browser.text_of("#user-policy").await, "site1");
     let (_, user) = app.get(&format!("/api/v1/users/{bob}"), &admin_token).await;
     assert_eq!(user["policy_id"], id.as_str());
@@ -165,7 +143,7 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
 
     // Bob holds it now: the policy cannot be deleted, and the page says why.
     browser.goto(&app, &format!("/ui/policies/{id}")).await;
-    browser.submit("#policy-delete").await;
+    browser.click_to_next_page("#policy-delete").await;
     let refusal = browser.text_of("#policy-error").await;
     assert!(
         refusal.contains("not deleted") && refusal.contains("hold policy \"site1\""),
@@ -201,11 +179,11 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
         .select_by_value(&id)
         .await
         .unwrap();
-    browser.submit("button[value=preview]").await;
+    browser.click_to_next_page("button[value=preview]").await;
     let refused = browser.text_of("#preview-refusal").await;
     assert!(refused.contains("name_not_allowed"), "{refused}");
     browser.fill("san", "r0.site1.example.net").await;
-    browser.submit("button[value=preview]").await;
+    browser.click_to_next_page("button[value=preview]").await;
     let preview = browser.text_of("#preview").await;
     assert!(
         preview.contains("site1") && preview.contains("Example Corp"),
@@ -239,7 +217,7 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
     browser.fill("subject", "CN=r1").await;
     browser.fill("san", "r1.site1.example.net").await;
     browser.fill("validity_days", "30").await;
-    browser.submit("button[value=preview]").await;
+    browser.click_to_next_page("button[value=preview]").await;
     let preview = browser.text_of("#preview").await;
     for fact in [
         "Organization (O)",
@@ -261,7 +239,7 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
 
     // A name outside the policy: the preview says it would be refused, and why.
     browser.fill("san", "r1.other.example.net").await;
-    browser.submit("button[value=preview]").await;
+    browser.click_to_next_page("button[value=preview]").await;
     let refused = browser.text_of("#preview-refusal").await;
     assert!(refused.contains("name_not_allowed"), "{refused}");
     let detail = browser.text_of("#preview-refusal .field-error").await;
@@ -274,14 +252,14 @@ async fn an_admin_writes_a_policy_in_the_browser_and_the_users_issue_page_follow
     );
 
     // The issue itself is refused with the same message, and creates nothing.
-    browser.submit("form button.primary").await;
+    browser.click_to_next_page("form button.primary").await;
     assert_eq!(browser.text_of("#san-error").await, detail);
     assert_eq!(app.written_rows().await, written);
     assert_eq!(certificate_count(&app, &admin_token).await, 0);
 
     // The previewed request issues what the preview showed.
     browser.fill("san", "r1.site1.example.net").await;
-    browser.submit("form button.primary").await;
+    browser.click_to_next_page("form button.primary").await;
     let path = browser.path().await;
     let cert_id = path.strip_prefix("/ui/certificates/").unwrap();
     let (_, cert) = app
