@@ -41,6 +41,9 @@ impl std::fmt::Debug for CaSigner {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaCertificateInfo {
     pub subject: String,
+    /// None for a serial that is not a positive integer of at most 20 octets (an old
+    /// imported root may have serial 0); such a CA is still usable.
+    pub serial: Option<SerialNumber>,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub public_key_der: Vec<u8>,
@@ -81,7 +84,13 @@ pub fn inspect_ca_certificate(der: &[u8]) -> Result<CaCertificateInfo, PkiError>
     }
     let subject = subject_string(&cert.subject);
     let name_constraints = NameConstraints::from_x509(&cert)?;
+    let raw_serial = cert.raw_serial();
+    let negative = raw_serial.first().is_some_and(|b| b & 0x80 != 0);
+    let serial = (!negative)
+        .then(|| SerialNumber::from_bytes(raw_serial).ok())
+        .flatten();
     Ok(CaCertificateInfo {
+        serial,
         self_signed: cert.subject.as_raw() == cert.issuer.as_raw(),
         subject,
         not_before: cert.validity.not_before.to_datetime(),
@@ -92,6 +101,18 @@ pub fn inspect_ca_certificate(der: &[u8]) -> Result<CaCertificateInfo, PkiError>
         path_len: basic.and_then(|bc| bc.value.path_len_constraint),
         name_constraints,
     })
+}
+
+/// Whether `issuer_der`'s key signed `certificate_der`: the certificate names the issuer's
+/// subject as its issuer and its signature verifies under the issuer's public key. False
+/// for anything that does not parse.
+pub fn signed_by(certificate_der: &[u8], issuer_der: &[u8]) -> bool {
+    let parse = x509_parser::certificate::X509Certificate::from_der;
+    let (Ok((_, cert)), Ok((_, issuer))) = (parse(certificate_der), parse(issuer_der)) else {
+        return false;
+    };
+    cert.issuer.as_raw() == issuer.subject.as_raw()
+        && cert.verify_signature(Some(issuer.public_key())).is_ok()
 }
 
 /// The SubjectPublicKeyInfo DER of any certificate (renewal without re-keying reuses it).
@@ -681,5 +702,30 @@ mod subordinate_tests {
 
         // A root carries none of them: nothing stands above it.
         assert_eq!(urls_in(parent.certificate_der()), (vec![], vec![], vec![]));
+    }
+
+    #[test]
+    fn signed_by_checks_the_signature_not_only_the_names() {
+        let parent = root("CN=Root");
+        let child = subordinate(&parent, None);
+        let info = inspect_ca_certificate(child.certificate_der()).unwrap();
+        assert_eq!(info.serial, Some(SerialNumber::from_hex("8A0B").unwrap()));
+        assert!(signed_by(child.certificate_der(), parent.certificate_der()));
+        // Same subject, another key: the names match, the signature does not.
+        let impostor = root("CN=Root");
+        assert!(!signed_by(
+            child.certificate_der(),
+            impostor.certificate_der()
+        ));
+        // Another name entirely.
+        assert!(!signed_by(
+            child.certificate_der(),
+            root("CN=Other").certificate_der()
+        ));
+        assert!(!signed_by(
+            parent.certificate_der(),
+            child.certificate_der()
+        ));
+        assert!(!signed_by(b"not a certificate", parent.certificate_der()));
     }
 }
