@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use keyinfra_pki::ca::ParentUrls;
 use keyinfra_pki::profile::Profile;
 use keyinfra_pki::seal::MasterKeys;
 use time::Duration;
@@ -119,6 +120,17 @@ impl AuthoritySettings {
     pub fn ocsp_url(&self) -> Option<String> {
         self.ocsp_in_certificates
             .then(|| format!("{}/ocsp", self.public_url))
+    }
+
+    /// Where CA `ca_id` publishes, for the certificate of a CA it signs: the same URLs its
+    /// leaves carry.
+    pub fn parent_urls(&self, ca_id: Uuid) -> ParentUrls {
+        ParentUrls {
+            crl_url: self.crl_url(ca_id),
+            ca_issuers_url: self.ca_certificate_url(ca_id),
+            ocsp_url: self.ocsp_url(),
+            delta_crl_url: Some(self.delta_crl_url(ca_id)),
+        }
     }
 }
 

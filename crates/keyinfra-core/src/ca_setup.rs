@@ -161,6 +161,7 @@ impl CaSetup {
                     path_len: Some(0),
                     name_constraints: issuing_constraints,
                 },
+                &self.settings.parent_urls(created[0].id),
             )?;
             let record = self
                 .store_ca(tx, operator, "issuing", &issuing, Some(created[0].id), rng)

@@ -145,6 +145,7 @@ impl CaSetup {
                 path_len: Some(0),
                 name_constraints: options.name_constraints.as_ref(),
             },
+            &self.settings.parent_urls(parent.id),
         )?;
         let mut tx = db.begin(&Actor::System).await?;
         authorities::lock_for_creation(&mut tx).await?;

@@ -41,6 +41,9 @@ impl std::fmt::Debug for CaSigner {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaCertificateInfo {
     pub subject: String,
+    /// None for a serial that is not a positive integer of at most 20 octets (an old
+    /// imported root may have serial 0); such a CA is still usable.
+    pub serial: Option<SerialNumber>,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub public_key_der: Vec<u8>,
@@ -81,7 +84,13 @@ pub fn inspect_ca_certificate(der: &[u8]) -> Result<CaCertificateInfo, PkiError>
     }
     let subject = subject_string(&cert.subject);
     let name_constraints = NameConstraints::from_x509(&cert)?;
+    let raw_serial = cert.raw_serial();
+    let negative = raw_serial.first().is_some_and(|b| b & 0x80 != 0);
+    let serial = (!negative)
+        .then(|| SerialNumber::from_bytes(raw_serial).ok())
+        .flatten();
     Ok(CaCertificateInfo {
+        serial,
         self_signed: cert.subject.as_raw() == cert.issuer.as_raw(),
         subject,
         not_before: cert.validity.not_before.to_datetime(),
@@ -92,6 +101,18 @@ pub fn inspect_ca_certificate(der: &[u8]) -> Result<CaCertificateInfo, PkiError>
         path_len: basic.and_then(|bc| bc.value.path_len_constraint),
         name_constraints,
     })
+}
+
+/// Whether `issuer_der`'s key signed `certificate_der`: the certificate names the issuer's
+/// subject as its issuer and its signature verifies under the issuer's public key. False
+/// for anything that does not parse.
+pub fn signed_by(certificate_der: &[u8], issuer_der: &[u8]) -> bool {
+    let parse = x509_parser::certificate::X509Certificate::from_der;
+    let (Ok((_, cert)), Ok((_, issuer))) = (parse(certificate_der), parse(issuer_der)) else {
+        return false;
+    };
+    cert.issuer.as_raw() == issuer.subject.as_raw()
+        && cert.verify_signature(Some(issuer.public_key())).is_ok()
 }
 
 /// The SubjectPublicKeyInfo DER of any certificate (renewal without re-keying reuses it).
@@ -162,10 +183,23 @@ impl CaSigner {
         Self::from_parts(cert.der().to_vec(), key)
     }
 
-    /// A new CA signed by this one (an issuing intermediate).
-    pub fn create_subordinate(&self, key: PrivateKey, spec: &CaSpec<'_>) -> Result<Self, PkiError> {
+    /// A new CA signed by this one (an issuing intermediate). Its certificate says where
+    /// this CA publishes, so that a relying party can check the new CA's revocation.
+    pub fn create_subordinate(
+        &self,
+        key: PrivateKey,
+        spec: &CaSpec<'_>,
+        urls: &ParentUrls,
+    ) -> Result<Self, PkiError> {
         let mut params = ca_params(spec);
         params.use_authority_key_identifier_extension = true;
+        add_issuer_urls(
+            &mut params,
+            &urls.crl_url,
+            &urls.ca_issuers_url,
+            urls.ocsp_url.as_deref(),
+            urls.delta_crl_url.as_deref(),
+        );
         let cert = params.signed_by(&key, &self.issuer).map_err(signing)?;
         Self::from_parts(cert.der().to_vec(), key)
     }
@@ -255,19 +289,13 @@ impl CaSigner {
                 ExtendedKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
             })
             .collect();
-        params.crl_distribution_points = vec![CrlDistributionPoint {
-            uris: vec![leaf.crl_url.to_owned()],
-        }];
-        params.custom_extensions = vec![authority_info_access(leaf.ca_issuers_url, leaf.ocsp_url)];
-        if let Some(url) = leaf.delta_crl_url {
-            // Freshest CRL (RFC 5280 4.2.1.15): where the delta CRLs are.
-            params
-                .custom_extensions
-                .push(CustomExtension::from_oid_content(
-                    &[2, 5, 29, 46],
-                    crate::crl::distribution_points(url),
-                ));
-        }
+        add_issuer_urls(
+            &mut params,
+            leaf.crl_url,
+            leaf.ca_issuers_url,
+            leaf.ocsp_url,
+            leaf.delta_crl_url,
+        );
         let cert = match leaf.public_key {
             LeafKey::Generated(key) => params.signed_by(key, &self.issuer),
             LeafKey::Spki(der) => {
@@ -283,6 +311,30 @@ impl CaSigner {
 
 fn signing(e: rcgen::Error) -> PkiError {
     PkiError::Signing(e.to_string())
+}
+
+/// Where the issuer publishes, written into a certificate it signs: the CRL distribution
+/// point, AIA (OCSP, caIssuers) and the Freshest CRL.
+fn add_issuer_urls(
+    params: &mut CertificateParams,
+    crl_url: &str,
+    ca_issuers_url: &str,
+    ocsp_url: Option<&str>,
+    delta_crl_url: Option<&str>,
+) {
+    params.crl_distribution_points = vec![CrlDistributionPoint {
+        uris: vec![crl_url.to_owned()],
+    }];
+    params.custom_extensions = vec![authority_info_access(ca_issuers_url, ocsp_url)];
+    if let Some(url) = delta_crl_url {
+        // Freshest CRL (RFC 5280 4.2.1.15): where the delta CRLs are.
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(
+                &[2, 5, 29, 46],
+                crate::crl::distribution_points(url),
+            ));
+    }
 }
 
 /// AuthorityInfoAccess (RFC 5280 4.2.2.1): the OCSP responder's URI, if any, and the
@@ -337,6 +389,20 @@ pub struct LeafSpec<'a> {
     pub ocsp_url: Option<&'a str>,
     /// The Freshest CRL URL (the CA's delta CRL); None leaves it out.
     pub delta_crl_url: Option<&'a str>,
+}
+
+/// Where the parent CA of a new subordinate CA publishes: a relying party that follows
+/// URLs (Windows, many appliances) checks the subordinate's revocation there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentUrls {
+    /// The parent's CRL (CRL distribution point).
+    pub crl_url: String,
+    /// The parent's certificate, DER (AIA caIssuers).
+    pub ca_issuers_url: String,
+    /// The parent's OCSP responder (AIA OCSP); None leaves it out.
+    pub ocsp_url: Option<String>,
+    /// The parent's delta CRL (Freshest CRL); None leaves it out.
+    pub delta_crl_url: Option<String>,
 }
 
 /// One CRL entry.
@@ -508,5 +574,158 @@ mod crl_read_tests {
         );
         assert_eq!(info.entries[1].invalidity_date, None);
         assert!(read_crl(&der[..der.len() - 1]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod subordinate_tests {
+    #![allow(clippy::unwrap_used)]
+    use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+
+    use super::*;
+
+    const START: i64 = 1_700_000_000;
+
+    fn root(name: &str) -> CaSigner {
+        let subject = DistinguishedName::parse(name).unwrap();
+        let start = OffsetDateTime::from_unix_timestamp(START).unwrap();
+        CaSigner::create_root(
+            PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+            &CaSpec {
+                subject: &subject,
+                serial: &SerialNumber::from_hex("01").unwrap(),
+                not_before: start,
+                not_after: start + time::Duration::days(365),
+                path_len: None,
+                name_constraints: None,
+            },
+        )
+        .unwrap()
+    }
+
+    fn subordinate(parent: &CaSigner, ocsp_url: Option<&str>) -> CaSigner {
+        let subject = DistinguishedName::parse("CN=Issuing").unwrap();
+        let start = OffsetDateTime::from_unix_timestamp(START).unwrap();
+        parent
+            .create_subordinate(
+                PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+                &CaSpec {
+                    subject: &subject,
+                    serial: &SerialNumber::from_hex("8A0B").unwrap(),
+                    not_before: start,
+                    not_after: start + time::Duration::days(30),
+                    path_len: Some(0),
+                    name_constraints: None,
+                },
+                &ParentUrls {
+                    crl_url: "http://ca.example/crl/root.crl".into(),
+                    ca_issuers_url: "http://ca.example/ca/root.crt".into(),
+                    ocsp_url: ocsp_url.map(str::to_owned),
+                    delta_crl_url: Some("http://ca.example/crl/root/delta.crl".into()),
+                },
+            )
+            .unwrap()
+    }
+
+    /// (CRL distribution point URIs, Freshest CRL URIs, AIA (method OID, URI) pairs).
+    type Urls = (Vec<String>, Vec<String>, Vec<(String, String)>);
+
+    fn urls_in(der: &[u8]) -> Urls {
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
+        let uris = |points: &x509_parser::extensions::CRLDistributionPoints<'_>| {
+            points
+                .iter()
+                .flat_map(|p| match &p.distribution_point {
+                    Some(DistributionPointName::FullName(names)) => names.clone(),
+                    _ => vec![],
+                })
+                .filter_map(|n| match n {
+                    GeneralName::URI(uri) => Some(uri.to_owned()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let (mut crl, mut freshest, mut aia) = (vec![], vec![], vec![]);
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::CRLDistributionPoints(points) => crl = uris(points),
+                ParsedExtension::AuthorityInfoAccess(access) => {
+                    for d in &access.accessdescs {
+                        if let GeneralName::URI(uri) = d.access_location {
+                            aia.push((d.access_method.to_id_string(), uri.to_owned()));
+                        }
+                    }
+                }
+                _ if ext.oid.to_id_string() == "2.5.29.46" => {
+                    let (_, points) =
+                        x509_parser::extensions::CRLDistributionPoints::from_der(ext.value)
+                            .unwrap();
+                    freshest = uris(&points);
+                }
+                _ => {}
+            }
+        }
+        (crl, freshest, aia)
+    }
+
+    #[test]
+    fn a_subordinate_ca_certificate_names_where_its_parent_publishes() {
+        let parent = root("CN=Root");
+        let child = subordinate(&parent, Some("http://ca.example/ocsp"));
+        let (crl, freshest, aia) = urls_in(child.certificate_der());
+        assert_eq!(crl, ["http://ca.example/crl/root.crl"]);
+        assert_eq!(freshest, ["http://ca.example/crl/root/delta.crl"]);
+        assert_eq!(
+            aia,
+            [
+                (
+                    "1.3.6.1.5.5.7.48.1".to_owned(),
+                    "http://ca.example/ocsp".to_owned()
+                ),
+                (
+                    "1.3.6.1.5.5.7.48.2".to_owned(),
+                    "http://ca.example/ca/root.crt".to_owned()
+                ),
+            ]
+        );
+
+        // With OCSP turned off, AIA keeps only caIssuers.
+        let quiet = subordinate(&parent, None);
+        let (_, _, aia) = urls_in(quiet.certificate_der());
+        assert_eq!(
+            aia,
+            [(
+                "1.3.6.1.5.5.7.48.2".to_owned(),
+                "http://ca.example/ca/root.crt".to_owned()
+            )]
+        );
+
+        // A root carries none of them: nothing stands above it.
+        assert_eq!(urls_in(parent.certificate_der()), (vec![], vec![], vec![]));
+    }
+
+    #[test]
+    fn signed_by_checks_the_signature_not_only_the_names() {
+        let parent = root("CN=Root");
+        let child = subordinate(&parent, None);
+        let info = inspect_ca_certificate(child.certificate_der()).unwrap();
+        assert_eq!(info.serial, Some(SerialNumber::from_hex("8A0B").unwrap()));
+        assert!(signed_by(child.certificate_der(), parent.certificate_der()));
+        // Same subject, another key: the names match, the signature does not.
+        let impostor = root("CN=Root");
+        assert!(!signed_by(
+            child.certificate_der(),
+            impostor.certificate_der()
+        ));
+        // Another name entirely.
+        assert!(!signed_by(
+            child.certificate_der(),
+            root("CN=Other").certificate_der()
+        ));
+        assert!(!signed_by(
+            parent.certificate_der(),
+            child.certificate_der()
+        ));
+        assert!(!signed_by(b"not a certificate", parent.certificate_der()));
     }
 }

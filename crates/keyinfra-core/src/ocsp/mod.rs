@@ -11,11 +11,12 @@
 //! ([`cache`]); a nonce makes every answer fresh.
 //!
 //! Statuses: `good` for a certificate the CA issued that is not revoked (a SUPERSEDED or
-//! EXPIRED one included, as a CRL would list it only if revoked); `revoked` with its time
-//! and reason; `unknown` for a serial the CA never issued, and also for one whose records
-//! retention has deleted (two years after expiry, `KEYINFRA_RETENTION_DAYS`), which RFC
-//! 6960 allows. Malformed requests get `malformedRequest`, a database that cannot be
-//! reached `tryLater`: never an HTTP error.
+//! EXPIRED one included, as a CRL would list it only if revoked), and for the certificate
+//! of one of our CAs that this CA signed (an issuing CA: CAs cannot be revoked yet);
+//! `revoked` with its time and reason; `unknown` for a serial the CA never issued, and
+//! also for one whose records retention has deleted (two years after expiry,
+//! `KEYINFRA_RETENTION_DAYS`), which RFC 6960 allows. Malformed requests get
+//! `malformedRequest`, a database that cannot be reached `tryLater`: never an HTTP error.
 
 mod cache;
 pub mod responders;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 use keyinfra_db::ocsp::{self as ocsp_rows, RevocationFeed};
 use keyinfra_db::{Actor, Database, DbError};
+use keyinfra_pki::ca::{inspect_ca_certificate, signed_by};
 use keyinfra_pki::ocsp::{
     BasicResponse, CertId, CertStatus, IssuerHashes, OcspResponseStatus, RequestLimits,
     SingleResponse, error_response, parse_request,
@@ -240,6 +242,15 @@ impl OcspService {
         let mut tx = db.begin(&Actor::System).await?;
         let known = ocsp_rows::status(&mut tx, ca_id, &serials).await?;
         tx.commit().await?;
+        let unknown: Vec<&String> = serials
+            .iter()
+            .filter(|s| !known.iter().any(|k| &k.serial_number == *s))
+            .collect();
+        let sub_cas = if unknown.is_empty() {
+            Vec::new()
+        } else {
+            self.ca_certificates_signed_by(db, ca_id, &unknown).await?
+        };
         let responder = self.responders.current(db, ca_id, rng).await?;
         let next_update = now + self.settings.ocsp_validity;
         let statuses: Vec<CertStatus> = request
@@ -251,6 +262,11 @@ impl OcspService {
                     .iter()
                     .find(|k| Some(&k.serial_number) == serial.as_ref())
                 {
+                    // Revoking a CA is not supported yet, so a CA certificate this CA
+                    // signed is good.
+                    None if serial.as_ref().is_some_and(|s| sub_cas.contains(s)) => {
+                        CertStatus::Good
+                    }
                     None => CertStatus::Unknown,
                     Some(k) => match k.revocation {
                         None => CertStatus::Good,
@@ -313,6 +329,35 @@ impl OcspService {
             cacheable,
             from_cache: false,
         })
+    }
+
+    /// Which of `serials` are certificates of our CAs that CA `ca_id` signed. They are in
+    /// no certificates table, but a relying party that follows an issuing CA's AIA asks
+    /// the parent's responder about it. A serial alone proves nothing (any CA may write
+    /// any serial), so the certificate must verify under the parent's key.
+    async fn ca_certificates_signed_by(
+        &self,
+        db: &Database,
+        ca_id: Uuid,
+        serials: &[&String],
+    ) -> Result<Vec<String>, CoreError> {
+        let cas = self.cas.list_cas(db).await?;
+        let Some(parent) = cas.iter().find(|ca| ca.id == ca_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(cas
+            .iter()
+            .filter(|ca| ca.id != ca_id)
+            .filter_map(|ca| {
+                let serial = inspect_ca_certificate(&ca.certificate_der)
+                    .ok()?
+                    .serial?
+                    .to_hex();
+                (serials.contains(&&serial)
+                    && signed_by(&ca.certificate_der, &parent.certificate_der))
+                .then_some(serial)
+            })
+            .collect())
     }
 
     /// The CA every CertID names, if they all name the same CA whose key we hold.

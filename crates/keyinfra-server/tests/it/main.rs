@@ -16,6 +16,7 @@ mod keys_at_rest;
 mod ocsp;
 mod openssl;
 mod operations;
+mod pkilint;
 mod policies;
 mod strict_input;
 mod support;

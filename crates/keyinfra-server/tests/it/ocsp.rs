@@ -1,7 +1,8 @@
 //! OCSP (issue 18), checked with the real `openssl ocsp` client and curl: good, revoked
 //! with its reason, unknown; the response verified and its nonce checked; GET with RFC 5019
-//! caching headers; a delegated responder under an issuing CA; malformed requests answered
-//! with an OCSP status; and a revocation seen by another replica.
+//! caching headers; a delegated responder under an issuing CA, and the root answering for
+//! the issuing CA's own certificate; malformed requests answered with an OCSP status; and
+//! a revocation seen by another replica.
 //!
 //! The clients run as blocking child processes while the server answers them on the same
 //! runtime: these tests take a multi-threaded one, so that a waiting client never holds
@@ -14,6 +15,7 @@ use base64::Engine;
 use keyinfra_core::issuing_ca::IssuingCaOptions;
 use keyinfra_core::{OsRandom, Principal};
 use keyinfra_db::UserRole;
+use keyinfra_db::authorities::AuthorityRecord;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -285,25 +287,7 @@ async fn an_issuing_ca_answers_through_its_own_delegated_responder() {
     app.user("root", UserRole::Admin).await;
     let admin = app.token("root").await;
     let (root_id, root_pem) = app.ca().await;
-    let issuing = app
-        .state
-        .authority
-        .ca_setup
-        .create_issuing_ca(
-            &app.db,
-            &Principal::Operator,
-            root_id.parse().unwrap(),
-            &IssuingCaOptions {
-                name: "issuing".into(),
-                subject: "CN=KeyInfra Issuing CA,O=KeyInfra".into(),
-                algorithm: None,
-                validity: None,
-                name_constraints: None,
-            },
-            &mut OsRandom,
-        )
-        .await
-        .unwrap();
+    let issuing = issuing_ca_under_root(&app, &root_id).await;
     let dir = Scratch::new();
     let root = dir.write("root.pem", &root_pem);
     let int = dir.write(
@@ -360,6 +344,129 @@ async fn an_issuing_ca_answers_through_its_own_delegated_responder() {
         "ocsp", "-issuer", &root, "-CAfile", &root, "-cert", &cert_file, "-url", &url,
     ]);
     assert!(out.contains("unauthorized"), "{out}");
+}
+
+/// Creates an issuing CA under the app's root.
+async fn issuing_ca_under_root(app: &TestApp, root_id: &str) -> AuthorityRecord {
+    app.state
+        .authority
+        .ca_setup
+        .create_issuing_ca(
+            &app.db,
+            &Principal::Operator,
+            root_id.parse().unwrap(),
+            &IssuingCaOptions {
+                name: "issuing".into(),
+                subject: "CN=KeyInfra Issuing CA,O=KeyInfra".into(),
+                algorithm: None,
+                validity: None,
+                name_constraints: None,
+            },
+            &mut OsRandom,
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_issuing_ca_names_its_parents_urls_and_the_parent_answers_good_for_it() {
+    let app = TestApp::spawn().await;
+    let (root_id, root_pem) = app.ca().await;
+    let dir = Scratch::new();
+    let root = dir.write("root.pem", &root_pem);
+    let issuing = issuing_ca_under_root(&app, &root_id).await;
+    let int = dir.write(
+        "issuing.pem",
+        keyinfra_pki::certificate_pem(&issuing.certificate_der),
+    );
+
+    // A relying party that follows URLs finds the root's CRL, certificate and responder.
+    let text = openssl_ok(&["x509", "-in", &int, "-noout", "-text"]);
+    for url in [
+        "X509v3 CRL Distribution Points:".to_owned(),
+        format!("URI:{}/crl/{root_id}.crl", app.base),
+        format!("OCSP - URI:{}/ocsp", app.base),
+        format!("CA Issuers - URI:{}/ca/{root_id}.crt", app.base),
+        format!("URI:{}/crl/{root_id}/delta.crl", app.base),
+    ] {
+        assert!(text.contains(&url), "{url} in\n{text}");
+    }
+    // The root is no one's child: it names none.
+    let root_text = openssl_ok(&["x509", "-in", &root, "-noout", "-text"]);
+    assert!(
+        !root_text.contains("CRL Distribution Points") && !root_text.contains("CA Issuers"),
+        "{root_text}"
+    );
+
+    // Asked by that AIA (a CertID under the root), the root's responder says good: the
+    // issuing CA's certificate is in no certificates table, yet the root signed it.
+    let url = format!("{}/ocsp", app.public_base);
+    let out = ask(&root, &root, &int, &url);
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains(&format!("{int}: good")), "{out}");
+    assert!(out.contains("KeyInfra Root CA OCSP Responder"), "{out}");
+
+    // Another installation's root has the same name but another key. Given our issuing
+    // CA's certificate (imported without its key, linked to that root by name alone), its
+    // responder still says unknown: the certificate does not verify under its key.
+    let other = TestApp::spawn_with(
+        crate::support::PEPPER,
+        None,
+        crate::support::test_edge(),
+        |s| s.ocsp_in_certificates = false,
+    )
+    .await;
+    let (other_root_id, other_root_pem) = other.ca().await;
+    let other_root = dir.write("other-root.pem", &other_root_pem);
+    let imported = other
+        .state
+        .authority
+        .ca_setup
+        .import(
+            &other.db,
+            "stranger",
+            &std::fs::read(&int).unwrap(),
+            None,
+            &mut OsRandom,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        imported.parent_ca_id.map(|id| id.to_string()),
+        Some(other_root_id.clone()),
+        "linked by name"
+    );
+    let serial = openssl_ok(&["x509", "-in", &int, "-noout", "-serial"]);
+    let serial = format!("0x{}", serial.trim().trim_start_matches("serial="));
+    let (_, out) = openssl(&[
+        "ocsp",
+        "-issuer",
+        &other_root,
+        "-CAfile",
+        &other_root,
+        "-serial",
+        &serial,
+        "-url",
+        &format!("{}/ocsp", other.public_base),
+    ]);
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains(&format!("{serial}: unknown")), "{out}");
+
+    // With OCSP left out of certificates, an issuing CA's AIA names only caIssuers.
+    let other_issuing = issuing_ca_under_root(&other, &other_root_id).await;
+    let other_int = dir.write(
+        "other-issuing.pem",
+        keyinfra_pki::certificate_pem(&other_issuing.certificate_der),
+    );
+    let text = openssl_ok(&["x509", "-in", &other_int, "-noout", "-text"]);
+    assert!(
+        text.contains(&format!(
+            "CA Issuers - URI:{}/ca/{other_root_id}.crt",
+            other.base
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("OCSP - URI"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

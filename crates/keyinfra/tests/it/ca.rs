@@ -146,6 +146,12 @@ async fn an_operator_runs_the_whole_lifecycle_from_the_cli() {
     ]);
     assert!(verified.contains(": OK"), "{verified}");
     assert!(openssl(&["x509", "-in", &path("root.pem"), "-noout", "-text"]).contains("(2048 bit)"));
+    // The issuing CA names where its root publishes: its CRL and certificate.
+    let root_id = id_in(created.lines().next().unwrap());
+    let issuing_text = openssl(&["x509", "-in", &path("issuing.pem"), "-noout", "-text"]);
+    for url in [format!("/crl/{root_id}.crl"), format!("/ca/{root_id}.crt")] {
+        assert!(issuing_text.contains(&url), "{url} in\n{issuing_text}");
+    }
 
     let export = cli.with_stdin(
         &[

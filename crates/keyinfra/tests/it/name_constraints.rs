@@ -7,7 +7,7 @@ use std::process::Command;
 
 use keyinfra_core::Clock;
 use keyinfra_db::testing::TestDatabase;
-use keyinfra_pki::ca::{CaSigner, CaSpec};
+use keyinfra_pki::ca::{CaSigner, CaSpec, ParentUrls};
 use keyinfra_pki::constraints::NameConstraints;
 use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use keyinfra_pki::{KeyAlgorithm, PrivateKey, SerialNumber};
@@ -357,7 +357,19 @@ fn hand_ca(
     };
     let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let signer = match parent {
-        Some(p) => p.signer.create_subordinate(key, &spec).unwrap(),
+        Some(p) => p
+            .signer
+            .create_subordinate(
+                key,
+                &spec,
+                &ParentUrls {
+                    crl_url: "http://hand.example/parent.crl".into(),
+                    ca_issuers_url: "http://hand.example/parent.crt".into(),
+                    ocsp_url: None,
+                    delta_crl_url: None,
+                },
+            )
+            .unwrap(),
         None => CaSigner::create_root(key, &spec).unwrap(),
     };
     let cert = dir.join(format!("{name}.pem"));
