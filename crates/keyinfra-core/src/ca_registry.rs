@@ -77,6 +77,9 @@ pub struct CaRegistry {
     pub(crate) clock: Arc<dyn Clock>,
     signers: RwLock<HashMap<Uuid, Arc<LoadedCa>>>,
     default_ca: std::sync::Mutex<Option<(Uuid, time::OffsetDateTime)>>,
+    /// Bumped whenever this replica creates or imports a CA, so caches of the CA list
+    /// (the default CA, OCSP's index of CertID hashes) see the new CA at once here.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl CaRegistry {
@@ -86,6 +89,7 @@ impl CaRegistry {
             clock,
             signers: RwLock::new(HashMap::new()),
             default_ca: std::sync::Mutex::new(None),
+            changes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -123,10 +127,18 @@ impl CaRegistry {
         Ok(id)
     }
 
+    /// This replica created or imported a CA: caches of the CA list are stale.
     pub(crate) fn forget_default_ca(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         if let Ok(mut cached) = self.default_ca.lock() {
             *cached = None;
         }
+    }
+
+    /// How many times this replica has changed the CA list (see [`Self::forget_default_ca`]).
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     async fn find_default_issuing_ca(&self, db: &Database) -> Result<Uuid, CoreError> {

@@ -95,12 +95,15 @@ impl OcspAnswer {
     }
 }
 
-/// The CAs a CertID may name, by their hashes; rebuilt when a CertID matches none and at
-/// least [`CA_INDEX_TTL`] has passed (a CA created on another replica shows up then).
+/// The CAs a CertID may name, by their hashes; rebuilt when a CertID matches none and
+/// either this replica has created or imported a CA since, or at least [`CA_INDEX_TTL`] has
+/// passed (a CA created on another replica shows up then). The TTL keeps requests naming
+/// CAs we do not run from reading the CA list each time.
 #[derive(Debug, Default)]
 struct CaIndex {
     cas: Vec<(Uuid, IssuerHashes, bool)>,
     built_at: Option<OffsetDateTime>,
+    registry_changes: u64,
 }
 
 const CA_INDEX_TTL: Duration = Duration::seconds(30);
@@ -370,6 +373,7 @@ impl OcspService {
                 let stale = {
                     let index = self.index.read().await;
                     index.built_at.is_none_or(|at| now - at >= CA_INDEX_TTL)
+                        || index.registry_changes != self.cas.changes()
                 };
                 if !stale {
                     return Ok(None);
@@ -396,6 +400,8 @@ impl OcspService {
     }
 
     async fn rebuild_index(&self, db: &Database, now: OffsetDateTime) -> Result<(), CoreError> {
+        // Read before listing: a CA created meanwhile leaves the index stale, not missed.
+        let registry_changes = self.cas.changes();
         let cas = self.cas.list_cas(db).await?;
         let mut entries = Vec::with_capacity(cas.len());
         for ca in cas {
@@ -409,6 +415,7 @@ impl OcspService {
         let mut index = self.index.write().await;
         index.cas = entries;
         index.built_at = Some(now);
+        index.registry_changes = registry_changes;
         Ok(())
     }
 

@@ -287,9 +287,17 @@ async fn an_issuing_ca_answers_through_its_own_delegated_responder() {
     app.user("root", UserRole::Admin).await;
     let admin = app.token("root").await;
     let (root_id, root_pem) = app.ca().await;
-    let issuing = issuing_ca_under_root(&app, &root_id).await;
     let dir = Scratch::new();
     let root = dir.write("root.pem", &root_pem);
+    let url = format!("{}/ocsp", app.public_base);
+    // The responder learns the CAs before the issuing CA exists ...
+    let (_, out) = openssl(&[
+        "ocsp", "-issuer", &root, "-CAfile", &root, "-serial", "0x01", "-url", &url,
+    ]);
+    assert!(out.contains("0x01: unknown"), "{out}");
+    // ... and answers for the issuing CA as soon as it is created, not after its CA list's
+    // 30-second refresh: creating a CA on this replica makes that list stale at once.
+    let issuing = issuing_ca_under_root(&app, &root_id).await;
     let int = dir.write(
         "issuing.pem",
         keyinfra_pki::certificate_pem(&issuing.certificate_der),
@@ -301,7 +309,6 @@ async fn an_issuing_ca_answers_through_its_own_delegated_responder() {
         "the issuing CA signs now"
     );
     let cert_file = dir.write("cert.pem", pem_of(&cert));
-    let url = format!("{}/ocsp", app.public_base);
     let chain_args = |cert: &str| {
         openssl(&[
             "ocsp",
