@@ -193,10 +193,9 @@ impl OcspService {
                 from_cache: true,
             };
         }
-        match self
-            .sign_fresh(db, ca_id, &request, cache_key, now, rng)
-            .await
-        {
+        // Boxed, as the index rebuild below: the database read makes a large future, which
+        // the cached answers above would otherwise carry and copy onto the heap per request.
+        match Box::pin(self.sign_fresh(db, ca_id, &request, cache_key, now, rng)).await {
             Ok(answer) => answer,
             Err(e) => self.failed(&e),
         }
@@ -329,7 +328,7 @@ impl OcspService {
                 if !stale {
                     return Ok(None);
                 }
-                self.rebuild_index(db, now).await?;
+                Box::pin(self.rebuild_index(db, now)).await?;
                 self.lookup(ids).await
             }
         };
