@@ -58,6 +58,18 @@ pub enum OcspOutcome {
 }
 
 impl OcspOutcome {
+    /// Every outcome, in declaration order (a series per outcome is kept by index).
+    pub const ALL: [OcspOutcome; 8] = [
+        OcspOutcome::Good,
+        OcspOutcome::Revoked,
+        OcspOutcome::Unknown,
+        OcspOutcome::Several,
+        OcspOutcome::Malformed,
+        OcspOutcome::Unauthorized,
+        OcspOutcome::TryLater,
+        OcspOutcome::InternalError,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             OcspOutcome::Good => "good",
