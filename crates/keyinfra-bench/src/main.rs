@@ -3,12 +3,14 @@
 //!     cargo run --release -p keyinfra-bench -- schema
 //!     cargo run --release -p keyinfra-bench -- crl
 //!     cargo run --release -p keyinfra-bench -- backup --certificates 100000
+//!     cargo run --release -p keyinfra-bench -- ocsp-requests ...   (scripts/bench-ocsp runs it)
 //!
 //! uses DATABASE_URL's server (default: the local PostgreSQL on 127.0.0.1:5432) and
 //! (re)creates a database named keyinfra_bench there.
 
 mod backup;
 mod crl;
+mod ocsp;
 
 use clap::{Parser, Subcommand};
 use keyinfra_db::bench::{self, BenchConfig};
@@ -86,6 +88,40 @@ enum Bench {
         #[arg(long, default_value_t = 500)]
         revocations: usize,
     },
+    /// For scripts/bench-ocsp: issues and revokes certificates under a running KeyInfra's
+    /// CA, and writes OCSP requests for them and what OpenSSL's responder needs to answer
+    /// for the same certificates (an index, the CA and a responder certificate).
+    OcspRequests {
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+            hide_env_values = true
+        )]
+        database_url: String,
+        /// The master keys file the running KeyInfra was given (KEYINFRA_MASTER_KEYS_FILE).
+        #[arg(long)]
+        master_keys_file: std::path::PathBuf,
+        /// The public key (PEM) OpenSSL's responder signs with; the CA certifies it.
+        #[arg(long)]
+        responder_public_key: std::path::PathBuf,
+        /// Directory to write into.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Certificates to issue.
+        #[arg(long, default_value_t = 10_000)]
+        certificates: usize,
+        /// Revoke every Nth certificate (10: 10% revoked).
+        #[arg(long, default_value_t = 10)]
+        revoke_every: usize,
+        /// Certificates, from the first issued on, to write request files for (each with
+        /// and without a nonce).
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+        /// Issuing tasks at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// `backup create`, `verify` and `restore` over certificates with sealed keys.
     Backup {
         #[arg(
@@ -153,6 +189,28 @@ async fn main() -> anyhow::Result<()> {
                 server_url: database_url,
                 sizes,
                 revocations,
+            })
+            .await;
+        }
+        Bench::OcspRequests {
+            database_url,
+            master_keys_file,
+            responder_public_key,
+            out,
+            certificates,
+            revoke_every,
+            requests,
+            concurrency,
+        } => {
+            return ocsp::run(&ocsp::OcspConfig {
+                database_url,
+                master_keys_file,
+                responder_public_key,
+                out,
+                certificates,
+                revoke_every,
+                requests,
+                concurrency,
             })
             .await;
         }

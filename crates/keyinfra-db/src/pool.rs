@@ -219,7 +219,6 @@ impl LoginRole {
 
 /// The connect options of the URL, for the maintenance connection. Debug leaves them out:
 /// they hold the password.
-#[derive(Clone)]
 struct LoginOptions(PgConnectOptions);
 
 impl std::fmt::Debug for LoginOptions {
@@ -228,11 +227,13 @@ impl std::fmt::Debug for LoginOptions {
     }
 }
 
-/// The application's pool. Cheap to clone.
+/// The application's pool. Cheap to clone: every request's handlers and middleware clone
+/// it (with the server's state), so what it holds is shared, never copied.
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: PgPool,
-    login_options: LoginOptions,
+    /// Shared: copying the options would allocate each of their strings on every clone.
+    login_options: std::sync::Arc<LoginOptions>,
     login_role: std::sync::Arc<LoginRole>,
 }
 
@@ -318,7 +319,7 @@ impl Database {
         let login_role = check_role(&pool, url).await?;
         Ok(Self {
             pool,
-            login_options: LoginOptions(options_for_login),
+            login_options: std::sync::Arc::new(LoginOptions(options_for_login)),
             login_role: std::sync::Arc::new(login_role),
         })
     }

@@ -6,6 +6,7 @@
 //! database rather than this process — certificates by status, what expires soon, each
 //! job's last success — are read at scrape time, so every replica reports the same truth.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -141,18 +142,81 @@ fn describe() {
 }
 
 /// A client's `X-Request-Id` if it is short and plain, else a new UUID.
-fn request_id(request: &Request) -> String {
-    request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        })
-        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)
+fn request_id(request: &Request) -> HeaderValue {
+    let plain = |v: &&HeaderValue| {
+        let bytes = v.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= 64
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    match request.headers().get(REQUEST_ID).filter(plain) {
+        Some(value) => value.clone(),
+        None => {
+            let mut text = Uuid::encode_buffer();
+            let text = Uuid::new_v4().hyphenated().encode_lower(&mut text);
+            // A hyphenated UUID is always a valid header value.
+            HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("invalid"))
+        }
+    }
+}
+
+/// The two HTTP series of one method, route and status.
+struct HttpSeries {
+    method: &'static str,
+    status: u16,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// Every HTTP series recorded so far, by route (a bounded set: route templates, methods
+/// and statuses). Looking a series up in the recorder by its labels allocates and hashes
+/// them, twice a request; the handles found once are kept here instead.
+type SeriesByRoute = std::sync::RwLock<HashMap<String, Vec<HttpSeries>>>;
+
+fn record_http(method: &'static str, route: &str, status: u16, elapsed: Duration) {
+    static SERIES: OnceLock<SeriesByRoute> = OnceLock::new();
+    let series = SERIES.get_or_init(Default::default);
+    let seconds = elapsed.as_secs_f64();
+    let record = |known: &[HttpSeries]| {
+        known
+            .iter()
+            .find(|s| s.method == method && s.status == status)
+            .map(|s| {
+                s.requests.increment(1);
+                s.duration.record(seconds);
+            })
+            .is_some()
+    };
+    if let Ok(routes) = series.read()
+        && routes.get(route).is_some_and(|known| record(known))
+    {
+        return;
+    }
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    let new = HttpSeries {
+        method,
+        status,
+        requests: metrics::counter!("keyinfra_http_requests_total", &labels),
+        duration: metrics::histogram!("keyinfra_http_request_duration_seconds", &labels),
+    };
+    new.requests.increment(1);
+    new.duration.record(seconds);
+    if let Ok(mut routes) = series.write() {
+        let known = routes.entry(route.to_owned()).or_default();
+        // Another request may have added it meanwhile: the handles are the same series.
+        if !known
+            .iter()
+            .any(|s| s.method == method && s.status == status)
+        {
+            known.push(new);
+        }
+    }
 }
 
 /// The outermost layer: gives every request an id (echoed in `X-Request-Id`), runs it in a
@@ -160,40 +224,35 @@ fn request_id(request: &Request) -> String {
 /// metrics, and logs slow requests.
 pub async fn track(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let id = request_id(&request);
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        request.headers_mut().insert(REQUEST_ID, value);
-    }
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let method = method_label(request.method());
+    // The fields are only formatted when the span is enabled (INFO, the default).
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id.to_str().unwrap_or_default(),
+        method = %request.method(),
+        path = %request.uri().path()
+    );
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
-    // The route template (not the path, whose ids would explode the label set).
-    let route = response
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |m| m.as_str())
-        .to_owned();
-    let status = response.status().as_u16().to_string();
-    let labels = [
-        ("method", method_label(&method).to_owned()),
-        ("route", route.clone()),
-        ("status", status.clone()),
-    ];
-    metrics::counter!("keyinfra_http_requests_total", &labels).increment(1);
-    metrics::histogram!("keyinfra_http_request_duration_seconds", &labels)
-        .record(elapsed.as_secs_f64());
-    let _entered = span.enter();
-    let duration_ms = elapsed.as_millis() as u64;
-    if elapsed >= state.slow_request {
-        tracing::warn!(%route, %status, duration_ms, "slow request");
-    } else {
-        tracing::debug!(%route, %status, duration_ms, "request finished");
+    {
+        // The route template (not the path, whose ids would explode the label set).
+        let route = response
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |m| m.as_str());
+        let status = response.status().as_u16();
+        record_http(method, route, status, elapsed);
+        let _entered = span.enter();
+        let duration_ms = elapsed.as_millis() as u64;
+        if elapsed >= state.slow_request {
+            tracing::warn!(%route, %status, duration_ms, "slow request");
+        } else {
+            tracing::debug!(%route, %status, duration_ms, "request finished");
+        }
     }
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
+    response.headers_mut().insert(REQUEST_ID, id);
     response
 }
 

@@ -1,4 +1,5 @@
-//! Pre-signed answers without a nonce, per certificate and CertID hash, in memory.
+//! Pre-signed answers without a nonce, per certificate and CertID hash, in memory; their
+//! statuses also answer requests with a nonce, which are signed anew.
 //!
 //! Bounded: a full shard drops an arbitrary eighth of its entries (HashMap order), which
 //! costs a re-signature for those, never a wrong answer. Only answers about certificates
@@ -18,7 +19,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use keyinfra_pki::ocsp::HashAlgorithm;
+use keyinfra_pki::ocsp::{CertStatus, HashAlgorithm};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -45,7 +46,9 @@ pub struct CachedAnswer {
     /// Served until then, then signed again (half the validity: a client always gets at
     /// least half of it).
     pub(crate) fresh_until: OffsetDateTime,
-    pub(crate) revoked: bool,
+    /// What the answer says (good, or revoked with its time and reason): a request with a
+    /// nonce is signed anew with it, without reading the database.
+    pub(crate) status: CertStatus,
 }
 
 #[derive(Debug)]
@@ -89,6 +92,11 @@ impl ResponseCache {
         let shard = self.shard(key).lock().ok()?;
         let answer = shard.get(key)?;
         (now < answer.fresh_until && answer.cert_id_der == cert_id_der).then(|| Arc::clone(answer))
+    }
+
+    /// Whether answers are kept now (a fill made while off would be thrown away).
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Acquire)
     }
 
     /// The generation to pass to [`ResponseCache::put`]: read it before the status.
@@ -170,7 +178,7 @@ mod tests {
             this_update: now,
             next_update: now + time::Duration::hours(1),
             fresh_until: now + time::Duration::minutes(30),
-            revoked: false,
+            status: CertStatus::Good,
         })
     }
 

@@ -8,7 +8,8 @@
 //! as is a request mixing CAs (one response has one signer). Each CA's answers are signed
 //! by its delegated responder ([`responders`]). A single-certificate request without a
 //! nonce (what RFC 5019 clients send) is answered from a cache of pre-signed answers
-//! ([`cache`]); a nonce makes every answer fresh.
+//! ([`cache`]); a nonce makes every answer freshly signed, with the status that cache holds
+//! when it holds one (revocations evict it, so it is as current as the database).
 //!
 //! Statuses: `good` for a certificate the CA issued that is not revoked (a SUPERSEDED or
 //! EXPIRED one included, as a CRL would list it only if revoked), and for the certificate
@@ -27,8 +28,8 @@ use keyinfra_db::ocsp::{self as ocsp_rows, RevocationFeed};
 use keyinfra_db::{Actor, Database, DbError};
 use keyinfra_pki::ca::{inspect_ca_certificate, signed_by};
 use keyinfra_pki::ocsp::{
-    BasicResponse, CertId, CertStatus, IssuerHashes, OcspResponseStatus, RequestLimits,
-    SingleResponse, error_response, parse_request,
+    BasicResponse, CertId, CertStatus, IssuerHashes, Nonce, OcspRequest, OcspResponseStatus,
+    RequestLimits, SingleResponse, error_response, parse_request,
 };
 use keyinfra_pki::seal::MasterKeys;
 use keyinfra_pki::{RandomSource, RevocationReason};
@@ -59,6 +60,18 @@ pub enum OcspOutcome {
 }
 
 impl OcspOutcome {
+    /// Every outcome, in declaration order (a series per outcome is kept by index).
+    pub const ALL: [OcspOutcome; 8] = [
+        OcspOutcome::Good,
+        OcspOutcome::Revoked,
+        OcspOutcome::Unknown,
+        OcspOutcome::Several,
+        OcspOutcome::Malformed,
+        OcspOutcome::Unauthorized,
+        OcspOutcome::TryLater,
+        OcspOutcome::InternalError,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             OcspOutcome::Good => "good",
@@ -80,7 +93,8 @@ pub struct OcspAnswer {
     pub outcome: OcspOutcome,
     /// Set for a signed answer without a nonce: it may be cached until `next_update`.
     pub cacheable: Option<(OffsetDateTime, OffsetDateTime)>,
-    /// Served from the cache of pre-signed answers.
+    /// Answered without the database: a pre-signed answer, or one signed for a nonce
+    /// with the status the cache of pre-signed answers holds.
     pub from_cache: bool,
 }
 
@@ -170,38 +184,62 @@ impl OcspService {
             Err(e) => return self.failed(&e),
         };
         let now = self.clock.now();
-        // The RFC 5019 case: one certificate, no nonce. Served pre-signed when we can.
-        let cache_key = match (request.cert_ids(), request.nonce()) {
-            ([only], None) => {
-                only.serial()
-                    .number()
-                    .zip(only.hash_algorithm())
-                    .map(|(serial, hash)| CacheKey {
-                        ca_id,
-                        serial: serial.to_hex(),
-                        hash,
-                    })
-            }
+        // One certificate (what RFC 5019 clients, and nearly all others, ask about): its
+        // cached answer is served as it is to a request without a nonce (RFC 5019), and
+        // gives the status for one with a nonce, which must be signed anew.
+        let cache_key = match request.cert_ids() {
+            [only] => only
+                .serial()
+                .number()
+                .zip(only.hash_algorithm())
+                .map(|(serial, hash)| CacheKey {
+                    ca_id,
+                    serial: serial.to_hex(),
+                    hash,
+                }),
             _ => None,
         };
         if let (Some(key), [only]) = (&cache_key, request.cert_ids())
             && let Some(hit) = self.cache.get(key, only.der(), now)
         {
-            return OcspAnswer {
-                der: Arc::clone(&hit.der),
-                outcome: if hit.revoked {
-                    OcspOutcome::Revoked
-                } else {
-                    OcspOutcome::Good
-                },
-                cacheable: Some((hit.this_update, hit.next_update)),
-                from_cache: true,
+            if request.nonce().is_none() {
+                return OcspAnswer {
+                    der: Arc::clone(&hit.der),
+                    outcome: outcome_of(&[hit.status]),
+                    cacheable: Some((hit.this_update, hit.next_update)),
+                    from_cache: true,
+                };
+            }
+            // The entry is evicted when its certificate is revoked (on every replica), and
+            // the cache is off while revocations might go unheard: its status is as
+            // current as a database read, which it saves.
+            let signed = self
+                .sign(
+                    db,
+                    ca_id,
+                    &request,
+                    request.nonce(),
+                    &[hit.status],
+                    now,
+                    rng,
+                )
+                .await;
+            return match signed {
+                Ok(der) => {
+                    count_signed(&[hit.status]);
+                    OcspAnswer {
+                        der,
+                        outcome: outcome_of(&[hit.status]),
+                        cacheable: None,
+                        from_cache: true,
+                    }
+                }
+                Err(e) => self.failed(&e),
             };
         }
-        match self
-            .sign_fresh(db, ca_id, &request, cache_key, now, rng)
-            .await
-        {
+        // Boxed, as the index rebuild below: the database read makes a large future, which
+        // the cached answers above would otherwise carry and copy onto the heap per request.
+        match Box::pin(self.sign_fresh(db, ca_id, &request, cache_key, now, rng)).await {
             Ok(answer) => answer,
             Err(e) => self.failed(&e),
         }
@@ -231,7 +269,7 @@ impl OcspService {
         &self,
         db: &Database,
         ca_id: Uuid,
-        request: &keyinfra_pki::ocsp::OcspRequest,
+        request: &OcspRequest,
         cache_key: Option<CacheKey>,
         now: OffsetDateTime,
         rng: &mut (dyn RandomSource + Send),
@@ -254,7 +292,6 @@ impl OcspService {
         } else {
             self.ca_certificates_signed_by(db, ca_id, &unknown).await?
         };
-        let responder = self.responders.current(db, ca_id, rng).await?;
         let next_update = now + self.settings.ocsp_validity;
         let statuses: Vec<CertStatus> = request
             .cert_ids()
@@ -282,10 +319,66 @@ impl OcspService {
                 }
             })
             .collect();
+        let der = self
+            .sign(db, ca_id, request, request.nonce(), &statuses, now, rng)
+            .await?;
+        count_signed(&statuses);
+        let cacheable = request.nonce().is_none().then_some((now, next_update));
+        if let (Some(key), [only], [status]) = (cache_key, request.cert_ids(), statuses.as_slice())
+            && !matches!(status, CertStatus::Unknown)
+            && self.cache.is_enabled()
+        {
+            // A nonce answer cannot be served again: the cache gets one without, which
+            // also gives the status to this certificate's next nonce requests. One more
+            // signature, once per certificate and fresh period.
+            let presigned = match request.nonce() {
+                None => Arc::clone(&der),
+                Some(_) => {
+                    self.sign(db, ca_id, request, None, &statuses, now, rng)
+                        .await?
+                }
+            };
+            let fresh_for = self.settings.ocsp_validity / 2;
+            self.cache.put(
+                key,
+                Arc::new(CachedAnswer {
+                    cert_id_der: only.der().to_vec(),
+                    der: presigned,
+                    this_update: now,
+                    next_update,
+                    fresh_until: now + fresh_for,
+                    status: *status,
+                }),
+                generation,
+            );
+        }
+        Ok(OcspAnswer {
+            der,
+            outcome: outcome_of(&statuses),
+            cacheable,
+            from_cache: false,
+        })
+    }
+
+    /// Signs an answer to `request`'s CertIDs with these statuses, one per CertID, valid
+    /// from `now` for the configured validity, echoing `nonce`.
+    #[allow(clippy::too_many_arguments)] // Each is one part of the answer; a struct would only rename them.
+    async fn sign(
+        &self,
+        db: &Database,
+        ca_id: Uuid,
+        request: &OcspRequest,
+        nonce: Option<&Nonce>,
+        statuses: &[CertStatus],
+        now: OffsetDateTime,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<Arc<[u8]>, CoreError> {
+        let responder = self.responders.current(db, ca_id, rng).await?;
+        let next_update = now + self.settings.ocsp_validity;
         let singles: Vec<SingleResponse<'_>> = request
             .cert_ids()
             .iter()
-            .zip(&statuses)
+            .zip(statuses)
             .map(|(cert_id, status)| SingleResponse {
                 cert_id,
                 status: *status,
@@ -296,42 +389,9 @@ impl OcspService {
         let der: Arc<[u8]> = Arc::from(responder.responder.sign(&BasicResponse {
             produced_at: now,
             responses: &singles,
-            nonce: request.nonce(),
+            nonce,
         })?);
-        for status in &statuses {
-            metrics::counter!("keyinfra_ocsp_statuses_total", "status" => status_label(status))
-                .increment(1);
-        }
-        let outcome = match statuses.as_slice() {
-            [CertStatus::Good] => OcspOutcome::Good,
-            [CertStatus::Revoked { .. }] => OcspOutcome::Revoked,
-            [CertStatus::Unknown] => OcspOutcome::Unknown,
-            _ => OcspOutcome::Several,
-        };
-        let cacheable = request.nonce().is_none().then_some((now, next_update));
-        if let (Some(key), [only], [status]) = (cache_key, request.cert_ids(), statuses.as_slice())
-            && !matches!(status, CertStatus::Unknown)
-        {
-            let fresh_for = self.settings.ocsp_validity / 2;
-            self.cache.put(
-                key,
-                Arc::new(CachedAnswer {
-                    cert_id_der: only.der().to_vec(),
-                    der: Arc::clone(&der),
-                    this_update: now,
-                    next_update,
-                    fresh_until: now + fresh_for,
-                    revoked: matches!(status, CertStatus::Revoked { .. }),
-                }),
-                generation,
-            );
-        }
-        Ok(OcspAnswer {
-            der,
-            outcome,
-            cacheable,
-            from_cache: false,
-        })
+        Ok(der)
     }
 
     /// Which of `serials` are certificates of our CAs that CA `ca_id` signed. They are in
@@ -378,7 +438,7 @@ impl OcspService {
                 if !stale {
                     return Ok(None);
                 }
-                self.rebuild_index(db, now).await?;
+                Box::pin(self.rebuild_index(db, now)).await?;
                 self.lookup(ids).await
             }
         };
@@ -501,6 +561,23 @@ impl OcspService {
                 }
             }
         }
+    }
+}
+
+/// Statuses in answers signed for a request (not those signed for the cache alone).
+fn count_signed(statuses: &[CertStatus]) {
+    for status in statuses {
+        metrics::counter!("keyinfra_ocsp_statuses_total", "status" => status_label(status))
+            .increment(1);
+    }
+}
+
+fn outcome_of(statuses: &[CertStatus]) -> OcspOutcome {
+    match statuses {
+        [CertStatus::Good] => OcspOutcome::Good,
+        [CertStatus::Revoked { .. }] => OcspOutcome::Revoked,
+        [CertStatus::Unknown] => OcspOutcome::Unknown,
+        _ => OcspOutcome::Several,
     }
 }
 

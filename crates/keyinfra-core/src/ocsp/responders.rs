@@ -80,6 +80,19 @@ impl Responders {
         {
             return Ok(Arc::clone(active));
         }
+        // Boxed: this path's future (database reads, maybe a new key and certificate) is
+        // tens of kilobytes, and every OCSP request's future would otherwise carry it and
+        // copy it onto the heap, though it runs once in ten minutes.
+        Box::pin(self.reload(db, ca_id, now, rng)).await
+    }
+
+    async fn reload(
+        &self,
+        db: &Database,
+        ca_id: Uuid,
+        now: OffsetDateTime,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<Arc<ActiveResponder>, CoreError> {
         let record = match self.newest(db, ca_id, now + Duration::days(1)).await? {
             Some(record) => record,
             None => self.ensure(db, ca_id, Duration::days(1), rng).await?.0,

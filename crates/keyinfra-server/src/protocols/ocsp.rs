@@ -9,9 +9,11 @@
 //! up to nextUpdate, `ETag` (a digest of the response) and `Last-Modified` (thisUpdate),
 //! so a proxy or CDN in front can serve repeat requests.
 
+use std::sync::OnceLock;
+
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use keyinfra_core::OsRandom;
@@ -38,20 +40,21 @@ pub fn public_router() -> OpenApiRouter<AppState> {
         description = "A DER OCSPRequest (RFC 6960 4.1)"),
     responses((status = 200, content_type = "application/ocsp-response", body = Vec<u8>,
         description = "A DER OCSPResponse; errors are OCSP statuses (malformedRequest, unauthorized, tryLater), never HTTP errors")))]
-async fn ocsp_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let content_type = headers
+async fn ocsp_post(State(state): State<AppState>, request: Request) -> Response {
+    // The request itself rather than a HeaderMap extractor, which would copy the headers.
+    let is_ocsp = request
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    if content_type.as_deref() != Some(OCSP_REQUEST) {
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(OCSP_REQUEST));
+    if !is_ocsp {
         return malformed("wrong content type");
     }
+    // The edge has read the body already (within its limit and deadline): this takes it.
+    let Ok(body) = axum::body::to_bytes(request.into_body(), crate::BODY_LIMIT).await else {
+        return malformed("request too large");
+    };
     let answer = answer(&state, &body).await;
     respond(answer, false, state.clock.now())
 }
@@ -90,11 +93,25 @@ async fn answer(state: &AppState, der: &[u8]) -> OcspAnswer {
         .ocsp
         .respond(&state.db, der, &mut OsRandom)
         .await;
-    metrics::counter!("keyinfra_ocsp_responses_total",
-        "outcome" => answer.outcome.label(),
-        "cached" => if answer.from_cache { "true" } else { "false" })
-    .increment(1);
+    count_answer(answer.outcome, answer.from_cache);
     answer
+}
+
+/// Counts an answer in `keyinfra_ocsp_responses_total`. Each series is registered on its
+/// first answer (so /metrics lists the outcomes that happened) and its handle kept: finding
+/// it in the recorder by its labels would allocate and hash them on every request.
+fn count_answer(outcome: OcspOutcome, from_cache: bool) {
+    const SERIES: usize = OcspOutcome::ALL.len() * 2;
+    static COUNTERS: [OnceLock<metrics::Counter>; SERIES] = [const { OnceLock::new() }; SERIES];
+    let Some(slot) = COUNTERS.get(outcome as usize * 2 + usize::from(from_cache)) else {
+        return;
+    };
+    slot.get_or_init(|| {
+        metrics::counter!("keyinfra_ocsp_responses_total",
+            "outcome" => outcome.label(),
+            "cached" => if from_cache { "true" } else { "false" })
+    })
+    .increment(1);
 }
 
 /// The answer to a body over the edge's limit (which the edge reads before any handler).
@@ -105,9 +122,7 @@ pub(crate) fn too_large() -> Response {
 /// A malformedRequest answer for what never reached the parser.
 fn malformed(why: &'static str) -> Response {
     tracing::debug!(why, "malformed OCSP request");
-    metrics::counter!("keyinfra_ocsp_responses_total",
-        "outcome" => OcspOutcome::Malformed.label(), "cached" => "false")
-    .increment(1);
+    count_answer(OcspOutcome::Malformed, false);
     let der = error_response(OcspResponseStatus::MalformedRequest);
     ([(header::CONTENT_TYPE, OCSP_RESPONSE)], der).into_response()
 }

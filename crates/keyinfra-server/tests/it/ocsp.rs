@@ -665,4 +665,34 @@ async fn a_revocation_shows_at_once_here_and_within_a_second_on_another_replica(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+
+    // A request with a nonce is signed anew, with the status the cache holds (evicted by
+    // the revocation, then filled again above): the replica answers it without its
+    // database, and says revoked.
+    let nonce_request = request_der(
+        &dir,
+        "nonce.der",
+        &["-issuer", &ca, "-cert", &cert_file, "-nonce"],
+    );
+    replica.state.db.close().await;
+    let response = post_ocsp(&app.http, &format!("{}/ocsp", replica.base), nonce_request).await;
+    let resp = dir.write("nonce-resp.der", response.bytes().await.unwrap());
+    let out = openssl_ok(&[
+        "ocsp",
+        "-reqin",
+        &dir.path("nonce.der"),
+        "-respin",
+        &resp,
+        "-CAfile",
+        &ca,
+        "-resp_text",
+    ]);
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("Cert Status: revoked"), "{out}");
+    assert!(out.contains("Reason: keyCompromise"), "{out}");
+    // -reqin: openssl compares the nonce with the request's.
+    assert!(
+        out.contains("OCSP Nonce") && !out.contains("WARNING") && !out.contains("Nonce Verify"),
+        "{out}"
+    );
 }
