@@ -43,8 +43,34 @@ pub fn prometheus() -> &'static PrometheusHandle {
             tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
         }
         describe();
+        start_upkeep(handle.clone());
         handle
     })
+}
+
+/// How often the recorder folds recorded histogram samples into its buckets.
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The thread that runs the recorder's upkeep (its name, so a test can find it).
+const METRICS_UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// The recorder keeps every histogram sample until it folds them into buckets, which it
+/// does only on a scrape or in `run_upkeep`: a server nobody scrapes would grow by 8 bytes
+/// per request per histogram, for ever. `build_recorder` starts no upkeep of its own
+/// (`install` would, but needs a runtime and owns the listener), so one thread does it for
+/// the process, as the recorder lives for the process.
+fn start_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name(METRICS_UPKEEP_THREAD.to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(METRICS_UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "could not start the metrics upkeep thread; histogram samples are folded only on a scrape");
+    }
 }
 
 fn describe() {
@@ -404,3 +430,35 @@ async fn database_gauges(state: &AppState) -> Result<(), keyinfra_core::CoreErro
 
 /// How slow a request must be to be logged at WARN, unless configured.
 pub const DEFAULT_SLOW_REQUEST: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    /// Without its upkeep the recorder holds every histogram sample until a scrape.
+    #[test]
+    fn the_recorder_comes_with_its_upkeep_thread() {
+        super::prometheus();
+        let thread_names = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        };
+        // A new thread names itself once it runs (until then it has its parent's name).
+        let mut threads = thread_names();
+        for _ in 0..100 {
+            if threads
+                .iter()
+                .any(|name| name == super::METRICS_UPKEEP_THREAD)
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            threads = thread_names();
+        }
+        panic!(
+            "no {} thread among {threads:?}",
+            super::METRICS_UPKEEP_THREAD
+        );
+    }
+}
