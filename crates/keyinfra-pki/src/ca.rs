@@ -503,6 +503,25 @@ fn small_integer(der: &[u8]) -> Option<u64> {
     })
 }
 
+/// A throwaway P-256 root for unit tests: serial 01, a year from a fixed instant.
+#[cfg(test)]
+pub(crate) fn test_root(subject: &str) -> CaSigner {
+    let subject = DistinguishedName::parse(subject).unwrap();
+    let start = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    CaSigner::create_root(
+        PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+        &CaSpec {
+            subject: &subject,
+            serial: &SerialNumber::from_hex("01").unwrap(),
+            not_before: start,
+            not_after: start + time::Duration::days(365),
+            path_len: None,
+            name_constraints: None,
+        },
+    )
+    .unwrap()
+}
+
 #[cfg(test)]
 mod crl_read_tests {
     #![allow(clippy::unwrap_used)]
@@ -587,20 +606,7 @@ mod subordinate_tests {
     const START: i64 = 1_700_000_000;
 
     fn root(name: &str) -> CaSigner {
-        let subject = DistinguishedName::parse(name).unwrap();
-        let start = OffsetDateTime::from_unix_timestamp(START).unwrap();
-        CaSigner::create_root(
-            PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
-            &CaSpec {
-                subject: &subject,
-                serial: &SerialNumber::from_hex("01").unwrap(),
-                not_before: start,
-                not_after: start + time::Duration::days(365),
-                path_len: None,
-                name_constraints: None,
-            },
-        )
-        .unwrap()
+        test_root(name)
     }
 
     fn subordinate(parent: &CaSigner, ocsp_url: Option<&str>) -> CaSigner {

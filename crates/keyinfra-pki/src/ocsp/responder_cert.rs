@@ -113,7 +113,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::KeyAlgorithm;
-    use crate::ca::CaSpec;
 
     struct Counter(u8);
     impl RandomSource for Counter {
@@ -125,20 +124,7 @@ mod tests {
     }
 
     fn ca(subject: &str) -> CaSigner {
-        let subject = DistinguishedName::parse(subject).unwrap();
-        let start = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-        CaSigner::create_root(
-            PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
-            &CaSpec {
-                subject: &subject,
-                serial: &SerialNumber::from_hex("01").unwrap(),
-                not_before: start,
-                not_after: start + time::Duration::days(365),
-                path_len: None,
-                name_constraints: None,
-            },
-        )
-        .unwrap()
+        crate::ca::test_root(subject)
     }
 
     #[test]
