@@ -6,8 +6,10 @@
 //! because the profile decides what a certificate says.
 
 use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::cri_attributes::ParsedCriAttribute;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
+use zeroize::Zeroizing;
 
 use crate::names::{DistinguishedName, DnAttribute, NameError, SubjectAltName};
 use crate::{KeyAlgorithm, PkiError, keys};
@@ -24,6 +26,9 @@ pub struct ParsedCsr {
     pub key_algorithm: KeyAlgorithm,
     /// OIDs of requested extensions other than SAN (informational: they are not copied).
     pub ignored_extensions: Vec<String>,
+    /// The PKCS#9 challengePassword attribute (SCEP's proof of authorization), if any.
+    /// A secret: never logged, wiped on drop.
+    pub challenge_password: Option<Zeroizing<String>>,
 }
 
 /// Parses a PEM (`CERTIFICATE REQUEST`) or DER CSR and verifies its signature.
@@ -79,12 +84,20 @@ pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr, PkiError> {
             }
         }
     }
+    let challenge_password = csr
+        .certification_request_info
+        .iter_attributes()
+        .find_map(|a| match a.parsed_attribute() {
+            ParsedCriAttribute::ChallengePassword(p) => Some(Zeroizing::new(p.0.clone())),
+            _ => None,
+        });
     Ok(ParsedCsr {
         subject,
         sans,
         public_key_der,
         key_algorithm,
         ignored_extensions: ignored,
+        challenge_password,
     })
 }
 

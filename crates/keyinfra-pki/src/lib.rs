@@ -10,6 +10,7 @@
 //! * [`constraints`]: CA name constraints (RFC 5280 4.2.1.10), checked as OpenSSL does.
 //! * [`pkcs12`]: PKCS#12 export (modern and legacy).
 //! * [`ocsp`]: OCSP requests and signed responses (RFC 6960, RFC 5019, RFC 8954 nonces).
+//! * [`scep`]: SCEP messages (RFC 8894): requests read and opened, CertReps sealed and signed.
 //! * [`tls`]: the server's own TLS key: a CSR for it, rustls signing keys from it or from PEM.
 //!
 //! Randomness for serials, salts and nonces is an input ([`RandomSource`]) so that tests can
@@ -27,6 +28,7 @@ pub mod ocsp;
 pub mod pkcs12;
 pub mod profile;
 pub mod revocation;
+pub mod scep;
 pub mod seal;
 pub mod tls;
 

@@ -81,6 +81,13 @@ impl CaSigner {
 
     /// The CA's subject with its CN (or a new one, for a CA without) naming the responder.
     fn responder_subject(&self) -> Result<DistinguishedName, PkiError> {
+        self.delegate_subject(CN_SUFFIX)
+    }
+
+    /// The CA's subject with `suffix` after its CN (or a CN of `suffix` alone, for a CA
+    /// without one): the name of a certificate a CA issues to itself for one job (the OCSP
+    /// responder, the SCEP RA).
+    pub(crate) fn delegate_subject(&self, suffix: &str) -> Result<DistinguishedName, PkiError> {
         let mut attributes = DistinguishedName::parse(self.subject())
             .map(|dn| dn.attributes().to_vec())
             .unwrap_or_default();
@@ -90,11 +97,11 @@ impl CaSigner {
             .map(|i| attributes.remove(i).1);
         let cn = match ca_cn {
             Some(cn) => {
-                let room = CN_MAX - CN_SUFFIX.len();
+                let room = CN_MAX - suffix.len();
                 let cut: String = cn.chars().take(room).collect();
-                format!("{}{CN_SUFFIX}", cut.trim_end())
+                format!("{}{suffix}", cut.trim_end())
             }
-            None => CN_SUFFIX.trim_start().to_owned(),
+            None => suffix.trim_start().to_owned(),
         };
         attributes.push((DnAttribute::CommonName, cn));
         DistinguishedName::from_attributes(attributes).map_err(|e| PkiError::InvalidName(e.0))
