@@ -13,7 +13,7 @@ use keyinfra_db::crls::{self, CrlRecord, NewCrl};
 use keyinfra_db::{Actor, Database, authorities, revocations};
 use keyinfra_pki::SerialNumber;
 use keyinfra_pki::ca::{CaSigner, RevokedEntry};
-use keyinfra_pki::crl::{CrlHeader, CrlKind, entry_len};
+use keyinfra_pki::crl::{CrlHeader, CrlKind, encode_entry};
 use uuid::Uuid;
 
 use std::sync::Arc;
@@ -62,10 +62,16 @@ struct Written {
     bytes: usize,
 }
 
-/// Streams one CRL into the transaction's staging table (see `keyinfra_db::crls`): reads
-/// the revoked rows twice through one cursor, first to count the encoded length that
-/// DER's headers need up front, then to encode, hash and send them in parts. The memory it
-/// holds is one batch of rows and one part, whatever the length of the CRL.
+/// Where the encoded entries start among the staged parts: part 0 is the CRL's outer
+/// header and part 1 the start of its TBS, both known only once the entries are counted.
+const FIRST_ENTRIES_PART: i32 = 2;
+
+/// Streams one CRL into the transaction's staging table (see `keyinfra_db::crls`) in one
+/// pass over the revoked rows: their entries are encoded and staged in parts as the cursor
+/// yields them, which counts the length that DER's headers need up front. Then the TBS's
+/// start is known, and the staged entries are read back, one part at a time, to be hashed
+/// after it (reading 1 MiB parts back costs far less than reading a million rows twice).
+/// The memory it holds is one batch of rows and one part, whatever the length of the CRL.
 async fn write_crl(
     tx: &mut keyinfra_db::Tx,
     signer: &CaSigner,
@@ -76,44 +82,40 @@ async fn write_crl(
     revocations::open_crl_cursor(tx, ca_id, header.this_update, revoked_since).await?;
     let mut entries = 0usize;
     let mut entries_len = 0usize;
+    let mut part = Vec::with_capacity(CRL_PART_BYTES + 1024);
+    let mut seq = FIRST_ENTRIES_PART;
     loop {
         let rows = revocations::fetch_crl_cursor(tx, CRL_FETCH_BATCH).await?;
         if rows.is_empty() {
             break;
         }
         for row in rows {
-            entries_len += entry_len(&revoked_entry(row)?);
+            encode_entry(&revoked_entry(row)?, &mut part);
             entries += 1;
-        }
-    }
-    revocations::rewind_crl_cursor(tx).await?;
-    let (mut writer, mut part) = signer.crl_writer(header, entries_len)?;
-    part.reserve(CRL_PART_BYTES + 1024);
-    // Part 0 is the outer header, known only once the signature's length is: it is staged
-    // last.
-    let mut seq = 1;
-    let mut bytes = 0usize;
-    loop {
-        let rows = revocations::fetch_crl_cursor(tx, CRL_FETCH_BATCH).await?;
-        if rows.is_empty() {
-            break;
-        }
-        for row in rows {
-            writer.entry(&revoked_entry(row)?, &mut part)?;
             if part.len() >= CRL_PART_BYTES {
                 crls::stage_part(tx, seq, &part).await?;
-                bytes += part.len();
+                entries_len += part.len();
                 seq += 1;
                 part.clear();
             }
         }
     }
     revocations::close_crl_cursor(tx).await?;
+    if !part.is_empty() {
+        crls::stage_part(tx, seq, &part).await?;
+        entries_len += part.len();
+        seq += 1;
+    }
+    let (mut writer, start) = signer.crl_writer(header, entries_len)?;
+    for entries_part in FIRST_ENTRIES_PART..seq {
+        let staged = crls::staged_part(tx, entries_part).await?;
+        writer.hash_encoded_entries(&staged)?;
+    }
     let ends = writer.finish()?;
-    part.extend_from_slice(&ends.tail);
-    crls::stage_part(tx, seq, &part).await?;
+    crls::stage_part(tx, 1, &start).await?;
+    crls::stage_part(tx, seq, &ends.tail).await?;
     crls::stage_part(tx, 0, &ends.head).await?;
-    bytes += part.len() + ends.head.len();
+    let bytes = ends.head.len() + start.len() + entries_len + ends.tail.len();
     Ok(Written { entries, bytes })
 }
 

@@ -61,6 +61,17 @@ pub async fn stage_part(tx: &mut Tx, seq: i32, part: &[u8]) -> Result<(), DbErro
     Ok(())
 }
 
+/// One staged part, read back (the publisher hashes the entries after the TBS's start, which
+/// it can write only once it has counted them). A part that was never staged reads as empty.
+pub async fn staged_part(tx: &mut Tx, seq: i32) -> Result<Vec<u8>, DbError> {
+    let part: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT part FROM pg_temp.keyinfra_crl_parts WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(tx.conn())
+            .await?;
+    Ok(part.unwrap_or_default())
+}
+
 /// Stores the staged parts, joined, as this CRL; returns its length in bytes.
 pub async fn insert_staged(tx: &mut Tx, crl: &NewCrl) -> Result<i64, DbError> {
     let size: i64 = sqlx::query_scalar(

@@ -84,10 +84,8 @@ pub struct CrlEntry {
 
 /// The CRL's contents, read in batches through a cursor: the revoked certificates of a CA
 /// that have not expired at `as_of`, and for a delta CRL only those revoked since
-/// `revoked_since`. A SCROLL cursor, so that the publisher can read the same rows twice
-/// (once to count their encoded length, once to write them) from one snapshot: a
-/// revocation that commits meanwhile is in neither pass. An index-only scan of
-/// revoked_certificates_crl_idx.
+/// `revoked_since`, read in one pass from one snapshot (a revocation that commits meanwhile
+/// is in the next CRL). An index-only scan of revoked_certificates_crl_idx.
 pub async fn open_crl_cursor(
     tx: &mut Tx,
     ca_id: Uuid,
@@ -96,7 +94,7 @@ pub async fn open_crl_cursor(
 ) -> Result<(), DbError> {
     // Runtime-checked: DECLARE cannot be described at build time.
     sqlx::query(
-        "DECLARE keyinfra_crl_rows SCROLL CURSOR FOR
+        "DECLARE keyinfra_crl_rows NO SCROLL CURSOR FOR
          SELECT serial_number, revoked_at, reason, invalidity_date
          FROM revoked_certificates
          WHERE ca_id = $1 AND not_after > $2 AND ($3::timestamptz IS NULL OR revoked_at >= $3)",
@@ -129,14 +127,6 @@ pub async fn fetch_crl_cursor(tx: &mut Tx, batch: u32) -> Result<Vec<CrlEntry>, 
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(DbError::from)
-}
-
-/// Back to before the first row, for the second pass.
-pub async fn rewind_crl_cursor(tx: &mut Tx) -> Result<(), DbError> {
-    sqlx::query("MOVE ABSOLUTE 0 IN keyinfra_crl_rows")
-        .execute(tx.conn())
-        .await?;
-    Ok(())
 }
 
 pub async fn close_crl_cursor(tx: &mut Tx) -> Result<(), DbError> {

@@ -224,6 +224,17 @@ impl CrlWriter {
         Ok(())
     }
 
+    /// Hashes entries encoded earlier with [`encode_entry`] (read back from where they were
+    /// staged while being counted), in their order; the same check as [`CrlWriter::entry`].
+    pub fn hash_encoded_entries(&mut self, encoded: &[u8]) -> Result<(), PkiError> {
+        self.entries_left = self
+            .entries_left
+            .checked_sub(encoded.len())
+            .ok_or_else(|| PkiError::Encoding("the CRL entries are longer than counted".into()))?;
+        self.digest.update(encoded);
+        Ok(())
+    }
+
     /// Hashes the CRL extensions, signs, and returns the bytes before and after the stream.
     pub fn finish(mut self) -> Result<CrlEnds, PkiError> {
         if self.entries_left != 0 {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use keyinfra_pki::ca::{CaSigner, CaSpec, LeafKey, LeafSpec, RevokedEntry, read_crl};
-use keyinfra_pki::crl::{CrlHeader, CrlKind, entry_len};
+use keyinfra_pki::crl::{CrlHeader, CrlKind, encode_entry, entry_len};
 use keyinfra_pki::names::DistinguishedName;
 use keyinfra_pki::profile::builtin_profiles;
 use keyinfra_pki::{
@@ -311,6 +311,53 @@ fn openssl_uses_the_delta_crl_to_find_a_later_revocation() {
     assert!(ok && text.contains(": OK"), "{text}");
 }
 
+/// The server's order: entries encoded (and staged) first, counted, then the TBS's start
+/// written and the encoded entries hashed after it in parts. The result is a CRL that
+/// OpenSSL verifies, for a hashing key (P-256) and one that signs the whole TBS (Ed25519).
+#[test]
+fn entries_encoded_before_the_header_are_hashed_into_a_valid_crl() {
+    for algorithm in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::Ed25519] {
+        let ca = root(algorithm);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ca.pem"),
+            certificate_pem(ca.certificate_der()),
+        )
+        .unwrap();
+        let mut encoded = Vec::new();
+        for n in 1u32..=500 {
+            let serial = SerialNumber::from_bytes(&n.to_be_bytes()).unwrap();
+            encode_entry(&entry(&serial, RevocationReason::Superseded), &mut encoded);
+        }
+        let h = header(7, CrlKind::Full { delta_url: None });
+        let (mut writer, mut der) = ca.crl_writer(&h, encoded.len()).unwrap();
+        for part in encoded.chunks(999) {
+            writer.hash_encoded_entries(part).unwrap();
+        }
+        let ends = writer.finish().unwrap();
+        der.extend_from_slice(&encoded);
+        der.extend_from_slice(&ends.tail);
+        der.splice(0..0, ends.head);
+        std::fs::write(dir.path().join("parts.crl"), &der).unwrap();
+        let (ok, text) = openssl(
+            dir.path(),
+            &[
+                "crl",
+                "-in",
+                "parts.crl",
+                "-inform",
+                "DER",
+                "-CAfile",
+                "ca.pem",
+                "-noout",
+                "-verify",
+            ],
+        );
+        assert!(ok && text.contains("verify OK"), "{algorithm}: {text}");
+        assert_eq!(read_crl(&der).unwrap().entries.len(), 500);
+    }
+}
+
 #[test]
 fn a_miscounted_stream_is_refused() {
     let ca = root(KeyAlgorithm::EcdsaP256);
@@ -326,6 +373,11 @@ fn a_miscounted_stream_is_refused() {
     let (mut writer, mut out) = ca.crl_writer(&h, entry_len(&one) * 2).unwrap();
     writer.entry(&one, &mut out).unwrap();
     assert!(writer.finish().is_err());
+    // Pre-encoded entries are checked against the count the same way.
+    let mut encoded = Vec::new();
+    encode_entry(&one, &mut encoded);
+    let (mut writer, _) = ca.crl_writer(&h, encoded.len() - 1).unwrap();
+    assert!(writer.hash_encoded_entries(&encoded).is_err());
     // nextUpdate before thisUpdate.
     let mut backwards = h;
     backwards.next_update = backwards.this_update - Duration::seconds(1);
