@@ -186,6 +186,11 @@ impl Authority {
             Arc::clone(&policies),
             Arc::clone(&writes),
         ));
+        let challenges = Challenges::new(
+            Arc::clone(&settings),
+            Arc::clone(&clock),
+            Arc::clone(&writes),
+        );
         Self {
             renewals: Renewals::new(
                 Arc::clone(&issuer),
@@ -213,7 +218,7 @@ impl Authority {
                 crls: Arc::clone(&crls),
                 policies: Arc::clone(&policies),
             },
-            challenges: Challenges::new(Arc::clone(&settings), Arc::clone(&clock)),
+            challenges,
             key_rotation: KeyRotation::new(masters, clock),
             queries,
             settings,

@@ -6,8 +6,9 @@
 //!
 //! Limits: a challenge lives 1 minute to 7 days (60 minutes by default), and an owner holds
 //! at most [`MAX_LIVE_CHALLENGES`] live ones (unused, unwithdrawn, unexpired), counted under
-//! a per-owner lock, so that a USER cannot fill the table; used, withdrawn and expired ones
-//! do not count.
+//! a per-owner lock; used, withdrawn and expired ones do not count. Creating one takes a
+//! write from the per-user rate that issues, renewals and revocations share
+//! (`KEYINFRA_ISSUE_RATE`), so that create and withdraw cannot grow the table without end.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use zeroize::Zeroizing;
 use crate::authority::AuthoritySettings;
 use crate::error::CoreError;
 use crate::principal::Principal;
+use crate::rate::WriteLimiter;
 use crate::{Clock, ErrorCode};
 
 /// The symbols of a challenge: digits and lowercase letters without 0, 1, l and o, which
@@ -127,11 +129,21 @@ pub struct ChallengeGrant {
 pub struct Challenges {
     settings: Arc<AuthoritySettings>,
     clock: Arc<dyn Clock>,
+    /// The per-user write rate shared with issues, renewals and revocations.
+    writes: Arc<WriteLimiter>,
 }
 
 impl Challenges {
-    pub(crate) fn new(settings: Arc<AuthoritySettings>, clock: Arc<dyn Clock>) -> Self {
-        Self { settings, clock }
+    pub(crate) fn new(
+        settings: Arc<AuthoritySettings>,
+        clock: Arc<dyn Clock>,
+        writes: Arc<WriteLimiter>,
+    ) -> Self {
+        Self {
+            settings,
+            clock,
+            writes,
+        }
     }
 
     /// Creates a challenge. Every field is checked before anything is written; the secret
@@ -143,6 +155,8 @@ impl Challenges {
         request: CreateChallenge,
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CreatedChallenge, CoreError> {
+        // The rate comes first: a refused request costs nothing else.
+        self.writes.take(by, self.clock.now())?;
         let owner_id = match (request.owner_id, by) {
             // A device never makes credentials for other devices.
             (_, Principal::Enrollment { .. }) => return Err(CoreError::Forbidden),

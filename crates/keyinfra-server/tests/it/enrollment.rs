@@ -791,3 +791,36 @@ async fn the_application_role_cannot_read_hashes_or_change_the_claim_state() {
         .unwrap();
     assert!(rows.is_empty(), "another user's challenge is visible");
 }
+
+#[tokio::test]
+async fn creating_challenges_takes_from_the_users_write_rate() {
+    let app = TestApp::spawn_with(
+        crate::support::PEPPER,
+        None,
+        crate::support::test_edge(),
+        |settings| {
+            settings.write_rate = Some(keyinfra_core::rate::WriteRate {
+                per_minute: 3,
+                admins_too: false,
+            });
+        },
+    )
+    .await;
+    app.user("hank", UserRole::User).await;
+    let hank = app.token("hank").await;
+    // The same bucket as certificate writes: one issue, two challenges, then no more.
+    app.issue(&hank, json!({ "subject": "CN=hank-1" })).await;
+    for _ in 0..2 {
+        create(&app, &hank, json!({})).await;
+    }
+    let before = written(&app).await;
+    let r = app.post_raw(PATH, &hank, json!({})).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["code"], "rate_limited");
+    assert_eq!(written(&app).await, before);
+    app.clock.advance(Duration::minutes(1));
+    let hank = app.token("hank").await;
+    create(&app, &hank, json!({})).await;
+}
