@@ -16,6 +16,7 @@ use crate::ErrorCode;
 use crate::ca_registry::CaRegistry;
 use crate::ca_setup::CaSetup;
 use crate::crl::CrlPublisher;
+use crate::enrollment::Challenges;
 use crate::error::CoreError;
 use crate::export::Exports;
 use crate::issuer::Issuer;
@@ -154,6 +155,8 @@ pub struct Authority {
     pub queries: Queries,
     pub ca_setup: CaSetup,
     pub key_rotation: KeyRotation,
+    /// SCEP challenge passwords: created and withdrawn by users, claimed by devices.
+    pub challenges: Challenges,
 }
 
 impl Authority {
@@ -183,6 +186,11 @@ impl Authority {
             Arc::clone(&policies),
             Arc::clone(&writes),
         ));
+        let challenges = Challenges::new(
+            Arc::clone(&settings),
+            Arc::clone(&clock),
+            Arc::clone(&writes),
+        );
         Self {
             renewals: Renewals::new(
                 Arc::clone(&issuer),
@@ -210,6 +218,7 @@ impl Authority {
                 crls: Arc::clone(&crls),
                 policies: Arc::clone(&policies),
             },
+            challenges,
             key_rotation: KeyRotation::new(masters, clock),
             queries,
             settings,

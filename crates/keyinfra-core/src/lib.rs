@@ -21,6 +21,7 @@ pub mod ca_setup;
 pub mod certificates;
 pub mod crl;
 pub mod dashboard;
+pub mod enrollment;
 pub mod export;
 pub mod issuer;
 pub mod issuing_ca;

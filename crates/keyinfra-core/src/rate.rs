@@ -1,5 +1,6 @@
 //! Per-user rate limits on the requests that write certificates: issue, renew and revoke
-//! (`KEYINFRA_ISSUE_RATE`).
+//! (`KEYINFRA_ISSUE_RATE`), and on creating SCEP challenges, which are used, withdrawn or
+//! expired and then no longer count towards their cap.
 //!
 //! The quota counts only ACTIVE certificates, so without a rate an account at its quota
 //! could issue, revoke and issue again without end, growing the database and every CRL. A

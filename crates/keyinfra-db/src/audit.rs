@@ -21,6 +21,8 @@ pub enum AuditAction {
     CertificateExported,
     CertificateReassigned,
     CaCreated,
+    EnrollmentChallengeCreated,
+    EnrollmentChallengeWithdrawn,
     KeysResealed,
     PolicyCreated,
     PolicyUpdated,
@@ -40,13 +42,15 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the UI's filter lists them.
-    pub const ALL: [AuditAction; 21] = [
+    pub const ALL: [AuditAction; 23] = [
         AuditAction::CertificateIssued,
         AuditAction::CertificateRenewed,
         AuditAction::CertificateRevoked,
         AuditAction::CertificateExported,
         AuditAction::CertificateReassigned,
         AuditAction::CaCreated,
+        AuditAction::EnrollmentChallengeCreated,
+        AuditAction::EnrollmentChallengeWithdrawn,
         AuditAction::KeysResealed,
         AuditAction::PolicyCreated,
         AuditAction::PolicyUpdated,
@@ -73,6 +77,8 @@ impl AuditAction {
             AuditAction::CertificateExported => "certificate.exported",
             AuditAction::CertificateReassigned => "certificate.reassigned",
             AuditAction::CaCreated => "ca.created",
+            AuditAction::EnrollmentChallengeCreated => "enrollment_challenge.created",
+            AuditAction::EnrollmentChallengeWithdrawn => "enrollment_challenge.withdrawn",
             AuditAction::KeysResealed => "keys.resealed",
             AuditAction::PolicyCreated => "policy.created",
             AuditAction::PolicyUpdated => "policy.updated",
@@ -273,6 +279,8 @@ mod tests {
                 "certificate.exported",
                 "certificate.reassigned",
                 "ca.created",
+                "enrollment_challenge.created",
+                "enrollment_challenge.withdrawn",
                 "keys.resealed",
                 "policy.created",
                 "policy.updated",

@@ -7,7 +7,8 @@
 //!   superuser, and every unit of work is a [`Tx`] that carries the caller's [`Actor`].
 //! * [`backup`]: the consistent snapshot and the restore behind `keyinfra backup`.
 //! * Repositories ([`users`], [`authorities`], [`private_keys`], [`certificates`],
-//!   [`revocations`], [`crls`], [`audit`], [`partitions`], [`stats`]) are plain async functions taking a
+//!   [`revocations`], [`crls`], [`audit`], [`partitions`], [`stats`],
+//!   [`enrollment_challenges`]) are plain async functions taking a
 //!   `&mut Tx`, so the caller decides what one transaction spans.
 //! * [`DbError`] classifies every failure into something the layers above can answer with.
 
@@ -22,6 +23,7 @@ pub mod authorities;
 pub mod backup;
 pub mod certificates;
 pub mod crls;
+pub mod enrollment_challenges;
 pub mod jobs;
 pub mod migrations;
 pub mod ocsp;

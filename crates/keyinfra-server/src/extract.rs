@@ -33,6 +33,46 @@ where
     }
 }
 
+/// A JSON body that may be left out: no body at all (or an empty one) is `T::default()`;
+/// anything else is read exactly as [`ApiJson`] reads it, with the same answers.
+#[derive(Debug)]
+pub struct OptionalApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalApiJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                let mime = v.split(';').next().unwrap_or("").trim();
+                mime.eq_ignore_ascii_case("application/json")
+                    || mime.to_ascii_lowercase().ends_with("+json")
+            });
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(rejection) => return Err(json_problem(JsonRejection::BytesRejection(rejection))),
+        };
+        if bytes.is_empty() {
+            return Ok(Self(T::default()));
+        }
+        if json_type != Some(true) {
+            return Err(json_problem(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(value)| Self(value))
+            .map_err(json_problem)
+    }
+}
+
 fn json_problem(rejection: JsonRejection) -> Problem {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => Problem::new(

@@ -119,6 +119,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::cas::router())
         .merge(api::jobs::router())
         .merge(api::policies::router())
+        .merge(api::enrollment::router())
         .split_for_parts()
 }
 

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod cas;
 pub mod certificates;
+pub mod enrollment;
 pub mod jobs;
 pub mod policies;
 pub mod users;

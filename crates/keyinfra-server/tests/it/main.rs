@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod certificates;
 mod crl;
+mod enrollment;
 mod faults;
 mod group_commit;
 mod hardening;

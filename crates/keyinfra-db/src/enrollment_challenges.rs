@@ -1,0 +1,289 @@
+//! The `enrollment_challenges` table (migration 0020): SCEP challenge passwords, stored as
+//! their SHA-256 only. The secret itself, its alphabet and the rules live in
+//! `keyinfra_core::enrollment`; this is storage only.
+//!
+//! keyinfra_app cannot read `secret_hash` nor write the claim state (`used_at`,
+//! `certificate_id`): [`claim`], [`release`] and [`record_certificate`] go through the
+//! migration's SECURITY DEFINER functions, which work in a transaction without identity.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::DbError;
+use crate::session::Tx;
+
+/// A challenge as stored, without its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeRecord {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub created_by: Option<Uuid>,
+    pub profile: String,
+    pub validity_days: Option<i32>,
+    pub subject: Option<String>,
+    /// A JSON array of typed names (`DNS:...`), or `None`.
+    pub names: Option<serde_json::Value>,
+    pub approval: bool,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+    pub withdrawn_at: Option<OffsetDateTime>,
+    pub certificate_id: Option<Uuid>,
+}
+
+/// What create writes.
+#[derive(Debug, Clone)]
+pub struct NewChallenge<'a> {
+    pub owner_id: Uuid,
+    pub created_by: Option<Uuid>,
+    /// SHA-256 of the secret (32 bytes).
+    pub secret_hash: &'a [u8],
+    pub profile: &'a str,
+    pub validity_days: Option<i32>,
+    pub subject: Option<&'a str>,
+    pub names: Option<&'a serde_json::Value>,
+    pub approval: bool,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What a successful claim returns: the challenge's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedChallenge {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub profile: String,
+    pub validity_days: Option<i32>,
+    pub subject: Option<String>,
+    pub names: Option<serde_json::Value>,
+    pub approval: bool,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A challenge's state at a moment, as the list filters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeState {
+    /// Unused, not withdrawn, not expired: a device may still present it.
+    Active,
+    Used,
+    Expired,
+    Withdrawn,
+}
+
+impl ChallengeState {
+    pub const ALL: [ChallengeState; 4] = [
+        ChallengeState::Active,
+        ChallengeState::Used,
+        ChallengeState::Expired,
+        ChallengeState::Withdrawn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeState::Active => "active",
+            ChallengeState::Used => "used",
+            ChallengeState::Expired => "expired",
+            ChallengeState::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == label)
+    }
+}
+
+impl ChallengeRecord {
+    /// The state at `now`: used and withdrawn first (they are final), then expiry.
+    pub fn state(&self, now: OffsetDateTime) -> ChallengeState {
+        if self.used_at.is_some() {
+            ChallengeState::Used
+        } else if self.withdrawn_at.is_some() {
+            ChallengeState::Withdrawn
+        } else if self.expires_at <= now {
+            ChallengeState::Expired
+        } else {
+            ChallengeState::Active
+        }
+    }
+}
+
+/// Takes the owner's challenge lock (until the transaction ends) and counts the owner's
+/// live challenges (unused, unwithdrawn, unexpired at `now`), so that a cap checked with
+/// it holds against concurrent creates.
+pub async fn lock_and_count_live(
+    tx: &mut Tx,
+    owner_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<i64, DbError> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('keyinfra.challenges.' || $1::uuid::text, 0))",
+        owner_id
+    )
+    .execute(tx.conn())
+    .await?;
+    let live = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM enrollment_challenges
+           WHERE owner_id = $1 AND used_at IS NULL AND withdrawn_at IS NULL AND expires_at > $2"#,
+        owner_id,
+        now
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(live)
+}
+
+/// Inserts a challenge and returns its id. An owner that names no user fails with
+/// `ForeignKeyViolation { constraint: "enrollment_challenges_owner_id_fkey" }`.
+pub async fn insert(tx: &mut Tx, new: &NewChallenge<'_>) -> Result<Uuid, DbError> {
+    let id = sqlx::query_scalar!(
+        "INSERT INTO enrollment_challenges
+             (owner_id, created_by, secret_hash, profile, validity_days, subject, names,
+              approval, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         RETURNING id",
+        new.owner_id,
+        new.created_by,
+        new.secret_hash,
+        new.profile,
+        new.validity_days,
+        new.subject,
+        new.names,
+        new.approval,
+        new.created_at,
+        new.expires_at,
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(id)
+}
+
+/// The challenge with this id, if the actor may see it.
+pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ChallengeRecord>, DbError> {
+    let row = sqlx::query_as!(
+        ChallengeRecord,
+        "SELECT id, owner_id, created_by, profile, validity_days, subject, names, approval,
+                created_at, expires_at, used_at, withdrawn_at, certificate_id
+         FROM enrollment_challenges WHERE id = $1",
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}
+
+/// What a list asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ChallengeFilter {
+    pub owner_id: Option<Uuid>,
+    pub state: Option<ChallengeState>,
+    /// The time `state` is judged at.
+    pub as_of: Option<OffsetDateTime>,
+    /// Keyset: the (created_at, id) of the previous page's last item.
+    pub after: Option<(OffsetDateTime, Uuid)>,
+}
+
+/// The visible challenges, newest first.
+pub async fn list(
+    tx: &mut Tx,
+    filter: &ChallengeFilter,
+    limit: i64,
+) -> Result<Vec<ChallengeRecord>, DbError> {
+    let (after_at, after_id) = match filter.after {
+        Some((at, id)) => (Some(at), Some(id)),
+        None => (None, None),
+    };
+    let state = filter.state.map(ChallengeState::as_str);
+    let rows = sqlx::query_as!(
+        ChallengeRecord,
+        r#"SELECT id, owner_id, created_by, profile, validity_days, subject, names, approval,
+                  created_at, expires_at, used_at, withdrawn_at, certificate_id
+           FROM enrollment_challenges
+           WHERE ($1::uuid IS NULL OR owner_id = $1)
+             AND CASE $2::text
+                   WHEN 'used' THEN used_at IS NOT NULL
+                   WHEN 'withdrawn' THEN withdrawn_at IS NOT NULL
+                   WHEN 'expired' THEN used_at IS NULL AND withdrawn_at IS NULL
+                                       AND expires_at <= $3
+                   WHEN 'active' THEN used_at IS NULL AND withdrawn_at IS NULL
+                                      AND expires_at > $3
+                   ELSE true
+                 END
+             AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
+           ORDER BY created_at DESC, id DESC
+           LIMIT $6"#,
+        filter.owner_id,
+        state,
+        filter.as_of,
+        after_at,
+        after_id,
+        limit
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows)
+}
+
+/// Withdraws an unused challenge at `now` and returns its owner; `None` when a used,
+/// already withdrawn or invisible one was left alone (the caller tells them apart with
+/// [`get`]).
+pub async fn withdraw(tx: &mut Tx, id: Uuid, now: OffsetDateTime) -> Result<Option<Uuid>, DbError> {
+    let owner = sqlx::query_scalar!(
+        "UPDATE enrollment_challenges SET withdrawn_at = $2
+         WHERE id = $1 AND used_at IS NULL AND withdrawn_at IS NULL
+         RETURNING owner_id",
+        id,
+        now
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(owner)
+}
+
+/// Marks the challenge whose secret hashes to `secret_hash` used, if it is unused,
+/// unwithdrawn, unexpired at `now` and its owner enabled, and returns its terms; else
+/// `None`. Works under any identity (a definer function).
+pub async fn claim(
+    tx: &mut Tx,
+    secret_hash: &[u8],
+    now: OffsetDateTime,
+) -> Result<Option<ClaimedChallenge>, DbError> {
+    let row = sqlx::query_as!(
+        ClaimedChallenge,
+        r#"SELECT id AS "id!", owner_id AS "owner_id!", profile AS "profile!", validity_days,
+                  subject, names, approval AS "approval!", expires_at AS "expires_at!"
+           FROM keyinfra_claim_enrollment_challenge($1, $2)"#,
+        secret_hash,
+        now
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}
+
+/// Makes a claimed challenge that produced no certificate usable again: true if it did.
+pub async fn release(tx: &mut Tx, id: Uuid) -> Result<bool, DbError> {
+    let released = sqlx::query_scalar!(
+        r#"SELECT keyinfra_release_enrollment_challenge($1) AS "released!""#,
+        id
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(released)
+}
+
+/// Records the certificate a claimed challenge produced: true if the challenge was used,
+/// had none yet, and the certificate is its owner's.
+pub async fn record_certificate(
+    tx: &mut Tx,
+    id: Uuid,
+    certificate_id: Uuid,
+) -> Result<bool, DbError> {
+    let recorded = sqlx::query_scalar!(
+        r#"SELECT keyinfra_record_enrollment_certificate($1, $2) AS "recorded!""#,
+        id,
+        certificate_id
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(recorded)
+}
