@@ -23,6 +23,7 @@ pub enum AuditAction {
     CaCreated,
     EnrollmentChallengeCreated,
     EnrollmentChallengeWithdrawn,
+    EnrollmentRefused,
     KeysResealed,
     PolicyCreated,
     PolicyUpdated,
@@ -42,7 +43,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the UI's filter lists them.
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 24] = [
         AuditAction::CertificateIssued,
         AuditAction::CertificateRenewed,
         AuditAction::CertificateRevoked,
@@ -51,6 +52,7 @@ impl AuditAction {
         AuditAction::CaCreated,
         AuditAction::EnrollmentChallengeCreated,
         AuditAction::EnrollmentChallengeWithdrawn,
+        AuditAction::EnrollmentRefused,
         AuditAction::KeysResealed,
         AuditAction::PolicyCreated,
         AuditAction::PolicyUpdated,
@@ -79,6 +81,7 @@ impl AuditAction {
             AuditAction::CaCreated => "ca.created",
             AuditAction::EnrollmentChallengeCreated => "enrollment_challenge.created",
             AuditAction::EnrollmentChallengeWithdrawn => "enrollment_challenge.withdrawn",
+            AuditAction::EnrollmentRefused => "enrollment.refused",
             AuditAction::KeysResealed => "keys.resealed",
             AuditAction::PolicyCreated => "policy.created",
             AuditAction::PolicyUpdated => "policy.updated",
@@ -281,6 +284,7 @@ mod tests {
                 "ca.created",
                 "enrollment_challenge.created",
                 "enrollment_challenge.withdrawn",
+                "enrollment.refused",
                 "keys.resealed",
                 "policy.created",
                 "policy.updated",

@@ -31,6 +31,7 @@ pub mod partitions;
 pub mod policies;
 pub mod private_keys;
 pub mod revocations;
+pub mod scep;
 pub mod stats;
 pub mod users;
 
