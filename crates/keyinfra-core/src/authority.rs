@@ -28,6 +28,7 @@ use crate::reassign::Reassignment;
 use crate::renewal::Renewals;
 use crate::revocation::Revocations;
 use crate::rotation::KeyRotation;
+use crate::scep::ScepService;
 
 /// Settings of the CA (each is a `keyinfra serve` flag and environment variable).
 #[derive(Debug, Clone)]
@@ -156,7 +157,9 @@ pub struct Authority {
     pub ca_setup: CaSetup,
     pub key_rotation: KeyRotation,
     /// SCEP challenge passwords: created and withdrawn by users, claimed by devices.
-    pub challenges: Challenges,
+    pub challenges: Arc<Challenges>,
+    /// SCEP (RFC 8894): GetCACaps, GetCACert and PKIOperation, issuing through `issuer`.
+    pub scep: ScepService,
 }
 
 impl Authority {
@@ -186,10 +189,18 @@ impl Authority {
             Arc::clone(&policies),
             Arc::clone(&writes),
         ));
-        let challenges = Challenges::new(
+        let challenges = Arc::new(Challenges::new(
             Arc::clone(&settings),
             Arc::clone(&clock),
             Arc::clone(&writes),
+        ));
+        let scep = ScepService::new(
+            Arc::clone(&clock),
+            Arc::clone(&masters),
+            Arc::clone(&cas),
+            Arc::clone(&issuer),
+            Arc::clone(&challenges),
+            Arc::clone(&crls),
         );
         Self {
             renewals: Renewals::new(
@@ -219,6 +230,7 @@ impl Authority {
                 policies: Arc::clone(&policies),
             },
             challenges,
+            scep,
             key_rotation: KeyRotation::new(masters, clock),
             queries,
             settings,

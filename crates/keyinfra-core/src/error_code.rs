@@ -98,6 +98,8 @@ error_codes! {
     RateLimited => "rate_limited",
     ReferenceConflict => "reference_conflict",
     RootCaCannotIssue => "root_ca_cannot_issue",
+    ScepMalformedMessage => "scep_malformed_message",
+    ScepUnknownOperation => "scep_unknown_operation",
     SchemaNotCurrent => "schema_not_current",
     SelfLockout => "self_lockout",
     ServerBusy => "server_busy",

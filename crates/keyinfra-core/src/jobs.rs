@@ -38,16 +38,19 @@ pub enum Job {
     Alerts,
     /// Give each CA a new OCSP responder certificate before the current one expires.
     OcspResponders,
+    /// Renews the default issuing CA's SCEP RA certificate a month before it expires.
+    ScepRas,
 }
 
 impl Job {
-    pub const ALL: [Job; 6] = [
+    pub const ALL: [Job; 7] = [
         Job::Partitions,
         Job::Stats,
         Job::Crls,
         Job::Expire,
         Job::Alerts,
         Job::OcspResponders,
+        Job::ScepRas,
     ];
 
     /// The name in the database, the CLI, the API and the metrics.
@@ -59,6 +62,7 @@ impl Job {
             Job::Expire => "expire-certificates",
             Job::Alerts => "expiry-alerts",
             Job::OcspResponders => "ocsp-responders",
+            Job::ScepRas => "scep-ras",
         }
     }
 
@@ -75,6 +79,7 @@ impl Job {
             Job::Expire => Duration::hours(1),
             Job::Alerts => Duration::hours(1),
             Job::OcspResponders => Duration::hours(6),
+            Job::ScepRas => Duration::hours(6),
         }
     }
 }
@@ -223,6 +228,14 @@ impl Jobs {
                     .renew_responders(&self.db, &mut crate::OsRandom)
                     .await?;
                 Ok(format!("{made} OCSP responder certificates issued"))
+            }
+            Job::ScepRas => {
+                let made = self
+                    .authority
+                    .scep
+                    .renew_ra(&self.db, &mut crate::OsRandom)
+                    .await?;
+                Ok(format!("{} SCEP RA certificates issued", usize::from(made)))
             }
         }
     }

@@ -36,6 +36,7 @@ pub mod renewal;
 pub mod retry;
 pub mod revocation;
 pub mod rotation;
+pub mod scep;
 pub mod users;
 
 pub use clock::{AdjustableClock, Clock, FixedClock, SystemClock};

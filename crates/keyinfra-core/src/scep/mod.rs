@@ -1,0 +1,435 @@
+//! The SCEP service (RFC 8894): what `/scep` and `/cgi-bin/pkiclient.exe` answer.
+//! Messages are read and written by `keyinfra_pki::scep`; this module decides.
+//!
+//! * GetCACaps: a fixed list ([`CAPABILITIES`]).
+//! * GetCACert: the default issuing CA's RA certificate and the CA chain.
+//! * PKIOperation: a pkiMessage, opened with one of the CA's RAs ([`ras`]). A PKCSReq
+//!   must carry an enrollment challenge in its CSR; the challenge is claimed, and the
+//!   certificate issued through [`Issuer::issue`] as `Principal::Enrollment` for the
+//!   challenge's owner: that owner's policy, quota and write rate apply, and the audit
+//!   log names the channel. GetCRL answers the CA's newest complete CRL.
+//!
+//! Every refusal of a readable message is a CertRep FAILURE with its failInfo, signed by
+//! the RA; only a body that is no pkiMessage at all is an HTTP 400. A refused enrollment
+//! writes one audit event with the subject the device asked for, never the challenge.
+
+pub mod ras;
+
+use std::sync::Arc;
+
+use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
+use keyinfra_db::{Actor, Database};
+use keyinfra_pki::RandomSource;
+use keyinfra_pki::csr::parse_csr;
+use keyinfra_pki::scep::envelope::{self, EnvelopeError, Opened, RaKey};
+use keyinfra_pki::scep::reply::{self, Delivery, Outcome};
+use keyinfra_pki::scep::{
+    FailInfo, MessageType, PkiMessage, ReplyTo, ScepError, ScepLimits, certs_only,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::Clock;
+use crate::ca_registry::CaRegistry;
+use crate::crl::CrlPublisher;
+use crate::enrollment::{ChallengeGrant, Challenges};
+use crate::error::CoreError;
+use crate::issuer::{IssueRequest, Issuer, KeySource};
+use crate::principal::{EnrollmentChannel, Principal};
+
+pub use ras::ActiveRas;
+use ras::RegistrationAuthorities;
+
+/// GetCACaps' answer, one capability per line. SHA-384 and DES3 are listed although
+/// SHA-256 and AES would do: strongSwan 5.9.8 (Debian's) misreads the list by position
+/// and refuses SHA-256, AES and Renewal unless SHA-384 or DES3 is there too (fixed in
+/// strongSwan 5.9.11).
+pub const CAPABILITIES: &str =
+    "POSTPKIOperation\nSHA-1\nSHA-256\nSHA-384\nSHA-512\nAES\nDES3\nSCEPStandard\nRenewal\n";
+
+/// What a PKIOperation body gets.
+#[derive(Debug)]
+pub enum PkiOperationAnswer {
+    /// A CertRep (application/x-pki-message): SUCCESS, FAILURE or PENDING.
+    CertRep(Vec<u8>),
+    /// Not a pkiMessage: HTTP 400, with this reason.
+    Unreadable(&'static str),
+}
+
+/// How one PKIOperation ended, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Issued,
+    Refused,
+    Delivered,
+}
+
+impl Ending {
+    fn label(self) -> &'static str {
+        match self {
+            Ending::Issued => "issued",
+            Ending::Refused => "refused",
+            Ending::Delivered => "delivered",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ScepService {
+    clock: Arc<dyn Clock>,
+    cas: Arc<CaRegistry>,
+    issuer: Arc<Issuer>,
+    challenges: Arc<Challenges>,
+    crls: Arc<CrlPublisher>,
+    ras: RegistrationAuthorities,
+    limits: ScepLimits,
+}
+
+impl ScepService {
+    pub(crate) fn new(
+        clock: Arc<dyn Clock>,
+        masters: Arc<keyinfra_pki::seal::MasterKeys>,
+        cas: Arc<CaRegistry>,
+        issuer: Arc<Issuer>,
+        challenges: Arc<Challenges>,
+        crls: Arc<CrlPublisher>,
+    ) -> Self {
+        Self {
+            ras: RegistrationAuthorities::new(masters, Arc::clone(&clock), Arc::clone(&cas)),
+            clock,
+            cas,
+            issuer,
+            challenges,
+            crls,
+            limits: ScepLimits::default(),
+        }
+    }
+
+    /// The largest PKIOperation body read.
+    pub fn max_message_bytes(&self) -> usize {
+        self.limits.max_bytes
+    }
+
+    /// The CA SCEP enrolls under: the default issuing CA.
+    async fn ca(&self, db: &Database) -> Result<Uuid, CoreError> {
+        self.cas.default_issuing_ca(db).await
+    }
+
+    /// GetCACert: a degenerate SignedData with the RA certificate and the CA chain (the
+    /// issuing CA up to its root). Only the newest RA: scepclient encrypts to every
+    /// certificate it is given that is not a CA.
+    pub async fn ca_certificates(
+        &self,
+        db: &Database,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<Vec<u8>, CoreError> {
+        let ca_id = self.ca(db).await?;
+        let ras = self.ras.current(db, ca_id, rng).await?;
+        let ra = ras
+            .newest()
+            .ok_or_else(|| CoreError::Internal("no SCEP RA".into()))?;
+        let ca = self.cas.signer(db, ca_id).await?;
+        let mut certificates: Vec<&[u8]> = vec![ra.certificate_der()];
+        certificates.extend(ca.chain.iter().map(Vec::as_slice));
+        Ok(certs_only(&certificates)?)
+    }
+
+    /// Makes a new RA for the default issuing CA when its newest has less than
+    /// [`ras::RENEW_BEFORE`] left, and deletes RAs that expired a week ago (the `scep-ras`
+    /// job). True when it made one.
+    pub async fn renew_ra(
+        &self,
+        db: &Database,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<bool, CoreError> {
+        let ca_id = self.ca(db).await?;
+        let made = self.ras.ensure(db, ca_id, ras::RENEW_BEFORE, rng).await?;
+        let mut tx = db.begin(&Actor::System).await?;
+        keyinfra_db::scep::delete_expired_ras(&mut tx, self.clock.now() - time::Duration::days(7))
+            .await?;
+        tx.commit().await?;
+        Ok(made)
+    }
+
+    /// PKIOperation: reads, checks and answers one pkiMessage.
+    pub async fn pki_operation(
+        &self,
+        db: &Database,
+        body: &[u8],
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<PkiOperationAnswer, CoreError> {
+        // The cheap parse first: a body that is no pkiMessage costs no database work.
+        let parsed = PkiMessage::parse(body, self.limits);
+        if let Err(ScepError::Unreadable(reason)) = parsed {
+            count("unreadable");
+            return Ok(PkiOperationAnswer::Unreadable(reason));
+        }
+        let ca_id = self.ca(db).await?;
+        let ras = self.ras.current(db, ca_id, rng).await?;
+        let newest = ras
+            .newest()
+            .ok_or_else(|| CoreError::Internal("no SCEP RA".into()))?;
+        let message = match parsed {
+            Ok(message) => message,
+            Err(ScepError::Refused {
+                reply_to,
+                fail_info,
+                reason,
+            }) => {
+                tracing::info!(transaction_id = %reply_to.transaction_id, reason, "SCEP request refused");
+                return self.failure(newest, &reply_to, fail_info, rng);
+            }
+            Err(ScepError::Unreadable(reason)) => {
+                return Ok(PkiOperationAnswer::Unreadable(reason));
+            }
+        };
+        let reply_to = message.reply_to.clone();
+        let Some(sealed) = message.envelope.as_deref() else {
+            return self.failure(newest, &reply_to, FailInfo::BadRequest, rng);
+        };
+        // The envelope names its RA: any of the CA's valid ones (a device may hold an
+        // older RA certificate than the newest).
+        let mut opened = Err(EnvelopeError::WrongRecipient);
+        let mut signer = newest;
+        for ra in &ras.ras {
+            opened = envelope::open(sealed, ra);
+            if !matches!(opened, Err(EnvelopeError::WrongRecipient)) {
+                signer = ra;
+                break;
+            }
+        }
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::info!(transaction_id = %reply_to.transaction_id, reason = %e, "SCEP envelope refused");
+                let fail_info = match e {
+                    EnvelopeError::UnsupportedCipher => FailInfo::BadAlg,
+                    _ => FailInfo::BadMessageCheck,
+                };
+                return self.failure(signer, &reply_to, fail_info, rng);
+            }
+        };
+        let (outcome, ending) = match message.message_type {
+            MessageType::PkcsReq => self.enroll(db, &message, &opened, rng).await?,
+            MessageType::GetCrl => self.crl(db, ca_id).await?,
+            // RenewalReq, CertPoll and GetCert are not served yet (issue 19's notes); a
+            // CertRep is never a request.
+            MessageType::RenewalReq
+            | MessageType::CertPoll
+            | MessageType::GetCert
+            | MessageType::CertRep => (Reply::Failure(FailInfo::BadRequest), Ending::Refused),
+        };
+        count(ending.label());
+        let outcome = match &outcome {
+            Reply::Failure(fail_info) => Outcome::Failure(*fail_info),
+            Reply::Certificate(der) => Outcome::Success {
+                delivery: Delivery::Certificate(der),
+                recipient: &message.signer_certificate,
+                cipher: opened.cipher,
+            },
+            Reply::Crl(der) => Outcome::Success {
+                delivery: Delivery::Crl(der),
+                recipient: &message.signer_certificate,
+                cipher: opened.cipher,
+            },
+        };
+        Ok(PkiOperationAnswer::CertRep(reply::cert_rep(
+            signer,
+            &reply_to,
+            outcome,
+            self.clock.now(),
+            rng,
+        )?))
+    }
+
+    fn failure(
+        &self,
+        ra: &RaKey,
+        reply_to: &ReplyTo,
+        fail_info: FailInfo,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<PkiOperationAnswer, CoreError> {
+        count(Ending::Refused.label());
+        Ok(PkiOperationAnswer::CertRep(reply::cert_rep(
+            ra,
+            reply_to,
+            Outcome::Failure(fail_info),
+            self.clock.now(),
+            rng,
+        )?))
+    }
+
+    /// GetCRL: the CA's newest complete CRL.
+    async fn crl(&self, db: &Database, ca_id: Uuid) -> Result<(Reply, Ending), CoreError> {
+        let crl = self.crls.latest_crl(db, ca_id).await?;
+        Ok((Reply::Crl(crl.crl_der), Ending::Delivered))
+    }
+
+    /// PKCSReq: the challenge in the CSR decides who the device enrolls for.
+    async fn enroll(
+        &self,
+        db: &Database,
+        message: &PkiMessage,
+        opened: &Opened,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<(Reply, Ending), CoreError> {
+        let refused = || Ok((Reply::Failure(FailInfo::BadRequest), Ending::Refused));
+        let Ok(csr) = parse_csr(&opened.content) else {
+            self.audit_refusal(db, message, None, None, "the CSR is invalid")
+                .await?;
+            return refused();
+        };
+        let claimed_subject = csr.subject.as_ref().ok().map(|s| s.to_string());
+        // RFC 8894 3.3.1: a PKCSReq is signed with the key it asks to certify.
+        if csr.public_key_der != message.signer_spki {
+            self.audit_refusal(
+                db,
+                message,
+                claimed_subject.as_deref(),
+                None,
+                "the message is not signed with the CSR's key",
+            )
+            .await?;
+            return refused();
+        }
+        let grant = match csr.challenge_password.as_deref() {
+            Some(secret) => self.challenges.claim(db, secret).await?,
+            None => None,
+        };
+        let Some(grant) = grant else {
+            self.audit_refusal(
+                db,
+                message,
+                claimed_subject.as_deref(),
+                None,
+                "no valid enrollment challenge",
+            )
+            .await?;
+            return refused();
+        };
+        if grant.approval {
+            // Approval (PENDING until an ADMIN approves, then CertPoll) is not served yet:
+            // refuse, and give the challenge back for when it is.
+            self.challenges.release(db, grant.id).await?;
+            self.audit_refusal(
+                db,
+                message,
+                claimed_subject.as_deref(),
+                Some(&grant),
+                "enrollment with approval is not available yet",
+            )
+            .await?;
+            return refused();
+        }
+        let principal = Principal::Enrollment {
+            channel: EnrollmentChannel::Scep,
+            owner: grant.owner_id,
+        };
+        let request = IssueRequest {
+            key: KeySource::Csr(opened.content.to_vec()),
+            // A challenge that pins names gives the device exactly those.
+            subject: grant.subject.clone(),
+            san: grant.names.clone(),
+            profile: grant.profile.clone(),
+            validity_days: grant.validity_days,
+            owner_id: Some(grant.owner_id),
+            ca_id: None,
+            policy_id: None,
+        };
+        match self.issuer.issue(db, &principal, request, rng).await {
+            Ok(record) => {
+                self.challenges
+                    .record_certificate(db, grant.id, record.id)
+                    .await?;
+                tracing::info!(
+                    certificate_id = %record.id,
+                    owner_id = %grant.owner_id,
+                    challenge_id = %grant.id,
+                    "SCEP enrollment issued a certificate"
+                );
+                Ok((Reply::Certificate(record.certificate_der), Ending::Issued))
+            }
+            Err(e) => {
+                // The challenge is not used up by a refused or failed issue: the device (or
+                // its operator, after fixing the request) may try again until it expires.
+                self.challenges.release(db, grant.id).await?;
+                if is_refusal(&e) {
+                    self.audit_refusal(
+                        db,
+                        message,
+                        claimed_subject.as_deref(),
+                        Some(&grant),
+                        &e.to_string(),
+                    )
+                    .await?;
+                    refused()
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// One audit event for a refused enrollment: what the device asked for and why, and
+    /// the challenge's id when one was presented; never the challenge itself.
+    async fn audit_refusal(
+        &self,
+        db: &Database,
+        message: &PkiMessage,
+        subject: Option<&str>,
+        grant: Option<&ChallengeGrant>,
+        reason: &str,
+    ) -> Result<(), CoreError> {
+        let actor = grant.map_or(Actor::Anonymous, |g| Actor::User {
+            id: g.owner_id,
+            role: keyinfra_db::UserRole::User,
+        });
+        let mut tx = db.begin(&actor).await?;
+        audit::append(
+            &mut tx,
+            &NewAuditEvent {
+                actor_id: None,
+                actor_name: Some(EnrollmentChannel::Scep.label()),
+                action: AuditAction::EnrollmentRefused,
+                target_type: grant.map(|_| "enrollment_challenge"),
+                target_id: grant.map(|g| g.id),
+                details: json!({
+                    "channel": EnrollmentChannel::Scep.label(),
+                    "message_type": message.message_type.name(),
+                    "transaction_id": message.reply_to.transaction_id,
+                    "subject": subject,
+                    "owner_id": grant.map(|g| g.owner_id),
+                    "reason": reason,
+                }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// What one PKIOperation answers, before it is sealed and signed.
+enum Reply {
+    Certificate(Vec<u8>),
+    Crl(Vec<u8>),
+    Failure(FailInfo),
+}
+
+/// A refusal the device caused (a 4xx on the REST API), as opposed to the server's own
+/// trouble (busy, a database failure), which is an HTTP error the device retries.
+fn is_refusal(e: &CoreError) -> bool {
+    matches!(
+        e,
+        CoreError::Forbidden
+            | CoreError::NotFound(_)
+            | CoreError::Conflict { .. }
+            | CoreError::Invalid { .. }
+            | CoreError::RateLimited(_)
+            | CoreError::Pki(_)
+    )
+}
+
+fn count(outcome: &'static str) {
+    metrics::counter!("keyinfra_scep_operations_total", "outcome" => outcome).increment(1);
+}
