@@ -105,6 +105,7 @@ fn public_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(api::cas::public_router())
         .merge(protocols::ocsp::public_router())
+        .merge(protocols::scep::public_router())
 }
 
 /// The routes and their OpenAPI document, built together so that they cannot drift.
@@ -158,7 +159,7 @@ pub fn public_router(state: AppState) -> Router {
             Problem::new(
                 StatusCode::NOT_FOUND,
                 ErrorCode::NotFound,
-                "this plain-HTTP listener serves only CA certificates (/ca/...), CRLs (/crl/...) and OCSP (/ocsp); use HTTPS",
+                "this plain-HTTP listener serves only CA certificates (/ca/...), CRLs (/crl/...), OCSP (/ocsp) and SCEP (/scep, /cgi-bin/pkiclient.exe); use HTTPS",
             )
             .into_response()
         });

@@ -116,12 +116,14 @@ async fn the_openapi_document_parses_and_lists_every_route() {
             "/api/v1/users/me/policy",
             "/api/v1/users/{id}",
             "/ca/{file}",
+            "/cgi-bin/pkiclient.exe",
             "/crl/{file}",
             "/crl/{id}/{file}",
             "/healthz",
             "/ocsp",
             "/ocsp/{request}",
-            "/readyz"
+            "/readyz",
+            "/scep"
         ]
     );
     // Every documented operation is routed: none answers 404 "no such resource" or 405.
@@ -156,7 +158,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 40);
+    assert_eq!(operations, 44);
     // The routes the server has but the document does not describe are only the document
     // itself and /metrics (Prometheus text, not JSON).
     assert_eq!(

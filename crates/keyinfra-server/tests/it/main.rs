@@ -19,6 +19,7 @@ mod openssl;
 mod operations;
 mod pkilint;
 mod policies;
+mod scep;
 mod strict_input;
 mod support;
 mod ui;

@@ -1,0 +1,253 @@
+//! SCEP (issue 19) with real clients from Debian: micromdm's `scepclient` enrolls with a
+//! one-time challenge (SHA-1 and single DES, as it always sends), and the result chains to
+//! the CA with `openssl verify` and is in the challenge owner's inventory. Reused and wrong
+//! challenges are refused with nothing issued; `/cgi-bin/pkiclient.exe` works like
+//! `/scep`; garbage gets a 400 problem, never a 5xx.
+//!
+//! The clients run as blocking child processes while the server answers them on the same
+//! runtime: these tests take a multi-threaded one.
+
+use std::process::Command;
+
+use keyinfra_db::UserRole;
+use keyinfra_pki::scep::client;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::openssl::{Scratch, openssl_ok};
+use crate::support::TestApp;
+
+/// GetCACert's certificates, DER; and the RA's SHA-256 fingerprint in hex, which
+/// scepclient needs to choose the RA among them.
+async fn ca_certificates(app: &TestApp, path: &str) -> (Vec<Vec<u8>>, String) {
+    let response = reqwest::get(format!("{}{path}?operation=GetCACert", app.public_base))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/x-x509-ca-ra-cert"
+    );
+    let der = response.bytes().await.unwrap();
+    let (certificates, crls) = client::read_degenerate(&der).unwrap();
+    assert!(crls.is_empty());
+    let dir = Scratch::new();
+    let mut ra = None;
+    for (i, certificate) in certificates.iter().enumerate() {
+        let file = dir.write(&format!("{i}.der"), certificate);
+        let subject = openssl_ok(&["x509", "-in", &file, "-inform", "DER", "-noout", "-subject"]);
+        if subject.contains("SCEP RA") {
+            ra = Some(hex::encode(keyinfra_pki::sha256_fingerprint(certificate)));
+        }
+    }
+    (certificates, ra.expect("GetCACert names an RA"))
+}
+
+/// A challenge for the token's user (or the body's owner).
+async fn challenge(app: &TestApp, token: &str, body: Value) -> String {
+    let (status, created) = app
+        .send(Method::POST, "/api/v1/enrollment/challenges", token, body)
+        .await;
+    assert_eq!(status, 201, "{created}");
+    created["challenge"].as_str().unwrap().to_owned()
+}
+
+/// One scepclient enrollment in a fresh directory (it silently reuses ./csr.pem);
+/// (succeeded, its output, the certificate PEM if any).
+async fn scepclient(
+    url: String,
+    challenge: String,
+    cn: &str,
+    ra: &str,
+) -> (bool, String, Option<String>) {
+    let cn = cn.to_owned();
+    let ra = ra.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let dir = Scratch::new();
+        let out = Command::new("scepclient")
+            .current_dir(dir.path(""))
+            .args([
+                "-server-url",
+                &url,
+                "-private-key",
+                &dir.path("key.pem"),
+                "-certificate",
+                &dir.path("cert.pem"),
+                "-challenge",
+                &challenge,
+                "-cn",
+                &cn,
+                "-organization",
+                "KeyInfra Test",
+                "-ou",
+                "",
+                "-country",
+                "",
+                "-ca-fingerprint",
+                &ra,
+                "-debug",
+            ])
+            .output()
+            .expect("scepclient is installed (package scep; scripts/test installs it)");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        let certificate = std::fs::read_to_string(dir.path("cert.pem")).ok();
+        (
+            out.status.success() && certificate.is_some(),
+            text,
+            certificate,
+        )
+    })
+    .await
+    .unwrap()
+}
+
+async fn certificates_of(app: &TestApp, token: &str) -> Vec<Value> {
+    let (status, page) = app.get("/api/v1/certificates?limit=100", token).await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scepclient_enrolls_with_a_one_time_challenge() {
+    let app = TestApp::spawn().await;
+    app.user("root", UserRole::Admin).await;
+    let admin = app.token("root").await;
+    app.user("alice", UserRole::User).await;
+    let alice = app.token("alice").await;
+    let url = format!("{}/scep", app.public_base);
+
+    // GetCACaps: what strongSwan 5.9.8 needs to see, one per line.
+    let caps = reqwest::get(format!("{url}?operation=GetCACaps"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for cap in [
+        "POSTPKIOperation",
+        "SHA-256",
+        "SHA-384",
+        "SHA-512",
+        "AES",
+        "DES3",
+        "SCEPStandard",
+        "Renewal",
+    ] {
+        assert!(caps.lines().any(|l| l == cap), "{cap} in {caps}");
+    }
+
+    let (certificates, ra) = ca_certificates(&app, "/scep").await;
+    // The RA and the CA.
+    assert_eq!(certificates.len(), 2);
+    let (_, ca_pem) = app.ca().await;
+    let dir = Scratch::new();
+    let ca_file = dir.write("ca.pem", &ca_pem);
+
+    let secret = challenge(&app, &alice, json!({})).await;
+    let (ok, out, certificate) = scepclient(url.clone(), secret.clone(), "router-1", &ra).await;
+    assert!(ok, "{out}");
+    let certificate = certificate.unwrap();
+    let cert_file = dir.write("router-1.pem", &certificate);
+    let verified = openssl_ok(&["verify", "-CAfile", &ca_file, &cert_file]);
+    assert!(verified.contains(": OK"), "{verified}");
+    let text = openssl_ok(&["x509", "-in", &cert_file, "-noout", "-subject"]);
+    assert!(text.contains("CN = router-1"), "{text}");
+
+    // It is alice's, in her inventory.
+    let mine = certificates_of(&app, &alice).await;
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert!(
+        mine[0]["subject"].as_str().unwrap().contains("CN=router-1"),
+        "{mine:?}"
+    );
+    let before = app.written_rows().await;
+
+    // The same challenge again: refused, nothing written.
+    let (ok, out, _) = scepclient(url.clone(), secret, "router-2", &ra).await;
+    assert!(!ok, "{out}");
+    // A challenge that never existed.
+    let (ok, out, _) = scepclient(url.clone(), "X".repeat(32), "router-3", &ra).await;
+    assert!(!ok, "{out}");
+    assert_eq!(certificates_of(&app, &alice).await.len(), 1);
+    // The refusals are audited (their only rows), with the subject the device asked for.
+    let (_, audit) = app.get("/api/v1/audit?limit=50", &admin).await;
+    let refusals: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "enrollment.refused")
+        .collect();
+    assert_eq!(refusals.len(), 2, "{audit}");
+    assert!(
+        refusals.iter().any(|e| e.to_string().contains("router-2")),
+        "{refusals:?}"
+    );
+    assert!(!audit.to_string().contains(&"X".repeat(32)));
+    assert_eq!(app.written_rows().await, before);
+
+    // The path Cisco IOS uses, with a fresh challenge.
+    let (_, ra_cgi) = ca_certificates(&app, "/cgi-bin/pkiclient.exe").await;
+    assert_eq!(ra_cgi, ra);
+    let secret = challenge(&app, &alice, json!({})).await;
+    let (ok, out, _) = scepclient(
+        format!("{}/cgi-bin/pkiclient.exe", app.public_base),
+        secret,
+        "router-4",
+        &ra,
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(certificates_of(&app, &alice).await.len(), 2);
+}
+
+#[tokio::test]
+async fn what_is_not_a_pkimessage_gets_a_400_problem() {
+    let app = TestApp::spawn().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/scep", app.public_base);
+    for (request, code) in [
+        (
+            http.post(format!("{url}?operation=PKIOperation"))
+                .body(b"garbage".to_vec()),
+            "scep_malformed_message",
+        ),
+        (
+            http.get(format!("{url}?operation=PKIOperation&message=%%%")),
+            "scep_malformed_message",
+        ),
+        (
+            http.get(format!("{url}?operation=PKIOperation")),
+            "scep_malformed_message",
+        ),
+        (
+            http.get(format!("{url}?operation=Nonsense")),
+            "scep_unknown_operation",
+        ),
+        (http.get(url.clone()), "scep_malformed_message"),
+        (
+            http.post(format!("{url}?operation=GetCACert"))
+                .body(Vec::new()),
+            "scep_unknown_operation",
+        ),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 400);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], code, "{body}");
+    }
+    // A DER SignedData that is not a SCEP request is no pkiMessage either.
+    let (certificates, _) = ca_certificates(&app, "/scep").await;
+    let degenerate = keyinfra_pki::scep::certs_only(&[&certificates[0]]).unwrap();
+    let response = http
+        .post(format!("{url}?operation=PKIOperation"))
+        .body(degenerate)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
