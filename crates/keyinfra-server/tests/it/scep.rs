@@ -1,6 +1,7 @@
 //! SCEP (issue 19) with real clients from Debian: micromdm's `scepclient` enrolls with a
-//! one-time challenge (SHA-1 and single DES, as it always sends), and the result chains to
-//! the CA with `openssl verify` and is in the challenge owner's inventory. Reused and wrong
+//! one-time challenge (SHA-1 and single DES, as it always sends) and strongSwan's `pki
+//! --scep` with AES and with 3DES, and each result chains to the CA with `openssl verify`
+//! and is in the challenge owner's inventory. Reused and wrong
 //! challenges are refused with nothing issued; `/cgi-bin/pkiclient.exe` works like
 //! `/scep`; garbage gets a 400 problem, never a 5xx.
 //!
@@ -250,4 +251,103 @@ async fn what_is_not_a_pkimessage_gets_a_400_problem() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
+}
+
+/// Runs a command to completion off the runtime's workers; (succeeded, stdout + stderr,
+/// stdout alone).
+async fn run(program: &'static str, args: Vec<String>) -> (bool, String, Vec<u8>) {
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(program)
+            .args(&args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} is installed (scripts/test installs it): {e}"));
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text, out.stdout)
+    })
+    .await
+    .unwrap()
+}
+
+/// strongSwan's `pki --scep` (5.9.8): SHA-256 and AES-128, then SHA-512 and 3DES (what it
+/// falls back to), each with a fresh challenge; it accepts a reply only if it is signed
+/// with rsaEncryption by the RA it was given, and checks the transaction it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strongswan_pki_enrolls_with_aes_and_with_3des() {
+    let app = TestApp::spawn().await;
+    app.user("bob", UserRole::User).await;
+    let bob = app.token("bob").await;
+    let url = format!("{}/scep", app.public_base);
+    let (certificates, _) = ca_certificates(&app, "/scep").await;
+    let dir = Scratch::new();
+    let (_, ca_pem) = app.ca().await;
+    let ca_file = dir.write("ca.pem", &ca_pem);
+    let mut ra_file = None;
+    for (i, certificate) in certificates.iter().enumerate() {
+        let der = dir.write(&format!("{i}.der"), certificate);
+        let pem = dir.path(&format!("{i}.pem"));
+        openssl_ok(&["x509", "-in", &der, "-inform", "DER", "-out", &pem]);
+        if openssl_ok(&["x509", "-in", &pem, "-noout", "-subject"]).contains("SCEP RA") {
+            ra_file = Some(pem);
+        }
+    }
+    let ra_file = ra_file.unwrap();
+    let key = dir.path("key.pem");
+    let (ok, out, pem) = run(
+        "pki",
+        [
+            "--gen",
+            "--type",
+            "rsa",
+            "--size",
+            "2048",
+            "--outform",
+            "pem",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(ok, "{out}");
+    std::fs::write(&key, pem).unwrap();
+
+    for (cn, cipher, digest) in [("ss-aes", "aes", "sha256"), ("ss-3des", "des3", "sha512")] {
+        let secret = challenge(&app, &bob, json!({})).await;
+        let (ok, out, certificate) = run(
+            "pki",
+            [
+                "--scep",
+                "--url",
+                &url,
+                "--in",
+                &key,
+                "--dn",
+                &format!("CN={cn}"),
+                "--password",
+                &secret,
+                "--cacert-enc",
+                &ra_file,
+                "--cacert-sig",
+                &ra_file,
+                "--cacert",
+                &ca_file,
+                "--cipher",
+                cipher,
+                "--digest",
+                digest,
+                "--outform",
+                "pem",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .await;
+        assert!(ok, "{cipher}/{digest}: {out}");
+        let cert_file = dir.write(&format!("{cn}.pem"), &certificate);
+        let verified = openssl_ok(&["verify", "-CAfile", &ca_file, &cert_file]);
+        assert!(verified.contains(": OK"), "{verified}");
+        let subject = openssl_ok(&["x509", "-in", &cert_file, "-noout", "-subject"]);
+        assert!(subject.contains(&format!("CN = {cn}")), "{subject}");
+    }
+    assert_eq!(certificates_of(&app, &bob).await.len(), 2);
 }
