@@ -1,9 +1,9 @@
-//! SCEP (issue 19) with real clients from Debian: micromdm's `scepclient` enrolls with a
-//! one-time challenge (SHA-1 and single DES, as it always sends) and strongSwan's `pki
-//! --scep` with AES and with 3DES, and each result chains to the CA with `openssl verify`
-//! and is in the challenge owner's inventory. Reused and wrong
-//! challenges are refused with nothing issued; `/cgi-bin/pkiclient.exe` works like
-//! `/scep`; garbage gets a 400 problem, never a 5xx.
+//! SCEP (issue 19) with real clients from Debian: micromdm's `scepclient` (SHA-1 and single
+//! DES, as it always sends), strongSwan's `pki --scep` (AES, and 3DES) and the certmonger
+//! daemon (by GET), each with a one-time challenge; each result chains to the CA with
+//! `openssl verify` and is in the challenge owner's inventory. Reused and wrong challenges
+//! are refused with nothing issued; `/cgi-bin/pkiclient.exe` works like `/scep`; what is
+//! no pkiMessage gets a 400 problem, never a 5xx.
 //!
 //! The clients run as blocking child processes while the server answers them on the same
 //! runtime: these tests take a multi-threaded one.
@@ -350,4 +350,62 @@ async fn strongswan_pki_enrolls_with_aes_and_with_3des() {
         assert!(subject.contains(&format!("CN = {cn}")), "{subject}");
     }
     assert_eq!(certificates_of(&app, &bob).await.len(), 2);
+}
+
+/// certmonger (0.79.17), the daemon, without systemd or D-Bus: `certmonger -n -L` on a
+/// private socket runs a script of `getcert` commands and exits with it. certmonger sends
+/// PKIOperation by GET with percent-encoded base64, AES-256, and a self-signed certificate
+/// with a 33-byte serial; it verifies the reply's signature against GetCACert's chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn certmonger_enrolls_by_get() {
+    let app = TestApp::spawn().await;
+    app.user("carol", UserRole::User).await;
+    let carol = app.token("carol").await;
+    let secret = challenge(&app, &carol, json!({})).await;
+    let dir = Scratch::new();
+    for sub in ["req", "cas", "tmp"] {
+        std::fs::create_dir_all(dir.path(sub)).unwrap();
+    }
+    let script = format!(
+        "#!/bin/sh\nset -e\n\
+         getcert add-scep-ca -c KeyInfra -u {url}/scep\n\
+         getcert request -c KeyInfra -k {key} -f {cert} -N CN=cm-router -L {secret} -w --wait-timeout 60\n\
+         getcert list\n",
+        url = app.public_base,
+        key = dir.path("key.pem"),
+        cert = dir.path("cert.pem"),
+    );
+    let run_file = dir.write("run.sh", script);
+    std::fs::set_permissions(
+        &run_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let (req, cas, tmp, sock) = (
+        dir.path("req"),
+        dir.path("cas"),
+        dir.path("tmp"),
+        dir.path("cm.sock"),
+    );
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        let out = Command::new("certmonger")
+            .args(["-n", "-L", "-P", &sock, "-c", &run_file])
+            .env("CERTMONGER_REQUESTS_DIR", req)
+            .env("CERTMONGER_CAS_DIR", cas)
+            .env("CERTMONGER_TMPDIR", tmp)
+            .output()
+            .expect("certmonger is installed (scripts/test installs it)");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("status: MONITORING"), "{out}");
+    let (_, ca_pem) = app.ca().await;
+    let ca_file = dir.write("ca.pem", &ca_pem);
+    let verified = openssl_ok(&["verify", "-CAfile", &ca_file, &dir.path("cert.pem")]);
+    assert!(verified.contains(": OK"), "{verified}");
+    assert_eq!(certificates_of(&app, &carol).await.len(), 1);
 }
