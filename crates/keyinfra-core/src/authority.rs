@@ -146,7 +146,7 @@ pub struct Authority {
     pub policies: Arc<Policies>,
     /// The one entry point that signs end-entity certificates.
     pub issuer: Arc<Issuer>,
-    pub renewals: Renewals,
+    pub renewals: Arc<Renewals>,
     pub revocations: Revocations,
     pub crls: Arc<CrlPublisher>,
     /// The OCSP responder.
@@ -194,6 +194,12 @@ impl Authority {
             Arc::clone(&clock),
             Arc::clone(&writes),
         ));
+        let renewals = Arc::new(Renewals::new(
+            Arc::clone(&issuer),
+            Arc::clone(&crls),
+            Arc::clone(&ocsp),
+            queries.clone(),
+        ));
         let scep = ScepService::new(
             Arc::clone(&clock),
             Arc::clone(&masters),
@@ -201,14 +207,10 @@ impl Authority {
             Arc::clone(&issuer),
             Arc::clone(&challenges),
             Arc::clone(&crls),
+            Arc::clone(&renewals),
         );
         Self {
-            renewals: Renewals::new(
-                Arc::clone(&issuer),
-                Arc::clone(&crls),
-                Arc::clone(&ocsp),
-                queries.clone(),
-            ),
+            renewals,
             revocations: Revocations::new(
                 Arc::clone(&clock),
                 writes,

@@ -70,6 +70,40 @@ impl Renewals {
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CertificateRecord, CoreError> {
         by.require_admin()?;
+        self.renew_with(db, by, id, request, None, rng).await
+    }
+
+    /// A device renews its own certificate through an enrollment protocol (SCEP's
+    /// RenewalReq, signed with that certificate's key): the same checks and recording as
+    /// an ADMIN's renewal, with the public key of the device's new CSR (its old one, or a
+    /// new one). `by` is the enrollment principal of the certificate's owner, so row-level
+    /// security confines the lookup to that owner's certificates.
+    pub async fn renew_for_device(
+        &self,
+        db: &Database,
+        by: &Principal,
+        id: Uuid,
+        public_key: &[u8],
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<CertificateRecord, CoreError> {
+        let request = RenewRequest {
+            validity_days: None,
+            rekey: false,
+            revoke_previous: false,
+        };
+        self.renew_with(db, by, id, request, Some(public_key), rng)
+            .await
+    }
+
+    async fn renew_with(
+        &self,
+        db: &Database,
+        by: &Principal,
+        id: Uuid,
+        request: RenewRequest,
+        new_public_key: Option<&[u8]>,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<CertificateRecord, CoreError> {
         self.issuer.writes.take(by, self.issuer.clock.now())?;
         let previous = self.queries.get(db, by, id).await?;
         if previous.status != CertificateStatus::Active {
@@ -108,9 +142,11 @@ impl Renewals {
         if not_after > ca.signer.not_after() {
             return Err(pki_to_request_error(PkiError::BeyondCaValidity));
         }
-        // Same algorithm as before; without rekey, the same public key.
+        // Same algorithm as before; without rekey, the same public key, unless the device
+        // brought a key of its own.
         let old_spki = public_key_of_certificate(&previous.certificate_der)?;
-        let algorithm = keyinfra_pki::keys::algorithm_of_spki(&old_spki).map_err(not_renewable)?;
+        let new_spki = new_public_key.unwrap_or(&old_spki);
+        let algorithm = keyinfra_pki::keys::algorithm_of_spki(new_spki).map_err(not_renewable)?;
         // Today's policy of the owner decides, not the one the certificate was issued under.
         let policy = self
             .issuer
@@ -156,7 +192,7 @@ impl Renewals {
         };
         let leaf_key = match &generated {
             Some(key) => LeafKey::Generated(key),
-            None => LeafKey::Spki(&old_spki),
+            None => LeafKey::Spki(new_spki),
         };
         let cert_id = Uuid::now_v7();
         let draft = CertificateDraft {
@@ -170,8 +206,11 @@ impl Renewals {
             key_algorithm: algorithm,
             private_key_id: if generated.is_some() {
                 Some(key_id)
-            } else {
+            } else if new_spki == old_spki.as_slice() {
                 previous.private_key_id
+            } else {
+                // The device's new key: KeyInfra holds no copy of it.
+                None
             },
             profile: previous.profile.clone(),
             created_by: by.user_id(),

@@ -7,7 +7,9 @@
 //!   must carry an enrollment challenge in its CSR; the challenge is claimed, and the
 //!   certificate issued through [`Issuer::issue`] as `Principal::Enrollment` for the
 //!   challenge's owner: that owner's policy, quota and write rate apply, and the audit
-//!   log names the channel. GetCRL answers the CA's newest complete CRL.
+//!   log names the channel. A RenewalReq signed with a current certificate of this CA
+//!   renews it for the owner, without a challenge. GetCRL answers the CA's newest
+//!   complete CRL.
 //!
 //! Every refusal of a readable message is a CertRep FAILURE with its failInfo, signed by
 //! the RA; only a body that is no pkiMessage at all is an HTTP 400. A refused enrollment
@@ -36,6 +38,7 @@ use crate::enrollment::{ChallengeGrant, Challenges};
 use crate::error::CoreError;
 use crate::issuer::{IssueRequest, Issuer, KeySource};
 use crate::principal::{EnrollmentChannel, Principal};
+use crate::renewal::Renewals;
 
 pub use ras::ActiveRas;
 use ras::RegistrationAuthorities;
@@ -81,6 +84,7 @@ pub struct ScepService {
     issuer: Arc<Issuer>,
     challenges: Arc<Challenges>,
     crls: Arc<CrlPublisher>,
+    renewals: Arc<Renewals>,
     ras: RegistrationAuthorities,
     limits: ScepLimits,
 }
@@ -93,6 +97,7 @@ impl ScepService {
         issuer: Arc<Issuer>,
         challenges: Arc<Challenges>,
         crls: Arc<CrlPublisher>,
+        renewals: Arc<Renewals>,
     ) -> Self {
         Self {
             ras: RegistrationAuthorities::new(masters, Arc::clone(&clock), Arc::clone(&cas)),
@@ -101,6 +106,7 @@ impl ScepService {
             issuer,
             challenges,
             crls,
+            renewals,
             limits: ScepLimits::default(),
         }
     }
@@ -211,13 +217,13 @@ impl ScepService {
         };
         let (outcome, ending) = match message.message_type {
             MessageType::PkcsReq => self.enroll(db, &message, &opened, rng).await?,
+            MessageType::RenewalReq => self.renew(db, ca_id, &message, &opened, rng).await?,
             MessageType::GetCrl => self.crl(db, ca_id).await?,
-            // RenewalReq, CertPoll and GetCert are not served yet (issue 19's notes); a
-            // CertRep is never a request.
-            MessageType::RenewalReq
-            | MessageType::CertPoll
-            | MessageType::GetCert
-            | MessageType::CertRep => (Reply::Failure(FailInfo::BadRequest), Ending::Refused),
+            // CertPoll and GetCert are not served yet (issue 19's notes); a CertRep is never
+            // a request.
+            MessageType::CertPoll | MessageType::GetCert | MessageType::CertRep => {
+                (Reply::Failure(FailInfo::BadRequest), Ending::Refused)
+            }
         };
         count(ending.label());
         let outcome = match &outcome {
@@ -370,6 +376,114 @@ impl ScepService {
         }
     }
 
+    /// RenewalReq: signed with a current certificate this CA issued, it renews that
+    /// certificate for the device's CSR key (RFC 8894 3.3.1.2); no challenge. The renewal
+    /// is the owner's, under the owner's current policy (`Renewals::renew_for_device`).
+    async fn renew(
+        &self,
+        db: &Database,
+        ca_id: Uuid,
+        message: &PkiMessage,
+        opened: &Opened,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<(Reply, Ending), CoreError> {
+        let refuse = |fail_info| Ok((Reply::Failure(fail_info), Ending::Refused));
+        let Ok(csr) = parse_csr(&opened.content) else {
+            self.audit_refusal(db, message, None, None, "the CSR is invalid")
+                .await?;
+            return refuse(FailInfo::BadRequest);
+        };
+        let claimed_subject = csr.subject.as_ref().ok().map(|s| s.to_string());
+        let current = self.issued_here(db, ca_id, message).await?;
+        let Some(current) = current else {
+            self.audit_refusal(
+                db,
+                message,
+                claimed_subject.as_deref(),
+                None,
+                "the signer's certificate was not issued by this CA",
+            )
+            .await?;
+            return refuse(FailInfo::BadCertId);
+        };
+        let (Some(owner), true, true) = (
+            current.owner_id,
+            current.status == keyinfra_db::CertificateStatus::Active,
+            current.not_after > self.clock.now(),
+        ) else {
+            self.audit_refusal(
+                db,
+                message,
+                claimed_subject.as_deref(),
+                None,
+                &format!(
+                    "the signer's certificate is {} (not an owned, unexpired, active one)",
+                    current.status.as_str()
+                ),
+            )
+            .await?;
+            return refuse(FailInfo::BadRequest);
+        };
+        let principal = Principal::Enrollment {
+            channel: EnrollmentChannel::Scep,
+            owner,
+        };
+        match self
+            .renewals
+            .renew_for_device(db, &principal, current.id, &csr.public_key_der, rng)
+            .await
+        {
+            Ok(record) => {
+                tracing::info!(
+                    certificate_id = %record.id,
+                    renewed_from = %current.id,
+                    "SCEP renewal issued a certificate"
+                );
+                Ok((Reply::Certificate(record.certificate_der), Ending::Issued))
+            }
+            Err(e) if is_refusal(&e) => {
+                let mut tx = db.begin(&principal.actor()).await?;
+                audit_refusal_in(
+                    &mut tx,
+                    message,
+                    claimed_subject.as_deref(),
+                    Some(owner),
+                    None,
+                    &e.to_string(),
+                )
+                .await?;
+                tx.commit().await?;
+                refuse(FailInfo::BadRequest)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The record of the message's signer certificate if this CA issued it (found by
+    /// serial, and the stored bytes are the same).
+    async fn issued_here(
+        &self,
+        db: &Database,
+        ca_id: Uuid,
+        message: &PkiMessage,
+    ) -> Result<Option<keyinfra_db::certificates::CertificateRecord>, CoreError> {
+        let der = &message.signer_certificate;
+        let Some(serial) = message.signer_serial() else {
+            return Ok(None);
+        };
+        // SYSTEM: the device is nobody until its certificate is found.
+        let mut tx = db.begin(&Actor::System).await?;
+        let found =
+            keyinfra_db::certificates::find_by_serial(&mut tx, &serial.to_hex(), Some(ca_id))
+                .await?;
+        let record = match found {
+            Some(summary) => keyinfra_db::certificates::get(&mut tx, summary.id).await?,
+            None => None,
+        };
+        tx.commit().await?;
+        Ok(record.filter(|r| &r.certificate_der == der))
+    }
+
     /// One audit event for a refused enrollment: what the device asked for and why, and
     /// the challenge's id when one was presented; never the challenge itself.
     async fn audit_refusal(
@@ -385,28 +499,49 @@ impl ScepService {
             role: keyinfra_db::UserRole::User,
         });
         let mut tx = db.begin(&actor).await?;
-        audit::append(
+        audit_refusal_in(
             &mut tx,
-            &NewAuditEvent {
-                actor_id: None,
-                actor_name: Some(EnrollmentChannel::Scep.label()),
-                action: AuditAction::EnrollmentRefused,
-                target_type: grant.map(|_| "enrollment_challenge"),
-                target_id: grant.map(|g| g.id),
-                details: json!({
-                    "channel": EnrollmentChannel::Scep.label(),
-                    "message_type": message.message_type.name(),
-                    "transaction_id": message.reply_to.transaction_id,
-                    "subject": subject,
-                    "owner_id": grant.map(|g| g.owner_id),
-                    "reason": reason,
-                }),
-            },
+            message,
+            subject,
+            grant.map(|g| g.owner_id),
+            grant.map(|g| g.id),
+            reason,
         )
         .await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The audit event of a refused enrollment or renewal, in `tx`.
+async fn audit_refusal_in(
+    tx: &mut keyinfra_db::Tx,
+    message: &PkiMessage,
+    subject: Option<&str>,
+    owner_id: Option<Uuid>,
+    challenge_id: Option<Uuid>,
+    reason: &str,
+) -> Result<(), CoreError> {
+    audit::append(
+        tx,
+        &NewAuditEvent {
+            actor_id: None,
+            actor_name: Some(EnrollmentChannel::Scep.label()),
+            action: AuditAction::EnrollmentRefused,
+            target_type: challenge_id.map(|_| "enrollment_challenge"),
+            target_id: challenge_id,
+            details: json!({
+                "channel": EnrollmentChannel::Scep.label(),
+                "message_type": message.message_type.name(),
+                "transaction_id": message.reply_to.transaction_id,
+                "subject": subject,
+                "owner_id": owner_id,
+                "reason": reason,
+            }),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// What one PKIOperation answers, before it is sealed and signed.

@@ -346,6 +346,16 @@ impl PkiMessage {
     }
 }
 
+impl PkiMessage {
+    /// The signer's certificate's serial, canonical (a RenewalReq's certificate is found
+    /// by it); None for a serial RFC 5280 does not allow, which no CA here issued.
+    pub fn signer_serial(&self) -> Option<crate::SerialNumber> {
+        let (_, certificate) =
+            x509_parser::parse_x509_certificate(&self.signer_certificate).ok()?;
+        crate::SerialNumber::from_bytes(certificate.raw_serial()).ok()
+    }
+}
+
 /// The SCEP attributes of a SignerInfo, as read.
 struct Attributes {
     content_type: ObjectIdentifier,

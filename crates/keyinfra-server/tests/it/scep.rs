@@ -61,19 +61,33 @@ async fn scepclient(
     cn: &str,
     ra: &str,
 ) -> (bool, String, Option<String>) {
+    let dir = Scratch::new();
+    scepclient_in(&dir, url, challenge, cn, ra).await
+}
+
+/// scepclient in `dir`: an enrollment, or, when `dir` holds its certificate already, a
+/// RenewalReq signed with it (for the same key and CSR); the certificate is the new one.
+async fn scepclient_in(
+    dir: &Scratch,
+    url: String,
+    challenge: String,
+    cn: &str,
+    ra: &str,
+) -> (bool, String, Option<String>) {
     let cn = cn.to_owned();
     let ra = ra.to_owned();
+    let (path, key, cert) = (dir.path(""), dir.path("key.pem"), dir.path("cert.pem"));
+    let before = std::fs::read_to_string(&cert).ok();
     tokio::task::spawn_blocking(move || {
-        let dir = Scratch::new();
         let out = Command::new("scepclient")
-            .current_dir(dir.path(""))
+            .current_dir(&path)
             .args([
                 "-server-url",
                 &url,
                 "-private-key",
-                &dir.path("key.pem"),
+                &key,
                 "-certificate",
-                &dir.path("cert.pem"),
+                &cert,
                 "-challenge",
                 &challenge,
                 "-cn",
@@ -92,7 +106,9 @@ async fn scepclient(
             .expect("scepclient is installed (package scep; scripts/test installs it)");
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
-        let certificate = std::fs::read_to_string(dir.path("cert.pem")).ok();
+        let certificate = std::fs::read_to_string(&cert)
+            .ok()
+            .filter(|c| Some(c) != before.as_ref());
         (
             out.status.success() && certificate.is_some(),
             text,
@@ -146,7 +162,9 @@ async fn scepclient_enrolls_with_a_one_time_challenge() {
     let ca_file = dir.write("ca.pem", &ca_pem);
 
     let secret = challenge(&app, &alice, json!({})).await;
-    let (ok, out, certificate) = scepclient(url.clone(), secret.clone(), "router-1", &ra).await;
+    let device = Scratch::new();
+    let (ok, out, certificate) =
+        scepclient_in(&device, url.clone(), secret.clone(), "router-1", &ra).await;
     assert!(ok, "{out}");
     let certificate = certificate.unwrap();
     let cert_file = dir.write("router-1.pem", &certificate);
@@ -187,6 +205,36 @@ async fn scepclient_enrolls_with_a_one_time_challenge() {
     assert!(!audit.to_string().contains(&"X".repeat(32)));
     assert_eq!(app.written_rows().await, before);
 
+    // The device renews with a RenewalReq signed by its certificate, without a challenge:
+    // version 2, the first one superseded, still alice's.
+    let (ok, out, renewed) =
+        scepclient_in(&device, url.clone(), String::new(), "router-1", &ra).await;
+    assert!(ok, "{out}");
+    let renewed_file = dir.write("router-1-v2.pem", renewed.unwrap());
+    let verified = openssl_ok(&["verify", "-CAfile", &ca_file, &renewed_file]);
+    assert!(verified.contains(": OK"), "{verified}");
+    let mine = certificates_of(&app, &alice).await;
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    let by_version = |v: i64| mine.iter().find(|c| c["version"] == v).unwrap().clone();
+    assert_eq!(by_version(1)["status"], "SUPERSEDED", "{mine:?}");
+    assert_eq!(by_version(2)["status"], "ACTIVE", "{mine:?}");
+    // A revoked certificate renews nothing.
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &format!(
+                "/api/v1/certificates/{}/revoke",
+                by_version(2)["id"].as_str().unwrap()
+            ),
+            &alice,
+            json!({"reason": "keyCompromise"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (ok, out, _) = scepclient_in(&device, url.clone(), String::new(), "router-1", &ra).await;
+    assert!(!ok, "{out}");
+    assert_eq!(certificates_of(&app, &alice).await.len(), 2);
+
     // The path Cisco IOS uses, with a fresh challenge.
     let (_, ra_cgi) = ca_certificates(&app, "/cgi-bin/pkiclient.exe").await;
     assert_eq!(ra_cgi, ra);
@@ -199,7 +247,7 @@ async fn scepclient_enrolls_with_a_one_time_challenge() {
     )
     .await;
     assert!(ok, "{out}");
-    assert_eq!(certificates_of(&app, &alice).await.len(), 2);
+    assert_eq!(certificates_of(&app, &alice).await.len(), 3);
 }
 
 #[tokio::test]
