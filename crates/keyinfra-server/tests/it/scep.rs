@@ -457,3 +457,131 @@ async fn certmonger_enrolls_by_get() {
     assert!(verified.contains(": OK"), "{verified}");
     assert_eq!(certificates_of(&app, &carol).await.len(), 1);
 }
+
+/// What the real clients never send, built with KeyInfra's own test client
+/// (`keyinfra_pki::scep::client`), whose replies it reads back and verifies: GetCRL, and
+/// messages that are readable but wrong. Each wrong one gets a signed CertRep FAILURE with
+/// its failInfo, never a 5xx; /metrics counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn getcrl_and_bad_messages_get_signed_certreps() {
+    use keyinfra_pki::scep::client::{self, Request};
+    use keyinfra_pki::scep::{ContentCipher, DigestAlgorithm, MessageType, RaKey};
+    use keyinfra_pki::{KeyAlgorithm, PrivateKey};
+
+    let app = TestApp::spawn().await;
+    app.user("root", UserRole::Admin).await;
+    let admin = app.token("root").await;
+    let url = format!("{}/scep?operation=PKIOperation", app.public_base);
+    let (certificates, ra_fingerprint) = ca_certificates(&app, "/scep").await;
+    let ra = certificates
+        .iter()
+        .find(|c| hex::encode(keyinfra_pki::sha256_fingerprint(c)) == ra_fingerprint)
+        .unwrap()
+        .clone();
+    let (_, ca_pem) = app.ca().await;
+    let ca_der = certificates.iter().find(|c| **c != ra).unwrap().clone();
+    let key = PrivateKey::generate(KeyAlgorithm::Rsa2048).unwrap();
+    let device = std::sync::Arc::new(
+        RaKey::new(client::self_signed(&key, "test-device").unwrap(), &key).unwrap(),
+    );
+    let ias = client::issuer_and_serial(&ca_der).unwrap();
+    let no_challenge = client::csr(&key, "test-device", None).unwrap();
+    let http = reqwest::Client::new();
+    let send = |body: Vec<u8>| {
+        let http = http.clone();
+        let url = url.clone();
+        let device = std::sync::Arc::clone(&device);
+        async move {
+            let response = http.post(url).body(body).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/x-pki-message"
+            );
+            client::read_reply(&response.bytes().await.unwrap(), &device).unwrap()
+        }
+    };
+    let message = |message_type, content: &[u8], recipient: &[u8]| {
+        client::pki_message(
+            &Request {
+                message_type,
+                content,
+                signer: &device,
+                recipient,
+                cipher: ContentCipher::Aes256Cbc,
+                digest: DigestAlgorithm::Sha256,
+                transaction_id: "T-1",
+                sender_nonce: &[9u8; 16],
+            },
+            &mut keyinfra_core::OsRandom,
+        )
+        .unwrap()
+    };
+
+    // GetCRL: the CA's CRL, sealed in the request's cipher, which openssl verifies.
+    let reply = send(message(MessageType::GetCrl, &ias, &ra)).await;
+    let status = reply.message.cert_rep.as_ref().unwrap();
+    assert_eq!(status.pki_status, "0");
+    assert_eq!(status.recipient_nonce, [9u8; 16]);
+    assert_eq!(reply.message.reply_to.transaction_id, "T-1");
+    assert_eq!(reply.cipher, Some(ContentCipher::Aes256Cbc));
+    assert_eq!(reply.crls.len(), 1);
+    let dir = Scratch::new();
+    let crl = dir.write("ca.crl", &reply.crls[0]);
+    let ca_file = dir.write("ca.pem", &ca_pem);
+    let verified = openssl_ok(&[
+        "crl", "-in", &crl, "-inform", "DER", "-CAfile", &ca_file, "-noout", "-verify",
+    ]);
+    assert!(verified.contains("verify OK"), "{verified}");
+
+    let failure = |reply: &client::Reply| {
+        let status = reply.message.cert_rep.clone().unwrap();
+        assert_eq!(status.pki_status, "2");
+        assert!(reply.message.envelope.is_none());
+        status.fail_info.unwrap()
+    };
+    // Encrypted to a certificate that is not the RA: badMessageCheck.
+    let wrong = message(MessageType::GetCrl, &ias, device.certificate_der());
+    assert_eq!(failure(&send(wrong).await), "1");
+    // A signed attribute changed after signing: badMessageCheck.
+    let mut tampered = message(MessageType::GetCrl, &ias, &ra);
+    let at = tampered.windows(3).position(|w| w == b"T-1").unwrap();
+    tampered[at + 2] = b'2';
+    let reply = send(tampered).await;
+    assert_eq!(failure(&reply), "1");
+    assert_eq!(reply.message.reply_to.transaction_id, "T-2");
+    // A PKCSReq without a challenge: badRequest, nothing issued.
+    let before = app.written_rows().await;
+    let reply = send(message(MessageType::PkcsReq, &no_challenge, &ra)).await;
+    assert_eq!(failure(&reply), "2");
+    // A PKCSReq whose CSR is garbage: badRequest.
+    let reply = send(message(MessageType::PkcsReq, b"not a CSR", &ra)).await;
+    assert_eq!(failure(&reply), "2");
+    // A RenewalReq signed with a certificate this CA did not issue: badCertId.
+    let reply = send(message(MessageType::RenewalReq, &no_challenge, &ra)).await;
+    assert_eq!(failure(&reply), "4");
+    // A CertRep is no request: badRequest.
+    let reply = send(message(MessageType::CertRep, &ias, &ra)).await;
+    assert_eq!(failure(&reply), "2");
+    assert_eq!(app.written_rows().await, before);
+
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["delivered", "refused"] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("keyinfra_scep_operations_total{")
+                    && l.contains(&format!("outcome=\"{outcome}\""))),
+            "{outcome} in /metrics"
+        );
+    }
+}
