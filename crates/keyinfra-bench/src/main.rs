@@ -4,6 +4,7 @@
 //!     cargo run --release -p keyinfra-bench -- crl
 //!     cargo run --release -p keyinfra-bench -- backup --certificates 100000
 //!     cargo run --release -p keyinfra-bench -- ocsp-requests ...   (scripts/bench-ocsp runs it)
+//!     cargo run --release -p keyinfra-bench -- scep                (scripts/bench-scep runs it)
 //!
 //! uses DATABASE_URL's server (default: the local PostgreSQL on 127.0.0.1:5432) and
 //! (re)creates a database named keyinfra_bench there.
@@ -11,6 +12,7 @@
 mod backup;
 mod crl;
 mod ocsp;
+mod scep;
 
 use clap::{Parser, Subcommand};
 use keyinfra_db::bench::{self, BenchConfig};
@@ -122,6 +124,25 @@ enum Bench {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// SCEP enrollments per second through /scep on loopback, from pre-made PKCSReqs.
+    Scep {
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+            hide_env_values = true
+        )]
+        database_url: String,
+        /// Enrollments at each concurrency (each with its own challenge and message).
+        #[arg(long, default_value_t = 400)]
+        enrollments: usize,
+        /// Concurrent clients, one measurement each.
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        concurrency: Vec<usize>,
+        /// RSA-2048 device keys the messages rotate through (each message has its own CSR).
+        #[arg(long, default_value_t = 16)]
+        device_keys: usize,
+    },
     /// `backup create`, `verify` and `restore` over certificates with sealed keys.
     Backup {
         #[arg(
@@ -179,6 +200,20 @@ async fn main() -> anyhow::Result<()> {
             );
             println!("\nPartitions after: {}", r.partitions_after);
             return Ok(());
+        }
+        Bench::Scep {
+            database_url,
+            enrollments,
+            concurrency,
+            device_keys,
+        } => {
+            return scep::run(&scep::ScepConfig {
+                server_url: database_url,
+                enrollments,
+                concurrency,
+                device_keys,
+            })
+            .await;
         }
         Bench::Crl {
             database_url,

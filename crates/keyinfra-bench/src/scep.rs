@@ -1,0 +1,219 @@
+//! The SCEP benchmark (`scripts/bench-scep`): enrollments per second through a real
+//! `/scep` endpoint on loopback, from a pool of pre-made PKCSReq messages (RSA-2048 device
+//! keys, AES-128 and SHA-256, each with its own one-time challenge), at each concurrency.
+//! What is timed is the POST and its CertRep: the server verifies the message, opens the
+//! envelope with the RA key, claims the challenge, issues and records the certificate
+//! (the issuer, the policy, the audit event), then seals and signs the reply. Every reply
+//! is read back afterwards (outside the timing) and must be a SUCCESS with a certificate.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use keyinfra_core::auth::{JwtSecret, Pepper};
+use keyinfra_core::authority::AuthoritySettings;
+use keyinfra_core::enrollment::CreateChallenge;
+use keyinfra_core::{Clock, OsRandom, Principal, SystemClock};
+use keyinfra_db::{Database, PoolSettings, UserRole, migrations};
+use keyinfra_pki::scep::client::{self, Request};
+use keyinfra_pki::scep::{ContentCipher, DigestAlgorithm, MessageType, RaKey};
+use keyinfra_pki::seal::MasterKeys;
+use keyinfra_pki::{KeyAlgorithm, PrivateKey};
+use keyinfra_server::{App, AppConfig, Limits, Listeners, UserSettings};
+
+pub struct ScepConfig {
+    pub server_url: String,
+    pub enrollments: usize,
+    pub concurrency: Vec<usize>,
+    pub device_keys: usize,
+}
+
+/// Challenges per owner in one round: under the 100 live challenges an owner may hold.
+const CHALLENGES_PER_OWNER: usize = 50;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[allow(clippy::print_stdout)]
+pub async fn run(config: &ScepConfig) -> anyhow::Result<()> {
+    let url =
+        keyinfra_db::bench::recreate_database(&config.server_url, "keyinfra_bench_scep").await?;
+    migrations::up(&url).await?;
+    let db = Database::connect(&url, &PoolSettings::default()).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut masters = MasterKeys::new();
+    let mut key = [0u8; 32];
+    keyinfra_pki::RandomSource::fill(&mut OsRandom, &mut key)?;
+    masters.insert(1, &key)?;
+    let mut settings = AuthoritySettings::new("http://127.0.0.1:1");
+    // Measured: the enrollment path, not the per-user limits that guard it.
+    settings.quota = None;
+    settings.write_rate = None;
+    let users = UserSettings {
+        pepper: Pepper::new(vec![1; 32]).map_err(anyhow::Error::msg)?,
+        jwt_secret: JwtSecret::new(vec![2; 32]).map_err(anyhow::Error::msg)?,
+        token_lifetime: time::Duration::hours(1),
+    };
+    let app_config = AppConfig::new(db.clone(), users, settings, masters, clock.clone());
+    let app = App::build(app_config, &mut OsRandom).await?;
+    let authority = Arc::clone(&app.state().authority);
+    let owners_needed = config.enrollments.div_ceil(CHALLENGES_PER_OWNER);
+    let mut owners = Vec::new();
+    for n in 0..owners_needed {
+        let user = app
+            .state()
+            .users
+            .create(
+                &db,
+                None,
+                &format!("bench-owner-{n}"),
+                "bench-owner-password".into(),
+                UserRole::User,
+                None,
+                &mut OsRandom,
+            )
+            .await?;
+        owners.push(user.id);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(app.serve(
+        Listeners::plain(listener),
+        Limits::default(),
+        std::future::pending(),
+    ));
+    let scep_url = format!("http://{address}/scep");
+    let http = reqwest::Client::new();
+    let ca_certificates = http
+        .get(format!("{scep_url}?operation=GetCACert"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let (certificates, _) =
+        client::read_degenerate(&ca_certificates).map_err(anyhow::Error::msg)?;
+    let ca_id = authority.cas.default_issuing_ca(&db).await?;
+    let chain = authority.cas.signer(&db, ca_id).await?.chain.clone();
+    let ra = certificates
+        .into_iter()
+        .find(|c| !chain.contains(c))
+        .ok_or_else(|| anyhow::anyhow!("GetCACert has no RA"))?;
+
+    eprintln!("making {} RSA-2048 device keys ...", config.device_keys);
+    let mut devices = Vec::new();
+    for n in 0..config.device_keys {
+        let key = PrivateKey::generate(KeyAlgorithm::Rsa2048)?;
+        let certificate = client::self_signed(&key, &format!("bench-device-{n}"))?;
+        devices.push((RaKey::new(certificate, &key)?, key));
+    }
+
+    println!("| concurrency | enrollments | seconds | enrollments/s | p50 ms | p99 ms | max ms |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for &concurrency in &config.concurrency {
+        eprintln!(
+            "concurrency {concurrency}: making {} challenges and PKCSReqs ...",
+            config.enrollments
+        );
+        let mut messages = Vec::with_capacity(config.enrollments);
+        for n in 0..config.enrollments {
+            let created = authority
+                .challenges
+                .create(
+                    &db,
+                    &Principal::Operator,
+                    CreateChallenge {
+                        owner_id: Some(owners[n / CHALLENGES_PER_OWNER]),
+                        ..CreateChallenge::default()
+                    },
+                    &mut OsRandom,
+                )
+                .await?;
+            let device = n % devices.len();
+            let (signer, key) = &devices[device];
+            let csr = client::csr(
+                key,
+                &format!("bench-{concurrency}-{n}"),
+                Some(created.challenge.expose()),
+            )?;
+            let transaction_id = format!("bench-{concurrency}-{n}");
+            let message = client::pki_message(
+                &Request {
+                    message_type: MessageType::PkcsReq,
+                    content: &csr,
+                    signer,
+                    recipient: &ra,
+                    cipher: ContentCipher::Aes128Cbc,
+                    digest: DigestAlgorithm::Sha256,
+                    transaction_id: &transaction_id,
+                    sender_nonce: &[7u8; 16],
+                },
+                &mut OsRandom,
+            )?;
+            messages.push((device, message));
+        }
+        let queue = Arc::new(Mutex::new(messages));
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for _ in 0..concurrency {
+            let queue = Arc::clone(&queue);
+            let http = http.clone();
+            let url = format!("{scep_url}?operation=PKIOperation");
+            workers.push(tokio::spawn(async move {
+                let mut done = Vec::new();
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop());
+                    let Some((device, message)) = next else {
+                        break;
+                    };
+                    let sent = Instant::now();
+                    let reply = http.post(&url).body(message).send().await;
+                    let body = match reply {
+                        Ok(r) if r.status().is_success() => r.bytes().await.ok(),
+                        _ => None,
+                    };
+                    done.push((sent.elapsed(), device, body));
+                }
+                done
+            }));
+        }
+        let mut results = Vec::new();
+        for worker in workers {
+            results.extend(worker.await?);
+        }
+        let elapsed = started.elapsed();
+        // Every reply is a SUCCESS with a certificate (checked after the clock stopped).
+        let mut latencies = Vec::with_capacity(results.len());
+        for (latency, device, body) in &results {
+            let body = body
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("a PKIOperation failed over HTTP"))?;
+            let reply =
+                client::read_reply(body, &devices[*device].0).map_err(anyhow::Error::msg)?;
+            let status = reply
+                .message
+                .cert_rep
+                .as_ref()
+                .map(|s| s.pki_status.clone());
+            if status.as_deref() != Some("0") || reply.certificates.len() != 1 {
+                anyhow::bail!("an enrollment did not succeed: {status:?}");
+            }
+            latencies.push(latency.as_secs_f64() * 1000.0);
+        }
+        latencies.sort_by(f64::total_cmp);
+        println!(
+            "| {concurrency} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            results.len(),
+            elapsed.as_secs_f64(),
+            results.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0),
+            latencies.last().copied().unwrap_or_default(),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
