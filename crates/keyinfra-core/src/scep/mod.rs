@@ -59,6 +59,11 @@ pub enum PkiOperationAnswer {
     Unreadable(&'static str),
 }
 
+/// Refusals of devices that presented no valid challenge, audited per minute and replica:
+/// anyone can send those, and each would otherwise be a row in the append-only audit log.
+/// Past the cap they are counted in `keyinfra_scep_refusals_unaudited_total` and logged.
+const ANONYMOUS_REFUSAL_AUDITS_PER_MINUTE: u32 = 60;
+
 /// How one PKIOperation ended, for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
@@ -87,6 +92,8 @@ pub struct ScepService {
     renewals: Arc<Renewals>,
     ras: RegistrationAuthorities,
     limits: ScepLimits,
+    /// This minute's audits of refusals without a challenge.
+    anonymous_audits: MinuteBudget,
 }
 
 impl ScepService {
@@ -108,6 +115,7 @@ impl ScepService {
             crls,
             renewals,
             limits: ScepLimits::default(),
+            anonymous_audits: MinuteBudget::new(ANONYMOUS_REFUSAL_AUDITS_PER_MINUTE),
         }
     }
 
@@ -494,6 +502,15 @@ impl ScepService {
         grant: Option<&ChallengeGrant>,
         reason: &str,
     ) -> Result<(), CoreError> {
+        if grant.is_none() && !self.anonymous_audits.take(self.clock.now()) {
+            metrics::counter!("keyinfra_scep_refusals_unaudited_total").increment(1);
+            tracing::warn!(
+                transaction_id = %message.reply_to.transaction_id,
+                reason,
+                "SCEP refusal not audited: over the per-minute cap for unauthenticated refusals"
+            );
+            return Ok(());
+        }
         let actor = grant.map_or(Actor::Anonymous, |g| Actor::User {
             id: g.owner_id,
             role: keyinfra_db::UserRole::User,
@@ -510,6 +527,35 @@ impl ScepService {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// At most `per_minute` of something per calendar minute (of the Clock).
+#[derive(Debug)]
+struct MinuteBudget {
+    per_minute: u32,
+    /// The current minute and how many were taken in it.
+    window: std::sync::Mutex<(i64, u32)>,
+}
+
+impl MinuteBudget {
+    fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            window: std::sync::Mutex::new((i64::MIN, 0)),
+        }
+    }
+
+    fn take(&self, now: time::OffsetDateTime) -> bool {
+        let minute = now.unix_timestamp().div_euclid(60);
+        let Ok(mut window) = self.window.lock() else {
+            return false;
+        };
+        if window.0 != minute {
+            *window = (minute, 0);
+        }
+        window.1 = window.1.saturating_add(1);
+        window.1 <= self.per_minute
     }
 }
 
@@ -567,4 +613,19 @@ fn is_refusal(e: &CoreError) -> bool {
 
 fn count(outcome: &'static str) {
     metrics::counter!("keyinfra_scep_operations_total", "outcome" => outcome).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_minute_budget_refuses_past_its_cap_and_refills_next_minute() {
+        let budget = MinuteBudget::new(3);
+        let at = |s: i64| time::OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).unwrap();
+        let start = 1_800_000_000i64.div_euclid(60) * 60 - 1_800_000_000 + 60;
+        assert!((0..3).all(|_| budget.take(at(start))));
+        assert!(!budget.take(at(start + 59)));
+        assert!(budget.take(at(start + 60)));
+    }
 }
