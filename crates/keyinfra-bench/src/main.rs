@@ -142,6 +142,13 @@ enum Bench {
         /// RSA-2048 device keys the messages rotate through (each message has its own CSR).
         #[arg(long, default_value_t = 16)]
         device_keys: usize,
+        /// Another SCEP server's URL (e.g. micromdm's scepserver: http://127.0.0.1:PORT/scep)
+        /// to measure beside KeyInfra with the same kind of messages.
+        #[arg(long, requires = "peer_challenge")]
+        peer_url: Option<String>,
+        /// The challenge password the peer enforces.
+        #[arg(long)]
+        peer_challenge: Option<String>,
     },
     /// `backup create`, `verify` and `restore` over certificates with sealed keys.
     Backup {
@@ -206,12 +213,15 @@ async fn main() -> anyhow::Result<()> {
             enrollments,
             concurrency,
             device_keys,
+            peer_url,
+            peer_challenge,
         } => {
             return scep::run(&scep::ScepConfig {
                 server_url: database_url,
                 enrollments,
                 concurrency,
                 device_keys,
+                peer: peer_url.zip(peer_challenge),
             })
             .await;
         }

@@ -25,6 +25,9 @@ pub struct ScepConfig {
     pub enrollments: usize,
     pub concurrency: Vec<usize>,
     pub device_keys: usize,
+    /// Another SCEP server to measure beside KeyInfra in the same run (micromdm's
+    /// scepserver), with the one challenge it enforces.
+    pub peer: Option<(String, String)>,
 }
 
 /// Challenges per owner in one round: under the 100 live challenges an owner may hold.
@@ -111,8 +114,10 @@ pub async fn run(config: &ScepConfig) -> anyhow::Result<()> {
         devices.push((RaKey::new(certificate, &key)?, key));
     }
 
-    println!("| concurrency | enrollments | seconds | enrollments/s | p50 ms | p99 ms | max ms |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| server | concurrency | enrollments | seconds | enrollments/s | p50 ms | p99 ms | max ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for &concurrency in &config.concurrency {
         eprintln!(
             "concurrency {concurrency}: making {} challenges and PKCSReqs ...",
@@ -139,81 +144,143 @@ pub async fn run(config: &ScepConfig) -> anyhow::Result<()> {
                 &format!("bench-{concurrency}-{n}"),
                 Some(created.challenge.expose()),
             )?;
-            let transaction_id = format!("bench-{concurrency}-{n}");
-            let message = client::pki_message(
-                &Request {
-                    message_type: MessageType::PkcsReq,
-                    content: &csr,
-                    signer,
-                    recipient: &ra,
-                    cipher: ContentCipher::Aes128Cbc,
-                    digest: DigestAlgorithm::Sha256,
-                    transaction_id: &transaction_id,
-                    sender_nonce: &[7u8; 16],
-                },
-                &mut OsRandom,
-            )?;
+            let message = pkcs_req(&csr, signer, &ra, &format!("bench-{concurrency}-{n}"))?;
             messages.push((device, message));
         }
-        let queue = Arc::new(Mutex::new(messages));
-        let started = Instant::now();
-        let mut workers = Vec::new();
-        for _ in 0..concurrency {
-            let queue = Arc::clone(&queue);
-            let http = http.clone();
-            let url = format!("{scep_url}?operation=PKIOperation");
-            workers.push(tokio::spawn(async move {
-                let mut done = Vec::new();
-                loop {
-                    let next = queue.lock().ok().and_then(|mut q| q.pop());
-                    let Some((device, message)) = next else {
-                        break;
-                    };
-                    let sent = Instant::now();
-                    let reply = http.post(&url).body(message).send().await;
-                    let body = match reply {
-                        Ok(r) if r.status().is_success() => r.bytes().await.ok(),
-                        _ => None,
-                    };
-                    done.push((sent.elapsed(), device, body));
-                }
-                done
-            }));
-        }
-        let mut results = Vec::new();
-        for worker in workers {
-            results.extend(worker.await?);
-        }
-        let elapsed = started.elapsed();
-        // Every reply is a SUCCESS with a certificate (checked after the clock stopped).
-        let mut latencies = Vec::with_capacity(results.len());
-        for (latency, device, body) in &results {
-            let body = body
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("a PKIOperation failed over HTTP"))?;
-            let reply =
-                client::read_reply(body, &devices[*device].0).map_err(anyhow::Error::msg)?;
-            let status = reply
-                .message
-                .cert_rep
-                .as_ref()
-                .map(|s| s.pki_status.clone());
-            if status.as_deref() != Some("0") || reply.certificates.len() != 1 {
-                anyhow::bail!("an enrollment did not succeed: {status:?}");
+        let row = measure(&http, &scep_url, messages, &devices, concurrency).await?;
+        println!("| KeyInfra | {row}");
+        if let Some((peer_url, peer_challenge)) = &config.peer {
+            let peer_ra = peer_recipient(&http, peer_url).await?;
+            let mut messages = Vec::with_capacity(config.enrollments);
+            for n in 0..config.enrollments {
+                let device = n % devices.len();
+                let (signer, key) = &devices[device];
+                let csr = client::csr(
+                    key,
+                    &format!("peer-{concurrency}-{n}"),
+                    Some(peer_challenge),
+                )?;
+                messages.push((
+                    device,
+                    pkcs_req(&csr, signer, &peer_ra, &format!("peer-{concurrency}-{n}"))?,
+                ));
             }
-            latencies.push(latency.as_secs_f64() * 1000.0);
+            let row = measure(&http, peer_url, messages, &devices, concurrency).await?;
+            println!("| scepserver | {row}");
         }
-        latencies.sort_by(f64::total_cmp);
-        println!(
-            "| {concurrency} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            results.len(),
-            elapsed.as_secs_f64(),
-            results.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
-            percentile(&latencies, 50.0),
-            percentile(&latencies, 99.0),
-            latencies.last().copied().unwrap_or_default(),
-        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(())
+}
+
+/// A PKCSReq for `csr`, signed by `signer`, encrypted to `recipient`.
+fn pkcs_req(
+    csr: &[u8],
+    signer: &RaKey,
+    recipient: &[u8],
+    transaction_id: &str,
+) -> anyhow::Result<Vec<u8>> {
+    Ok(client::pki_message(
+        &Request {
+            message_type: MessageType::PkcsReq,
+            content: csr,
+            signer,
+            recipient,
+            cipher: ContentCipher::Aes128Cbc,
+            digest: DigestAlgorithm::Sha256,
+            transaction_id,
+            sender_nonce: &[7u8; 16],
+        },
+        &mut OsRandom,
+    )?)
+}
+
+/// The certificate a peer's GetCACert names: one DER certificate (a CA without an RA), or
+/// the first of a certs-only answer.
+async fn peer_recipient(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>> {
+    let response = http
+        .get(format!("{url}?operation=GetCACert"))
+        .send()
+        .await?;
+    let single = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.as_bytes() == b"application/x-x509-ca-cert");
+    let body = response.bytes().await?.to_vec();
+    if single {
+        return Ok(body);
+    }
+    let (certificates, _) = client::read_degenerate(&body).map_err(anyhow::Error::msg)?;
+    certificates
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the peer's GetCACert has no certificate"))
+}
+
+/// Sends every message at `concurrency`, then checks every reply; the table row's cells
+/// after the server's name.
+async fn measure(
+    http: &reqwest::Client,
+    scep_url: &str,
+    messages: Vec<(usize, Vec<u8>)>,
+    devices: &[(RaKey, PrivateKey)],
+    concurrency: usize,
+) -> anyhow::Result<String> {
+    let queue = Arc::new(Mutex::new(messages));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let queue = Arc::clone(&queue);
+        let http = http.clone();
+        let url = format!("{scep_url}?operation=PKIOperation");
+        workers.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some((device, message)) = next else {
+                    break;
+                };
+                let sent = Instant::now();
+                let reply = http.post(&url).body(message).send().await;
+                let body = match reply {
+                    Ok(r) if r.status().is_success() => r.bytes().await.ok(),
+                    _ => None,
+                };
+                done.push((sent.elapsed(), device, body));
+            }
+            done
+        }));
+    }
+    let mut results = Vec::new();
+    for worker in workers {
+        results.extend(worker.await?);
+    }
+    let elapsed = started.elapsed();
+    // Every reply is a SUCCESS with a certificate (checked after the clock stopped).
+    let mut latencies = Vec::with_capacity(results.len());
+    for (latency, device, body) in &results {
+        let body = body
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("a PKIOperation failed over HTTP"))?;
+        let reply = client::read_reply(body, &devices[*device].0).map_err(anyhow::Error::msg)?;
+        let status = reply
+            .message
+            .cert_rep
+            .as_ref()
+            .map(|s| s.pki_status.clone());
+        if status.as_deref() != Some("0") || reply.certificates.len() != 1 {
+            anyhow::bail!("an enrollment did not succeed: {status:?}");
+        }
+        latencies.push(latency.as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(format!(
+        "{concurrency} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        results.len(),
+        elapsed.as_secs_f64(),
+        results.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or_default(),
+    ))
 }
