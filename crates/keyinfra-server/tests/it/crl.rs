@@ -205,9 +205,9 @@ fn concrete(template: &str) -> String {
 }
 
 /// The public listener (`App::public_router`, which `serve` puts on plain HTTP when TLS is
-/// on) gives CA certificates and CRLs to anyone, and nothing else: every other route in the
-/// OpenAPI document, the UI, the document itself and /metrics get its 404 problem, even
-/// with an ADMIN's token.
+/// on) gives CA certificates, CRLs, OCSP and SCEP to anyone, and nothing else: every other
+/// route in the OpenAPI document, the UI, the document itself and /metrics get its 404
+/// problem, even with an ADMIN's token.
 #[tokio::test]
 async fn the_public_listener_serves_ca_certificates_and_crls_to_anyone_and_nothing_else() {
     let app = TestApp::spawn().await;
@@ -265,6 +265,7 @@ async fn the_public_listener_serves_ca_certificates_and_crls_to_anyone_and_nothi
     // The public routes are part of the whole surface and its document.
     assert!(paths.contains_key("/ca/{file}") && paths.contains_key("/crl/{file}"));
     assert!(paths.contains_key("/ocsp") && paths.contains_key("/ocsp/{request}"));
+    assert!(paths.contains_key("/scep") && paths.contains_key("/cgi-bin/pkiclient.exe"));
     let mut elsewhere: Vec<(Method, String)> = [
         (Method::GET, "/api/v1/openapi.json"),
         (Method::GET, "/metrics"),
@@ -282,6 +283,8 @@ async fn the_public_listener_serves_ca_certificates_and_crls_to_anyone_and_nothi
         if template.starts_with("/ca/")
             || template.starts_with("/crl/")
             || template.starts_with("/ocsp")
+            || template == "/scep"
+            || template == "/cgi-bin/pkiclient.exe"
         {
             continue;
         }
