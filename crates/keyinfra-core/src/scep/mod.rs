@@ -9,7 +9,7 @@
 //!   challenge's owner: that owner's policy, quota and write rate apply, and the audit
 //!   log names the channel. A RenewalReq signed with a current certificate of this CA
 //!   renews it for the owner, without a challenge. GetCRL answers the CA's newest
-//!   complete CRL.
+//!   complete CRL to a device holding a certificate of the CA, up to 1 MiB.
 //!
 //! Every refusal of a readable message is a CertRep FAILURE with its failInfo, signed by
 //! the RA; only a body that is no pkiMessage at all is an HTTP 400. A refused enrollment
@@ -63,6 +63,10 @@ pub enum PkiOperationAnswer {
 /// anyone can send those, and each would otherwise be a row in the append-only audit log.
 /// Past the cap they are counted in `keyinfra_scep_refusals_unaudited_total` and logged.
 const ANONYMOUS_REFUSAL_AUDITS_PER_MINUTE: u32 = 60;
+
+/// The longest CRL GetCRL delivers (about 20,000 entries); longer ones are fetched from
+/// the CRL distribution point.
+const MAX_GETCRL_BYTES: usize = 1 << 20;
 
 /// How one PKIOperation ended, for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +230,7 @@ impl ScepService {
         let (outcome, ending) = match message.message_type {
             MessageType::PkcsReq => self.enroll(db, &message, &opened, rng).await?,
             MessageType::RenewalReq => self.renew(db, ca_id, &message, &opened, rng).await?,
-            MessageType::GetCrl => self.crl(db, ca_id).await?,
+            MessageType::GetCrl => self.crl(db, ca_id, &message).await?,
             // CertPoll and GetCert are not served yet (issue 19's notes); a CertRep is never
             // a request.
             MessageType::CertPoll | MessageType::GetCert | MessageType::CertRep => {
@@ -273,9 +277,28 @@ impl ScepService {
         )?))
     }
 
-    /// GetCRL: the CA's newest complete CRL.
-    async fn crl(&self, db: &Database, ca_id: Uuid) -> Result<(Reply, Ending), CoreError> {
+    /// GetCRL: the CA's newest complete CRL, for a device holding a certificate of this
+    /// CA (RFC 8894 3.3.4: the request is signed with it), and only while the CRL is small
+    /// enough to carry in a message: a long one travels from its distribution point, not
+    /// through a decrypt-and-encrypt for whoever asks.
+    async fn crl(
+        &self,
+        db: &Database,
+        ca_id: Uuid,
+        message: &PkiMessage,
+    ) -> Result<(Reply, Ending), CoreError> {
+        let refuse = |fail_info| Ok((Reply::Failure(fail_info), Ending::Refused));
+        if self.issued_here(db, ca_id, message).await?.is_none() {
+            return refuse(FailInfo::BadCertId);
+        }
         let crl = self.crls.latest_crl(db, ca_id).await?;
+        if crl.crl_der.len() > MAX_GETCRL_BYTES {
+            tracing::info!(
+                bytes = crl.crl_der.len(),
+                "SCEP GetCRL refused: the CRL is longer than a SCEP reply carries"
+            );
+            return refuse(FailInfo::BadRequest);
+        }
         Ok((Reply::Crl(crl.crl_der), Ending::Delivered))
     }
 

@@ -518,12 +518,54 @@ async fn getcrl_and_bad_messages_get_signed_certreps() {
         .unwrap()
     };
 
-    // GetCRL: the CA's CRL, sealed in the request's cipher, which openssl verifies.
+    // GetCRL from a stranger (a self-signed certificate): badCertId.
     let reply = send(message(MessageType::GetCrl, &ias, &ra)).await;
     let status = reply.message.cert_rep.as_ref().unwrap();
-    assert_eq!(status.pki_status, "0");
+    assert_eq!(
+        (status.pki_status.as_str(), status.fail_info.as_deref()),
+        ("2", Some("4"))
+    );
     assert_eq!(status.recipient_nonce, [9u8; 16]);
     assert_eq!(reply.message.reply_to.transaction_id, "T-1");
+
+    // A device enrolls with a challenge (the test client's PKCSReq), then asks for the CRL
+    // signed with its new certificate: the CA's CRL, sealed in the request's cipher, which
+    // openssl verifies.
+    app.user("dave", UserRole::User).await;
+    let dave = app.token("dave").await;
+    let secret = challenge(&app, &dave, json!({})).await;
+    let csr = client::csr(&key, "test-device", Some(&secret)).unwrap();
+    let reply = send(message(MessageType::PkcsReq, &csr, &ra)).await;
+    assert_eq!(reply.message.cert_rep.as_ref().unwrap().pki_status, "0");
+    let enrolled = RaKey::new(reply.certificates[0].clone(), &key).unwrap();
+    let get_crl = client::pki_message(
+        &Request {
+            message_type: MessageType::GetCrl,
+            content: &ias,
+            signer: &enrolled,
+            recipient: &ra,
+            cipher: ContentCipher::Aes256Cbc,
+            digest: DigestAlgorithm::Sha256,
+            transaction_id: "T-CRL",
+            sender_nonce: &[9u8; 16],
+        },
+        &mut keyinfra_core::OsRandom,
+    )
+    .unwrap();
+    let response = http
+        .post(&url)
+        .body(get_crl)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    // The reply is sealed to the certificate that signed the request.
+    let reply = client::read_reply(&response, &enrolled).unwrap();
+    let status = reply.message.cert_rep.as_ref().unwrap();
+    assert_eq!(status.pki_status, "0");
+    assert_eq!(reply.message.reply_to.transaction_id, "T-CRL");
     assert_eq!(reply.cipher, Some(ContentCipher::Aes256Cbc));
     assert_eq!(reply.crls.len(), 1);
     let dir = Scratch::new();
@@ -575,7 +617,7 @@ async fn getcrl_and_bad_messages_get_signed_certreps() {
         .text()
         .await
         .unwrap();
-    for outcome in ["delivered", "refused"] {
+    for outcome in ["delivered", "refused", "issued"] {
         assert!(
             metrics
                 .lines()
