@@ -48,12 +48,21 @@ fn main() {
             Err(ScepError::Refused { reply_to, .. }) => {
                 assert!((1..=128).contains(&reply_to.transaction_id.len()));
                 assert!((1..=64).contains(&reply_to.sender_nonce.len()));
-                reply::cert_rep(ra(), &reply_to, Outcome::Failure(FailInfo::BadRequest), now, &mut Zeros)
-                    .expect("a refusal could not be answered");
+                reply::cert_rep(
+                    ra(),
+                    &reply_to,
+                    Outcome::Failure(FailInfo::BadRequest),
+                    now,
+                    &mut Zeros,
+                )
+                .expect("a refusal could not be answered");
             }
             Ok(message) => {
                 if message.message_type != MessageType::CertRep {
-                    let sealed = message.envelope.as_deref().expect("a request has an envelope");
+                    let sealed = message
+                        .envelope
+                        .as_deref()
+                        .expect("a request has an envelope");
                     if let Ok(opened) = envelope::open(sealed, ra()) {
                         let _ = parse_csr(&opened.content);
                     }
