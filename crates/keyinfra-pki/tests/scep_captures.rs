@@ -128,3 +128,23 @@ fn a_captured_request_with_a_changed_byte_never_panics_and_is_refused() {
         original.len()
     );
 }
+
+/// A CertRep from micromdm's scepserver that is not a SUCCESS: its absent content is an
+/// empty OCTET STRING, which reads as no envelope (the benchmark reads its replies).
+#[test]
+fn scepservers_non_success_certrep_reads_without_an_envelope() {
+    let message = PkiMessage::parse(
+        &read("scepserver-certrep-nonsuccess.der"),
+        ScepLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(message.message_type, MessageType::CertRep);
+    assert!(message.envelope.is_none());
+    let status = message.cert_rep.unwrap();
+    // FAILURE, badRequest: what scepserver answered some of 16 concurrent enrollments.
+    assert_eq!(
+        (status.pki_status.as_str(), status.fail_info.as_deref()),
+        ("2", Some("2"))
+    );
+    assert_eq!(status.recipient_nonce, [7u8; 16]);
+}

@@ -278,6 +278,21 @@ impl PkiMessage {
             return Err(refuse(FailInfo::BadRequest, "the content is not id-data"));
         }
         let envelope = match &encapsulated.econtent {
+            // micromdm's server writes a FAILURE or PENDING CertRep's absent content as an
+            // empty OCTET STRING.
+            Some(econtent)
+                if message_type == MessageType::CertRep && econtent.value().len() <= 2 =>
+            {
+                match econtent.decode_as::<&OctetStringRef>() {
+                    Ok(empty) if empty.is_empty() => None,
+                    _ => {
+                        return Err(refuse(
+                            FailInfo::BadRequest,
+                            "the content is not an OCTET STRING",
+                        ));
+                    }
+                }
+            }
             Some(econtent) => Some(
                 econtent
                     .decode_as::<&OctetStringRef>()
