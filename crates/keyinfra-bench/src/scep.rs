@@ -4,7 +4,8 @@
 //! What is timed is the POST and its CertRep: the server verifies the message, opens the
 //! envelope with the RA key, claims the challenge, issues and records the certificate
 //! (the issuer, the policy, the audit event), then seals and signs the reply. Every reply
-//! is read back afterwards (outside the timing) and must be a SUCCESS with a certificate.
+//! is read back afterwards (outside the timing): only a SUCCESS with a certificate counts
+//! as enrolled, the rest are reported as failed (KeyInfra's run must have none).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -115,9 +116,9 @@ pub async fn run(config: &ScepConfig) -> anyhow::Result<()> {
     }
 
     println!(
-        "| server | concurrency | enrollments | seconds | enrollments/s | p50 ms | p99 ms | max ms |"
+        "| server | concurrency | enrolled | failed | seconds | enrollments/s | p50 ms | p99 ms | max ms |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &concurrency in &config.concurrency {
         eprintln!(
             "concurrency {concurrency}: making {} challenges and PKCSReqs ...",
@@ -147,8 +148,11 @@ pub async fn run(config: &ScepConfig) -> anyhow::Result<()> {
             let message = pkcs_req(&csr, signer, &ra, &format!("bench-{concurrency}-{n}"))?;
             messages.push((device, message));
         }
-        let row = measure(&http, &scep_url, messages, &devices, concurrency).await?;
+        let (row, failed) = measure(&http, &scep_url, messages, &devices, concurrency).await?;
         println!("| KeyInfra | {row}");
+        if failed > 0 {
+            anyhow::bail!("{failed} KeyInfra enrollments did not succeed");
+        }
         if let Some((peer_url, peer_challenge)) = &config.peer {
             let peer_ra = peer_recipient(&http, peer_url).await?;
             let mut messages = Vec::with_capacity(config.enrollments);
@@ -165,7 +169,7 @@ pub async fn run(config: &ScepConfig) -> anyhow::Result<()> {
                     pkcs_req(&csr, signer, &peer_ra, &format!("peer-{concurrency}-{n}"))?,
                 ));
             }
-            let row = measure(&http, peer_url, messages, &devices, concurrency).await?;
+            let (row, _) = measure(&http, peer_url, messages, &devices, concurrency).await?;
             println!("| scepserver | {row}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -225,7 +229,7 @@ async fn measure(
     messages: Vec<(usize, Vec<u8>)>,
     devices: &[(RaKey, PrivateKey)],
     concurrency: usize,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, usize)> {
     let queue = Arc::new(Mutex::new(messages));
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -256,31 +260,43 @@ async fn measure(
         results.extend(worker.await?);
     }
     let elapsed = started.elapsed();
-    // Every reply is a SUCCESS with a certificate (checked after the clock stopped).
+    // Every reply is read back after the clock stopped: a SUCCESS with a certificate counts,
+    // anything else is a failure (a 5xx, or a CertRep FAILURE or PENDING).
     let mut latencies = Vec::with_capacity(results.len());
+    let mut failed = 0usize;
     for (latency, device, body) in &results {
-        let body = body
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("a PKIOperation failed over HTTP"))?;
-        let reply = client::read_reply(body, &devices[*device].0).map_err(anyhow::Error::msg)?;
+        let Some(body) = body.as_ref() else {
+            failed += 1;
+            continue;
+        };
+        let reply = client::read_reply(body, &devices[*device].0).map_err(|e| {
+            if let Ok(dir) = std::env::var("SCEP_BENCH_DUMP") {
+                let _ = std::fs::write(format!("{dir}/unreadable-reply.der"), body);
+            }
+            anyhow::Error::msg(e)
+        })?;
         let status = reply
             .message
             .cert_rep
             .as_ref()
             .map(|s| s.pki_status.clone());
         if status.as_deref() != Some("0") || reply.certificates.len() != 1 {
-            anyhow::bail!("an enrollment did not succeed: {status:?}");
+            failed += 1;
+            continue;
         }
         latencies.push(latency.as_secs_f64() * 1000.0);
     }
     latencies.sort_by(f64::total_cmp);
-    Ok(format!(
-        "{concurrency} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
-        results.len(),
-        elapsed.as_secs_f64(),
-        results.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 99.0),
-        latencies.last().copied().unwrap_or_default(),
+    Ok((
+        format!(
+            "{concurrency} | {} | {failed} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            latencies.len(),
+            elapsed.as_secs_f64(),
+            latencies.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0),
+            latencies.last().copied().unwrap_or_default(),
+        ),
+        failed,
     ))
 }
