@@ -21,6 +21,8 @@ use keyinfra_pki::seal::MasterKeys;
 use keyinfra_pki::{KeyAlgorithm, PrivateKey};
 use keyinfra_server::{App, AppConfig, Limits, Listeners, UserSettings};
 
+use crate::crl::percentile;
+
 pub struct ScepConfig {
     pub server_url: String,
     pub enrollments: usize,
@@ -33,14 +35,6 @@ pub struct ScepConfig {
 
 /// Challenges per owner in one round: under the 100 live challenges an owner may hold.
 const CHALLENGES_PER_OWNER: usize = 50;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
 
 #[allow(clippy::print_stdout)]
 pub async fn run(config: &ScepConfig) -> anyhow::Result<()> {
