@@ -5,12 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keyinfra_core::auth::{JwtSecret, Pepper};
-use keyinfra_core::authority::{Authority, AuthoritySettings};
-use keyinfra_core::{Clock, OsRandom, Principal, SystemClock};
-use keyinfra_db::{Database, PoolSettings, UserRole, migrations};
-use keyinfra_pki::seal::MasterKeys;
-use keyinfra_server::{App, AppConfig, Limits, Listeners, UserSettings};
+use keyinfra_core::authority::Authority;
+use keyinfra_core::{OsRandom, Principal};
+use keyinfra_db::{Database, UserRole};
+use keyinfra_server::{App, Limits, Listeners};
 
 pub struct CrlConfig {
     pub server_url: String,
@@ -48,25 +46,16 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[allow(clippy::print_stdout)]
 pub async fn run(config: &CrlConfig) -> anyhow::Result<()> {
-    let url =
-        keyinfra_db::bench::recreate_database(&config.server_url, "keyinfra_bench_crl").await?;
-    migrations::up(&url).await?;
-    let db = Database::connect(&url, &PoolSettings::default()).await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut masters = MasterKeys::new();
-    let mut key = [0u8; 32];
-    keyinfra_pki::RandomSource::fill(&mut OsRandom, &mut key)?;
-    masters.insert(1, &key)?;
-    let mut settings = AuthoritySettings::new("http://127.0.0.1:1");
-    settings.quota = None;
-
+    let crate::boot::Fresh {
+        url,
+        db,
+        clock,
+        config: mut app_config,
+    } = crate::boot::fresh_app(&config.server_url, "keyinfra_bench_crl", |settings| {
+        settings.quota = None;
+    })
+    .await?;
     // A server on loopback, with its background CRL publisher, as in production.
-    let users = UserSettings {
-        pepper: Pepper::new(vec![1; 32]).map_err(anyhow::Error::msg)?,
-        jwt_secret: JwtSecret::new(vec![2; 32]).map_err(anyhow::Error::msg)?,
-        token_lifetime: time::Duration::hours(1),
-    };
-    let mut app_config = AppConfig::new(db.clone(), users, settings, masters, clock.clone());
     app_config.crl_tick = Duration::from_secs(3600);
     let app = App::build(app_config, &mut OsRandom).await?;
     let authority = Arc::clone(&app.state().authority);

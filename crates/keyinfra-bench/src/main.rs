@@ -10,6 +10,7 @@
 //! (re)creates a database named keyinfra_bench there.
 
 mod backup;
+mod boot;
 mod crl;
 mod ocsp;
 mod scep;

@@ -10,16 +10,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keyinfra_core::auth::{JwtSecret, Pepper};
-use keyinfra_core::authority::AuthoritySettings;
 use keyinfra_core::enrollment::CreateChallenge;
-use keyinfra_core::{Clock, OsRandom, Principal, SystemClock};
-use keyinfra_db::{Database, PoolSettings, UserRole, migrations};
+use keyinfra_core::{OsRandom, Principal};
+use keyinfra_db::UserRole;
 use keyinfra_pki::scep::client::{self, Request};
 use keyinfra_pki::scep::{ContentCipher, DigestAlgorithm, MessageType, RaKey};
-use keyinfra_pki::seal::MasterKeys;
 use keyinfra_pki::{KeyAlgorithm, PrivateKey};
-use keyinfra_server::{App, AppConfig, Limits, Listeners, UserSettings};
+use keyinfra_server::{App, Limits, Listeners};
 
 use crate::crl::percentile;
 
@@ -38,25 +35,16 @@ const CHALLENGES_PER_OWNER: usize = 50;
 
 #[allow(clippy::print_stdout)]
 pub async fn run(config: &ScepConfig) -> anyhow::Result<()> {
-    let url =
-        keyinfra_db::bench::recreate_database(&config.server_url, "keyinfra_bench_scep").await?;
-    migrations::up(&url).await?;
-    let db = Database::connect(&url, &PoolSettings::default()).await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut masters = MasterKeys::new();
-    let mut key = [0u8; 32];
-    keyinfra_pki::RandomSource::fill(&mut OsRandom, &mut key)?;
-    masters.insert(1, &key)?;
-    let mut settings = AuthoritySettings::new("http://127.0.0.1:1");
-    // Measured: the enrollment path, not the per-user limits that guard it.
-    settings.quota = None;
-    settings.write_rate = None;
-    let users = UserSettings {
-        pepper: Pepper::new(vec![1; 32]).map_err(anyhow::Error::msg)?,
-        jwt_secret: JwtSecret::new(vec![2; 32]).map_err(anyhow::Error::msg)?,
-        token_lifetime: time::Duration::hours(1),
-    };
-    let app_config = AppConfig::new(db.clone(), users, settings, masters, clock.clone());
+    let crate::boot::Fresh {
+        db,
+        config: app_config,
+        ..
+    } = crate::boot::fresh_app(&config.server_url, "keyinfra_bench_scep", |settings| {
+        // Measured: the enrollment path, not the per-user limits that guard it.
+        settings.quota = None;
+        settings.write_rate = None;
+    })
+    .await?;
     let app = App::build(app_config, &mut OsRandom).await?;
     let authority = Arc::clone(&app.state().authority);
     let owners_needed = config.enrollments.div_ceil(CHALLENGES_PER_OWNER);
