@@ -37,7 +37,7 @@ pub mod request_content;
 pub use envelope::{ContentCipher, Opened, RaKey};
 pub use message::{DigestAlgorithm, MessageType, PkiMessage, ReplyTo, ScepError, ScepLimits};
 pub use ra_cert::RaCertSpec;
-pub use reply::{FailInfo, certs_only, crl_only};
+pub use reply::{FailInfo, certs_only, crl_only, next_ca_certificates};
 pub use request_content::{CertificateId, PollFor, read_certificate_id, read_poll_for};
 
 use der::asn1::ObjectIdentifier;

@@ -170,19 +170,12 @@ pub fn cert_rep(
     let digest = reply_to.digest.for_reply();
     let mut sender_nonce = [0u8; 16];
     rng.fill(&mut sender_nonce)?;
-    let signing_time = UtcTime::from_unix_duration(std::time::Duration::from_secs(
-        u64::try_from(now.unix_timestamp()).map_err(|_| PkiError::Encoding("time".into()))?,
-    ))
-    .map_err(encoding)?;
     let mut attributes = vec![
         attribute(
             attr::CONTENT_TYPE,
             Any::encode_from(&content::DATA).map_err(encoding)?,
         )?,
-        attribute(
-            attr::SIGNING_TIME,
-            Any::encode_from(&signing_time).map_err(encoding)?,
-        )?,
+        attribute(attr::SIGNING_TIME, signing_time(now)?)?,
         attribute(
             attr::MESSAGE_DIGEST,
             octets(&digest.digest(envelope.as_deref().unwrap_or_default()))?,
@@ -199,11 +192,60 @@ pub fn cert_rep(
             printable(&fail_info.code().to_string())?,
         )?);
     }
+    let signer = signer_info(ra, digest, attributes)?;
+    let econtent = match envelope {
+        Some(sealed) => Some(octets(&sealed)?),
+        None => None,
+    };
+    signed_data(ra.certificate_der(), digest, econtent, &signer)
+}
+
+/// GetNextCACert's answer (RFC 8894 4.7): the next CA's certificates-only SignedData (its
+/// RA and chain), wrapped in a SignedData signed by the current RA, so a device can trust
+/// the new certificates because the CA it already trusts vouches for them.
+pub fn next_ca_certificates(
+    current_ra: &RaKey,
+    next_certificates: &[&[u8]],
+    now: OffsetDateTime,
+) -> Result<Vec<u8>, PkiError> {
+    let inner = certs_only(next_certificates)?;
+    let digest = DigestAlgorithm::Sha256;
+    let attributes = vec![
+        attribute(
+            attr::CONTENT_TYPE,
+            Any::encode_from(&content::DATA).map_err(encoding)?,
+        )?,
+        attribute(attr::SIGNING_TIME, signing_time(now)?)?,
+        attribute(attr::MESSAGE_DIGEST, octets(&digest.digest(&inner))?)?,
+    ];
+    let signer = signer_info(current_ra, digest, attributes)?;
+    signed_data(
+        current_ra.certificate_der(),
+        digest,
+        Some(octets(&inner)?),
+        &signer,
+    )
+}
+
+fn signing_time(now: OffsetDateTime) -> Result<Any, PkiError> {
+    let at = UtcTime::from_unix_duration(std::time::Duration::from_secs(
+        u64::try_from(now.unix_timestamp()).map_err(|_| PkiError::Encoding("time".into()))?,
+    ))
+    .map_err(encoding)?;
+    Any::encode_from(&at).map_err(encoding)
+}
+
+/// The RA's SignerInfo over these signed attributes.
+fn signer_info(
+    ra: &RaKey,
+    digest: DigestAlgorithm,
+    attributes: Vec<Attribute>,
+) -> Result<SignerInfo, PkiError> {
     let signed_attrs: Attributes = SetOfVec::try_from(attributes).map_err(encoding)?;
     // RFC 5652 5.4: the signature is over the attributes' DER with the SET OF tag.
     let to_sign = signed_attrs.to_der().map_err(encoding)?;
     let signature = sign(ra, digest, &to_sign)?;
-    let signer = SignerInfo {
+    Ok(SignerInfo {
         version: CmsVersion::V1,
         sid: ra.issuer_and_serial().clone(),
         digest_alg: AlgorithmIdentifierOwned {
@@ -217,12 +259,7 @@ pub fn cert_rep(
         },
         signature: OctetString::new(signature).map_err(encoding)?,
         unsigned_attrs: None,
-    };
-    let econtent = match envelope {
-        Some(sealed) => Some(octets(&sealed)?),
-        None => None,
-    };
-    signed_data(ra.certificate_der(), digest, econtent, &signer)
+    })
 }
 
 /// A SignedData with one signer and its certificate, as a ContentInfo: a CertRep, or
