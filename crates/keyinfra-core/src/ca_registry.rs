@@ -144,10 +144,16 @@ impl CaRegistry {
     async fn find_default_issuing_ca(&self, db: &Database) -> Result<Uuid, CoreError> {
         let cas = self.list_cas(db).await?;
         let now = self.clock.now();
+        // A CA whose validity has not started is a prepared rollover: what it signed now
+        // would not verify until then (`next_issuing_ca`).
         let candidates: Vec<&AuthorityRecord> = cas
             .iter()
             .filter(|ca| ca.private_key_id.is_some() && ca.not_after > now)
-            .filter(|ca| !cas.iter().any(|c| c.parent_ca_id == Some(ca.id)))
+            .filter(|ca| ca.not_before <= now)
+            .filter(|ca| {
+                !cas.iter()
+                    .any(|c| c.parent_ca_id == Some(ca.id) && c.not_before <= now)
+            })
             .collect();
         // A root signs leaves only where no issuing CA exists (check_may_sign_leaves).
         let issuing: Vec<&AuthorityRecord> = candidates
@@ -167,6 +173,21 @@ impl CaRegistry {
                 code: ErrorCode::NoIssuingCa,
                 detail: "no CA can issue: run `keyinfra init` or `keyinfra ca import`".into(),
             })
+    }
+
+    /// The prepared rollover, if any: the issuing CA (held here, below another CA, with no
+    /// CA below it) whose validity starts soonest in the future. It becomes the default
+    /// issuing CA when its validity starts; SCEP's GetNextCACert announces it until then.
+    pub async fn next_issuing_ca(&self, db: &Database) -> Result<Option<Uuid>, CoreError> {
+        let cas = self.list_cas(db).await?;
+        let now = self.clock.now();
+        Ok(cas
+            .iter()
+            .filter(|ca| ca.private_key_id.is_some() && ca.not_before > now)
+            .filter(|ca| !is_self_signed(ca))
+            .filter(|ca| !cas.iter().any(|c| c.parent_ca_id == Some(ca.id)))
+            .min_by_key(|ca| (ca.not_before, ca.id))
+            .map(|ca| ca.id))
     }
 
     /// The CA an issue signs with. Only an ADMIN (or the operator) may name one; without a
@@ -201,9 +222,12 @@ impl CaRegistry {
             return Ok(());
         };
         let now = self.clock.now();
-        let issuing = cas
-            .iter()
-            .find(|c| c.private_key_id.is_some() && c.not_after > now && !is_self_signed(c));
+        let issuing = cas.iter().find(|c| {
+            c.private_key_id.is_some()
+                && c.not_before <= now
+                && c.not_after > now
+                && !is_self_signed(c)
+        });
         match issuing {
             Some(issuing) if is_self_signed(ca) => Err(CoreError::invalid(
                 ErrorCode::RootCaCannotIssue,

@@ -13,7 +13,7 @@ use keyinfra_pki::ca::{CaSpec, inspect_ca_certificate};
 use keyinfra_pki::constraints::NameConstraints;
 use keyinfra_pki::names::DistinguishedName;
 use keyinfra_pki::{KeyAlgorithm, RandomSource, SerialNumber};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::ErrorCode;
@@ -38,6 +38,10 @@ pub struct IssuingCaOptions {
     /// None: [`DEFAULT_ISSUING_CA_VALIDITY`], shortened to the parent's end.
     pub validity: Option<Duration>,
     pub name_constraints: Option<NameConstraints>,
+    /// A prepared rollover: the CA's validity starts then, in the future, and it becomes
+    /// the default issuing CA only then (SCEP announces it with GetNextCACert meanwhile).
+    /// None: now (backdated like every certificate). `validity` counts from here.
+    pub starts_at: Option<OffsetDateTime>,
 }
 
 impl CaSetup {
@@ -110,6 +114,26 @@ impl CaSetup {
                 ));
             }
         }
+        let start = match options.starts_at {
+            Some(at) if at <= now => {
+                return Err(CoreError::invalid(
+                    ErrorCode::InvalidValidity,
+                    "the start of a prepared CA must be in the future; leave it out to start now",
+                ));
+            }
+            Some(at) if at >= parent_end => {
+                return Err(CoreError::invalid(
+                    ErrorCode::ValidityTooLong,
+                    format!(
+                        "the new CA would start after its parent {:?} ends ({})",
+                        parent.name,
+                        parent_end.date()
+                    ),
+                ));
+            }
+            Some(at) => at,
+            None => now,
+        };
         let not_after = match options.validity {
             Some(validity) if validity <= Duration::ZERO => {
                 return Err(CoreError::invalid(
@@ -117,19 +141,19 @@ impl CaSetup {
                     "the CA's validity must be positive",
                 ));
             }
-            Some(validity) if now + validity > parent_end => {
+            Some(validity) if start + validity > parent_end => {
                 return Err(CoreError::invalid(
                     ErrorCode::ValidityTooLong,
                     format!(
                         "the new CA would outlive its parent {:?}, which is valid until {}; ask for at most {} days",
                         parent.name,
                         parent_end.date(),
-                        (parent_end - now).whole_days()
+                        (parent_end - start).whole_days()
                     ),
                 ));
             }
-            Some(validity) => now + validity,
-            None => (now + DEFAULT_ISSUING_CA_VALIDITY).min(parent_end),
+            Some(validity) => start + validity,
+            None => (start + DEFAULT_ISSUING_CA_VALIDITY).min(parent_end),
         };
         let algorithm = options
             .algorithm
@@ -140,7 +164,10 @@ impl CaSetup {
             &CaSpec {
                 subject: &subject,
                 serial: &SerialNumber::random(rng)?,
-                not_before: now - self.settings.backdate,
+                not_before: match options.starts_at {
+                    Some(at) => at,
+                    None => now - self.settings.backdate,
+                },
                 not_after,
                 path_len: Some(0),
                 name_constraints: options.name_constraints.as_ref(),

@@ -191,6 +191,7 @@ pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> any
             name,
             algorithm,
             validity_days,
+            starts_at,
             constraints,
         } => {
             let algorithm = match algorithm {
@@ -217,6 +218,7 @@ pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> any
                 algorithm,
                 validity: validity_days.map(|d| time::Duration::days(i64::from(d))),
                 name_constraints,
+                starts_at,
             };
             let ca = authority
                 .ca_setup

@@ -299,9 +299,19 @@ pub enum CaCommand {
         /// may not outlive its parent.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
         validity_days: Option<u32>,
+        /// Prepares a rollover: the CA's validity starts at this time (RFC 3339, e.g.
+        /// 2027-01-01T00:00:00Z), and it becomes the default issuing CA only then. SCEP
+        /// devices learn of it beforehand with GetNextCACert. Default: now.
+        #[arg(long, value_parser = parse_rfc3339)]
+        starts_at: Option<time::OffsetDateTime>,
         #[command(flatten)]
         constraints: NameConstraintArgs,
     },
+}
+
+fn parse_rfc3339(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time such as 2027-01-01T00:00:00Z ({e})"))
 }
 
 /// A policy file: YAML or JSON (any subset of the policy's fields), `-` for stdin.

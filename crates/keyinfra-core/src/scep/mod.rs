@@ -3,6 +3,7 @@
 //!
 //! * GetCACaps: a fixed list ([`CAPABILITIES`]).
 //! * GetCACert: the default issuing CA's RA certificate and the CA chain.
+//! * GetNextCACert: a prepared rollover's RA and chain, signed by the current RA.
 //! * PKIOperation: a pkiMessage, opened with one of the CA's RAs ([`ras`]). A PKCSReq
 //!   must carry an enrollment challenge in its CSR; the challenge is claimed, and the
 //!   certificate issued through [`Issuer::issue`] as `Principal::Enrollment` for the
@@ -54,8 +55,7 @@ use ras::RegistrationAuthorities;
 /// SHA-256 and AES would do: strongSwan 5.9.8 (Debian's) misreads the list by position
 /// and refuses SHA-256, AES and Renewal unless SHA-384 or DES3 is there too (fixed in
 /// strongSwan 5.9.11).
-pub const CAPABILITIES: &str =
-    "POSTPKIOperation\nSHA-1\nSHA-256\nSHA-384\nSHA-512\nAES\nDES3\nSCEPStandard\nRenewal\n";
+pub const CAPABILITIES: &str = "GetNextCACert\nPOSTPKIOperation\nSHA-1\nSHA-256\nSHA-384\nSHA-512\nAES\nDES3\nSCEPStandard\nRenewal\n";
 
 /// What a PKIOperation body gets.
 #[derive(Debug)]
@@ -175,6 +175,35 @@ impl ScepService {
         let mut certificates: Vec<&[u8]> = vec![ra.certificate_der()];
         certificates.extend(ca.chain.iter().map(Vec::as_slice));
         Ok(certs_only(&certificates)?)
+    }
+
+    /// GetNextCACert: when a CA rollover is prepared (an issuing CA whose validity starts
+    /// in the future, `CaRegistry::next_issuing_ca`), that CA's RA certificate and chain,
+    /// signed by the current RA; None when none is prepared.
+    pub async fn next_ca_certificates(
+        &self,
+        db: &Database,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<Option<Vec<u8>>, CoreError> {
+        let Some(next_id) = self.cas.next_issuing_ca(db).await? else {
+            return Ok(None);
+        };
+        let current_ras = self.ras.current(db, self.ca(db).await?, rng).await?;
+        let current = current_ras
+            .newest()
+            .ok_or_else(|| CoreError::Internal("no SCEP RA".into()))?;
+        let next_ras = self.ras.current(db, next_id, rng).await?;
+        let next_ra = next_ras
+            .newest()
+            .ok_or_else(|| CoreError::Internal("no SCEP RA for the next CA".into()))?;
+        let next = self.cas.signer(db, next_id).await?;
+        let mut certificates: Vec<&[u8]> = vec![next_ra.certificate_der()];
+        certificates.extend(next.chain.iter().map(Vec::as_slice));
+        Ok(Some(keyinfra_pki::scep::next_ca_certificates(
+            current,
+            &certificates,
+            self.clock.now(),
+        )?))
     }
 
     /// Makes a new RA for the default issuing CA when its newest has less than

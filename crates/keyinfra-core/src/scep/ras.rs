@@ -167,8 +167,9 @@ impl RegistrationAuthorities {
             return Ok(false);
         }
         let key = generate_key(KeyAlgorithm::Rsa2048).await?;
-        // Backdated like every certificate, and never beyond the CA.
-        let not_before = now - Duration::minutes(5);
+        // Backdated like every certificate, and never beyond the CA: a prepared CA's RA
+        // starts with it (GetNextCACert hands it out before then).
+        let not_before = (now - Duration::minutes(5)).max(ca.signer.not_before());
         let not_after = (now + RA_VALIDITY).min(ca.signer.not_after());
         let certificate_der = ca.signer.issue_scep_ra(
             &RaCertSpec {

@@ -164,6 +164,7 @@ async fn an_issuing_ca_keeps_its_parents_constraints_and_is_checked_against_its_
         algorithm: None,
         validity: Some(time::Duration::days(365)),
         name_constraints: Some(constraints(&[], &["bad.example.net"], &[])),
+        starts_at: None,
     };
     let cas = || tdb.scalar_i64("SELECT count(*) FROM certificate_authorities");
     let operator = Principal::Operator;

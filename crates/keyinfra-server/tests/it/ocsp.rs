@@ -368,6 +368,7 @@ async fn issuing_ca_under_root(app: &TestApp, root_id: &str) -> AuthorityRecord 
                 algorithm: None,
                 validity: None,
                 name_constraints: None,
+                starts_at: None,
             },
             &mut OsRandom,
         )

@@ -313,6 +313,7 @@ async fn issuing_ca(
                 algorithm,
                 validity: None,
                 name_constraints: None,
+                starts_at: None,
             },
             &mut OsRandom,
         )

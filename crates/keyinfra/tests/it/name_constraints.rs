@@ -221,6 +221,29 @@ async fn init_and_ca_create_write_critical_constraints_and_issuance_stays_inside
         "36500",
     ]);
     assert!(err.contains("would outlive its parent"), "{err}");
+    // A prepared rollover must start later, and the time must read as RFC 3339.
+    let err = cli.fails(&[
+        "ca",
+        "create",
+        "--parent",
+        &root_id,
+        "--subject",
+        "CN=Site 2 CA",
+        "--starts-at",
+        "next week",
+    ]);
+    assert!(err.contains("RFC 3339"), "{err}");
+    let err = cli.fails(&[
+        "ca",
+        "create",
+        "--parent",
+        &root_id,
+        "--subject",
+        "CN=Site 2 CA",
+        "--starts-at",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert!(err.contains("must be in the future"), "{err}");
     assert_eq!(
         db.scalar_i64("SELECT count(*) FROM certificate_authorities")
             .await,
