@@ -11,7 +11,9 @@
 //!   query-escaped, strongSwan with `%2B` and line breaks, certmonger fully
 //!   percent-encoded). The answer is a CertRep, `application/x-pki-message`; a body that
 //!   is no pkiMessage at all is a 400 problem.
-//! * `GetNextCACert`: 404 until a CA rollover can be prepared (none can yet).
+//! * `GetNextCACert`: while a CA rollover is prepared (an issuing CA whose validity starts
+//!   later), its RA and chain, signed by the current RA, as
+//!   `application/x-x509-next-ca-cert`; 404 when none is.
 
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{StatusCode, header};
@@ -29,6 +31,7 @@ use crate::problem::Problem;
 
 const CA_RA_CERT: &str = "application/x-x509-ca-ra-cert";
 const PKI_MESSAGE: &str = "application/x-pki-message";
+const NEXT_CA_CERT: &str = "application/x-x509-next-ca-cert";
 
 pub fn public_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -43,7 +46,7 @@ pub fn public_router() -> OpenApiRouter<AppState> {
         ("operation" = String, Query, description = "GetCACaps, GetCACert, GetNextCACert or PKIOperation"),
         ("message" = Option<String>, Query, description = "PKIOperation: the pkiMessage, base64 (then percent-encoded)")),
     responses(
-        (status = 200, description = "GetCACaps: text/plain; GetCACert: application/x-x509-ca-ra-cert; PKIOperation: a CertRep, application/x-pki-message (a refusal is a CertRep FAILURE)"),
+        (status = 200, description = "GetCACaps: text/plain; GetCACert: application/x-x509-ca-ra-cert; GetNextCACert: application/x-x509-next-ca-cert; PKIOperation: a CertRep, application/x-pki-message (a refusal is a CertRep FAILURE)"),
         (status = 400, description = "No or an unknown operation, or a message that is no pkiMessage"),
         (status = 404, description = "GetNextCACert: no CA rollover is prepared")))]
 async fn scep_get(state: State<AppState>, query: RawQuery) -> Response {
@@ -104,12 +107,21 @@ async fn get(State(state): State<AppState>, RawQuery(query): RawQuery) -> Respon
                 Err(e) => Problem::from(e).into_response(),
             }
         }
-        Some("GetNextCACert") => Problem::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            "no CA rollover is prepared",
-        )
-        .into_response(),
+        Some("GetNextCACert") => match state
+            .authority
+            .scep
+            .next_ca_certificates(&state.db, &mut OsRandom)
+            .await
+        {
+            Ok(Some(der)) => ([(header::CONTENT_TYPE, NEXT_CA_CERT)], der).into_response(),
+            Ok(None) => Problem::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "no CA rollover is prepared (`keyinfra ca create --starts-at` prepares one)",
+            )
+            .into_response(),
+            Err(e) => Problem::from(e).into_response(),
+        },
         Some("PKIOperation") => {
             let limit = state.authority.scep.max_message_bytes();
             let Some(message) = parameter(&query, "message") else {

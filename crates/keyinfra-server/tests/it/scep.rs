@@ -150,6 +150,7 @@ async fn scepclient_enrolls_with_a_one_time_challenge() {
         "DES3",
         "SCEPStandard",
         "Renewal",
+        "GetNextCACert",
     ] {
         assert!(caps.lines().any(|l| l == cap), "{cap} in {caps}");
     }
@@ -958,4 +959,93 @@ async fn a_held_enrollment_is_polled_approved_or_rejected() {
     ] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
+}
+
+/// A prepared CA rollover: an issuing CA whose validity starts in ten days is not the
+/// default yet (GetCACert is unchanged), GetNextCACert hands out its RA and chain signed by
+/// the current RA (openssl verifies it against the root), and once its start has come it is
+/// what GetCACert serves and nothing is announced any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn getnextcacert_announces_a_prepared_rollover_until_it_starts() {
+    use keyinfra_core::issuing_ca::IssuingCaOptions;
+    use keyinfra_core::{Clock, OsRandom, Principal};
+
+    let app = TestApp::spawn().await;
+    let url = format!("{}/scep?operation=GetNextCACert", app.public_base);
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 404);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "not_found");
+
+    let (root_id, root_pem) = app.ca().await;
+    let (_, current_ra) = ca_certificates(&app, "/scep").await;
+    let starts = app.clock.now() + time::Duration::days(10);
+    let next = app
+        .state
+        .authority
+        .ca_setup
+        .create_issuing_ca(
+            &app.db,
+            &Principal::Operator,
+            root_id.parse().unwrap(),
+            &IssuingCaOptions {
+                name: "next".into(),
+                subject: "CN=KeyInfra Next Issuing CA,O=KeyInfra".into(),
+                algorithm: None,
+                validity: None,
+                name_constraints: None,
+                starts_at: Some(starts),
+            },
+            &mut OsRandom,
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.not_before.unix_timestamp(), starts.unix_timestamp());
+    // Not the default yet: the same RA as before, and the root still issues.
+    assert_eq!(ca_certificates(&app, "/scep").await.1, current_ra);
+    app.user("gil", UserRole::User).await;
+    let gil = app.token("gil").await;
+    let issue = json!({"subject": "CN=rollover-test", "key_algorithm": "ecdsa-p256"});
+    let before = app.issue(&gil, issue.clone()).await;
+    assert_eq!(before["ca_id"], root_id.as_str());
+
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/x-x509-next-ca-cert"
+    );
+    let dir = Scratch::new();
+    let signed = dir.write("next.der", response.bytes().await.unwrap());
+    let root = dir.write("root.pem", &root_pem);
+    let inner = dir.path("inner.der");
+    let verified = openssl_ok(&[
+        "cms", "-verify", "-inform", "DER", "-in", &signed, "-CAfile", &root, "-purpose", "any",
+        "-out", &inner,
+    ]);
+    assert!(verified.contains("Verification successful"), "{verified}");
+    let announced = openssl_ok(&["pkcs7", "-inform", "DER", "-in", &inner, "-print_certs"]);
+    assert!(
+        announced.contains("CN = KeyInfra Next Issuing CA SCEP RA"),
+        "{announced}"
+    );
+    assert!(
+        announced.contains("subject=O = KeyInfra, CN = KeyInfra Next Issuing CA\n"),
+        "{announced}"
+    );
+    // Signed by the RA devices hold now.
+    let signer = openssl_ok(&["cms", "-cmsout", "-print", "-inform", "DER", "-in", &signed]);
+    assert!(signer.contains("SCEP RA"), "{signer}");
+    assert!(!signer.contains("Next Issuing CA SCEP RA,"), "{signer}");
+
+    // Its start comes: it is the CA SCEP enrolls under, and no rollover is announced.
+    app.clock.advance(time::Duration::days(11));
+    let (certificates, ra_now) = ca_certificates(&app, "/scep").await;
+    assert_ne!(ra_now, current_ra);
+    assert!(certificates.contains(&next.certificate_der));
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 404);
+    // (Eleven days on, the earlier token has expired.)
+    let gil = app.token("gil").await;
+    let after = app.issue(&gil, issue).await;
+    assert_eq!(after["ca_id"], next.id.to_string());
 }
