@@ -16,7 +16,7 @@ use crate::ErrorCode;
 use crate::ca_registry::CaRegistry;
 use crate::ca_setup::CaSetup;
 use crate::crl::CrlPublisher;
-use crate::enrollment::Challenges;
+use crate::enrollment::{Challenges, EnrollmentRequests};
 use crate::error::CoreError;
 use crate::export::Exports;
 use crate::issuer::Issuer;
@@ -28,7 +28,7 @@ use crate::reassign::Reassignment;
 use crate::renewal::Renewals;
 use crate::revocation::Revocations;
 use crate::rotation::KeyRotation;
-use crate::scep::ScepService;
+use crate::scep::{ScepParts, ScepService};
 
 /// Settings of the CA (each is a `keyinfra serve` flag and environment variable).
 #[derive(Debug, Clone)]
@@ -158,6 +158,8 @@ pub struct Authority {
     pub key_rotation: KeyRotation,
     /// SCEP challenge passwords: created and withdrawn by users, claimed by devices.
     pub challenges: Arc<Challenges>,
+    /// Enrollments waiting for an ADMIN's approval (challenges with `approval`).
+    pub enrollment_requests: Arc<EnrollmentRequests>,
     /// SCEP (RFC 8894): GetCACaps, GetCACert and PKIOperation, issuing through `issuer`.
     pub scep: ScepService,
 }
@@ -194,21 +196,27 @@ impl Authority {
             Arc::clone(&clock),
             Arc::clone(&writes),
         ));
+        let enrollment_requests = Arc::new(EnrollmentRequests::new(
+            Arc::clone(&clock),
+            Arc::clone(&issuer),
+            Arc::clone(&challenges),
+        ));
         let renewals = Arc::new(Renewals::new(
             Arc::clone(&issuer),
             Arc::clone(&crls),
             Arc::clone(&ocsp),
             queries.clone(),
         ));
-        let scep = ScepService::new(
-            Arc::clone(&clock),
-            Arc::clone(&masters),
-            Arc::clone(&cas),
-            Arc::clone(&issuer),
-            Arc::clone(&challenges),
-            Arc::clone(&crls),
-            Arc::clone(&renewals),
-        );
+        let scep = ScepService::new(ScepParts {
+            clock: Arc::clone(&clock),
+            masters: Arc::clone(&masters),
+            cas: Arc::clone(&cas),
+            issuer: Arc::clone(&issuer),
+            challenges: Arc::clone(&challenges),
+            requests: Arc::clone(&enrollment_requests),
+            crls: Arc::clone(&crls),
+            renewals: Arc::clone(&renewals),
+        });
         Self {
             renewals,
             revocations: Revocations::new(
@@ -232,6 +240,7 @@ impl Authority {
                 policies: Arc::clone(&policies),
             },
             challenges,
+            enrollment_requests,
             scep,
             key_rotation: KeyRotation::new(masters, clock),
             queries,

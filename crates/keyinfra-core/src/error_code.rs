@@ -50,6 +50,8 @@ error_codes! {
     CsrSignatureInvalid => "csr_signature_invalid",
     CsrfFailed => "csrf_failed",
     DatabaseUnavailable => "database_unavailable",
+    EnrollmentRequestDecided => "enrollment_request_decided",
+    EnrollmentRequestExpired => "enrollment_request_expired",
     Forbidden => "forbidden",
     InternalError => "internal_error",
     InvalidBody => "invalid_body",

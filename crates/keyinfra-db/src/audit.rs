@@ -23,7 +23,10 @@ pub enum AuditAction {
     CaCreated,
     EnrollmentChallengeCreated,
     EnrollmentChallengeWithdrawn,
+    EnrollmentApproved,
+    EnrollmentPending,
     EnrollmentRefused,
+    EnrollmentRejected,
     KeysResealed,
     PolicyCreated,
     PolicyUpdated,
@@ -43,7 +46,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the UI's filter lists them.
-    pub const ALL: [AuditAction; 24] = [
+    pub const ALL: [AuditAction; 27] = [
         AuditAction::CertificateIssued,
         AuditAction::CertificateRenewed,
         AuditAction::CertificateRevoked,
@@ -52,7 +55,10 @@ impl AuditAction {
         AuditAction::CaCreated,
         AuditAction::EnrollmentChallengeCreated,
         AuditAction::EnrollmentChallengeWithdrawn,
+        AuditAction::EnrollmentApproved,
+        AuditAction::EnrollmentPending,
         AuditAction::EnrollmentRefused,
+        AuditAction::EnrollmentRejected,
         AuditAction::KeysResealed,
         AuditAction::PolicyCreated,
         AuditAction::PolicyUpdated,
@@ -81,7 +87,10 @@ impl AuditAction {
             AuditAction::CaCreated => "ca.created",
             AuditAction::EnrollmentChallengeCreated => "enrollment_challenge.created",
             AuditAction::EnrollmentChallengeWithdrawn => "enrollment_challenge.withdrawn",
+            AuditAction::EnrollmentApproved => "enrollment.approved",
+            AuditAction::EnrollmentPending => "enrollment.pending",
             AuditAction::EnrollmentRefused => "enrollment.refused",
+            AuditAction::EnrollmentRejected => "enrollment.rejected",
             AuditAction::KeysResealed => "keys.resealed",
             AuditAction::PolicyCreated => "policy.created",
             AuditAction::PolicyUpdated => "policy.updated",
@@ -284,7 +293,10 @@ mod tests {
                 "ca.created",
                 "enrollment_challenge.created",
                 "enrollment_challenge.withdrawn",
+                "enrollment.approved",
+                "enrollment.pending",
                 "enrollment.refused",
+                "enrollment.rejected",
                 "keys.resealed",
                 "policy.created",
                 "policy.updated",

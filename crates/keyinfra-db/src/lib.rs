@@ -24,6 +24,7 @@ pub mod backup;
 pub mod certificates;
 pub mod crls;
 pub mod enrollment_challenges;
+pub mod enrollment_requests;
 pub mod jobs;
 pub mod migrations;
 pub mod ocsp;

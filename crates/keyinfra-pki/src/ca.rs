@@ -122,6 +122,14 @@ pub fn public_key_of_certificate(der: &[u8]) -> Result<Vec<u8>, PkiError> {
     Ok(cert.public_key().raw.to_vec())
 }
 
+/// The issuer Name DER of any certificate, as encoded in it (a SCEP GetCert names a
+/// certificate by it).
+pub fn issuer_of_certificate(der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|_| PkiError::InvalidCertificate("not a valid X.509 certificate".into()))?;
+    Ok(cert.issuer().as_raw().to_vec())
+}
+
 /// RFC 4514 form when KeyInfra knows every attribute, else x509-parser's rendering.
 fn subject_string(name: &x509_parser::x509::X509Name<'_>) -> String {
     let mut attributes = Vec::new();

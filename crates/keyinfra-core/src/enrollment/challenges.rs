@@ -462,14 +462,16 @@ fn parse_names(names: &[String]) -> Result<Vec<String>, CoreError> {
         .map_err(|e| CoreError::invalid(ErrorCode::InvalidSan, e.to_string()))
 }
 
-fn stored_names(names: Option<serde_json::Value>) -> Result<Option<Vec<String>>, CoreError> {
+pub(crate) fn stored_names(
+    names: Option<serde_json::Value>,
+) -> Result<Option<Vec<String>>, CoreError> {
     names
         .map(serde_json::from_value)
         .transpose()
         .map_err(|e| CoreError::Internal(format!("stored challenge names: {e}")))
 }
 
-fn stored_days(days: Option<i32>) -> Result<Option<u32>, CoreError> {
+pub(crate) fn stored_days(days: Option<i32>) -> Result<Option<u32>, CoreError> {
     days.map(u32::try_from)
         .transpose()
         .map_err(|_| CoreError::Internal("stored challenge validity_days is negative".into()))

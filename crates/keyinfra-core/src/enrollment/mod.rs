@@ -1,8 +1,14 @@
-//! Who may enroll a device through a protocol (issue 19). [`challenges`]: one-time SCEP
+//! Who may enroll a device through a protocol (issue 19). [`challenges`]: one-time
 //! challenge passwords, created and withdrawn by users, claimed by the SCEP handler.
+//! [`requests`]: enrollments whose challenge asks for an ADMIN's approval, held until
+//! one decides.
 
 pub mod challenges;
+pub mod requests;
 
 pub use challenges::{
     ChallengeGrant, ChallengeSecret, ChallengeView, Challenges, CreateChallenge, CreatedChallenge,
+};
+pub use requests::{
+    EnrollmentRequestView, EnrollmentRequests, HeldEnrollment, PollAnswer, RequestState,
 };

@@ -7,9 +7,13 @@
 //!   must carry an enrollment challenge in its CSR; the challenge is claimed, and the
 //!   certificate issued through [`Issuer::issue`] as `Principal::Enrollment` for the
 //!   challenge's owner: that owner's policy, quota and write rate apply, and the audit
-//!   log names the channel. A RenewalReq signed with a current certificate of this CA
-//!   renews it for the owner, without a challenge. GetCRL answers the CA's newest
-//!   complete CRL to a device holding a certificate of the CA, up to 1 MiB.
+//!   log names the channel. A challenge with `approval` holds the request PENDING
+//!   (`enrollment::requests`) after the policy's dry run passed; the device polls with
+//!   CertPoll (or, as scepclient does, by sending its PKCSReq again) until an ADMIN
+//!   decides. A RenewalReq signed with a current certificate of this CA renews it for the
+//!   owner, without a challenge. GetCert answers a certificate of the CA to a device that
+//!   holds its key or a current certificate of the same owner. GetCRL answers the CA's
+//!   newest complete CRL to a device holding a certificate of the CA, up to 1 MiB.
 //!
 //! Every refusal of a readable message is a CertRep FAILURE with its failInfo, signed by
 //! the RA; only a body that is no pkiMessage at all is an HTTP 400. A refused enrollment
@@ -27,6 +31,7 @@ use keyinfra_pki::scep::envelope::{self, EnvelopeError, Opened, RaKey};
 use keyinfra_pki::scep::reply::{self, Delivery, Outcome};
 use keyinfra_pki::scep::{
     FailInfo, MessageType, PkiMessage, ReplyTo, ScepError, ScepLimits, certs_only,
+    read_certificate_id, read_poll_for,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -34,7 +39,9 @@ use uuid::Uuid;
 use crate::Clock;
 use crate::ca_registry::CaRegistry;
 use crate::crl::CrlPublisher;
-use crate::enrollment::{ChallengeGrant, Challenges};
+use crate::enrollment::{
+    ChallengeGrant, Challenges, EnrollmentRequests, HeldEnrollment, PollAnswer,
+};
 use crate::error::CoreError;
 use crate::issuer::{IssueRequest, Issuer, KeySource};
 use crate::principal::{EnrollmentChannel, Principal};
@@ -74,6 +81,7 @@ enum Ending {
     Issued,
     Refused,
     Delivered,
+    Pending,
 }
 
 impl Ending {
@@ -82,6 +90,7 @@ impl Ending {
             Ending::Issued => "issued",
             Ending::Refused => "refused",
             Ending::Delivered => "delivered",
+            Ending::Pending => "pending",
         }
     }
 }
@@ -92,6 +101,7 @@ pub struct ScepService {
     cas: Arc<CaRegistry>,
     issuer: Arc<Issuer>,
     challenges: Arc<Challenges>,
+    requests: Arc<EnrollmentRequests>,
     crls: Arc<CrlPublisher>,
     renewals: Arc<Renewals>,
     ras: RegistrationAuthorities,
@@ -100,22 +110,37 @@ pub struct ScepService {
     anonymous_audits: MinuteBudget,
 }
 
+/// The use cases SCEP drives, as the composition root hands them over.
+pub(crate) struct ScepParts {
+    pub clock: Arc<dyn Clock>,
+    pub masters: Arc<keyinfra_pki::seal::MasterKeys>,
+    pub cas: Arc<CaRegistry>,
+    pub issuer: Arc<Issuer>,
+    pub challenges: Arc<Challenges>,
+    pub requests: Arc<EnrollmentRequests>,
+    pub crls: Arc<CrlPublisher>,
+    pub renewals: Arc<Renewals>,
+}
+
 impl ScepService {
-    pub(crate) fn new(
-        clock: Arc<dyn Clock>,
-        masters: Arc<keyinfra_pki::seal::MasterKeys>,
-        cas: Arc<CaRegistry>,
-        issuer: Arc<Issuer>,
-        challenges: Arc<Challenges>,
-        crls: Arc<CrlPublisher>,
-        renewals: Arc<Renewals>,
-    ) -> Self {
+    pub(crate) fn new(parts: ScepParts) -> Self {
+        let ScepParts {
+            clock,
+            masters,
+            cas,
+            issuer,
+            challenges,
+            requests,
+            crls,
+            renewals,
+        } = parts;
         Self {
             ras: RegistrationAuthorities::new(masters, Arc::clone(&clock), Arc::clone(&cas)),
             clock,
             cas,
             issuer,
             challenges,
+            requests,
             crls,
             renewals,
             limits: ScepLimits::default(),
@@ -231,15 +256,15 @@ impl ScepService {
             MessageType::PkcsReq => self.enroll(db, &message, &opened, rng).await?,
             MessageType::RenewalReq => self.renew(db, ca_id, &message, &opened, rng).await?,
             MessageType::GetCrl => self.crl(db, ca_id, &message).await?,
-            // CertPoll and GetCert are not served yet (issue 19's notes); a CertRep is never
-            // a request.
-            MessageType::CertPoll | MessageType::GetCert | MessageType::CertRep => {
-                (Reply::Failure(FailInfo::BadRequest), Ending::Refused)
-            }
+            MessageType::CertPoll => self.poll(db, &message, &opened).await?,
+            MessageType::GetCert => self.certificate(db, ca_id, &message, &opened).await?,
+            // A CertRep is never a request.
+            MessageType::CertRep => (Reply::Failure(FailInfo::BadRequest), Ending::Refused),
         };
         count(ending.label());
         let outcome = match &outcome {
             Reply::Failure(fail_info) => Outcome::Failure(*fail_info),
+            Reply::Pending => Outcome::Pending,
             Reply::Certificate(der) => Outcome::Success {
                 delivery: Delivery::Certificate(der),
                 recipient: &message.signer_certificate,
@@ -334,6 +359,19 @@ impl ScepService {
             None => None,
         };
         let Some(grant) = grant else {
+            // scepclient polls by sending its PKCSReq again: a held request answers it.
+            let held = self
+                .requests
+                .poll(
+                    db,
+                    EnrollmentChannel::Scep,
+                    &message.reply_to.transaction_id,
+                    &key_hash(message),
+                )
+                .await?;
+            if held != PollAnswer::Unknown {
+                return Ok(poll_reply(held));
+            }
             self.audit_refusal(
                 db,
                 message,
@@ -344,20 +382,6 @@ impl ScepService {
             .await?;
             return refused();
         };
-        if grant.approval {
-            // Approval (PENDING until an ADMIN approves, then CertPoll) is not served yet:
-            // refuse, and give the challenge back for when it is.
-            self.challenges.release(db, grant.id).await?;
-            self.audit_refusal(
-                db,
-                message,
-                claimed_subject.as_deref(),
-                Some(&grant),
-                "enrollment with approval is not available yet",
-            )
-            .await?;
-            return refused();
-        }
         let principal = Principal::Enrollment {
             channel: EnrollmentChannel::Scep,
             owner: grant.owner_id,
@@ -373,6 +397,11 @@ impl ScepService {
             ca_id: None,
             policy_id: None,
         };
+        if grant.approval {
+            return self
+                .hold(db, message, &grant, &principal, request, claimed_subject)
+                .await;
+        }
         match self.issuer.issue(db, &principal, request, rng).await {
             Ok(record) => {
                 self.challenges
@@ -404,6 +433,135 @@ impl ScepService {
                     Err(e)
                 }
             }
+        }
+    }
+
+    /// A PKCSReq whose challenge asks for approval: the policy's dry run first (a request
+    /// the policy refuses fails now, not after someone approved it), then the request is
+    /// held and the device told PENDING.
+    async fn hold(
+        &self,
+        db: &Database,
+        message: &PkiMessage,
+        grant: &ChallengeGrant,
+        principal: &Principal,
+        request: IssueRequest,
+        claimed_subject: Option<String>,
+    ) -> Result<(Reply, Ending), CoreError> {
+        let csr_der = match &request.key {
+            KeySource::Csr(der) => der.clone(),
+            KeySource::Generate { .. } => {
+                return Err(CoreError::Internal("a SCEP request carries a CSR".into()));
+            }
+        };
+        if let Err(e) = self.issuer.preview(db, principal, request).await {
+            self.challenges.release(db, grant.id).await?;
+            if !is_refusal(&e) {
+                return Err(e);
+            }
+            self.audit_refusal(
+                db,
+                message,
+                claimed_subject.as_deref(),
+                Some(grant),
+                &e.to_string(),
+            )
+            .await?;
+            return Ok((Reply::Failure(FailInfo::BadRequest), Ending::Refused));
+        }
+        let id = self
+            .requests
+            .hold(
+                db,
+                grant,
+                HeldEnrollment {
+                    channel: EnrollmentChannel::Scep,
+                    transaction_id: &message.reply_to.transaction_id,
+                    requester_key_sha256: &key_hash(message),
+                    csr_der: &csr_der,
+                    requested_subject: claimed_subject.as_deref(),
+                },
+            )
+            .await?;
+        tracing::info!(
+            request_id = %id,
+            owner_id = %grant.owner_id,
+            challenge_id = %grant.id,
+            "SCEP enrollment held for approval"
+        );
+        Ok((Reply::Pending, Ending::Pending))
+    }
+
+    /// CertPoll (GetCertInitial): what became of the held request with this transaction
+    /// id, asked with the key that made it.
+    async fn poll(
+        &self,
+        db: &Database,
+        message: &PkiMessage,
+        opened: &Opened,
+    ) -> Result<(Reply, Ending), CoreError> {
+        if read_poll_for(&opened.content).is_none() {
+            return Ok((Reply::Failure(FailInfo::BadRequest), Ending::Refused));
+        }
+        let answer = self
+            .requests
+            .poll(
+                db,
+                EnrollmentChannel::Scep,
+                &message.reply_to.transaction_id,
+                &key_hash(message),
+            )
+            .await?;
+        Ok(poll_reply(answer))
+    }
+
+    /// GetCert: a certificate of this CA, by issuer and serial, for a device that holds
+    /// its key, or holds a current certificate of this CA with the same owner. Anyone else
+    /// gets badCertId, as for a serial that does not exist.
+    async fn certificate(
+        &self,
+        db: &Database,
+        ca_id: Uuid,
+        message: &PkiMessage,
+        opened: &Opened,
+    ) -> Result<(Reply, Ending), CoreError> {
+        let refuse = |fail_info| Ok((Reply::Failure(fail_info), Ending::Refused));
+        let Some(asked) = read_certificate_id(&opened.content) else {
+            return refuse(FailInfo::BadRequest);
+        };
+        let mut tx = db.begin(&Actor::System).await?;
+        let found =
+            keyinfra_db::certificates::find_by_serial(&mut tx, &asked.serial.to_hex(), Some(ca_id))
+                .await?;
+        let wanted = match found {
+            Some(summary) => keyinfra_db::certificates::get(&mut tx, summary.id).await?,
+            None => None,
+        };
+        tx.commit().await?;
+        let Some(wanted) = wanted else {
+            return refuse(FailInfo::BadCertId);
+        };
+        if keyinfra_pki::ca::issuer_of_certificate(&wanted.certificate_der)? != asked.issuer_der {
+            return refuse(FailInfo::BadCertId);
+        }
+        let own_key = keyinfra_pki::ca::public_key_of_certificate(&wanted.certificate_der)?
+            == message.signer_spki;
+        let same_owner = || async {
+            let signer = self.issued_here(db, ca_id, message).await?;
+            Ok::<_, CoreError>(signer.is_some_and(|s| {
+                s.owner_id.is_some()
+                    && s.owner_id == wanted.owner_id
+                    && s.status == keyinfra_db::CertificateStatus::Active
+                    && s.not_after > self.clock.now()
+            }))
+        };
+        if own_key || same_owner().await? {
+            Ok((
+                Reply::Certificate(wanted.certificate_der),
+                Ending::Delivered,
+            ))
+        } else {
+            refuse(FailInfo::BadCertId)
         }
     }
 
@@ -618,6 +776,7 @@ enum Reply {
     Certificate(Vec<u8>),
     Crl(Vec<u8>),
     Failure(FailInfo),
+    Pending,
 }
 
 /// A refusal the device caused (a 4xx on the REST API), as opposed to the server's own
@@ -632,6 +791,22 @@ fn is_refusal(e: &CoreError) -> bool {
             | CoreError::RateLimited(_)
             | CoreError::Pki(_)
     )
+}
+
+/// The SHA-256 of the key that signed a message: with the transaction id, it names a
+/// held request.
+fn key_hash(message: &PkiMessage) -> [u8; 32] {
+    keyinfra_pki::sha256_fingerprint(&message.signer_spki)
+}
+
+/// What a poll (CertPoll, or a PKCSReq sent again) of a held request answers.
+fn poll_reply(answer: PollAnswer) -> (Reply, Ending) {
+    match answer {
+        PollAnswer::Pending => (Reply::Pending, Ending::Pending),
+        PollAnswer::Issued(der) => (Reply::Certificate(der), Ending::Delivered),
+        PollAnswer::Refused => (Reply::Failure(FailInfo::BadRequest), Ending::Refused),
+        PollAnswer::Unknown => (Reply::Failure(FailInfo::BadCertId), Ending::Refused),
+    }
 }
 
 fn count(outcome: &'static str) {

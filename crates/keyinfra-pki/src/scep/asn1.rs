@@ -151,3 +151,11 @@ impl EncryptedContent {
         }
     }
 }
+
+/// IssuerAndSubject (RFC 8894 3.3.3), CertPoll's content: the CA's name and the subject the
+/// PKCSReq asked for, both as sent.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub(crate) struct IssuerAndSubject {
+    pub(crate) issuer: Any,
+    pub(crate) subject: Any,
+}

@@ -7,6 +7,7 @@
 //!   reply's to the requester's certificate (RSA key transport, DES/3DES/AES-CBC content).
 //! * [`reply`]: CertRep messages (SUCCESS, FAILURE, PENDING) signed by the RA, and the
 //!   degenerate certificates-only SignedData of GetCACert.
+//! * [`request_content`]: GetCert's, GetCRL's and CertPoll's decrypted questions.
 //! * [`ra_cert`]: the RA certificate a CA issues to itself.
 //! * [`client`]: what a SCEP client sends (PKCSReq and the other requests), for the tests,
 //!   the benchmark's pre-made messages and the fuzz seeds.
@@ -31,11 +32,13 @@ pub mod envelope;
 pub mod message;
 pub mod ra_cert;
 pub mod reply;
+pub mod request_content;
 
 pub use envelope::{ContentCipher, Opened, RaKey};
 pub use message::{DigestAlgorithm, MessageType, PkiMessage, ReplyTo, ScepError, ScepLimits};
 pub use ra_cert::RaCertSpec;
 pub use reply::{FailInfo, certs_only, crl_only};
+pub use request_content::{CertificateId, PollFor, read_certificate_id, read_poll_for};
 
 use der::asn1::ObjectIdentifier;
 

@@ -106,6 +106,10 @@ async fn the_openapi_document_parses_and_lists_every_route() {
             "/api/v1/certificates/{id}/versions",
             "/api/v1/enrollment/challenges",
             "/api/v1/enrollment/challenges/{id}",
+            "/api/v1/enrollment/requests",
+            "/api/v1/enrollment/requests/{id}",
+            "/api/v1/enrollment/requests/{id}/approve",
+            "/api/v1/enrollment/requests/{id}/reject",
             "/api/v1/jobs",
             "/api/v1/jobs/{name}/runs",
             "/api/v1/policies",
@@ -158,7 +162,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 44);
+    assert_eq!(operations, 48);
     // The routes the server has but the document does not describe are only the document
     // itself and /metrics (Prometheus text, not JSON).
     assert_eq!(

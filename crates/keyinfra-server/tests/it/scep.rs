@@ -317,17 +317,10 @@ async fn run(program: &'static str, args: Vec<String>) -> (bool, String, Vec<u8>
     .unwrap()
 }
 
-/// strongSwan's `pki --scep` (5.9.8): SHA-256 and AES-128, then SHA-512 and 3DES (what it
-/// falls back to), each with a fresh challenge; it accepts a reply only if it is signed
-/// with rsaEncryption by the RA it was given, and checks the transaction it sent.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn strongswan_pki_enrolls_with_aes_and_with_3des() {
-    let app = TestApp::spawn().await;
-    app.user("bob", UserRole::User).await;
-    let bob = app.token("bob").await;
-    let url = format!("{}/scep", app.public_base);
-    let (certificates, _) = ca_certificates(&app, "/scep").await;
-    let dir = Scratch::new();
+/// The RA's and the CA's certificates as PEM files in `dir`, for strongSwan's
+/// `--cacert-enc`/`--cacert-sig` and `--cacert`.
+async fn strongswan_files(app: &TestApp, dir: &Scratch) -> (String, String) {
+    let (certificates, _) = ca_certificates(app, "/scep").await;
     let (_, ca_pem) = app.ca().await;
     let ca_file = dir.write("ca.pem", &ca_pem);
     let mut ra_file = None;
@@ -339,7 +332,11 @@ async fn strongswan_pki_enrolls_with_aes_and_with_3des() {
             ra_file = Some(pem);
         }
     }
-    let ra_file = ra_file.unwrap();
+    (ra_file.expect("GetCACert names an RA"), ca_file)
+}
+
+/// A new RSA-2048 key from strongSwan's `pki --gen`, as a PEM file in `dir`.
+async fn strongswan_key(dir: &Scratch) -> String {
     let key = dir.path("key.pem");
     let (ok, out, pem) = run(
         "pki",
@@ -358,6 +355,21 @@ async fn strongswan_pki_enrolls_with_aes_and_with_3des() {
     .await;
     assert!(ok, "{out}");
     std::fs::write(&key, pem).unwrap();
+    key
+}
+
+/// strongSwan's `pki --scep` (5.9.8): SHA-256 and AES-128, then SHA-512 and 3DES (what it
+/// falls back to), each with a fresh challenge; it accepts a reply only if it is signed
+/// with rsaEncryption by the RA it was given, and checks the transaction it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strongswan_pki_enrolls_with_aes_and_with_3des() {
+    let app = TestApp::spawn().await;
+    app.user("bob", UserRole::User).await;
+    let bob = app.token("bob").await;
+    let url = format!("{}/scep", app.public_base);
+    let dir = Scratch::new();
+    let (ra_file, ca_file) = strongswan_files(&app, &dir).await;
+    let key = strongswan_key(&dir).await;
 
     for (cn, cipher, digest) in [("ss-aes", "aes", "sha256"), ("ss-3des", "des3", "sha512")] {
         let secret = challenge(&app, &bob, json!({})).await;
@@ -625,5 +637,322 @@ async fn getcrl_and_bad_messages_get_signed_certreps() {
                     && l.contains(&format!("outcome=\"{outcome}\""))),
             "{outcome} in /metrics"
         );
+    }
+}
+
+/// Approval with strongSwan's `pki --scep`, which polls with CertPoll (GetCertInitial):
+/// a challenge with `"approval": true` holds the enrollment PENDING (the client keeps
+/// polling) until an ADMIN approves it through the API; the client's next poll collects
+/// the certificate, which chains to the CA and is in the challenge owner's inventory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strongswan_pki_polls_until_an_admin_approves() {
+    let app = TestApp::spawn().await;
+    app.user("root", UserRole::Admin).await;
+    app.user("erin", UserRole::User).await;
+    let admin = app.token("root").await;
+    let erin = app.token("erin").await;
+    let url = format!("{}/scep", app.public_base);
+    let dir = Scratch::new();
+    let (ra_file, ca_file) = strongswan_files(&app, &dir).await;
+    let key = strongswan_key(&dir).await;
+    let secret = challenge(&app, &erin, json!({"approval": true})).await;
+    let args = [
+        "--scep",
+        "--url",
+        &url,
+        "--in",
+        &key,
+        "--dn",
+        "CN=ss-approved",
+        "--password",
+        &secret,
+        "--cacert-enc",
+        &ra_file,
+        "--cacert-sig",
+        &ra_file,
+        "--cacert",
+        &ca_file,
+        "--interval",
+        "1",
+        "--maxpolltime",
+        "60",
+        "--outform",
+        "pem",
+    ]
+    .map(String::from)
+    .to_vec();
+    let client = tokio::spawn(run("pki", args));
+
+    // The request appears, pending, in the owner's list; a USER may not approve it.
+    let mut pending = Value::Null;
+    for _ in 0..100 {
+        let (status, page) = app
+            .get("/api/v1/enrollment/requests?state=pending", &erin)
+            .await;
+        assert_eq!(status, 200, "{page}");
+        if let Some(first) = page["items"].as_array().unwrap().first() {
+            pending = first.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending["state"], "pending", "the request was held");
+    assert_eq!(pending["channel"], "scep");
+    assert_eq!(pending["requested_subject"], "CN=ss-approved");
+    let id = pending["id"].as_str().unwrap().to_owned();
+    let approve = format!("/api/v1/enrollment/requests/{id}/approve");
+    let (status, _) = app.send(Method::POST, &approve, &erin, json!({})).await;
+    assert_eq!(status, 403);
+    assert!(certificates_of(&app, &erin).await.is_empty());
+    // Let the client poll at least once more while it is still pending.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!client.is_finished(), "the client still polls");
+
+    let (status, approved) = app.send(Method::POST, &approve, &admin, json!({})).await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["state"], "approved");
+    let certificate_id = approved["certificate_id"].as_str().unwrap().to_owned();
+
+    let (ok, out, certificate) = client.await.unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("PENDING") || out.contains("pending"), "{out}");
+    let cert_file = dir.write("approved.pem", &certificate);
+    let verified = openssl_ok(&["verify", "-CAfile", &ca_file, &cert_file]);
+    assert!(verified.contains(": OK"), "{verified}");
+    let listed = certificates_of(&app, &erin).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], certificate_id.as_str());
+    // Deciding twice is a conflict.
+    let (status, problem) = app.send(Method::POST, &approve, &admin, json!({})).await;
+    assert_eq!(status, 409);
+    assert_eq!(problem["code"], "enrollment_request_decided");
+}
+
+/// The held request's whole life with KeyInfra's own test client, which reads every reply
+/// back: PENDING, CertPoll from the same key (PENDING) and from another key (badCertId), a
+/// PKCSReq sent again (as scepclient polls), approval, the certificate collected both
+/// ways, GetCert for it, rejection of a second request, and the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_held_enrollment_is_polled_approved_or_rejected() {
+    use keyinfra_pki::scep::client::{self, Request};
+    use keyinfra_pki::scep::request_content::issuer_and_subject;
+    use keyinfra_pki::scep::{ContentCipher, DigestAlgorithm, MessageType, RaKey};
+    use keyinfra_pki::{KeyAlgorithm, PrivateKey};
+
+    let app = TestApp::spawn().await;
+    app.user("root", UserRole::Admin).await;
+    app.user("fay", UserRole::User).await;
+    let admin = app.token("root").await;
+    let fay = app.token("fay").await;
+    let url = format!("{}/scep?operation=PKIOperation", app.public_base);
+    let (certificates, ra_fingerprint) = ca_certificates(&app, "/scep").await;
+    let ra = certificates
+        .iter()
+        .find(|c| hex::encode(keyinfra_pki::sha256_fingerprint(c)) == ra_fingerprint)
+        .unwrap()
+        .clone();
+    let ca_subject = keyinfra_pki::ca::issuer_of_certificate(&ra).unwrap();
+    let http = reqwest::Client::new();
+    let send = |body: Vec<u8>, reader: std::sync::Arc<RaKey>| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let response = http.post(url).body(body).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            client::read_reply(&response.bytes().await.unwrap(), &reader).unwrap()
+        }
+    };
+    let message = |message_type, content: &[u8], signer: &RaKey, transaction_id: &str| {
+        client::pki_message(
+            &Request {
+                message_type,
+                content,
+                signer,
+                recipient: &ra,
+                cipher: ContentCipher::Aes128Cbc,
+                digest: DigestAlgorithm::Sha256,
+                transaction_id,
+                sender_nonce: &[7u8; 16],
+            },
+            &mut keyinfra_core::OsRandom,
+        )
+        .unwrap()
+    };
+    let status_of = |reply: &client::Reply| {
+        let status = reply.message.cert_rep.clone().unwrap();
+        (status.pki_status, status.fail_info)
+    };
+    let device = |cn: &str| {
+        let key = PrivateKey::generate(KeyAlgorithm::Rsa2048).unwrap();
+        let signer =
+            std::sync::Arc::new(RaKey::new(client::self_signed(&key, cn).unwrap(), &key).unwrap());
+        (key, signer)
+    };
+
+    // Held: PENDING, an enrollment.pending event, nothing issued.
+    let (key, signer) = device("held-device");
+    let secret = challenge(&app, &fay, json!({"approval": true})).await;
+    let csr = client::csr(&key, "held-device", Some(&secret)).unwrap();
+    let pkcs_req = message(MessageType::PkcsReq, &csr, &signer, "TX-HELD");
+    let reply = send(pkcs_req.clone(), signer.clone()).await;
+    assert_eq!(status_of(&reply), ("3".to_owned(), None));
+    assert!(reply.message.envelope.is_none());
+    assert!(certificates_of(&app, &fay).await.is_empty());
+    let subject = keyinfra_pki::ca::issuer_of_certificate(signer.certificate_der()).unwrap();
+    let poll_content = issuer_and_subject(&ca_subject, &subject).unwrap();
+
+    // CertPoll from the same key: PENDING. From another key, or for another transaction:
+    // badCertId. Garbage as the poll's content: badRequest.
+    let poll = message(MessageType::CertPoll, &poll_content, &signer, "TX-HELD");
+    assert_eq!(status_of(&send(poll.clone(), signer.clone()).await).0, "3");
+    let (_, stranger) = device("stranger");
+    let foreign = message(MessageType::CertPoll, &poll_content, &stranger, "TX-HELD");
+    assert_eq!(
+        status_of(&send(foreign, stranger.clone()).await),
+        ("2".to_owned(), Some("4".to_owned()))
+    );
+    let unknown = message(MessageType::CertPoll, &poll_content, &signer, "TX-OTHER");
+    assert_eq!(
+        status_of(&send(unknown, signer.clone()).await),
+        ("2".to_owned(), Some("4".to_owned()))
+    );
+    let garbage = message(
+        MessageType::CertPoll,
+        b"not IssuerAndSubject",
+        &signer,
+        "TX-HELD",
+    );
+    assert_eq!(
+        status_of(&send(garbage, signer.clone()).await),
+        ("2".to_owned(), Some("2".to_owned()))
+    );
+
+    // The owner sees it; an ADMIN approves it.
+    let (status, page) = app.get("/api/v1/enrollment/requests", &fay).await;
+    assert_eq!(status, 200, "{page}");
+    let held = &page["items"][0];
+    assert_eq!(held["transaction_id"], "TX-HELD");
+    assert_eq!(held["state"], "pending");
+    let id = held["id"].as_str().unwrap().to_owned();
+    let (status, approved) = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/enrollment/requests/{id}/approve"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
+
+    // Both ways of polling now collect the certificate, for the device's key.
+    let collected = send(poll, signer.clone()).await;
+    assert_eq!(status_of(&collected).0, "0");
+    let again = send(pkcs_req, signer.clone()).await;
+    assert_eq!(status_of(&again).0, "0");
+    assert_eq!(collected.certificates, again.certificates);
+    let issued = collected.certificates[0].clone();
+    assert_eq!(
+        keyinfra_pki::ca::public_key_of_certificate(&issued).unwrap(),
+        keyinfra_pki::ca::public_key_of_certificate(signer.certificate_der()).unwrap()
+    );
+    let (_, ca_pem) = app.ca().await;
+    let dir = Scratch::new();
+    let ca_file = dir.write("ca.pem", &ca_pem);
+    let cert_file = dir.write("issued.pem", keyinfra_pki::certificate_pem(&issued));
+    let verified = openssl_ok(&["verify", "-CAfile", &ca_file, &cert_file]);
+    assert!(verified.contains(": OK"), "{verified}");
+    let listed = certificates_of(&app, &fay).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], approved["certificate_id"]);
+
+    // GetCert by issuer and serial: for the device with the key, yes; a stranger, no.
+    let enrolled = std::sync::Arc::new(RaKey::new(issued.clone(), &key).unwrap());
+    let id_content = client::issuer_and_serial(&issued).unwrap();
+    let get_cert = message(MessageType::GetCert, &id_content, &enrolled, "TX-GET");
+    let reply = send(get_cert, enrolled.clone()).await;
+    assert_eq!(status_of(&reply).0, "0");
+    assert_eq!(reply.certificates, vec![issued.clone()]);
+    let get_cert = message(MessageType::GetCert, &id_content, &stranger, "TX-GET2");
+    assert_eq!(
+        status_of(&send(get_cert, stranger.clone()).await),
+        ("2".to_owned(), Some("4".to_owned()))
+    );
+
+    // A second held request, rejected: the poll is refused, and a decision is final.
+    let (key2, signer2) = device("rejected-device");
+    let secret = challenge(&app, &fay, json!({"approval": true})).await;
+    let csr = client::csr(&key2, "rejected-device", Some(&secret)).unwrap();
+    let reply = send(
+        message(MessageType::PkcsReq, &csr, &signer2, "TX-REJECT"),
+        signer2.clone(),
+    )
+    .await;
+    assert_eq!(status_of(&reply).0, "3");
+    let (_, page) = app
+        .get("/api/v1/enrollment/requests?state=pending", &admin)
+        .await;
+    let id2 = page["items"][0]["id"].as_str().unwrap().to_owned();
+    let reject = format!("/api/v1/enrollment/requests/{id2}/reject");
+    let (status, _) = app
+        .send(Method::POST, &reject, &fay, json!({"reason": "no"}))
+        .await;
+    assert_eq!(status, 403);
+    let (status, rejected) = app
+        .send(
+            Method::POST,
+            &reject,
+            &admin,
+            json!({"reason": "unknown device"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rejected}");
+    assert_eq!(rejected["state"], "rejected");
+    assert_eq!(rejected["reason"], "unknown device");
+    let subject2 = keyinfra_pki::ca::issuer_of_certificate(signer2.certificate_der()).unwrap();
+    let poll2 = message(
+        MessageType::CertPoll,
+        &issuer_and_subject(&ca_subject, &subject2).unwrap(),
+        &signer2,
+        "TX-REJECT",
+    );
+    assert_eq!(
+        status_of(&send(poll2, signer2.clone()).await),
+        ("2".to_owned(), Some("2".to_owned()))
+    );
+    let (status, problem) = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/enrollment/requests/{id2}/approve"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "enrollment_request_decided");
+    let (status, _) = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/enrollment/requests/{}/approve", uuid::Uuid::nil()),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(certificates_of(&app, &fay).await.len(), 1);
+
+    // The audit log tells the story.
+    let (_, audit) = app.get("/api/v1/audit?limit=200", &admin).await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "enrollment.pending",
+        "enrollment.approved",
+        "enrollment.rejected",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
     }
 }
