@@ -74,6 +74,14 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(enrollment::show).post(enrollment::create),
         )
         .route("/ui/enrollment/{id}/withdraw", post(enrollment::withdraw))
+        .route(
+            "/ui/enrollment/requests/{id}/approve",
+            post(enrollment::approve),
+        )
+        .route(
+            "/ui/enrollment/requests/{id}/reject",
+            post(enrollment::reject),
+        )
         .route("/ui/cas", get(cas::page))
         .route("/ui/users", get(users::list))
         .route("/ui/users/new", get(users::new_form).post(users::create))

@@ -4,7 +4,10 @@
 //! (the list never has it, and the page is `no-store`), lists their challenges (an ADMIN
 //! everyone's) and withdraws open ones. The rules are the use case's
 //! (`authority.challenges`); this page only maps its error codes to the fields they
-//! concern, and nothing is created on bad input.
+//! concern, and nothing is created on bad input. An ADMIN also sees the enrollments that
+//! wait for approval, and decides them ([`requests`]).
+
+mod requests;
 
 use std::collections::HashMap;
 
@@ -13,12 +16,14 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyinfra_core::enrollment::challenges::{DEFAULT_EXPIRES_IN_MINUTES, DEFAULT_PROFILE};
-use keyinfra_core::enrollment::{ChallengeView, CreateChallenge};
+use keyinfra_core::enrollment::{ChallengeView, CreateChallenge, RequestState};
 use keyinfra_core::{CoreError, ErrorCode, OsRandom, Principal};
 use keyinfra_db::enrollment_challenges::{ChallengeFilter, ChallengeState};
+use keyinfra_db::enrollment_requests::RequestFilter;
 use serde::Deserialize;
 use uuid::Uuid;
 
+pub use self::requests::{approve, reject};
 use super::session::{CsrfForm, UiError, UiId, UiSession, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
@@ -26,6 +31,8 @@ use crate::pagination::{decode_cursor, encode_cursor};
 
 /// Challenges per page of the list.
 const PAGE_SIZE: i64 = 50;
+/// Pending requests an ADMIN's page shows (the oldest beyond it wait for the next ones).
+const PENDING_SHOWN: i64 = 100;
 
 /// What the create form holds, sent back as typed when it is refused.
 #[derive(Debug, Deserialize)]
@@ -167,8 +174,21 @@ impl ChallengeRow {
 #[derive(Debug, Deserialize)]
 pub struct EnrollmentQuery {
     cursor: Option<String>,
-    /// Set after a withdrawal, for its notice (a flag, never text from the link).
-    withdrawn: Option<u8>,
+    /// Set after a withdrawal or a decision: which notice to show (one of a fixed few, so
+    /// a crafted link cannot make the page say anything else).
+    done: Option<String>,
+}
+
+/// The notice after a form that went through.
+fn notice(done: &str) -> Option<&'static str> {
+    match done {
+        "withdrawn" => Some("The challenge was withdrawn: no device can use it now."),
+        "approved" => Some(
+            "The enrollment was approved and its certificate issued; the device collects it at its next poll.",
+        ),
+        "rejected" => Some("The enrollment was rejected; the device's next poll is refused."),
+        _ => None,
+    }
 }
 
 #[derive(Template)]
@@ -184,9 +204,13 @@ struct EnrollmentPage {
     rows: Vec<ChallengeRow>,
     next: Option<String>,
     first_page: bool,
-    /// A notice above the list (a withdrawal), or an error of a withdrawal.
+    /// ADMIN only: the enrollments waiting for a decision, oldest first.
+    pending: Vec<requests::PendingRow>,
+    /// A notice above the lists (a withdrawal, a decision), or an error of a withdrawal or
+    /// of a decision.
     notice: Option<&'static str>,
     list_error: Option<String>,
+    requests_error: Option<String>,
 }
 
 /// The answer to a create: the secret, this once.
@@ -231,8 +255,34 @@ async fn page(
         }
         _ => None,
     };
+    let pending = if chrome.is_admin {
+        let mut pending = state
+            .authority
+            .enrollment_requests
+            .list(
+                &state.db,
+                &by,
+                RequestFilter {
+                    owner_id: None,
+                    status: None,
+                    after: None,
+                },
+                Some(RequestState::Pending),
+                PENDING_SHOWN,
+            )
+            .await?;
+        // The list is newest first; the oldest has waited longest.
+        pending.reverse();
+        pending
+    } else {
+        Vec::new()
+    };
     // Row-level security shows a USER only their own name, which is all their list holds.
-    let ids: Vec<Uuid> = items.iter().map(|c| c.owner_id).collect();
+    let ids: Vec<Uuid> = items
+        .iter()
+        .map(|c| c.owner_id)
+        .chain(pending.iter().map(|r| r.owner_id))
+        .collect();
     let names = state
         .users
         .usernames(&state.db, &session.caller, &ids)
@@ -275,9 +325,27 @@ async fn page(
             .collect(),
         next,
         first_page: after.is_none(),
+        pending: pending
+            .iter()
+            .map(|r| requests::PendingRow::new(r, &names, now))
+            .collect(),
         notice: None,
         list_error: None,
+        requests_error: None,
     })
+}
+
+/// The page as a GET shows it (the first page of the list, an empty form), for a form
+/// that did not go through to show its error on.
+async fn list_page(state: &AppState, session: &UiSession) -> Result<EnrollmentPage, UiError> {
+    page(
+        state,
+        session,
+        ChallengeForm::new(),
+        FieldErrors::default(),
+        None,
+    )
+    .await
 }
 
 pub async fn show(
@@ -297,9 +365,7 @@ pub async fn show(
         after,
     )
     .await?;
-    if query.withdrawn.is_some() {
-        page.notice = Some("The challenge was withdrawn: no device can use it now.");
-    }
+    page.notice = query.done.as_deref().and_then(notice);
     Ok(render(&page))
 }
 
@@ -462,17 +528,10 @@ pub async fn withdraw(
         .withdraw(&state.db, &Principal::User(session.caller), id)
         .await
     {
-        Ok(()) => Ok(Redirect::to("/ui/enrollment?withdrawn=1").into_response()),
+        Ok(()) => Ok(Redirect::to("/ui/enrollment?done=withdrawn").into_response()),
         // A device used it meanwhile: the list again, with why (and the row now "used").
         Err(CoreError::Conflict { detail, .. }) => {
-            let mut page = page(
-                &state,
-                &session,
-                ChallengeForm::new(),
-                FieldErrors::default(),
-                None,
-            )
-            .await?;
+            let mut page = list_page(&state, &session).await?;
             page.list_error = Some(view::sentence(&detail));
             Ok((StatusCode::CONFLICT, render(&page)).into_response())
         }
