@@ -2,10 +2,15 @@
 //! its secret once (the secret works: the SCEP handler's claim takes it), never again on the
 //! list; the list shows the user's own challenges (an ADMIN's everyone's) with their state;
 //! withdrawing works; bad input is shown next to its field with nothing created; every form
-//! needs the CSRF token.
+//! needs the CSRF token. An ADMIN approves and rejects held enrollments, which the device's
+//! poll then sees; nobody else sees or decides them.
 
 use fantoccini::Locator;
+use keyinfra_core::enrollment::{HeldEnrollment, PollAnswer};
+use keyinfra_core::principal::EnrollmentChannel;
 use keyinfra_db::UserRole;
+use keyinfra_pki::scep::client;
+use keyinfra_pki::{KeyAlgorithm, PrivateKey};
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -372,7 +377,7 @@ async fn bad_input_shows_at_its_field_and_writes_nothing_and_forms_need_the_csrf
     )
     .await;
     assert_eq!(status, 303);
-    assert_eq!(location.as_deref(), Some("/ui/enrollment?withdrawn=1"));
+    assert_eq!(location.as_deref(), Some("/ui/enrollment?done=withdrawn"));
     assert_eq!(api_list(&app, &bob_token).await[0]["state"], "withdrawn");
 
     // A used challenge is not withdrawn: the list again, with why.
@@ -411,4 +416,202 @@ async fn bad_input_shows_at_its_field_and_writes_nothing_and_forms_need_the_csrf
     assert_eq!(row_state(&list, fresh_id).as_deref(), Some("expired"));
     assert_eq!(row_state(&list, &id).as_deref(), Some("withdrawn"));
     assert!(!list.contains(&format!("/ui/enrollment/{fresh_id}/withdraw")));
+}
+
+/// What the SCEP handler does with a PKCSReq whose challenge asks for approval: claims the
+/// challenge and holds the device's CSR (made with its own key, the challenge inside).
+/// The transaction id and the key's hash, returned with the request's id, are what the
+/// device's polls name it by.
+async fn held_enrollment(
+    app: &TestApp,
+    owner_token: &str,
+    cn: &str,
+    transaction_id: &str,
+) -> (Uuid, [u8; 32]) {
+    let (status, created) = app
+        .send(Method::POST, API, owner_token, json!({"approval": true}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["challenge"].as_str().unwrap();
+    let grant = app
+        .state
+        .authority
+        .challenges
+        .claim(&app.db, secret)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(grant.approval);
+    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let csr = client::csr(&key, cn, Some(secret)).unwrap();
+    let subject = format!("CN={cn}");
+    let key_sha256 = key.public_key_fingerprint();
+    let id = app
+        .state
+        .authority
+        .enrollment_requests
+        .hold(
+            &app.db,
+            &grant,
+            HeldEnrollment {
+                channel: EnrollmentChannel::Scep,
+                transaction_id,
+                requester_key_sha256: &key_sha256,
+                csr_der: &csr,
+                requested_subject: Some(&subject),
+            },
+        )
+        .await
+        .unwrap();
+    (id, key_sha256)
+}
+
+/// What the device's poll for this transaction, signed with the key of this hash, learns.
+async fn poll(app: &TestApp, transaction_id: &str, key_sha256: &[u8; 32]) -> PollAnswer {
+    app.state
+        .authority
+        .enrollment_requests
+        .poll(&app.db, EnrollmentChannel::Scep, transaction_id, key_sha256)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_approves_and_rejects_held_enrollments_and_nobody_else_sees_them() {
+    let app = TestApp::spawn().await;
+    app.user("root", UserRole::Admin).await;
+    let fay = app.user("fay", UserRole::User).await;
+    let admin_token = app.token("root").await;
+    let fay_token = app.token("fay").await;
+    let (first, first_key) = held_enrollment(&app, &fay_token, "held-device", "TX-UI-1").await;
+    let (second, second_key) = held_enrollment(&app, &fay_token, "other-device", "TX-UI-2").await;
+    let request = |id: Uuid| {
+        let app = &app;
+        let admin_token = admin_token.clone();
+        async move {
+            let (status, request) = app
+                .get(&format!("/api/v1/enrollment/requests/{id}"), &admin_token)
+                .await;
+            assert_eq!(status, 200, "{request}");
+            request
+        }
+    };
+
+    // The owner, a USER, neither sees the table nor decides: the UI's 404, still pending.
+    let (cookie, _) = form_login(&app, "fay").await;
+    let (_, html) = page(&app, &cookie, "/ui/enrollment").await;
+    assert!(!html.contains("Waiting for approval") && !html.contains("TX-UI-1"));
+    let csrf = csrf_of(&html);
+    for action in ["approve", "reject"] {
+        let (status, _, _) = post_form(
+            &app,
+            &cookie,
+            &format!("/ui/enrollment/requests/{first}/{action}"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+        assert_eq!(status, 404, "{action}");
+    }
+    assert_eq!(request(first).await["state"], "pending");
+
+    // The ADMIN sees both, oldest first, with what the device asked for and whose it is.
+    let browser = Browser::start().await;
+    let b = &browser;
+    b.log_in(&app.base, "root", PASSWORD).await;
+    b.goto(&app, "/ui/enrollment").await;
+    let html = b.source().await;
+    let (at_first, at_second) = (
+        html.find(&format!("id=\"request-{first}\""))
+            .expect("the first"),
+        html.find(&format!("id=\"request-{second}\""))
+            .expect("the second"),
+    );
+    assert!(at_first < at_second, "oldest first");
+    for shown in [
+        "CN=held-device",
+        "CN=other-device",
+        "TX-UI-1",
+        "<td>fay</td>",
+    ] {
+        assert!(html.contains(shown), "{shown}");
+    }
+    b.screenshot_sized("enrollment-pending", 1280, 1100).await;
+
+    // Approve: issued for the challenge's owner, linked from the challenge, and the
+    // device's poll collects it.
+    b.click_to_next_page(&format!(
+        "form[action='/ui/enrollment/requests/{first}/approve'] button"
+    ))
+    .await;
+    assert_eq!(b.path().await, "/ui/enrollment");
+    let html = b.source().await;
+    assert!(html.contains("id=\"enrollment-notice\"") && html.contains("approved"));
+    assert!(!html.contains(&format!("id=\"request-{first}\"")));
+    assert!(html.contains(&format!("id=\"request-{second}\"")));
+    let approved = request(first).await;
+    assert_eq!(approved["state"], "approved");
+    let certificate_id = approved["certificate_id"].as_str().unwrap().to_owned();
+    let (status, certificate) = app
+        .get(
+            &format!("/api/v1/certificates/{certificate_id}"),
+            &admin_token,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(certificate["owner_id"], fay.to_string());
+    assert_eq!(certificate["subject"], "CN=held-device");
+    assert!(html.contains(&format!("href=\"/ui/certificates/{certificate_id}\"")));
+    match poll(&app, "TX-UI-1", &first_key).await {
+        PollAnswer::Issued(der) => assert_eq!(
+            hex::encode(keyinfra_pki::sha256_fingerprint(&der)),
+            certificate["fingerprint_sha256"].as_str().unwrap()
+        ),
+        other => panic!("the device collects its certificate, not {other:?}"),
+    }
+
+    // Reject, with a reason: the device's poll is refused, nothing issued.
+    b.fill(&format!("reason-{second}"), "not one of ours").await;
+    b.click_to_next_page(&format!(
+        "form[action='/ui/enrollment/requests/{second}/reject'] button"
+    ))
+    .await;
+    let html = b.source().await;
+    assert!(html.contains("rejected") && html.contains("Nothing waits for approval."));
+    let rejected = request(second).await;
+    assert_eq!(rejected["state"], "rejected");
+    assert_eq!(rejected["reason"], "not one of ours");
+    assert!(rejected["certificate_id"].is_null());
+    assert_eq!(
+        poll(&app, "TX-UI-2", &second_key).await,
+        PollAnswer::Refused
+    );
+    b.screenshot("enrollment-decided").await;
+    browser.quit().await;
+
+    // A decision is final: approving the rejected one says so on the page (409), and
+    // nothing is issued.
+    let (admin_cookie, _) = form_login(&app, "root").await;
+    let (_, html) = page(&app, &admin_cookie, "/ui/enrollment").await;
+    let admin_csrf = csrf_of(&html);
+    let (status, _, body) = post_form(
+        &app,
+        &admin_cookie,
+        &format!("/ui/enrollment/requests/{second}/approve"),
+        &[("csrf", &admin_csrf)],
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert!(body.contains("id=\"requests-error\"") && body.contains("already rejected"));
+    assert!(request(second).await["certificate_id"].is_null());
+    // Without the CSRF token nothing is decided.
+    let (third, _) = held_enrollment(&app, &fay_token, "third-device", "TX-UI-3").await;
+    let (status, _, _) = post_form(
+        &app,
+        &admin_cookie,
+        &format!("/ui/enrollment/requests/{third}/reject"),
+        &[("csrf", "forged")],
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(request(third).await["state"], "pending");
 }
