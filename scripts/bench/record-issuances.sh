@@ -28,7 +28,8 @@ SELECT keyinfra_record_issuances(
   array_agg('CN=$name-' || i), array_agg(('["DNS' || chr(58) || '$name.example.net"]')::jsonb),
   array_agg(now()), array_agg(now() + interval '90 days'), array_agg(der),
   array_agg(digest(der, 'sha256')), array_agg('ecdsa-p256'::text), array_agg('device'::text),
-  array_agg('$admin_id'::uuid), array_agg(aid), array_agg('$admin_id'::uuid),
+  array_agg('$admin_id'::uuid), array_agg('api'::text), array_agg(aid),
+  array_agg('$admin_id'::uuid),
   array_agg('admin'::text),
   array_agg('certificate.issued'::text), array_agg('certificate'::text), array_agg(cid),
   array_agg(jsonb_build_object('ca_id', '$ca_id', 'serial_number', serial)))

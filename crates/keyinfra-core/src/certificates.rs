@@ -38,6 +38,8 @@ pub struct CertificateDraft {
     pub renewed_from: Option<Uuid>,
     pub renewed_at: Option<OffsetDateTime>,
     pub renewed_by: Option<Uuid>,
+    /// How it was requested ([`crate::Principal::issuance_channel`]).
+    pub channel: &'static str,
 }
 
 impl CertificateDraft {
@@ -67,6 +69,7 @@ impl CertificateDraft {
             private_key_id: self.private_key_id,
             profile: &self.profile,
             created_by: self.created_by,
+            channel: self.channel,
         }
     }
 }

@@ -99,6 +99,18 @@ impl Principal {
         }
     }
 
+    /// The channel a certificate records (`certificates.channel`, migration 0023): `api`
+    /// for a user (the REST API and the UI call the same use cases), `cli` for the
+    /// operator, `server` for its own TLS certificate, else the enrollment protocol.
+    pub fn issuance_channel(&self) -> &'static str {
+        match self {
+            Principal::User(_) => "api",
+            Principal::Operator => "cli",
+            Principal::Server => "server",
+            Principal::Enrollment { channel, .. } => channel.label(),
+        }
+    }
+
     /// The audit log's actor name when there is no user id.
     pub fn audit_name(&self) -> Option<&'static str> {
         match self {

@@ -218,6 +218,7 @@ impl Renewals {
             renewed_from: Some(previous.id),
             renewed_at: Some(now),
             renewed_by: by.user_id(),
+            channel: by.issuance_channel(),
         };
         let mut hooks = RenewHooks {
             by,

@@ -33,6 +33,8 @@ pub struct NewCertificate<'a> {
     pub private_key_id: Option<Uuid>,
     pub profile: &'a str,
     pub created_by: Option<Uuid>,
+    /// api, cli, server, scep, est or acme: the `issuance_channel` enum (migration 0023).
+    pub channel: &'a str,
 }
 
 /// A stored certificate, without its DER (list views do not need it).
@@ -57,8 +59,9 @@ pub async fn insert(tx: &mut Tx, cert: &NewCertificate<'_>) -> Result<(), DbErro
         "INSERT INTO certificates
              (id, ca_id, owner_id, serial_number, subject_dn, subject_alt_names, not_before,
               not_after, version, renewed_from, renewed_at, renewed_by, certificate_der,
-              fingerprint_sha256, key_algorithm, private_key_id, profile, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+              fingerprint_sha256, key_algorithm, private_key_id, profile, created_by, channel)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                 $19::text::issuance_channel)",
         cert.id,
         cert.ca_id,
         cert.owner_id,
@@ -77,6 +80,7 @@ pub async fn insert(tx: &mut Tx, cert: &NewCertificate<'_>) -> Result<(), DbErro
         cert.private_key_id,
         cert.profile,
         cert.created_by,
+        cert.channel,
     )
     .execute(tx.conn())
     .await?;
@@ -227,6 +231,8 @@ pub struct CertificateRecord {
     pub private_key_id: Option<Uuid>,
     pub profile: String,
     pub created_at: OffsetDateTime,
+    /// How it was requested: api, cli, server, scep, est or acme (migration 0023).
+    pub channel: String,
 }
 
 /// One certificate by id, if the actor may see it. The registry gives its expiry, so only
@@ -238,7 +244,7 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<CertificateRecord>, DbE
                   c.not_before, c.not_after, c.status AS "status: CertificateStatus", c.version,
                   c.renewed_from, c.renewed_at, c.renewed_by, c.certificate_der,
                   c.fingerprint_sha256, c.key_algorithm AS "key_algorithm: KeyAlgorithm",
-                  c.private_key_id, c.profile, c.created_at
+                  c.private_key_id, c.profile, c.created_at, c.channel::text AS "channel!"
            FROM certificate_serials AS s
            JOIN certificates AS c ON c.id = s.certificate_id AND c.not_after = s.not_after
            WHERE s.certificate_id = $1"#,
@@ -257,7 +263,7 @@ pub async fn get_for_update(tx: &mut Tx, id: Uuid) -> Result<Option<CertificateR
                   c.not_before, c.not_after, c.status AS "status: CertificateStatus", c.version,
                   c.renewed_from, c.renewed_at, c.renewed_by, c.certificate_der,
                   c.fingerprint_sha256, c.key_algorithm AS "key_algorithm: KeyAlgorithm",
-                  c.private_key_id, c.profile, c.created_at
+                  c.private_key_id, c.profile, c.created_at, c.channel::text AS "channel!"
            FROM certificate_serials AS s
            JOIN certificates AS c ON c.id = s.certificate_id AND c.not_after = s.not_after
            WHERE s.certificate_id = $1
@@ -311,7 +317,7 @@ pub async fn list(
                   c.not_before, c.not_after, c.status AS "status: CertificateStatus", c.version,
                   c.renewed_from, c.renewed_at, c.renewed_by, c.certificate_der,
                   c.fingerprint_sha256, c.key_algorithm AS "key_algorithm: KeyAlgorithm",
-                  c.private_key_id, c.profile, c.created_at
+                  c.private_key_id, c.profile, c.created_at, c.channel::text AS "channel!"
            FROM certificates AS c
            WHERE ($1::uuid IS NULL OR c.owner_id = $1)
              AND ($2::certificate_status IS NULL OR c.status = $2)
@@ -360,7 +366,7 @@ pub async fn versions(tx: &mut Tx, id: Uuid) -> Result<Vec<CertificateRecord>, D
                   c.not_before, c.not_after, c.status AS "status: CertificateStatus", c.version,
                   c.renewed_from, c.renewed_at, c.renewed_by, c.certificate_der,
                   c.fingerprint_sha256, c.key_algorithm AS "key_algorithm: KeyAlgorithm",
-                  c.private_key_id, c.profile, c.created_at
+                  c.private_key_id, c.profile, c.created_at, c.channel::text AS "channel!"
            FROM certificates AS c
            WHERE c.id IN (SELECT id FROM forward)
            ORDER BY c.version, c.created_at"#,
@@ -422,14 +428,14 @@ pub struct IssuedRows<'a> {
 }
 
 /// Records one first issue in the caller's transaction, in one statement (one round trip):
-/// `keyinfra_insert_issued` (migrations 0012, 0017), the same function a batch writes with. A serial
+/// `keyinfra_insert_issued` (migrations 0012, 0017, 0023), the same function a batch writes with. A serial
 /// this CA already used fails with [`DbError::SerialCollision`] and writes nothing.
 pub async fn insert_issued(tx: &mut Tx, issue: &IssuedRows<'_>) -> Result<(), DbError> {
     let columns = IssuedColumns::from_rows(std::slice::from_ref(issue));
     columns
         .bind(sqlx::query(
             "SELECT keyinfra_insert_issued($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
+             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
         ))
         .execute(tx.conn())
         .await?;
@@ -445,7 +451,7 @@ pub struct OwnerQuota {
 }
 
 /// Records a batch of first issues that share `actor`, in one round trip and its own
-/// transaction: `keyinfra_record_issuances` (migrations 0012, 0017) checks the actor's
+/// transaction: `keyinfra_record_issuances` (migrations 0012, 0017, 0023) checks the actor's
 /// token and sets its identity as [`Database::begin`](crate::Database::begin) would, checks
 /// each owner's quota (active certificates at `as_of`) under that owner's lock, and writes
 /// the rows as [`insert_issued`] does, one multi-row INSERT per table. The call is sent outside
@@ -475,7 +481,7 @@ pub async fn record_issued_batch(
     let query = sqlx::query(
         "SELECT keyinfra_record_issuances($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
          $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
-         $30, $31, $32, $33, $34)",
+         $30, $31, $32, $33, $34, $35)",
     )
     .bind(&identity.user_id)
     .bind(identity.role)
@@ -513,6 +519,7 @@ struct IssuedColumns<'a> {
     algorithm: Vec<&'static str>,
     profile: Vec<&'a str>,
     created_by: Vec<Option<Uuid>>,
+    channel: Vec<&'a str>,
     audit_id: Vec<Uuid>,
     actor_id: Vec<Option<Uuid>>,
     actor_name: Vec<Option<&'a str>>,
@@ -574,6 +581,7 @@ impl<'a> IssuedColumns<'a> {
                 .collect(),
             profile: issues.iter().map(|i| i.certificate.profile).collect(),
             created_by: issues.iter().map(|i| i.certificate.created_by).collect(),
+            channel: issues.iter().map(|i| i.certificate.channel).collect(),
             audit_id: issues.iter().map(|i| i.audit_id).collect(),
             actor_id: issues.iter().map(|i| i.audit.actor_id).collect(),
             actor_name: issues.iter().map(|i| i.audit.actor_name).collect(),
@@ -584,7 +592,7 @@ impl<'a> IssuedColumns<'a> {
         }
     }
 
-    /// Binds the 28 arrays in `keyinfra_insert_issued`'s order, after whatever `query`
+    /// Binds the 29 arrays in `keyinfra_insert_issued`'s order, after whatever `query`
     /// already bound.
     fn bind<'q>(
         &'q self,
@@ -612,6 +620,7 @@ impl<'a> IssuedColumns<'a> {
             .bind(&self.algorithm)
             .bind(&self.profile)
             .bind(&self.created_by)
+            .bind(&self.channel)
             .bind(&self.audit_id)
             .bind(&self.actor_id)
             .bind(&self.actor_name)

@@ -352,9 +352,10 @@ pub async fn cert(
                 out(describe(&c));
                 out(format!("  SANs: {}", c.subject_alt_names.join(", ")));
                 out(format!(
-                    "  profile {}, has private key: {}",
+                    "  profile {}, has private key: {}, channel {}",
                     c.profile,
-                    c.private_key_id.is_some()
+                    c.private_key_id.is_some(),
+                    c.channel
                 ));
             }
         }

@@ -327,6 +327,7 @@ impl Issuer {
             renewed_from: None,
             renewed_at: None,
             renewed_by: None,
+            channel: by.issuance_channel(),
         };
         let mut hooks = IssueHooks {
             by,
@@ -397,6 +398,7 @@ impl Issuer {
             private_key_id: draft.private_key_id,
             profile: draft.profile,
             created_at: now,
+            channel: draft.channel.to_owned(),
         })
     }
 }

@@ -67,6 +67,7 @@ fn draft(ca_id: Uuid) -> CertificateDraft {
         renewed_from: None,
         renewed_at: None,
         renewed_by: None,
+        channel: "cli",
     }
 }
 

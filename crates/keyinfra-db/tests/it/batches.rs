@@ -81,6 +81,7 @@ impl Issue {
                 private_key_id: Some(self.key_id),
                 profile: "device",
                 created_by: Some(self.owner),
+                channel: "api",
             },
             audit_id: self.audit_id,
             audit: NewAuditEvent {

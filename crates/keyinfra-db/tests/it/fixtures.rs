@@ -129,6 +129,7 @@ impl Cert {
                 private_key_id: self.key,
                 profile: "device",
                 created_by: self.owner,
+                channel: "api",
             },
         )
         .await?;

@@ -55,6 +55,9 @@ pub struct Certificate {
     pub san: Vec<String>,
     pub key_algorithm: String,
     pub profile: String,
+    /// How it was requested: api (a user, by the REST API or the UI), cli (the operator),
+    /// server (KeyInfra's own TLS certificate), scep, est or acme (a device enrolling).
+    pub channel: String,
     pub not_before: String,
     pub not_after: String,
     /// ACTIVE, SUPERSEDED, REVOKED or EXPIRED.
@@ -85,6 +88,7 @@ impl From<CertificateRecord> for Certificate {
             san: c.subject_alt_names.iter().map(|s| untagged(s)).collect(),
             key_algorithm: c.key_algorithm.as_str().to_owned(),
             profile: c.profile,
+            channel: c.channel,
             not_before: timestamp(c.not_before),
             not_after: timestamp(c.not_after),
             status: c.status.as_str().to_owned(),

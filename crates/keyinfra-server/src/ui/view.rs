@@ -193,6 +193,8 @@ pub struct CertRow {
     pub not_after: String,
     pub remaining: String,
     pub profile: String,
+    /// How it was requested, as people say it ([`channel_text`]).
+    pub channel: &'static str,
     pub version: i32,
     pub owner_id: Option<Uuid>,
     /// The owner's username, when the page looked it up (admins' lists).
@@ -218,6 +220,7 @@ impl CertRow {
             not_after: date(c.not_after),
             remaining: relative(c.not_after, now),
             profile: c.profile.clone(),
+            channel: channel_text(&c.channel),
             version: c.version,
             owner_id: c.owner_id,
             owner: String::new(),
@@ -228,6 +231,19 @@ impl CertRow {
     pub fn named(mut self, names: &std::collections::HashMap<Uuid, String>) -> Self {
         self.owner = owner_name(self.owner_id, names);
         self
+    }
+}
+
+/// A certificate's `channel` as a page shows it.
+pub fn channel_text(channel: &str) -> &'static str {
+    match channel {
+        "api" => "API or UI",
+        "cli" => "CLI",
+        "server" => "server TLS",
+        "scep" => "SCEP",
+        "est" => "EST",
+        "acme" => "ACME",
+        _ => "other",
     }
 }
 

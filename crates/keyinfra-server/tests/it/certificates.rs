@@ -58,6 +58,7 @@ async fn every_key_algorithm_issues_verifies_and_exports_in_both_pkcs12_modes() 
         assert_eq!(cert["key_algorithm"], alg);
         assert_eq!(cert["has_private_key"], true);
         assert_eq!(cert["status"], "ACTIVE");
+        assert_eq!(cert["channel"], "api");
         assert_eq!(cert["version"], 1);
         let serial = cert["serial_number"].as_str().unwrap();
         assert!(

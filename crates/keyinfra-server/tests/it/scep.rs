@@ -180,6 +180,7 @@ async fn scepclient_enrolls_with_a_one_time_challenge() {
         mine[0]["subject"].as_str().unwrap().contains("CN=router-1"),
         "{mine:?}"
     );
+    assert_eq!(mine[0]["channel"], "scep", "{mine:?}");
     let before = app.written_rows().await;
 
     // The same challenge again: refused, nothing written.
@@ -218,6 +219,7 @@ async fn scepclient_enrolls_with_a_one_time_challenge() {
     let by_version = |v: i64| mine.iter().find(|c| c["version"] == v).unwrap().clone();
     assert_eq!(by_version(1)["status"], "SUPERSEDED", "{mine:?}");
     assert_eq!(by_version(2)["status"], "ACTIVE", "{mine:?}");
+    assert_eq!(by_version(2)["channel"], "scep", "{mine:?}");
     // A revoked certificate renews nothing.
     let (status, body) = app
         .send(
@@ -864,6 +866,7 @@ async fn a_held_enrollment_is_polled_approved_or_rejected() {
     let listed = certificates_of(&app, &fay).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], approved["certificate_id"]);
+    assert_eq!(listed[0]["channel"], "scep");
 
     // GetCert by issuer and serial: for the device with the key, yes; a stranger, no.
     let enrolled = std::sync::Arc::new(RaKey::new(issued.clone(), &key).unwrap());

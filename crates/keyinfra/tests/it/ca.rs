@@ -98,6 +98,10 @@ async fn an_operator_runs_the_whole_lifecycle_from_the_cli() {
         "ecdsa-p256",
     ]);
     let id = id_in(&issued);
+    assert!(
+        cli.ok(&["cert", "show", &id]).contains("channel cli"),
+        "an operator's issue is recorded as the CLI's"
+    );
     openssl(&[
         "req",
         "-new",

@@ -193,7 +193,7 @@ async fn tls_auto_serves_a_certificate_from_its_own_ca_that_openssl_and_curl_ver
         .env("KEYINFRA_LOG", "warn"));
     let shown = text(&shown);
     assert!(
-        shown.contains("profile server, has private key: false"),
+        shown.contains("profile server, has private key: false, channel server"),
         "{shown}"
     );
     assert!(shown.contains("DNS:keyinfra.test"), "{shown}");

@@ -100,6 +100,10 @@ async fn admins_and_users_use_the_ui_in_a_real_browser() {
     assert!(detail.contains(&colon_hex(bobs["fingerprint_sha256"].as_str().unwrap())));
     assert!(detail.contains("bob-router.example.net") && detail.contains("192.0.2.10"));
     assert!(detail.contains("Version history") && detail.contains("Download PEM chain"));
+    assert!(
+        detail.contains("Requested through</dt><dd>API or UI"),
+        "the channel"
+    );
     b.screenshot("certificate-admin").await;
 
     // The admin issues one for bob through the form (with the owner chosen from the list).
