@@ -24,12 +24,14 @@
 //! 3. `pages`: dashboard, certificate list and detail (with the detail page that the
 //!    actions show again with their errors), the owner menu.
 //! 4. The handlers built on them: `actions` and `audit` (which use `pages`), and `issue`,
-//!    `users`, `policies`, `cas`, `account` (which need only `session` and `view`).
+//!    `enrollment`, `users`, `policies`, `cas`, `account` (which need only `session` and
+//!    `view`).
 
 mod account;
 mod actions;
 mod audit;
 mod cas;
+mod enrollment;
 mod issue;
 mod pages;
 mod policies;
@@ -67,6 +69,19 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ui/certificates/{id}/revoke", post(actions::revoke))
         .route("/ui/certificates/{id}/pkcs12", post(actions::pkcs12))
         .route("/ui/certificates/{id}/renew", post(actions::renew))
+        .route(
+            "/ui/enrollment",
+            get(enrollment::show).post(enrollment::create),
+        )
+        .route("/ui/enrollment/{id}/withdraw", post(enrollment::withdraw))
+        .route(
+            "/ui/enrollment/requests/{id}/approve",
+            post(enrollment::approve),
+        )
+        .route(
+            "/ui/enrollment/requests/{id}/reject",
+            post(enrollment::reject),
+        )
         .route("/ui/cas", get(cas::page))
         .route("/ui/users", get(users::list))
         .route("/ui/users/new", get(users::new_form).post(users::create))

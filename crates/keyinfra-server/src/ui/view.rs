@@ -17,8 +17,8 @@ pub struct Chrome {
     pub username: String,
     pub is_admin: bool,
     pub csrf: String,
-    /// Which navigation entry is current: "dashboard", "certificates", "cas", "users",
-    /// "policies", "audit" or "account".
+    /// Which navigation entry is current: "dashboard", "certificates", "enrollment", "cas",
+    /// "users", "policies", "audit" or "account".
     pub current: &'static str,
 }
 
@@ -58,6 +58,29 @@ pub fn relative(at: OffsetDateTime, now: OffsetDateTime) -> String {
         d if d > 1 => format!("in {d} days"),
         -1 => "1 day ago".to_owned(),
         d => format!("{} days ago", -d),
+    }
+}
+
+/// Time left until `at`, to the minute, for what lives minutes to days (a challenge):
+/// "in 59 minutes", "in 5 hours", "in 3 days"; "past" once it is.
+pub fn remaining(at: OffsetDateTime, now: OffsetDateTime) -> String {
+    let left = at - now;
+    let plural = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("in 1 {unit}")
+        } else {
+            format!("in {n} {unit}s")
+        }
+    };
+    if left <= time::Duration::ZERO {
+        "past".to_owned()
+    } else if left < time::Duration::hours(2) {
+        // Rounded up: one second left is "in 1 minute", never "in 0 minutes".
+        plural((left.whole_seconds() + 59) / 60, "minute")
+    } else if left < time::Duration::days(2) {
+        plural(left.whole_hours(), "hour")
+    } else {
+        plural(left.whole_days(), "day")
     }
 }
 
@@ -280,6 +303,15 @@ mod tests {
         assert_eq!(target_label("user", a, Some("alice")), "alice");
         assert_eq!(target_label("user", a, None), "user …0000000000a1");
         assert_eq!(sentence("Done!"), "Done!");
+        let minutes = |m: i64| now + time::Duration::minutes(m);
+        assert_eq!(remaining(minutes(60), now), "in 60 minutes");
+        assert_eq!(
+            remaining(now + time::Duration::seconds(1), now),
+            "in 1 minute"
+        );
+        assert_eq!(remaining(minutes(5 * 60 + 7), now), "in 5 hours");
+        assert_eq!(remaining(minutes(7 * 24 * 60), now), "in 7 days");
+        assert_eq!(remaining(now, now), "past");
         assert_eq!(sentence(""), "");
     }
 }

@@ -8,6 +8,7 @@ mod audit;
 mod cas;
 mod certificates;
 mod dashboard;
+mod enrollment;
 mod issue;
 mod policies;
 mod session;
