@@ -37,7 +37,7 @@ const CHALLENGES_PER_OWNER: usize = 50;
 pub async fn run(config: &ScepConfig) -> anyhow::Result<()> {
     let crate::boot::Fresh {
         db,
-        config: app_config,
+        config: mut app_config,
         ..
     } = crate::boot::fresh_app(&config.server_url, "keyinfra_bench_scep", |settings| {
         // Measured: the enrollment path, not the per-user limits that guard it.
@@ -45,6 +45,8 @@ pub async fn run(config: &ScepConfig) -> anyhow::Result<()> {
         settings.write_rate = None;
     })
     .await?;
+    // Nor the per-address rate: every request comes from loopback.
+    app_config.edge.scep_per_minute = None;
     let app = App::build(app_config, &mut OsRandom).await?;
     let authority = Arc::clone(&app.state().authority);
     let owners_needed = config.enrollments.div_ceil(CHALLENGES_PER_OWNER);

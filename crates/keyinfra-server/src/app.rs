@@ -193,6 +193,10 @@ impl App {
             users: Arc::new(users),
             authority: Arc::clone(&authority),
             slow_request,
+            scep_limit: Arc::new(keyinfra_core::rate::AddressLimiter::new(
+                edge.scep_per_minute,
+                "scep_operations",
+            )),
             edge: Arc::new(edge),
             clock: Arc::clone(&clock),
         };

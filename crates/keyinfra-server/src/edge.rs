@@ -25,7 +25,16 @@ pub struct EdgeSettings {
     pub metrics_token: Option<zeroize::Zeroizing<String>>,
     /// The deadline for a request's whole body, from when its headers arrived.
     pub body_timeout: Duration,
+    /// SCEP PKIOperations one client address may send a minute (as a burst, refilled
+    /// evenly); `None`: no limit. Each costs an RSA decryption and signature before the
+    /// server knows whether the device holds a challenge.
+    pub scep_per_minute: Option<u32>,
 }
+
+/// `KEYINFRA_SCEP_RATE`'s default: 5 a second from one address, sustained. A device
+/// enrolling, or strongSwan polling every second, uses a fraction of it; a site of devices
+/// behind one NAT address renewing at once is the case to raise it for.
+pub const DEFAULT_SCEP_PER_MINUTE: u32 = 300;
 
 impl Default for EdgeSettings {
     fn default() -> Self {
@@ -33,6 +42,7 @@ impl Default for EdgeSettings {
             trusted_proxies: Vec::new(),
             metrics_token: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            scep_per_minute: Some(DEFAULT_SCEP_PER_MINUTE),
         }
     }
 }
@@ -46,6 +56,7 @@ impl std::fmt::Debug for EdgeSettings {
                 &self.metrics_token.as_ref().map(|_| "(set)"),
             )
             .field("body_timeout", &self.body_timeout)
+            .field("scep_per_minute", &self.scep_per_minute)
             .finish()
     }
 }

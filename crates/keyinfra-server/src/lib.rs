@@ -60,6 +60,8 @@ pub struct AppState {
     pub slow_request: std::time::Duration,
     /// What applies at the edge: trusted proxies, the body deadline, the metrics token.
     pub edge: Arc<edge::EdgeSettings>,
+    /// SCEP PKIOperations per client address (`EdgeSettings::scep_per_minute`).
+    pub scep_limit: Arc<keyinfra_core::rate::AddressLimiter>,
     /// The composition root's clock (the services hold the same one): pages read "now"
     /// from here to show ages and expiries, never from a service's internals.
     pub clock: Arc<dyn keyinfra_core::Clock>,

@@ -551,6 +551,11 @@ pub struct ListenArgs {
     #[arg(long, env = "KEYINFRA_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
 
+    /// SCEP PKIOperations one client address may send a minute (a burst of that many,
+    /// refilled evenly); more get 429 with Retry-After. 0: no limit.
+    #[arg(long, env = "KEYINFRA_SCEP_RATE", default_value_t = keyinfra_server::edge::DEFAULT_SCEP_PER_MINUTE)]
+    pub scep_rate: u32,
+
     /// Most client connections open at once, over every listener; more are answered 503
     /// and closed.
     #[arg(long, env = "KEYINFRA_MAX_CONNECTIONS", default_value_t = 1024,

@@ -138,6 +138,7 @@ impl Plan {
                 })?,
             metrics_token: metrics_token(args)?,
             body_timeout: args.body_timeout,
+            scep_per_minute: (args.scep_rate > 0).then_some(args.scep_rate),
         };
         if args
             .metrics_listen

@@ -27,6 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::extract::ClientAddress;
 use crate::problem::Problem;
 
 const CA_RA_CERT: &str = "application/x-x509-ca-ra-cert";
@@ -49,8 +50,8 @@ pub fn public_router() -> OpenApiRouter<AppState> {
         (status = 200, description = "GetCACaps: text/plain; GetCACert: application/x-x509-ca-ra-cert; GetNextCACert: application/x-x509-next-ca-cert; PKIOperation: a CertRep, application/x-pki-message (a refusal is a CertRep FAILURE)"),
         (status = 400, description = "No or an unknown operation, or a message that is no pkiMessage"),
         (status = 404, description = "GetNextCACert: no CA rollover is prepared")))]
-async fn scep_get(state: State<AppState>, query: RawQuery) -> Response {
-    get(state, query).await
+async fn scep_get(state: State<AppState>, address: ClientAddress, query: RawQuery) -> Response {
+    get(state, address, query).await
 }
 
 /// PKIOperation with the pkiMessage (DER) as the body.
@@ -60,9 +61,15 @@ async fn scep_get(state: State<AppState>, query: RawQuery) -> Response {
         description = "A DER pkiMessage (RFC 8894 3.2); any Content-Type is read"),
     responses(
         (status = 200, content_type = "application/x-pki-message", body = Vec<u8>, description = "A CertRep: SUCCESS, FAILURE with its failInfo, or PENDING"),
-        (status = 400, description = "Not PKIOperation, or a body that is no pkiMessage")))]
-async fn scep_post(state: State<AppState>, query: RawQuery, request: Request) -> Response {
-    post(state, query, request).await
+        (status = 400, description = "Not PKIOperation, or a body that is no pkiMessage"),
+        (status = 429, description = "rate_limited: over KEYINFRA_SCEP_RATE PKIOperations a minute from this address; Retry-After says when")))]
+async fn scep_post(
+    state: State<AppState>,
+    address: ClientAddress,
+    query: RawQuery,
+    request: Request,
+) -> Response {
+    post(state, address, query, request).await
 }
 
 /// `/scep`'s GET operations at the path Cisco IOS and others default to.
@@ -73,8 +80,12 @@ async fn scep_post(state: State<AppState>, query: RawQuery, request: Request) ->
     responses(
         (status = 200, description = "As GET /scep"),
         (status = 400, description = "As GET /scep")))]
-async fn pkiclient_get(state: State<AppState>, query: RawQuery) -> Response {
-    get(state, query).await
+async fn pkiclient_get(
+    state: State<AppState>,
+    address: ClientAddress,
+    query: RawQuery,
+) -> Response {
+    get(state, address, query).await
 }
 
 /// `/scep`'s PKIOperation by POST at the path Cisco IOS and others default to.
@@ -84,11 +95,20 @@ async fn pkiclient_get(state: State<AppState>, query: RawQuery) -> Response {
     responses(
         (status = 200, content_type = "application/x-pki-message", body = Vec<u8>, description = "As POST /scep"),
         (status = 400, description = "As POST /scep")))]
-async fn pkiclient_post(state: State<AppState>, query: RawQuery, request: Request) -> Response {
-    post(state, query, request).await
+async fn pkiclient_post(
+    state: State<AppState>,
+    address: ClientAddress,
+    query: RawQuery,
+    request: Request,
+) -> Response {
+    post(state, address, query, request).await
 }
 
-async fn get(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+async fn get(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    RawQuery(query): RawQuery,
+) -> Response {
     let query = query.unwrap_or_default();
     match parameter(&query, "operation").as_deref() {
         Some("GetCACaps") => (
@@ -123,6 +143,9 @@ async fn get(State(state): State<AppState>, RawQuery(query): RawQuery) -> Respon
             Err(e) => Problem::from(e).into_response(),
         },
         Some("PKIOperation") => {
+            if let Err(e) = state.scep_limit.take(address, state.clock.now()) {
+                return Problem::from(e).into_response();
+            }
             let limit = state.authority.scep.max_message_bytes();
             let Some(message) = parameter(&query, "message") else {
                 return malformed("PKIOperation by GET needs a message parameter");
@@ -143,12 +166,18 @@ async fn get(State(state): State<AppState>, RawQuery(query): RawQuery) -> Respon
 
 async fn post(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Response {
     let query = query.unwrap_or_default();
     if parameter(&query, "operation").as_deref() != Some("PKIOperation") {
         return unknown_operation();
+    }
+    // Anyone may send one, and each costs an RSA decryption and signature: the address's
+    // rate comes before anything else (KEYINFRA_SCEP_RATE).
+    if let Err(e) = state.scep_limit.take(address, state.clock.now()) {
+        return Problem::from(e).into_response();
     }
     // The edge has read the body already (within its limit and deadline): this takes it.
     let limit = state.authority.scep.max_message_bytes();

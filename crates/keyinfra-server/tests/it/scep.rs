@@ -1049,3 +1049,62 @@ async fn getnextcacert_announces_a_prepared_rollover_until_it_starts() {
     let after = app.issue(&gil, issue).await;
     assert_eq!(after["ca_id"], next.id.to_string());
 }
+
+/// PKIOperation is rate-limited per client address (KEYINFRA_SCEP_RATE) before any work:
+/// past the burst an address gets 429 `rate_limited` with Retry-After, whatever it sends,
+/// while another address and the cheap GET operations go on.
+#[tokio::test]
+async fn pkioperation_is_rate_limited_per_address() {
+    let edge = keyinfra_server::edge::EdgeSettings {
+        trusted_proxies: keyinfra_server::edge::parse_trusted_proxies("127.0.0.1/32").unwrap(),
+        scep_per_minute: Some(3),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(
+        crate::support::PEPPER,
+        None,
+        std::sync::Arc::new(edge),
+        |_| {},
+    )
+    .await;
+    let url = format!("{}/scep?operation=PKIOperation", app.public_base);
+    let post = |from: &'static str| {
+        app.http
+            .post(&url)
+            .header("x-forwarded-for", from)
+            .body(b"not a pkiMessage".to_vec())
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(post("192.0.2.7").await.unwrap().status(), 400);
+    }
+    let limited = post("192.0.2.7").await.unwrap();
+    assert_eq!(limited.status(), 429);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&wait), "{wait}");
+    let problem: Value = limited.json().await.unwrap();
+    assert_eq!(problem["code"], "rate_limited");
+    // By GET too, from the same address.
+    let get = app
+        .http
+        .get(format!("{url}&message=AAAA"))
+        .header("x-forwarded-for", "192.0.2.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 429);
+    // Another address is not held back, nor is GetCACert.
+    assert_eq!(post("198.51.100.9").await.unwrap().status(), 400);
+    let ca = app
+        .http
+        .get(format!("{}/scep?operation=GetCACert", app.public_base))
+        .header("x-forwarded-for", "192.0.2.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ca.status(), 200);
+}
