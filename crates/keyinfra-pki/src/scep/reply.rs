@@ -193,10 +193,10 @@ pub fn cert_rep(
         )?);
     }
     let signer = signer_info(ra, digest, attributes)?;
-    let econtent = match envelope {
-        Some(sealed) => Some(octets(&sealed)?),
-        None => None,
-    };
+    // FAILURE and PENDING carry no envelope, but an empty content all the same, as
+    // scepserver and NDES send it: certmonger verifies the signature with OpenSSL's
+    // PKCS7_verify, which refuses a SignedData without content ("no content").
+    let econtent = Some(octets(envelope.as_deref().unwrap_or_default())?);
     signed_data(ra.certificate_der(), digest, econtent, &signer)
 }
 
