@@ -282,6 +282,13 @@ impl ScepService {
             }
         };
         let (outcome, ending) = match message.message_type {
+            // A PKCSReq signed with a certificate of this CA is how certmonger (and older
+            // Cisco IOS) renew: a RenewalReq by another name.
+            MessageType::PkcsReq
+                if self.signed_with_ca_certificate(db, ca_id, &message).await? =>
+            {
+                self.renew(db, ca_id, &message, &opened, rng).await?
+            }
             MessageType::PkcsReq => self.enroll(db, &message, &opened, rng).await?,
             MessageType::RenewalReq => self.renew(db, ca_id, &message, &opened, rng).await?,
             MessageType::GetCrl => self.crl(db, ca_id, &message).await?,
@@ -675,6 +682,27 @@ impl ScepService {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether the message's signer certificate names this CA as its issuer (a device's
+    /// self-signed certificate names itself). Only a name comparison: `renew` then finds
+    /// the certificate and checks it byte for byte.
+    async fn signed_with_ca_certificate(
+        &self,
+        db: &Database,
+        ca_id: Uuid,
+        message: &PkiMessage,
+    ) -> Result<bool, CoreError> {
+        let Ok(issuer) = keyinfra_pki::ca::issuer_of_certificate(&message.signer_certificate)
+        else {
+            return Ok(false);
+        };
+        let ca = self.cas.signer(db, ca_id).await?;
+        let Some(ca_certificate) = ca.chain.first() else {
+            return Ok(false);
+        };
+        let ca_subject = keyinfra_pki::ca::inspect_ca_certificate(ca_certificate)?.subject_raw;
+        Ok(issuer == ca_subject)
     }
 
     /// The record of the message's signer certificate if this CA issued it (found by
