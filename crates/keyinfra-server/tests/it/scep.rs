@@ -338,9 +338,9 @@ async fn strongswan_files(app: &TestApp, dir: &Scratch) -> (String, String) {
     (ra_file.expect("GetCACert names an RA"), ca_file)
 }
 
-/// A new RSA-2048 key from strongSwan's `pki --gen`, as a PEM file in `dir`.
-async fn strongswan_key(dir: &Scratch) -> String {
-    let key = dir.path("key.pem");
+/// A new RSA-2048 key from strongSwan's `pki --gen`, as the PEM file `name` in `dir`.
+async fn strongswan_key(dir: &Scratch, name: &str) -> String {
+    let key = dir.path(name);
     let (ok, out, pem) = run(
         "pki",
         [
@@ -372,7 +372,7 @@ async fn strongswan_pki_enrolls_with_aes_and_with_3des() {
     let url = format!("{}/scep", app.public_base);
     let dir = Scratch::new();
     let (ra_file, ca_file) = strongswan_files(&app, &dir).await;
-    let key = strongswan_key(&dir).await;
+    let key = strongswan_key(&dir, "key.pem").await;
 
     for (cn, cipher, digest) in [("ss-aes", "aes", "sha256"), ("ss-3des", "des3", "sha512")] {
         let secret = challenge(&app, &bob, json!({})).await;
@@ -413,6 +413,54 @@ async fn strongswan_pki_enrolls_with_aes_and_with_3des() {
         assert!(subject.contains(&format!("CN = {cn}")), "{subject}");
     }
     assert_eq!(certificates_of(&app, &bob).await.len(), 2);
+
+    // Renewal: a RenewalReq for a new key, signed with the current certificate and key
+    // (--cert, --key), no challenge. Version 2, the first superseded, still bob's.
+    let new_key = strongswan_key(&dir, "new-key.pem").await;
+    let (ok, out, renewed) = run(
+        "pki",
+        [
+            "--scep",
+            "--url",
+            &url,
+            "--in",
+            &new_key,
+            "--dn",
+            "CN=ss-aes",
+            "--cacert-enc",
+            &ra_file,
+            "--cacert-sig",
+            &ra_file,
+            "--cacert",
+            &ca_file,
+            "--cert",
+            &dir.path("ss-aes.pem"),
+            "--key",
+            &key,
+            "--outform",
+            "pem",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(ok, "{out}");
+    let renewed_file = dir.write("ss-aes-v2.pem", &renewed);
+    let verified = openssl_ok(&["verify", "-CAfile", &ca_file, &renewed_file]);
+    assert!(verified.contains(": OK"), "{verified}");
+    let listed = certificates_of(&app, &bob).await;
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let v2 = listed
+        .iter()
+        .find(|c| c["version"] == 2)
+        .expect("version 2");
+    assert_eq!(v2["channel"], "scep");
+    let v1 = listed
+        .iter()
+        .find(|c| c["id"] == v2["renewed_from"])
+        .expect("renewed from the first");
+    assert_eq!(v1["status"], "SUPERSEDED");
+    assert!(v1["subject"].as_str().unwrap().contains("CN=ss-aes"));
 }
 
 /// certmonger (0.79.17), the daemon, without systemd or D-Bus: `certmonger -n -L` on a
@@ -432,7 +480,9 @@ async fn certmonger_enrolls_by_get() {
     let script = format!(
         "#!/bin/sh\nset -e\n\
          getcert add-scep-ca -c KeyInfra -u {url}/scep\n\
-         getcert request -c KeyInfra -k {key} -f {cert} -N CN=cm-router -L {secret} -w --wait-timeout 60\n\
+         getcert request -c KeyInfra -I cm-router -k {key} -f {cert} -N CN=cm-router -L {secret} -w --wait-timeout 60\n\
+         cp {cert} {cert}.v1\n\
+         getcert resubmit -i cm-router -w --wait-timeout 60\n\
          getcert list\n",
         url = app.public_base,
         key = dir.path("key.pem"),
@@ -470,7 +520,21 @@ async fn certmonger_enrolls_by_get() {
     let ca_file = dir.write("ca.pem", &ca_pem);
     let verified = openssl_ok(&["verify", "-CAfile", &ca_file, &dir.path("cert.pem")]);
     assert!(verified.contains(": OK"), "{verified}");
-    assert_eq!(certificates_of(&app, &carol).await.len(), 1);
+    // `getcert resubmit` renewed it with a PKCSReq signed by the first certificate (no
+    // challenge): version 2, the first superseded.
+    let listed = certificates_of(&app, &carol).await;
+    assert_eq!(listed.len(), 2, "{out}");
+    let v2 = listed
+        .iter()
+        .find(|c| c["version"] == 2)
+        .expect("version 2");
+    assert_eq!(v2["channel"], "scep");
+    let v1 = listed.iter().find(|c| c["version"] == 1).unwrap();
+    assert_eq!(v1["status"], "SUPERSEDED");
+    assert_eq!(v2["renewed_from"], v1["id"]);
+    let first = std::fs::read_to_string(dir.path("cert.pem.v1")).unwrap();
+    let now = std::fs::read_to_string(dir.path("cert.pem")).unwrap();
+    assert_ne!(first, now, "certmonger saved the renewed certificate");
 }
 
 /// What the real clients never send, built with KeyInfra's own test client
@@ -611,6 +675,30 @@ async fn getcrl_and_bad_messages_get_signed_certreps() {
     let before = app.written_rows().await;
     let reply = send(message(MessageType::PkcsReq, &no_challenge, &ra)).await;
     assert_eq!(failure(&reply), "2");
+    // A FAILURE carries an empty content, which OpenSSL's PKCS7_verify (certmonger's)
+    // needs: openssl verifies the signature (the RA chain aside).
+    let raw = http
+        .post(&url)
+        .body(message(MessageType::PkcsReq, &no_challenge, &ra))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let failure_file = dir.write("failure.der", &raw);
+    let checked = openssl_ok(&[
+        "cms",
+        "-verify",
+        "-noverify",
+        "-inform",
+        "DER",
+        "-in",
+        &failure_file,
+        "-out",
+        "/dev/null",
+    ]);
+    assert!(checked.contains("Verification successful"), "{checked}");
     // A PKCSReq whose CSR is garbage: badRequest.
     let reply = send(message(MessageType::PkcsReq, b"not a CSR", &ra)).await;
     assert_eq!(failure(&reply), "2");
@@ -657,7 +745,7 @@ async fn strongswan_pki_polls_until_an_admin_approves() {
     let url = format!("{}/scep", app.public_base);
     let dir = Scratch::new();
     let (ra_file, ca_file) = strongswan_files(&app, &dir).await;
-    let key = strongswan_key(&dir).await;
+    let key = strongswan_key(&dir, "key.pem").await;
     let secret = challenge(&app, &erin, json!({"approval": true})).await;
     let args = [
         "--scep",
