@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::NoStore;
 use crate::extract::{ApiJson, Authenticated, ClientAddress};
 use crate::{AppState, Problem};
 
@@ -38,16 +39,20 @@ async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     ApiJson(body): ApiJson<LoginRequest>,
-) -> Result<Json<LoginResponse>, Problem> {
+) -> Result<(NoStore, Json<LoginResponse>), Problem> {
     let token = state
         .users
         .login(&state.db, &body.username, body.password, address)
         .await?;
-    Ok(Json(LoginResponse {
-        access_token: token.token,
-        token_type: "Bearer",
-        expires_in: token.expires_in.whole_seconds(),
-    }))
+    // RFC 6749 5.1: an answer holding a token is never stored by a cache or the browser.
+    Ok((
+        NoStore,
+        Json(LoginResponse {
+            access_token: token.token,
+            token_type: "Bearer",
+            expires_in: token.expires_in.whole_seconds(),
+        }),
+    ))
 }
 
 /// End every session of the caller: this token, and every other token or web UI session

@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::timestamp;
+use super::{NoStore, timestamp};
 use crate::extract::{Authenticated, IdPath, OptionalApiJson};
 use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor};
 use crate::{AppState, Problem};
@@ -129,7 +129,7 @@ async fn create_challenge(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     OptionalApiJson(body): OptionalApiJson<CreateChallengeBody>,
-) -> Result<(StatusCode, Json<NewChallenge>), Problem> {
+) -> Result<(StatusCode, NoStore, Json<NewChallenge>), Problem> {
     let created = state
         .authority
         .challenges
@@ -148,7 +148,8 @@ async fn create_challenge(
             &mut OsRandom,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(created.into())))
+    // The secret is in this answer only: no cache or browser keeps it.
+    Ok((StatusCode::CREATED, NoStore, Json(created.into())))
 }
 
 /// List query; every parameter is optional.

@@ -20,3 +20,23 @@ pub fn timestamp(t: OffsetDateTime) -> String {
         .format(&Rfc3339)
         .unwrap_or_default()
 }
+
+/// `Cache-Control: no-store` on an answer that carries a secret (an access token, an
+/// enrollment challenge): no shared cache, proxy or browser keeps a copy.
+#[derive(Debug, Clone, Copy)]
+pub struct NoStore;
+
+impl axum::response::IntoResponseParts for NoStore {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(
+        self,
+        mut parts: axum::response::ResponseParts,
+    ) -> Result<axum::response::ResponseParts, Self::Error> {
+        parts.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        Ok(parts)
+    }
+}

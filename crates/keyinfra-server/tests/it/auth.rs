@@ -14,6 +14,8 @@ async fn login_returns_a_bearer_token_and_the_hash_is_peppered_argon2id() {
     app.user("alice", UserRole::User).await;
     let r = app.login("alice", PASSWORD).await;
     assert_eq!(r.status(), 200);
+    // RFC 6749 5.1: an answer with a token is not stored.
+    assert_eq!(r.headers()["cache-control"], "no-store");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);

@@ -119,6 +119,8 @@ async fn a_challenge_with_defaults_is_shown_once_and_only_its_hash_is_stored() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    // The one answer with the secret: no cache or browser may keep it.
+    assert_eq!(r.headers()["cache-control"], "no-store");
     let first: Value = r.json().await.unwrap();
     // An empty object gives the same defaults.
     let second = create(&s.app, &s.user, json!({})).await;
