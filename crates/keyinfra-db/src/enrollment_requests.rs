@@ -209,6 +209,10 @@ pub async fn find_for_poll(
 pub struct RequestFilter {
     pub owner_id: Option<Uuid>,
     pub status: Option<RequestStatus>,
+    /// Only requests made after / at or before this instant (a pending request's expiry
+    /// is its age: the core tells pending from expired with these).
+    pub created_after: Option<OffsetDateTime>,
+    pub created_until: Option<OffsetDateTime>,
     /// Keyset: the (created_at, id) of the previous page's last item.
     pub after: Option<(OffsetDateTime, Uuid)>,
 }
@@ -232,13 +236,17 @@ pub async fn list(
            WHERE ($1::uuid IS NULL OR owner_id = $1)
              AND ($2::text IS NULL OR status = $2)
              AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+             AND ($6::timestamptz IS NULL OR created_at > $6)
+             AND ($7::timestamptz IS NULL OR created_at <= $7)
            ORDER BY created_at DESC, id DESC
            LIMIT $5"#,
         filter.owner_id,
         filter.status.map(RequestStatus::as_str),
         after_at,
         after_id,
-        limit
+        limit,
+        filter.created_after,
+        filter.created_until
     )
     .fetch_all(tx.conn())
     .await?;

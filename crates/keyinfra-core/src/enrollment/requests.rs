@@ -247,23 +247,24 @@ impl EnrollmentRequests {
                 _ => filter.owner_id = by.user_id(),
             }
         }
-        // Expired is pending by status; it is told apart below.
+        // Expired is pending by status and older than PENDING_LIFETIME: the query tells
+        // them apart, so that a page holds `limit` of what was asked for.
+        let now = self.clock.now();
+        let cutoff = now - PENDING_LIFETIME;
         filter.status = state_filter.map(|s| match s {
             RequestState::Pending | RequestState::Expired => RequestStatus::Pending,
             RequestState::Approved => RequestStatus::Approved,
             RequestState::Rejected => RequestStatus::Rejected,
         });
-        let now = self.clock.now();
+        match state_filter {
+            Some(RequestState::Pending) => filter.created_after = Some(cutoff),
+            Some(RequestState::Expired) => filter.created_until = Some(cutoff),
+            _ => {}
+        }
         let mut tx = db.begin(&by.actor()).await?;
         let rows = store::list(&mut tx, &filter, limit).await?;
         tx.commit().await?;
-        rows.into_iter()
-            .map(|r| view(r, now))
-            .filter(|v| match (v, state_filter) {
-                (Ok(v), Some(wanted)) => v.state == wanted,
-                _ => true,
-            })
-            .collect()
+        rows.into_iter().map(|r| view(r, now)).collect()
     }
 
     /// One request (404 for one the caller may not see).

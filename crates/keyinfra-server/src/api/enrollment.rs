@@ -365,8 +365,8 @@ async fn list_requests(
             &Principal::User(caller),
             RequestFilter {
                 owner_id,
-                status: None,
                 after,
+                ..RequestFilter::default()
             },
             state_filter,
             limit,

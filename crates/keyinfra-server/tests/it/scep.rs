@@ -1047,6 +1047,75 @@ async fn a_held_enrollment_is_polled_approved_or_rejected() {
     ] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
+
+    // Two requests nobody decides for 8 days expire; one made then is pending. The list
+    // tells them apart in the query, so a page of expired ones is full and pages on.
+    let mut held = Vec::new();
+    for n in 1..=3 {
+        if n == 3 {
+            app.clock.advance(time::Duration::days(8));
+        }
+        // Tokens last 15 minutes: a fresh one after the clock moved.
+        let fay = app.token("fay").await;
+        let (key, signer) = device(&format!("later-{n}"));
+        let secret = challenge(&app, &fay, json!({"approval": true})).await;
+        let csr = client::csr(&key, &format!("later-{n}"), Some(&secret)).unwrap();
+        let tx = format!("TX-LATER-{n}");
+        let reply = send(
+            message(MessageType::PkcsReq, &csr, &signer, &tx),
+            signer.clone(),
+        )
+        .await;
+        assert_eq!(status_of(&reply).0, "3");
+        held.push((signer, tx));
+    }
+    let admin = app.token("root").await;
+    let page = |query: &str| {
+        let url = format!("/api/v1/enrollment/requests?{query}");
+        let (app, admin) = (&app, admin.clone());
+        async move {
+            let (status, page) = app.get(&url, &admin).await;
+            assert_eq!(status, 200, "{page}");
+            page
+        }
+    };
+    let pending = page("state=pending").await;
+    assert_eq!(pending["items"].as_array().unwrap().len(), 1, "{pending}");
+    assert_eq!(pending["items"][0]["transaction_id"], "TX-LATER-3");
+    let first = page("state=expired&limit=1").await;
+    assert_eq!(first["items"][0]["state"], "expired", "{first}");
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let second = page(&format!("state=expired&limit=1&cursor={cursor}")).await;
+    assert_eq!(second["items"][0]["state"], "expired", "{second}");
+    assert_ne!(first["items"][0]["id"], second["items"][0]["id"]);
+    // An expired request cannot be approved, and its device's poll is refused.
+    let expired_id = first["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, problem) = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/enrollment/requests/{expired_id}/approve"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "enrollment_request_expired");
+    let (old_signer, old_tx) = &held[0];
+    let old_subject =
+        keyinfra_pki::ca::issuer_of_certificate(old_signer.certificate_der()).unwrap();
+    let poll = message(
+        MessageType::CertPoll,
+        &issuer_and_subject(&ca_subject, &old_subject).unwrap(),
+        old_signer,
+        old_tx,
+    );
+    assert_eq!(
+        status_of(&send(poll, std::sync::Arc::clone(old_signer)).await),
+        ("2".to_owned(), Some("2".to_owned()))
+    );
 }
 
 /// A prepared CA rollover: an issuing CA whose validity starts in ten days is not the

@@ -262,11 +262,7 @@ async fn page(
             .list(
                 &state.db,
                 &by,
-                RequestFilter {
-                    owner_id: None,
-                    status: None,
-                    after: None,
-                },
+                RequestFilter::default(),
                 Some(RequestState::Pending),
                 PENDING_SHOWN,
             )
