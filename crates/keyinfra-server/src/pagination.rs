@@ -48,6 +48,22 @@ impl PageQuery {
     }
 }
 
+/// The cursor of the next page of a keyset listing: the last item's key when the page is
+/// full (there may be more), none when it is short (it was the last page).
+pub fn next_cursor<T>(
+    items: &[T],
+    limit: i64,
+    key: impl Fn(&T) -> (OffsetDateTime, Uuid),
+) -> Option<String> {
+    match items.last() {
+        Some(last) if items.len() as i64 == limit => {
+            let (at, id) = key(last);
+            Some(encode_cursor(at, id))
+        }
+        _ => None,
+    }
+}
+
 pub fn encode_cursor(at: OffsetDateTime, id: Uuid) -> String {
     let at = at.format(&Rfc3339).unwrap_or_default();
     URL_SAFE_NO_PAD.encode(format!("{at}|{id}"))

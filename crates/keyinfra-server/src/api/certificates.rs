@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::timestamp;
 use crate::extract::{ApiJson, Authenticated, IdPath};
-use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, encode_cursor};
+use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, next_cursor};
 use crate::{AppState, Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -368,10 +368,7 @@ async fn list(
         .queries
         .list(&state.db, &Principal::User(caller), filter, limit)
         .await?;
-    let next_cursor = match items.last() {
-        Some(last) if items.len() as i64 == limit => Some(encode_cursor(last.not_after, last.id)),
-        _ => None,
-    };
+    let next_cursor = next_cursor(&items, limit, |c| (c.not_after, c.id));
     Ok(Json(Page {
         items: items.into_iter().map(Certificate::from).collect(),
         next_cursor,

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{NoStore, timestamp};
 use crate::extract::{Authenticated, IdPath, OptionalApiJson};
-use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor};
+use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, next_cursor};
 use crate::{AppState, Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -238,10 +238,7 @@ async fn list_challenges(
             limit,
         )
         .await?;
-    let next_cursor = match items.last() {
-        Some(last) if items.len() as i64 == limit => Some(encode_cursor(last.created_at, last.id)),
-        _ => None,
-    };
+    let next_cursor = next_cursor(&items, limit, |c| (c.created_at, c.id));
     Ok(Json(Page {
         items: items.into_iter().map(Challenge::from).collect(),
         next_cursor,
@@ -372,10 +369,7 @@ async fn list_requests(
             limit,
         )
         .await?;
-    let next_cursor = match items.last() {
-        Some(last) if items.len() as i64 == limit => Some(encode_cursor(last.created_at, last.id)),
-        _ => None,
-    };
+    let next_cursor = next_cursor(&items, limit, |c| (c.created_at, c.id));
     Ok(Json(Page {
         items: items.into_iter().map(EnrollmentRequest::from).collect(),
         next_cursor,

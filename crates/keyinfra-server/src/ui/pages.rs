@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::session::{UiError, UiId, UiSession, chrome, render};
 use super::view::{self, CertRow, Chrome};
-use crate::pagination::{decode_cursor, encode_cursor};
+use crate::pagination::{decode_cursor, next_cursor};
 use crate::{AppState, Problem};
 
 /// Certificates per page of the list.
@@ -273,12 +273,7 @@ pub async fn certificates(
             PAGE_SIZE,
         )
         .await?;
-    let next = match items.last() {
-        Some(last) if items.len() as i64 == PAGE_SIZE => {
-            Some(encode_cursor(last.not_after, last.id))
-        }
-        _ => None,
-    };
+    let next = next_cursor(&items, PAGE_SIZE, |c| (c.not_after, c.id));
     let (owners, names) = if chrome.is_admin {
         let ids: Vec<uuid::Uuid> = items.iter().filter_map(|c| c.owner_id).collect();
         (

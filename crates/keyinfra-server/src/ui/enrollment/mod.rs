@@ -27,7 +27,7 @@ pub use self::requests::{approve, reject};
 use super::session::{CsrfForm, UiError, UiId, UiSession, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
-use crate::pagination::{decode_cursor, encode_cursor};
+use crate::pagination::{decode_cursor, next_cursor};
 
 /// Challenges per page of the list.
 const PAGE_SIZE: i64 = 50;
@@ -249,12 +249,7 @@ async fn page(
             PAGE_SIZE,
         )
         .await?;
-    let next = match items.last() {
-        Some(last) if items.len() as i64 == PAGE_SIZE => {
-            Some(encode_cursor(last.created_at, last.id))
-        }
-        _ => None,
-    };
+    let next = next_cursor(&items, PAGE_SIZE, |c| (c.created_at, c.id));
     let pending = if chrome.is_admin {
         let mut pending = state
             .authority
