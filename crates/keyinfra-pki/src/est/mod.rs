@@ -1,0 +1,9 @@
+//! EST on the wire (RFC 7030, RFC 8951): bodies in, bodies out. Pure functions; the HTTP
+//! endpoints, the credentials and the issuance live elsewhere.
+//!
+//! * [`body`]: request bodies decoded (base64 one-line or wrapped, PEM, raw DER) and
+//!   answers encoded as one line of base64.
+
+pub mod body;
+
+pub use body::{EstBodyError, MAX_EST_BODY_BYTES, decode_base64_body, encode_one_line};
