@@ -98,6 +98,8 @@ pub fn encode_one_line(der: &[u8]) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use proptest::prelude::*;
+
     use super::*;
 
     /// A real DER request (P-256, CN=est-body), made here so no fixture file is needed.
@@ -242,5 +244,29 @@ mod tests {
         );
         assert_eq!(decode_base64_body(line.as_bytes()).unwrap(), der);
         assert_eq!(encode_one_line(&[0xFB, 0xFF]), "+/8=");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever a client sends, the answer is DER or a refusal, never a panic, and DER
+        /// is never empty.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(der) = decode_base64_body(&body) {
+                prop_assert!(!der.is_empty());
+            }
+        }
+
+        /// Any DER, encoded on one line or wrapped at any width with CRLF, decodes back.
+        #[test]
+        fn encoded_bytes_decode_back(
+            der in prop::collection::vec(any::<u8>(), 1..2048),
+            width in 1usize..100,
+        ) {
+            let line = encode_one_line(&der);
+            prop_assert_eq!(decode_base64_body(line.as_bytes()).unwrap(), der.clone());
+            prop_assert_eq!(decode_base64_body(&wrapped(&der, width, "\r\n")).unwrap(), der);
+        }
     }
 }
