@@ -8,9 +8,12 @@
 //! * [`ca`]: CA creation, leaf signing, CRL signing.
 //! * [`revocation`]: the revocation reasons (names, CRL codes, texts), defined once.
 //! * [`constraints`]: CA name constraints (RFC 5280 4.2.1.10), checked as OpenSSL does.
+//! * [`cms`]: the degenerate certs-only SignedData that SCEP and EST send.
 //! * [`pkcs12`]: PKCS#12 export (modern and legacy).
 //! * [`ocsp`]: OCSP requests and signed responses (RFC 6960, RFC 5019, RFC 8954 nonces).
 //! * [`scep`]: SCEP messages (RFC 8894): requests read and opened, CertReps sealed and signed.
+//! * [`est`]: EST messages (RFC 7030): request bodies, CSR attributes, server-side key
+//!   generation answers, channel bindings.
 //! * [`tls`]: the server's own TLS key: a CSR for it, rustls signing keys from it or from PEM.
 //!
 //! Randomness for serials, salts and nonces is an input ([`RandomSource`]) so that tests can
@@ -19,9 +22,11 @@
 mod serial;
 
 pub mod ca;
+pub mod cms;
 pub mod constraints;
 pub mod crl;
 pub mod csr;
+pub mod est;
 pub mod keys;
 pub mod names;
 pub mod ocsp;

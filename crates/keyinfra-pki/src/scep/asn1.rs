@@ -15,7 +15,6 @@
 use cms::cert::x509::attr::Attributes;
 use cms::cert::x509::spki::AlgorithmIdentifierOwned;
 use cms::content_info::CmsVersion;
-use cms::signed_data::EncapsulatedContentInfo;
 use der::asn1::{Any, Int, ObjectIdentifier, OctetString, OctetStringRef, SetOfVec};
 use der::{Decode, Reader, Sequence, SliceReader, Tag, TagNumber, Tagged};
 
@@ -38,19 +37,7 @@ impl IssuerAndSerial {
     }
 }
 
-/// SignedData (RFC 5652 5.1) with certificates as bytes and lenient SignerInfos.
-#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-pub(crate) struct SignedData {
-    pub(crate) version: CmsVersion,
-    pub(crate) digest_algorithms: SetOfVec<AlgorithmIdentifierOwned>,
-    pub(crate) encap_content_info: EncapsulatedContentInfo,
-    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
-    pub(crate) certificates: Option<SetOfVec<Any>>,
-    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
-    pub(crate) crls: Option<SetOfVec<Any>>,
-    /// Each a [`SignerInfo`].
-    pub(crate) signer_infos: SetOfVec<Any>,
-}
+pub(crate) use crate::cms::SignedData;
 
 /// SignerInfo (RFC 5652 5.3) naming its signer by issuer and serial (every SCEP client
 /// does).

@@ -65,14 +65,7 @@ pub(crate) mod attr {
 }
 
 /// CMS content types (RFC 5652).
-pub(crate) mod content {
-    use super::ObjectIdentifier;
-
-    pub const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
-    pub const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
-    pub const ENVELOPED_DATA: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.3");
-}
+pub(crate) use crate::cms::content;
 
 /// rsaEncryption: the signature algorithm of SCEP SignerInfos (strongSwan accepts no
 /// other) and the key transport algorithm of their envelopes.

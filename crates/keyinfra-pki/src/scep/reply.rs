@@ -1,6 +1,6 @@
-//! What KeyInfra sends back: CertRep pkiMessages (RFC 8894 3.3.2), signed by the RA, and
-//! the degenerate certificates-only SignedData of GetCACert and inside a successful
-//! CertRep.
+//! What KeyInfra sends back: CertRep pkiMessages (RFC 8894 3.3.2), signed by the RA. The
+//! degenerate certificates-only SignedData of GetCACert and inside a successful CertRep is
+//! [`crate::cms`]'s, re-exported here.
 //!
 //! A CertRep's SignerInfo names rsaEncryption as its signature algorithm (strongSwan
 //! accepts no other) and the request's own digest, except SHA-1: aws-lc-rs makes no SHA-1
@@ -19,6 +19,7 @@ use super::asn1::{SignedData, SignerInfo};
 use super::envelope::{self, ContentCipher, RaKey};
 use super::message::{DigestAlgorithm, ReplyTo};
 use super::{RSA_ENCRYPTION, attr, content};
+pub use crate::cms::{certs_only, crl_only};
 use crate::{PkiError, RandomSource};
 
 /// failInfo (RFC 8894 3.2.1.4): why a request failed.
@@ -83,49 +84,6 @@ pub enum Outcome<'a> {
 
 fn encoding(e: der::Error) -> PkiError {
     PkiError::Encoding(e.to_string())
-}
-
-fn degenerate(certificates: &[&[u8]], crls: &[&[u8]]) -> Result<Vec<u8>, PkiError> {
-    let set = |items: &[&[u8]]| -> Result<Option<SetOfVec<Any>>, PkiError> {
-        if items.is_empty() {
-            return Ok(None);
-        }
-        let anys = items
-            .iter()
-            .map(|der| Any::from_der(der).map_err(encoding))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(SetOfVec::try_from(anys).map_err(encoding)?))
-    };
-    // A degenerate SignedData (RFC 8894 3.4): nothing signed. A CRL travels as the bytes
-    // it is, never decoded into its entries and encoded again.
-    let signed = SignedData {
-        version: CmsVersion::V1,
-        digest_algorithms: SetOfVec::new(),
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: content::DATA,
-            econtent: None,
-        },
-        certificates: set(certificates)?,
-        crls: set(crls)?,
-        signer_infos: SetOfVec::new(),
-    };
-    ContentInfo {
-        content_type: content::SIGNED_DATA,
-        content: Any::encode_from(&signed).map_err(encoding)?,
-    }
-    .to_der()
-    .map_err(encoding)
-}
-
-/// The certificates-only SignedData of GetCACert (the RA and the CA chain) and of a
-/// successful CertRep's content.
-pub fn certs_only(certificates: &[&[u8]]) -> Result<Vec<u8>, PkiError> {
-    degenerate(certificates, &[])
-}
-
-/// A CRL in a degenerate SignedData (GetCRL).
-pub fn crl_only(crl: &[u8]) -> Result<Vec<u8>, PkiError> {
-    degenerate(&[], &[crl])
 }
 
 fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute, PkiError> {
