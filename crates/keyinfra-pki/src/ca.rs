@@ -122,6 +122,13 @@ pub fn public_key_of_certificate(der: &[u8]) -> Result<Vec<u8>, PkiError> {
     Ok(cert.public_key().raw.to_vec())
 }
 
+/// The serial number of any certificate (a TLS client certificate is found by it).
+pub fn serial_of_certificate(der: &[u8]) -> Result<crate::SerialNumber, PkiError> {
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|_| PkiError::InvalidCertificate("not a valid X.509 certificate".into()))?;
+    crate::SerialNumber::from_bytes(cert.raw_serial())
+}
+
 /// The issuer Name DER of any certificate, as encoded in it (a SCEP GetCert names a
 /// certificate by it).
 pub fn issuer_of_certificate(der: &[u8]) -> Result<Vec<u8>, PkiError> {

@@ -243,6 +243,11 @@ impl PrivateKey {
         crate::sha256_fingerprint(&self.public_key_der())
     }
 
+    /// DER PKCS#8 v1, for EST's serverkeygen answer (RFC 7030 4.4.2) only.
+    pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+        self.pkcs8_v1_der()
+    }
+
     /// PEM `PRIVATE KEY` (PKCS#8 v1), for the operator CLI's export only.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, PkiError> {
         let der = self.pkcs8_v1_der()?;
