@@ -57,6 +57,9 @@ pub async fn next_crl_number(tx: &mut Tx, ca_id: Uuid) -> Result<Option<i64>, Db
 pub struct AuthorityRecord {
     pub id: Uuid,
     pub name: String,
+    /// Unique, URL-safe (`^[a-z0-9][a-z0-9-]{0,31}$`): EST's CA label. Made from the name
+    /// when a CA is inserted (migration 0024).
+    pub short_name: String,
     pub subject_dn: String,
     pub certificate_der: Vec<u8>,
     pub private_key_id: Option<Uuid>,
@@ -70,7 +73,7 @@ pub struct AuthorityRecord {
 pub async fn list(tx: &mut Tx) -> Result<Vec<AuthorityRecord>, DbError> {
     let rows = sqlx::query_as!(
         AuthorityRecord,
-        "SELECT id, name, subject_dn, certificate_der, private_key_id, parent_ca_id, not_before,
+        "SELECT id, name, short_name, subject_dn, certificate_der, private_key_id, parent_ca_id, not_before,
                 not_after, created_at
          FROM certificate_authorities
          ORDER BY created_at, id"
@@ -83,7 +86,7 @@ pub async fn list(tx: &mut Tx) -> Result<Vec<AuthorityRecord>, DbError> {
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<AuthorityRecord>, DbError> {
     let row = sqlx::query_as!(
         AuthorityRecord,
-        "SELECT id, name, subject_dn, certificate_der, private_key_id, parent_ca_id, not_before,
+        "SELECT id, name, short_name, subject_dn, certificate_der, private_key_id, parent_ca_id, not_before,
                 not_after, created_at
          FROM certificate_authorities
          WHERE id = $1",
