@@ -128,6 +128,72 @@ impl UserService {
         address: Option<IpAddr>,
     ) -> Result<AccessToken, CoreError> {
         let now = self.clock.now();
+        let (account, needs_rehash) = self.check_password(db, username, password, address).await?;
+        let actor = Actor::User {
+            id: account.id,
+            role: account.role,
+        };
+        let mut tx = db.begin(&actor).await?;
+        if let Some(fresh) = &needs_rehash {
+            users::set_password_hash(&mut tx, account.id, fresh, false).await?;
+        }
+        audit::append(
+            &mut tx,
+            &NewAuditEvent {
+                actor_id: Some(account.id),
+                actor_name: Some(&account.username),
+                action: AuditAction::UserLogin,
+                target_type: Some("user"),
+                target_id: Some(account.id),
+                details: json!({ "address": address.map(|a| a.to_string()), "rehashed": needs_rehash.is_some() }),
+            },
+        )
+        .await?;
+        // Read in the transaction that records the login, after any write to the row.
+        let epoch = users::session_epoch(&mut tx, account.id)
+            .await?
+            .ok_or(CoreError::InvalidCredentials)?;
+        tx.commit().await?;
+        self.tokens
+            .issue(account.id, account.role, epoch, now, &mut OsRandom)
+            .map_err(|e| CoreError::Internal(e.to_string()))
+    }
+
+    /// Checks a username and password sent with a request itself (EST's HTTP Basic) with
+    /// the login's throttle, timing and audit of failures, and answers whose they are. No
+    /// token is made and no login is recorded: what the request then does is audited.
+    pub async fn verify_credentials(
+        &self,
+        db: &Database,
+        username: &str,
+        password: String,
+        address: Option<IpAddr>,
+    ) -> Result<Uuid, CoreError> {
+        let (account, fresh) = self.check_password(db, username, password, address).await?;
+        if let Some(fresh) = &fresh {
+            let mut tx = db
+                .begin(&Actor::User {
+                    id: account.id,
+                    role: account.role,
+                })
+                .await?;
+            users::set_password_hash(&mut tx, account.id, fresh, false).await?;
+            tx.commit().await?;
+        }
+        Ok(account.id)
+    }
+
+    /// The password check that login and [`Self::verify_credentials`] share: throttle,
+    /// lookup, Argon2id off the workers, the failed attempt audited. Answers the account
+    /// and, when its hash uses older parameters, a fresh hash to store.
+    async fn check_password(
+        &self,
+        db: &Database,
+        username: &str,
+        password: String,
+        address: Option<IpAddr>,
+    ) -> Result<(users::LoginRecord, Option<String>), CoreError> {
+        let now = self.clock.now();
         let attempt = self
             .throttle
             .reserve(username, address, now)
@@ -139,7 +205,7 @@ impl UserService {
         tx.commit().await?;
         let stored = account.as_ref().map(|a| a.password_hash.clone());
         let (password, verdict) = self.verify_off_workers(password, stored).await?;
-        let account = match (account, verdict) {
+        let (account, needs_rehash) = match (account, verdict) {
             (Some(a), Verification::Match { needs_rehash }) if !a.disabled => (a, needs_rehash),
             (found, _) => {
                 let reason = match found {
@@ -152,43 +218,14 @@ impl UserService {
                 return Err(CoreError::InvalidCredentials);
             }
         };
-        let (account, needs_rehash) = account;
         // The password is proved: only this (username, address) pair is cleared.
         attempt.succeeded();
-
         let fresh = if needs_rehash {
             Some(self.hash_off_workers(password, &mut OsRandom).await?)
         } else {
             None
         };
-        let actor = Actor::User {
-            id: account.id,
-            role: account.role,
-        };
-        let mut tx = db.begin(&actor).await?;
-        if let Some(fresh) = &fresh {
-            users::set_password_hash(&mut tx, account.id, fresh, false).await?;
-        }
-        audit::append(
-            &mut tx,
-            &NewAuditEvent {
-                actor_id: Some(account.id),
-                actor_name: Some(&account.username),
-                action: AuditAction::UserLogin,
-                target_type: Some("user"),
-                target_id: Some(account.id),
-                details: json!({ "address": address.map(|a| a.to_string()), "rehashed": needs_rehash }),
-            },
-        )
-        .await?;
-        // Read in the transaction that records the login, after any write to the row.
-        let epoch = users::session_epoch(&mut tx, account.id)
-            .await?
-            .ok_or(CoreError::InvalidCredentials)?;
-        tx.commit().await?;
-        self.tokens
-            .issue(account.id, account.role, epoch, now, &mut OsRandom)
-            .map_err(|e| CoreError::Internal(e.to_string()))
+        Ok((account, fresh))
     }
 
     /// Logs out: ends every session of the caller (every token and cookie issued to them
