@@ -18,6 +18,7 @@ use crate::ca_setup::CaSetup;
 use crate::crl::CrlPublisher;
 use crate::enrollment::{Challenges, EnrollmentRequests};
 use crate::error::CoreError;
+use crate::est::{EstParts, EstService};
 use crate::export::Exports;
 use crate::issuer::Issuer;
 use crate::ocsp::OcspService;
@@ -65,6 +66,9 @@ pub struct AuthoritySettings {
     /// The names of KeyInfra's own TLS certificate (`--tls-names`, the listen address,
     /// localhost): only ADMIN, the operator and the server may get them.
     pub reserved_names: crate::policy::names::ReservedNames,
+    /// Whether an EST CSR must carry the tls-exporter channel binding
+    /// (KEYINFRA_EST_CHANNEL_BINDING=required); without it a binding is checked when sent.
+    pub est_channel_binding_required: bool,
 }
 
 impl AuthoritySettings {
@@ -86,6 +90,7 @@ impl AuthoritySettings {
             ocsp_validity: Duration::hours(1),
             ocsp_cache_entries: crate::ocsp::DEFAULT_CACHE_ENTRIES,
             ocsp_in_certificates: true,
+            est_channel_binding_required: false,
         }
     }
 
@@ -162,6 +167,8 @@ pub struct Authority {
     pub enrollment_requests: Arc<EnrollmentRequests>,
     /// SCEP (RFC 8894): GetCACaps, GetCACert and PKIOperation, issuing through `issuer`.
     pub scep: ScepService,
+    /// EST (RFC 7030): enroll, re-enroll, serverkeygen, csrattrs, issuing through `issuer`.
+    pub est: EstService,
 }
 
 impl Authority {
@@ -217,7 +224,19 @@ impl Authority {
             crls: Arc::clone(&crls),
             renewals: Arc::clone(&renewals),
         });
+        let est = EstService::new(EstParts {
+            settings: Arc::clone(&settings),
+            clock: Arc::clone(&clock),
+            cas: Arc::clone(&cas),
+            issuer: Arc::clone(&issuer),
+            renewals: Arc::clone(&renewals),
+            policies: Arc::clone(&policies),
+            challenges: Arc::clone(&challenges),
+            requests: Arc::clone(&enrollment_requests),
+            exports: Exports::new(Arc::clone(&masters), Arc::clone(&cas), queries.clone()),
+        });
         Self {
+            est,
             renewals,
             revocations: Revocations::new(
                 Arc::clone(&clock),

@@ -190,8 +190,10 @@ impl CaRegistry {
             .map(|ca| ca.id))
     }
 
-    /// The CA an issue signs with. Only an ADMIN (or the operator) may name one; without a
-    /// name, the default issuing CA, which is never a root while an issuing CA exists.
+    /// The CA an issue signs with. Only an ADMIN (or the operator) may name one, and a
+    /// device enrolling through a protocol whose URL names one (EST's CA label, RFC 7030
+    /// 3.2.2), where the owner's policy (`ca_ids`) still decides; without a name, the
+    /// default issuing CA, which is never a root while an issuing CA exists.
     pub(crate) async fn issuing_ca_for(
         &self,
         db: &Database,
@@ -200,7 +202,9 @@ impl CaRegistry {
     ) -> Result<Uuid, CoreError> {
         match requested {
             Some(id) => {
-                by.require_admin()?;
+                if !matches!(by, Principal::Enrollment { .. }) {
+                    by.require_admin()?;
+                }
                 self.check_may_sign_leaves(db, id).await?;
                 Ok(id)
             }

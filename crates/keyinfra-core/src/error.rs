@@ -29,6 +29,10 @@ pub enum CoreError {
     /// A well-formed request that breaks a rule (422).
     #[error("{detail}")]
     Invalid { code: ErrorCode, detail: String },
+    /// The credential presented is recognised but may not do this (403 with its own code):
+    /// a revoked or expired TLS client certificate, one KeyInfra did not issue.
+    #[error("{detail}")]
+    Denied { code: ErrorCode, detail: String },
     /// Wrong username or password (the same answer for both).
     #[error("the username or password is wrong")]
     InvalidCredentials,

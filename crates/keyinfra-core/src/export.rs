@@ -109,6 +109,46 @@ impl Exports {
         Ok(p12)
     }
 
+    /// The private key of a certificate issued with a server-made key, as unencrypted
+    /// PKCS#8 DER, for a channel that delivers it over TLS in the answer to the issue
+    /// itself (EST serverkeygen). Audited as an export (format `pkcs8`), in one
+    /// transaction with the read; the owner or an ADMIN only (row-level security).
+    pub async fn pkcs8_for_delivery(
+        &self,
+        db: &Database,
+        by: &Principal,
+        id: Uuid,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, CoreError> {
+        let mut tx = db.begin(&by.actor()).await?;
+        let cert = certificates::get(&mut tx, id)
+            .await?
+            .ok_or(CoreError::NotFound("certificate"))?;
+        let key_id = cert.private_key_id.ok_or(CoreError::Conflict {
+            code: ErrorCode::NoPrivateKey,
+            detail: "this certificate was issued from a CSR: KeyInfra never held its private key"
+                .into(),
+        })?;
+        let sealed = keyinfra_db::private_keys::get(&mut tx, key_id)
+            .await?
+            .ok_or(CoreError::NotFound("certificate"))?;
+        crate::principal::audit_certificate(
+            &mut tx,
+            by,
+            AuditAction::CertificateExported,
+            id,
+            json!({
+                "format": "pkcs8",
+                "private_key_id": key_id,
+                "serial_number": cert.serial_number,
+            }),
+        )
+        .await?;
+        let key = unseal_record(&self.masters, &sealed)?;
+        let der = key.to_pkcs8_der()?;
+        tx.commit().await?;
+        Ok(der)
+    }
+
     /// PEM of the certificate followed by its CA chain.
     pub async fn pem_chain(
         &self,

@@ -22,6 +22,7 @@ pub mod certificates;
 pub mod crl;
 pub mod dashboard;
 pub mod enrollment;
+pub mod est;
 pub mod export;
 pub mod issuer;
 pub mod issuing_ca;

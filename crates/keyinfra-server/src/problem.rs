@@ -22,8 +22,9 @@ pub struct Problem {
     pub code: ErrorCode,
     #[serde(skip)]
     pub retry_after: Option<Duration>,
+    /// The `WWW-Authenticate` challenge of a 401: Bearer for the API, Basic for EST.
     #[serde(skip)]
-    pub www_authenticate: bool,
+    pub www_authenticate: Option<&'static str>,
 }
 
 impl Problem {
@@ -38,7 +39,7 @@ impl Problem {
             detail: detail.into(),
             code,
             retry_after: None,
-            www_authenticate: false,
+            www_authenticate: None,
         }
     }
 
@@ -67,10 +68,10 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.www_authenticate {
+        if let Some(challenge) = self.www_authenticate {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"keyinfra\""),
+                HeaderValue::from_static(challenge),
             );
         }
         if let Some(after) = self.retry_after {
@@ -162,6 +163,7 @@ impl From<keyinfra_core::CoreError> for Problem {
                 format!("no such {what}"),
             ),
             E::Conflict { code, detail } => Problem::new(StatusCode::CONFLICT, code, detail),
+            E::Denied { code, detail } => Problem::new(StatusCode::FORBIDDEN, code, detail),
             E::Invalid { code, detail } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
             }
@@ -206,7 +208,7 @@ impl From<keyinfra_core::CoreError> for Problem {
 /// 401 with `WWW-Authenticate: Bearer` (RFC 6750).
 pub fn unauthorized(detail: &str) -> Problem {
     let mut problem = Problem::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, detail);
-    problem.www_authenticate = true;
+    problem.www_authenticate = Some("Bearer realm=\"keyinfra\"");
     problem
 }
 

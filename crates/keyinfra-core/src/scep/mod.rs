@@ -842,6 +842,7 @@ fn is_refusal(e: &CoreError) -> bool {
     matches!(
         e,
         CoreError::Forbidden
+            | CoreError::Denied { .. }
             | CoreError::NotFound(_)
             | CoreError::Conflict { .. }
             | CoreError::Invalid { .. }
