@@ -30,8 +30,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+use crate::tls::{TlsServer, TlsSession};
 
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,7 +43,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Listeners {
     /// The whole surface: HTTPS with `tls`, else plain HTTP.
     pub main: TcpListener,
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<Arc<TlsServer>>,
     /// Plain HTTP, the public routes only (CA certificates, CRLs).
     pub public: Option<TcpListener>,
     /// Plain HTTP, `GET /metrics` only and without credentials.
@@ -127,7 +128,8 @@ pub(crate) async fn run(
             accepted = main.accept() => match accepted {
                 Ok((stream, peer)) => match take_slot(&slots, &stream, acceptor.is_some()) {
                     Some(slot) => {
-                        connections.spawn(connection(stream, peer, acceptor.clone(), routers.main.clone(), http.clone(), graceful.watcher(), slot));
+                        let tls = acceptor.as_ref().map(|tls| tls.acceptor());
+                        connections.spawn(connection(stream, peer, tls, routers.main.clone(), http.clone(), graceful.watcher(), slot));
                     }
                     None => drop(stream),
                 },
@@ -230,35 +232,37 @@ fn take_slot(
 }
 
 /// One client connection: the TLS handshake (if any), then HTTP/1.1 until the client or a
-/// shutdown ends it. The peer address reaches handlers as `ConnectInfo` (login throttling).
+/// shutdown ends it. The peer address reaches handlers as `ConnectInfo` (login throttling),
+/// and over TLS the session as [`TlsSession`] (EST) and `OverTls` (the UI's Secure cookie).
 /// `_slot` is its place under the connection cap, given back when it ends.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
     http: hyper::server::conn::http1::Builder,
     watcher: Watcher,
     _slot: tokio::sync::OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
-    let over_tls = tls.is_some();
-    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        if over_tls {
-            // The web UI marks its session cookie Secure.
-            request.extensions_mut().insert(crate::OverTls);
-        }
-        let app = app.clone();
-        async move {
-            let response: Result<Response, Infallible> = app.oneshot(request).await;
-            response
-        }
-    });
+    let service = |session: Option<TlsSession>| {
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(session) = &session {
+                request.extensions_mut().insert(crate::OverTls);
+                request.extensions_mut().insert(session.clone());
+            }
+            let app = app.clone();
+            async move {
+                let response: Result<Response, Infallible> = app.oneshot(request).await;
+                response
+            }
+        })
+    };
     let served = match tls {
         None => {
             watcher
-                .watch(http.serve_connection(TokioIo::new(stream), service))
+                .watch(http.serve_connection(TokioIo::new(stream), service(None)))
                 .await
         }
         Some(acceptor) => {
@@ -274,8 +278,9 @@ async fn connection(
                         return;
                     }
                 };
+            let session = TlsSession::of(stream.get_ref().1);
             watcher
-                .watch(http.serve_connection(TokioIo::new(stream), service))
+                .watch(http.serve_connection(TokioIo::new(stream), service(Some(session))))
                 .await
         }
     };

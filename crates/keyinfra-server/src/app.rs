@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::accept::{self, Limits, Listeners};
 use crate::edge::EdgeSettings;
-use crate::{AppState, observability};
+use crate::{AppState, observability, tls};
 
 /// How often the CRL publisher looks for CRLs due to be re-issued, unless configured.
 pub const DEFAULT_CRL_TICK: Duration = Duration::from_secs(60);
@@ -197,6 +197,10 @@ impl App {
                 edge.scep_per_minute,
                 "scep_operations",
             )),
+            est_limit: Arc::new(keyinfra_core::rate::AddressLimiter::new(
+                edge.est_per_minute,
+                "est_operations",
+            )),
             edge: Arc::new(edge),
             clock: Arc::clone(&clock),
         };
@@ -280,7 +284,21 @@ impl App {
             public: self.public_router(),
             metrics: self.metrics_router(),
         };
-        accept::run(routers, listeners, limits, shutdown)
+        let trust = listeners
+            .tls
+            .clone()
+            .map(|tls| follow_client_cas(tls, self.state.clone()));
+        async move {
+            // Client certificates from our CAs are trusted from the first handshake on.
+            let follower = match trust {
+                Some(follow) => Some(tokio::spawn(follow.await)),
+                None => None,
+            };
+            accept::run(routers, listeners, limits, shutdown).await;
+            if let Some(task) = follower {
+                task.abort();
+            }
+        }
     }
 
     /// Stops the background tasks and waits for them (a running job finishes first).
@@ -297,5 +315,44 @@ impl Drop for App {
     /// sender is merely gone would not do: the scheduler reads the value.)
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// Loads the CAs trusted for TLS client certificates now, and returns the task that
+/// compares them with the database every [`tls::CLIENT_TRUST_REFRESH`] (a CA created by the
+/// CLI or another replica) and rebuilds the TLS configuration when they change.
+async fn follow_client_cas(
+    tls: Arc<tls::TlsServer>,
+    state: AppState,
+) -> impl Future<Output = ()> + Send + 'static {
+    let refresh = move |tls: Arc<tls::TlsServer>, state: AppState| async move {
+        match tls::client_cas(&state.authority, &state.db).await {
+            Ok(cas) => match tls.trust_client_cas(&cas) {
+                Ok(true) => tracing::info!(
+                    cas = cas.len(),
+                    "TLS client certificates: trusting the CAs whose key KeyInfra holds"
+                ),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "cannot rebuild the TLS configuration for client certificates; keeping the previous one"
+                    );
+                }
+            },
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "cannot read the CAs for TLS client certificates; trying again in a minute"
+                );
+            }
+        }
+    };
+    refresh(Arc::clone(&tls), state.clone()).await;
+    async move {
+        loop {
+            tokio::time::sleep(tls::CLIENT_TRUST_REFRESH).await;
+            refresh(Arc::clone(&tls), state.clone()).await;
+        }
     }
 }

@@ -29,14 +29,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use keyinfra_pki::names::SubjectAltName;
+use keyinfra_server::tls::{ServerCertificate, TlsServer, issue_own, keep_renewed};
 use keyinfra_server::{App, Limits, Listeners};
 use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::ca_commands::DEFAULT_PUBLIC_URL;
 use crate::cli::{ListenArgs, TlsMode};
-use crate::tls::{ServerCertificate, issue_own, keep_renewed, own_names, server_config};
+use crate::tls::own_names;
 
 /// The plain-HTTP port: the whole server without TLS, CRLs and CA certificates with it.
 const PLAIN_PORT: u16 = 8080;
@@ -139,6 +139,7 @@ impl Plan {
             metrics_token: metrics_token(args)?,
             body_timeout: args.body_timeout,
             scep_per_minute: (args.scep_rate > 0).then_some(args.scep_rate),
+            est_per_minute: (args.est_rate > 0).then_some(args.est_rate),
         };
         if args
             .metrics_listen
@@ -248,7 +249,7 @@ pub async fn serve(
         None => None,
         Some(TlsSource::Files(key)) => {
             let serving = Arc::new(ServerCertificate::new(Arc::clone(key)));
-            Some(TlsAcceptor::from(server_config(serving)?))
+            Some(Arc::new(TlsServer::new(serving)?))
         }
         Some(TlsSource::Auto(names)) => {
             let own = issue_own(&state.authority, &state.db, names).await?;
@@ -262,7 +263,7 @@ pub async fn serve(
                 own,
                 renewal_stopped,
             )));
-            Some(TlsAcceptor::from(server_config(serving)?))
+            Some(Arc::new(TlsServer::new(serving)?))
         }
     };
 
