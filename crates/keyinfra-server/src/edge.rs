@@ -29,12 +29,19 @@ pub struct EdgeSettings {
     /// evenly); `None`: no limit. Each costs an RSA decryption and signature before the
     /// server knows whether the device holds a challenge.
     pub scep_per_minute: Option<u32>,
+    /// EST requests one client address may send a minute (as a burst, refilled evenly);
+    /// `None`: no limit. Checked before the body is read or a password hashed.
+    pub est_per_minute: Option<u32>,
 }
 
 /// `KEYINFRA_SCEP_RATE`'s default: 5 a second from one address, sustained. A device
 /// enrolling, or strongSwan polling every second, uses a fraction of it; a site of devices
 /// behind one NAT address renewing at once is the case to raise it for.
 pub const DEFAULT_SCEP_PER_MINUTE: u32 = 300;
+
+/// `KEYINFRA_EST_RATE`'s default, SCEP's: EST's enrollments cost a signature and, with a
+/// password, an Argon2id check, before the server knows the client may have anything.
+pub const DEFAULT_EST_PER_MINUTE: u32 = 300;
 
 impl Default for EdgeSettings {
     fn default() -> Self {
@@ -43,6 +50,7 @@ impl Default for EdgeSettings {
             metrics_token: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             scep_per_minute: Some(DEFAULT_SCEP_PER_MINUTE),
+            est_per_minute: Some(DEFAULT_EST_PER_MINUTE),
         }
     }
 }
@@ -57,6 +65,7 @@ impl std::fmt::Debug for EdgeSettings {
             )
             .field("body_timeout", &self.body_timeout)
             .field("scep_per_minute", &self.scep_per_minute)
+            .field("est_per_minute", &self.est_per_minute)
             .finish()
     }
 }

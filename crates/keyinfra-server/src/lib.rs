@@ -25,6 +25,7 @@ pub mod observability;
 mod pagination;
 mod problem;
 mod protocols;
+pub mod tls;
 mod ui;
 
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub edge: Arc<edge::EdgeSettings>,
     /// SCEP PKIOperations per client address (`EdgeSettings::scep_per_minute`).
     pub scep_limit: Arc<keyinfra_core::rate::AddressLimiter>,
+    /// EST requests per client address (`EdgeSettings::est_per_minute`).
+    pub est_limit: Arc<keyinfra_core::rate::AddressLimiter>,
     /// The composition root's clock (the services hold the same one): pages read "now"
     /// from here to show ages and expiries, never from a service's internals.
     pub clock: Arc<dyn keyinfra_core::Clock>,
@@ -123,6 +126,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::jobs::router())
         .merge(api::policies::router())
         .merge(api::enrollment::router())
+        // EST: HTTPS only, so never on the public listener.
+        .merge(protocols::est::router())
         .split_for_parts()
 }
 

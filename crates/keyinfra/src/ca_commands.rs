@@ -95,6 +95,7 @@ pub fn authority_settings(
     }
     settings.ocsp_cache_entries = usize::try_from(args.ocsp_cache_entries).unwrap_or(usize::MAX);
     settings.ocsp_in_certificates = args.ocsp_in_certificates;
+    settings.est_channel_binding_required = args.est_channel_binding == "required";
     if settings.crl_republish_after >= settings.crl_validity {
         anyhow::bail!(
             "KEYINFRA_CRL_REPUBLISH_AFTER must be shorter than KEYINFRA_CRL_VALIDITY, so that a new CRL exists before the old one runs out"

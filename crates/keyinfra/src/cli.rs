@@ -193,6 +193,13 @@ pub struct AuthorityArgs {
           action = clap::ArgAction::Set, global = true)]
     pub ocsp_in_certificates: bool,
 
+    /// EST channel binding (RFC 7030 3.5, RFC 9266): `optional` checks a tls-exporter
+    /// binding a CSR carries; `required` also refuses CSRs without one (TLS 1.3 clients
+    /// that support it only; strongSwan and curl do not).
+    #[arg(long, env = "KEYINFRA_EST_CHANNEL_BINDING", default_value = "optional", global = true,
+          value_parser = ["optional", "required"])]
+    pub est_channel_binding: String,
+
     /// File of master keys (`VERSION:HEX` lines) that seal private keys. Default:
     /// <data-dir>/secrets/master-keys, generated on first start. KEYINFRA_MASTER_KEYS may
     /// hold the same text instead.
@@ -555,6 +562,11 @@ pub struct ListenArgs {
     /// refilled evenly); more get 429 with Retry-After. 0: no limit.
     #[arg(long, env = "KEYINFRA_SCEP_RATE", default_value_t = keyinfra_server::edge::DEFAULT_SCEP_PER_MINUTE)]
     pub scep_rate: u32,
+
+    /// EST requests one client address may send a minute (a burst of that many, refilled
+    /// evenly); more get 429 with Retry-After. 0: no limit.
+    #[arg(long, env = "KEYINFRA_EST_RATE", default_value_t = keyinfra_server::edge::DEFAULT_EST_PER_MINUTE)]
+    pub est_rate: u32,
 
     /// Most client connections open at once, over every listener; more are answered 503
     /// and closed.
