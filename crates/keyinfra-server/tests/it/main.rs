@@ -9,6 +9,7 @@ mod auth;
 mod certificates;
 mod crl;
 mod enrollment;
+mod est;
 mod faults;
 mod group_commit;
 mod hardening;

@@ -149,6 +149,54 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// A server as `serve --tls auto` runs it: the main listener over TLS with a
+    /// certificate for 127.0.0.1 and localhost issued by its own CA (client certificates
+    /// asked for, our CAs trusted), the public listener over plain HTTP. `base` and `http`
+    /// reach the same app on a second, plain listener, the tests' way to call the API
+    /// (reqwest is built without TLS here); `tls_base` is the HTTPS one.
+    pub async fn spawn_tls() -> (Self, TlsEndpoint) {
+        let app = Self::spawn().await;
+        let names = [
+            keyinfra_pki::names::SubjectAltName::Ip([127, 0, 0, 1].into()),
+            keyinfra_pki::names::SubjectAltName::Dns("localhost".into()),
+        ];
+        let own = keyinfra_server::tls::issue_own(&app.state.authority, &app.db, &names)
+            .await
+            .unwrap();
+        let certificate = Arc::new(keyinfra_server::tls::ServerCertificate::new(own.key));
+        let tls = Arc::new(keyinfra_server::tls::TlsServer::new(certificate).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(app._app.serve(
+            Listeners {
+                tls: Some(Arc::clone(&tls)),
+                ..Listeners::plain(listener)
+            },
+            Limits::default(),
+            std::future::pending(),
+        ));
+        let root_pem = app.root_pem().await;
+        let endpoint = TlsEndpoint {
+            base: format!("https://{address}"),
+            address,
+            root_pem,
+            server: tls,
+        };
+        // Connections queue on the bound socket until the trust store for client
+        // certificates is loaded and the first accept runs.
+        (app, endpoint)
+    }
+
+    /// The root CA's certificate, PEM (the first CA, `init`'s root).
+    pub async fn root_pem(&self) -> String {
+        let cas = self.state.authority.cas.list_cas(&self.db).await.unwrap();
+        let root = cas
+            .iter()
+            .find(|c| c.parent_ca_id.is_none())
+            .expect("a root CA");
+        keyinfra_pki::certificate_pem(&root.certificate_der)
+    }
+
     /// Creates a user directly through the use case, as an operator.
     pub async fn user(&self, name: &str, role: UserRole) -> Uuid {
         self.state
@@ -305,5 +353,21 @@ impl TestApp {
                       + (SELECT count(*) FROM revoked_certificates)",
             )
             .await
+    }
+}
+
+/// The HTTPS side of [`TestApp::spawn_tls`].
+pub struct TlsEndpoint {
+    /// `https://127.0.0.1:PORT`
+    pub base: String,
+    pub address: SocketAddr,
+    /// The root CA clients trust (`--cacert`).
+    pub root_pem: String,
+    pub server: Arc<keyinfra_server::tls::TlsServer>,
+}
+
+impl TlsEndpoint {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 }
