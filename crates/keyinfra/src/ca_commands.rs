@@ -181,6 +181,8 @@ pub async fn ca(db: &Database, authority: &Authority, command: CaCommand) -> any
                     ca.not_after.date(),
                     ca.subject_dn
                 ));
+                // The CA's label in EST URLs (/.well-known/est/{label}/...).
+                out(format!("    short name: {}", ca.short_name));
                 if let Ok(Some(c)) = NameConstraints::from_certificate(&ca.certificate_der) {
                     out(format!("    name constraints: {c}"));
                 }

@@ -34,6 +34,9 @@ pub fn public_router() -> OpenApiRouter<AppState> {
 pub struct CertificateAuthority {
     pub id: Uuid,
     pub name: String,
+    /// Unique, lower-case letters, digits and hyphens: the CA's label in EST URLs
+    /// (`/.well-known/est/{short_name}/...`), made from the name.
+    pub short_name: String,
     pub subject: String,
     pub not_before: String,
     pub not_after: String,
@@ -45,6 +48,7 @@ impl From<AuthorityRecord> for CertificateAuthority {
         Self {
             id: ca.id,
             name: ca.name,
+            short_name: ca.short_name,
             subject: ca.subject_dn,
             not_before: timestamp(ca.not_before),
             not_after: timestamp(ca.not_after),

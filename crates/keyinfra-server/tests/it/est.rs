@@ -545,6 +545,14 @@ async fn csrattrs_follow_the_policy_and_labels_pick_the_ca() {
         .await
         .unwrap();
     assert_eq!(issuing.short_name, "branch-office-ca");
+    let (_, listed) = app.get("/api/v1/cas", &admin).await;
+    let shown: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["short_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, [root.short_name.as_str(), "branch-office-ca"]);
     assert_ne!(root.short_name, issuing.short_name);
     let (ok, answer) = curl(&tls, &dir, "/.well-known/est/cacerts", &[]).await;
     assert!(ok && answer.status == 200);

@@ -82,6 +82,12 @@ async fn an_operator_runs_the_whole_lifecycle_from_the_cli() {
     assert!(cli.fails(&["init"]).contains("a CA already exists"));
     let cas = cli.ok(&["ca", "list"]);
     assert_eq!(cas.matches("signs").count(), 2, "{cas}");
+    // Short names, EST's CA labels, made from the names (migration 0024).
+    assert_eq!(cas.matches("    short name: ").count(), 2, "{cas}");
+    assert!(
+        cas.contains("    short name: root\n") && cas.contains("    short name: issuing\n"),
+        "{cas}"
+    );
 
     assert!(
         cli.fails(&["cert", "issue", "--subject", "XX=1"])
