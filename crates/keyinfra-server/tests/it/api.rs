@@ -91,6 +91,8 @@ async fn the_openapi_document_parses_and_lists_every_route() {
     assert_eq!(
         listed,
         [
+            "/.well-known/est/{label}/{operation}",
+            "/.well-known/est/{operation}",
             "/api/v1/alerts",
             "/api/v1/audit",
             "/api/v1/auth/login",
@@ -142,7 +144,9 @@ async fn the_openapi_document_parses_and_lists_every_route() {
             let concrete = path
                 .replace("{id}", &uuid::Uuid::new_v4().to_string())
                 .replace("{file}", &format!("{}.pem", uuid::Uuid::new_v4()))
-                .replace("{name}", "stats-refresh");
+                .replace("{name}", "stats-refresh")
+                .replace("{label}", "root")
+                .replace("{operation}", "cacerts");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = app
                 .http
@@ -162,7 +166,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 48);
+    assert_eq!(operations, 52);
     // The routes the server has but the document does not describe are only the document
     // itself and /metrics (Prometheus text, not JSON).
     assert_eq!(
