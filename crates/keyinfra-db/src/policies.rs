@@ -28,6 +28,8 @@ pub struct PolicyRecord {
     pub max_validity_days: i32,
     pub quota: Option<i32>,
     pub ca_ids: Vec<Uuid>,
+    /// A device's renewal (EST simplereenroll) may change the names (migration 0025).
+    pub renewal_name_changes: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -50,6 +52,7 @@ pub struct PolicyRow<'a> {
     pub max_validity_days: i32,
     pub quota: Option<i32>,
     pub ca_ids: &'a [Uuid],
+    pub renewal_name_changes: bool,
 }
 
 /// Inserts a policy; a taken name fails with
@@ -61,8 +64,8 @@ pub async fn insert(tx: &mut Tx, row: &PolicyRow<'_>, if_absent: bool) -> Result
         r#"INSERT INTO issuance_policies
                (id, name, description, allowed_dns, denied_dns, allowed_ips, allowed_emails,
                 allowed_uris, subject_rules, profiles, key_algorithms, min_rsa_bits,
-                max_validity_days, quota, ca_ids)
-           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+                max_validity_days, quota, ca_ids, renewal_name_changes)
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17
            WHERE NOT $16::boolean
               OR NOT EXISTS (SELECT 1 FROM issuance_policies WHERE id = $1)
            ON CONFLICT (id) DO NOTHING"#,
@@ -82,6 +85,7 @@ pub async fn insert(tx: &mut Tx, row: &PolicyRow<'_>, if_absent: bool) -> Result
         row.quota,
         row.ca_ids,
         if_absent,
+        row.renewal_name_changes,
     )
     .execute(tx.conn())
     .await?;
@@ -100,7 +104,8 @@ pub async fn update(tx: &mut Tx, row: &PolicyRow<'_>) -> Result<bool, DbError> {
                name = $2, description = $3, allowed_dns = $4, denied_dns = $5,
                allowed_ips = $6, allowed_emails = $7, allowed_uris = $8, subject_rules = $9,
                profiles = $10, key_algorithms = $11, min_rsa_bits = $12,
-               max_validity_days = $13, quota = $14, ca_ids = $15, updated_at = now()
+               max_validity_days = $13, quota = $14, ca_ids = $15,
+               renewal_name_changes = $16, updated_at = now()
            WHERE id = $1"#,
         row.id,
         row.name,
@@ -117,6 +122,7 @@ pub async fn update(tx: &mut Tx, row: &PolicyRow<'_>) -> Result<bool, DbError> {
         row.max_validity_days,
         row.quota,
         row.ca_ids,
+        row.renewal_name_changes,
     )
     .execute(tx.conn())
     .await?;
@@ -129,7 +135,7 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<PolicyRecord>, DbError>
         PolicyRecord,
         r#"SELECT id, name, description, allowed_dns, denied_dns, allowed_ips, allowed_emails,
                   allowed_uris, subject_rules, profiles, key_algorithms, min_rsa_bits,
-                  max_validity_days, quota, ca_ids, created_at, updated_at
+                  max_validity_days, quota, ca_ids, renewal_name_changes, created_at, updated_at
            FROM issuance_policies WHERE id = $1"#,
         id
     )
@@ -146,7 +152,7 @@ pub async fn for_user(tx: &mut Tx, user_id: Uuid) -> Result<Option<PolicyRecord>
         r#"SELECT p.id, p.name, p.description, p.allowed_dns, p.denied_dns, p.allowed_ips,
                   p.allowed_emails, p.allowed_uris, p.subject_rules, p.profiles,
                   p.key_algorithms, p.min_rsa_bits, p.max_validity_days, p.quota, p.ca_ids,
-                  p.created_at, p.updated_at
+                  p.renewal_name_changes, p.created_at, p.updated_at
            FROM users u
            JOIN issuance_policies p ON p.id = coalesce(u.policy_id, $2)
            WHERE u.id = $1"#,
@@ -164,7 +170,7 @@ pub async fn list(tx: &mut Tx) -> Result<Vec<PolicyRecord>, DbError> {
         PolicyRecord,
         r#"SELECT id, name, description, allowed_dns, denied_dns, allowed_ips, allowed_emails,
                   allowed_uris, subject_rules, profiles, key_algorithms, min_rsa_bits,
-                  max_validity_days, quota, ca_ids, created_at, updated_at
+                  max_validity_days, quota, ca_ids, renewal_name_changes, created_at, updated_at
            FROM issuance_policies ORDER BY name, id LIMIT 1000"#
     )
     .fetch_all(tx.conn())

@@ -40,6 +40,11 @@ pub struct Policy {
     pub quota: Option<u32>,
     /// CAs that may sign under this policy; empty: any issuing CA.
     pub ca_ids: Vec<Uuid>,
+    /// Whether a device renewing its own certificate (EST simplereenroll) may ask for other
+    /// names than it has; the new names still pass the rules above. Default false: a
+    /// certificate renews only its own names.
+    #[serde(default)]
+    pub renewal_name_changes: bool,
 }
 
 /// A create or an update: every field optional. On create, an omitted field takes the
@@ -63,6 +68,7 @@ pub struct PolicyChanges {
     #[serde(default, deserialize_with = "present_or_null")]
     pub quota: Option<Option<u32>>,
     pub ca_ids: Option<Vec<Uuid>>,
+    pub renewal_name_changes: Option<bool>,
 }
 
 impl PolicyChanges {
@@ -124,6 +130,7 @@ impl Policy {
                 .unwrap_or(825),
             quota: None,
             ca_ids: Vec::new(),
+            renewal_name_changes: false,
         }
     }
 
@@ -144,6 +151,7 @@ impl Policy {
             max_validity_days,
             quota,
             ca_ids,
+            renewal_name_changes,
         } = changes;
         Policy {
             id: self.id,
@@ -161,6 +169,7 @@ impl Policy {
             max_validity_days: max_validity_days.unwrap_or(self.max_validity_days),
             quota: quota.unwrap_or(self.quota),
             ca_ids: ca_ids.unwrap_or_else(|| self.ca_ids.clone()),
+            renewal_name_changes: renewal_name_changes.unwrap_or(self.renewal_name_changes),
         }
     }
 
@@ -286,6 +295,7 @@ impl Policy {
                 .transpose()
                 .map_err(|_| broken("quota"))?,
             ca_ids: record.ca_ids,
+            renewal_name_changes: record.renewal_name_changes,
         })
     }
 
@@ -308,6 +318,7 @@ impl Policy {
             max_validity_days: i32::try_from(self.max_validity_days).unwrap_or(i32::MAX),
             quota: self.quota.map(|q| i32::try_from(q).unwrap_or(i32::MAX)),
             ca_ids: &self.ca_ids,
+            renewal_name_changes: self.renewal_name_changes,
         }
     }
 }

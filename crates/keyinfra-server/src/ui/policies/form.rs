@@ -56,6 +56,7 @@ pub(super) struct Draft {
     /// Empty: the server's default quota.
     pub(super) quota: String,
     pub(super) ca_ids: Vec<String>,
+    pub(super) renewal_name_changes: bool,
 }
 
 impl Draft {
@@ -82,6 +83,7 @@ impl Draft {
             max_validity_days: policy.max_validity_days.to_string(),
             quota: policy.quota.map(|q| q.to_string()).unwrap_or_default(),
             ca_ids: policy.ca_ids.iter().map(Uuid::to_string).collect(),
+            renewal_name_changes: policy.renewal_name_changes,
         }
     }
 
@@ -102,6 +104,8 @@ impl Draft {
             max_validity_days: form.one("max_validity_days").to_owned(),
             quota: form.one("quota").to_owned(),
             ca_ids: form.all("ca_id"),
+            // A checkbox: present when ticked.
+            renewal_name_changes: form.one("renewal_name_changes") == "on",
         }
     }
 
@@ -152,6 +156,7 @@ impl Draft {
             )?),
             quota: Some(quota),
             ca_ids: Some(ca_ids),
+            renewal_name_changes: Some(self.renewal_name_changes),
         })
     }
 }
@@ -359,6 +364,11 @@ mod tests {
         assert_eq!(changes.max_validity_days, Some(90));
         assert_eq!(changes.quota, Some(None), "empty: the server's quota");
         assert_eq!(changes.ca_ids, Some(Vec::new()), "none ticked: any CA");
+        assert_eq!(changes.renewal_name_changes, Some(false), "unticked");
+        let mut ticked = form.0.clone();
+        ticked.push(("renewal_name_changes".into(), "on".into()));
+        let changes = Draft::from_form(&FormPairs(ticked)).changes().unwrap();
+        assert_eq!(changes.renewal_name_changes, Some(true));
     }
 
     #[test]

@@ -1,0 +1,1 @@
+ALTER TABLE issuance_policies DROP COLUMN renewal_name_changes;
