@@ -70,7 +70,8 @@ impl Renewals {
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CertificateRecord, CoreError> {
         by.require_admin()?;
-        self.renew_with(db, by, id, request, None, rng).await
+        self.renew_with(db, by, id, request, DeviceRequest::default(), rng)
+            .await
     }
 
     /// A device renews its own certificate through an enrollment protocol (SCEP's
@@ -91,8 +92,36 @@ impl Renewals {
             rekey: false,
             revoke_previous: false,
         };
-        self.renew_with(db, by, id, request, Some(public_key), rng)
-            .await
+        let device = DeviceRequest {
+            public_key: Some(public_key),
+            names: None,
+        };
+        self.renew_with(db, by, id, request, device, rng).await
+    }
+
+    /// As [`Self::renew_for_device`], with other names than the certificate has: for an
+    /// owner whose policy allows name changes on renewal (`renewal_name_changes`, which
+    /// the caller checked). The new names pass the owner's policy like any request's,
+    /// KeyInfra's own reserved names included.
+    pub async fn renew_for_device_with_names(
+        &self,
+        db: &Database,
+        by: &Principal,
+        id: Uuid,
+        public_key: &[u8],
+        names: (DistinguishedName, Vec<SubjectAltName>),
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<CertificateRecord, CoreError> {
+        let request = RenewRequest {
+            validity_days: None,
+            rekey: false,
+            revoke_previous: false,
+        };
+        let device = DeviceRequest {
+            public_key: Some(public_key),
+            names: Some(names),
+        };
+        self.renew_with(db, by, id, request, device, rng).await
     }
 
     async fn renew_with(
@@ -101,9 +130,13 @@ impl Renewals {
         by: &Principal,
         id: Uuid,
         request: RenewRequest,
-        new_public_key: Option<&[u8]>,
+        device: DeviceRequest<'_>,
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CertificateRecord, CoreError> {
+        let DeviceRequest {
+            public_key: new_public_key,
+            names: new_names,
+        } = device;
         self.issuer.writes.take(by, self.issuer.clock.now())?;
         let previous = self.queries.get(db, by, id).await?;
         if previous.status != CertificateStatus::Active {
@@ -119,13 +152,19 @@ impl Renewals {
         let validity = self.issuer.validity(&profile, request.validity_days)?;
         // Issued under older rules, the names or the key may break today's: not renewed
         // (409), rather than re-signed or failed as the server's fault.
-        let subject = DistinguishedName::parse(&previous.subject_dn).map_err(not_renewable)?;
-        let sans = previous
-            .subject_alt_names
-            .iter()
-            .map(|s| SubjectAltName::parse(s))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(not_renewable)?;
+        let changes_names = new_names.is_some();
+        let (subject, sans) = match new_names {
+            Some(names) => names,
+            None => (
+                DistinguishedName::parse(&previous.subject_dn).map_err(not_renewable)?,
+                previous
+                    .subject_alt_names
+                    .iter()
+                    .map(|s| SubjectAltName::parse(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(not_renewable)?,
+            ),
+        };
         self.issuer
             .cas
             .check_may_sign_leaves(db, previous.ca_id)
@@ -163,10 +202,17 @@ impl Renewals {
                     validity_days: u32::try_from(validity.whole_days()).unwrap_or(u32::MAX),
                     ca_id: previous.ca_id,
                 },
-                // Only an ADMIN renews: the server's own names are not refused.
-                None,
+                // The same names: an ADMIN's renewal, or a device's of names it was given.
+                // New names from a device: refused like any USER's request.
+                (changes_names && !by.is_admin()).then_some(&self.issuer.settings.reserved_names),
             )
-            .map_err(no_longer_allowed)?;
+            .map_err(|e| {
+                if changes_names {
+                    e
+                } else {
+                    no_longer_allowed(e)
+                }
+            })?;
         if checked != subject {
             return Err(no_longer_allowed(CoreError::invalid(
                 ErrorCode::SubjectNotAllowed,
@@ -199,8 +245,17 @@ impl Renewals {
             id: cert_id,
             ca_id: previous.ca_id,
             owner_id: previous.owner_id,
-            subject_dn: previous.subject_dn.clone(),
-            subject_alt_names: previous.subject_alt_names.clone(),
+            // The signed names: a device's renewal may have changed them.
+            subject_dn: if changes_names {
+                subject.to_string()
+            } else {
+                previous.subject_dn.clone()
+            },
+            subject_alt_names: if changes_names {
+                sans.iter().map(SubjectAltName::to_tagged).collect()
+            } else {
+                previous.subject_alt_names.clone()
+            },
             not_before,
             not_after,
             key_algorithm: algorithm,
@@ -255,6 +310,14 @@ impl Renewals {
 
 /// A renewal the owner's current policy refuses: the same code as the refusal, and a
 /// detail that says the policy changed since the certificate was issued.
+/// What a device's renewal brings of its own: the key of its new CSR, and (where the
+/// policy allows it) other names. An ADMIN's renewal brings neither.
+#[derive(Default)]
+struct DeviceRequest<'a> {
+    public_key: Option<&'a [u8]>,
+    names: Option<(DistinguishedName, Vec<SubjectAltName>)>,
+}
+
 fn no_longer_allowed(e: CoreError) -> CoreError {
     match e {
         CoreError::Invalid { code, detail } => CoreError::Invalid {

@@ -320,16 +320,40 @@ impl EstService {
             }
         };
         let csr = self.checked_csr(csr_der, tls)?;
-        same_names(&csr, &current)?;
         let principal = Principal::Enrollment {
             channel: EnrollmentChannel::Est,
             owner,
         };
-        let record = self
-            .parts
-            .renewals
-            .renew_for_device(db, &principal, current.id, &csr.public_key_der, rng)
-            .await?;
+        let renewals = &self.parts.renewals;
+        let record = match asked_names(&csr, &current)? {
+            None => {
+                renewals
+                    .renew_for_device(db, &principal, current.id, &csr.public_key_der, rng)
+                    .await?
+            }
+            Some(names) => {
+                let policy = self.parts.policies.for_owner(db, Some(owner)).await?;
+                if !policy.policy.renewal_name_changes {
+                    return Err(CoreError::invalid(
+                        ErrorCode::NamesChanged,
+                        format!(
+                            "the CSR asks for other names than the certificate it renews, and policy {:?} keeps a certificate's names on renewal (renewal_name_changes); enroll anew for new names",
+                            policy.policy.name
+                        ),
+                    ));
+                }
+                renewals
+                    .renew_for_device_with_names(
+                        db,
+                        &principal,
+                        current.id,
+                        &csr.public_key_der,
+                        names,
+                        rng,
+                    )
+                    .await?
+            }
+        };
         tracing::info!(certificate_id = %record.id, renewed_from = %current.id, "EST re-enrollment renewed a certificate");
         Ok(record)
     }
@@ -546,26 +570,24 @@ pub fn check_binding(
     }
 }
 
-/// A reenroll keeps the certificate's names: the CSR must ask for the same subject and
-/// the same set of SANs. Compared as parsed names, not bytes: clients re-encode strings.
-fn same_names(csr: &ParsedCsr, current: &CertificateRecord) -> Result<(), CoreError> {
-    let changed = |what: &str| {
-        Err(CoreError::invalid(
-            ErrorCode::NamesChanged,
-            format!(
-                "the CSR asks for another {what} than the certificate it renews; re-enrollment keeps the names (enroll anew for new ones)"
-            ),
-        ))
-    };
-    let current_subject = DistinguishedName::parse(&current.subject_dn).map(|d| d.to_string());
-    match (&csr.subject, current_subject) {
-        (Ok(asked), Ok(had)) if asked.to_string() == had => {}
-        _ => return changed("subject"),
-    }
-    let mut asked: Vec<String> = match &csr.sans {
-        Ok(sans) => sans.iter().map(SubjectAltName::to_tagged).collect(),
-        Err(_) => return changed("set of names"),
-    };
+/// The names a reenroll's CSR asks for when they differ from the certificate's (`None`:
+/// the same subject and the same set of SANs). Compared as parsed names, not bytes:
+/// clients re-encode strings. A CSR whose names do not parse is refused.
+fn asked_names(
+    csr: &ParsedCsr,
+    current: &CertificateRecord,
+) -> Result<Option<(DistinguishedName, Vec<SubjectAltName>)>, CoreError> {
+    let subject = csr
+        .subject
+        .clone()
+        .map_err(|e| CoreError::invalid(ErrorCode::InvalidSubject, e.to_string()))?;
+    let sans = csr
+        .sans
+        .clone()
+        .map_err(|e| CoreError::invalid(ErrorCode::InvalidSan, e.to_string()))?;
+    let same_subject = DistinguishedName::parse(&current.subject_dn)
+        .is_ok_and(|had| had.to_string() == subject.to_string());
+    let mut asked: Vec<String> = sans.iter().map(SubjectAltName::to_tagged).collect();
     let mut had: Vec<String> = current
         .subject_alt_names
         .iter()
@@ -574,10 +596,7 @@ fn same_names(csr: &ParsedCsr, current: &CertificateRecord) -> Result<(), CoreEr
         .collect();
     asked.sort();
     had.sort();
-    if asked != had {
-        return changed("set of names");
-    }
-    Ok(())
+    Ok((!same_subject || asked != had).then_some((subject, sans)))
 }
 
 /// What names a held EST request for polling: the CSR's key and the challenge secret

@@ -368,6 +368,79 @@ async fn curl_enrolls_reenrolls_and_gets_a_server_made_key() {
     assert_eq!(answer.json()["code"], "names_changed");
     assert_eq!(app.written_rows().await, before);
 
+    // Unless the owner's policy allows name changes on renewal: then the new names (which
+    // still pass its rules) replace the old in the renewal.
+    app.user("root", UserRole::Admin).await;
+    let admin = app.token("root").await;
+    let (status, policy) = app
+        .send(
+            Method::POST,
+            "/api/v1/policies",
+            &admin,
+            json!({ "name": "renames", "renewal_name_changes": true }),
+        )
+        .await;
+    assert_eq!(status, 201, "{policy}");
+    assert_eq!(policy["renewal_name_changes"], true);
+    let alice_id = app.get("/api/v1/users/me", &token).await.1["id"].clone();
+    let (status, patched) = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", alice_id.as_str().unwrap()),
+            &admin,
+            json!({ "policy_id": policy["id"] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    let (ok, answer) = curl(
+        &tls,
+        &dir,
+        "/.well-known/est/simplereenroll",
+        &[
+            "--cert",
+            &issued[1],
+            "--key",
+            &dir.path("dev1.key"),
+            "-H",
+            "Content-Type: application/pkcs10",
+            "--data-binary",
+            &body,
+        ],
+    )
+    .await;
+    assert!(
+        ok && answer.status == 200,
+        "{} {}",
+        answer.status,
+        answer.text()
+    );
+    let renamed = dir.write("renamed.pem", certificates_of(&dir, &answer.body));
+    let names = openssl_ok(&[
+        "x509",
+        "-in",
+        &renamed,
+        "-noout",
+        "-subject",
+        "-ext",
+        "subjectAltName",
+    ]);
+    assert!(
+        names.contains("CN = other.example.net") && names.contains("DNS:other.example.net"),
+        "{names}"
+    );
+    let listed = certificates(&app, &token).await;
+    let renewal = listed
+        .iter()
+        .find(|c| c["subject"] == "CN=other.example.net")
+        .unwrap_or_else(|| {
+            let subjects: Vec<_> = listed
+                .iter()
+                .map(|c| (&c["subject"], &c["status"], &c["version"]))
+                .collect();
+            panic!("{subjects:?}")
+        });
+    assert_eq!(renewal["version"], 2, "{renewal}");
+
     // serverkeygen: the key in the answer is the certificate's, and it is stored sealed,
     // so a PKCS#12 export works later.
     let (_, csr) = openssl_csr(&dir, "gen", "gen.example.net");
@@ -944,6 +1017,34 @@ async fn refusals_are_4xx_and_issue_nothing() {
         .unwrap();
     assert_eq!(plain.status(), 403);
     assert_eq!(app.written_rows().await, before_reenroll);
+
+    // /metrics counts EST operations by outcome (the recorder is shared by the tests of
+    // this process, so the counts are at least this test's).
+    app.user("ops", UserRole::Admin).await;
+    let ops = app.token("ops").await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth(&ops)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |operation: &str, outcome: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("keyinfra_est_operations_total{"))
+            .filter(|l| l.contains(&format!("operation=\"{operation}\"")))
+            .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(count("simpleenroll", "ok") >= 1.0, "{metrics}");
+    assert!(count("simpleenroll", "unauthenticated") >= 3.0);
+    assert!(count("simpleenroll", "refused") >= 4.0);
+    assert!(count("simplereenroll", "forbidden") >= 2.0);
 }
 
 /// strongSwan's `pki --estca` and `pki --est`: enroll with a password and with a
