@@ -243,14 +243,16 @@ pub async fn withdraw(tx: &mut Tx, id: Uuid, now: OffsetDateTime) -> Result<Opti
 /// unwithdrawn, unexpired at `now` and its owner enabled, and returns its terms; else
 /// `None`. Works under any identity (a definer function).
 ///
-/// The transaction commits without waiting for its WAL flush (`synchronous_commit` off
-/// for it alone): the claim is visible to every other transaction at once, so no second
-/// claim can win, and the certificate it leads to commits synchronously later in the
-/// same WAL, which flushes the claim first. A crash in between loses only a claim that
-/// produced nothing, and the device may use the challenge again. This saves an fsync on
-/// every SCEP and EST enrollment.
+/// One statement in a transaction of its own (one round trip: a device is nobody, so no
+/// identity is set, and the definer function is all it may do), committed without
+/// waiting for its WAL flush (`synchronous_commit` off for it alone): the claim is
+/// visible to every other transaction at once, so no second claim can win, and the
+/// certificate it leads to commits synchronously later in the same WAL, which flushes
+/// the claim first. A crash in between loses only a claim that produced nothing, and the
+/// device may use the challenge again. This saves two round trips and an fsync on every
+/// SCEP and EST enrollment.
 pub async fn claim(
-    tx: &mut Tx,
+    db: &crate::Database,
     secret_hash: &[u8],
     now: OffsetDateTime,
 ) -> Result<Option<ClaimedChallenge>, DbError> {
@@ -263,7 +265,7 @@ pub async fn claim(
         secret_hash,
         now
     )
-    .fetch_optional(tx.conn())
+    .fetch_optional(&mut *db.acquire().await?)
     .await?;
     Ok(row)
 }
@@ -280,11 +282,12 @@ pub async fn release(tx: &mut Tx, id: Uuid) -> Result<bool, DbError> {
 }
 
 /// Records the certificate a claimed challenge produced: true if the challenge was used,
-/// had none yet, and the certificate is its owner's. Committed without waiting for the
-/// WAL flush (see [`claim`]): the certificate is already durable, and a crash can lose only
-/// this link, leaving the challenge used without it.
+/// had none yet, and the certificate is its owner's. One statement in a transaction of
+/// its own, committed without waiting for the WAL flush (see [`claim`]): the certificate
+/// is already durable, and a crash can lose only this link, leaving the challenge used
+/// without it.
 pub async fn record_certificate(
-    tx: &mut Tx,
+    db: &crate::Database,
     id: Uuid,
     certificate_id: Uuid,
 ) -> Result<bool, DbError> {
@@ -294,7 +297,7 @@ pub async fn record_certificate(
         id,
         certificate_id
     )
-    .fetch_one(tx.conn())
+    .fetch_one(&mut *db.acquire().await?)
     .await?
     .recorded;
     Ok(recorded)

@@ -384,9 +384,10 @@ impl Challenges {
     /// (the device gets the same answer for all). Claiming is atomic: of two requests with
     /// the same secret one wins.
     ///
-    /// Runs as [`Actor::Anonymous`]: the device is nobody yet, and an anonymous transaction
-    /// sees no per-user row, so all it can do is what the definer function does with the
-    /// secret (SYSTEM would open every row to a request that has proven nothing).
+    /// Runs with no identity, as [`Actor::Anonymous`] would (one statement, one round
+    /// trip): the device is nobody yet, and an anonymous statement sees no per-user row, so
+    /// all it can do is what the definer function does with the secret (SYSTEM would open
+    /// every row to a request that has proven nothing).
     pub async fn claim(
         &self,
         db: &Database,
@@ -395,9 +396,7 @@ impl Challenges {
         let Some(hash) = secret_hash(secret) else {
             return Ok(None);
         };
-        let mut tx = db.begin(&Actor::Anonymous).await?;
-        let claimed = store::claim(&mut tx, &hash, self.clock.now()).await?;
-        tx.commit().await?;
+        let claimed = store::claim(db, &hash, self.clock.now()).await?;
         claimed.map(grant).transpose()
     }
 
@@ -421,9 +420,7 @@ impl Challenges {
         challenge_id: Uuid,
         certificate_id: Uuid,
     ) -> Result<bool, CoreError> {
-        let mut tx = db.begin(&Actor::Anonymous).await?;
-        let recorded = store::record_certificate(&mut tx, challenge_id, certificate_id).await?;
-        tx.commit().await?;
+        let recorded = store::record_certificate(db, challenge_id, certificate_id).await?;
         Ok(recorded)
     }
 }
