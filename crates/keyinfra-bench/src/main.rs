@@ -12,6 +12,7 @@
 mod backup;
 mod boot;
 mod crl;
+mod est;
 mod ocsp;
 mod scep;
 
@@ -151,6 +152,22 @@ enum Bench {
         #[arg(long)]
         peer_challenge: Option<String>,
     },
+    /// EST simpleenroll over keep-alive TLS against REST issuance from CSRs.
+    Est {
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+            hide_env_values = true
+        )]
+        database_url: String,
+        /// Certificates per path at each concurrency (each EST one with its own challenge).
+        #[arg(long, default_value_t = 1000)]
+        enrollments: usize,
+        /// Concurrent clients (keep-alive TLS connections), one measurement each.
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        concurrency: Vec<usize>,
+    },
     /// `backup create`, `verify` and `restore` over certificates with sealed keys.
     Backup {
         #[arg(
@@ -223,6 +240,18 @@ async fn main() -> anyhow::Result<()> {
                 concurrency,
                 device_keys,
                 peer: peer_url.zip(peer_challenge),
+            })
+            .await;
+        }
+        Bench::Est {
+            database_url,
+            enrollments,
+            concurrency,
+        } => {
+            return est::run(&est::EstConfig {
+                server_url: database_url,
+                enrollments,
+                concurrency,
             })
             .await;
         }
