@@ -177,6 +177,7 @@ pub async fn run(config: &EstConfig) -> anyhow::Result<()> {
             });
         }
         for (label, requests) in [("EST simpleenroll", est), ("REST CSR", rest)] {
+            eprintln!("concurrency {concurrency}: timing {label} ...");
             let (row, failed) = measure(&client, address, requests, concurrency).await?;
             println!("| {label} | {row}");
             if failed > 0 {
