@@ -48,26 +48,7 @@ impl Exports {
         pin.allows(compat)
             .map_err(|e| CoreError::invalid(ErrorCode::InvalidPin, e.to_string()))?;
         let mut tx = db.begin(&by.actor()).await?;
-        let cert = certificates::get(&mut tx, id)
-            .await?
-            .ok_or(CoreError::NotFound("certificate"))?;
-        // A revoked certificate's key is not handed out again, to anyone: it may be the
-        // compromised key the revocation was for, and a device given it would present a
-        // certificate every relying party refuses.
-        if cert.status == CertificateStatus::Revoked {
-            return Err(CoreError::Conflict {
-                code: ErrorCode::CertificateRevoked,
-                detail: "the certificate is revoked; its private key is no longer exported".into(),
-            });
-        }
-        let key_id = cert.private_key_id.ok_or(CoreError::Conflict {
-            code: ErrorCode::NoPrivateKey,
-            detail: "this certificate was issued from a CSR: KeyInfra never held its private key"
-                .into(),
-        })?;
-        let sealed = keyinfra_db::private_keys::get(&mut tx, key_id)
-            .await?
-            .ok_or(CoreError::NotFound("certificate"))?;
+        let (cert, key_id, sealed) = exportable_key(&mut tx, id).await?;
         crate::principal::audit_certificate(
             &mut tx,
             by,
@@ -120,17 +101,7 @@ impl Exports {
         id: Uuid,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, CoreError> {
         let mut tx = db.begin(&by.actor()).await?;
-        let cert = certificates::get(&mut tx, id)
-            .await?
-            .ok_or(CoreError::NotFound("certificate"))?;
-        let key_id = cert.private_key_id.ok_or(CoreError::Conflict {
-            code: ErrorCode::NoPrivateKey,
-            detail: "this certificate was issued from a CSR: KeyInfra never held its private key"
-                .into(),
-        })?;
-        let sealed = keyinfra_db::private_keys::get(&mut tx, key_id)
-            .await?
-            .ok_or(CoreError::NotFound("certificate"))?;
+        let (cert, key_id, sealed) = exportable_key(&mut tx, id).await?;
         crate::principal::audit_certificate(
             &mut tx,
             by,
@@ -164,4 +135,40 @@ impl Exports {
         }
         Ok(text)
     }
+}
+
+/// The certificate `id` (as `tx`'s identity sees it) and its stored sealed key, if that
+/// key may be handed out: KeyInfra made it (not a CSR's), and the certificate is not
+/// revoked. A revoked certificate's key is not handed out again, to anyone: it may be the
+/// compromised key the revocation was for, and a device given it would present a
+/// certificate every relying party refuses.
+async fn exportable_key(
+    tx: &mut keyinfra_db::Tx,
+    id: Uuid,
+) -> Result<
+    (
+        certificates::CertificateRecord,
+        Uuid,
+        keyinfra_db::private_keys::SealedKeyRecord,
+    ),
+    CoreError,
+> {
+    let cert = certificates::get(tx, id)
+        .await?
+        .ok_or(CoreError::NotFound("certificate"))?;
+    if cert.status == CertificateStatus::Revoked {
+        return Err(CoreError::Conflict {
+            code: ErrorCode::CertificateRevoked,
+            detail: "the certificate is revoked; its private key is no longer exported".into(),
+        });
+    }
+    let key_id = cert.private_key_id.ok_or(CoreError::Conflict {
+        code: ErrorCode::NoPrivateKey,
+        detail: "this certificate was issued from a CSR: KeyInfra never held its private key"
+            .into(),
+    })?;
+    let sealed = keyinfra_db::private_keys::get(tx, key_id)
+        .await?
+        .ok_or(CoreError::NotFound("certificate"))?;
+    Ok((cert, key_id, sealed))
 }
