@@ -87,16 +87,12 @@ impl Renewals {
         public_key: &[u8],
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CertificateRecord, CoreError> {
-        let request = RenewRequest {
-            validity_days: None,
-            rekey: false,
-            revoke_previous: false,
-        };
         let device = DeviceRequest {
             public_key: Some(public_key),
             names: None,
         };
-        self.renew_with(db, by, id, request, device, rng).await
+        self.renew_with(db, by, id, DEVICE_RENEWAL, device, rng)
+            .await
     }
 
     /// As [`Self::renew_for_device`], with other names than the certificate has: for an
@@ -112,16 +108,12 @@ impl Renewals {
         names: (DistinguishedName, Vec<SubjectAltName>),
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CertificateRecord, CoreError> {
-        let request = RenewRequest {
-            validity_days: None,
-            rekey: false,
-            revoke_previous: false,
-        };
         let device = DeviceRequest {
             public_key: Some(public_key),
             names: Some(names),
         };
-        self.renew_with(db, by, id, request, device, rng).await
+        self.renew_with(db, by, id, DEVICE_RENEWAL, device, rng)
+            .await
     }
 
     async fn renew_with(
@@ -310,6 +302,14 @@ impl Renewals {
 
 /// A renewal the owner's current policy refuses: the same code as the refusal, and a
 /// detail that says the policy changed since the certificate was issued.
+/// A device's renewal: the profile's default validity, its own key (no rekey here), the
+/// previous certificate superseded, not revoked.
+const DEVICE_RENEWAL: RenewRequest = RenewRequest {
+    validity_days: None,
+    rekey: false,
+    revoke_previous: false,
+};
+
 /// What a device's renewal brings of its own: the key of its new CSR, and (where the
 /// policy allows it) other names. An ADMIN's renewal brings neither.
 #[derive(Default)]
