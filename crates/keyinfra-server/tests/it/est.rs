@@ -343,22 +343,18 @@ async fn curl_enrolls_reenrolls_and_gets_a_server_made_key() {
     let before = app.written_rows().await;
     let (_, other) = openssl_csr(&dir, "other", "other.example.net");
     let body = format!("@{}", base64_file(&dir, &other, true));
-    let (ok, answer) = curl(
-        &tls,
-        &dir,
-        "/.well-known/est/simplereenroll",
-        &[
-            "--cert",
-            &issued[1],
-            "--key",
-            &dir.path("dev1.key"),
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &body,
-        ],
-    )
-    .await;
+    let dev1_key = dir.path("dev1.key");
+    let rename = [
+        "--cert",
+        issued[1].as_str(),
+        "--key",
+        dev1_key.as_str(),
+        "-H",
+        "Content-Type: application/pkcs10",
+        "--data-binary",
+        body.as_str(),
+    ];
+    let (ok, answer) = curl(&tls, &dir, "/.well-known/est/simplereenroll", &rename).await;
     assert!(
         ok && answer.status == 422,
         "{} {}",
@@ -392,22 +388,7 @@ async fn curl_enrolls_reenrolls_and_gets_a_server_made_key() {
         )
         .await;
     assert_eq!(status, 200, "{patched}");
-    let (ok, answer) = curl(
-        &tls,
-        &dir,
-        "/.well-known/est/simplereenroll",
-        &[
-            "--cert",
-            &issued[1],
-            "--key",
-            &dir.path("dev1.key"),
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &body,
-        ],
-    )
-    .await;
+    let (ok, answer) = curl(&tls, &dir, "/.well-known/est/simplereenroll", &rename).await;
     assert!(
         ok && answer.status == 200,
         "{} {}",
