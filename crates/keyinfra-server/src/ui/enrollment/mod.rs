@@ -1,4 +1,4 @@
-//! SCEP enrollment (issue 19): `GET/POST /ui/enrollment` and
+//! SCEP and EST enrollment (issues 19, 20): `GET/POST /ui/enrollment` and
 //! `POST /ui/enrollment/{id}/withdraw`. A user creates a one-time challenge password for a
 //! device (an ADMIN for anyone), sees its secret on the answer to that POST and nowhere else
 //! (the list never has it, and the page is `no-store`), lists their challenges (an ADMIN
