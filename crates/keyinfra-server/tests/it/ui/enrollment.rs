@@ -116,7 +116,10 @@ async fn a_user_creates_a_challenge_in_the_browser_sees_it_once_and_withdraws_on
     let scep_url = text_of(b, "#scep-url").await;
     assert_eq!(scep_url, format!("{}/scep", app.base));
     // EST takes the same challenge as HTTP Basic `{id}:{secret}`.
-    assert_eq!(text_of(b, "#est-credential").await, format!("{id}:{secret}"));
+    assert_eq!(
+        text_of(b, "#est-credential").await,
+        format!("{id}:{secret}")
+    );
     let shown = b.source().await;
     assert!(shown.contains("challengePassword") && shown.contains("shown only this once"));
     b.screenshot("enrollment-created").await;
