@@ -394,8 +394,10 @@ enum Credentials {
     },
 }
 
-/// HTTP Basic: a challenge when the user part is a challenge id (a UUID, which no
-/// username can be: usernames start with a letter), else a user's name and password.
+/// HTTP Basic: a challenge when the user part is a UUID (a challenge id), else a user's
+/// name and password. A user whose name is itself a UUID therefore cannot enroll with
+/// their password over EST (docs/enrollment.md); falling back to the password would spend
+/// an Argon2id check on every wrong challenge.
 async fn authenticate(
     state: &AppState,
     address: Option<std::net::IpAddr>,
