@@ -228,7 +228,9 @@ impl EstService {
             tracing::info!(request_id = %id, owner_id = %grant.owner_id, challenge_id = %grant.id, "EST enrollment held for approval");
             return Ok(Enrolled::Pending);
         }
-        let record = self.issue(db, client, &principal, request, rng).await?;
+        let record = self
+            .issue(db, client, &principal, request, Some(csr), rng)
+            .await?;
         tracing::info!(certificate_id = %record.id, owner_id = %client.owner(), "EST enrollment issued a certificate");
         Ok(Enrolled::Issued(Box::new(record)))
     }
@@ -260,7 +262,10 @@ impl EstService {
                 "this challenge needs an ADMIN's approval, and a held request cannot hand back a server-made key; use simpleenroll",
             ));
         }
-        let record = self.issue(db, client, &principal, request, rng).await?;
+        // The CSR names the certificate; the key is made here, so the issuer parses nothing.
+        let record = self
+            .issue(db, client, &principal, request, None, rng)
+            .await?;
         let key = self
             .parts
             .exports
@@ -490,16 +495,27 @@ impl EstService {
     }
 
     /// Issues; a challenge is used up by the certificate and given back by a refusal (the
-    /// device may try again until it expires), as with SCEP.
+    /// device may try again until it expires), as with SCEP. `csr`: the request's CSR as
+    /// [`Self::checked_csr`] parsed it, so that the issuer does not parse and verify it
+    /// again.
     async fn issue(
         &self,
         db: &Database,
         client: &EstClient,
         principal: &Principal,
         request: IssueRequest,
+        csr: Option<ParsedCsr>,
         rng: &mut (dyn RandomSource + Send),
     ) -> Result<CertificateRecord, CoreError> {
-        let issued = self.parts.issuer.issue(db, principal, request, rng).await;
+        let issuer = &self.parts.issuer;
+        let issued = match csr {
+            Some(csr) => {
+                issuer
+                    .issue_with_csr(db, principal, request, csr, rng)
+                    .await
+            }
+            None => issuer.issue(db, principal, request, rng).await,
+        };
         if let EstClient::Challenge { grant, .. } = client {
             match &issued {
                 Ok(record) => {

@@ -143,6 +143,24 @@ impl Issuer {
         self.issue_parsed(db, by, parsed, &policy, rng).await
     }
 
+    /// As [`Issuer::issue`], for a channel that has parsed and verified the request's CSR
+    /// already (`csr` is `request`'s `KeySource::Csr`, parsed): the same checks, without
+    /// parsing and verifying it twice.
+    pub(crate) async fn issue_with_csr(
+        &self,
+        db: &Database,
+        by: &Principal,
+        request: IssueRequest,
+        csr: keyinfra_pki::csr::ParsedCsr,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<CertificateRecord, CoreError> {
+        self.writes.take(by, self.clock.now())?;
+        let policy_id = request.policy_id;
+        let parsed = ParsedRequest::with_csr(&request, Some(csr))?;
+        let policy = self.policy_for(db, by, &parsed, policy_id).await?;
+        self.issue_parsed(db, by, parsed, &policy, rng).await
+    }
+
     /// The dry run: what [`Issuer::issue`] would sign, or its refusal. Writes nothing
     /// and generates no key.
     pub async fn preview(

@@ -74,11 +74,20 @@ pub struct ParsedRequest {
 impl ParsedRequest {
     /// Parses the names and the CSR. Cheap checks only: no database, no key generation.
     pub fn parse(request: &IssueRequest) -> Result<Self, CoreError> {
-        // Names: from the request, else from the CSR.
         let csr = match &request.key {
             KeySource::Generate(_) => None,
             KeySource::Csr(bytes) => Some(parse_csr(bytes).map_err(pki_to_request_error)?),
         };
+        Self::with_csr(request, csr)
+    }
+
+    /// As [`ParsedRequest::parse`], with the request's CSR already parsed (and its
+    /// signature verified) by a channel that needed it first (EST's channel binding).
+    pub(crate) fn with_csr(
+        request: &IssueRequest,
+        csr: Option<keyinfra_pki::csr::ParsedCsr>,
+    ) -> Result<Self, CoreError> {
+        // Names: from the request, else from the CSR.
         let subject = match (&request.subject, &csr) {
             (Some(s), _) => DistinguishedName::parse(s)
                 .map_err(|e| invalid_name(ErrorCode::InvalidSubject, e))?,
