@@ -160,6 +160,18 @@ fn request_from_certificate(certificate: &str, key: &str, out: &str) {
     openssl_ok(&["req", "-in", &pem, "-outform", "DER", "-out", out]);
 }
 
+/// curl's arguments for POSTing a base64 CSR file (`@path`) as EST wants it, after `auth`.
+fn csr_args<'a>(auth: &[&'a str], body: &'a str) -> Vec<&'a str> {
+    let mut list = auth.to_vec();
+    list.extend([
+        "-H",
+        "Content-Type: application/pkcs10",
+        "--data-binary",
+        body,
+    ]);
+    list
+}
+
 /// The certificates of a base64 certs-only PKCS#7 answer, as PEM (openssl pkcs7).
 fn certificates_of(dir: &Scratch, base64_body: &[u8]) -> String {
     let b64 = dir.write("answer.b64", base64_body);
@@ -430,14 +442,7 @@ async fn curl_enrolls_reenrolls_and_gets_a_server_made_key() {
         &tls,
         &dir,
         "/.well-known/est/serverkeygen",
-        &[
-            "-u",
-            &alice,
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &body,
-        ],
+        &csr_args(&["-u", &alice], &body),
     )
     .await;
     assert!(
@@ -640,14 +645,7 @@ async fn csrattrs_follow_the_policy_and_labels_pick_the_ca() {
             &tls,
             &dir,
             &format!("/.well-known/est/{label}/simpleenroll"),
-            &[
-                "-u",
-                &bob_basic,
-                "-H",
-                "Content-Type: application/pkcs10",
-                "--data-binary",
-                &body,
-            ],
+            &csr_args(&["-u", &bob_basic], &body),
         )
         .await;
         assert!(
@@ -710,14 +708,7 @@ async fn csrattrs_follow_the_policy_and_labels_pick_the_ca() {
         &tls,
         &dir,
         &format!("/.well-known/est/{}/simpleenroll", root.short_name),
-        &[
-            "-u",
-            &bob_basic,
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &body,
-        ],
+        &csr_args(&["-u", &bob_basic], &body),
     )
     .await;
     assert_eq!(answer.status, 422, "{}", answer.text());
@@ -732,14 +723,7 @@ async fn csrattrs_follow_the_policy_and_labels_pick_the_ca() {
         &tls,
         &dir,
         "/.well-known/est/simpleenroll",
-        &[
-            "-u",
-            &bob_basic,
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &body,
-        ],
+        &csr_args(&["-u", &bob_basic], &body),
     )
     .await;
     assert_eq!(answer.status, 422, "{}", answer.text());
@@ -753,14 +737,7 @@ async fn csrattrs_follow_the_policy_and_labels_pick_the_ca() {
         &tls,
         &dir,
         "/.well-known/est/serverkeygen",
-        &[
-            "-u",
-            &bob_basic,
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &body,
-        ],
+        &csr_args(&["-u", &bob_basic], &body),
     )
     .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
@@ -818,7 +795,7 @@ async fn refusals_are_4xx_and_issue_nothing() {
         &tls,
         &dir,
         "/.well-known/est/simpleenroll",
-        &["-u", &carol, "-H", pkcs10, "--data-binary", &csr_body],
+        &csr_args(&["-u", &carol], &csr_body),
     )
     .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
@@ -886,7 +863,7 @@ async fn refusals_are_4xx_and_issue_nothing() {
         &tls,
         &dir,
         "/.well-known/est/simpleenroll",
-        &["-u", &carol, "-H", pkcs10, "--data-binary", &bad_body],
+        &csr_args(&["-u", &carol], &bad_body),
     )
     .await;
     assert_eq!(answer.status, 422, "{}", answer.text());
@@ -1270,14 +1247,7 @@ async fn strongswan_polls_a_held_request_until_an_admin_approves() {
         &tls,
         &dir,
         "/.well-known/est/simpleenroll",
-        &[
-            "-u",
-            &held,
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &body,
-        ],
+        &csr_args(&["-u", &held], &body),
     )
     .await;
     assert_eq!(answer.status, 202, "{}", answer.text());
@@ -1288,14 +1258,7 @@ async fn strongswan_polls_a_held_request_until_an_admin_approves() {
         &tls,
         &dir,
         "/.well-known/est/simpleenroll",
-        &[
-            "-u",
-            &held,
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &body,
-        ],
+        &csr_args(&["-u", &held], &body),
     )
     .await;
     assert_eq!(answer.status, 202);
@@ -1305,14 +1268,7 @@ async fn strongswan_polls_a_held_request_until_an_admin_approves() {
         &tls,
         &dir,
         "/.well-known/est/simpleenroll",
-        &[
-            "-u",
-            &held,
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &other_body,
-        ],
+        &csr_args(&["-u", &held], &other_body),
     )
     .await;
     assert_eq!(answer.status, 401);
@@ -1334,14 +1290,7 @@ async fn strongswan_polls_a_held_request_until_an_admin_approves() {
         &tls,
         &dir,
         "/.well-known/est/simpleenroll",
-        &[
-            "-u",
-            &held,
-            "-H",
-            "Content-Type: application/pkcs10",
-            "--data-binary",
-            &body,
-        ],
+        &csr_args(&["-u", &held], &body),
     )
     .await;
     assert_eq!(answer.status, 403, "{}", answer.text());
