@@ -206,7 +206,6 @@ impl Authority {
         let enrollment_requests = Arc::new(EnrollmentRequests::new(
             Arc::clone(&clock),
             Arc::clone(&issuer),
-            Arc::clone(&challenges),
         ));
         let renewals = Arc::new(Renewals::new(
             Arc::clone(&issuer),

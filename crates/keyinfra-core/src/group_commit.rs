@@ -67,6 +67,8 @@ pub(crate) struct QueuedIssue {
     pub certificate: QueuedCertificate,
     /// Made when the issue was signed: the audit log lists a batch's events by id.
     pub audit_id: Uuid,
+    /// The enrollment challenge the issue used up, linked in the batch's statement.
+    pub challenge_id: Option<Uuid>,
     pub audit_actor_id: Option<Uuid>,
     pub audit_actor_name: Option<&'static str>,
     pub audit_details: serde_json::Value,
@@ -116,6 +118,7 @@ impl QueuedIssue {
                 target_id: Some(c.draft.id),
                 details: self.audit_details.clone(),
             },
+            challenge_id: self.challenge_id,
         }
     }
 }

@@ -45,6 +45,10 @@ pub enum Principal {
     Enrollment {
         channel: EnrollmentChannel,
         owner: Uuid,
+        /// The one-time enrollment challenge the device used up, if that was its
+        /// credential: a first issue records which certificate it produced in the same
+        /// statement (migration 0027).
+        challenge_id: Option<Uuid>,
     },
 }
 
@@ -111,6 +115,14 @@ impl Principal {
         }
     }
 
+    /// The enrollment challenge a first issue uses up (see [`Principal::Enrollment`]).
+    pub fn challenge_id(&self) -> Option<Uuid> {
+        match self {
+            Principal::Enrollment { challenge_id, .. } => *challenge_id,
+            Principal::User(_) | Principal::Operator | Principal::Server => None,
+        }
+    }
+
     /// The audit log's actor name when there is no user id.
     pub fn audit_name(&self) -> Option<&'static str> {
         match self {
@@ -169,6 +181,7 @@ mod tests {
         let enrollment = Principal::Enrollment {
             channel: EnrollmentChannel::Scep,
             owner,
+            challenge_id: Some(Uuid::from_u128(3)),
         };
         assert!(matches!(user(UserRole::User).actor(), Actor::Token { .. }));
         for p in [Principal::Operator, Principal::Server] {
@@ -189,6 +202,8 @@ mod tests {
         assert_eq!(enrollment.audit_name(), Some("scep"));
         assert_eq!(enrollment.default_owner(), Some(owner));
         assert_eq!(Principal::Operator.default_owner(), None);
+        assert_eq!(enrollment.challenge_id(), Some(Uuid::from_u128(3)));
+        assert_eq!(user(UserRole::Admin).challenge_id(), None);
     }
 
     #[test]
@@ -200,6 +215,7 @@ mod tests {
         let device = Principal::Enrollment {
             channel: EnrollmentChannel::Est,
             owner: Uuid::from_u128(1),
+            challenge_id: None,
         };
         assert!(!device.is_admin());
         assert!(matches!(device.require_admin(), Err(CoreError::Forbidden)));

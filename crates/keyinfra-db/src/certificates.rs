@@ -425,17 +425,21 @@ pub struct IssuedRows<'a> {
     /// database's default is random within a millisecond (migration 0017).
     pub audit_id: Uuid,
     pub audit: crate::audit::NewAuditEvent<'a>,
+    /// The enrollment challenge (SCEP, EST) this issue used up: the same statement links
+    /// the challenge to the certificate (migration 0027).
+    pub challenge_id: Option<Uuid>,
 }
 
 /// Records one first issue in the caller's transaction, in one statement (one round trip):
-/// `keyinfra_insert_issued` (migrations 0012, 0017, 0023), the same function a batch writes with. A serial
+/// `keyinfra_insert_issued` (migrations 0012, 0017, 0023, 0027), the same function a batch writes with. A serial
 /// this CA already used fails with [`DbError::SerialCollision`] and writes nothing.
 pub async fn insert_issued(tx: &mut Tx, issue: &IssuedRows<'_>) -> Result<(), DbError> {
     let columns = IssuedColumns::from_rows(std::slice::from_ref(issue));
     columns
         .bind(sqlx::query(
             "SELECT keyinfra_insert_issued($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
+             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
+             $30)",
         ))
         .execute(tx.conn())
         .await?;
@@ -451,7 +455,7 @@ pub struct OwnerQuota {
 }
 
 /// Records a batch of first issues that share `actor`, in one round trip and its own
-/// transaction: `keyinfra_record_issuances` (migrations 0012, 0017, 0023) checks the actor's
+/// transaction: `keyinfra_record_issuances` (migrations 0012, 0017, 0023, 0027) checks the actor's
 /// token and sets its identity as [`Database::begin`](crate::Database::begin) would, checks
 /// each owner's quota (active certificates at `as_of`) under that owner's lock, and writes
 /// the rows as [`insert_issued`] does, one multi-row INSERT per table. The call is sent outside
@@ -481,7 +485,7 @@ pub async fn record_issued_batch(
     let query = sqlx::query(
         "SELECT keyinfra_record_issuances($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
          $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, \
-         $30, $31, $32, $33, $34, $35)",
+         $30, $31, $32, $33, $34, $35, $36)",
     )
     .bind(&identity.user_id)
     .bind(identity.role)
@@ -527,6 +531,8 @@ struct IssuedColumns<'a> {
     target_type: Vec<Option<&'a str>>,
     target_id: Vec<Option<Uuid>>,
     details: Vec<serde_json::Value>,
+    /// `None` when no issue has a challenge: the function then skips the links.
+    challenge_id: Option<Vec<Option<Uuid>>>,
 }
 
 impl<'a> IssuedColumns<'a> {
@@ -589,10 +595,14 @@ impl<'a> IssuedColumns<'a> {
             target_type: issues.iter().map(|i| i.audit.target_type).collect(),
             target_id: issues.iter().map(|i| i.audit.target_id).collect(),
             details: issues.iter().map(|i| i.audit.details.clone()).collect(),
+            challenge_id: issues
+                .iter()
+                .any(|i| i.challenge_id.is_some())
+                .then(|| issues.iter().map(|i| i.challenge_id).collect()),
         }
     }
 
-    /// Binds the 29 arrays in `keyinfra_insert_issued`'s order, after whatever `query`
+    /// Binds the 30 arrays in `keyinfra_insert_issued`'s order, after whatever `query`
     /// already bound.
     fn bind<'q>(
         &'q self,
@@ -628,6 +638,7 @@ impl<'a> IssuedColumns<'a> {
             .bind(&self.target_type)
             .bind(&self.target_id)
             .bind(&self.details)
+            .bind(&self.challenge_id)
     }
 }
 

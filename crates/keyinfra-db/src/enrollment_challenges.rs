@@ -280,25 +280,3 @@ pub async fn release(tx: &mut Tx, id: Uuid) -> Result<bool, DbError> {
     .await?;
     Ok(released)
 }
-
-/// Records the certificate a claimed challenge produced: true if the challenge was used,
-/// had none yet, and the certificate is its owner's. One statement in a transaction of
-/// its own, committed without waiting for the WAL flush (see [`claim`]): the certificate
-/// is already durable, and a crash can lose only this link, leaving the challenge used
-/// without it.
-pub async fn record_certificate(
-    db: &crate::Database,
-    id: Uuid,
-    certificate_id: Uuid,
-) -> Result<bool, DbError> {
-    let recorded = sqlx::query!(
-        r#"SELECT keyinfra_record_enrollment_certificate($1, $2) AS "recorded!",
-                  set_config('synchronous_commit', 'off', true) AS "asynchronous!""#,
-        id,
-        certificate_id
-    )
-    .fetch_one(&mut *db.acquire().await?)
-    .await?
-    .recorded;
-    Ok(recorded)
-}

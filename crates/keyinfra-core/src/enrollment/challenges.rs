@@ -410,19 +410,6 @@ impl Challenges {
         tx.commit().await?;
         Ok(released)
     }
-
-    /// For the SCEP handler: records the certificate a claimed challenge produced (once).
-    /// True if recorded: the challenge was claimed, had none yet, and the certificate
-    /// belongs to the challenge's owner. Anonymous, as [`Challenges::claim`].
-    pub async fn record_certificate(
-        &self,
-        db: &Database,
-        challenge_id: Uuid,
-        certificate_id: Uuid,
-    ) -> Result<bool, CoreError> {
-        let recorded = store::record_certificate(db, challenge_id, certificate_id).await?;
-        Ok(recorded)
-    }
 }
 
 /// A fresh secret: each symbol is the low 5 bits of one random byte (256 = 8 × 32, so

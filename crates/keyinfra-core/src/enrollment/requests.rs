@@ -23,7 +23,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::ChallengeGrant;
-use super::challenges::{Challenges, stored_days, stored_names};
+use super::challenges::{stored_days, stored_names};
 use crate::error::CoreError;
 use crate::issuer::{IssueRequest, Issuer, KeySource};
 use crate::principal::{EnrollmentChannel, Principal};
@@ -118,20 +118,11 @@ pub struct HeldEnrollment<'a> {
 pub struct EnrollmentRequests {
     clock: Arc<dyn Clock>,
     issuer: Arc<Issuer>,
-    challenges: Arc<Challenges>,
 }
 
 impl EnrollmentRequests {
-    pub(crate) fn new(
-        clock: Arc<dyn Clock>,
-        issuer: Arc<Issuer>,
-        challenges: Arc<Challenges>,
-    ) -> Self {
-        Self {
-            clock,
-            issuer,
-            challenges,
-        }
+    pub(crate) fn new(clock: Arc<dyn Clock>, issuer: Arc<Issuer>) -> Self {
+        Self { clock, issuer }
     }
 
     /// For a protocol handler: holds a device's request, made with a claimed challenge
@@ -146,6 +137,8 @@ impl EnrollmentRequests {
         let principal = Principal::Enrollment {
             channel: held.channel,
             owner: grant.owner_id,
+            // Held, not issued: the approval's issue links the challenge.
+            challenge_id: None,
         };
         let validity_days = grant
             .validity_days
@@ -311,6 +304,7 @@ impl EnrollmentRequests {
         let principal = Principal::Enrollment {
             channel,
             owner: request.owner_id,
+            challenge_id: Some(request.challenge_id),
         };
         let issued = self
             .issuer
@@ -360,9 +354,6 @@ impl EnrollmentRequests {
         )
         .await?;
         tx.commit().await?;
-        self.challenges
-            .record_certificate(db, request.challenge_id, record.id)
-            .await?;
         tracing::info!(
             request_id = %id,
             certificate_id = %record.id,

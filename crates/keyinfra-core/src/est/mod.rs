@@ -70,6 +70,10 @@ impl EstClient {
         Principal::Enrollment {
             channel: EnrollmentChannel::Est,
             owner: self.owner(),
+            challenge_id: match self {
+                EstClient::User(_) => None,
+                EstClient::Challenge { grant, .. } => Some(grant.id),
+            },
         }
     }
 }
@@ -328,6 +332,7 @@ impl EstService {
         let principal = Principal::Enrollment {
             channel: EnrollmentChannel::Est,
             owner,
+            challenge_id: None,
         };
         let renewals = &self.parts.renewals;
         let record = match asked_names(&csr, &current)? {
@@ -516,18 +521,9 @@ impl EstService {
             }
             None => issuer.issue(db, principal, request, rng).await,
         };
-        if let EstClient::Challenge { grant, .. } = client {
-            match &issued {
-                Ok(record) => {
-                    self.parts
-                        .challenges
-                        .record_certificate(db, grant.id, record.id)
-                        .await?;
-                }
-                Err(_) => {
-                    self.parts.challenges.release(db, grant.id).await?;
-                }
-            }
+        // The certificate's own statement linked the challenge (the principal names it).
+        if let (EstClient::Challenge { grant, .. }, Err(_)) = (client, &issued) {
+            self.parts.challenges.release(db, grant.id).await?;
         }
         issued
     }

@@ -77,6 +77,7 @@ impl RecordHooks for IssueHooks<'_> {
             // As audit::append makes it: ordered within the millisecond.
             audit_id: Uuid::now_v7(),
             audit,
+            challenge_id: self.by.challenge_id(),
         };
         certificates::insert_issued(tx, &rows).await
     }
@@ -202,6 +203,7 @@ impl Issuer {
                 certificate_der: der.clone(),
             },
             audit_id: Uuid::now_v7(),
+            challenge_id: hooks.by.challenge_id(),
             audit_actor_id: hooks.by.user_id(),
             audit_actor_name: hooks.by.audit_name(),
             audit_details: details,

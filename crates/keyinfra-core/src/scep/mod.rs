@@ -421,6 +421,7 @@ impl ScepService {
         let principal = Principal::Enrollment {
             channel: EnrollmentChannel::Scep,
             owner: grant.owner_id,
+            challenge_id: Some(grant.id),
         };
         let request = IssueRequest {
             key: KeySource::Csr(opened.content.to_vec()),
@@ -439,10 +440,8 @@ impl ScepService {
                 .await;
         }
         match self.issuer.issue(db, &principal, request, rng).await {
+            // The certificate's own statement linked the challenge (the principal names it).
             Ok(record) => {
-                self.challenges
-                    .record_certificate(db, grant.id, record.id)
-                    .await?;
                 tracing::info!(
                     certificate_id = %record.id,
                     owner_id = %grant.owner_id,
@@ -652,6 +651,7 @@ impl ScepService {
         let principal = Principal::Enrollment {
             channel: EnrollmentChannel::Scep,
             owner,
+            challenge_id: None,
         };
         match self
             .renewals

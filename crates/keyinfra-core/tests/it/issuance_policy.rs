@@ -73,6 +73,7 @@ impl Setup {
         Principal::Enrollment {
             channel: EnrollmentChannel::Scep,
             owner: self.owner,
+            challenge_id: None,
         }
     }
 

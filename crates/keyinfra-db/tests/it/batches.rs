@@ -1,8 +1,9 @@
 //! One-round-trip batches of first issues (`certificates::record_issued_batch`, migration
-//! 0012), and the CHECK functions that migration rewrote.
+//! 0012; the challenge links of 0027), and the CHECK functions that migration rewrote.
 
 use keyinfra_db::audit::{self, ActionFilter, AuditAction, AuditFilter, NewAuditEvent};
 use keyinfra_db::certificates::{self, IssuedRows, NewCertificate, OwnerQuota};
+use keyinfra_db::enrollment_challenges::{self, NewChallenge};
 use keyinfra_db::private_keys::NewSealedKey;
 use keyinfra_db::testing::TestDatabase;
 use keyinfra_db::{Actor, Database, DbError, PoolSettings, UserRole};
@@ -26,6 +27,8 @@ struct Issue {
     fingerprint: Vec<u8>,
     not_after: OffsetDateTime,
     audit_id: Uuid,
+    /// The enrollment challenge the issue used up, if any.
+    challenge: Option<Uuid>,
 }
 
 impl Issue {
@@ -47,6 +50,7 @@ impl Issue {
             not_after: now + Duration::days(90),
             // As the issuer makes it, when it signs.
             audit_id: Uuid::now_v7(),
+            challenge: None,
         }
     }
 
@@ -92,6 +96,7 @@ impl Issue {
                 target_id: Some(self.id),
                 details: serde_json::json!({ "serial_number": self.serial }),
             },
+            challenge_id: self.challenge,
         }
     }
 }
@@ -165,6 +170,96 @@ async fn a_batch_records_every_issue_in_one_call_and_commits_it() {
         assert_eq!(found.private_key_id, Some(issue.key_id));
     }
     tx.rollback().await.unwrap();
+}
+
+/// A challenge of `owner`'s, claimed (as a device's enrollment claims it first).
+async fn claimed_challenge(db: &Database, owner: Uuid, now: OffsetDateTime) -> Uuid {
+    let secret_hash = fixtures::fingerprint(Uuid::new_v4().as_bytes());
+    let mut tx = db.begin(&Actor::System).await.unwrap();
+    let id = enrollment_challenges::insert(
+        &mut tx,
+        &NewChallenge {
+            owner_id: owner,
+            created_by: Some(owner),
+            secret_hash: &secret_hash,
+            profile: "device",
+            validity_days: None,
+            subject: None,
+            names: None,
+            approval: false,
+            created_at: now,
+            expires_at: now + Duration::hours(1),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let claimed = enrollment_challenges::claim(db, &secret_hash, now)
+        .await
+        .unwrap();
+    assert_eq!(claimed.map(|c| c.id), Some(id));
+    id
+}
+
+async fn linked_certificate(db: &Database, challenge: Uuid) -> Option<Uuid> {
+    let mut tx = db.begin(&Actor::System).await.unwrap();
+    let record = enrollment_challenges::get(&mut tx, challenge)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    record.unwrap().certificate_id
+}
+
+/// Migration 0027: the statement that records a first issue links the enrollment challenge
+/// it used up, in a batch and alone, and only a claimed challenge of the certificate's owner.
+#[tokio::test]
+async fn an_issue_links_the_challenge_it_used_up_in_its_own_statement() {
+    let tdb = TestDatabase::new().await;
+    let db = tdb.database().await;
+    let ca = fixtures::authority(&db, "CA").await;
+    let alice = fixtures::user(&db, "alice", UserRole::User).await;
+    let bob = fixtures::user(&db, "bob", UserRole::User).await;
+    let now = fixtures::db_now(&tdb).await;
+    let device = Actor::User {
+        id: alice,
+        role: UserRole::User,
+    };
+
+    // A batch: the first two issues used challenges, the third none; bob's challenge
+    // cannot take alice's certificate.
+    let alices = claimed_challenge(&db, alice, now).await;
+    let bobs = claimed_challenge(&db, bob, now).await;
+    let mut issues: Vec<Issue> = ["7C01", "7C02", "7C03"]
+        .iter()
+        .map(|serial| Issue::new(ca, alice, serial, now))
+        .collect();
+    issues[0].challenge = Some(alices);
+    issues[1].challenge = Some(bobs);
+    record(&db, &device, &[], now, &issues).await.unwrap();
+    assert_eq!(counts(&tdb).await, [3, 3, 3, 3]);
+    assert_eq!(linked_certificate(&db, alices).await, Some(issues[0].id));
+    assert_eq!(linked_certificate(&db, bobs).await, None);
+
+    // Alone, in the caller's transaction: linked when it commits, not before.
+    let second = claimed_challenge(&db, alice, now).await;
+    let mut lone = Issue::new(ca, alice, "7C04", now);
+    lone.challenge = Some(second);
+    let mut tx = db.begin(&device).await.unwrap();
+    certificates::insert_issued(&mut tx, &lone.rows())
+        .await
+        .unwrap();
+    assert_eq!(linked_certificate(&db, second).await, None);
+    tx.commit().await.unwrap();
+    assert_eq!(linked_certificate(&db, second).await, Some(lone.id));
+
+    // A challenge keeps its first certificate; one never claimed takes none.
+    let mut again = Issue::new(ca, alice, "7C05", now);
+    again.challenge = Some(alices);
+    record(&db, &device, &[], now, std::slice::from_ref(&again))
+        .await
+        .unwrap();
+    assert_eq!(linked_certificate(&db, alices).await, Some(issues[0].id));
+    assert_eq!(counts(&tdb).await, [5, 5, 5, 5]);
 }
 
 /// The audit log lists newest first by (occurred_at, id), and a batch's events share

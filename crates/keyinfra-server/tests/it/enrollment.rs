@@ -4,7 +4,10 @@
 //! a 4xx problem with a code and writes nothing.
 
 use keyinfra_core::enrollment::ChallengeGrant;
+use keyinfra_core::issuer::{IssueRequest, KeySource};
+use keyinfra_core::{EnrollmentChannel, OsRandom, Principal};
 use keyinfra_db::{Actor, DbError, UserRole};
+use keyinfra_pki::KeyAlgorithm;
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
@@ -83,6 +86,44 @@ async fn claim(app: &TestApp, secret: &str) -> Option<ChallengeGrant> {
         .claim(&app.db, secret)
         .await
         .unwrap()
+}
+
+/// Issues a certificate (server-made P-256 key) as a device of `owner` that presented the
+/// challenge `challenge_id`, through the one issuer, as SCEP and EST do.
+async fn issue_as_device(app: &TestApp, owner: Uuid, challenge_id: Uuid, cn: &str) -> Uuid {
+    let device = Principal::Enrollment {
+        channel: EnrollmentChannel::Scep,
+        owner,
+        challenge_id: Some(challenge_id),
+    };
+    let request = IssueRequest {
+        key: KeySource::Generate(KeyAlgorithm::EcdsaP256),
+        subject: Some(format!("CN={cn}")),
+        san: None,
+        profile: "device".into(),
+        validity_days: Some(30),
+        owner_id: None,
+        ca_id: None,
+        policy_id: None,
+    };
+    let issued = app
+        .state
+        .authority
+        .issuer
+        .issue(&app.db, &device, request, &mut OsRandom)
+        .await
+        .expect("the device's certificate is issued");
+    issued.id
+}
+
+/// The certificate the owner's challenge list shows the challenge linked to.
+async fn linked_certificate(app: &TestApp, token: &str, challenge_id: Uuid) -> Option<Uuid> {
+    let listed = list(app, token, "").await;
+    let row = listed
+        .iter()
+        .find(|c| id(c) == challenge_id)
+        .expect("the challenge is listed");
+    row["certificate_id"].as_str().map(|c| c.parse().unwrap())
 }
 
 /// The SHA-256s stored, oldest first, in hex.
@@ -590,51 +631,33 @@ async fn a_challenge_is_claimed_once_and_a_release_makes_it_claimable_again() {
     let again = claim(&s.app, &format!("{}\n", presented.to_uppercase())).await;
     assert_eq!(again.map(|g| g.id), Some(grant.id));
 
-    // The certificate it produced is recorded once, and only the owner's.
-    let other_cert = s
-        .app
-        .issue(&s.other, json!({ "subject": "CN=not-the-owners" }))
-        .await;
-    let other_cert: Uuid = other_cert["id"].as_str().unwrap().parse().unwrap();
-    assert!(
-        !challenges
-            .record_certificate(&s.app.db, grant.id, other_cert)
-            .await
-            .unwrap()
-    );
-    let cert = s
-        .app
-        .issue(&s.user, json!({ "subject": "CN=router-1" }))
-        .await;
-    let cert: Uuid = cert["id"].as_str().unwrap().parse().unwrap();
-    assert!(
-        challenges
-            .record_certificate(&s.app.db, grant.id, cert)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !challenges
-            .record_certificate(&s.app.db, grant.id, cert)
-            .await
-            .unwrap()
-    );
+    // The certificate it produced is linked by the issue itself (migration 0027): once,
+    // and only the owner's.
+    let other_cert = issue_as_device(&s.app, s.other_id, grant.id, "not-the-owners").await;
     assert_eq!(
-        list(&s.app, &s.user, "").await[0]["certificate_id"],
-        json!(cert)
+        linked_certificate(&s.app, &s.user, grant.id).await,
+        None,
+        "{other_cert}"
+    );
+    let cert = issue_as_device(&s.app, s.user_id, grant.id, "router-1").await;
+    assert_eq!(
+        linked_certificate(&s.app, &s.user, grant.id).await,
+        Some(cert)
+    );
+    let again = issue_as_device(&s.app, s.user_id, grant.id, "router-2").await;
+    assert_eq!(
+        linked_certificate(&s.app, &s.user, grant.id).await,
+        Some(cert),
+        "{again} replaced the link"
     );
     // A challenge that produced a certificate is never released.
     assert!(!challenges.release(&s.app.db, grant.id).await.unwrap());
     assert_eq!(claim(&s.app, &presented).await, None);
-    // Nor is one never claimed, nor is a certificate recorded on it.
+    // Nor is one never claimed, nor is a certificate linked to it.
     let fresh = create(&s.app, &s.user, json!({})).await;
     assert!(!challenges.release(&s.app.db, id(&fresh)).await.unwrap());
-    assert!(
-        !challenges
-            .record_certificate(&s.app.db, id(&fresh), cert)
-            .await
-            .unwrap()
-    );
+    issue_as_device(&s.app, s.user_id, id(&fresh), "router-3").await;
+    assert_eq!(linked_certificate(&s.app, &s.user, id(&fresh)).await, None);
 
     // Unknown and malformed secrets.
     for wrong in [

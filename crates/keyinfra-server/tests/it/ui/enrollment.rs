@@ -7,7 +7,9 @@
 
 use fantoccini::Locator;
 use keyinfra_core::enrollment::{HeldEnrollment, PollAnswer};
+use keyinfra_core::issuer::{IssueRequest, KeySource};
 use keyinfra_core::principal::EnrollmentChannel;
+use keyinfra_core::{OsRandom, Principal};
 use keyinfra_db::UserRole;
 use keyinfra_pki::scep::client;
 use keyinfra_pki::{KeyAlgorithm, PrivateKey};
@@ -15,7 +17,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Browser, csrf_of, form_login, issue_for, page, post_form};
+use super::{Browser, csrf_of, form_login, page, post_form};
 use crate::support::{PASSWORD, TestApp};
 
 const ALPHABET: &str = "23456789abcdefghijkmnpqrstuvwxyz";
@@ -61,7 +63,6 @@ async fn a_user_creates_a_challenge_in_the_browser_sees_it_once_and_withdraws_on
     let alice = app.user("alice", UserRole::Admin).await;
     let bob = app.user("bob", UserRole::User).await;
     app.user("carol", UserRole::User).await;
-    let admin_token = app.token("alice").await;
     let bob_token = app.token("bob").await;
     let carol_token = app.token("carol").await;
     let (status, carols) = app.send(Method::POST, API, &carol_token, json!({})).await;
@@ -173,16 +174,34 @@ async fn a_user_creates_a_challenge_in_the_browser_sees_it_once_and_withdraws_on
         .expect("the shown secret is a live challenge");
     assert_eq!(grant.id.to_string(), id);
     assert_eq!(grant.owner_id, bob);
-    let cert = issue_for(&app, &admin_token, "bob-ap-1", bob, 90).await;
-    let cert_id: Uuid = cert["id"].as_str().unwrap().parse().unwrap();
-    assert!(
-        app.state
-            .authority
-            .challenges
-            .record_certificate(&app.db, grant.id, cert_id)
-            .await
-            .unwrap()
-    );
+    // Bob's device enrolls with it: the issue links the challenge to its certificate.
+    let device = Principal::Enrollment {
+        channel: EnrollmentChannel::Scep,
+        owner: bob,
+        challenge_id: Some(grant.id),
+    };
+    let cert_id = app
+        .state
+        .authority
+        .issuer
+        .issue(
+            &app.db,
+            &device,
+            IssueRequest {
+                key: KeySource::Generate(KeyAlgorithm::EcdsaP256),
+                subject: Some("CN=bob-ap-1".into()),
+                san: None,
+                profile: grant.profile.clone(),
+                validity_days: Some(90),
+                owner_id: None,
+                ca_id: None,
+                policy_id: None,
+            },
+            &mut OsRandom,
+        )
+        .await
+        .unwrap()
+        .id;
     b.goto(&app, "/ui/enrollment").await;
     let list = b.source().await;
     assert_eq!(row_state(&list, &id).as_deref(), Some("used"));
