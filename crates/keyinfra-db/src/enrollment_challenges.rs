@@ -280,3 +280,47 @@ pub async fn release(tx: &mut Tx, id: Uuid) -> Result<bool, DbError> {
     .await?;
     Ok(released)
 }
+
+/// Claims several challenges in one statement, in the order given, each as [`claim`] would
+/// (with its own `now`): element `i` of the answer is what `secret_hashes[i]` claimed. Of
+/// two equal hashes the first wins. One round trip, committed without waiting for the WAL
+/// flush, as [`claim`] is; a failure claims nothing.
+pub async fn claim_many(
+    db: &crate::Database,
+    secret_hashes: &[Vec<u8>],
+    nows: &[OffsetDateTime],
+) -> Result<Vec<Option<ClaimedChallenge>>, DbError> {
+    let rows = sqlx::query!(
+        r#"SELECT u.position AS "position!", c.id AS "id!", c.owner_id AS "owner_id!",
+                  c.profile AS "profile!", c.validity_days, c.subject, c.names,
+                  c.approval AS "approval!", c.expires_at AS "expires_at!"
+           FROM unnest($1::bytea[], $2::timestamptz[]) WITH ORDINALITY
+                    AS u(secret_hash, claimed_at, position)
+                CROSS JOIN LATERAL keyinfra_claim_enrollment_challenge(u.secret_hash, u.claimed_at)
+                    AS c,
+                set_config('synchronous_commit', 'off', true)
+           ORDER BY u.position"#,
+        secret_hashes,
+        nows
+    )
+    .fetch_all(&mut *db.acquire().await?)
+    .await?;
+    let mut claimed: Vec<Option<ClaimedChallenge>> = secret_hashes.iter().map(|_| None).collect();
+    for row in rows {
+        let slot = usize::try_from(row.position - 1)
+            .ok()
+            .and_then(|i| claimed.get_mut(i))
+            .ok_or_else(|| DbError::Internal("a claim's position out of range".into()))?;
+        *slot = Some(ClaimedChallenge {
+            id: row.id,
+            owner_id: row.owner_id,
+            profile: row.profile,
+            validity_days: row.validity_days,
+            subject: row.subject,
+            names: row.names,
+            approval: row.approval,
+            expires_at: row.expires_at,
+        });
+    }
+    Ok(claimed)
+}

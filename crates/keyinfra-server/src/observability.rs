@@ -93,6 +93,10 @@ fn describe() {
         Unit::Seconds,
         "Issuance latency (checks, key generation, signing, storing) by key algorithm"
     );
+    describe_histogram!(
+        "keyinfra_challenge_claim_batch_size",
+        "Enrollment challenges (SCEP, EST) claimed per statement"
+    );
     describe_counter!("keyinfra_revocations_total", "Revocations by reason");
     describe_histogram!(
         "keyinfra_crl_build_duration_seconds",

@@ -11,7 +11,7 @@
 //! (`KEYINFRA_ISSUE_RATE`), so that create and withdraw cannot grow the table without end.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
 use keyinfra_db::enrollment_challenges::{
@@ -25,6 +25,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use super::claim_batch::ClaimBatcher;
 use crate::authority::AuthoritySettings;
 use crate::error::CoreError;
 use crate::principal::Principal;
@@ -131,6 +132,8 @@ pub struct Challenges {
     clock: Arc<dyn Clock>,
     /// The per-user write rate shared with issues, renewals and revocations.
     writes: Arc<WriteLimiter>,
+    /// Started by the first claim, on the runtime that serves it.
+    claims: OnceLock<ClaimBatcher>,
 }
 
 impl Challenges {
@@ -143,6 +146,7 @@ impl Challenges {
             settings,
             clock,
             writes,
+            claims: OnceLock::new(),
         }
     }
 
@@ -396,7 +400,9 @@ impl Challenges {
         let Some(hash) = secret_hash(secret) else {
             return Ok(None);
         };
-        let claimed = store::claim(db, &hash, self.clock.now()).await?;
+        // Concurrent claims share one statement (claim_batch's docs).
+        let claims = self.claims.get_or_init(ClaimBatcher::start);
+        let claimed = claims.claim(db, hash, self.clock.now()).await?;
         claimed.map(grant).transpose()
     }
 

@@ -1,9 +1,10 @@
 //! Who may enroll a device through a protocol (issue 19). [`challenges`]: one-time
 //! challenge passwords, created and withdrawn by users, claimed by the SCEP handler.
 //! [`requests`]: enrollments whose challenge asks for an ADMIN's approval, held until
-//! one decides.
+//! one decides. [`claim_batch`]: concurrent claims gathered into one statement.
 
 pub mod challenges;
+mod claim_batch;
 pub mod requests;
 
 pub use challenges::{

@@ -174,6 +174,21 @@ async fn a_batch_records_every_issue_in_one_call_and_commits_it() {
 
 /// A challenge of `owner`'s, claimed (as a device's enrollment claims it first).
 async fn claimed_challenge(db: &Database, owner: Uuid, now: OffsetDateTime) -> Uuid {
+    let (id, secret_hash) = new_challenge(db, owner, now, now + Duration::hours(1)).await;
+    let claimed = enrollment_challenges::claim(db, &secret_hash, now)
+        .await
+        .unwrap();
+    assert_eq!(claimed.map(|c| c.id), Some(id));
+    id
+}
+
+/// A fresh challenge of `owner`'s and the hash of its secret.
+async fn new_challenge(
+    db: &Database,
+    owner: Uuid,
+    now: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> (Uuid, Vec<u8>) {
     let secret_hash = fixtures::fingerprint(Uuid::new_v4().as_bytes());
     let mut tx = db.begin(&Actor::System).await.unwrap();
     let id = enrollment_challenges::insert(
@@ -188,17 +203,51 @@ async fn claimed_challenge(db: &Database, owner: Uuid, now: OffsetDateTime) -> U
             names: None,
             approval: false,
             created_at: now,
-            expires_at: now + Duration::hours(1),
+            expires_at,
         },
     )
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let claimed = enrollment_challenges::claim(db, &secret_hash, now)
+    (id, secret_hash)
+}
+
+/// Claims gathered into one statement (core's claim_batch): each answered in its place,
+/// with its own clock reading, and of one secret presented twice only the first wins.
+#[tokio::test]
+async fn claims_in_one_statement_answer_in_order_and_a_secret_once() {
+    let tdb = TestDatabase::new().await;
+    let db = tdb.database().await;
+    let alice = fixtures::user(&db, "alice", UserRole::User).await;
+    let now = fixtures::db_now(&tdb).await;
+    let (long, long_hash) = new_challenge(&db, alice, now, now + Duration::hours(1)).await;
+    let (short, short_hash) = new_challenge(&db, alice, now, now + Duration::minutes(1)).await;
+    let unknown = fixtures::fingerprint(b"no such challenge");
+    let later = now + Duration::minutes(5);
+
+    let claimed = enrollment_challenges::claim_many(
+        &db,
+        &[long_hash.clone(), short_hash.clone(), long_hash, unknown],
+        &[now, later, now, now],
+    )
+    .await
+    .unwrap();
+    let ids: Vec<Option<Uuid>> = claimed.iter().map(|c| c.as_ref().map(|c| c.id)).collect();
+    // The short one had expired at its claim's own time, so it is still unused.
+    assert_eq!(ids, [Some(long), None, None, None]);
+    assert_eq!(claimed[0].as_ref().unwrap().owner_id, alice);
+    assert_eq!(claimed[0].as_ref().unwrap().profile, "device");
+
+    let claimed = enrollment_challenges::claim_many(&db, &[short_hash], &[now])
         .await
         .unwrap();
-    assert_eq!(claimed.map(|c| c.id), Some(id));
-    id
+    assert_eq!(claimed[0].as_ref().map(|c| c.id), Some(short));
+    assert!(
+        enrollment_challenges::claim_many(&db, &[], &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn linked_certificate(db: &Database, challenge: Uuid) -> Option<Uuid> {

@@ -3,6 +3,8 @@
 //! certificate). The secret is shown once and stored only as its SHA-256; every refusal is
 //! a 4xx problem with a code and writes nothing.
 
+use futures_util::FutureExt;
+use futures_util::future::join_all;
 use keyinfra_core::enrollment::ChallengeGrant;
 use keyinfra_core::issuer::{IssueRequest, KeySource};
 use keyinfra_core::{EnrollmentChannel, OsRandom, Principal};
@@ -606,6 +608,85 @@ async fn withdrawing_is_the_owners_or_an_admins_and_never_of_a_used_challenge() 
     assert_eq!(problem["code"], "challenge_used");
     assert_eq!(list(&s.app, &s.user, "?state=used").await.len(), 1);
     assert_eq!(s.app.tdb.scalar_i64(withdrawn_events).await, 2);
+}
+
+/// `keyinfra_challenge_claim_batch_size`'s sum minus its count: how many claims went in a
+/// statement with others. Other tests in this process only add to it.
+async fn claims_beyond_the_first_of_their_statement(app: &TestApp, admin: &str) -> f64 {
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    value("keyinfra_challenge_claim_batch_size_sum ")
+        - value("keyinfra_challenge_claim_batch_size_count ")
+}
+
+/// Devices enrolling at once share a claim statement (claim_batch), and still each
+/// challenge is claimed once, however many requests present it together.
+#[tokio::test]
+async fn concurrent_claims_share_a_statement_and_each_challenge_is_claimed_once() {
+    let s = setup().await;
+    let mut created = Vec::new();
+    for _ in 0..12 {
+        created.push(create(&s.app, &s.user, json!({})).await);
+    }
+    let secrets: Vec<String> = created.iter().map(secret).collect();
+    let before = claims_beyond_the_first_of_their_statement(&s.app, &s.admin).await;
+
+    // Every secret once, and the first four more times, all at once.
+    let presented = secrets
+        .iter()
+        .chain(std::iter::repeat_n(&secrets[0], 4))
+        .map(|secret| claim(&s.app, secret));
+    let grants: Vec<ChallengeGrant> = join_all(presented).await.into_iter().flatten().collect();
+    assert_eq!(grants.len(), 12, "one grant per challenge: {grants:?}");
+    for challenge in &created {
+        assert_eq!(grants.iter().filter(|g| g.id == id(challenge)).count(), 1);
+    }
+    // All 16 were queued before the batcher ran (one thread): one statement.
+    let after = claims_beyond_the_first_of_their_statement(&s.app, &s.admin).await;
+    assert!(
+        after - before >= 15.0,
+        "claims batched: {before} -> {after}"
+    );
+}
+
+/// A claim whose request goes away while it is queued gives its challenge back once its
+/// statement has claimed it, so a dropped connection does not use up a device's challenge.
+#[tokio::test]
+async fn a_claim_abandoned_in_the_queue_gives_its_challenge_back() {
+    let s = setup().await;
+    let created = create(&s.app, &s.user, json!({})).await;
+    let presented = secret(&created);
+    let challenges = &s.app.state.authority.challenges;
+    // One poll queues the claim, and it is dropped before the batcher runs.
+    let abandoned = challenges.claim(&s.app.db, &presented).now_or_never();
+    assert!(
+        abandoned.is_none(),
+        "the claim was answered in its first poll"
+    );
+    let mut again = None;
+    for _ in 0..200 {
+        again = claim(&s.app, &presented).await;
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(again.map(|g| g.id), Some(id(&created)));
 }
 
 #[tokio::test]
