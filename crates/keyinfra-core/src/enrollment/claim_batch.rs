@@ -18,11 +18,17 @@
 
 use keyinfra_db::enrollment_challenges::{self as store, ClaimedChallenge};
 use keyinfra_db::{Actor, Database, DbError, UnavailableReason};
+use std::sync::Arc;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Most claims in one statement.
 pub const MAX_CLAIMS: usize = 64;
+
+/// Claim statements in flight at once: while PostgreSQL runs one, the next is gathered
+/// and sent, so that a claim never waits a whole statement for a turn.
+pub const CONCURRENT_CLAIM_STATEMENTS: usize = 2;
 
 /// Claims queued beyond this wait for room (back-pressure); they are never dropped.
 const QUEUE_CAPACITY: usize = 4096;
@@ -98,22 +104,32 @@ impl ClaimBatcher {
 }
 
 async fn drain(mut receiver: mpsc::Receiver<PendingClaim>) {
-    // One statement in flight: a claim is cheap, and what queues meanwhile goes together.
-    while let Some(first) = receiver.recv().await {
+    let slots = Arc::new(Semaphore::new(CONCURRENT_CLAIM_STATEMENTS));
+    loop {
+        // Wait for a free slot first: whatever arrives meanwhile joins the next statement.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let Some(first) = receiver.recv().await else {
+            return;
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_CLAIMS
             && let Ok(next) = receiver.try_recv()
         {
             batch.push(next);
         }
-        // Members share a statement only on the same database.
-        while let Some(db) = batch.first().map(|member| member.db.clone()) {
-            let (group, rest) = batch
-                .into_iter()
-                .partition(|member| member.db.same_pool(&db));
-            batch = rest;
-            claim_group(&db, group).await;
-        }
+        tokio::spawn(async move {
+            // Members share a statement only on the same database.
+            while let Some(db) = batch.first().map(|member| member.db.clone()) {
+                let (group, rest) = batch
+                    .into_iter()
+                    .partition(|member| member.db.same_pool(&db));
+                batch = rest;
+                claim_group(&db, group).await;
+            }
+            drop(slot);
+        });
     }
 }
 
