@@ -21,6 +21,7 @@
 
 mod serial;
 
+pub mod acme;
 pub mod ca;
 pub mod cms;
 pub mod constraints;
