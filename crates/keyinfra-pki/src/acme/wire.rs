@@ -165,7 +165,7 @@ impl IdentifierError {
 /// `Dns` value is a lowercase ASCII DNS name, possibly with a leading `*.`, and an `Ip` is an
 /// address; serialising gives the canonical text back (RFC 5952 for IPv6).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "RawIdentifier", into = "RawIdentifier")]
+#[serde(try_from = "JsonObject<RawIdentifier>", into = "RawIdentifier")]
 pub enum Identifier {
     /// A DNS name in lowercase, with a leading `*.` if the order asks for a wildcard.
     Dns(String),
@@ -173,51 +173,49 @@ pub enum Identifier {
     Ip(IpAddr),
 }
 
-/// The JSON form, before any check. Only an object is read (serde's derive would take a
-/// `["dns", "x"]` array too), and unknown or repeated members are refused: a client that
+/// The JSON form, before any check. Unknown and repeated members are refused: a client that
 /// sends more than it should gets told rather than silently ignored.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawIdentifier {
     #[serde(rename = "type")]
     kind: String,
     value: String,
 }
 
-impl<'de> Deserialize<'de> for RawIdentifier {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectOnly;
+/// A JSON object read into `T`, and nothing else: serde's derived `Deserialize` for a struct
+/// also takes an array of its fields in order (`["dns", "example.net"]`), which no ACME
+/// message is. Wrapping the struct in this keeps the derive's checks (missing, unknown and
+/// repeated members) and refuses every non-object.
+pub(crate) struct JsonObject<T>(pub(crate) T);
 
-        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
-            type Value = RawIdentifier;
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object with the members \"type\" and \"value\"")
+                f.write_str("a JSON object")
             }
 
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<RawIdentifier, A::Error> {
-                use serde::de::Error;
-                let (mut kind, mut value) = (None, None);
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    let slot = match key.as_ref() {
-                        "type" => &mut kind,
-                        "value" => &mut value,
-                        _ => return Err(A::Error::unknown_field(&key, &["type", "value"])),
-                    };
-                    if slot.replace(map.next_value::<String>()?).is_some() {
-                        return Err(A::Error::custom("a member is repeated"));
-                    }
-                }
-                Ok(RawIdentifier {
-                    kind: kind.ok_or_else(|| A::Error::missing_field("type"))?,
-                    value: value.ok_or_else(|| A::Error::missing_field("value"))?,
-                })
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
             }
         }
 
-        deserializer.deserialize_map(ObjectOnly)
+        deserializer
+            .deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            .map(JsonObject)
+    }
+}
+
+impl TryFrom<JsonObject<RawIdentifier>> for Identifier {
+    type Error = IdentifierError;
+
+    fn try_from(raw: JsonObject<RawIdentifier>) -> Result<Self, Self::Error> {
+        Identifier::try_from(raw.0)
     }
 }
 
@@ -261,7 +259,8 @@ impl Identifier {
 
     /// Reads a `{"type", "value"}` JSON object (already parsed).
     pub fn from_json(value: &serde_json::Value) -> Result<Self, IdentifierError> {
-        let raw = RawIdentifier::deserialize(value).map_err(|_| IdentifierError::NotAnObject)?;
+        let JsonObject(raw) = JsonObject::<RawIdentifier>::deserialize(value)
+            .map_err(|_| IdentifierError::NotAnObject)?;
         Identifier::try_from(raw)
     }
 
