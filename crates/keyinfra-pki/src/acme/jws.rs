@@ -589,6 +589,17 @@ impl Jws {
         &self.header
     }
 
+    /// What the signature covers: the `protected` and `payload` members as sent, joined by
+    /// a dot.
+    pub fn signing_input(&self) -> &str {
+        &self.signing_input
+    }
+
+    /// The decoded signature.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
     /// The decoded payload: JSON for most requests, empty for POST-as-GET.
     pub fn payload(&self) -> &[u8] {
         &self.payload
@@ -879,6 +890,39 @@ mod tests {
         assert!(
             jwk.to_json()
                 .starts_with(r#"{"e":"AQAB","kty":"RSA","n":"0vx7"#)
+        );
+    }
+
+    #[test]
+    fn the_rfc_examples_verify() {
+        // RFC 7515 A.3 (ES256) and RFC 8037 A.4 (Ed25519): keys and signatures made by
+        // others. ECDSA signatures differ on every signing, so only verification is checked.
+        let p256 = Jwk::from_json_bytes(br#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#).unwrap();
+        let es256 = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+        let signature = b64url_decode("DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q").unwrap();
+        p256.verify(SignatureAlgorithm::Es256, es256.as_bytes(), &signature)
+            .unwrap();
+        assert_eq!(
+            p256.verify(
+                SignatureAlgorithm::Es256,
+                b"eyJhbGciOiJFUzI1NiJ9.e30",
+                &signature
+            ),
+            Err(JwsError::BadSignature)
+        );
+
+        let ed = Jwk::from_json_bytes(
+            br#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+        )
+        .unwrap();
+        let eddsa = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
+        let signature = b64url_decode("hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg").unwrap();
+        ed.verify(SignatureAlgorithm::EdDsa, eddsa.as_bytes(), &signature)
+            .unwrap();
+        // RFC 8037 A.3's thumbprint of that key.
+        assert_eq!(
+            ed.thumbprint(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
         );
     }
 
