@@ -128,9 +128,8 @@ impl fmt::Display for ProblemType {
     }
 }
 
-/// Longest `dns` identifier value: a DNS name of 253 characters (RFC 1035 2.3.4 in text
-/// form) plus a `*.` wildcard prefix would be 255; names over 253 are refused whatever the
-/// prefix.
+/// Longest `dns` identifier value, a wildcard's `*.` included: the 253 characters of a DNS
+/// name in text form (RFC 1035 2.3.4).
 pub const MAX_DNS_IDENTIFIER_LEN: usize = 253;
 
 /// Why an identifier was refused. The problem type is `malformed` for [`NotAnObject`] and
