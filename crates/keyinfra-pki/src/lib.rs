@@ -14,6 +14,8 @@
 //! * [`scep`]: SCEP messages (RFC 8894): requests read and opened, CertReps sealed and signed.
 //! * [`est`]: EST messages (RFC 7030): request bodies, CSR attributes, server-side key
 //!   generation answers, channel bindings.
+//! * [`acme`]: ACME on the wire (RFC 8555): JWS requests, JWKs, external account bindings,
+//!   key authorizations and challenge checks, identifiers, problem types, ARI certIDs.
 //! * [`tls`]: the server's own TLS key: a CSR for it, rustls signing keys from it or from PEM.
 //!
 //! Randomness for serials, salts and nonces is an input ([`RandomSource`]) so that tests can
@@ -21,6 +23,7 @@
 
 mod serial;
 
+pub mod acme;
 pub mod ca;
 pub mod cms;
 pub mod constraints;
