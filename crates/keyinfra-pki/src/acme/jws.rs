@@ -459,16 +459,20 @@ struct RawFlattened {
     signature: String,
 }
 
-/// The protected header as sent: RFC 8555 6.2's members and no other, so that no `crit`,
-/// `b64` or `x5c` can change what is verified.
+/// The protected header as sent: RFC 8555 6.2's members, each at most once. Other members
+/// (`typ`, `x5c`, ...) are ignored, as RFC 7515 4 requires of parameters a recipient does
+/// not understand, and change nothing: the key is only ever `jwk` or `kid`. `crit` (RFC 7515
+/// 4.1.11: extensions the sender says must be understood; KeyInfra understands none) and
+/// `b64` (RFC 7797, which would change the signing input) are refused.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawProtected {
     alg: String,
     nonce: Option<String>,
     url: String,
     jwk: Option<JsonObject<RawJwk>>,
     kid: Option<String>,
+    crit: Option<serde::de::IgnoredAny>,
+    b64: Option<serde::de::IgnoredAny>,
 }
 
 /// The protected header of a request, checked for shape (not yet for meaning: which of `jwk`
@@ -565,6 +569,11 @@ impl Jws {
             })?;
         let decoded = decode_flattened::<RawProtected>(raw, JwsError::Malformed)?;
         let raw_header = decoded.header;
+        if raw_header.crit.is_some() || raw_header.b64.is_some() {
+            return Err(JwsError::Malformed(
+                "the protected header asks for JWS extensions (crit, b64) this server does not support",
+            ));
+        }
         let alg =
             SignatureAlgorithm::from_name(&raw_header.alg).ok_or(JwsError::UnsupportedAlgorithm)?;
         let jwk = raw_header
@@ -1112,12 +1121,18 @@ mod tests {
     }
 
     #[test]
-    fn the_protected_header_takes_only_the_acme_members_once() {
+    fn the_protected_header_takes_the_acme_members_once_and_no_extensions() {
         let key = TestKey::new(SignatureAlgorithm::Es256);
         let jwk = key.jwk_json();
+        // A member nobody asked us to understand is ignored (RFC 7515 4), and verifies.
+        let typed = json!({"alg": "ES256", "nonce": "n", "url": URL, "jwk": jwk, "typ": "JWT", "x5u": "https://x.example/"});
+        let jws = Jws::parse(&body(&signed(&key, &typed, b"{}"))).unwrap();
+        assert_eq!(jws.header().url, URL);
+        jws.verify_with_embedded_jwk().unwrap();
         let headers = [
             json!({"alg": "ES256", "nonce": "n", "url": URL, "jwk": jwk, "crit": ["b64"], "b64": false}),
-            json!({"alg": "ES256", "nonce": "n", "url": URL, "jwk": jwk, "typ": "JWT"}),
+            json!({"alg": "ES256", "nonce": "n", "url": URL, "jwk": jwk, "crit": ["exp"], "exp": 1}),
+            json!({"alg": "ES256", "nonce": "n", "url": URL, "jwk": jwk, "b64": true}),
             json!({"alg": "ES256", "nonce": "n", "jwk": jwk}),
             json!({"nonce": "n", "url": URL, "jwk": jwk}),
             json!({"alg": "ES256", "url": URL, "jwk": [jwk["kty"], jwk["crv"]]}),
