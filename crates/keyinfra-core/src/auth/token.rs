@@ -21,6 +21,13 @@ use zeroize::Zeroize;
 pub struct JwtSecret(Vec<u8>);
 
 impl JwtSecret {
+    /// An HMAC-SHA256 key of its own for one use of the secret, named by `label`: knowing
+    /// one derived key tells nothing of the secret or of another label's key.
+    pub(crate) fn derive_key(&self, label: &[u8]) -> hmac::Key {
+        let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &self.0), label);
+        hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+    }
+
     pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
         if bytes.len() < 32 {
             let mut bytes = bytes;
@@ -118,14 +125,7 @@ impl TokenService {
             decoding: DecodingKey::from_secret(&secret.0),
             validation,
             lifetime,
-            csrf: hmac::Key::new(
-                hmac::HMAC_SHA256,
-                hmac::sign(
-                    &hmac::Key::new(hmac::HMAC_SHA256, &secret.0),
-                    b"keyinfra/ui-csrf/v1",
-                )
-                .as_ref(),
-            ),
+            csrf: secret.derive_key(b"keyinfra/ui-csrf/v1"),
         }
     }
 
