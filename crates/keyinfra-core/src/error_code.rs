@@ -30,6 +30,7 @@ macro_rules! error_codes {
 error_codes! {
     AlreadyInitialized => "already_initialized",
     AlreadyRevoked => "already_revoked",
+    BadNonce => "bad_nonce",
     BadRequest => "bad_request",
     BeyondCaValidity => "beyond_ca_validity",
     BodyTimeout => "body_timeout",

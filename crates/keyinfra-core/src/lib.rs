@@ -12,6 +12,7 @@ mod group_commit;
 mod keys;
 mod random;
 
+pub mod acme;
 pub mod alerts;
 pub mod auth;
 pub mod authority;

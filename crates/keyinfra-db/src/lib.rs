@@ -17,6 +17,7 @@ mod pool;
 mod session;
 mod types;
 
+pub mod acme;
 pub mod alerts;
 pub mod audit;
 pub mod authorities;
