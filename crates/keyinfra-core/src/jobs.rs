@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use keyinfra_db::{Actor, Database, certificates, jobs as job_rows, partitions, stats};
+use keyinfra_db::{Actor, Database, acme, certificates, jobs as job_rows, partitions, stats};
 use time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -40,10 +40,12 @@ pub enum Job {
     OcspResponders,
     /// Renews the default issuing CA's SCEP RA certificate a month before it expires.
     ScepRas,
+    /// Forget spent ACME nonces that are too old to be presented anyway.
+    AcmeNonces,
 }
 
 impl Job {
-    pub const ALL: [Job; 7] = [
+    pub const ALL: [Job; 8] = [
         Job::Partitions,
         Job::Stats,
         Job::Crls,
@@ -51,6 +53,7 @@ impl Job {
         Job::Alerts,
         Job::OcspResponders,
         Job::ScepRas,
+        Job::AcmeNonces,
     ];
 
     /// The name in the database, the CLI, the API and the metrics.
@@ -63,6 +66,7 @@ impl Job {
             Job::Alerts => "expiry-alerts",
             Job::OcspResponders => "ocsp-responders",
             Job::ScepRas => "scep-ras",
+            Job::AcmeNonces => "acme-nonces",
         }
     }
 
@@ -80,6 +84,9 @@ impl Job {
             Job::Alerts => Duration::hours(1),
             Job::OcspResponders => Duration::hours(6),
             Job::ScepRas => Duration::hours(6),
+            // The spent table holds what clients spend between two runs plus one nonce
+            // lifetime (10 minutes).
+            Job::AcmeNonces => Duration::minutes(5),
         }
     }
 }
@@ -132,6 +139,9 @@ const MAINTENANCE_STATEMENT_TIMEOUT: StdDuration = StdDuration::from_secs(30 * 6
 
 /// Rows per transaction when marking certificates expired.
 const EXPIRE_BATCH: i64 = 5_000;
+
+/// Spent ACME nonces deleted per transaction.
+const NONCE_PURGE_BATCH: i64 = 10_000;
 
 /// The job runner of one process.
 #[derive(Debug)]
@@ -236,6 +246,19 @@ impl Jobs {
                     .renew_ra(&self.db, &mut crate::OsRandom)
                     .await?;
                 Ok(format!("{} SCEP RA certificates issued", usize::from(made)))
+            }
+            Job::AcmeNonces => {
+                let mut total = 0;
+                loop {
+                    let mut tx = self.db.begin(&Actor::System).await?;
+                    let deleted = acme::purge_spent_nonces(&mut tx, now, NONCE_PURGE_BATCH).await?;
+                    tx.commit().await?;
+                    total += deleted;
+                    if deleted < NONCE_PURGE_BATCH as u64 {
+                        break;
+                    }
+                }
+                Ok(format!("{total} expired ACME nonces forgotten"))
             }
         }
     }

@@ -31,7 +31,8 @@ pub struct JobArgs {
     /// Job schedules that differ from the defaults, as NAME=INTERVAL pairs separated by
     /// commas, e.g. `stats-refresh=1m,expiry-alerts=15m`; `off` stops scheduling a job.
     /// Defaults: partition-maintenance=1day, stats-refresh=5m, crl-refresh=15m,
-    /// expire-certificates=1h, expiry-alerts=1h, ocsp-responders=6h, scep-ras=6h.
+    /// expire-certificates=1h, expiry-alerts=1h, ocsp-responders=6h, scep-ras=6h,
+    /// acme-nonces=5m.
     #[arg(long, env = "KEYINFRA_JOB_SCHEDULES", value_delimiter = ',')]
     pub job_schedules: Vec<String>,
 
@@ -73,7 +74,7 @@ pub enum JobsCommand {
     /// runs it.
     Run {
         /// partition-maintenance, stats-refresh, crl-refresh, expire-certificates,
-        /// expiry-alerts, ocsp-responders or scep-ras.
+        /// expiry-alerts, ocsp-responders, scep-ras or acme-nonces.
         name: String,
         #[command(flatten)]
         settings: Box<JobArgs>,

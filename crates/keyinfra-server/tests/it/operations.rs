@@ -7,8 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use axum::http::{HeaderMap, StatusCode};
+use keyinfra_core::acme::{AcmeNonces, NONCE_LIFETIME};
 use keyinfra_core::alerts::{AlertService, AlertSettings, EmailSettings, WebhookSettings};
+use keyinfra_core::auth::token::JwtSecret;
 use keyinfra_core::jobs::{Job, JobSettings, Jobs};
+use keyinfra_core::{CoreError, ErrorCode, OsRandom};
 use keyinfra_db::UserRole;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -403,6 +406,36 @@ async fn the_expire_job_marks_certificates_past_their_expiry() {
     // Idempotent.
     let report = runner.run_now(Job::Expire).await.unwrap();
     assert_eq!(report.message, "0 certificates marked EXPIRED");
+}
+
+/// The acme-nonces job forgets spent ACME nonces once they are too old to be presented,
+/// and only those; a forgotten nonce is still refused, for its age.
+#[tokio::test]
+async fn the_acme_nonces_job_forgets_only_nonces_past_their_lifetime() {
+    let app = TestApp::spawn().await;
+    let secret = JwtSecret::new(vec![7; 32]).unwrap();
+    let nonces = AcmeNonces::new(&secret, app.clock.clone());
+    let spent = nonces.issue(&mut OsRandom).unwrap();
+    nonces.spend(&app.db, &spent).await.unwrap();
+    let runner = jobs(&app, app.db.clone(), "replica-a", AlertSettings::default());
+    let report = runner.run_now(Job::AcmeNonces).await.unwrap();
+    assert_eq!(report.message, "0 expired ACME nonces forgotten");
+
+    app.clock.advance(NONCE_LIFETIME / 2);
+    let younger = nonces.issue(&mut OsRandom).unwrap();
+    nonces.spend(&app.db, &younger).await.unwrap();
+    app.clock
+        .advance(NONCE_LIFETIME / 2 + time::Duration::seconds(1));
+    let report = runner.run_now(Job::AcmeNonces).await.unwrap();
+    assert_eq!(report.message, "1 expired ACME nonces forgotten");
+    let report = runner.run_now(Job::AcmeNonces).await.unwrap();
+    assert_eq!(report.message, "0 expired ACME nonces forgotten");
+    for nonce in [&spent, &younger] {
+        match nonces.spend(&app.db, nonce).await {
+            Err(CoreError::Invalid { code, .. }) => assert_eq!(code, ErrorCode::BadNonce),
+            other => panic!("a spent nonce was accepted again: {other:?}"),
+        }
+    }
 }
 
 /// Two replicas with one-second schedules for a few seconds: each scheduled run happens
