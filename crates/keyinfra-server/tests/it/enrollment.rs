@@ -613,16 +613,7 @@ async fn withdrawing_is_the_owners_or_an_admins_and_never_of_a_used_challenge() 
 /// `keyinfra_challenge_claim_batch_size`'s sum minus its count: how many claims went in a
 /// statement with others. Other tests in this process only add to it.
 async fn claims_beyond_the_first_of_their_statement(app: &TestApp, admin: &str) -> f64 {
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics(admin).await;
     let value = |name: &str| -> f64 {
         metrics
             .lines()

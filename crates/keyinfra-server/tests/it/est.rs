@@ -980,16 +980,7 @@ async fn refusals_are_4xx_and_issue_nothing() {
     // this process, so the counts are at least this test's).
     app.user("ops", UserRole::Admin).await;
     let ops = app.token("ops").await;
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .bearer_auth(&ops)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics(&ops).await;
     let count = |operation: &str, outcome: &str| -> f64 {
         metrics
             .lines()

@@ -582,16 +582,7 @@ async fn malformed_requests_get_an_ocsp_error_status_never_an_http_error() {
         assert_eq!(response.bytes().await.unwrap().as_ref(), expected, "{what}");
     }
     // /metrics counts answers by outcome.
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics(&admin).await;
     for outcome in ["malformed_request", "unauthorized"] {
         assert!(
             metrics

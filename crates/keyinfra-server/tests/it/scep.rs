@@ -710,16 +710,7 @@ async fn getcrl_and_bad_messages_get_signed_certreps() {
     assert_eq!(failure(&reply), "2");
     assert_eq!(app.written_rows().await, before);
 
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics(&admin).await;
     for outcome in ["delivered", "refused", "issued"] {
         assert!(
             metrics

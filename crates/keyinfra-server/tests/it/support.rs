@@ -224,6 +224,20 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The Prometheus text of `/metrics`, read with an ADMIN's token. The recorder is the
+    /// process's: counts include other tests running beside this one.
+    pub async fn metrics(&self, admin_token: &str) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .bearer_auth(admin_token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn token(&self, name: &str) -> String {
         let response = self.login(name, PASSWORD).await;
         assert_eq!(response.status(), 200, "login of {name} failed");
