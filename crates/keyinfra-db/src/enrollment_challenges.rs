@@ -281,25 +281,22 @@ pub async fn release(tx: &mut Tx, id: Uuid) -> Result<bool, DbError> {
     Ok(released)
 }
 
-/// Claims several challenges in one statement, in the order given, each as [`claim`] would
-/// (with its own `now`): element `i` of the answer is what `secret_hashes[i]` claimed. Of
-/// two equal hashes the first wins. One round trip, committed without waiting for the WAL
-/// flush, as [`claim`] is; a failure claims nothing.
+/// Claims several challenges in one statement, each as [`claim`] would (with its own
+/// `now`): element `i` of the answer is what `secret_hashes[i]` claimed. Of two equal
+/// hashes only the first is tried. One UPDATE whatever the number (migration 0030), one
+/// round trip, committed without waiting for the WAL flush, as [`claim`] is; a failure
+/// claims nothing.
 pub async fn claim_many(
     db: &crate::Database,
     secret_hashes: &[Vec<u8>],
     nows: &[OffsetDateTime],
 ) -> Result<Vec<Option<ClaimedChallenge>>, DbError> {
     let rows = sqlx::query!(
-        r#"SELECT u.position AS "position!", c.id AS "id!", c.owner_id AS "owner_id!",
+        r#"SELECT c.claim_position AS "position!", c.id AS "id!", c.owner_id AS "owner_id!",
                   c.profile AS "profile!", c.validity_days, c.subject, c.names,
                   c.approval AS "approval!", c.expires_at AS "expires_at!"
-           FROM unnest($1::bytea[], $2::timestamptz[]) WITH ORDINALITY
-                    AS u(secret_hash, claimed_at, position)
-                CROSS JOIN LATERAL keyinfra_claim_enrollment_challenge(u.secret_hash, u.claimed_at)
-                    AS c,
-                set_config('synchronous_commit', 'off', true)
-           ORDER BY u.position"#,
+           FROM keyinfra_claim_enrollment_challenges($1::bytea[], $2::timestamptz[]) AS c,
+                set_config('synchronous_commit', 'off', true)"#,
         secret_hashes,
         nows
     )
