@@ -15,6 +15,9 @@ use crate::session::Tx;
 /// they never change: an old row must still match its filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditAction {
+    AcmeAccountCreated,
+    AcmeAccountDeactivated,
+    AcmeEabKeyCreated,
     CertificateIssued,
     CertificateRenewed,
     CertificateRevoked,
@@ -46,7 +49,10 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the UI's filter lists them.
-    pub const ALL: [AuditAction; 27] = [
+    pub const ALL: [AuditAction; 30] = [
+        AuditAction::AcmeAccountCreated,
+        AuditAction::AcmeAccountDeactivated,
+        AuditAction::AcmeEabKeyCreated,
         AuditAction::CertificateIssued,
         AuditAction::CertificateRenewed,
         AuditAction::CertificateRevoked,
@@ -79,6 +85,9 @@ impl AuditAction {
     /// The stored label, e.g. `certificate.issued`.
     pub fn as_str(self) -> &'static str {
         match self {
+            AuditAction::AcmeAccountCreated => "acme_account.created",
+            AuditAction::AcmeAccountDeactivated => "acme_account.deactivated",
+            AuditAction::AcmeEabKeyCreated => "acme_eab_key.created",
             AuditAction::CertificateIssued => "certificate.issued",
             AuditAction::CertificateRenewed => "certificate.renewed",
             AuditAction::CertificateRevoked => "certificate.revoked",
@@ -285,6 +294,9 @@ mod tests {
         assert_eq!(
             AuditAction::ALL.map(AuditAction::as_str),
             [
+                "acme_account.created",
+                "acme_account.deactivated",
+                "acme_eab_key.created",
                 "certificate.issued",
                 "certificate.renewed",
                 "certificate.revoked",
