@@ -169,6 +169,10 @@ pub struct Authority {
     pub scep: ScepService,
     /// EST (RFC 7030): enroll, re-enroll, serverkeygen, csrattrs, issuing through `issuer`.
     pub est: EstService,
+    /// The per-user write rate that issues, renewals, revocations and credential creation
+    /// share (`KEYINFRA_ISSUE_RATE`); services built outside the authority (ACME's binding
+    /// keys, which need the server secret) take from the same one.
+    pub writes: Arc<WriteLimiter>,
 }
 
 impl Authority {
@@ -239,7 +243,7 @@ impl Authority {
             renewals,
             revocations: Revocations::new(
                 Arc::clone(&clock),
-                writes,
+                Arc::clone(&writes),
                 Arc::clone(&crls),
                 Arc::clone(&ocsp),
             ),
@@ -268,6 +272,7 @@ impl Authority {
             issuer,
             crls,
             ocsp,
+            writes,
         }
     }
 }

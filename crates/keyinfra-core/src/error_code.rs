@@ -116,6 +116,7 @@ error_codes! {
     TooManyAttempts => "too_many_attempts",
     TooManyChallenges => "too_many_challenges",
     TooManyConnections => "too_many_connections",
+    TooManyEabKeys => "too_many_eab_keys",
     TransactionConflict => "transaction_conflict",
     Unauthenticated => "unauthenticated",
     UnknownAlgorithm => "unknown_algorithm",

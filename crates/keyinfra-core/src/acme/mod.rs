@@ -1,7 +1,10 @@
 //! ACME (RFC 8555, issue 21): the use cases behind `/acme/`. The wire format (JWS, key
 //! authorizations, problem types) is `keyinfra_pki::acme`. So far: [`nonce`], replay nonces
-//! that any replica issues and checks, each spent once.
+//! that any replica issues and checks, each spent once; and [`eab`], the external account
+//! binding keys that make an ACME account a KeyInfra user's.
 
+pub mod eab;
 pub mod nonce;
 
+pub use eab::{CreatedEabKey, EabKeys};
 pub use nonce::{AcmeNonces, NONCE_LIFETIME};
