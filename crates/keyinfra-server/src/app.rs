@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use keyinfra_core::acme::EabKeys;
 use keyinfra_core::alerts::AlertService;
 use keyinfra_core::auth::{
     JwtSecret, LoginThrottle, PasswordError, PasswordHasher, Pepper, TokenService,
@@ -168,10 +169,16 @@ impl App {
             scheduler,
             clock,
         } = config;
+        let authority = Authority::new(authority, master_keys, Arc::clone(&clock));
+        // ACME's binding keys are derived from the server secret the user service takes.
+        let acme_eab = Arc::new(EabKeys::new(
+            &users.jwt_secret,
+            Arc::clone(&clock),
+            Arc::clone(&authority.writes),
+        ));
         let users = users
             .service(Arc::clone(&clock), rng)
             .map_err(BuildError::PasswordHashing)?;
-        let authority = Authority::new(authority, master_keys, Arc::clone(&clock));
         // First start: a root CA (and the intermediate, if configured), sealed like every key.
         let created = authority
             .ca_setup
@@ -203,6 +210,7 @@ impl App {
             )),
             edge: Arc::new(edge),
             clock: Arc::clone(&clock),
+            acme_eab,
         };
 
         // Background work stops when `stop` says so or is dropped.

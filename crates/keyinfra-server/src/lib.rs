@@ -68,6 +68,8 @@ pub struct AppState {
     /// The composition root's clock (the services hold the same one): pages read "now"
     /// from here to show ages and expiries, never from a service's internals.
     pub clock: Arc<dyn keyinfra_core::Clock>,
+    /// ACME external account binding keys (`/api/v1/acme/eab`).
+    pub acme_eab: Arc<keyinfra_core::acme::EabKeys>,
 }
 
 #[derive(OpenApi)]
@@ -126,6 +128,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::jobs::router())
         .merge(api::policies::router())
         .merge(api::enrollment::router())
+        .merge(api::acme::router())
         // EST: HTTPS only, so never on the public listener.
         .merge(protocols::est::router())
         .split_for_parts()

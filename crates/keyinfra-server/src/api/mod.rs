@@ -2,6 +2,7 @@
 //! `OpenApiRouter`, so the document served at /api/v1/openapi.json cannot drift from the
 //! routes.
 
+pub mod acme;
 pub mod audit;
 pub mod auth;
 pub mod cas;

@@ -4,6 +4,7 @@
 // Tests fail loudly by design.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod acme;
 mod api;
 mod auth;
 mod certificates;

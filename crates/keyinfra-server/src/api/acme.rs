@@ -1,0 +1,141 @@
+//! `/api/v1/acme/eab`: ACME external account binding keys (issue 21). The rules live in
+//! the core's `acme::eab`; this module only translates JSON.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use keyinfra_core::{ErrorCode, Principal};
+use keyinfra_db::acme::EabKeyRecord;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::{NoStore, timestamp};
+use crate::extract::{Authenticated, OptionalApiJson};
+use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::{AppState, Problem};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_eab_key, list_eab_keys))
+}
+
+/// Every field is optional, and so is the body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEabKeyBody {
+    /// ADMIN only (403 for a USER naming someone else): whose ACME account the key binds.
+    /// Default: the caller.
+    pub owner_id: Option<Uuid>,
+    /// How long the key may bind an account: 1 to 43200 (30 days). Default 1440 (a day).
+    pub expires_in_minutes: Option<u32>,
+}
+
+/// A new binding key: `hmac_key` is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewEabKey {
+    /// The key id: the ACME client's `--kid` / `--eab-kid`.
+    pub kid: Uuid,
+    /// The HMAC key, base64url without padding: the client's `--hmac` / `--eab-hmac-key`.
+    pub hmac_key: String,
+    pub owner_id: Uuid,
+    pub expires_at: String,
+}
+
+/// A binding key as listed: never the HMAC key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EabKey {
+    pub kid: Uuid,
+    pub owner_id: Uuid,
+    pub created_by: Option<Uuid>,
+    pub created_at: String,
+    pub expires_at: String,
+    /// When it bound an account, and which.
+    pub used_at: Option<String>,
+    pub account_id: Option<Uuid>,
+}
+
+impl From<EabKeyRecord> for EabKey {
+    fn from(r: EabKeyRecord) -> Self {
+        Self {
+            kid: r.id,
+            owner_id: r.owner_id,
+            created_by: r.created_by,
+            created_at: timestamp(r.created_at),
+            expires_at: timestamp(r.expires_at),
+            used_at: r.used_at.map(timestamp),
+            account_id: r.account_id,
+        }
+    }
+}
+
+/// Create an ACME external account binding key: a key id and an HMAC key for one ACME
+/// client's newAccount (RFC 8555 7.3.4). The account it creates belongs to the key's
+/// owner and orders under the owner's issuance policy. The HMAC key is in this answer
+/// only. An owner has at most 100 unused, unexpired keys (422 `too_many_eab_keys`).
+#[utoipa::path(post, path = "/api/v1/acme/eab", tag = "acme",
+    request_body(content = Option<CreateEabKeyBody>, description = "optional"),
+    responses((status = 201, body = NewEabKey),
+        (status = 403, description = "a USER named another owner_id"),
+        (status = 422, description = "invalid_expiry, unknown_owner, owner_disabled, too_many_eab_keys, invalid_body")))]
+async fn create_eab_key(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    OptionalApiJson(body): OptionalApiJson<CreateEabKeyBody>,
+) -> Result<(StatusCode, NoStore, Json<NewEabKey>), Problem> {
+    let created = state
+        .acme_eab
+        .create(
+            &state.db,
+            &Principal::User(caller),
+            body.owner_id,
+            body.expires_in_minutes,
+        )
+        .await?;
+    // The HMAC key is in this answer only: no cache or browser keeps it.
+    Ok((
+        StatusCode::CREATED,
+        NoStore,
+        Json(NewEabKey {
+            kid: created.kid,
+            hmac_key: created.hmac_key.as_str().to_owned(),
+            owner_id: created.owner_id,
+            expires_at: timestamp(created.expires_at),
+        }),
+    ))
+}
+
+/// List query; every parameter is optional.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct EabKeyQuery {
+    /// ADMIN only: one owner's keys (a USER always sees their own).
+    pub owner_id: Option<Uuid>,
+    /// 1 to 500; default 50.
+    pub limit: Option<i64>,
+}
+
+/// List ACME binding keys, newest first: a USER's own, or (ADMIN) everyone's. Never the
+/// HMAC keys.
+#[utoipa::path(get, path = "/api/v1/acme/eab", tag = "acme", params(EabKeyQuery),
+    responses((status = 200, body = Vec<EabKey>),
+        (status = 422, description = "invalid_limit")))]
+async fn list_eab_keys(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<EabKeyQuery>,
+) -> Result<Json<Vec<EabKey>>, Problem> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidLimit,
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let rows = state
+        .acme_eab
+        .list(&state.db, &Principal::User(caller), query.owner_id, limit)
+        .await?;
+    Ok(Json(rows.into_iter().map(EabKey::from).collect()))
+}
