@@ -1,0 +1,591 @@
+//! The ACME use cases behind `/acme/` (RFC 8555): verifying a signed request, and the
+//! account resources (newAccount, an account's fetch, update and deactivation). The
+//! server's handler reads the body and the URL it was sent to; everything it answers
+//! comes from here, as an account or an [`AcmeError`] with its ACME problem type.
+//!
+//! Every signed request is checked in this order, each before anything costlier: the
+//! body's size and shape (a flattened JWS, one of RS256, ES256, ES384, EdDSA), the `url`
+//! against the URL it reached, the nonce (spent once, on any replica), the key (`jwk` for
+//! newAccount, `kid` naming a valid account for everything else) and the signature.
+//! Once a request has reached its nonce, the nonce is spent whatever follows.
+
+use std::sync::Arc;
+
+use keyinfra_db::acme::{self as store, AccountRecord, AccountStatus, NewAccount};
+use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
+use keyinfra_db::{Actor, Database, DbError};
+use keyinfra_pki::RandomSource;
+use keyinfra_pki::acme::jws::{ExternalAccountBinding, Jwk, Jws, JwsError, KeyReference};
+use keyinfra_pki::acme::wire::ProblemType;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::eab::EabKeys;
+use super::nonce::AcmeNonces;
+use crate::auth::token::JwtSecret;
+use crate::error::CoreError;
+use crate::principal::{EnrollmentChannel, Principal};
+use crate::rate::WriteLimiter;
+use crate::{Clock, ErrorCode};
+
+/// Contact URLs an account may list (RFC 8555 7.3: the server may bound them).
+pub const MAX_CONTACTS: usize = 8;
+/// The longest contact URL accepted.
+pub const MAX_CONTACT_LEN: usize = 320;
+
+/// What an operator decides about ACME.
+#[derive(Debug, Clone)]
+pub struct AcmeSettings {
+    /// newAccount must carry an external account binding (KEYINFRA_ACME_EAB_REQUIRED,
+    /// default true).
+    pub eab_required: bool,
+    /// Who owns accounts made without a binding when it is not required
+    /// (KEYINFRA_ACME_DEFAULT_OWNER). With neither, every newAccount needs a binding.
+    pub default_owner: Option<Uuid>,
+    /// The directory's `meta.termsOfService` (KEYINFRA_ACME_TERMS_OF_SERVICE).
+    pub terms_of_service: Option<String>,
+}
+
+impl Default for AcmeSettings {
+    fn default() -> Self {
+        Self {
+            eab_required: true,
+            default_owner: None,
+            terms_of_service: None,
+        }
+    }
+}
+
+/// A refusal, as ACME answers it: a problem type, an HTTP status and a detail that
+/// names no secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct AcmeError {
+    pub problem: ProblemType,
+    pub status: u16,
+    pub detail: String,
+    /// Seconds to wait, for `rateLimited` and a busy database.
+    pub retry_after: Option<u64>,
+}
+
+impl AcmeError {
+    pub fn new(problem: ProblemType, detail: impl Into<String>) -> Self {
+        let status = match problem {
+            ProblemType::Unauthorized => 401,
+            ProblemType::RateLimited => 429,
+            ProblemType::ServerInternal => 500,
+            ProblemType::OrderNotReady => 403,
+            _ => 400,
+        };
+        Self {
+            problem,
+            status,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+impl From<JwsError> for AcmeError {
+    fn from(e: JwsError) -> Self {
+        AcmeError::new(e.problem_type(), e.to_string())
+    }
+}
+
+impl From<DbError> for AcmeError {
+    fn from(e: DbError) -> Self {
+        CoreError::from(e).into()
+    }
+}
+
+impl From<CoreError> for AcmeError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Invalid {
+                code: ErrorCode::BadNonce,
+                detail,
+            } => AcmeError::new(ProblemType::BadNonce, detail),
+            CoreError::RateLimited(wait) => AcmeError {
+                retry_after: Some(u64::try_from(wait.whole_seconds().max(1)).unwrap_or(1)),
+                ..AcmeError::new(ProblemType::RateLimited, "too many requests; retry later")
+            },
+            CoreError::Db(DbError::Unavailable { retry_after, .. }) => AcmeError {
+                retry_after: Some(retry_after.as_secs().max(1)),
+                ..AcmeError::new(
+                    ProblemType::ServerInternal,
+                    "the server is busy; retry later",
+                )
+                .with_status(503)
+            },
+            other => {
+                // The detail of an internal failure is for the log, not the client.
+                tracing::error!(error = %other, "ACME request failed");
+                AcmeError::new(ProblemType::ServerInternal, "internal error")
+            }
+        }
+    }
+}
+
+/// An account as a verified request sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRef {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+}
+
+/// A request whose JWS verified.
+#[derive(Debug)]
+pub struct Verified {
+    /// The payload bytes; empty for POST-as-GET.
+    pub payload: Vec<u8>,
+    /// The key that signed: the embedded `jwk` (newAccount), or the account's.
+    pub jwk: Jwk,
+    /// The account `kid` named; `None` for a request signed with `jwk`.
+    pub account: Option<AccountRef>,
+}
+
+impl Verified {
+    pub fn is_post_as_get(&self) -> bool {
+        self.payload.is_empty()
+    }
+}
+
+/// How a request must name its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRule<'a> {
+    /// newAccount (and revokeCert by certificate key): `jwk`.
+    Jwk,
+    /// Everything else: `kid`, the URL of a valid account: this prefix, then its id.
+    Kid { account_url_prefix: &'a str },
+}
+
+/// What an account resource answers: the row, and whether this request created it.
+#[derive(Debug)]
+pub struct AccountAnswer {
+    pub account: AccountRecord,
+    pub created: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewAccountPayload {
+    contact: Option<Vec<String>>,
+    terms_of_service_agreed: Option<bool>,
+    only_return_existing: Option<bool>,
+    external_account_binding: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountUpdatePayload {
+    contact: Option<Vec<String>>,
+    status: Option<String>,
+}
+
+/// The ACME use cases (module docs).
+pub struct AcmeService {
+    pub nonces: AcmeNonces,
+    pub eab: EabKeys,
+    pub settings: AcmeSettings,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AcmeService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeService")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AcmeService {
+    pub fn new(
+        secret: &JwtSecret,
+        clock: Arc<dyn Clock>,
+        writes: Arc<WriteLimiter>,
+        settings: AcmeSettings,
+    ) -> Self {
+        Self {
+            nonces: AcmeNonces::new(secret, Arc::clone(&clock)),
+            eab: EabKeys::new(secret, Arc::clone(&clock), writes),
+            settings,
+            clock,
+        }
+    }
+
+    /// A fresh nonce for a response's `Replay-Nonce`.
+    pub fn new_nonce(&self, rng: &mut (dyn RandomSource + Send)) -> Result<String, AcmeError> {
+        Ok(self.nonces.issue(rng)?)
+    }
+
+    /// Verifies a signed request that reached `url` (module docs for the order).
+    pub async fn verify(
+        &self,
+        db: &Database,
+        body: &[u8],
+        url: &str,
+        rule: KeyRule<'_>,
+    ) -> Result<Verified, AcmeError> {
+        let jws = Jws::parse(body)?;
+        jws.header().require_url(url)?;
+        let nonce = jws
+            .header()
+            .nonce
+            .as_deref()
+            .ok_or_else(|| AcmeError::new(ProblemType::BadNonce, "the request has no nonce"))?;
+        self.nonces.spend(db, nonce).await?;
+        match (rule, jws.key_reference()?) {
+            (KeyRule::Jwk, KeyReference::Jwk(_)) => {
+                let jwk = jws.verify_with_embedded_jwk()?.clone();
+                Ok(Verified {
+                    payload: jws.payload().to_vec(),
+                    jwk,
+                    account: None,
+                })
+            }
+            (KeyRule::Kid { account_url_prefix }, KeyReference::Kid(kid)) => {
+                let id = kid
+                    .strip_prefix(account_url_prefix)
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .ok_or_else(|| {
+                        AcmeError::new(
+                            ProblemType::AccountDoesNotExist,
+                            "kid is not the URL of an account of this server",
+                        )
+                    })?;
+                let mut tx = db.begin(&Actor::Anonymous).await?;
+                let key = store::account_key(&mut tx, id).await?;
+                tx.commit().await?;
+                let key = key.ok_or_else(|| {
+                    AcmeError::new(ProblemType::AccountDoesNotExist, "no such account")
+                })?;
+                let jwk = Jwk::from_json_bytes(key.jwk.to_string().as_bytes())
+                    .map_err(|e| CoreError::Internal(format!("a stored account key: {e}")))?;
+                jws.verify(&jwk)?;
+                if key.status != AccountStatus::Valid {
+                    return Err(AcmeError::new(
+                        ProblemType::Unauthorized,
+                        format!("the account is {}", key.status.as_str()),
+                    ));
+                }
+                Ok(Verified {
+                    payload: jws.payload().to_vec(),
+                    jwk,
+                    account: Some(AccountRef {
+                        id,
+                        owner_id: key.owner_id,
+                    }),
+                })
+            }
+            (KeyRule::Jwk, KeyReference::Kid(_)) => Err(AcmeError::new(
+                ProblemType::Malformed,
+                "this request must carry its key in jwk, not kid",
+            )),
+            (KeyRule::Kid { .. }, KeyReference::Jwk(_)) => Err(AcmeError::new(
+                ProblemType::Malformed,
+                "this request must name its account in kid, not carry a jwk",
+            )),
+        }
+    }
+
+    /// newAccount (RFC 8555 7.3): the account of the request's key if there is one, else a
+    /// new account owned by the binding key's owner (or the configured default owner).
+    pub async fn new_account(
+        &self,
+        db: &Database,
+        request: &Verified,
+        url: &str,
+    ) -> Result<AccountAnswer, AcmeError> {
+        let payload: NewAccountPayload = parse_payload(&request.payload)?;
+        let thumbprint = thumbprint_bytes(&request.jwk)?;
+        let mut tx = db.begin(&Actor::Anonymous).await?;
+        let existing = store::account_by_thumbprint(&mut tx, &thumbprint).await?;
+        tx.commit().await?;
+        if let Some((id, owner_id, _)) = existing {
+            let mut tx = db.begin(&owner_actor(owner_id)).await?;
+            let account = store::get_account(&mut tx, id).await?;
+            tx.commit().await?;
+            let account = account
+                .ok_or_else(|| CoreError::Internal("an account its owner cannot see".into()))?;
+            return Ok(AccountAnswer {
+                account,
+                created: false,
+            });
+        }
+        if payload.only_return_existing == Some(true) {
+            return Err(AcmeError::new(
+                ProblemType::AccountDoesNotExist,
+                "no account has this key",
+            ));
+        }
+        let contact = checked_contacts(payload.contact.unwrap_or_default())?;
+        if self.settings.terms_of_service.is_some() && payload.terms_of_service_agreed != Some(true)
+        {
+            return Err(AcmeError::new(
+                ProblemType::UserActionRequired,
+                "agree to the terms of service (termsOfServiceAgreed) to create an account",
+            ));
+        }
+        let now = self.clock.now();
+        let (owner_id, eab_key_id) = match payload.external_account_binding {
+            Some(binding) => {
+                let binding = ExternalAccountBinding::from_json(&binding)?;
+                let kid = Uuid::parse_str(binding.kid()).map_err(|_| {
+                    AcmeError::new(
+                        ProblemType::Unauthorized,
+                        "the external account binding's key is unknown, used or expired",
+                    )
+                })?;
+                let mut tx = db.begin(&Actor::Anonymous).await?;
+                let owner = store::eab_key_owner(&mut tx, kid, now).await?;
+                tx.commit().await?;
+                let owner = owner.ok_or_else(|| {
+                    AcmeError::new(
+                        ProblemType::Unauthorized,
+                        "the external account binding's key is unknown, used or expired",
+                    )
+                })?;
+                binding.verify(&self.eab.mac_key(kid), url, &request.jwk)?;
+                (owner, Some(kid))
+            }
+            None if self.settings.eab_required => {
+                return Err(AcmeError::new(
+                    ProblemType::ExternalAccountRequired,
+                    "this server requires an external account binding: ask KeyInfra for a key (POST /api/v1/acme/eab)",
+                ));
+            }
+            None => match self.settings.default_owner {
+                Some(owner) => (owner, None),
+                None => {
+                    return Err(AcmeError::new(
+                        ProblemType::ExternalAccountRequired,
+                        "no default owner is configured for accounts without a binding",
+                    ));
+                }
+            },
+        };
+
+        let jwk_json: serde_json::Value = serde_json::from_str(&request.jwk.to_json())
+            .map_err(|e| CoreError::Internal(format!("a JWK's JSON: {e}")))?;
+        let mut tx = db.begin(&owner_actor(owner_id)).await?;
+        let inserted = store::insert_account(
+            &mut tx,
+            &NewAccount {
+                owner_id,
+                jwk: &jwk_json,
+                jwk_thumbprint: &thumbprint,
+                contact: &contact,
+                terms_agreed: payload.terms_of_service_agreed == Some(true),
+                eab_key_id,
+                created_at: now,
+            },
+        )
+        .await;
+        let account = match inserted {
+            Ok(account) => account,
+            // The same key's newAccount won on another connection: answer with its account.
+            Err(DbError::UniqueViolation { .. }) => {
+                drop(tx);
+                return Box::pin(self.new_account(db, request, url)).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(kid) = eab_key_id
+            && !store::use_eab_key(&mut tx, kid, account.id, now).await?
+        {
+            // Used by a concurrent newAccount since the look-up: nothing is written.
+            return Err(AcmeError::new(
+                ProblemType::Unauthorized,
+                "the external account binding's key is unknown, used or expired",
+            ));
+        }
+        audit::append(
+            &mut tx,
+            &NewAuditEvent {
+                actor_id: Some(owner_id),
+                actor_name: "acme".into(),
+                action: AuditAction::AcmeAccountCreated,
+                target_type: Some("acme_account"),
+                target_id: Some(account.id),
+                details: json!({ "owner_id": owner_id, "eab_kid": eab_key_id }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(account_id = %account.id, owner_id = %owner_id, "ACME account created");
+        Ok(AccountAnswer {
+            account,
+            created: true,
+        })
+    }
+
+    /// POST to an account's URL (RFC 8555 7.3.2, 7.3.6): POST-as-GET or `{}` fetches it,
+    /// `contact` replaces its contacts, `"status": "deactivated"` deactivates it for good.
+    pub async fn update_account(
+        &self,
+        db: &Database,
+        request: &Verified,
+        id: Uuid,
+    ) -> Result<AccountRecord, AcmeError> {
+        let account = request
+            .account
+            .as_ref()
+            .ok_or_else(|| CoreError::Internal("an account request without kid".into()))?;
+        if account.id != id {
+            return Err(AcmeError::new(
+                ProblemType::Unauthorized,
+                "the request is signed by another account",
+            ));
+        }
+        let payload: AccountUpdatePayload = if request.is_post_as_get() {
+            AccountUpdatePayload::default()
+        } else {
+            parse_payload(&request.payload)?
+        };
+        let mut tx = db.begin(&owner_actor(account.owner_id)).await?;
+        if let Some(contact) = payload.contact {
+            let contact = checked_contacts(contact)?;
+            store::set_account_contact(&mut tx, id, &contact).await?;
+        }
+        match payload.status.as_deref() {
+            None => {}
+            Some("deactivated") => {
+                // Once: a second deactivation changes nothing and is not audited again.
+                let deactivated = store::deactivate_account(&mut tx, id, self.clock.now()).await?;
+                if deactivated {
+                    audit::append(
+                        &mut tx,
+                        &NewAuditEvent {
+                            actor_id: Some(account.owner_id),
+                            actor_name: "acme".into(),
+                            action: AuditAction::AcmeAccountDeactivated,
+                            target_type: Some("acme_account"),
+                            target_id: Some(id),
+                            details: json!({ "owner_id": account.owner_id, "by": "account" }),
+                        },
+                    )
+                    .await?;
+                }
+            }
+            Some(_) => {
+                return Err(AcmeError::new(
+                    ProblemType::Malformed,
+                    "an account's status may only be set to \"deactivated\"",
+                ));
+            }
+        }
+        let current = store::get_account(&mut tx, id).await?;
+        tx.commit().await?;
+        current.ok_or_else(|| AcmeError::new(ProblemType::AccountDoesNotExist, "no such account"))
+    }
+}
+
+/// An account's requests write as its owner with a USER's powers, as an EST device does.
+fn owner_actor(owner: Uuid) -> Actor {
+    Principal::Enrollment {
+        channel: EnrollmentChannel::Acme,
+        owner,
+        challenge_id: None,
+    }
+    .actor()
+}
+
+fn parse_payload<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, AcmeError> {
+    serde_json::from_slice(payload).map_err(|_| {
+        AcmeError::new(
+            ProblemType::Malformed,
+            "the payload is not the JSON object this resource takes",
+        )
+    })
+}
+
+fn thumbprint_bytes(jwk: &Jwk) -> Result<Vec<u8>, AcmeError> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwk.thumbprint())
+        .map_err(|e| CoreError::Internal(format!("a thumbprint's base64: {e}")).into())
+}
+
+/// Contacts as RFC 8555 7.3 has a server check them: `mailto:` URLs only (the one scheme
+/// it supports), one address each, no header fields, bounded in number and length.
+fn checked_contacts(contact: Vec<String>) -> Result<Vec<String>, AcmeError> {
+    if contact.len() > MAX_CONTACTS {
+        return Err(AcmeError::new(
+            ProblemType::InvalidContact,
+            format!("at most {MAX_CONTACTS} contacts"),
+        ));
+    }
+    for url in &contact {
+        let Some(address) = url.strip_prefix("mailto:") else {
+            return Err(AcmeError::new(
+                ProblemType::UnsupportedContact,
+                "only mailto: contacts are supported",
+            ));
+        };
+        let valid = url.len() <= MAX_CONTACT_LEN
+            && !address.contains([',', '?', '%', ' '])
+            && address
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+            && !url.chars().any(char::is_control);
+        if !valid {
+            return Err(AcmeError::new(
+                ProblemType::InvalidContact,
+                "a contact is not one mailto: address",
+            ));
+        }
+    }
+    Ok(contact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_are_one_mailto_address_each() {
+        assert!(checked_contacts(vec!["mailto:noc@example.net".into()]).is_ok());
+        for (bad, problem) in [
+            ("tel:+15555550100", ProblemType::UnsupportedContact),
+            ("mailto:", ProblemType::InvalidContact),
+            (
+                "mailto:a@b.example,c@d.example",
+                ProblemType::InvalidContact,
+            ),
+            ("mailto:a@b.example?subject=x", ProblemType::InvalidContact),
+            ("mailto:nodomain", ProblemType::InvalidContact),
+            (
+                "mailto:a@b.example\r\nBcc: x@y.example",
+                ProblemType::InvalidContact,
+            ),
+        ] {
+            assert_eq!(
+                checked_contacts(vec![bad.into()]).unwrap_err().problem,
+                problem,
+                "{bad}"
+            );
+        }
+        let many = vec!["mailto:a@b.example".to_owned(); MAX_CONTACTS + 1];
+        assert_eq!(
+            checked_contacts(many).unwrap_err().problem,
+            ProblemType::InvalidContact
+        );
+    }
+
+    #[test]
+    fn statuses_follow_the_problem_type() {
+        assert_eq!(AcmeError::new(ProblemType::Unauthorized, "").status, 401);
+        assert_eq!(AcmeError::new(ProblemType::BadNonce, "").status, 400);
+        assert_eq!(AcmeError::new(ProblemType::RateLimited, "").status, 429);
+        let nonce: AcmeError = CoreError::invalid(ErrorCode::BadNonce, "spent").into();
+        assert_eq!((nonce.problem, nonce.status), (ProblemType::BadNonce, 400));
+        let internal: AcmeError = CoreError::Internal("secret path /x".into()).into();
+        assert_eq!(internal.detail, "internal error");
+    }
+}
