@@ -106,18 +106,25 @@ pub async fn insert_eab_key(
     Ok(id)
 }
 
-/// The binding keys the actor may see, newest first: one owner's, or (ADMIN) everyone's.
+/// The binding keys the actor may see, newest first: one owner's, or (ADMIN) everyone's;
+/// `after` is the (created_at, id) of the previous page's last key.
 pub async fn list_eab_keys(
     tx: &mut Tx,
     owner_id: Option<Uuid>,
+    after: Option<(OffsetDateTime, Uuid)>,
     limit: i64,
 ) -> Result<Vec<EabKeyRecord>, DbError> {
+    let (after_at, after_id) = after.unzip();
     let rows = sqlx::query_as!(
         EabKeyRecord,
         "SELECT id, owner_id, created_by, created_at, expires_at, used_at, account_id
-         FROM acme_eab_keys WHERE ($1::uuid IS NULL OR owner_id = $1)
-         ORDER BY created_at DESC, id DESC LIMIT $2",
+         FROM acme_eab_keys
+         WHERE ($1::uuid IS NULL OR owner_id = $1)
+           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+         ORDER BY created_at DESC, id DESC LIMIT $4",
         owner_id,
+        after_at,
+        after_id,
         limit
     )
     .fetch_all(tx.conn())

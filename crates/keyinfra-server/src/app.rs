@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use keyinfra_core::acme::EabKeys;
+use keyinfra_core::acme::{AcmeService, AcmeSettings};
 use keyinfra_core::alerts::AlertService;
 use keyinfra_core::auth::{
     JwtSecret, LoginThrottle, PasswordError, PasswordHasher, Pepper, TokenService,
@@ -90,6 +90,8 @@ pub struct AppConfig {
     pub scheduler: Option<SchedulerSettings>,
     /// The one clock of the services and their tasks.
     pub clock: Arc<dyn Clock>,
+    /// ACME: whether accounts need an external account binding, and who owns them if not.
+    pub acme: AcmeSettings,
 }
 
 impl AppConfig {
@@ -113,6 +115,7 @@ impl AppConfig {
             crl_tick: DEFAULT_CRL_TICK,
             scheduler: None,
             clock,
+            acme: AcmeSettings::default(),
         }
     }
 }
@@ -168,13 +171,16 @@ impl App {
             crl_tick,
             scheduler,
             clock,
+            acme,
         } = config;
         let authority = Authority::new(authority, master_keys, Arc::clone(&clock));
-        // ACME's binding keys are derived from the server secret the user service takes.
-        let acme_eab = Arc::new(EabKeys::new(
+        // ACME's nonces and binding keys are derived from the server secret the user
+        // service takes.
+        let acme = Arc::new(AcmeService::new(
             &users.jwt_secret,
             Arc::clone(&clock),
             Arc::clone(&authority.writes),
+            acme,
         ));
         let users = users
             .service(Arc::clone(&clock), rng)
@@ -210,7 +216,7 @@ impl App {
             )),
             edge: Arc::new(edge),
             clock: Arc::clone(&clock),
-            acme_eab,
+            acme,
         };
 
         // Background work stops when `stop` says so or is dropped.

@@ -68,8 +68,8 @@ pub struct AppState {
     /// The composition root's clock (the services hold the same one): pages read "now"
     /// from here to show ages and expiries, never from a service's internals.
     pub clock: Arc<dyn keyinfra_core::Clock>,
-    /// ACME external account binding keys (`/api/v1/acme/eab`).
-    pub acme_eab: Arc<keyinfra_core::acme::EabKeys>,
+    /// ACME (`/acme/`, and its binding keys at `/api/v1/acme/eab`).
+    pub acme: Arc<keyinfra_core::acme::AcmeService>,
 }
 
 #[derive(OpenApi)]
@@ -143,6 +143,8 @@ pub fn router(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     let routes = routes
         .merge(ui::router(state.clone()))
+        // ACME: HTTPS only, as EST; RFC 8555 is its document, not OpenAPI.
+        .merge(protocols::acme::router())
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {

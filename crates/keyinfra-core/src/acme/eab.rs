@@ -174,12 +174,13 @@ impl EabKeys {
     }
 
     /// The binding keys the caller may see, newest first (a USER's own; an ADMIN's
-    /// `owner_id` filter, or everyone's).
+    /// `owner_id` filter, or everyone's), after the keyset `after`.
     pub async fn list(
         &self,
         db: &Database,
         by: &Principal,
         owner_id: Option<Uuid>,
+        after: Option<(OffsetDateTime, Uuid)>,
         limit: i64,
     ) -> Result<Vec<EabKeyRecord>, CoreError> {
         let owner = if by.is_admin() {
@@ -188,7 +189,7 @@ impl EabKeys {
             Some(by.user_id().ok_or(CoreError::Forbidden)?)
         };
         let mut tx = db.begin(&by.actor()).await?;
-        let rows = store::list_eab_keys(&mut tx, owner, limit).await?;
+        let rows = store::list_eab_keys(&mut tx, owner, after, limit).await?;
         tx.commit().await?;
         Ok(rows)
     }

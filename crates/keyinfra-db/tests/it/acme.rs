@@ -58,7 +58,7 @@ async fn a_binding_key_binds_one_account_of_its_owner() {
     );
     // ... and nobody reads the tables themselves.
     assert!(
-        acme::list_eab_keys(&mut tx, None, 10)
+        acme::list_eab_keys(&mut tx, None, None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -212,7 +212,7 @@ async fn a_binding_key_binds_one_account_of_its_owner() {
     tx.commit().await.unwrap();
     let listed = {
         let mut tx = db.begin(&user(alice)).await.unwrap();
-        acme::list_eab_keys(&mut tx, None, 10).await.unwrap()
+        acme::list_eab_keys(&mut tx, None, None, 10).await.unwrap()
     };
     let used = listed.iter().find(|k| k.id == key).unwrap();
     assert_eq!(used.account_id, Some(account.id));

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use keyinfra_core::{ErrorCode, Principal};
+use keyinfra_core::Principal;
 use keyinfra_db::acme::EabKeyRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,9 +12,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::enrollment::{parse_cursor, parse_limit, parse_owner};
 use super::{NoStore, timestamp};
 use crate::extract::{Authenticated, OptionalApiJson};
-use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::pagination::{Page, next_cursor};
 use crate::{AppState, Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -85,7 +86,8 @@ async fn create_eab_key(
     OptionalApiJson(body): OptionalApiJson<CreateEabKeyBody>,
 ) -> Result<(StatusCode, NoStore, Json<NewEabKey>), Problem> {
     let created = state
-        .acme_eab
+        .acme
+        .eab
         .create(
             &state.db,
             &Principal::User(caller),
@@ -110,32 +112,35 @@ async fn create_eab_key(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct EabKeyQuery {
     /// ADMIN only: one owner's keys (a USER always sees their own).
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<String>,
     /// 1 to 500; default 50.
-    pub limit: Option<i64>,
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// List ACME binding keys, newest first: a USER's own, or (ADMIN) everyone's. Never the
 /// HMAC keys.
 #[utoipa::path(get, path = "/api/v1/acme/eab", tag = "acme", params(EabKeyQuery),
-    responses((status = 200, body = Vec<EabKey>),
-        (status = 422, description = "invalid_limit")))]
+    responses((status = 200, body = Page<EabKey>),
+        (status = 400, description = "invalid_cursor"),
+        (status = 422, description = "invalid_limit, invalid_owner_id")))]
 async fn list_eab_keys(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Query(query): Query<EabKeyQuery>,
-) -> Result<Json<Vec<EabKey>>, Problem> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::InvalidLimit,
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    let rows = state
-        .acme_eab
-        .list(&state.db, &Principal::User(caller), query.owner_id, limit)
+) -> Result<Json<Page<EabKey>>, Problem> {
+    let limit = parse_limit(query.limit.as_deref())?;
+    let owner_id = parse_owner(query.owner_id.as_deref())?;
+    let after = parse_cursor(query.cursor.as_deref())?;
+    let items = state
+        .acme
+        .eab
+        .list(&state.db, &Principal::User(caller), owner_id, after, limit)
         .await?;
-    Ok(Json(rows.into_iter().map(EabKey::from).collect()))
+    let next_cursor = next_cursor(&items, limit, |k| (k.created_at, k.id));
+    Ok(Json(Page {
+        items: items.into_iter().map(EabKey::from).collect(),
+        next_cursor,
+    }))
 }

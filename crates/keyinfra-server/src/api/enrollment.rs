@@ -165,11 +165,11 @@ pub struct ChallengeQuery {
     pub cursor: Option<String>,
 }
 
-fn invalid_query(code: ErrorCode, detail: impl Into<String>) -> Problem {
+pub(super) fn invalid_query(code: ErrorCode, detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
 }
 
-fn parse_limit(text: Option<&str>) -> Result<i64, Problem> {
+pub(super) fn parse_limit(text: Option<&str>) -> Result<i64, Problem> {
     match text {
         None | Some("") => Ok(DEFAULT_LIMIT),
         Some(text) => text
@@ -185,7 +185,7 @@ fn parse_limit(text: Option<&str>) -> Result<i64, Problem> {
     }
 }
 
-fn parse_owner(text: Option<&str>) -> Result<Option<Uuid>, Problem> {
+pub(super) fn parse_owner(text: Option<&str>) -> Result<Option<Uuid>, Problem> {
     match text {
         None | Some("") => Ok(None),
         Some(text) => text
@@ -195,7 +195,9 @@ fn parse_owner(text: Option<&str>) -> Result<Option<Uuid>, Problem> {
     }
 }
 
-fn parse_cursor(text: Option<&str>) -> Result<Option<(time::OffsetDateTime, Uuid)>, Problem> {
+pub(super) fn parse_cursor(
+    text: Option<&str>,
+) -> Result<Option<(time::OffsetDateTime, Uuid)>, Problem> {
     match text {
         None | Some("") => Ok(None),
         Some(c) => Ok(Some(decode_cursor(c)?)),

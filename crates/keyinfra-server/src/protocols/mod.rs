@@ -3,6 +3,7 @@
 //! thin: every answer comes from a core service (`Authority::ocsp`, `Authority::scep`, `Authority::est`,
 //! which issues through the issuer as an enrollment principal).
 
+pub mod acme;
 pub mod est;
 pub mod ocsp;
 pub mod scep;

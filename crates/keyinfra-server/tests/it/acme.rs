@@ -75,7 +75,7 @@ async fn a_binding_key_is_shown_once_and_recomputed_not_stored() {
         )
         .await
         .1;
-    assert_eq!(*app.state.acme_eab.mac_key(kid(&first)), key);
+    assert_eq!(*app.state.acme.eab.mac_key(kid(&first)), key);
     assert_ne!(hmac_key(&second), key);
     assert_ne!(kid(&second), kid(&first));
 
@@ -103,7 +103,7 @@ async fn a_binding_key_is_shown_once_and_recomputed_not_stored() {
     )
     .unwrap();
     let kid_text = binding.kid().to_owned();
-    let recomputed = app.state.acme_eab.mac_key(kid_text.parse().unwrap());
+    let recomputed = app.state.acme.eab.mac_key(kid_text.parse().unwrap());
     binding
         .verify(&recomputed, "https://ca/acme/new-account", &account_key)
         .unwrap();
@@ -145,12 +145,26 @@ async fn a_binding_key_is_shown_once_and_recomputed_not_stored() {
     // The list shows both, newest first, and never an HMAC key.
     let (status, listed) = app.get(PATH, &user).await;
     assert_eq!(status, 200, "{listed}");
-    let listed = listed.as_array().unwrap();
+    assert!(listed["next_cursor"].is_null());
+    let listed = listed["items"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0]["kid"], second["kid"]);
     assert_eq!(listed[1]["kid"], first["kid"]);
     assert!(listed.iter().all(|k| k.get("hmac_key").is_none()));
     assert!(listed.iter().all(|k| k["used_at"].is_null()));
+    // Pages of one: the cursor walks the same order.
+    let (_, page) = app.get(&format!("{PATH}?limit=1"), &user).await;
+    assert_eq!(page["items"][0]["kid"], second["kid"]);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, page) = app
+        .get(&format!("{PATH}?limit=1&cursor={cursor}"), &user)
+        .await;
+    assert_eq!(page["items"][0]["kid"], first["kid"]);
+    let (status, problem) = app.get(&format!("{PATH}?cursor=%%%"), &user).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (400, Some("invalid_cursor"))
+    );
 }
 
 #[tokio::test]
@@ -183,20 +197,20 @@ async fn who_may_create_binding_keys_for_whom() {
     assert_eq!(status, 201, "{for_user}");
     assert_eq!(for_user["owner_id"], json!(user_id));
     let (_, mine) = app.get(PATH, &user).await;
-    assert_eq!(mine.as_array().unwrap().len(), 2);
+    assert_eq!(mine["items"].as_array().unwrap().len(), 2);
     let (_, theirs) = app.get(PATH, &other).await;
-    assert_eq!(theirs.as_array().unwrap().len(), 0);
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
     // The ADMIN sees everyone's, or one owner's.
     let (_, all) = app.get(PATH, &admin).await;
-    assert_eq!(all.as_array().unwrap().len(), 2);
-    assert_eq!(all[0]["created_by"], json!(admin_id));
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    assert_eq!(all["items"][0]["created_by"], json!(admin_id));
     let (_, filtered) = app
         .get(&format!("{PATH}?owner_id={other_id}"), &admin)
         .await;
-    assert_eq!(filtered.as_array().unwrap().len(), 0);
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 0);
     // A USER's owner filter cannot widen what they see.
     let (_, widened) = app.get(&format!("{PATH}?owner_id={other_id}"), &user).await;
-    assert_eq!(widened.as_array().unwrap().len(), 2);
+    assert_eq!(widened["items"].as_array().unwrap().len(), 2);
 
     // Unknown and disabled owners, bad lifetimes, unknown fields, no token: 4xx, nothing written.
     let before = written(&app).await;
@@ -225,6 +239,11 @@ async fn who_may_create_binding_keys_for_whom() {
         assert_eq!(got, status, "{body}: {problem}");
         assert_eq!(problem["code"], code, "{body}: {problem}");
     }
+    let (got, problem) = app.get(&format!("{PATH}?owner_id=nope"), &admin).await;
+    assert_eq!(
+        (got, problem["code"].as_str()),
+        (422, Some("invalid_owner_id"))
+    );
     let (got, problem) = app.get(&format!("{PATH}?limit=0"), &user).await;
     assert_eq!(
         (got, problem["code"].as_str()),
@@ -275,4 +294,428 @@ async fn an_owner_holds_at_most_a_hundred_live_binding_keys() {
         .await;
     let (status, created) = app.send(Method::POST, PATH, &user, json!({})).await;
     assert_eq!(status, 201, "{created}");
+}
+
+/// An ACME client's account key (ES256), signing flattened JWS as RFC 8555 6.2 has it.
+struct ClientKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl ClientKey {
+    fn new() -> Self {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        Self {
+            pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap(),
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        use aws_lc_rs::signature::KeyPair;
+        let point = self.pair.public_key().as_ref();
+        json!({
+            "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        })
+    }
+
+    /// A JWS with `jwk` (`kid` = None) or `kid`, over `payload` (None: POST-as-GET).
+    fn sign(&self, url: &str, nonce: &str, kid: Option<&str>, payload: Option<&Value>) -> String {
+        let mut protected = json!({ "alg": "ES256", "nonce": nonce, "url": url });
+        match kid {
+            Some(kid) => protected["kid"] = json!(kid),
+            None => protected["jwk"] = self.jwk(),
+        }
+        let protected = URL_SAFE_NO_PAD.encode(protected.to_string());
+        let payload = payload.map_or(String::new(), |p| URL_SAFE_NO_PAD.encode(p.to_string()));
+        let input = format!("{protected}.{payload}");
+        let signature = self
+            .pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        json!({
+            "protected": protected,
+            "payload": payload,
+            "signature": URL_SAFE_NO_PAD.encode(signature.as_ref()),
+        })
+        .to_string()
+    }
+}
+
+/// An RFC 8555 7.3.4 binding of `account` to the binding key (`kid`, `hmac_key`).
+fn binding(kid: &str, hmac_key: &[u8], url: &str, account: &ClientKey) -> Value {
+    let protected =
+        URL_SAFE_NO_PAD.encode(json!({ "alg": "HS256", "kid": kid, "url": url }).to_string());
+    let payload = URL_SAFE_NO_PAD.encode(account.jwk().to_string());
+    let input = format!("{protected}.{payload}");
+    let tag = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, hmac_key),
+        input.as_bytes(),
+    );
+    json!({ "protected": protected, "payload": payload, "signature": URL_SAFE_NO_PAD.encode(tag.as_ref()) })
+}
+
+/// A fresh nonce from HEAD new-nonce.
+async fn nonce(tls: &crate::support::TlsEndpoint, dir: &crate::openssl::Scratch) -> String {
+    let (_, answer) = crate::est::curl(tls, dir, "/acme/new-nonce", &["-I"]).await;
+    assert_eq!(answer.status, 200);
+    answer.header("replay-nonce").expect("a Replay-Nonce")
+}
+
+async fn post_jws(
+    tls: &crate::support::TlsEndpoint,
+    dir: &crate::openssl::Scratch,
+    path: &str,
+    jws: &str,
+) -> crate::est::Answer {
+    let body = dir.write("jws.json", jws);
+    let data = format!("@{body}");
+    crate::est::curl(
+        tls,
+        dir,
+        path,
+        &[
+            "-H",
+            "Content-Type: application/jose+json",
+            "--data-binary",
+            &data,
+        ],
+    )
+    .await
+    .1
+}
+
+#[tokio::test]
+async fn accounts_bind_once_and_every_refusal_is_an_acme_problem() {
+    let (app, tls) = TestApp::spawn_tls().await;
+    let user_id = app.user("site1-noc", UserRole::User).await;
+    let user = app.token("site1-noc").await;
+    let dir = crate::openssl::Scratch::new();
+    let new_account = tls.url("/acme/new-account");
+
+    // The directory names what is served, and says a binding is required.
+    let (_, answer) = crate::est::curl(&tls, &dir, "/acme/directory", &[]).await;
+    assert_eq!(answer.status, 200);
+    let directory = answer.json();
+    assert_eq!(directory["newAccount"], json!(new_account));
+    assert_eq!(directory["newNonce"], json!(tls.url("/acme/new-nonce")));
+    assert_eq!(directory["meta"]["externalAccountRequired"], json!(true));
+    // GET new-nonce is 204 with a nonce; no cache keeps either.
+    let (_, answer) = crate::est::curl(&tls, &dir, "/acme/new-nonce", &[]).await;
+    assert_eq!(answer.status, 204);
+    assert_eq!(answer.header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(answer.header("replay-nonce").map(|n| n.len()), Some(54));
+    // Plain HTTP is refused.
+    let r = app
+        .http
+        .get(app.url("/acme/directory"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let key = ClientKey::new();
+    let accounts = || async {
+        app.tdb
+            .scalar_i64("SELECT count(*) FROM acme_accounts")
+            .await
+    };
+    // Without a binding: externalAccountRequired, a fresh nonce, nothing written.
+    let jws = key.sign(
+        &new_account,
+        &nonce(&tls, &dir).await,
+        None,
+        Some(&json!({ "termsOfServiceAgreed": true })),
+    );
+    let answer = post_jws(&tls, &dir, "/acme/new-account", &jws).await;
+    assert_eq!(
+        answer.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(
+        answer.json()["type"],
+        "urn:ietf:params:acme:error:externalAccountRequired"
+    );
+    assert_eq!(
+        answer.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    assert!(answer.header("replay-nonce").is_some());
+    // The same request again: its nonce is spent.
+    let answer = post_jws(&tls, &dir, "/acme/new-account", &jws).await;
+    assert_eq!(answer.json()["type"], "urn:ietf:params:acme:error:badNonce");
+    // A url other than the one the request reached.
+    let jws = key.sign(
+        &tls.url("/acme/elsewhere"),
+        &nonce(&tls, &dir).await,
+        None,
+        Some(&json!({})),
+    );
+    let answer = post_jws(&tls, &dir, "/acme/new-account", &jws).await;
+    assert_eq!(
+        answer.json()["type"],
+        "urn:ietf:params:acme:error:unauthorized"
+    );
+    // Not application/jose+json: 415.
+    let body = dir.write("plain.json", "{}");
+    let (_, answer) = crate::est::curl(
+        &tls,
+        &dir,
+        "/acme/new-account",
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &format!("@{body}"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, 415);
+
+    // A binding MACed with another key's HMAC key, or for another account key: unauthorized.
+    let (_, eab) = app.send(Method::POST, PATH, &user, json!({})).await;
+    let (_, other_eab) = app.send(Method::POST, PATH, &user, json!({})).await;
+    let kid_text = eab["kid"].as_str().unwrap();
+    let wrong_mac = binding(kid_text, &hmac_key(&other_eab), &new_account, &key);
+    let other_key = ClientKey::new();
+    let wrong_key = binding(kid_text, &hmac_key(&eab), &new_account, &other_key);
+    for bad in [wrong_mac, wrong_key] {
+        let jws = key.sign(
+            &new_account,
+            &nonce(&tls, &dir).await,
+            None,
+            Some(&json!({ "externalAccountBinding": bad })),
+        );
+        let answer = post_jws(&tls, &dir, "/acme/new-account", &jws).await;
+        assert_eq!(
+            answer.status,
+            401,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(
+            answer.json()["type"],
+            "urn:ietf:params:acme:error:unauthorized"
+        );
+    }
+    assert_eq!(accounts().await, 0);
+
+    // The right binding: 201, the account is the user's, the key used up.
+    let good = binding(kid_text, &hmac_key(&eab), &new_account, &key);
+    let payload = json!({ "contact": ["mailto:noc@example.net"], "termsOfServiceAgreed": true, "externalAccountBinding": good });
+    let jws = key.sign(&new_account, &nonce(&tls, &dir).await, None, Some(&payload));
+    let answer = post_jws(&tls, &dir, "/acme/new-account", &jws).await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let location = answer.header("location").unwrap();
+    assert!(
+        location.starts_with(&tls.url("/acme/account/")),
+        "{location}"
+    );
+    assert_eq!(answer.json()["status"], "valid");
+    assert_eq!(answer.json()["contact"], json!(["mailto:noc@example.net"]));
+    let owner = app
+        .tdb
+        .scalar_text("SELECT owner_id::text FROM acme_accounts")
+        .await;
+    assert_eq!(owner, user_id.to_string());
+    let (_, keys) = app.get(PATH, &user).await;
+    let used = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == eab["kid"])
+        .unwrap()
+        .clone();
+    assert!(used["used_at"].is_string());
+    // newAccount again with the same account key: 200 and the same account, nothing new.
+    let jws = key.sign(
+        &new_account,
+        &nonce(&tls, &dir).await,
+        None,
+        Some(&json!({ "onlyReturnExisting": true })),
+    );
+    let answer = post_jws(&tls, &dir, "/acme/new-account", &jws).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("location").as_deref(),
+        Some(location.as_str())
+    );
+    // The used binding key cannot bind a second account key.
+    let second = ClientKey::new();
+    let reused = binding(kid_text, &hmac_key(&eab), &new_account, &second);
+    let jws = second.sign(
+        &new_account,
+        &nonce(&tls, &dir).await,
+        None,
+        Some(&json!({ "externalAccountBinding": reused })),
+    );
+    let answer = post_jws(&tls, &dir, "/acme/new-account", &jws).await;
+    assert_eq!(
+        answer.json()["type"],
+        "urn:ietf:params:acme:error:unauthorized"
+    );
+    // Nor does an unknown account key find anything with onlyReturnExisting.
+    let jws = second.sign(
+        &new_account,
+        &nonce(&tls, &dir).await,
+        None,
+        Some(&json!({ "onlyReturnExisting": true })),
+    );
+    let answer = post_jws(&tls, &dir, "/acme/new-account", &jws).await;
+    assert_eq!(
+        answer.json()["type"],
+        "urn:ietf:params:acme:error:accountDoesNotExist"
+    );
+    assert_eq!(accounts().await, 1);
+
+    // The account's URL: POST-as-GET fetches it; a contact update; another key may not.
+    let path = location.strip_prefix(&tls.base).unwrap().to_owned();
+    let jws = key.sign(&location, &nonce(&tls, &dir).await, Some(&location), None);
+    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let jws = key.sign(
+        &location,
+        &nonce(&tls, &dir).await,
+        Some(&location),
+        Some(&json!({ "contact": ["mailto:ops@example.net"] })),
+    );
+    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    assert_eq!(answer.json()["contact"], json!(["mailto:ops@example.net"]));
+    let jws = key.sign(
+        &location,
+        &nonce(&tls, &dir).await,
+        Some(&location),
+        Some(&json!({ "contact": ["tel:+15555550100"] })),
+    );
+    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    assert_eq!(
+        answer.json()["type"],
+        "urn:ietf:params:acme:error:unsupportedContact"
+    );
+    let jws = second.sign(&location, &nonce(&tls, &dir).await, Some(&location), None);
+    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    assert_eq!(
+        answer.json()["type"],
+        "urn:ietf:params:acme:error:malformed"
+    );
+    // Deactivation: once, and the account signs nothing afterwards.
+    let jws = key.sign(
+        &location,
+        &nonce(&tls, &dir).await,
+        Some(&location),
+        Some(&json!({ "status": "deactivated" })),
+    );
+    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    assert_eq!(answer.json()["status"], "deactivated");
+    let jws = key.sign(&location, &nonce(&tls, &dir).await, Some(&location), None);
+    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(
+        answer.json()["type"],
+        "urn:ietf:params:acme:error:unauthorized"
+    );
+    let audited = app
+        .tdb
+        .scalar_i64("SELECT count(*) FROM audit_events WHERE action IN ('acme_account.created', 'acme_account.deactivated')")
+        .await;
+    assert_eq!(audited, 2);
+}
+
+/// certbot, from Debian: registers with a binding key, updates its e-mail, and
+/// deactivates the account (certbot 2.1's `register`, `update_account`, `unregister`).
+#[tokio::test]
+async fn certbot_registers_updates_and_unregisters() {
+    let (app, tls) = TestApp::spawn_tls().await;
+    app.user("site1-noc", UserRole::User).await;
+    let user = app.token("site1-noc").await;
+    let dir = crate::openssl::Scratch::new();
+    let root = dir.write("root.pem", &tls.root_pem);
+    let (_, eab) = app.send(Method::POST, PATH, &user, json!({})).await;
+    let server = tls.url("/acme/directory");
+    let common = |command: &str| -> Vec<String> {
+        vec![
+            command.to_owned(),
+            "--server".into(),
+            server.clone(),
+            "--config-dir".into(),
+            dir.path("etc"),
+            "--work-dir".into(),
+            dir.path("work"),
+            "--logs-dir".into(),
+            dir.path("logs"),
+            "--non-interactive".into(),
+        ]
+    };
+    let certbot = |list: Vec<String>| {
+        let root = root.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let out = std::process::Command::new("certbot")
+                    .args(&list)
+                    .env("REQUESTS_CA_BUNDLE", &root)
+                    .output()
+                    .expect("certbot is installed (.ci/run installs it)");
+                (
+                    out.status.success(),
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                )
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    // Without the binding key certbot is refused, and says why.
+    let mut list = common("register");
+    list.extend(["--agree-tos".into(), "-m".into(), "noc@example.net".into()]);
+    let (ok, stderr) = certbot(list.clone()).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("external account") || stderr.contains("externalAccount"),
+        "{stderr}"
+    );
+
+    list.extend([
+        "--eab-kid".into(),
+        eab["kid"].as_str().unwrap().to_owned(),
+        "--eab-hmac-key".into(),
+        eab["hmac_key"].as_str().unwrap().to_owned(),
+    ]);
+    let (ok, stderr) = certbot(list).await;
+    assert!(ok, "{stderr}");
+    let contact = app
+        .tdb
+        .scalar_text("SELECT contact::text FROM acme_accounts")
+        .await;
+    assert_eq!(contact, "{mailto:noc@example.net}");
+
+    let mut list = common("update_account");
+    list.extend(["-m".into(), "ops@example.net".into()]);
+    let (ok, stderr) = certbot(list).await;
+    assert!(ok, "{stderr}");
+    let contact = app
+        .tdb
+        .scalar_text("SELECT contact::text FROM acme_accounts")
+        .await;
+    assert_eq!(contact, "{mailto:ops@example.net}");
+
+    let (ok, stderr) = certbot(common("unregister")).await;
+    assert!(ok, "{stderr}");
+    let status = app
+        .tdb
+        .scalar_text("SELECT status::text FROM acme_accounts")
+        .await;
+    assert_eq!(status, "deactivated");
 }

@@ -19,7 +19,7 @@ use crate::openssl::{Scratch, openssl_ok};
 use crate::support::{PASSWORD, TestApp, TlsEndpoint};
 
 /// Runs a command to completion off the runtime's workers: (succeeded, stdout, stderr).
-async fn run(program: &'static str, args: Vec<String>) -> (bool, Vec<u8>, String) {
+pub(crate) async fn run(program: &'static str, args: Vec<String>) -> (bool, Vec<u8>, String) {
     tokio::task::spawn_blocking(move || {
         let out = Command::new(program)
             .args(&args)
@@ -35,19 +35,19 @@ async fn run(program: &'static str, args: Vec<String>) -> (bool, Vec<u8>, String
     .unwrap()
 }
 
-fn args(list: &[&str]) -> Vec<String> {
+pub(crate) fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
 /// What curl got: the status, the response head as received, and the body.
-struct Answer {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.trim()
@@ -56,7 +56,7 @@ impl Answer {
         })
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
@@ -67,7 +67,12 @@ impl Answer {
 
 /// curl against the TLS listener with `extra` arguments; its exit status too (a failed
 /// handshake has no HTTP status).
-async fn curl(tls: &TlsEndpoint, dir: &Scratch, path: &str, extra: &[&str]) -> (bool, Answer) {
+pub(crate) async fn curl(
+    tls: &TlsEndpoint,
+    dir: &Scratch,
+    path: &str,
+    extra: &[&str],
+) -> (bool, Answer) {
     let root = dir.write("root.pem", &tls.root_pem);
     let head = dir.path("head.txt");
     let body = dir.path("body.out");

@@ -1,0 +1,292 @@
+//! ACME over HTTPS (RFC 8555), under `/acme/`, on the TLS listener only (plain HTTP answers
+//! 403 `https_required`, and the public listener does not route it). So far the account
+//! resources: the directory, newNonce, newAccount (with external account binding) and an
+//! account's URL (fetch, contact update, deactivation). Orders come next (issue 21), and
+//! the directory names only what is served.
+//!
+//! Every answer carries a fresh `Replay-Nonce`, `Cache-Control: no-store` and a `Link` to
+//! the directory; every refusal is `application/problem+json` with an
+//! `urn:ietf:params:acme:error:` type. URLs are built from the request's `Host`: the `url`
+//! a client signs must be the one it sent the request to, so KeyInfra must be reached
+//! under the name the client uses (a proxy in front must keep `Host`).
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use keyinfra_core::acme::{AcmeError, KeyRule};
+use keyinfra_core::{ErrorCode, OsRandom};
+use keyinfra_db::acme::AccountRecord;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::problem::Problem;
+use crate::tls::TlsSession;
+
+const DIRECTORY: &str = "/acme/directory";
+const NEW_NONCE: &str = "/acme/new-nonce";
+const NEW_ACCOUNT: &str = "/acme/new-account";
+const ACCOUNT: &str = "/acme/account/";
+const JOSE_JSON: &str = "application/jose+json";
+
+/// The routes (not in the OpenAPI document: ACME is its own protocol, RFC 8555).
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route(DIRECTORY, get(directory))
+        .route(NEW_NONCE, get(new_nonce_get).head(new_nonce_head))
+        .route(NEW_ACCOUNT, post(new_account))
+        .route("/acme/account/{id}", post(account))
+}
+
+/// `https://{Host}`: the base of every URL this request may name.
+fn base_url(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    // A Host is a name or an address and a port: nothing that could splice a URL.
+    let plausible = !host.is_empty()
+        && host.len() <= 261
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    plausible.then(|| format!("https://{host}"))
+}
+
+/// The headers every ACME answer carries.
+fn acme_headers(state: &AppState, base: &str, response: &mut Response) {
+    let headers = response.headers_mut();
+    if let Ok(nonce) = state.acme.new_nonce(&mut OsRandom)
+        && let Ok(value) = HeaderValue::from_str(&nonce)
+    {
+        headers.insert("replay-nonce", value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(link) = HeaderValue::from_str(&format!("<{base}{DIRECTORY}>;rel=\"index\"")) {
+        headers.append(header::LINK, link);
+    }
+}
+
+fn problem(state: &AppState, base: &str, error: &AcmeError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        json!({
+            "type": error.problem.urn(),
+            "detail": error.detail,
+            "status": error.status,
+        })
+        .to_string(),
+    )
+        .into_response();
+    if let Some(seconds) = error.retry_after
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    acme_headers(state, base, &mut response);
+    response
+}
+
+/// Refuses plain HTTP and a request without a usable Host; else the base URL.
+fn gate(request_is_tls: bool, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    if !request_is_tls {
+        return Err(Box::new(
+            Problem::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::HttpsRequired,
+                "ACME is served over HTTPS only (start KeyInfra with --tls auto, or --tls-cert and --tls-key)",
+            )
+            .into_response(),
+        ));
+    }
+    base_url(headers).ok_or_else(|| {
+        Box::new(
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidBody,
+                "the request has no usable Host header",
+            )
+            .into_response(),
+        )
+    })
+}
+
+fn is_tls(request: &Request) -> bool {
+    request.extensions().get::<TlsSession>().is_some()
+}
+
+async fn directory(State(state): State<AppState>, request: Request) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let mut meta = json!({ "externalAccountRequired": state.acme.settings.eab_required });
+    if let Some(terms) = &state.acme.settings.terms_of_service {
+        meta["termsOfService"] = json!(terms);
+    }
+    let body = json!({
+        "newNonce": format!("{base}{NEW_NONCE}"),
+        "newAccount": format!("{base}{NEW_ACCOUNT}"),
+        "meta": meta,
+    });
+    // The directory itself needs no nonce, but clients may take one from any answer.
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    acme_headers(&state, &base, &mut response);
+    response
+}
+
+async fn new_nonce_head(State(state): State<AppState>, request: Request) -> Response {
+    nonce_answer(&state, &request, StatusCode::OK)
+}
+
+async fn new_nonce_get(State(state): State<AppState>, request: Request) -> Response {
+    nonce_answer(&state, &request, StatusCode::NO_CONTENT)
+}
+
+/// RFC 8555 7.2: HEAD answers 200, GET 204, both with a nonce and nothing else.
+fn nonce_answer(state: &AppState, request: &Request, status: StatusCode) -> Response {
+    let base = match gate(is_tls(request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let mut response = status.into_response();
+    acme_headers(state, &base, &mut response);
+    response
+}
+
+/// The body of a signed request: `application/jose+json` (RFC 8555 6.2), else 415.
+fn signed_body(headers: &HeaderMap) -> Result<(), AcmeError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case(JOSE_JSON) {
+        Ok(())
+    } else {
+        Err(AcmeError {
+            status: 415,
+            ..AcmeError::new(
+                keyinfra_pki::acme::wire::ProblemType::Malformed,
+                "a signed ACME request is application/jose+json",
+            )
+        })
+    }
+}
+
+async fn new_account(State(state): State<AppState>, request: Request) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let url = format!("{base}{NEW_ACCOUNT}");
+    let (parts, body) = request.into_parts();
+    let answer = async {
+        signed_body(&parts.headers)?;
+        let body = read_body(body).await?;
+        let verified = state
+            .acme
+            .verify(&state.db, &body, &url, KeyRule::Jwk)
+            .await?;
+        state.acme.new_account(&state.db, &verified, &url).await
+    }
+    .await;
+    match answer {
+        Ok(answer) => {
+            let status = if answer.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            account_response(&state, &base, status, &answer.account)
+        }
+        Err(e) => problem(&state, &base, &e),
+    }
+}
+
+async fn account(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let url = format!("{base}{ACCOUNT}{id}");
+    let (parts, body) = request.into_parts();
+    let answer = async {
+        signed_body(&parts.headers)?;
+        let id = Uuid::parse_str(&id).map_err(|_| {
+            AcmeError::new(
+                keyinfra_pki::acme::wire::ProblemType::AccountDoesNotExist,
+                "no such account",
+            )
+        })?;
+        let body = read_body(body).await?;
+        let prefix = format!("{base}{ACCOUNT}");
+        let verified = state
+            .acme
+            .verify(
+                &state.db,
+                &body,
+                &url,
+                KeyRule::Kid {
+                    account_url_prefix: &prefix,
+                },
+            )
+            .await?;
+        state.acme.update_account(&state.db, &verified, id).await
+    }
+    .await;
+    match answer {
+        Ok(account) => account_response(&state, &base, StatusCode::OK, &account),
+        Err(e) => problem(&state, &base, &e),
+    }
+}
+
+async fn read_body(body: axum::body::Body) -> Result<Bytes, AcmeError> {
+    axum::body::to_bytes(body, keyinfra_pki::acme::jws::MAX_JWS_BYTES)
+        .await
+        .map_err(|_| {
+            AcmeError::new(
+                keyinfra_pki::acme::wire::ProblemType::Malformed,
+                format!(
+                    "the request body is larger than {} bytes",
+                    keyinfra_pki::acme::jws::MAX_JWS_BYTES
+                ),
+            )
+        })
+}
+
+fn account_response(
+    state: &AppState,
+    base: &str,
+    status: StatusCode,
+    account: &AccountRecord,
+) -> Response {
+    let location = format!("{base}{ACCOUNT}{}", account.id);
+    let body = json!({
+        "status": account.status.as_str(),
+        "contact": account.contact,
+        "termsOfServiceAgreed": account.terms_agreed,
+        "createdAt": crate::api::timestamp(account.created_at),
+    });
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    acme_headers(state, base, &mut response);
+    response
+}
