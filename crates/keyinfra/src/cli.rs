@@ -496,6 +496,23 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub net: ListenArgs,
 
+    /// ACME (on the TLS listener, /acme/directory): every new account must carry an
+    /// external account binding from `POST /api/v1/acme/eab`, which makes it that user's.
+    /// `false` lets accounts register without one, owned by KEYINFRA_ACME_DEFAULT_OWNER.
+    #[arg(long, env = "KEYINFRA_ACME_EAB_REQUIRED", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub acme_eab_required: bool,
+
+    /// ACME: the username that owns accounts registered without a binding (only with
+    /// KEYINFRA_ACME_EAB_REQUIRED=false); its policy and quota apply to what they order.
+    #[arg(long, env = "KEYINFRA_ACME_DEFAULT_OWNER")]
+    pub acme_default_owner: Option<String>,
+
+    /// ACME: a terms-of-service URL for the directory's meta; clients must then agree to
+    /// it to register.
+    #[arg(long, env = "KEYINFRA_ACME_TERMS_OF_SERVICE")]
+    pub acme_terms_of_service: Option<String>,
+
     /// Do not apply pending migrations at start; refuse to start if the schema is behind.
     #[arg(long, env = "KEYINFRA_NO_MIGRATE")]
     pub no_migrate: bool,

@@ -4,6 +4,7 @@ use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 
 use anyhow::Context;
+use keyinfra_core::acme::AcmeSettings;
 use keyinfra_core::auth::{JwtSecret, Pepper};
 use keyinfra_core::authority::AuthoritySettings;
 use keyinfra_core::ca_setup::InitOptions;
@@ -234,6 +235,7 @@ async fn serve(
     config.edge = listen.edge.clone();
     config.slow_request = args.slow_request;
     config.scheduler = Some(settings.scheduler);
+    config.acme = acme_settings(&db, args).await?;
     let app = App::build(config, &mut OsRandom)
         .await
         .map_err(|e| match e {
@@ -442,4 +444,37 @@ async fn migrate(url: &str, command: MigrateCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// ACME's settings from `serve`'s options; the default owner is named by username and must
+/// exist when the server starts.
+async fn acme_settings(db: &Database, args: &ServeArgs) -> anyhow::Result<AcmeSettings> {
+    if args.acme_eab_required && args.acme_default_owner.is_some() {
+        tracing::warn!(
+            "KEYINFRA_ACME_DEFAULT_OWNER is set but KEYINFRA_ACME_EAB_REQUIRED is true: every ACME account needs a binding and the default owner is not used"
+        );
+    }
+    let default_owner = match &args.acme_default_owner {
+        None => None,
+        Some(name) => {
+            let mut tx = db.begin(&Actor::System).await?;
+            let id = keyinfra_db::users::id_by_username(&mut tx, name).await?;
+            tx.commit().await?;
+            Some(id.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "KEYINFRA_ACME_DEFAULT_OWNER names no user ({name:?}); create the user first"
+                )
+            })?)
+        }
+    };
+    if let Some(terms) = &args.acme_terms_of_service
+        && !(terms.starts_with("https://") || terms.starts_with("http://"))
+    {
+        anyhow::bail!("KEYINFRA_ACME_TERMS_OF_SERVICE must be an http(s) URL");
+    }
+    Ok(AcmeSettings {
+        eab_required: args.acme_eab_required,
+        default_owner,
+        terms_of_service: args.acme_terms_of_service.clone(),
+    })
 }

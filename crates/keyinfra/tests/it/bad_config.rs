@@ -123,3 +123,33 @@ fn secrets_that_are_missing_or_too_short() {
         .env("KEYINFRA_JWT_SECRET", "short"));
     assert_clear_failure(&out, "KEYINFRA_JWT_SECRET");
 }
+
+#[test]
+fn acme_settings_that_name_no_user_or_no_url() {
+    // A migrated database, so that serve gets as far as reading the ACME settings.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(keyinfra_db::testing::TestDatabase::new());
+    let out = run(keyinfra()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", db.url())
+        .env("KEYINFRA_ACME_EAB_REQUIRED", "false")
+        .env("KEYINFRA_ACME_DEFAULT_OWNER", "nobody-here"));
+    assert_clear_failure(&out, "KEYINFRA_ACME_DEFAULT_OWNER");
+
+    let out = run(keyinfra()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", db.url())
+        .env("KEYINFRA_ACME_TERMS_OF_SERVICE", "javascript:alert(1)"));
+    assert_clear_failure(&out, "KEYINFRA_ACME_TERMS_OF_SERVICE");
+
+    let out = run(keyinfra()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KEYINFRA_ACME_EAB_REQUIRED", "maybe"));
+    // clap's own refusal, before anything starts: it names the option and the choices.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--acme-eab-required") && stderr.contains("true, false"),
+        "{stderr}"
+    );
+}
