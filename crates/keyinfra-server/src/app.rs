@@ -214,6 +214,10 @@ impl App {
                 edge.est_per_minute,
                 "est_operations",
             )),
+            acme_limit: Arc::new(keyinfra_core::rate::AddressLimiter::new(
+                edge.acme_per_minute,
+                "acme_requests",
+            )),
             edge: Arc::new(edge),
             clock: Arc::clone(&clock),
             acme,

@@ -32,6 +32,9 @@ pub struct EdgeSettings {
     /// EST requests one client address may send a minute (as a burst, refilled evenly);
     /// `None`: no limit. Checked before the body is read or a password hashed.
     pub est_per_minute: Option<u32>,
+    /// ACME requests one client address may send a minute (as a burst, refilled evenly);
+    /// `None`: no limit. Checked before the body is read or a signature verified.
+    pub acme_per_minute: Option<u32>,
 }
 
 /// `KEYINFRA_SCEP_RATE`'s default: 5 a second from one address, sustained. A device
@@ -43,6 +46,11 @@ pub const DEFAULT_SCEP_PER_MINUTE: u32 = 300;
 /// password, an Argon2id check, before the server knows the client may have anything.
 pub const DEFAULT_EST_PER_MINUTE: u32 = 300;
 
+/// `KEYINFRA_ACME_RATE`'s default: an ACME client makes about ten requests an order (nonce,
+/// order, authorizations, challenge, polls, finalize, download), and a signed request costs
+/// a signature check (RSA up to 8,192 bits) before anything is known about its account.
+pub const DEFAULT_ACME_PER_MINUTE: u32 = 600;
+
 impl Default for EdgeSettings {
     fn default() -> Self {
         Self {
@@ -51,6 +59,7 @@ impl Default for EdgeSettings {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             scep_per_minute: Some(DEFAULT_SCEP_PER_MINUTE),
             est_per_minute: Some(DEFAULT_EST_PER_MINUTE),
+            acme_per_minute: Some(DEFAULT_ACME_PER_MINUTE),
         }
     }
 }
@@ -66,6 +75,7 @@ impl std::fmt::Debug for EdgeSettings {
             .field("body_timeout", &self.body_timeout)
             .field("scep_per_minute", &self.scep_per_minute)
             .field("est_per_minute", &self.est_per_minute)
+            .field("acme_per_minute", &self.acme_per_minute)
             .finish()
     }
 }

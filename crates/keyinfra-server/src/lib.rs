@@ -65,6 +65,8 @@ pub struct AppState {
     pub scep_limit: Arc<keyinfra_core::rate::AddressLimiter>,
     /// EST requests per client address (`EdgeSettings::est_per_minute`).
     pub est_limit: Arc<keyinfra_core::rate::AddressLimiter>,
+    /// ACME requests per client address (`EdgeSettings::acme_per_minute`).
+    pub acme_limit: Arc<keyinfra_core::rate::AddressLimiter>,
     /// The composition root's clock (the services hold the same one): pages read "now"
     /// from here to show ages and expiries, never from a service's internals.
     pub clock: Arc<dyn keyinfra_core::Clock>,

@@ -585,6 +585,11 @@ pub struct ListenArgs {
     #[arg(long, env = "KEYINFRA_EST_RATE", default_value_t = keyinfra_server::edge::DEFAULT_EST_PER_MINUTE)]
     pub est_rate: u32,
 
+    /// ACME requests one client address may send a minute (a burst of that many, refilled
+    /// evenly); more get ACME's rateLimited (429) with Retry-After. 0: no limit.
+    #[arg(long, env = "KEYINFRA_ACME_RATE", default_value_t = keyinfra_server::edge::DEFAULT_ACME_PER_MINUTE)]
+    pub acme_rate: u32,
+
     /// Most client connections open at once, over every listener; more are answered 503
     /// and closed.
     #[arg(long, env = "KEYINFRA_MAX_CONNECTIONS", default_value_t = 1024,

@@ -140,6 +140,7 @@ impl Plan {
             body_timeout: args.body_timeout,
             scep_per_minute: (args.scep_rate > 0).then_some(args.scep_rate),
             est_per_minute: (args.est_rate > 0).then_some(args.est_rate),
+            acme_per_minute: (args.acme_rate > 0).then_some(args.acme_rate),
         };
         if args
             .metrics_listen

@@ -22,6 +22,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::extract::ClientAddress;
 use crate::problem::Problem;
 use crate::tls::TlsSession;
 
@@ -116,11 +117,18 @@ fn is_tls(request: &Request) -> bool {
     request.extensions().get::<TlsSession>().is_some()
 }
 
-async fn directory(State(state): State<AppState>, request: Request) -> Response {
+async fn directory(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    request: Request,
+) -> Response {
     let base = match gate(is_tls(&request), request.headers()) {
         Ok(base) => base,
         Err(refused) => return *refused,
     };
+    if let Err(e) = limited(&state, address) {
+        return answered(&state, &base, "directory", Err(e));
+    }
     let mut meta = json!({ "externalAccountRequired": state.acme.settings.eab_required });
     if let Some(terms) = &state.acme.settings.terms_of_service {
         meta["termsOfService"] = json!(terms);
@@ -138,26 +146,42 @@ async fn directory(State(state): State<AppState>, request: Request) -> Response 
     )
         .into_response();
     acme_headers(&state, &base, &mut response);
-    response
+    answered(&state, &base, "directory", Ok(response))
 }
 
-async fn new_nonce_head(State(state): State<AppState>, request: Request) -> Response {
-    nonce_answer(&state, &request, StatusCode::OK)
+async fn new_nonce_head(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    request: Request,
+) -> Response {
+    nonce_answer(&state, address, &request, StatusCode::OK)
 }
 
-async fn new_nonce_get(State(state): State<AppState>, request: Request) -> Response {
-    nonce_answer(&state, &request, StatusCode::NO_CONTENT)
+async fn new_nonce_get(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    request: Request,
+) -> Response {
+    nonce_answer(&state, address, &request, StatusCode::NO_CONTENT)
 }
 
 /// RFC 8555 7.2: HEAD answers 200, GET 204, both with a nonce and nothing else.
-fn nonce_answer(state: &AppState, request: &Request, status: StatusCode) -> Response {
+fn nonce_answer(
+    state: &AppState,
+    address: Option<std::net::IpAddr>,
+    request: &Request,
+    status: StatusCode,
+) -> Response {
     let base = match gate(is_tls(request), request.headers()) {
         Ok(base) => base,
         Err(refused) => return *refused,
     };
+    if let Err(e) = limited(state, address) {
+        return answered(state, &base, "new-nonce", Err(e));
+    }
     let mut response = status.into_response();
     acme_headers(state, &base, &mut response);
-    response
+    answered(state, &base, "new-nonce", Ok(response))
 }
 
 /// The body of a signed request: `application/jose+json` (RFC 8555 6.2), else 415.
@@ -180,7 +204,11 @@ fn signed_body(headers: &HeaderMap) -> Result<(), AcmeError> {
     }
 }
 
-async fn new_account(State(state): State<AppState>, request: Request) -> Response {
+async fn new_account(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    request: Request,
+) -> Response {
     let base = match gate(is_tls(&request), request.headers()) {
         Ok(base) => base,
         Err(refused) => return *refused,
@@ -188,6 +216,7 @@ async fn new_account(State(state): State<AppState>, request: Request) -> Respons
     let url = format!("{base}{NEW_ACCOUNT}");
     let (parts, body) = request.into_parts();
     let answer = async {
+        limited(&state, address)?;
         signed_body(&parts.headers)?;
         let body = read_body(body).await?;
         let verified = state
@@ -197,21 +226,24 @@ async fn new_account(State(state): State<AppState>, request: Request) -> Respons
         state.acme.new_account(&state.db, &verified, &url).await
     }
     .await;
-    match answer {
-        Ok(answer) => {
+    answered(
+        &state,
+        &base,
+        "new-account",
+        answer.map(|answer| {
             let status = if answer.created {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
             };
             account_response(&state, &base, status, &answer.account)
-        }
-        Err(e) => problem(&state, &base, &e),
-    }
+        }),
+    )
 }
 
 async fn account(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
@@ -222,6 +254,7 @@ async fn account(
     let url = format!("{base}{ACCOUNT}{id}");
     let (parts, body) = request.into_parts();
     let answer = async {
+        limited(&state, address)?;
         signed_body(&parts.headers)?;
         let id = Uuid::parse_str(&id).map_err(|_| {
             AcmeError::new(
@@ -245,10 +278,37 @@ async fn account(
         state.acme.update_account(&state.db, &verified, id).await
     }
     .await;
-    match answer {
-        Ok(account) => account_response(&state, &base, StatusCode::OK, &account),
-        Err(e) => problem(&state, &base, &e),
-    }
+    answered(
+        &state,
+        &base,
+        "account",
+        answer.map(|account| account_response(&state, &base, StatusCode::OK, &account)),
+    )
+}
+
+/// `KEYINFRA_ACME_RATE`, checked before a body is read or a signature verified.
+fn limited(state: &AppState, address: Option<std::net::IpAddr>) -> Result<(), AcmeError> {
+    state
+        .acme_limit
+        .take(address, state.clock.now())
+        .map_err(AcmeError::from)
+}
+
+/// Counts the request by resource and outcome (`ok`, or the problem type), and turns a
+/// refusal into its problem document.
+fn answered(
+    state: &AppState,
+    base: &str,
+    resource: &'static str,
+    answer: Result<Response, AcmeError>,
+) -> Response {
+    let outcome = match &answer {
+        Ok(_) => "ok",
+        Err(e) => e.problem.name(),
+    };
+    metrics::counter!("keyinfra_acme_requests_total", "resource" => resource, "outcome" => outcome)
+        .increment(1);
+    answer.unwrap_or_else(|e| problem(state, base, &e))
 }
 
 async fn read_body(body: axum::body::Body) -> Result<Bytes, AcmeError> {

@@ -631,6 +631,27 @@ async fn accounts_bind_once_and_every_refusal_is_an_acme_problem() {
         .scalar_i64("SELECT count(*) FROM audit_events WHERE action IN ('acme_account.created', 'acme_account.deactivated')")
         .await;
     assert_eq!(audited, 2);
+
+    // /metrics counts ACME requests by resource and outcome (the problem type).
+    app.user("root", UserRole::Admin).await;
+    let admin = app.token("root").await;
+    let metrics = app.metrics(&admin).await;
+    for (resource, outcome) in [
+        ("new-account", "externalAccountRequired"),
+        ("new-account", "badNonce"),
+        ("new-account", "ok"),
+        ("account", "unauthorized"),
+        ("new-nonce", "ok"),
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("keyinfra_acme_requests_total{")
+                    && l.contains(&format!("resource=\"{resource}\""))
+                    && l.contains(&format!("outcome=\"{outcome}\""))),
+            "{resource} {outcome} not counted"
+        );
+    }
 }
 
 /// certbot, from Debian: registers with a binding key, updates its e-mail, and
@@ -718,4 +739,57 @@ async fn certbot_registers_updates_and_unregisters() {
         .scalar_text("SELECT status::text FROM acme_accounts")
         .await;
     assert_eq!(status, "deactivated");
+}
+
+/// KEYINFRA_ACME_RATE, per client address, before a body is read or a signature checked:
+/// past the burst ACME's rateLimited with Retry-After; another address goes on.
+#[tokio::test]
+async fn acme_is_rate_limited_per_address() {
+    let edge = keyinfra_server::edge::EdgeSettings {
+        trusted_proxies: keyinfra_server::edge::parse_trusted_proxies("127.0.0.1/32").unwrap(),
+        acme_per_minute: Some(3),
+        ..Default::default()
+    };
+    let (_app, tls) = TestApp::spawn_tls_with(std::sync::Arc::new(edge)).await;
+    let dir = crate::openssl::Scratch::new();
+    for _ in 0..3 {
+        let (_, answer) = crate::est::curl(
+            &tls,
+            &dir,
+            "/acme/new-nonce",
+            &["-I", "-H", "X-Forwarded-For: 192.0.2.7"],
+        )
+        .await;
+        assert_eq!(answer.status, 200);
+    }
+    let (_, limited) = crate::est::curl(
+        &tls,
+        &dir,
+        "/acme/new-account",
+        &[
+            "-H",
+            "X-Forwarded-For: 192.0.2.7",
+            "-H",
+            "Content-Type: application/jose+json",
+            "--data-binary",
+            "{}",
+        ],
+    )
+    .await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(
+        limited.json()["type"],
+        "urn:ietf:params:acme:error:rateLimited"
+    );
+    let wait: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(limited.header("replay-nonce").is_some());
+    let (_, other) = crate::est::curl(
+        &tls,
+        &dir,
+        "/acme/new-nonce",
+        &["-I", "-H", "X-Forwarded-For: 198.51.100.9"],
+    )
+    .await;
+    assert_eq!(other.status, 200);
 }

@@ -155,7 +155,14 @@ impl TestApp {
     /// reach the same app on a second, plain listener, the tests' way to call the API
     /// (reqwest is built without TLS here); `tls_base` is the HTTPS one.
     pub async fn spawn_tls() -> (Self, TlsEndpoint) {
-        let app = Self::spawn().await;
+        Self::spawn_tls_with(test_edge()).await
+    }
+
+    /// [`TestApp::spawn_tls`] with its own edge settings (rates, proxies).
+    pub async fn spawn_tls_with(
+        edge: Arc<keyinfra_server::edge::EdgeSettings>,
+    ) -> (Self, TlsEndpoint) {
+        let app = Self::spawn_with(PEPPER, None, edge, |_| {}).await;
         let names = [
             keyinfra_pki::names::SubjectAltName::Ip([127, 0, 0, 1].into()),
             keyinfra_pki::names::SubjectAltName::Dns("localhost".into()),
