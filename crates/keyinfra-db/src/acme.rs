@@ -288,19 +288,26 @@ pub async fn get_account(tx: &mut Tx, id: Uuid) -> Result<Option<AccountRecord>,
     Ok(row)
 }
 
-/// The accounts the actor may see, newest first: one owner's, or (ADMIN) everyone's.
+/// The accounts the actor may see, newest first: one owner's, or (ADMIN) everyone's;
+/// `after` is the (created_at, id) of the previous page's last account.
 pub async fn list_accounts(
     tx: &mut Tx,
     owner_id: Option<Uuid>,
+    after: Option<(OffsetDateTime, Uuid)>,
     limit: i64,
 ) -> Result<Vec<AccountRecord>, DbError> {
+    let (after_at, after_id) = after.unzip();
     let rows = sqlx::query_as!(
         AccountRecord,
         r#"SELECT id, owner_id, jwk, jwk_thumbprint, status AS "status: AccountStatus",
                   contact, terms_agreed, eab_key_id, created_at, deactivated_at
-           FROM acme_accounts WHERE ($1::uuid IS NULL OR owner_id = $1)
-           ORDER BY created_at DESC, id DESC LIMIT $2"#,
+           FROM acme_accounts
+           WHERE ($1::uuid IS NULL OR owner_id = $1)
+             AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+           ORDER BY created_at DESC, id DESC LIMIT $4"#,
         owner_id,
+        after_at,
+        after_id,
         limit
     )
     .fetch_all(tx.conn())

@@ -486,6 +486,61 @@ impl AcmeService {
     }
 }
 
+impl AcmeService {
+    /// The ACME accounts the caller may see, newest first (a USER's own; an ADMIN's
+    /// `owner_id` filter, or everyone's), after the keyset `after`.
+    pub async fn list_accounts(
+        &self,
+        db: &Database,
+        by: &Principal,
+        owner_id: Option<Uuid>,
+        after: Option<(time::OffsetDateTime, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<AccountRecord>, CoreError> {
+        let owner = if by.is_admin() {
+            owner_id
+        } else {
+            Some(by.user_id().ok_or(CoreError::Forbidden)?)
+        };
+        let mut tx = db.begin(&by.actor()).await?;
+        let rows = store::list_accounts(&mut tx, owner, after, limit).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Deactivates an account from the API or the UI (its owner, or an ADMIN): it signs
+    /// nothing afterwards. 404 for one the caller may not see; deactivating twice changes
+    /// nothing (and is audited once).
+    pub async fn deactivate_account(
+        &self,
+        db: &Database,
+        by: &Principal,
+        id: Uuid,
+    ) -> Result<AccountRecord, CoreError> {
+        let mut tx = db.begin(&by.actor()).await?;
+        let deactivated = store::deactivate_account(&mut tx, id, self.clock.now()).await?;
+        let account = store::get_account(&mut tx, id)
+            .await?
+            .ok_or(CoreError::NotFound("ACME account"))?;
+        if deactivated {
+            audit::append(
+                &mut tx,
+                &NewAuditEvent {
+                    actor_id: by.user_id(),
+                    actor_name: by.audit_name(),
+                    action: AuditAction::AcmeAccountDeactivated,
+                    target_type: Some("acme_account"),
+                    target_id: Some(id),
+                    details: json!({ "owner_id": account.owner_id, "by": "api" }),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(account)
+    }
+}
+
 /// An account's requests write as its owner with a USER's powers, as an EST device does.
 fn owner_actor(owner: Uuid) -> Actor {
     Principal::Enrollment {

@@ -131,7 +131,7 @@ async fn a_binding_key_binds_one_account_of_its_owner() {
     let mut tx = db.begin(&user(bob)).await.unwrap();
     assert_eq!(acme::get_account(&mut tx, account.id).await.unwrap(), None);
     assert!(
-        acme::list_accounts(&mut tx, None, 10)
+        acme::list_accounts(&mut tx, None, None, 10)
             .await
             .unwrap()
             .is_empty()

@@ -1,11 +1,12 @@
-//! `/api/v1/acme/eab`: ACME external account binding keys (issue 21). The rules live in
-//! the core's `acme::eab`; this module only translates JSON.
+//! `/api/v1/acme/eab`: ACME external account binding keys, and `/api/v1/acme/accounts`:
+//! the ACME accounts they bound (issue 21). The rules live in the core's `acme`; this
+//! module only translates JSON.
 
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use keyinfra_core::Principal;
-use keyinfra_db::acme::EabKeyRecord;
+use keyinfra_db::acme::{AccountRecord, EabKeyRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,12 +15,15 @@ use uuid::Uuid;
 
 use super::enrollment::{parse_cursor, parse_limit, parse_owner};
 use super::{NoStore, timestamp};
-use crate::extract::{Authenticated, OptionalApiJson};
+use crate::extract::{Authenticated, IdPath, OptionalApiJson};
 use crate::pagination::{Page, next_cursor};
 use crate::{AppState, Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_eab_key, list_eab_keys))
+    OpenApiRouter::new()
+        .routes(routes!(create_eab_key, list_eab_keys))
+        .routes(routes!(list_accounts))
+        .routes(routes!(deactivate_account))
 }
 
 /// Every field is optional, and so is the body.
@@ -143,4 +147,80 @@ async fn list_eab_keys(
         items: items.into_iter().map(EabKey::from).collect(),
         next_cursor,
     }))
+}
+
+/// An ACME account as the API shows it (its owner's, or any for an ADMIN).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcmeAccount {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    /// valid, deactivated or revoked.
+    pub status: String,
+    /// `mailto:` URLs the client registered.
+    pub contact: Vec<String>,
+    /// The RFC 7638 thumbprint of the account key, base64url.
+    pub key_thumbprint: String,
+    /// The binding key that made it the owner's (none when binding was not required).
+    pub eab_kid: Option<Uuid>,
+    pub created_at: String,
+    pub deactivated_at: Option<String>,
+}
+
+impl From<AccountRecord> for AcmeAccount {
+    fn from(r: AccountRecord) -> Self {
+        use base64::Engine;
+        Self {
+            id: r.id,
+            owner_id: r.owner_id,
+            status: r.status.as_str().to_owned(),
+            contact: r.contact,
+            key_thumbprint: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(&r.jwk_thumbprint),
+            eab_kid: r.eab_key_id,
+            created_at: timestamp(r.created_at),
+            deactivated_at: r.deactivated_at.map(timestamp),
+        }
+    }
+}
+
+/// List ACME accounts, newest first: a USER's own, or (ADMIN) everyone's.
+#[utoipa::path(get, path = "/api/v1/acme/accounts", tag = "acme", params(EabKeyQuery),
+    responses((status = 200, body = Page<AcmeAccount>),
+        (status = 400, description = "invalid_cursor"),
+        (status = 422, description = "invalid_limit, invalid_owner_id")))]
+async fn list_accounts(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<EabKeyQuery>,
+) -> Result<Json<Page<AcmeAccount>>, Problem> {
+    let limit = parse_limit(query.limit.as_deref())?;
+    let owner_id = parse_owner(query.owner_id.as_deref())?;
+    let after = parse_cursor(query.cursor.as_deref())?;
+    let items = state
+        .acme
+        .list_accounts(&state.db, &Principal::User(caller), owner_id, after, limit)
+        .await?;
+    let next_cursor = next_cursor(&items, limit, |a| (a.created_at, a.id));
+    Ok(Json(Page {
+        items: items.into_iter().map(AcmeAccount::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Deactivate an ACME account (its owner, or an ADMIN): its key signs nothing afterwards,
+/// and its client must register again with a new binding key. 404 for another user's;
+/// deactivating twice changes nothing.
+#[utoipa::path(post, path = "/api/v1/acme/accounts/{id}/deactivate", tag = "acme",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = AcmeAccount), (status = 404)))]
+async fn deactivate_account(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+) -> Result<Json<AcmeAccount>, Problem> {
+    let account = state
+        .acme
+        .deactivate_account(&state.db, &Principal::User(caller), id)
+        .await?;
+    Ok(Json(account.into()))
 }

@@ -732,6 +732,25 @@ async fn certbot_registers_updates_and_unregisters() {
         .await;
     assert_eq!(contact, "{mailto:ops@example.net}");
 
+    // The API lists the account for its owner (and an ADMIN), not for another user.
+    let (status, mine) = app.get("/api/v1/acme/accounts", &user).await;
+    assert_eq!(status, 200, "{mine}");
+    let account = mine["items"][0].clone();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    assert_eq!(account["status"], "valid");
+    assert_eq!(account["contact"], json!(["mailto:ops@example.net"]));
+    assert_eq!(account["eab_kid"], eab["kid"]);
+    assert_eq!(account["key_thumbprint"].as_str().unwrap().len(), 43);
+    app.user("site2-noc", UserRole::User).await;
+    let other = app.token("site2-noc").await;
+    let (_, theirs) = app.get("/api/v1/acme/accounts", &other).await;
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
+    let id = account["id"].as_str().unwrap();
+    let deactivate = format!("/api/v1/acme/accounts/{id}/deactivate");
+    let (status, _) = app.send(Method::POST, &deactivate, &other, json!({})).await;
+    assert_eq!(status, 404);
+
+    // certbot unregisters (RFC 8555 7.3.6); the API's deactivation after it changes nothing.
     let (ok, stderr) = certbot(common("unregister")).await;
     assert!(ok, "{stderr}");
     let status = app
@@ -739,6 +758,74 @@ async fn certbot_registers_updates_and_unregisters() {
         .scalar_text("SELECT status::text FROM acme_accounts")
         .await;
     assert_eq!(status, "deactivated");
+    let (status, after) = app.send(Method::POST, &deactivate, &user, json!({})).await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["status"], "deactivated");
+    assert!(after["deactivated_at"].is_string());
+    let audited = app
+        .tdb
+        .scalar_i64("SELECT count(*) FROM audit_events WHERE action = 'acme_account.deactivated'")
+        .await;
+    assert_eq!(audited, 1);
+}
+
+/// An owner (or an ADMIN) deactivating an account through the API locks its client out.
+#[tokio::test]
+async fn an_account_deactivated_through_the_api_signs_nothing() {
+    let (app, tls) = TestApp::spawn_tls().await;
+    app.user("site1-noc", UserRole::User).await;
+    app.user("root", UserRole::Admin).await;
+    let user = app.token("site1-noc").await;
+    let admin = app.token("root").await;
+    let dir = crate::openssl::Scratch::new();
+    let new_account = tls.url("/acme/new-account");
+    let (_, eab) = app.send(Method::POST, PATH, &user, json!({})).await;
+    let key = ClientKey::new();
+    let good = binding(
+        eab["kid"].as_str().unwrap(),
+        &hmac_key(&eab),
+        &new_account,
+        &key,
+    );
+    let jws = key.sign(
+        &new_account,
+        &nonce(&tls, &dir).await,
+        None,
+        Some(&json!({ "externalAccountBinding": good })),
+    );
+    let answer = post_jws(&tls, &dir, "/acme/new-account", &jws).await;
+    assert_eq!(answer.status, 201);
+    let location = answer.header("location").unwrap();
+    let id = location.rsplit('/').next().unwrap().to_owned();
+
+    let (status, body) = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/acme/accounts/{id}/deactivate"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("deactivated"))
+    );
+    let path = location.strip_prefix(&tls.base).unwrap().to_owned();
+    let jws = key.sign(&location, &nonce(&tls, &dir).await, Some(&location), None);
+    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    assert_eq!(answer.status, 401);
+    // An unknown id is 404, a malformed one too.
+    for bad in [uuid::Uuid::new_v4().to_string(), "nope".to_owned()] {
+        let (status, _) = app
+            .send(
+                Method::POST,
+                &format!("/api/v1/acme/accounts/{bad}/deactivate"),
+                &admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 404);
+    }
 }
 
 /// KEYINFRA_ACME_RATE, per client address, before a body is read or a signature checked:
