@@ -6,7 +6,6 @@ DROP FUNCTION keyinfra_acme_account_key(uuid);
 DROP TABLE acme_challenges;
 DROP TABLE acme_authorizations;
 DROP TABLE acme_orders;
-ALTER TABLE acme_eab_keys DROP CONSTRAINT acme_eab_keys_account_fk;
 DROP TABLE acme_accounts;
 DROP TABLE acme_eab_keys;
 DROP TYPE acme_challenge_status;

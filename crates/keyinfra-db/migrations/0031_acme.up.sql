@@ -32,6 +32,9 @@ CREATE TABLE acme_eab_keys (
     created_at  timestamptz NOT NULL,
     expires_at  timestamptz NOT NULL,
     used_at     timestamptz,
+    -- The account it bound. Not a foreign key: acme_accounts.eab_key_id references this
+    -- table, and `backup` restores tables in foreign-key order, which a cycle would break.
+    -- An account goes only with its owner (CASCADE), and its binding keys go with it.
     account_id  uuid,
     CONSTRAINT acme_eab_keys_expiry_valid
         CHECK (expires_at > created_at AND expires_at <= created_at + interval '30 days'),
@@ -70,8 +73,6 @@ COMMENT ON TABLE acme_accounts IS 'ACME accounts, each owned by a KeyInfra user.
 -- Serves: a user's accounts newest first (API, UI) and ON DELETE CASCADE of owner_id.
 CREATE INDEX acme_accounts_owner_idx ON acme_accounts (owner_id, created_at DESC);
 CREATE INDEX acme_accounts_eab_key_idx ON acme_accounts (eab_key_id) WHERE eab_key_id IS NOT NULL;
-ALTER TABLE acme_eab_keys ADD CONSTRAINT acme_eab_keys_account_fk
-    FOREIGN KEY (account_id) REFERENCES acme_accounts (id) ON DELETE SET NULL;
 
 CREATE TABLE acme_orders (
     id              uuid              PRIMARY KEY DEFAULT keyinfra_uuid_v7(),
