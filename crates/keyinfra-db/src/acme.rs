@@ -350,3 +350,283 @@ pub async fn deactivate_account(
     .rows_affected();
     Ok(updated == 1)
 }
+
+/// An ACME order's status, as stored (RFC 8555 7.1.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "acme_order_status", rename_all = "lowercase")]
+pub enum OrderStatus {
+    Pending,
+    Ready,
+    Processing,
+    Valid,
+    Invalid,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Ready => "ready",
+            OrderStatus::Processing => "processing",
+            OrderStatus::Valid => "valid",
+            OrderStatus::Invalid => "invalid",
+        }
+    }
+}
+
+/// An ACME authorization's status, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "acme_authorization_status", rename_all = "lowercase")]
+pub enum AuthorizationStatus {
+    Pending,
+    Valid,
+    Invalid,
+    Deactivated,
+    Expired,
+    Revoked,
+}
+
+impl AuthorizationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorizationStatus::Pending => "pending",
+            AuthorizationStatus::Valid => "valid",
+            AuthorizationStatus::Invalid => "invalid",
+            AuthorizationStatus::Deactivated => "deactivated",
+            AuthorizationStatus::Expired => "expired",
+            AuthorizationStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// An ACME challenge's status, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "acme_challenge_status", rename_all = "lowercase")]
+pub enum ChallengeStatus {
+    Pending,
+    Processing,
+    Valid,
+    Invalid,
+}
+
+impl ChallengeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeStatus::Pending => "pending",
+            ChallengeStatus::Processing => "processing",
+            ChallengeStatus::Valid => "valid",
+            ChallengeStatus::Invalid => "invalid",
+        }
+    }
+}
+
+/// An order row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRecord {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub owner_id: Uuid,
+    pub ca_id: Uuid,
+    pub status: OrderStatus,
+    pub identifiers: serde_json::Value,
+    pub not_before: Option<OffsetDateTime>,
+    pub not_after: Option<OffsetDateTime>,
+    pub expires_at: OffsetDateTime,
+    pub error: Option<serde_json::Value>,
+    pub replaces: Option<String>,
+    pub certificate_id: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+}
+
+/// An authorization row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRecord {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub account_id: Uuid,
+    pub owner_id: Uuid,
+    pub identifier_type: String,
+    pub identifier_value: String,
+    pub wildcard: bool,
+    pub status: AuthorizationStatus,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A challenge row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChallengeRecord {
+    pub id: Uuid,
+    pub authorization_id: Uuid,
+    pub kind: String,
+    pub token: String,
+    pub status: ChallengeStatus,
+    pub validated_at: Option<OffsetDateTime>,
+    pub error: Option<serde_json::Value>,
+}
+
+/// A new order's columns.
+#[derive(Debug)]
+pub struct NewOrder<'a> {
+    pub account_id: Uuid,
+    pub owner_id: Uuid,
+    pub ca_id: Uuid,
+    pub identifiers: &'a serde_json::Value,
+    pub not_after: Option<OffsetDateTime>,
+    pub expires_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+}
+
+/// Inserts an order (as its owner) and returns its id.
+pub async fn insert_order(tx: &mut Tx, new: &NewOrder<'_>) -> Result<Uuid, DbError> {
+    let id = sqlx::query_scalar!(
+        "INSERT INTO acme_orders
+             (account_id, owner_id, ca_id, identifiers, not_after, expires_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        new.account_id,
+        new.owner_id,
+        new.ca_id,
+        new.identifiers,
+        new.not_after,
+        new.expires_at,
+        new.created_at
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(id)
+}
+
+/// Inserts an order's authorization for one identifier (`value` without a wildcard's `*.`).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_authorization(
+    tx: &mut Tx,
+    order_id: Uuid,
+    account_id: Uuid,
+    owner_id: Uuid,
+    identifier_type: &str,
+    identifier_value: &str,
+    wildcard: bool,
+    expires_at: OffsetDateTime,
+) -> Result<Uuid, DbError> {
+    let id = sqlx::query_scalar!(
+        "INSERT INTO acme_authorizations
+             (order_id, account_id, owner_id, identifier_type, identifier_value, wildcard,
+              expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        order_id,
+        account_id,
+        owner_id,
+        identifier_type,
+        identifier_value,
+        wildcard,
+        expires_at
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(id)
+}
+
+/// Inserts a pending challenge of an authorization.
+pub async fn insert_challenge(
+    tx: &mut Tx,
+    authorization_id: Uuid,
+    account_id: Uuid,
+    owner_id: Uuid,
+    kind: &str,
+    token: &str,
+) -> Result<Uuid, DbError> {
+    let id = sqlx::query_scalar!(
+        "INSERT INTO acme_challenges (authorization_id, account_id, owner_id, type, token)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        authorization_id,
+        account_id,
+        owner_id,
+        kind,
+        token
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(id)
+}
+
+/// How many orders an account made since `since` (the new-order rate).
+pub async fn count_orders_since(
+    tx: &mut Tx,
+    account_id: Uuid,
+    since: OffsetDateTime,
+) -> Result<i64, DbError> {
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM acme_orders
+           WHERE account_id = $1 AND created_at >= $2"#,
+        account_id,
+        since
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(count)
+}
+
+/// The order `id`, if the actor may see it.
+pub async fn get_order(tx: &mut Tx, id: Uuid) -> Result<Option<OrderRecord>, DbError> {
+    let row = sqlx::query_as!(
+        OrderRecord,
+        r#"SELECT id, account_id, owner_id, ca_id, status AS "status: OrderStatus",
+                  identifiers, not_before, not_after, expires_at, error, replaces,
+                  certificate_id, created_at
+           FROM acme_orders WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}
+
+/// An order's authorizations, in the order they were made (its identifiers' order).
+pub async fn order_authorizations(
+    tx: &mut Tx,
+    order_id: Uuid,
+) -> Result<Vec<AuthorizationRecord>, DbError> {
+    let rows = sqlx::query_as!(
+        AuthorizationRecord,
+        r#"SELECT id, order_id, account_id, owner_id, identifier_type, identifier_value,
+                  wildcard, status AS "status: AuthorizationStatus", expires_at
+           FROM acme_authorizations WHERE order_id = $1 ORDER BY id"#,
+        order_id
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows)
+}
+
+/// The authorization `id`, if the actor may see it.
+pub async fn get_authorization(
+    tx: &mut Tx,
+    id: Uuid,
+) -> Result<Option<AuthorizationRecord>, DbError> {
+    let row = sqlx::query_as!(
+        AuthorizationRecord,
+        r#"SELECT id, order_id, account_id, owner_id, identifier_type, identifier_value,
+                  wildcard, status AS "status: AuthorizationStatus", expires_at
+           FROM acme_authorizations WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}
+
+/// An authorization's challenges, in the order they were made.
+pub async fn authorization_challenges(
+    tx: &mut Tx,
+    authorization_id: Uuid,
+) -> Result<Vec<ChallengeRecord>, DbError> {
+    let rows = sqlx::query_as!(
+        ChallengeRecord,
+        r#"SELECT id, authorization_id, type AS kind, token,
+                  status AS "status: ChallengeStatus", validated_at, error
+           FROM acme_challenges WHERE authorization_id = $1 ORDER BY id"#,
+        authorization_id
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows)
+}
