@@ -173,6 +173,8 @@ pub struct Authority {
     /// share (`KEYINFRA_ISSUE_RATE`); services built outside the authority (ACME's binding
     /// keys, which need the server secret) take from the same one.
     pub writes: Arc<WriteLimiter>,
+    /// The clock every service here reads.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Authority {
@@ -264,7 +266,7 @@ impl Authority {
             challenges,
             enrollment_requests,
             scep,
-            key_rotation: KeyRotation::new(masters, clock),
+            key_rotation: KeyRotation::new(masters, Arc::clone(&clock)),
             queries,
             settings,
             cas,
@@ -273,6 +275,7 @@ impl Authority {
             crls,
             ocsp,
             writes,
+            clock,
         }
     }
 }

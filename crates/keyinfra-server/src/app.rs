@@ -176,12 +176,7 @@ impl App {
         let authority = Authority::new(authority, master_keys, Arc::clone(&clock));
         // ACME's nonces and binding keys are derived from the server secret the user
         // service takes.
-        let acme = Arc::new(AcmeService::new(
-            &users.jwt_secret,
-            Arc::clone(&clock),
-            Arc::clone(&authority.writes),
-            acme,
-        ));
+        let acme = Arc::new(AcmeService::new(&users.jwt_secret, &authority, acme));
         let users = users
             .service(Arc::clone(&clock), rng)
             .map_err(BuildError::PasswordHashing)?;

@@ -11,12 +11,17 @@
 
 use std::sync::Arc;
 
-use keyinfra_db::acme::{self as store, AccountRecord, AccountStatus, NewAccount};
+use keyinfra_db::acme::{
+    self as store, AccountRecord, AccountStatus, AuthorizationRecord, ChallengeRecord, NewAccount,
+    NewOrder, OrderRecord,
+};
 use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
 use keyinfra_db::{Actor, Database, DbError};
-use keyinfra_pki::RandomSource;
 use keyinfra_pki::acme::jws::{ExternalAccountBinding, Jwk, Jws, JwsError, KeyReference};
+use keyinfra_pki::acme::keyauth::{TOKEN_BYTES, token_text};
+use keyinfra_pki::acme::wire::Identifier;
 use keyinfra_pki::acme::wire::ProblemType;
+use keyinfra_pki::{KeyAlgorithm, RandomSource};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -24,9 +29,12 @@ use uuid::Uuid;
 use super::eab::EabKeys;
 use super::nonce::AcmeNonces;
 use crate::auth::token::JwtSecret;
+use crate::authority::Authority;
+use crate::ca_registry::CaRegistry;
 use crate::error::CoreError;
+use crate::issuer::{IssueRequest, Issuer, KeySource};
+use crate::policy::Policies;
 use crate::principal::{EnrollmentChannel, Principal};
-use crate::rate::WriteLimiter;
 use crate::{Clock, ErrorCode};
 
 /// Contact URLs an account may list (RFC 8555 7.3: the server may bound them).
@@ -194,6 +202,9 @@ pub struct AcmeService {
     pub eab: EabKeys,
     pub settings: AcmeSettings,
     clock: Arc<dyn Clock>,
+    issuer: Arc<Issuer>,
+    policies: Arc<Policies>,
+    cas: Arc<CaRegistry>,
 }
 
 impl std::fmt::Debug for AcmeService {
@@ -205,17 +216,17 @@ impl std::fmt::Debug for AcmeService {
 }
 
 impl AcmeService {
-    pub fn new(
-        secret: &JwtSecret,
-        clock: Arc<dyn Clock>,
-        writes: Arc<WriteLimiter>,
-        settings: AcmeSettings,
-    ) -> Self {
+    /// ACME over `authority`: its clock, write rate, issuer, policies and CAs.
+    pub fn new(secret: &JwtSecret, authority: &Authority, settings: AcmeSettings) -> Self {
+        let clock = Arc::clone(&authority.clock);
         Self {
             nonces: AcmeNonces::new(secret, Arc::clone(&clock)),
-            eab: EabKeys::new(secret, Arc::clone(&clock), writes),
+            eab: EabKeys::new(secret, Arc::clone(&clock), Arc::clone(&authority.writes)),
             settings,
             clock,
+            issuer: Arc::clone(&authority.issuer),
+            policies: Arc::clone(&authority.policies),
+            cas: Arc::clone(&authority.cas),
         }
     }
 
@@ -486,6 +497,290 @@ impl AcmeService {
     }
 }
 
+/// How long a new order, and its authorizations, may wait to be validated and finalized.
+pub const ORDER_LIFETIME: time::Duration = time::Duration::hours(24);
+/// Orders one account may make in an hour (`rateLimited` beyond).
+pub const MAX_ORDERS_PER_HOUR: i64 = 300;
+/// Identifiers one order may name.
+pub const MAX_ORDER_IDENTIFIERS: usize = 100;
+/// The profile ACME certificates are issued under: TLS servers.
+pub const ACME_PROFILE: &str = "server";
+
+/// An order with its authorizations, as the order resource shows it.
+#[derive(Debug)]
+pub struct OrderAnswer {
+    pub order: OrderRecord,
+    pub authorizations: Vec<Uuid>,
+}
+
+/// An authorization with its challenges, as the authorization resource shows it.
+#[derive(Debug)]
+pub struct AuthorizationAnswer {
+    pub authorization: AuthorizationRecord,
+    pub challenges: Vec<ChallengeRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewOrderPayload {
+    identifiers: Vec<serde_json::Value>,
+    not_before: Option<String>,
+    not_after: Option<String>,
+}
+
+impl AcmeService {
+    /// newOrder (RFC 8555 7.4): the identifiers are read strictly, the account's policy is
+    /// asked first (a name it refuses is `rejectedIdentifier` now, not at finalize), and the
+    /// order is written with one pending authorization per identifier and its challenges:
+    /// http-01 and tls-alpn-01 for a name or an address, dns-01 for a name (a wildcard gets
+    /// dns-01 only; an address never does, RFC 8738).
+    pub async fn new_order(
+        &self,
+        db: &Database,
+        request: &Verified,
+        rng: &mut (dyn RandomSource + Send),
+    ) -> Result<OrderAnswer, AcmeError> {
+        let account = signer(request)?;
+        let payload: NewOrderPayload = parse_payload(&request.payload)?;
+        if payload.identifiers.is_empty() || payload.identifiers.len() > MAX_ORDER_IDENTIFIERS {
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                format!("an order names 1 to {MAX_ORDER_IDENTIFIERS} identifiers"),
+            ));
+        }
+        let mut identifiers: Vec<Identifier> = Vec::with_capacity(payload.identifiers.len());
+        for raw in &payload.identifiers {
+            let identifier = Identifier::from_json(raw)
+                .map_err(|e| AcmeError::new(e.problem_type(), e.to_string()))?;
+            if !identifiers.contains(&identifier) {
+                identifiers.push(identifier);
+            }
+        }
+        if payload.not_before.is_some() {
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "notBefore is not supported: certificates are valid from their issue",
+            ));
+        }
+        let now = self.clock.now();
+        let not_after = payload
+            .not_after
+            .as_deref()
+            .map(|text| {
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .ok()
+                    .filter(|at| *at > now)
+                    .ok_or_else(|| {
+                        AcmeError::new(
+                            ProblemType::Malformed,
+                            "notAfter must be an RFC 3339 time in the future",
+                        )
+                    })
+            })
+            .transpose()?;
+
+        // The rate, before the policy's work.
+        let mut tx = db.begin(&owner_actor(account.owner_id)).await?;
+        let recent =
+            store::count_orders_since(&mut tx, account.id, now - time::Duration::hours(1)).await?;
+        tx.commit().await?;
+        if recent >= MAX_ORDERS_PER_HOUR {
+            return Err(AcmeError {
+                retry_after: Some(60),
+                ..AcmeError::new(
+                    ProblemType::RateLimited,
+                    format!("at most {MAX_ORDERS_PER_HOUR} new orders an hour per account"),
+                )
+            });
+        }
+
+        // The policy first: the owner's, for these names, as a dry run of the issue.
+        let principal = enrollment_principal(account.owner_id);
+        let ca_id = self.cas.default_issuing_ca(db).await?;
+        let policy = self.policies.for_owner(db, Some(account.owner_id)).await?;
+        let algorithm = KeyAlgorithm::ALL
+            .into_iter()
+            .find(|a| policy.check_key_algorithm(*a).is_ok())
+            .ok_or_else(|| {
+                AcmeError::new(
+                    ProblemType::RejectedIdentifier,
+                    "the account owner's policy allows no key algorithm",
+                )
+            })?;
+        let names: Vec<String> = identifiers.iter().map(Identifier::value).collect();
+        self.issuer
+            .preview(
+                db,
+                &principal,
+                IssueRequest {
+                    key: KeySource::Generate(algorithm),
+                    subject: Some(format!("CN={}", names[0])),
+                    san: Some(names.clone()),
+                    profile: ACME_PROFILE.to_owned(),
+                    validity_days: None,
+                    owner_id: Some(account.owner_id),
+                    ca_id: Some(ca_id),
+                    policy_id: None,
+                },
+            )
+            .await
+            .map_err(policy_refusal)?;
+
+        let identifiers_json = serde_json::Value::Array(
+            identifiers
+                .iter()
+                .map(|i| json!({ "type": i.type_name(), "value": i.value() }))
+                .collect(),
+        );
+        let expires_at = now + ORDER_LIFETIME;
+        let mut tx = db.begin(&owner_actor(account.owner_id)).await?;
+        let order_id = store::insert_order(
+            &mut tx,
+            &NewOrder {
+                account_id: account.id,
+                owner_id: account.owner_id,
+                ca_id,
+                identifiers: &identifiers_json,
+                not_after,
+                expires_at,
+                created_at: now,
+            },
+        )
+        .await?;
+        let mut authorizations = Vec::with_capacity(identifiers.len());
+        for identifier in &identifiers {
+            let target = identifier.authorization_identifier();
+            let authorization = store::insert_authorization(
+                &mut tx,
+                order_id,
+                account.id,
+                account.owner_id,
+                target.type_name(),
+                &target.value(),
+                identifier.is_wildcard(),
+                expires_at,
+            )
+            .await?;
+            let kinds: &[&str] = match identifier {
+                Identifier::Dns(_) if identifier.is_wildcard() => &["dns-01"],
+                Identifier::Dns(_) => &["http-01", "tls-alpn-01", "dns-01"],
+                Identifier::Ip(_) => &["http-01", "tls-alpn-01"],
+            };
+            for kind in kinds {
+                let mut random = [0u8; TOKEN_BYTES];
+                rng.fill(&mut random).map_err(CoreError::from)?;
+                store::insert_challenge(
+                    &mut tx,
+                    authorization,
+                    account.id,
+                    account.owner_id,
+                    kind,
+                    &token_text(&random),
+                )
+                .await?;
+            }
+            authorizations.push(authorization);
+        }
+        let order = store::get_order(&mut tx, order_id)
+            .await?
+            .ok_or_else(|| CoreError::Internal("a new order its owner cannot see".into()))?;
+        tx.commit().await?;
+        metrics::counter!("keyinfra_acme_orders_total", "outcome" => "created").increment(1);
+        Ok(OrderAnswer {
+            order,
+            authorizations,
+        })
+    }
+
+    /// POST-as-GET of an order: the signing account's only.
+    pub async fn order(
+        &self,
+        db: &Database,
+        request: &Verified,
+        id: Uuid,
+    ) -> Result<OrderAnswer, AcmeError> {
+        let account = signer(request)?;
+        let mut tx = db.begin(&owner_actor(account.owner_id)).await?;
+        let order = store::get_order(&mut tx, id)
+            .await?
+            .filter(|o| o.account_id == account.id)
+            .ok_or_else(|| {
+                AcmeError::new(ProblemType::Malformed, "no such order").with_status(404)
+            })?;
+        let authorizations = store::order_authorizations(&mut tx, id)
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        tx.commit().await?;
+        Ok(OrderAnswer {
+            order,
+            authorizations,
+        })
+    }
+
+    /// POST-as-GET of an authorization: the signing account's only.
+    pub async fn authorization(
+        &self,
+        db: &Database,
+        request: &Verified,
+        id: Uuid,
+    ) -> Result<AuthorizationAnswer, AcmeError> {
+        let account = signer(request)?;
+        let mut tx = db.begin(&owner_actor(account.owner_id)).await?;
+        let authorization = store::get_authorization(&mut tx, id)
+            .await?
+            .filter(|a| a.account_id == account.id)
+            .ok_or_else(|| {
+                AcmeError::new(ProblemType::Malformed, "no such authorization").with_status(404)
+            })?;
+        let challenges = store::authorization_challenges(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(AuthorizationAnswer {
+            authorization,
+            challenges,
+        })
+    }
+}
+
+/// The account a `kid` request was verified for.
+fn signer(request: &Verified) -> Result<&AccountRef, AcmeError> {
+    request.account.as_ref().ok_or_else(|| {
+        AcmeError::from(CoreError::Internal(
+            "an account resource reached without kid".into(),
+        ))
+    })
+}
+
+fn enrollment_principal(owner: Uuid) -> Principal {
+    Principal::Enrollment {
+        channel: EnrollmentChannel::Acme,
+        owner,
+        challenge_id: None,
+    }
+}
+
+/// What the policy's dry run refused, as ACME says it: names and addresses the policy does
+/// not allow are `rejectedIdentifier` (RFC 8555 7.4), a quota reached is `rateLimited`.
+fn policy_refusal(e: CoreError) -> AcmeError {
+    match e {
+        CoreError::Invalid {
+            code: ErrorCode::QuotaExceeded,
+            detail,
+        } => AcmeError::new(ProblemType::RateLimited, detail),
+        // name_not_allowed, invalid_san, subject_not_allowed and the like: all say why.
+        CoreError::Invalid { detail, .. } => {
+            AcmeError::new(ProblemType::RejectedIdentifier, detail)
+        }
+        CoreError::Denied { detail, .. } => AcmeError::new(ProblemType::Unauthorized, detail),
+        CoreError::Forbidden => AcmeError::new(
+            ProblemType::Unauthorized,
+            "the account owner may not issue from this CA",
+        ),
+        other => other.into(),
+    }
+}
+
 impl AcmeService {
     /// The ACME accounts the caller may see, newest first (a USER's own; an ADMIN's
     /// `owner_id` filter, or everyone's), after the keyset `after`.
@@ -543,12 +838,7 @@ impl AcmeService {
 
 /// An account's requests write as its owner with a USER's powers, as an EST device does.
 fn owner_actor(owner: Uuid) -> Actor {
-    Principal::Enrollment {
-        channel: EnrollmentChannel::Acme,
-        owner,
-        challenge_id: None,
-    }
-    .actor()
+    enrollment_principal(owner).actor()
 }
 
 fn parse_payload<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, AcmeError> {

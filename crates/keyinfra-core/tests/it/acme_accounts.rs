@@ -9,24 +9,27 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyinfra_core::acme::{AcmeService, AcmeSettings, KeyRule};
 use keyinfra_core::auth::token::JwtSecret;
-use keyinfra_core::rate::WriteLimiter;
+use keyinfra_core::authority::{Authority, AuthoritySettings};
 use keyinfra_core::{Clock, FixedClock, OsRandom};
 use keyinfra_db::testing::TestDatabase;
 use keyinfra_db::users::{self, NewUser};
 use keyinfra_db::{Actor, UserRole};
 use keyinfra_pki::acme::wire::ProblemType;
+use keyinfra_pki::seal::MasterKeys;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 const URL: &str = "https://ca.example.net/acme/new-account";
 
 fn service(clock: &Arc<FixedClock>, settings: AcmeSettings) -> AcmeService {
-    AcmeService::new(
-        &JwtSecret::new(vec![5; 32]).unwrap(),
+    let mut masters = MasterKeys::new();
+    masters.insert(1, &[7; 32]).unwrap();
+    let authority = Authority::new(
+        AuthoritySettings::new("http://127.0.0.1:8080"),
+        masters,
         Arc::clone(clock) as Arc<dyn Clock>,
-        Arc::new(WriteLimiter::new(None)),
-        settings,
-    )
+    );
+    AcmeService::new(&JwtSecret::new(vec![5; 32]).unwrap(), &authority, settings)
 }
 
 /// newAccount signed with an Ed25519 key and an embedded jwk.

@@ -15,6 +15,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use keyinfra_core::acme::service::{AuthorizationAnswer, OrderAnswer};
 use keyinfra_core::acme::{AcmeError, KeyRule};
 use keyinfra_core::{ErrorCode, OsRandom};
 use keyinfra_db::acme::AccountRecord;
@@ -30,6 +31,10 @@ const DIRECTORY: &str = "/acme/directory";
 const NEW_NONCE: &str = "/acme/new-nonce";
 const NEW_ACCOUNT: &str = "/acme/new-account";
 const ACCOUNT: &str = "/acme/account/";
+const NEW_ORDER: &str = "/acme/new-order";
+const ORDER: &str = "/acme/order/";
+const AUTHZ: &str = "/acme/authz/";
+const CHALLENGE: &str = "/acme/chall/";
 const JOSE_JSON: &str = "application/jose+json";
 
 /// The routes (not in the OpenAPI document: ACME is its own protocol, RFC 8555).
@@ -39,6 +44,9 @@ pub fn router() -> axum::Router<AppState> {
         .route(NEW_NONCE, get(new_nonce_get).head(new_nonce_head))
         .route(NEW_ACCOUNT, post(new_account))
         .route("/acme/account/{id}", post(account))
+        .route(NEW_ORDER, post(new_order))
+        .route("/acme/order/{id}", post(order))
+        .route("/acme/authz/{id}", post(authorization))
 }
 
 /// `https://{Host}`: the base of every URL this request may name.
@@ -349,4 +357,204 @@ fn account_response(
     }
     acme_headers(state, base, &mut response);
     response
+}
+
+/// A signed request to `path` by an account (`kid`): rate, content type, body, verification.
+async fn verified_by_account(
+    state: &AppState,
+    address: Option<std::net::IpAddr>,
+    base: &str,
+    path: &str,
+    request: Request,
+) -> Result<keyinfra_core::acme::Verified, AcmeError> {
+    limited(state, address)?;
+    let (parts, body) = request.into_parts();
+    signed_body(&parts.headers)?;
+    let body = read_body(body).await?;
+    let prefix = format!("{base}{ACCOUNT}");
+    state
+        .acme
+        .verify(
+            &state.db,
+            &body,
+            &format!("{base}{path}"),
+            KeyRule::Kid {
+                account_url_prefix: &prefix,
+            },
+        )
+        .await
+}
+
+/// An id from a path, or the 404 an unknown one gets.
+fn path_id(id: &str, what: &str) -> Result<Uuid, AcmeError> {
+    Uuid::parse_str(id).map_err(|_| AcmeError {
+        status: 404,
+        ..AcmeError::new(
+            keyinfra_pki::acme::wire::ProblemType::Malformed,
+            format!("no such {what}"),
+        )
+    })
+}
+
+async fn new_order(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    request: Request,
+) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let answer = async {
+        let verified = verified_by_account(&state, address, &base, NEW_ORDER, request).await?;
+        if verified.is_post_as_get() {
+            return Err(AcmeError::new(
+                keyinfra_pki::acme::wire::ProblemType::Malformed,
+                "newOrder needs a payload naming the identifiers",
+            ));
+        }
+        state
+            .acme
+            .new_order(&state.db, &verified, &mut OsRandom)
+            .await
+    }
+    .await;
+    answered(
+        &state,
+        &base,
+        "new-order",
+        answer.map(|answer| order_response(&state, &base, StatusCode::CREATED, &answer)),
+    )
+}
+
+async fn order(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let path = format!("{ORDER}{id}");
+    let answer = async {
+        let verified = verified_by_account(&state, address, &base, &path, request).await?;
+        let id = path_id(&id, "order")?;
+        state.acme.order(&state.db, &verified, id).await
+    }
+    .await;
+    answered(
+        &state,
+        &base,
+        "order",
+        answer.map(|answer| order_response(&state, &base, StatusCode::OK, &answer)),
+    )
+}
+
+async fn authorization(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let path = format!("{AUTHZ}{id}");
+    let answer = async {
+        let verified = verified_by_account(&state, address, &base, &path, request).await?;
+        let id = path_id(&id, "authorization")?;
+        state.acme.authorization(&state.db, &verified, id).await
+    }
+    .await;
+    answered(
+        &state,
+        &base,
+        "authz",
+        answer.map(|answer| authorization_response(&state, &base, &answer)),
+    )
+}
+
+fn json_response(
+    state: &AppState,
+    base: &str,
+    status: StatusCode,
+    body: serde_json::Value,
+) -> Response {
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    acme_headers(state, base, &mut response);
+    response
+}
+
+/// RFC 8555 7.1.3's order object, with its URL in Location.
+fn order_response(
+    state: &AppState,
+    base: &str,
+    status: StatusCode,
+    answer: &OrderAnswer,
+) -> Response {
+    let order = &answer.order;
+    let mut body = json!({
+        "status": order.status.as_str(),
+        "expires": crate::api::timestamp(order.expires_at),
+        "identifiers": order.identifiers,
+        "authorizations": answer
+            .authorizations
+            .iter()
+            .map(|id| format!("{base}{AUTHZ}{id}"))
+            .collect::<Vec<_>>(),
+        "finalize": format!("{base}{ORDER}{}/finalize", order.id),
+    });
+    if let Some(not_after) = order.not_after {
+        body["notAfter"] = json!(crate::api::timestamp(not_after));
+    }
+    if let Some(error) = &order.error {
+        body["error"] = error.clone();
+    }
+    let mut response = json_response(state, base, status, body);
+    if let Ok(value) = HeaderValue::from_str(&format!("{base}{ORDER}{}", order.id)) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// RFC 8555 7.1.4's authorization object with its challenges (8).
+fn authorization_response(state: &AppState, base: &str, answer: &AuthorizationAnswer) -> Response {
+    let a = &answer.authorization;
+    let challenges: Vec<serde_json::Value> = answer
+        .challenges
+        .iter()
+        .map(|c| {
+            let mut challenge = json!({
+                "type": c.kind,
+                "url": format!("{base}{CHALLENGE}{}", c.id),
+                "status": c.status.as_str(),
+                "token": c.token,
+            });
+            if let Some(at) = c.validated_at {
+                challenge["validated"] = json!(crate::api::timestamp(at));
+            }
+            if let Some(error) = &c.error {
+                challenge["error"] = error.clone();
+            }
+            challenge
+        })
+        .collect();
+    let mut body = json!({
+        "status": a.status.as_str(),
+        "expires": crate::api::timestamp(a.expires_at),
+        "identifier": { "type": a.identifier_type, "value": a.identifier_value },
+        "challenges": challenges,
+    });
+    if a.wildcard {
+        body["wildcard"] = json!(true);
+    }
+    json_response(state, base, StatusCode::OK, body)
 }

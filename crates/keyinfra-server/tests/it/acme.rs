@@ -880,3 +880,196 @@ async fn acme_is_rate_limited_per_address() {
     .await;
     assert_eq!(other.status, 200);
 }
+
+/// A registered account: its key and its URL (the `kid`).
+async fn register(
+    app: &TestApp,
+    tls: &crate::support::TlsEndpoint,
+    dir: &crate::openssl::Scratch,
+    token: &str,
+) -> (ClientKey, String) {
+    let new_account = tls.url("/acme/new-account");
+    let (_, eab) = app.send(Method::POST, PATH, token, json!({})).await;
+    let key = ClientKey::new();
+    let good = binding(
+        eab["kid"].as_str().unwrap(),
+        &hmac_key(&eab),
+        &new_account,
+        &key,
+    );
+    let jws = key.sign(
+        &new_account,
+        &nonce(tls, dir).await,
+        None,
+        Some(&json!({ "externalAccountBinding": good })),
+    );
+    let answer = post_jws(tls, dir, "/acme/new-account", &jws).await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    (key, answer.header("location").unwrap())
+}
+
+/// POST (a payload) or POST-as-GET (None) to `url` as the account `kid`.
+async fn as_account(
+    tls: &crate::support::TlsEndpoint,
+    dir: &crate::openssl::Scratch,
+    key: &ClientKey,
+    kid: &str,
+    url: &str,
+    payload: Option<&Value>,
+) -> crate::est::Answer {
+    let jws = key.sign(url, &nonce(tls, dir).await, Some(kid), payload);
+    let path = url.strip_prefix(&tls.base).unwrap().to_owned();
+    post_jws(tls, dir, &path, &jws).await
+}
+
+#[tokio::test]
+async fn new_order_asks_the_policy_first_and_offers_the_right_challenges() {
+    let (app, tls) = TestApp::spawn_tls().await;
+    app.user("site1-noc", UserRole::User).await;
+    app.user("site2-noc", UserRole::User).await;
+    let user = app.token("site1-noc").await;
+    let other = app.token("site2-noc").await;
+    let dir = crate::openssl::Scratch::new();
+    let (key, kid) = register(&app, &tls, &dir, &user).await;
+    let new_order = tls.url("/acme/new-order");
+    let orders = || async { app.tdb.scalar_i64("SELECT count(*) FROM acme_orders").await };
+
+    // Refusals: nothing is written for any of them.
+    for (payload, problem) in [
+        (json!({ "identifiers": [] }), "malformed"),
+        (
+            json!({ "identifiers": [{ "type": "email", "value": "a@b.example" }] }),
+            "unsupportedIdentifier",
+        ),
+        (
+            json!({ "identifiers": [{ "type": "dns", "value": "bad..name" }] }),
+            "malformed",
+        ),
+        (
+            json!({ "identifiers": [{ "type": "dns", "value": "a.example.net" }], "notBefore": "2030-01-01T00:00:00Z" }),
+            "malformed",
+        ),
+        (
+            json!({ "identifiers": [{ "type": "dns", "value": "a.example.net" }], "notAfter": "yesterday" }),
+            "malformed",
+        ),
+        (
+            json!({ "identifiers": [{ "type": "dns", "value": "a.example.net" }], "extra": 1 }),
+            "malformed",
+        ),
+        // A wildcard over a public suffix: every policy refuses it, at once.
+        (
+            json!({ "identifiers": [{ "type": "dns", "value": "*.com" }] }),
+            "rejectedIdentifier",
+        ),
+    ] {
+        let answer = as_account(&tls, &dir, &key, &kid, &new_order, Some(&payload)).await;
+        assert_eq!(
+            answer.status,
+            400,
+            "{payload}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(
+            answer.json()["type"],
+            format!("urn:ietf:params:acme:error:{problem}"),
+            "{payload}"
+        );
+    }
+    let answer = as_account(&tls, &dir, &key, &kid, &new_order, None).await;
+    assert_eq!(
+        answer.json()["type"],
+        "urn:ietf:params:acme:error:malformed"
+    );
+    assert_eq!(orders().await, 0);
+
+    // A name, an address and a wildcard.
+    let payload = json!({ "identifiers": [
+        { "type": "dns", "value": "Router.Example.NET" },
+        { "type": "ip", "value": "192.0.2.10" },
+        { "type": "dns", "value": "*.example.net" },
+    ]});
+    let answer = as_account(&tls, &dir, &key, &kid, &new_order, Some(&payload)).await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let location = answer.header("location").unwrap();
+    assert!(location.starts_with(&tls.url("/acme/order/")), "{location}");
+    let order = answer.json();
+    assert_eq!(order["status"], "pending");
+    assert_eq!(order["identifiers"][0]["value"], "router.example.net");
+    assert_eq!(order["finalize"], json!(format!("{location}/finalize")));
+    let authorizations: Vec<String> = order["authorizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(authorizations.len(), 3);
+
+    // Each authorization offers what its identifier can prove.
+    let mut seen = Vec::new();
+    for url in &authorizations {
+        let answer = as_account(&tls, &dir, &key, &kid, url, None).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let authz = answer.json();
+        assert_eq!(authz["status"], "pending");
+        let mut kinds: Vec<String> = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                assert_eq!(c["token"].as_str().unwrap().len(), 43);
+                assert_eq!(c["status"], "pending");
+                c["type"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        kinds.sort();
+        seen.push((
+            authz["identifier"]["value"].as_str().unwrap().to_owned(),
+            authz["wildcard"].as_bool().unwrap_or(false),
+            kinds.join(","),
+        ));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (
+                "192.0.2.10".to_owned(),
+                false,
+                "http-01,tls-alpn-01".to_owned()
+            ),
+            ("example.net".to_owned(), true, "dns-01".to_owned()),
+            (
+                "router.example.net".to_owned(),
+                false,
+                "dns-01,http-01,tls-alpn-01".to_owned()
+            ),
+        ]
+    );
+
+    // The order reads back; another account sees neither it nor its authorizations.
+    let answer = as_account(&tls, &dir, &key, &kid, &location, None).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["authorizations"], order["authorizations"]);
+    let (stranger, stranger_kid) = register(&app, &tls, &dir, &other).await;
+    for url in [&location, &authorizations[0]] {
+        let answer = as_account(&tls, &dir, &stranger, &stranger_kid, url, None).await;
+        assert_eq!(answer.status, 404, "{url}");
+    }
+    assert_eq!(orders().await, 1);
+}
