@@ -479,6 +479,7 @@ async fn certmonger_enrolls_by_get() {
     }
     let script = format!(
         "#!/bin/sh\nset -e\n\
+         trap 'status=$?; [ $status -eq 0 ] || getcert list; exit $status' EXIT\n\
          getcert add-scep-ca -c KeyInfra -u {url}/scep\n\
          getcert request -c KeyInfra -I cm-router -k {key} -f {cert} -N CN=cm-router -L {secret} -w --wait-timeout 60\n\
          cp {cert} {cert}.v1\n\
