@@ -4,6 +4,7 @@
 use keyinfra_db::{Actor, UserRole};
 use uuid::Uuid;
 
+use crate::ErrorCode;
 use crate::error::CoreError;
 use crate::users::Caller;
 
@@ -160,6 +161,53 @@ pub(crate) async fn audit_certificate(
         },
     )
     .await?;
+    Ok(())
+}
+
+/// Whose credential a create makes (an enrollment challenge, an ACME binding key): the
+/// caller's by default; another user's needs ADMIN; a device or an ACME account never makes
+/// credentials. The operator, who owns nothing, must name an owner.
+pub(crate) fn credential_owner(by: &Principal, requested: Option<Uuid>) -> Result<Uuid, CoreError> {
+    match (requested, by) {
+        (_, Principal::Enrollment { .. }) => Err(CoreError::Forbidden),
+        (Some(owner), _) if Some(owner) != by.user_id() => {
+            by.require_admin()?;
+            Ok(owner)
+        }
+        (Some(owner), _) => Ok(owner),
+        (None, _) => by.user_id().ok_or_else(|| {
+            CoreError::invalid(
+                ErrorCode::InvalidOwner,
+                "owner_id is required: the operator owns no certificates",
+            )
+        }),
+    }
+}
+
+/// Inside a create's transaction: an owner other than the caller exists and is enabled
+/// (422 `unknown_owner` / `owner_disabled`).
+pub(crate) async fn check_credential_owner(
+    tx: &mut keyinfra_db::Tx,
+    by: &Principal,
+    owner_id: Uuid,
+) -> Result<(), CoreError> {
+    if Some(owner_id) == by.user_id() {
+        return Ok(());
+    }
+    let owner = keyinfra_db::users::find(tx, owner_id)
+        .await?
+        .ok_or_else(|| {
+            CoreError::invalid(
+                ErrorCode::UnknownOwner,
+                format!("no user has id {owner_id}"),
+            )
+        })?;
+    if owner.disabled {
+        return Err(CoreError::invalid(
+            ErrorCode::OwnerDisabled,
+            "the owner's account is disabled",
+        ));
+    }
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyinfra_db::acme::{self as store, EabKeyRecord};
 use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
-use keyinfra_db::{Database, DbError, users};
+use keyinfra_db::{Database, DbError};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::token::JwtSecret;
 use crate::error::CoreError;
-use crate::principal::Principal;
+use crate::principal::{Principal, check_credential_owner, credential_owner};
 use crate::rate::WriteLimiter;
 use crate::{Clock, ErrorCode};
 
@@ -86,21 +86,7 @@ impl EabKeys {
     ) -> Result<CreatedEabKey, CoreError> {
         // The rate comes first: a refused request costs nothing else.
         self.writes.take(by, self.clock.now())?;
-        let owner_id = match (owner_id, by) {
-            // An ACME account never makes credentials for other accounts.
-            (_, Principal::Enrollment { .. }) => return Err(CoreError::Forbidden),
-            (Some(owner), _) if Some(owner) != by.user_id() => {
-                by.require_admin()?;
-                owner
-            }
-            (Some(owner), _) => owner,
-            (None, _) => by.user_id().ok_or_else(|| {
-                CoreError::invalid(
-                    ErrorCode::InvalidOwner,
-                    "owner_id is required: the operator owns no certificates",
-                )
-            })?,
-        };
+        let owner_id = credential_owner(by, owner_id)?;
         let minutes = expires_in_minutes.unwrap_or(DEFAULT_EAB_EXPIRES_IN_MINUTES);
         if !(1..=MAX_EAB_EXPIRES_IN_MINUTES).contains(&minutes) {
             return Err(CoreError::invalid(
@@ -118,20 +104,7 @@ impl EabKeys {
         let expires_at = now + Duration::minutes(i64::from(minutes));
 
         let mut tx = db.begin(&by.actor()).await?;
-        if Some(owner_id) != by.user_id() {
-            let owner = users::find(&mut tx, owner_id).await?.ok_or_else(|| {
-                CoreError::invalid(
-                    ErrorCode::UnknownOwner,
-                    format!("no user has id {owner_id}"),
-                )
-            })?;
-            if owner.disabled {
-                return Err(CoreError::invalid(
-                    ErrorCode::OwnerDisabled,
-                    "the owner's account is disabled",
-                ));
-            }
-        }
+        check_credential_owner(&mut tx, by, owner_id).await?;
         let live = store::lock_and_count_live_eab_keys(&mut tx, owner_id, now).await?;
         if live >= MAX_LIVE_EAB_KEYS {
             return Err(CoreError::invalid(

@@ -17,7 +17,7 @@ use keyinfra_db::audit::{self, AuditAction, NewAuditEvent};
 use keyinfra_db::enrollment_challenges::{
     self as store, ChallengeFilter, ChallengeRecord, ChallengeState, ClaimedChallenge, NewChallenge,
 };
-use keyinfra_db::{Actor, Database, DbError, users};
+use keyinfra_db::{Actor, Database, DbError};
 use keyinfra_pki::RandomSource;
 use keyinfra_pki::names::{DistinguishedName, SubjectAltName};
 use serde_json::json;
@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 use super::claim_batch::ClaimBatcher;
 use crate::authority::AuthoritySettings;
 use crate::error::CoreError;
-use crate::principal::Principal;
+use crate::principal::{Principal, check_credential_owner, credential_owner};
 use crate::rate::WriteLimiter;
 use crate::{Clock, ErrorCode};
 
@@ -161,21 +161,7 @@ impl Challenges {
     ) -> Result<CreatedChallenge, CoreError> {
         // The rate comes first: a refused request costs nothing else.
         self.writes.take(by, self.clock.now())?;
-        let owner_id = match (request.owner_id, by) {
-            // A device never makes credentials for other devices.
-            (_, Principal::Enrollment { .. }) => return Err(CoreError::Forbidden),
-            (Some(owner), _) if Some(owner) != by.user_id() => {
-                by.require_admin()?;
-                owner
-            }
-            (Some(owner), _) => owner,
-            (None, _) => by.user_id().ok_or_else(|| {
-                CoreError::invalid(
-                    ErrorCode::InvalidOwner,
-                    "owner_id is required: the operator owns no certificates",
-                )
-            })?,
-        };
+        let owner_id = credential_owner(by, request.owner_id)?;
         let profile = self
             .settings
             .profile(request.profile.as_deref().unwrap_or(DEFAULT_PROFILE))?;
@@ -234,20 +220,7 @@ impl Challenges {
         let names_json = names.as_ref().map(|n| json!(n));
 
         let mut tx = db.begin(&by.actor()).await?;
-        if Some(owner_id) != by.user_id() {
-            let owner = users::find(&mut tx, owner_id).await?.ok_or_else(|| {
-                CoreError::invalid(
-                    ErrorCode::UnknownOwner,
-                    format!("no user has id {owner_id}"),
-                )
-            })?;
-            if owner.disabled {
-                return Err(CoreError::invalid(
-                    ErrorCode::OwnerDisabled,
-                    "the owner's account is disabled",
-                ));
-            }
-        }
+        check_credential_owner(&mut tx, by, owner_id).await?;
         let live = store::lock_and_count_live(&mut tx, owner_id, now).await?;
         if live >= MAX_LIVE_CHALLENGES {
             return Err(CoreError::invalid(
