@@ -630,3 +630,21 @@ pub async fn authorization_challenges(
     .await?;
     Ok(rows)
 }
+
+/// An account's orders that are not invalid, newest first, at most `limit` (RFC 8555
+/// 7.1.2.1: the account's orders list).
+pub async fn account_orders(
+    tx: &mut Tx,
+    account_id: Uuid,
+    limit: i64,
+) -> Result<Vec<Uuid>, DbError> {
+    let ids = sqlx::query_scalar!(
+        "SELECT id FROM acme_orders WHERE account_id = $1 AND status <> 'invalid'
+         ORDER BY created_at DESC, id DESC LIMIT $2",
+        account_id,
+        limit
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(ids)
+}

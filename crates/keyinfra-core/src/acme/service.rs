@@ -743,6 +743,34 @@ impl AcmeService {
     }
 }
 
+/// Orders an account's orders list shows (RFC 8555 7.1.2.1 lets a server page it; the
+/// newest this many are shown, which covers every order of the last hours at the new-order
+/// rate).
+pub const MAX_LISTED_ORDERS: i64 = 1000;
+
+impl AcmeService {
+    /// POST-as-GET of an account's orders URL: the ids of its orders that are not invalid,
+    /// newest first. The signing account's only.
+    pub async fn account_orders(
+        &self,
+        db: &Database,
+        request: &Verified,
+        id: Uuid,
+    ) -> Result<Vec<Uuid>, AcmeError> {
+        let account = signer(request)?;
+        if account.id != id {
+            return Err(AcmeError::new(
+                ProblemType::Unauthorized,
+                "the request is signed by another account",
+            ));
+        }
+        let mut tx = db.begin(&owner_actor(account.owner_id)).await?;
+        let orders = store::account_orders(&mut tx, id, MAX_LISTED_ORDERS).await?;
+        tx.commit().await?;
+        Ok(orders)
+    }
+}
+
 /// The account a `kid` request was verified for.
 fn signer(request: &Verified) -> Result<&AccountRef, AcmeError> {
     request.account.as_ref().ok_or_else(|| {

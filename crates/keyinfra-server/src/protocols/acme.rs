@@ -44,6 +44,7 @@ pub fn router() -> axum::Router<AppState> {
         .route(NEW_NONCE, get(new_nonce_get).head(new_nonce_head))
         .route(NEW_ACCOUNT, post(new_account))
         .route("/acme/account/{id}", post(account))
+        .route("/acme/account/{id}/orders", post(account_orders))
         .route(NEW_ORDER, post(new_order))
         .route("/acme/order/{id}", post(order))
         .route("/acme/authz/{id}", post(authorization))
@@ -344,6 +345,7 @@ fn account_response(
         "status": account.status.as_str(),
         "contact": account.contact,
         "termsOfServiceAgreed": account.terms_agreed,
+        "orders": format!("{location}/orders"),
         "createdAt": crate::api::timestamp(account.created_at),
     });
     let mut response = (
@@ -557,4 +559,35 @@ fn authorization_response(state: &AppState, base: &str, answer: &AuthorizationAn
         body["wildcard"] = json!(true);
     }
     json_response(state, base, StatusCode::OK, body)
+}
+
+async fn account_orders(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let path = format!("{ACCOUNT}{id}/orders");
+    let answer = async {
+        let verified = verified_by_account(&state, address, &base, &path, request).await?;
+        let id = path_id(&id, "account")?;
+        state.acme.account_orders(&state.db, &verified, id).await
+    }
+    .await;
+    answered(
+        &state,
+        &base,
+        "orders",
+        answer.map(|orders| {
+            let urls: Vec<String> = orders
+                .iter()
+                .map(|id| format!("{base}{ORDER}{id}"))
+                .collect();
+            json_response(&state, &base, StatusCode::OK, json!({ "orders": urls }))
+        }),
+    )
 }

@@ -1062,6 +1062,19 @@ async fn new_order_asks_the_policy_first_and_offers_the_right_challenges() {
         ]
     );
 
+    // The account's orders list names it; the account object points at the list.
+    let account = as_account(&tls, &dir, &key, &kid, &kid, None).await.json();
+    let orders_url = account["orders"].as_str().unwrap().to_owned();
+    assert_eq!(orders_url, format!("{kid}/orders"));
+    let listed = as_account(&tls, &dir, &key, &kid, &orders_url, None).await;
+    assert_eq!(
+        listed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&listed.body)
+    );
+    assert_eq!(listed.json()["orders"], json!([location.clone()]));
+
     // The order reads back; another account sees neither it nor its authorizations.
     let answer = as_account(&tls, &dir, &key, &kid, &location, None).await;
     assert_eq!(answer.status, 200);
@@ -1071,5 +1084,8 @@ async fn new_order_asks_the_policy_first_and_offers_the_right_challenges() {
         let answer = as_account(&tls, &dir, &stranger, &stranger_kid, url, None).await;
         assert_eq!(answer.status, 404, "{url}");
     }
+    // Nor another account's orders list.
+    let answer = as_account(&tls, &dir, &stranger, &stranger_kid, &orders_url, None).await;
+    assert_eq!(answer.status, 401);
     assert_eq!(orders().await, 1);
 }
