@@ -184,6 +184,19 @@ pub(crate) fn credential_owner(by: &Principal, requested: Option<Uuid>) -> Resul
     }
 }
 
+/// Whose rows a list shows: an ADMIN's `requested` owner (or everyone's with none); a
+/// USER's own, whatever they asked for. The operator, with no user, is refused.
+pub(crate) fn listed_owner(
+    by: &Principal,
+    requested: Option<Uuid>,
+) -> Result<Option<Uuid>, CoreError> {
+    if by.is_admin() {
+        Ok(requested)
+    } else {
+        by.user_id().map(Some).ok_or(CoreError::Forbidden)
+    }
+}
+
 /// Inside a create's transaction: an owner other than the caller exists and is enabled
 /// (422 `unknown_owner` / `owner_disabled`).
 pub(crate) async fn check_credential_owner(

@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::token::JwtSecret;
 use crate::error::CoreError;
-use crate::principal::{Principal, check_credential_owner, credential_owner};
+use crate::principal::{Principal, check_credential_owner, credential_owner, listed_owner};
 use crate::rate::WriteLimiter;
 use crate::{Clock, ErrorCode};
 
@@ -156,11 +156,7 @@ impl EabKeys {
         after: Option<(OffsetDateTime, Uuid)>,
         limit: i64,
     ) -> Result<Vec<EabKeyRecord>, CoreError> {
-        let owner = if by.is_admin() {
-            owner_id
-        } else {
-            Some(by.user_id().ok_or(CoreError::Forbidden)?)
-        };
+        let owner = listed_owner(by, owner_id)?;
         let mut tx = db.begin(&by.actor()).await?;
         let rows = store::list_eab_keys(&mut tx, owner, after, limit).await?;
         tx.commit().await?;

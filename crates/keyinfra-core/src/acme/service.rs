@@ -34,7 +34,7 @@ use crate::ca_registry::CaRegistry;
 use crate::error::CoreError;
 use crate::issuer::{IssueRequest, Issuer, KeySource};
 use crate::policy::Policies;
-use crate::principal::{EnrollmentChannel, Principal};
+use crate::principal::{EnrollmentChannel, Principal, listed_owner};
 use crate::{Clock, ErrorCode};
 
 /// Contact URLs an account may list (RFC 8555 7.3: the server may bound them).
@@ -444,16 +444,7 @@ impl AcmeService {
         request: &Verified,
         id: Uuid,
     ) -> Result<AccountRecord, AcmeError> {
-        let account = request
-            .account
-            .as_ref()
-            .ok_or_else(|| CoreError::Internal("an account request without kid".into()))?;
-        if account.id != id {
-            return Err(AcmeError::new(
-                ProblemType::Unauthorized,
-                "the request is signed by another account",
-            ));
-        }
+        let account = signer_of(request, id)?;
         let payload: AccountUpdatePayload = if request.is_post_as_get() {
             AccountUpdatePayload::default()
         } else {
@@ -757,13 +748,7 @@ impl AcmeService {
         request: &Verified,
         id: Uuid,
     ) -> Result<Vec<Uuid>, AcmeError> {
-        let account = signer(request)?;
-        if account.id != id {
-            return Err(AcmeError::new(
-                ProblemType::Unauthorized,
-                "the request is signed by another account",
-            ));
-        }
+        let account = signer_of(request, id)?;
         let mut tx = db.begin(&owner_actor(account.owner_id)).await?;
         let orders = store::account_orders(&mut tx, id, MAX_LISTED_ORDERS).await?;
         tx.commit().await?;
@@ -778,6 +763,18 @@ fn signer(request: &Verified) -> Result<&AccountRef, AcmeError> {
             "an account resource reached without kid".into(),
         ))
     })
+}
+
+/// The signing account, when the request is about that account's own URLs (`id`).
+fn signer_of(request: &Verified, id: Uuid) -> Result<&AccountRef, AcmeError> {
+    let account = signer(request)?;
+    if account.id != id {
+        return Err(AcmeError::new(
+            ProblemType::Unauthorized,
+            "the request is signed by another account",
+        ));
+    }
+    Ok(account)
 }
 
 fn enrollment_principal(owner: Uuid) -> Principal {
@@ -820,11 +817,7 @@ impl AcmeService {
         after: Option<(time::OffsetDateTime, Uuid)>,
         limit: i64,
     ) -> Result<Vec<AccountRecord>, CoreError> {
-        let owner = if by.is_admin() {
-            owner_id
-        } else {
-            Some(by.user_id().ok_or(CoreError::Forbidden)?)
-        };
+        let owner = listed_owner(by, owner_id)?;
         let mut tx = db.begin(&by.actor()).await?;
         let rows = store::list_accounts(&mut tx, owner, after, limit).await?;
         tx.commit().await?;
