@@ -19,6 +19,7 @@ use keyinfra_core::acme::service::{AuthorizationAnswer, OrderAnswer};
 use keyinfra_core::acme::{AcmeError, KeyRule};
 use keyinfra_core::{ErrorCode, OsRandom};
 use keyinfra_db::acme::AccountRecord;
+use keyinfra_pki::acme::wire::ProblemType;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -148,13 +149,7 @@ async fn directory(
         "meta": meta,
     });
     // The directory itself needs no nonce, but clients may take one from any answer.
-    let mut response = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response();
-    acme_headers(&state, &base, &mut response);
+    let response = json_response(&state, &base, StatusCode::OK, body);
     answered(&state, &base, "directory", Ok(response))
 }
 
@@ -206,7 +201,7 @@ fn signed_body(headers: &HeaderMap) -> Result<(), AcmeError> {
         Err(AcmeError {
             status: 415,
             ..AcmeError::new(
-                keyinfra_pki::acme::wire::ProblemType::Malformed,
+                ProblemType::Malformed,
                 "a signed ACME request is application/jose+json",
             )
         })
@@ -260,30 +255,11 @@ async fn account(
         Ok(base) => base,
         Err(refused) => return *refused,
     };
-    let url = format!("{base}{ACCOUNT}{id}");
-    let (parts, body) = request.into_parts();
+    let path = format!("{ACCOUNT}{id}");
     let answer = async {
-        limited(&state, address)?;
-        signed_body(&parts.headers)?;
-        let id = Uuid::parse_str(&id).map_err(|_| {
-            AcmeError::new(
-                keyinfra_pki::acme::wire::ProblemType::AccountDoesNotExist,
-                "no such account",
-            )
-        })?;
-        let body = read_body(body).await?;
-        let prefix = format!("{base}{ACCOUNT}");
-        let verified = state
-            .acme
-            .verify(
-                &state.db,
-                &body,
-                &url,
-                KeyRule::Kid {
-                    account_url_prefix: &prefix,
-                },
-            )
-            .await?;
+        let verified = verified_by_account(&state, address, &base, &path, request).await?;
+        let id = Uuid::parse_str(&id)
+            .map_err(|_| AcmeError::new(ProblemType::AccountDoesNotExist, "no such account"))?;
         state.acme.update_account(&state.db, &verified, id).await
     }
     .await;
@@ -325,7 +301,7 @@ async fn read_body(body: axum::body::Body) -> Result<Bytes, AcmeError> {
         .await
         .map_err(|_| {
             AcmeError::new(
-                keyinfra_pki::acme::wire::ProblemType::Malformed,
+                ProblemType::Malformed,
                 format!(
                     "the request body is larger than {} bytes",
                     keyinfra_pki::acme::jws::MAX_JWS_BYTES
@@ -348,16 +324,10 @@ fn account_response(
         "orders": format!("{location}/orders"),
         "createdAt": crate::api::timestamp(account.created_at),
     });
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response();
+    let mut response = json_response(state, base, status, body);
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
-    acme_headers(state, base, &mut response);
     response
 }
 
@@ -391,10 +361,7 @@ async fn verified_by_account(
 fn path_id(id: &str, what: &str) -> Result<Uuid, AcmeError> {
     Uuid::parse_str(id).map_err(|_| AcmeError {
         status: 404,
-        ..AcmeError::new(
-            keyinfra_pki::acme::wire::ProblemType::Malformed,
-            format!("no such {what}"),
-        )
+        ..AcmeError::new(ProblemType::Malformed, format!("no such {what}"))
     })
 }
 
@@ -411,7 +378,7 @@ async fn new_order(
         let verified = verified_by_account(&state, address, &base, NEW_ORDER, request).await?;
         if verified.is_post_as_get() {
             return Err(AcmeError::new(
-                keyinfra_pki::acme::wire::ProblemType::Malformed,
+                ProblemType::Malformed,
                 "newOrder needs a payload naming the identifiers",
             ));
         }
@@ -479,6 +446,7 @@ async fn authorization(
     )
 }
 
+/// A JSON answer with the headers every ACME answer carries.
 fn json_response(
     state: &AppState,
     base: &str,
