@@ -576,51 +576,53 @@ async fn accounts_bind_once_and_every_refusal_is_an_acme_problem() {
     assert_eq!(accounts().await, 1);
 
     // The account's URL: POST-as-GET fetches it; a contact update; another key may not.
-    let path = location.strip_prefix(&tls.base).unwrap().to_owned();
-    let jws = key.sign(&location, &nonce(&tls, &dir).await, Some(&location), None);
-    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    let answer = as_account(&tls, &dir, &key, &location, &location, None).await;
     assert_eq!(
         answer.status,
         200,
         "{}",
         String::from_utf8_lossy(&answer.body)
     );
-    let jws = key.sign(
+    let answer = as_account(
+        &tls,
+        &dir,
+        &key,
         &location,
-        &nonce(&tls, &dir).await,
-        Some(&location),
+        &location,
         Some(&json!({ "contact": ["mailto:ops@example.net"] })),
-    );
-    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    )
+    .await;
     assert_eq!(answer.json()["contact"], json!(["mailto:ops@example.net"]));
-    let jws = key.sign(
+    let answer = as_account(
+        &tls,
+        &dir,
+        &key,
         &location,
-        &nonce(&tls, &dir).await,
-        Some(&location),
+        &location,
         Some(&json!({ "contact": ["tel:+15555550100"] })),
-    );
-    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    )
+    .await;
     assert_eq!(
         answer.json()["type"],
         "urn:ietf:params:acme:error:unsupportedContact"
     );
-    let jws = second.sign(&location, &nonce(&tls, &dir).await, Some(&location), None);
-    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    let answer = as_account(&tls, &dir, &second, &location, &location, None).await;
     assert_eq!(
         answer.json()["type"],
         "urn:ietf:params:acme:error:malformed"
     );
     // Deactivation: once, and the account signs nothing afterwards.
-    let jws = key.sign(
+    let answer = as_account(
+        &tls,
+        &dir,
+        &key,
         &location,
-        &nonce(&tls, &dir).await,
-        Some(&location),
+        &location,
         Some(&json!({ "status": "deactivated" })),
-    );
-    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    )
+    .await;
     assert_eq!(answer.json()["status"], "deactivated");
-    let jws = key.sign(&location, &nonce(&tls, &dir).await, Some(&location), None);
-    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    let answer = as_account(&tls, &dir, &key, &location, &location, None).await;
     assert_eq!(answer.status, 401);
     assert_eq!(
         answer.json()["type"],
@@ -778,24 +780,7 @@ async fn an_account_deactivated_through_the_api_signs_nothing() {
     let user = app.token("site1-noc").await;
     let admin = app.token("root").await;
     let dir = crate::openssl::Scratch::new();
-    let new_account = tls.url("/acme/new-account");
-    let (_, eab) = app.send(Method::POST, PATH, &user, json!({})).await;
-    let key = ClientKey::new();
-    let good = binding(
-        eab["kid"].as_str().unwrap(),
-        &hmac_key(&eab),
-        &new_account,
-        &key,
-    );
-    let jws = key.sign(
-        &new_account,
-        &nonce(&tls, &dir).await,
-        None,
-        Some(&json!({ "externalAccountBinding": good })),
-    );
-    let answer = post_jws(&tls, &dir, "/acme/new-account", &jws).await;
-    assert_eq!(answer.status, 201);
-    let location = answer.header("location").unwrap();
+    let (key, location) = register(&app, &tls, &dir, &user).await;
     let id = location.rsplit('/').next().unwrap().to_owned();
 
     let (status, body) = app
@@ -810,9 +795,7 @@ async fn an_account_deactivated_through_the_api_signs_nothing() {
         (status, body["status"].as_str()),
         (200, Some("deactivated"))
     );
-    let path = location.strip_prefix(&tls.base).unwrap().to_owned();
-    let jws = key.sign(&location, &nonce(&tls, &dir).await, Some(&location), None);
-    let answer = post_jws(&tls, &dir, &path, &jws).await;
+    let answer = as_account(&tls, &dir, &key, &location, &location, None).await;
     assert_eq!(answer.status, 401);
     // An unknown id is 404, a malformed one too.
     for bad in [uuid::Uuid::new_v4().to_string(), "nope".to_owned()] {
