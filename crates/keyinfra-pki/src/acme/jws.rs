@@ -358,6 +358,69 @@ impl Jwk {
         }
     }
 
+    /// The JWK of a SubjectPublicKeyInfo (DER): revokeCert signed with a certificate's own
+    /// key compares the request's `jwk` with this (RFC 8555 7.6). Keys a JWK here cannot be
+    /// (other curves, RSA outside the bounds) are [`JwsError::BadPublicKey`].
+    pub fn from_spki_der(spki_der: &[u8]) -> Result<Self, JwsError> {
+        use x509_parser::prelude::FromDer;
+        use x509_parser::public_key::PublicKey;
+        let unusable = || JwsError::BadPublicKey("the certificate's key cannot be a JWK");
+        let (rest, spki) =
+            x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der).map_err(|_| unusable())?;
+        if !rest.is_empty() {
+            return Err(unusable());
+        }
+        let strip = |bytes: &[u8]| -> Vec<u8> {
+            let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+            bytes[first..].to_vec()
+        };
+        match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => {
+                let n = strip(rsa.modulus);
+                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bit_len(&n)) {
+                    return Err(unusable());
+                }
+                Ok(Jwk::Rsa {
+                    n,
+                    e: strip(rsa.exponent),
+                })
+            }
+            Ok(PublicKey::EC(point)) => {
+                let curve = match spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|o| o.to_id_string())
+                    .as_deref()
+                {
+                    Some("1.2.840.10045.3.1.7") => EcCurve::P256,
+                    Some("1.3.132.0.34") => EcCurve::P384,
+                    _ => return Err(unusable()),
+                };
+                let len = curve.coordinate_len();
+                match point.data() {
+                    [0x04, xy @ ..] if xy.len() == 2 * len => Ok(Jwk::Ec {
+                        curve,
+                        x: xy[..len].to_vec(),
+                        y: xy[len..].to_vec(),
+                    }),
+                    _ => Err(unusable()),
+                }
+            }
+            _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
+                let x: [u8; 32] = spki
+                    .subject_public_key
+                    .data
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| unusable())?;
+                Ok(Jwk::Ed25519 { x })
+            }
+            _ => Err(unusable()),
+        }
+    }
+
     /// Reads a JWK from its JSON text: the EAB payload, or a key stored by [`Jwk::to_json`].
     pub fn from_json_bytes(json: &[u8]) -> Result<Self, JwsError> {
         let JsonObject(raw) = serde_json::from_slice::<JsonObject<RawJwk>>(json)
@@ -860,6 +923,66 @@ mod tests {
                 TestKey::Ed(key) => key.sign(message).as_ref().to_vec(),
             }
         }
+    }
+
+    /// The SubjectPublicKeyInfo a certificate for `key` would carry.
+    fn spki_of(key: &TestKey) -> Vec<u8> {
+        let (oid, parameters, bits): (&[u64], Option<&[u64]>, Vec<u8>) = match key {
+            TestKey::Rsa(key) => (
+                &[1, 2, 840, 113549, 1, 1, 1],
+                None,
+                key.public_key().as_ref().to_vec(),
+            ),
+            TestKey::Ec(key, EcCurve::P256) => (
+                &[1, 2, 840, 10045, 2, 1],
+                Some(&[1, 2, 840, 10045, 3, 1, 7]),
+                key.public_key().as_ref().to_vec(),
+            ),
+            TestKey::Ec(key, EcCurve::P384) => (
+                &[1, 2, 840, 10045, 2, 1],
+                Some(&[1, 3, 132, 0, 34]),
+                key.public_key().as_ref().to_vec(),
+            ),
+            TestKey::Ed(key) => (&[1, 3, 101, 112], None, key.public_key().as_ref().to_vec()),
+        };
+        let is_rsa = matches!(key, TestKey::Rsa(_));
+        yasna::construct_der(|w| {
+            w.write_sequence(|w| {
+                w.next().write_sequence(|w| {
+                    w.next()
+                        .write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
+                    match parameters {
+                        Some(curve) => w
+                            .next()
+                            .write_oid(&yasna::models::ObjectIdentifier::from_slice(curve)),
+                        None if is_rsa => w.next().write_null(),
+                        None => {}
+                    }
+                });
+                w.next().write_bitvec_bytes(&bits, bits.len() * 8);
+            });
+        })
+    }
+
+    #[test]
+    fn a_certificate_key_reads_as_the_same_jwk() {
+        for alg in [
+            SignatureAlgorithm::Rs256,
+            SignatureAlgorithm::Es256,
+            SignatureAlgorithm::Es384,
+            SignatureAlgorithm::EdDsa,
+        ] {
+            let key = TestKey::new(alg);
+            assert_eq!(
+                Jwk::from_spki_der(&spki_of(&key)).unwrap(),
+                key.jwk(),
+                "{alg:?}"
+            );
+        }
+        assert!(Jwk::from_spki_der(b"not DER").is_err());
+        let mut trailing = spki_of(&TestKey::new(SignatureAlgorithm::EdDsa));
+        trailing.push(0);
+        assert!(Jwk::from_spki_der(&trailing).is_err());
     }
 
     /// A flattened JWS of `header` and `payload` signed by `key`.
