@@ -648,3 +648,336 @@ pub async fn account_orders(
     .await?;
     Ok(ids)
 }
+
+// ---------------------------------------------------------------------------------------
+// Validation (RFC 8555 7.5.1, 8): a client's POST starts one challenge of a pending
+// authorization; the validator takes due challenges with a lease, and records the outcome
+// on the challenge, its authorization and its order in one transaction.
+
+/// Locks an authorization (as its owner), so that of two challenges started at once only
+/// one starts; returns it.
+pub async fn lock_authorization(
+    tx: &mut Tx,
+    id: Uuid,
+) -> Result<Option<AuthorizationRecord>, DbError> {
+    let row = sqlx::query_as!(
+        AuthorizationRecord,
+        r#"SELECT id, order_id, account_id, owner_id, identifier_type, identifier_value,
+                  wildcard, status AS "status: AuthorizationStatus", expires_at
+           FROM acme_authorizations WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row)
+}
+
+/// The challenge `id`, if the actor may see it, with the account it belongs to.
+pub async fn get_challenge(
+    tx: &mut Tx,
+    id: Uuid,
+) -> Result<Option<(ChallengeRecord, Uuid)>, DbError> {
+    let row = sqlx::query!(
+        r#"SELECT id, authorization_id, type AS kind, token, account_id,
+                  status AS "status: ChallengeStatus", validated_at, error
+           FROM acme_challenges WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row.map(|r| {
+        (
+            ChallengeRecord {
+                id: r.id,
+                authorization_id: r.authorization_id,
+                kind: r.kind,
+                token: r.token,
+                status: r.status,
+                validated_at: r.validated_at,
+                error: r.error,
+            },
+            r.account_id,
+        )
+    }))
+}
+
+/// Starts a pending challenge: processing, due at `now`. The caller holds the lock of its
+/// authorization ([`lock_authorization`]) and has checked that the authorization is
+/// pending; this refuses when another challenge of it has started already (RFC 8555 7.1.6:
+/// one challenge decides an authorization). Returns whether it started.
+pub async fn start_challenge(tx: &mut Tx, id: Uuid, now: OffsetDateTime) -> Result<bool, DbError> {
+    let updated = sqlx::query!(
+        "UPDATE acme_challenges AS c SET status = 'processing', next_attempt_at = $2
+         WHERE c.id = $1 AND c.status = 'pending'
+           AND NOT EXISTS (SELECT 1 FROM acme_challenges AS o
+                           WHERE o.authorization_id = c.authorization_id
+                             AND o.status <> 'pending')",
+        id,
+        now
+    )
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// A challenge the validator took: what checking it needs.
+#[derive(Debug, Clone)]
+pub struct DueChallenge {
+    pub id: Uuid,
+    pub authorization_id: Uuid,
+    pub order_id: Uuid,
+    pub account_id: Uuid,
+    pub owner_id: Uuid,
+    pub kind: String,
+    pub token: String,
+    /// Attempts made, this one included.
+    pub attempts: i32,
+    pub identifier_type: String,
+    pub identifier_value: String,
+    pub authorization_expires_at: OffsetDateTime,
+    /// The account's public key (RFC 7517 JSON): key authorizations are made from it.
+    pub jwk: serde_json::Value,
+}
+
+/// Takes up to `limit` challenges due at `now` (SYSTEM): each gets one more attempt and a
+/// lease until `lease_until`, so that another replica's validator skips it meanwhile and
+/// takes it again if this one dies before recording an outcome.
+pub async fn claim_due_challenges(
+    tx: &mut Tx,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<DueChallenge>, DbError> {
+    let rows = sqlx::query_as!(
+        DueChallenge,
+        r#"UPDATE acme_challenges AS c
+           SET attempts = c.attempts + 1, next_attempt_at = $2
+           FROM acme_authorizations AS a, acme_accounts AS acc
+           WHERE c.id IN (SELECT d.id FROM acme_challenges AS d
+                          WHERE d.status = 'processing' AND d.next_attempt_at <= $1
+                          ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+             AND a.id = c.authorization_id AND acc.id = c.account_id
+           RETURNING c.id, c.authorization_id, a.order_id, c.account_id, c.owner_id,
+                     c.type AS kind, c.token, c.attempts, a.identifier_type,
+                     a.identifier_value, a.expires_at AS authorization_expires_at,
+                     acc.jwk"#,
+        now,
+        lease_until,
+        limit
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows)
+}
+
+/// Locks an order, so that two authorizations of it validated at once see each other.
+pub async fn lock_order(tx: &mut Tx, id: Uuid) -> Result<Option<OrderStatus>, DbError> {
+    let status = sqlx::query_scalar!(
+        r#"SELECT status AS "status: OrderStatus" FROM acme_orders WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(status)
+}
+
+/// A challenge passed: it, its authorization, and (when every authorization of the order
+/// is valid now) the order, which becomes ready. The caller holds the order's lock
+/// ([`lock_order`]). Returns whether the order became ready.
+pub async fn record_challenge_valid(
+    tx: &mut Tx,
+    challenge: &DueChallenge,
+    now: OffsetDateTime,
+) -> Result<bool, DbError> {
+    sqlx::query!(
+        "UPDATE acme_challenges SET status = 'valid', validated_at = $2, error = NULL,
+                next_attempt_at = NULL
+         WHERE id = $1 AND status = 'processing'",
+        challenge.id,
+        now
+    )
+    .execute(tx.conn())
+    .await?;
+    sqlx::query!(
+        "UPDATE acme_authorizations SET status = 'valid' WHERE id = $1 AND status = 'pending'",
+        challenge.authorization_id
+    )
+    .execute(tx.conn())
+    .await?;
+    let ready = sqlx::query!(
+        "UPDATE acme_orders AS o SET status = 'ready'
+         WHERE o.id = $1 AND o.status = 'pending'
+           AND NOT EXISTS (SELECT 1 FROM acme_authorizations AS a
+                           WHERE a.order_id = o.id AND a.status <> 'valid')",
+        challenge.order_id
+    )
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    Ok(ready == 1)
+}
+
+/// A challenge failed for good: it, its authorization and its order become invalid, each
+/// with the problem document `error`. The caller holds the order's lock.
+pub async fn record_challenge_invalid(
+    tx: &mut Tx,
+    challenge: &DueChallenge,
+    now: OffsetDateTime,
+    error: &serde_json::Value,
+) -> Result<(), DbError> {
+    // validated_at on an invalid challenge is when it failed: the failed-validation rate
+    // counts those (acme_challenges_failed_idx).
+    sqlx::query!(
+        "UPDATE acme_challenges SET status = 'invalid', validated_at = $2, error = $3,
+                next_attempt_at = NULL
+         WHERE id = $1 AND status = 'processing'",
+        challenge.id,
+        now,
+        error
+    )
+    .execute(tx.conn())
+    .await?;
+    sqlx::query!(
+        "UPDATE acme_authorizations SET status = 'invalid' WHERE id = $1 AND status = 'pending'",
+        challenge.authorization_id
+    )
+    .execute(tx.conn())
+    .await?;
+    sqlx::query!(
+        "UPDATE acme_orders SET status = 'invalid', error = $2
+         WHERE id = $1 AND status IN ('pending', 'ready')",
+        challenge.order_id,
+        error
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// A challenge failed this attempt and will be tried again at `next_at`; `error` says why
+/// it failed so far (RFC 8555 8.2: a client may see it while the challenge is processing).
+pub async fn record_challenge_retry(
+    tx: &mut Tx,
+    id: Uuid,
+    next_at: OffsetDateTime,
+    error: &serde_json::Value,
+) -> Result<(), DbError> {
+    sqlx::query!(
+        "UPDATE acme_challenges SET next_attempt_at = $2, error = $3
+         WHERE id = $1 AND status = 'processing'",
+        id,
+        next_at,
+        error
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Validations an account failed since `since` (the failed-validation rate).
+pub async fn count_failed_validations_since(
+    tx: &mut Tx,
+    account_id: Uuid,
+    since: OffsetDateTime,
+) -> Result<i64, DbError> {
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM acme_challenges
+           WHERE account_id = $1 AND status = 'invalid' AND validated_at >= $2"#,
+        account_id,
+        since
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(count)
+}
+
+// ---------------------------------------------------------------------------------------
+// Finalization (RFC 8555 7.4): ready -> processing -> valid (or invalid).
+
+/// Moves a ready, unexpired order of `account_id` to processing; false when it is not
+/// ready (the caller reads it to say why). Two finalize requests at once: one wins.
+pub async fn begin_finalize(
+    tx: &mut Tx,
+    id: Uuid,
+    account_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<bool, DbError> {
+    let updated = sqlx::query!(
+        "UPDATE acme_orders SET status = 'processing'
+         WHERE id = $1 AND account_id = $2 AND status = 'ready' AND expires_at > $3",
+        id,
+        account_id,
+        now
+    )
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Where a processing order goes: valid with its certificate, invalid with a problem
+/// document, or back to ready (a transient failure: the client may finalize again).
+#[derive(Debug)]
+pub enum FinalizeOutcome<'a> {
+    Issued(Uuid),
+    Refused(&'a serde_json::Value),
+    Retry,
+}
+
+/// Records how a finalization ended.
+pub async fn end_finalize(
+    tx: &mut Tx,
+    id: Uuid,
+    outcome: FinalizeOutcome<'_>,
+) -> Result<(), DbError> {
+    match outcome {
+        FinalizeOutcome::Issued(certificate_id) => {
+            sqlx::query!(
+                "UPDATE acme_orders SET status = 'valid', certificate_id = $2
+                 WHERE id = $1 AND status = 'processing'",
+                id,
+                certificate_id
+            )
+            .execute(tx.conn())
+            .await?;
+        }
+        FinalizeOutcome::Refused(error) => {
+            sqlx::query!(
+                "UPDATE acme_orders SET status = 'invalid', error = $2
+                 WHERE id = $1 AND status = 'processing'",
+                id,
+                error
+            )
+            .execute(tx.conn())
+            .await?;
+        }
+        FinalizeOutcome::Retry => {
+            sqlx::query!(
+                "UPDATE acme_orders SET status = 'ready' WHERE id = $1 AND status = 'processing'",
+                id
+            )
+            .execute(tx.conn())
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether an order of `account_id` issued the certificate `certificate_id` (its download
+/// URL, and revokeCert by account key).
+pub async fn account_issued(
+    tx: &mut Tx,
+    account_id: Uuid,
+    certificate_id: Uuid,
+) -> Result<bool, DbError> {
+    let found = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM acme_orders
+                          WHERE certificate_id = $1 AND account_id = $2) AS "found!""#,
+        certificate_id,
+        account_id
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(found)
+}
