@@ -152,7 +152,7 @@ pub struct Authority {
     /// The one entry point that signs end-entity certificates.
     pub issuer: Arc<Issuer>,
     pub renewals: Arc<Renewals>,
-    pub revocations: Revocations,
+    pub revocations: Arc<Revocations>,
     pub crls: Arc<CrlPublisher>,
     /// The OCSP responder.
     pub ocsp: Arc<OcspService>,
@@ -243,12 +243,12 @@ impl Authority {
         Self {
             est,
             renewals,
-            revocations: Revocations::new(
+            revocations: Arc::new(Revocations::new(
                 Arc::clone(&clock),
                 Arc::clone(&writes),
                 Arc::clone(&crls),
                 Arc::clone(&ocsp),
-            ),
+            )),
             exports: Exports::new(Arc::clone(&masters), Arc::clone(&cas), queries.clone()),
             reassignment: Reassignment::new(
                 Arc::clone(&settings),

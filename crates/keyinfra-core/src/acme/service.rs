@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use super::eab::EabKeys;
 use super::nonce::AcmeNonces;
+use super::validation::{AcmeValidator, ValidationSettings};
 use crate::auth::token::JwtSecret;
 use crate::authority::Authority;
 use crate::ca_registry::CaRegistry;
@@ -35,6 +36,7 @@ use crate::error::CoreError;
 use crate::issuer::{IssueRequest, Issuer, KeySource};
 use crate::policy::Policies;
 use crate::principal::{EnrollmentChannel, Principal, listed_owner};
+use crate::revocation::Revocations;
 use crate::{Clock, ErrorCode};
 
 /// Contact URLs an account may list (RFC 8555 7.3: the server may bound them).
@@ -53,6 +55,8 @@ pub struct AcmeSettings {
     pub default_owner: Option<Uuid>,
     /// The directory's `meta.termsOfService` (KEYINFRA_ACME_TERMS_OF_SERVICE).
     pub terms_of_service: Option<String>,
+    /// Ports, excluded addresses and attempts of challenge validation.
+    pub validation: ValidationSettings,
 }
 
 impl Default for AcmeSettings {
@@ -61,6 +65,7 @@ impl Default for AcmeSettings {
             eab_required: true,
             default_owner: None,
             terms_of_service: None,
+            validation: ValidationSettings::default(),
         }
     }
 }
@@ -94,7 +99,7 @@ impl AcmeError {
         }
     }
 
-    fn with_status(mut self, status: u16) -> Self {
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
         self.status = status;
         self
     }
@@ -171,6 +176,8 @@ pub enum KeyRule<'a> {
     Jwk,
     /// Everything else: `kid`, the URL of a valid account: this prefix, then its id.
     Kid { account_url_prefix: &'a str },
+    /// revokeCert (RFC 8555 7.6): an account's `kid`, or the certificate key's `jwk`.
+    KidOrJwk { account_url_prefix: &'a str },
 }
 
 /// What an account resource answers: the row, and whether this request created it.
@@ -201,10 +208,13 @@ pub struct AcmeService {
     pub nonces: AcmeNonces,
     pub eab: EabKeys,
     pub settings: AcmeSettings,
-    clock: Arc<dyn Clock>,
-    issuer: Arc<Issuer>,
-    policies: Arc<Policies>,
-    cas: Arc<CaRegistry>,
+    /// Checks started challenges; the server runs it ([`AcmeValidator::run`]).
+    pub validator: Arc<AcmeValidator>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) issuer: Arc<Issuer>,
+    pub(crate) policies: Arc<Policies>,
+    pub(crate) cas: Arc<CaRegistry>,
+    pub(crate) revocations: Arc<Revocations>,
 }
 
 impl std::fmt::Debug for AcmeService {
@@ -222,11 +232,16 @@ impl AcmeService {
         Self {
             nonces: AcmeNonces::new(secret, Arc::clone(&clock)),
             eab: EabKeys::new(secret, Arc::clone(&clock), Arc::clone(&authority.writes)),
+            validator: Arc::new(AcmeValidator::new(
+                settings.validation.clone(),
+                Arc::clone(&clock),
+            )),
             settings,
             clock,
             issuer: Arc::clone(&authority.issuer),
             policies: Arc::clone(&authority.policies),
             cas: Arc::clone(&authority.cas),
+            revocations: Arc::clone(&authority.revocations),
         }
     }
 
@@ -252,7 +267,7 @@ impl AcmeService {
             .ok_or_else(|| AcmeError::new(ProblemType::BadNonce, "the request has no nonce"))?;
         self.nonces.spend(db, nonce).await?;
         match (rule, jws.key_reference()?) {
-            (KeyRule::Jwk, KeyReference::Jwk(_)) => {
+            (KeyRule::Jwk | KeyRule::KidOrJwk { .. }, KeyReference::Jwk(_)) => {
                 let jwk = jws.verify_with_embedded_jwk()?.clone();
                 Ok(Verified {
                     payload: jws.payload().to_vec(),
@@ -260,7 +275,10 @@ impl AcmeService {
                     account: None,
                 })
             }
-            (KeyRule::Kid { account_url_prefix }, KeyReference::Kid(kid)) => {
+            (
+                KeyRule::Kid { account_url_prefix } | KeyRule::KidOrJwk { account_url_prefix },
+                KeyReference::Kid(kid),
+            ) => {
                 let id = kid
                     .strip_prefix(account_url_prefix)
                     .and_then(|id| Uuid::parse_str(id).ok())
@@ -608,7 +626,7 @@ impl AcmeService {
                     subject: Some(format!("CN={}", names[0])),
                     san: Some(names.clone()),
                     profile: ACME_PROFILE.to_owned(),
-                    validity_days: None,
+                    validity_days: not_after.map(|at| validity_days_until(at, now)),
                     owner_id: Some(account.owner_id),
                     ca_id: Some(ca_id),
                     policy_id: None,
@@ -756,8 +774,18 @@ impl AcmeService {
     }
 }
 
+/// The whole days of validity that reach `not_after` from `now`, rounded up: certificates
+/// are issued in whole days, so an order's notAfter is met or passed by less than a day.
+pub(super) fn validity_days_until(
+    not_after: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+) -> u32 {
+    let seconds = (not_after - now).whole_seconds().max(1);
+    u32::try_from((seconds + 86_399) / 86_400).unwrap_or(u32::MAX)
+}
+
 /// The account a `kid` request was verified for.
-fn signer(request: &Verified) -> Result<&AccountRef, AcmeError> {
+pub(super) fn signer(request: &Verified) -> Result<&AccountRef, AcmeError> {
     request.account.as_ref().ok_or_else(|| {
         AcmeError::from(CoreError::Internal(
             "an account resource reached without kid".into(),
@@ -777,7 +805,7 @@ fn signer_of(request: &Verified, id: Uuid) -> Result<&AccountRef, AcmeError> {
     Ok(account)
 }
 
-fn enrollment_principal(owner: Uuid) -> Principal {
+pub(super) fn enrollment_principal(owner: Uuid) -> Principal {
     Principal::Enrollment {
         channel: EnrollmentChannel::Acme,
         owner,
@@ -787,12 +815,20 @@ fn enrollment_principal(owner: Uuid) -> Principal {
 
 /// What the policy's dry run refused, as ACME says it: names and addresses the policy does
 /// not allow are `rejectedIdentifier` (RFC 8555 7.4), a quota reached is `rateLimited`.
-fn policy_refusal(e: CoreError) -> AcmeError {
+pub(super) fn policy_refusal(e: CoreError) -> AcmeError {
     match e {
         CoreError::Invalid {
             code: ErrorCode::QuotaExceeded,
             detail,
         } => AcmeError::new(ProblemType::RateLimited, detail),
+        // The order's notAfter, not its names.
+        CoreError::Invalid {
+            code: ErrorCode::ValidityTooLong | ErrorCode::InvalidValidity,
+            detail,
+        } => AcmeError::new(
+            ProblemType::Malformed,
+            format!("notAfter is beyond what the policy allows: {detail}"),
+        ),
         // name_not_allowed, invalid_san, subject_not_allowed and the like: all say why.
         CoreError::Invalid { detail, .. } => {
             AcmeError::new(ProblemType::RejectedIdentifier, detail)
@@ -858,11 +894,11 @@ impl AcmeService {
 }
 
 /// An account's requests write as its owner with a USER's powers, as an EST device does.
-fn owner_actor(owner: Uuid) -> Actor {
+pub(super) fn owner_actor(owner: Uuid) -> Actor {
     enrollment_principal(owner).actor()
 }
 
-fn parse_payload<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, AcmeError> {
+pub(super) fn parse_payload<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, AcmeError> {
     serde_json::from_slice(payload).map_err(|_| {
         AcmeError::new(
             ProblemType::Malformed,

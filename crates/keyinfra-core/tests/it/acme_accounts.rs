@@ -95,6 +95,7 @@ async fn without_binding_accounts_belong_to_the_default_owner_or_to_nobody() {
             eab_required: false,
             default_owner: Some(owner),
             terms_of_service: Some("https://ca.example.net/terms".into()),
+            ..AcmeSettings::default()
         },
     );
     let nonce = owned.new_nonce(&mut OsRandom).unwrap();
