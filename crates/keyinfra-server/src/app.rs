@@ -248,6 +248,15 @@ impl App {
                     .await;
             }));
         }
+        // ACME challenges: every replica validates; each attempt runs on one of them.
+        {
+            let validator = Arc::clone(&state.acme.validator);
+            let db = db.clone();
+            let mut stopped = stopped.clone();
+            tasks.push(tokio::spawn(validator.run(db, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })));
+        }
         // Scheduled jobs: every replica runs the scheduler; each run happens on one of them.
         if let Some(scheduler) = scheduler {
             let jobs = Jobs::new(

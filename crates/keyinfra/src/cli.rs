@@ -513,6 +513,23 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYINFRA_ACME_TERMS_OF_SERVICE")]
     pub acme_terms_of_service: Option<String>,
 
+    /// ACME http-01: the port the validator fetches
+    /// http://NAME:PORT/.well-known/acme-challenge/TOKEN from (RFC 8555 says 80; another
+    /// port is for tests and networks that map it).
+    #[arg(long, env = "KEYINFRA_ACME_HTTP01_PORT", default_value_t = 80)]
+    pub acme_http01_port: u16,
+
+    /// ACME tls-alpn-01: the port the validator connects to (RFC 8737 says 443).
+    #[arg(long, env = "KEYINFRA_ACME_TLSALPN01_PORT", default_value_t = 443)]
+    pub acme_tlsalpn01_port: u16,
+
+    /// ACME validation never connects to these networks (comma-separated CIDRs, such as
+    /// 10.0.0.0/8,169.254.0.0/16,::1/128). Empty by default: the validator connects
+    /// wherever an identifier resolves, so any ACME account can make this server open
+    /// connections inside its network. List what it must not reach (see docs/security.md).
+    #[arg(long, env = "KEYINFRA_ACME_VALIDATION_DENY", value_delimiter = ',')]
+    pub acme_validation_deny: Vec<ipnet::IpNet>,
+
     /// Do not apply pending migrations at start; refuse to start if the schema is behind.
     #[arg(long, env = "KEYINFRA_NO_MIGRATE")]
     pub no_migrate: bool,

@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 
 use anyhow::Context;
-use keyinfra_core::acme::AcmeSettings;
+use keyinfra_core::acme::{AcmeSettings, ValidationSettings};
 use keyinfra_core::auth::{JwtSecret, Pepper};
 use keyinfra_core::authority::AuthoritySettings;
 use keyinfra_core::ca_setup::InitOptions;
@@ -476,5 +476,11 @@ async fn acme_settings(db: &Database, args: &ServeArgs) -> anyhow::Result<AcmeSe
         eab_required: args.acme_eab_required,
         default_owner,
         terms_of_service: args.acme_terms_of_service.clone(),
+        validation: ValidationSettings {
+            http01_port: args.acme_http01_port,
+            tls_alpn01_port: args.acme_tlsalpn01_port,
+            deny: args.acme_validation_deny.clone(),
+            ..ValidationSettings::default()
+        },
     })
 }

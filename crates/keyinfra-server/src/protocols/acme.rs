@@ -1,8 +1,8 @@
 //! ACME over HTTPS (RFC 8555), under `/acme/`, on the TLS listener only (plain HTTP answers
-//! 403 `https_required`, and the public listener does not route it). So far the account
-//! resources: the directory, newNonce, newAccount (with external account binding) and an
-//! account's URL (fetch, contact update, deactivation). Orders come next (issue 21), and
-//! the directory names only what is served.
+//! 403 `https_required`, and the public listener does not route it): the directory,
+//! newNonce, newAccount (with external account binding), an account's URL (fetch, contact
+//! update, deactivation) and its orders, newOrder, orders, authorizations, challenges,
+//! finalize, certificate download and revokeCert. The directory names only what is served.
 //!
 //! Every answer carries a fresh `Replay-Nonce`, `Cache-Control: no-store` and a `Link` to
 //! the directory; every refusal is `application/problem+json` with an
@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use keyinfra_core::acme::service::{AuthorizationAnswer, OrderAnswer};
 use keyinfra_core::acme::{AcmeError, KeyRule};
 use keyinfra_core::{ErrorCode, OsRandom};
-use keyinfra_db::acme::AccountRecord;
+use keyinfra_db::acme::{AccountRecord, ChallengeRecord, ChallengeStatus, OrderStatus};
 use keyinfra_pki::acme::wire::ProblemType;
 use serde_json::json;
 use uuid::Uuid;
@@ -36,6 +36,9 @@ const NEW_ORDER: &str = "/acme/new-order";
 const ORDER: &str = "/acme/order/";
 const AUTHZ: &str = "/acme/authz/";
 const CHALLENGE: &str = "/acme/chall/";
+const CERTIFICATE: &str = "/acme/cert/";
+const REVOKE_CERT: &str = "/acme/revoke-cert";
+const PEM_CHAIN: &str = "application/pem-certificate-chain";
 const JOSE_JSON: &str = "application/jose+json";
 
 /// The routes (not in the OpenAPI document: ACME is its own protocol, RFC 8555).
@@ -49,6 +52,10 @@ pub fn router() -> axum::Router<AppState> {
         .route(NEW_ORDER, post(new_order))
         .route("/acme/order/{id}", post(order))
         .route("/acme/authz/{id}", post(authorization))
+        .route("/acme/chall/{id}", post(challenge))
+        .route("/acme/order/{id}/finalize", post(finalize))
+        .route("/acme/cert/{id}", post(certificate))
+        .route(REVOKE_CERT, post(revoke_cert))
 }
 
 /// `https://{Host}`: the base of every URL this request may name.
@@ -146,6 +153,8 @@ async fn directory(
     let body = json!({
         "newNonce": format!("{base}{NEW_NONCE}"),
         "newAccount": format!("{base}{NEW_ACCOUNT}"),
+        "newOrder": format!("{base}{NEW_ORDER}"),
+        "revokeCert": format!("{base}{REVOKE_CERT}"),
         "meta": meta,
     });
     // The directory itself needs no nonce, but clients may take one from any answer.
@@ -339,21 +348,36 @@ async fn verified_by_account(
     path: &str,
     request: Request,
 ) -> Result<keyinfra_core::acme::Verified, AcmeError> {
+    verified_request(state, address, base, path, request, false).await
+}
+
+/// As [`verified_by_account`]; with `or_jwk`, a request signed by an embedded key is
+/// accepted too (revokeCert by the certificate's key).
+async fn verified_request(
+    state: &AppState,
+    address: Option<std::net::IpAddr>,
+    base: &str,
+    path: &str,
+    request: Request,
+    or_jwk: bool,
+) -> Result<keyinfra_core::acme::Verified, AcmeError> {
     limited(state, address)?;
     let (parts, body) = request.into_parts();
     signed_body(&parts.headers)?;
     let body = read_body(body).await?;
     let prefix = format!("{base}{ACCOUNT}");
+    let rule = if or_jwk {
+        KeyRule::KidOrJwk {
+            account_url_prefix: &prefix,
+        }
+    } else {
+        KeyRule::Kid {
+            account_url_prefix: &prefix,
+        }
+    };
     state
         .acme
-        .verify(
-            &state.db,
-            &body,
-            &format!("{base}{path}"),
-            KeyRule::Kid {
-                account_url_prefix: &prefix,
-            },
-        )
+        .verify(&state.db, &body, &format!("{base}{path}"), rule)
         .await
 }
 
@@ -467,12 +491,21 @@ fn json_response(
 fn order_response(
     state: &AppState,
     base: &str,
-    status: StatusCode,
+    http_status: StatusCode,
     answer: &OrderAnswer,
 ) -> Response {
     let order = &answer.order;
+    // An order past its expiry that never became valid is invalid (RFC 8555 7.1.6); the row
+    // keeps what it was.
+    let expired = order.expires_at <= state.clock.now()
+        && !matches!(order.status, OrderStatus::Valid | OrderStatus::Invalid);
+    let status = if expired {
+        "invalid"
+    } else {
+        order.status.as_str()
+    };
     let mut body = json!({
-        "status": order.status.as_str(),
+        "status": status,
         "expires": crate::api::timestamp(order.expires_at),
         "identifiers": order.identifiers,
         "authorizations": answer
@@ -488,7 +521,10 @@ fn order_response(
     if let Some(error) = &order.error {
         body["error"] = error.clone();
     }
-    let mut response = json_response(state, base, status, body);
+    if let Some(certificate) = order.certificate_id {
+        body["certificate"] = json!(format!("{base}{CERTIFICATE}{certificate}"));
+    }
+    let mut response = json_response(state, base, http_status, body);
     if let Ok(value) = HeaderValue::from_str(&format!("{base}{ORDER}{}", order.id)) {
         response.headers_mut().insert(header::LOCATION, value);
     }
@@ -501,21 +537,7 @@ fn authorization_response(state: &AppState, base: &str, answer: &AuthorizationAn
     let challenges: Vec<serde_json::Value> = answer
         .challenges
         .iter()
-        .map(|c| {
-            let mut challenge = json!({
-                "type": c.kind,
-                "url": format!("{base}{CHALLENGE}{}", c.id),
-                "status": c.status.as_str(),
-                "token": c.token,
-            });
-            if let Some(at) = c.validated_at {
-                challenge["validated"] = json!(crate::api::timestamp(at));
-            }
-            if let Some(error) = &c.error {
-                challenge["error"] = error.clone();
-            }
-            challenge
-        })
+        .map(|c| challenge_json(base, c))
         .collect();
     let mut body = json!({
         "status": a.status.as_str(),
@@ -556,6 +578,155 @@ async fn account_orders(
                 .map(|id| format!("{base}{ORDER}{id}"))
                 .collect();
             json_response(&state, &base, StatusCode::OK, json!({ "orders": urls }))
+        }),
+    )
+}
+
+/// RFC 8555 8's challenge object. `validated` only for a valid one (an invalid challenge's
+/// row records when it failed, for the failed-validation rate).
+fn challenge_json(base: &str, c: &ChallengeRecord) -> serde_json::Value {
+    let mut challenge = json!({
+        "type": c.kind,
+        "url": format!("{base}{CHALLENGE}{}", c.id),
+        "status": c.status.as_str(),
+        "token": c.token,
+    });
+    if c.status == ChallengeStatus::Valid
+        && let Some(at) = c.validated_at
+    {
+        challenge["validated"] = json!(crate::api::timestamp(at));
+    }
+    if let Some(error) = &c.error {
+        challenge["error"] = error.clone();
+    }
+    challenge
+}
+
+async fn challenge(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let path = format!("{CHALLENGE}{id}");
+    let answer = async {
+        let verified = verified_by_account(&state, address, &base, &path, request).await?;
+        let id = path_id(&id, "challenge")?;
+        state.acme.challenge(&state.db, &verified, id).await
+    }
+    .await;
+    answered(
+        &state,
+        &base,
+        "challenge",
+        answer.map(|answer| {
+            let c = &answer.challenge;
+            let mut response =
+                json_response(&state, &base, StatusCode::OK, challenge_json(&base, c));
+            if let Ok(up) =
+                HeaderValue::from_str(&format!("<{base}{AUTHZ}{}>;rel=\"up\"", c.authorization_id))
+            {
+                response.headers_mut().append(header::LINK, up);
+            }
+            response
+        }),
+    )
+}
+
+async fn finalize(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let path = format!("{ORDER}{id}/finalize");
+    let answer = async {
+        let verified = verified_by_account(&state, address, &base, &path, request).await?;
+        let id = path_id(&id, "order")?;
+        if verified.is_post_as_get() {
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "finalize needs a payload with the CSR",
+            ));
+        }
+        state
+            .acme
+            .finalize(&state.db, &verified, id, &mut OsRandom)
+            .await
+    }
+    .await;
+    answered(
+        &state,
+        &base,
+        "finalize",
+        answer.map(|answer| order_response(&state, &base, StatusCode::OK, &answer)),
+    )
+}
+
+async fn certificate(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let path = format!("{CERTIFICATE}{id}");
+    let answer = async {
+        let verified = verified_by_account(&state, address, &base, &path, request).await?;
+        let id = path_id(&id, "certificate")?;
+        state.acme.certificate(&state.db, &verified, id).await
+    }
+    .await;
+    answered(
+        &state,
+        &base,
+        "certificate",
+        answer.map(|chain| {
+            let mut response = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, PEM_CHAIN)],
+                chain.pem,
+            )
+                .into_response();
+            acme_headers(&state, &base, &mut response);
+            response
+        }),
+    )
+}
+
+async fn revoke_cert(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    request: Request,
+) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let answer = async {
+        let verified = verified_request(&state, address, &base, REVOKE_CERT, request, true).await?;
+        state.acme.revoke_certificate(&state.db, &verified).await
+    }
+    .await;
+    answered(
+        &state,
+        &base,
+        "revoke-cert",
+        answer.map(|()| {
+            let mut response = StatusCode::OK.into_response();
+            acme_headers(&state, &base, &mut response);
+            response
         }),
     )
 }
