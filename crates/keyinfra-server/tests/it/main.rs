@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod acme;
+mod acme_issuance;
 mod api;
 mod auth;
 mod certificates;

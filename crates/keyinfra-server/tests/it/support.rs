@@ -1,6 +1,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use keyinfra_core::acme::AcmeSettings;
 use keyinfra_core::auth::{JwtSecret, Pepper, TokenService};
 use keyinfra_core::authority::AuthoritySettings;
 use keyinfra_core::users::UserService;
@@ -104,6 +105,17 @@ impl TestApp {
         edge: Arc<keyinfra_server::edge::EdgeSettings>,
         adjust: impl FnOnce(&mut AuthoritySettings),
     ) -> Self {
+        Self::spawn_configured(pepper, existing, edge, adjust, AcmeSettings::default()).await
+    }
+
+    /// [`TestApp::spawn_with`] with its own ACME settings.
+    async fn spawn_configured(
+        pepper: &[u8],
+        existing: Option<TestDatabase>,
+        edge: Arc<keyinfra_server::edge::EdgeSettings>,
+        adjust: impl FnOnce(&mut AuthoritySettings),
+        acme: AcmeSettings,
+    ) -> Self {
         // Server logs appear with a failing test's output.
         let _ = tracing_subscriber::fmt()
             .with_env_filter("keyinfra=debug,warn")
@@ -121,6 +133,7 @@ impl TestApp {
         let public_base = format!("http://{}", public.local_addr().unwrap());
         let mut config = config(db.clone(), &format!("http://{addr}"), pepper, clock.clone());
         config.edge = (*edge).clone();
+        config.acme = acme;
         adjust(&mut config.authority);
         let app = App::build(config, &mut OsRandom).await.unwrap();
         tokio::spawn(app.serve(
@@ -162,7 +175,15 @@ impl TestApp {
     pub async fn spawn_tls_with(
         edge: Arc<keyinfra_server::edge::EdgeSettings>,
     ) -> (Self, TlsEndpoint) {
-        let app = Self::spawn_with(PEPPER, None, edge, |_| {}).await;
+        Self::spawn_tls_acme(edge, AcmeSettings::default()).await
+    }
+
+    /// [`TestApp::spawn_tls`] with its own edge and ACME settings (the validator's ports).
+    pub async fn spawn_tls_acme(
+        edge: Arc<keyinfra_server::edge::EdgeSettings>,
+        acme: AcmeSettings,
+    ) -> (Self, TlsEndpoint) {
+        let app = Self::spawn_configured(PEPPER, None, edge, |_| {}, acme).await;
         let names = [
             keyinfra_pki::names::SubjectAltName::Ip([127, 0, 0, 1].into()),
             keyinfra_pki::names::SubjectAltName::Dns("localhost".into()),
