@@ -297,19 +297,19 @@ async fn an_owner_holds_at_most_a_hundred_live_binding_keys() {
 }
 
 /// An ACME client's account key (ES256), signing flattened JWS as RFC 8555 6.2 has it.
-struct ClientKey {
+pub(crate) struct ClientKey {
     pair: aws_lc_rs::signature::EcdsaKeyPair,
 }
 
 impl ClientKey {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
         Self {
             pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap(),
         }
     }
 
-    fn jwk(&self) -> Value {
+    pub(crate) fn jwk(&self) -> Value {
         use aws_lc_rs::signature::KeyPair;
         let point = self.pair.public_key().as_ref();
         json!({
@@ -320,7 +320,13 @@ impl ClientKey {
     }
 
     /// A JWS with `jwk` (`kid` = None) or `kid`, over `payload` (None: POST-as-GET).
-    fn sign(&self, url: &str, nonce: &str, kid: Option<&str>, payload: Option<&Value>) -> String {
+    pub(crate) fn sign(
+        &self,
+        url: &str,
+        nonce: &str,
+        kid: Option<&str>,
+        payload: Option<&Value>,
+    ) -> String {
         let mut protected = json!({ "alg": "ES256", "nonce": nonce, "url": url });
         match kid {
             Some(kid) => protected["kid"] = json!(kid),
@@ -340,6 +346,28 @@ impl ClientKey {
         })
         .to_string()
     }
+
+    /// The RFC 7638 thumbprint: a key authorization's suffix.
+    pub(crate) fn thumbprint(&self) -> String {
+        keyinfra_pki::acme::jws::Jwk::from_json_bytes(self.jwk().to_string().as_bytes())
+            .unwrap()
+            .thumbprint()
+    }
+
+    /// The private key as PKCS#8 PEM, for `openssl req` (a CSR with this key).
+    pub(crate) fn pkcs8_pem(&self) -> String {
+        let der = self.pair.to_pkcs8v1().unwrap();
+        let text = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = text
+            .as_bytes()
+            .chunks(64)
+            .map(|line| std::str::from_utf8(line).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
+    }
 }
 
 /// An RFC 8555 7.3.4 binding of `account` to the binding key (`kid`, `hmac_key`).
@@ -356,13 +384,16 @@ fn binding(kid: &str, hmac_key: &[u8], url: &str, account: &ClientKey) -> Value 
 }
 
 /// A fresh nonce from HEAD new-nonce.
-async fn nonce(tls: &crate::support::TlsEndpoint, dir: &crate::openssl::Scratch) -> String {
+pub(crate) async fn nonce(
+    tls: &crate::support::TlsEndpoint,
+    dir: &crate::openssl::Scratch,
+) -> String {
     let (_, answer) = crate::est::curl(tls, dir, "/acme/new-nonce", &["-I"]).await;
     assert_eq!(answer.status, 200);
     answer.header("replay-nonce").expect("a Replay-Nonce")
 }
 
-async fn post_jws(
+pub(crate) async fn post_jws(
     tls: &crate::support::TlsEndpoint,
     dir: &crate::openssl::Scratch,
     path: &str,
@@ -865,7 +896,7 @@ async fn acme_is_rate_limited_per_address() {
 }
 
 /// A registered account: its key and its URL (the `kid`).
-async fn register(
+pub(crate) async fn register(
     app: &TestApp,
     tls: &crate::support::TlsEndpoint,
     dir: &crate::openssl::Scratch,
@@ -897,7 +928,7 @@ async fn register(
 }
 
 /// POST (a payload) or POST-as-GET (None) to `url` as the account `kid`.
-async fn as_account(
+pub(crate) async fn as_account(
     tls: &crate::support::TlsEndpoint,
     dir: &crate::openssl::Scratch,
     key: &ClientKey,

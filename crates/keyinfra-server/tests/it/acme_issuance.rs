@@ -3,13 +3,20 @@
 //! responder. Names resolve to 127.0.0.1 through lines added to /etc/hosts for the test
 //! (and removed after it), and the validator is pointed at the client's ports.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keyinfra_core::Clock;
 
 use keyinfra_core::acme::{AcmeSettings, ValidationSettings};
 use keyinfra_db::UserRole;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::acme::{ClientKey, as_account, nonce, post_jws, register};
 use crate::openssl::{Scratch, openssl_ok};
 use crate::support::{TestApp, TlsEndpoint, test_edge};
 
@@ -23,7 +30,12 @@ pub struct HostsEntry {
 
 impl HostsEntry {
     pub async fn add(name: &str) -> Self {
-        let line = format!("127.0.0.1 {name} # keyinfra test");
+        Self::add_at(name, "127.0.0.1").await
+    }
+
+    /// A line `ADDRESS NAME`.
+    pub async fn add_at(name: &str, address: &str) -> Self {
+        let line = format!("{address} {name} # keyinfra test");
         let _lock = HOSTS.lock().await;
         let mut hosts = std::fs::read_to_string("/etc/hosts").expect("/etc/hosts is readable");
         if !hosts.ends_with('\n') && !hosts.is_empty() {
@@ -372,4 +384,488 @@ async fn certbot_issues_with_its_standalone_responder() {
     assert!(verified.contains(": OK"), "{verified}");
     let (_, listed): (_, Value) = app.get("/api/v1/certificates", &user).await;
     assert_eq!(listed["items"][0]["channel"], "acme", "{listed}");
+}
+
+/// An http-01 responder: answers `/.well-known/acme-challenge/{token}` with the key
+/// authorization set for that token, 404 otherwise.
+struct Responder {
+    port: u16,
+    answers: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Responder {
+    async fn start() -> Self {
+        let answers: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::clone(&answers);
+        let router = axum::Router::new().route(
+            "/.well-known/acme-challenge/{token}",
+            axum::routing::get(
+                move |axum::extract::Path(token): axum::extract::Path<String>| {
+                    let answer = shared.lock().unwrap().get(&token).cloned();
+                    async move { answer.ok_or(axum::http::StatusCode::NOT_FOUND) }
+                },
+            ),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { port, answers }
+    }
+
+    fn answer(&self, token: &str, key: &ClientKey) {
+        self.answers
+            .lock()
+            .unwrap()
+            .insert(token.to_owned(), format!("{token}.{}", key.thumbprint()));
+    }
+}
+
+/// An account's client: its key, its URL, and the server it talks to.
+struct Client<'a> {
+    tls: &'a TlsEndpoint,
+    dir: &'a Scratch,
+    key: ClientKey,
+    kid: String,
+}
+
+impl Client<'_> {
+    async fn post(&self, url: &str, payload: Option<&Value>) -> crate::est::Answer {
+        as_account(self.tls, self.dir, &self.key, &self.kid, url, payload).await
+    }
+
+    /// newOrder for `names`; the answer.
+    async fn order(&self, names: &[&str]) -> crate::est::Answer {
+        let identifiers: Vec<Value> = names
+            .iter()
+            .map(|n| json!({ "type": "dns", "value": n }))
+            .collect();
+        self.post(
+            &self.tls.url("/acme/new-order"),
+            Some(&json!({ "identifiers": identifiers })),
+        )
+        .await
+    }
+
+    /// Polls `url` (POST-as-GET) until its status is one of `wanted`; the last answer.
+    async fn until(&self, url: &str, wanted: &[&str]) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..100 {
+            last = self.post(url, None).await.json();
+            if wanted.iter().any(|w| last["status"] == *w) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{url} never reached {wanted:?}: {last}");
+    }
+
+    /// Orders `name`, starts its http-01 challenge (answered by `responder` if given) and
+    /// waits for the authorization to end; (order URL, authorization).
+    async fn validate(&self, name: &str, responder: Option<&Responder>) -> (String, Value) {
+        let answer = self.order(&[name]).await;
+        assert_eq!(
+            answer.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let order_url = answer.header("location").unwrap();
+        let authz_url = answer.json()["authorizations"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let authz = self.post(&authz_url, None).await.json();
+        let challenge = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "http-01")
+            .unwrap()
+            .clone();
+        if let Some(responder) = responder {
+            responder.answer(challenge["token"].as_str().unwrap(), &self.key);
+        }
+        let started = self
+            .post(challenge["url"].as_str().unwrap(), Some(&json!({})))
+            .await;
+        assert_eq!(
+            started.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&started.body)
+        );
+        assert!(
+            started.head.contains(&format!("<{authz_url}>;rel=\"up\"")),
+            "{}",
+            started.head
+        );
+        let authz = self.until(&authz_url, &["valid", "invalid"]).await;
+        (order_url, authz)
+    }
+
+    /// finalize with a CSR (DER) for `names`, made by openssl with `key_pem`.
+    async fn finalize(&self, order_url: &str, key_pem: &str, names: &[&str]) -> crate::est::Answer {
+        let key = self.dir.write("csr-key.pem", key_pem);
+        let csr = self.dir.path("csr.der");
+        let san = names
+            .iter()
+            .map(|n| format!("DNS:{n}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        openssl_ok(&[
+            "req",
+            "-new",
+            "-key",
+            &key,
+            "-subj",
+            &format!("/CN={}", names[0]),
+            "-addext",
+            &format!("subjectAltName={san}"),
+            "-outform",
+            "DER",
+            "-out",
+            &csr,
+        ]);
+        let der = self.dir.read("csr.der");
+        self.post(
+            &format!("{order_url}/finalize"),
+            Some(&json!({ "csr": URL_SAFE_NO_PAD.encode(der) })),
+        )
+        .await
+    }
+}
+
+fn problem_type(answer: &crate::est::Answer) -> String {
+    answer.json()["type"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("urn:ietf:params:acme:error:")
+        .to_owned()
+}
+
+/// What lego and certbot never send, with raw requests: names outside the owner's policy
+/// (at newOrder, and at finalize after the policy changed), a CSR with an extra name, a
+/// challenge nobody answers, another account's certificate, and revocation by the
+/// certificate's own key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_refused_where_the_rfc_and_the_policy_say() {
+    let responder = Responder::start().await;
+    let (app, tls) = acme_server(responder.port, free_port()).await;
+    app.user("root", UserRole::Admin).await;
+    let user_id = app.user("site1-noc", UserRole::User).await;
+    app.user("site2-noc", UserRole::User).await;
+    let admin = app.token("root").await;
+    let user = app.token("site1-noc").await;
+    let other = app.token("site2-noc").await;
+    let (status, policy) = app
+        .send(
+            Method::POST,
+            "/api/v1/policies",
+            &admin,
+            json!({ "name": "acme-site", "allowed_dns": [".keyinfra.test"], "max_validity_days": 30 }),
+        )
+        .await;
+    assert_eq!(status, 201, "{policy}");
+    let (status, patched) = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{user_id}"),
+            &admin,
+            json!({ "policy_id": policy["id"] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    let dir = Scratch::new();
+    let (key, kid) = register(&app, &tls, &dir, &user).await;
+    let client = Client {
+        tls: &tls,
+        dir: &dir,
+        key,
+        kid,
+    };
+    let good = "refusals.keyinfra.test";
+    let silent = "silent.keyinfra.test";
+    let later = "later.keyinfra.test";
+    let _hosts = (
+        HostsEntry::add(good).await,
+        HostsEntry::add(later).await,
+        // Nothing listens on the responder's port at this address.
+        HostsEntry::add_at(silent, "127.0.0.2").await,
+    );
+
+    // Outside the policy: refused at newOrder, with the rule's reason; nothing written.
+    let answer = client.order(&["router.example.org"]).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(problem_type(&answer), "rejectedIdentifier");
+    let beyond = (app.clock.now() + time::Duration::days(60))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let answer = client
+        .post(
+            &tls.url("/acme/new-order"),
+            Some(&json!({ "identifiers": [{ "type": "dns", "value": good }], "notAfter": beyond })),
+        )
+        .await;
+    assert_eq!(problem_type(&answer), "malformed");
+    assert!(
+        answer.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("notAfter")
+    );
+    assert_eq!(
+        app.tdb.scalar_i64("SELECT count(*) FROM acme_orders").await,
+        0
+    );
+
+    // A validated order; finalize before that would be orderNotReady.
+    let (order_url, authz) = client.validate(good, Some(&responder)).await;
+    assert_eq!(authz["status"], "valid", "{authz}");
+    assert!(
+        authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["status"] == "valid" && c["validated"].is_string())
+    );
+    let order = client.until(&order_url, &["ready"]).await;
+    assert!(order.get("certificate").is_none());
+
+    // A CSR with an extra name, or no CSR at all: badCSR, and the order stays ready.
+    let cert_key = ClientKey::new();
+    let answer = client
+        .finalize(
+            &order_url,
+            &cert_key.pkcs8_pem(),
+            &[good, "extra.keyinfra.test"],
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(problem_type(&answer), "badCSR");
+    assert!(
+        answer.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("extra.keyinfra.test")
+    );
+    let answer = client
+        .post(
+            &format!("{order_url}/finalize"),
+            Some(&json!({ "csr": "AAAA" })),
+        )
+        .await;
+    assert_eq!(problem_type(&answer), "badCSR");
+    assert_eq!(
+        client.post(&order_url, None).await.json()["status"],
+        "ready"
+    );
+
+    // The right CSR: valid, with the certificate's URL.
+    let answer = client
+        .finalize(&order_url, &cert_key.pkcs8_pem(), &[good])
+        .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let order = answer.json();
+    assert_eq!(order["status"], "valid");
+    let cert_url = order["certificate"].as_str().unwrap().to_owned();
+    let answer = client
+        .finalize(&order_url, &cert_key.pkcs8_pem(), &[good])
+        .await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(problem_type(&answer), "orderNotReady");
+    let download = client.post(&cert_url, None).await;
+    assert_eq!(download.status, 200);
+    assert_eq!(
+        download.header("content-type").as_deref(),
+        Some("application/pem-certificate-chain")
+    );
+    let chain = String::from_utf8(download.body.clone()).unwrap();
+    assert!(chain.matches("BEGIN CERTIFICATE").count() >= 2, "{chain}");
+    let leaf = dir.write(
+        "leaf.pem",
+        chain
+            .split_inclusive("-----END CERTIFICATE-----\n")
+            .next()
+            .unwrap(),
+    );
+    let text = openssl_ok(&[
+        "x509",
+        "-in",
+        &leaf,
+        "-noout",
+        "-enddate",
+        "-ext",
+        "subjectAltName",
+    ]);
+    assert!(text.contains(&format!("DNS:{good}")), "{text}");
+    let certificate_der = URL_SAFE_NO_PAD.encode(openssl_der(&leaf));
+
+    // Another user's account may neither download nor revoke it.
+    let (stranger, stranger_kid) = register(&app, &tls, &dir, &other).await;
+    let answer = as_account(&tls, &dir, &stranger, &stranger_kid, &cert_url, None).await;
+    assert_eq!(answer.status, 404);
+    let revoke_url = tls.url("/acme/revoke-cert");
+    let payload = json!({ "certificate": certificate_der, "reason": 1 });
+    let answer = as_account(
+        &tls,
+        &dir,
+        &stranger,
+        &stranger_kid,
+        &revoke_url,
+        Some(&payload),
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(problem_type(&answer), "unauthorized");
+    // A reason KeyInfra does not use (certificateHold) is badRevocationReason.
+    let hold = json!({ "certificate": certificate_der, "reason": 6 });
+    let answer = client.post(&revoke_url, Some(&hold)).await;
+    assert_eq!(problem_type(&answer), "badRevocationReason");
+    // The certificate's own key may (jwk, no account).
+    let jws = cert_key.sign(&revoke_url, &nonce(&tls, &dir).await, None, Some(&payload));
+    let answer = post_jws(&tls, &dir, "/acme/revoke-cert", &jws).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(
+        app.tdb
+            .scalar_text("SELECT reason::text FROM revoked_certificates")
+            .await,
+        "keyCompromise"
+    );
+
+    // Nobody answers: after its attempts the challenge, the authorization and the order
+    // are invalid, with the connection problem.
+    let (order_url, authz) = client.validate(silent, None).await;
+    assert_eq!(authz["status"], "invalid", "{authz}");
+    let failed = authz["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "invalid")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        failed["error"]["type"], "urn:ietf:params:acme:error:connection",
+        "{failed}"
+    );
+    assert!(failed.get("validated").is_none());
+    let order = client.post(&order_url, None).await.json();
+    assert_eq!(order["status"], "invalid");
+    assert_eq!(
+        order["error"]["type"],
+        "urn:ietf:params:acme:error:connection"
+    );
+    assert_eq!(
+        app.tdb
+            .scalar_i64("SELECT attempts::bigint FROM acme_challenges WHERE status = 'invalid'")
+            .await,
+        3
+    );
+
+    // The policy changes after validation: finalize asks it again, and the order is invalid.
+    let (order_url, authz) = client.validate(later, Some(&responder)).await;
+    assert_eq!(authz["status"], "valid");
+    client.until(&order_url, &["ready"]).await;
+    let (status, _) = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/policies/{}", policy["id"].as_str().unwrap()),
+            &admin,
+            json!({ "allowed_dns": [".elsewhere.test"] }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let answer = client
+        .finalize(&order_url, &ClientKey::new().pkcs8_pem(), &[later])
+        .await;
+    assert_eq!(
+        problem_type(&answer),
+        "rejectedIdentifier",
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let order = client.post(&order_url, None).await.json();
+    assert_eq!(order["status"], "invalid");
+    assert_eq!(
+        order["error"]["type"],
+        "urn:ietf:params:acme:error:rejectedIdentifier"
+    );
+    assert_eq!(
+        app.tdb
+            .scalar_i64("SELECT count(*) FROM certificates WHERE channel = 'acme'")
+            .await,
+        1
+    );
+}
+
+/// The DER of a PEM certificate file.
+fn openssl_der(pem_file: &str) -> Vec<u8> {
+    let out = format!("{pem_file}.der");
+    openssl_ok(&["x509", "-in", pem_file, "-outform", "DER", "-out", &out]);
+    std::fs::read(out).unwrap()
+}
+
+/// KEYINFRA_ACME_VALIDATION_DENY: a name that resolves only into an excluded network fails
+/// at the first attempt, without a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_validator_never_connects_to_an_excluded_network() {
+    let responder = Responder::start().await;
+    let (app, tls) = TestApp::spawn_tls_acme(
+        test_edge(),
+        AcmeSettings {
+            validation: ValidationSettings {
+                http01_port: responder.port,
+                deny: vec!["127.0.0.0/8".parse().unwrap()],
+                ..ValidationSettings::default()
+            },
+            ..AcmeSettings::default()
+        },
+    )
+    .await;
+    app.user("site1-noc", UserRole::User).await;
+    let user = app.token("site1-noc").await;
+    let dir = Scratch::new();
+    let (key, kid) = register(&app, &tls, &dir, &user).await;
+    let client = Client {
+        tls: &tls,
+        dir: &dir,
+        key,
+        kid,
+    };
+    let name = "denied.keyinfra.test";
+    let _hosts = HostsEntry::add(name).await;
+    let (_, authz) = client.validate(name, Some(&responder)).await;
+    assert_eq!(authz["status"], "invalid", "{authz}");
+    let failed = authz["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "invalid")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        failed["error"]["type"],
+        "urn:ietf:params:acme:error:rejectedIdentifier"
+    );
+    assert!(
+        failed["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("KEYINFRA_ACME_VALIDATION_DENY")
+    );
+    assert_eq!(
+        app.tdb
+            .scalar_i64("SELECT attempts::bigint FROM acme_challenges WHERE status = 'invalid'")
+            .await,
+        1
+    );
 }
