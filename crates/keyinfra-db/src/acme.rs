@@ -332,6 +332,26 @@ pub async fn set_account_contact(
     Ok(updated == 1)
 }
 
+/// Rolls a valid account over to a new key (RFC 8555 7.3.5); false if the actor cannot
+/// see it or it is not valid. Another account with the key is a UniqueViolation.
+pub async fn set_account_key(
+    tx: &mut Tx,
+    id: Uuid,
+    jwk: &serde_json::Value,
+    thumbprint: &[u8],
+) -> Result<bool, DbError> {
+    let updated = sqlx::query!(
+        "UPDATE acme_accounts SET jwk = $2, jwk_thumbprint = $3 WHERE id = $1 AND status = 'valid'",
+        id,
+        jwk,
+        thumbprint
+    )
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
 /// Deactivates a valid account (RFC 8555 7.3.6): true if it was valid and the actor may
 /// see it. A deactivated account stays, as the record of what it ordered.
 pub async fn deactivate_account(

@@ -17,6 +17,7 @@ use crate::session::Tx;
 pub enum AuditAction {
     AcmeAccountCreated,
     AcmeAccountDeactivated,
+    AcmeAccountKeyChanged,
     AcmeEabKeyCreated,
     CertificateIssued,
     CertificateRenewed,
@@ -49,9 +50,10 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the UI's filter lists them.
-    pub const ALL: [AuditAction; 30] = [
+    pub const ALL: [AuditAction; 31] = [
         AuditAction::AcmeAccountCreated,
         AuditAction::AcmeAccountDeactivated,
+        AuditAction::AcmeAccountKeyChanged,
         AuditAction::AcmeEabKeyCreated,
         AuditAction::CertificateIssued,
         AuditAction::CertificateRenewed,
@@ -87,6 +89,7 @@ impl AuditAction {
         match self {
             AuditAction::AcmeAccountCreated => "acme_account.created",
             AuditAction::AcmeAccountDeactivated => "acme_account.deactivated",
+            AuditAction::AcmeAccountKeyChanged => "acme_account.key_changed",
             AuditAction::AcmeEabKeyCreated => "acme_eab_key.created",
             AuditAction::CertificateIssued => "certificate.issued",
             AuditAction::CertificateRenewed => "certificate.renewed",
@@ -296,6 +299,7 @@ mod tests {
             [
                 "acme_account.created",
                 "acme_account.deactivated",
+                "acme_account.key_changed",
                 "acme_eab_key.created",
                 "certificate.issued",
                 "certificate.renewed",

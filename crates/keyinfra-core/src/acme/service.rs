@@ -80,6 +80,8 @@ pub struct AcmeError {
     pub detail: String,
     /// Seconds to wait, for `rateLimited` and a busy database.
     pub retry_after: Option<u64>,
+    /// The URL a 409 points at (keyChange to a key another account has).
+    pub location: Option<String>,
 }
 
 impl AcmeError {
@@ -96,6 +98,7 @@ impl AcmeError {
             status,
             detail: detail.into(),
             retry_after: None,
+            location: None,
         }
     }
 
@@ -502,6 +505,110 @@ impl AcmeService {
         }
         let current = store::get_account(&mut tx, id).await?;
         tx.commit().await?;
+        current.ok_or_else(|| AcmeError::new(ProblemType::AccountDoesNotExist, "no such account"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KeyChangePayload {
+    account: String,
+    old_key: serde_json::Value,
+}
+
+impl AcmeService {
+    /// keyChange (RFC 8555 7.3.5): the outer JWS is signed by the account's key (verified
+    /// already); its payload is an inner JWS signed by the new key (`jwk`), for the same
+    /// URL, naming the account and its old key. The account then signs with the new key
+    /// only. A key another account has is 409 with that account's URL in Location.
+    pub async fn key_change(
+        &self,
+        db: &Database,
+        request: &Verified,
+        url: &str,
+        account_url_prefix: &str,
+    ) -> Result<AccountRecord, AcmeError> {
+        let account = signer(request)?;
+        let account_url = format!("{account_url_prefix}{}", account.id);
+        let inner = Jws::parse(&request.payload)?;
+        inner.header().require_url(url)?;
+        let new_key = match inner.key_reference()? {
+            KeyReference::Jwk(_) => inner.verify_with_embedded_jwk()?.clone(),
+            KeyReference::Kid(_) => {
+                return Err(AcmeError::new(
+                    ProblemType::Malformed,
+                    "the inner JWS of keyChange carries the new key in jwk",
+                ));
+            }
+        };
+        let payload: KeyChangePayload = parse_payload(inner.payload())?;
+        if payload.account != account_url {
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "keyChange's account is not the account that signed the request",
+            ));
+        }
+        let old_key = Jwk::from_json_bytes(payload.old_key.to_string().as_bytes())?;
+        if old_key != request.jwk {
+            return Err(AcmeError::new(
+                ProblemType::Malformed,
+                "keyChange's oldKey is not the account's current key",
+            ));
+        }
+        let thumbprint = thumbprint_bytes(&new_key)?;
+        let taken = |id: Uuid| AcmeError {
+            status: 409,
+            location: Some(format!("{account_url_prefix}{id}")),
+            ..AcmeError::new(
+                ProblemType::Malformed,
+                "another account already has the new key",
+            )
+        };
+        let mut tx = db.begin(&Actor::Anonymous).await?;
+        let holder = store::account_by_thumbprint(&mut tx, &thumbprint).await?;
+        tx.commit().await?;
+        if let Some((id, _, _)) = holder.filter(|(id, _, _)| *id != account.id) {
+            return Err(taken(id));
+        }
+        let jwk_json: serde_json::Value = serde_json::from_str(&new_key.to_json())
+            .map_err(|e| CoreError::Internal(format!("a JWK's JSON: {e}")))?;
+        let mut tx = db.begin(&owner_actor(account.owner_id)).await?;
+        match store::set_account_key(&mut tx, account.id, &jwk_json, &thumbprint).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(AcmeError::new(
+                    ProblemType::Unauthorized,
+                    "the account is not valid",
+                ));
+            }
+            // Taken by a concurrent newAccount or keyChange since the look-up.
+            Err(DbError::UniqueViolation { .. }) => {
+                drop(tx);
+                let mut tx = db.begin(&Actor::Anonymous).await?;
+                let holder = store::account_by_thumbprint(&mut tx, &thumbprint).await?;
+                tx.commit().await?;
+                return Err(match holder {
+                    Some((id, _, _)) => taken(id),
+                    None => AcmeError::new(ProblemType::Malformed, "the new key is taken"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        audit::append(
+            &mut tx,
+            &NewAuditEvent {
+                actor_id: Some(account.owner_id),
+                actor_name: "acme".into(),
+                action: AuditAction::AcmeAccountKeyChanged,
+                target_type: Some("acme_account"),
+                target_id: Some(account.id),
+                details: json!({ "owner_id": account.owner_id, "new_key": new_key.thumbprint() }),
+            },
+        )
+        .await?;
+        let current = store::get_account(&mut tx, account.id).await?;
+        tx.commit().await?;
+        tracing::info!(account_id = %account.id, "ACME account key changed");
         current.ok_or_else(|| AcmeError::new(ProblemType::AccountDoesNotExist, "no such account"))
     }
 }

@@ -38,6 +38,7 @@ const AUTHZ: &str = "/acme/authz/";
 const CHALLENGE: &str = "/acme/chall/";
 const CERTIFICATE: &str = "/acme/cert/";
 const REVOKE_CERT: &str = "/acme/revoke-cert";
+const KEY_CHANGE: &str = "/acme/key-change";
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
 const JOSE_JSON: &str = "application/jose+json";
 
@@ -56,6 +57,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/acme/order/{id}/finalize", post(finalize))
         .route("/acme/cert/{id}", post(certificate))
         .route(REVOKE_CERT, post(revoke_cert))
+        .route(KEY_CHANGE, post(key_change))
 }
 
 /// `https://{Host}`: the base of every URL this request may name.
@@ -101,6 +103,11 @@ fn problem(state: &AppState, base: &str, error: &AcmeError) -> Response {
         && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
     {
         response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    if let Some(location) = &error.location
+        && let Ok(value) = HeaderValue::from_str(location)
+    {
+        response.headers_mut().insert(header::LOCATION, value);
     }
     acme_headers(state, base, &mut response);
     response
@@ -155,6 +162,7 @@ async fn directory(
         "newAccount": format!("{base}{NEW_ACCOUNT}"),
         "newOrder": format!("{base}{NEW_ORDER}"),
         "revokeCert": format!("{base}{REVOKE_CERT}"),
+        "keyChange": format!("{base}{KEY_CHANGE}"),
         "meta": meta,
     });
     // The directory itself needs no nonce, but clients may take one from any answer.
@@ -728,5 +736,31 @@ async fn revoke_cert(
             acme_headers(&state, &base, &mut response);
             response
         }),
+    )
+}
+
+async fn key_change(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    request: Request,
+) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let url = format!("{base}{KEY_CHANGE}");
+    let answer = async {
+        let verified = verified_by_account(&state, address, &base, KEY_CHANGE, request).await?;
+        state
+            .acme
+            .key_change(&state.db, &verified, &url, &format!("{base}{ACCOUNT}"))
+            .await
+    }
+    .await;
+    answered(
+        &state,
+        &base,
+        "key-change",
+        answer.map(|account| account_response(&state, &base, StatusCode::OK, &account)),
     )
 }

@@ -1103,3 +1103,114 @@ async fn new_order_asks_the_policy_first_and_offers_the_right_challenges() {
     assert_eq!(answer.status, 401);
     assert_eq!(orders().await, 1);
 }
+
+/// keyChange (RFC 8555 7.3.5): the account rolls over to a new key, signs with it only
+/// afterwards, and every malformed rollover is refused without changing the key.
+#[tokio::test]
+async fn an_account_rolls_over_to_a_new_key() {
+    let (app, tls) = TestApp::spawn_tls().await;
+    app.user("site1-noc", UserRole::User).await;
+    let user = app.token("site1-noc").await;
+    let dir = crate::openssl::Scratch::new();
+    let (old, kid) = register(&app, &tls, &dir, &user).await;
+    let (other, other_kid) = register(&app, &tls, &dir, &user).await;
+    let url = tls.url("/acme/key-change");
+    let directory = crate::est::curl(&tls, &dir, "/acme/directory", &[])
+        .await
+        .1
+        .json();
+    assert_eq!(directory["keyChange"], json!(url));
+    let thumbprint = || async {
+        app.tdb
+            .scalar_text("SELECT encode(jwk_thumbprint, 'hex') FROM acme_accounts ORDER BY created_at LIMIT 1")
+            .await
+    };
+    let before = thumbprint().await;
+    let new = ClientKey::new();
+    // The inner JWS: signed by the new key, carrying it, for the same URL.
+    let inner = |signer: &ClientKey, account: &str, old_key: &Value, url: &str| -> Value {
+        let payload = json!({ "account": account, "oldKey": old_key });
+        serde_json::from_str(&signer.sign(url, "unused", None, Some(&payload))).unwrap()
+    };
+    for (payload, why, status, problem) in [
+        (
+            inner(&new, &other_kid, &old.jwk(), &url),
+            "another account",
+            400,
+            "malformed",
+        ),
+        (
+            inner(&new, &kid, &new.jwk(), &url),
+            "not the old key",
+            400,
+            "malformed",
+        ),
+        // As for any JWS: a url that is not where it was sent.
+        (
+            inner(&new, &kid, &old.jwk(), &tls.url("/acme/new-order")),
+            "another URL",
+            401,
+            "unauthorized",
+        ),
+        (
+            json!({ "account": kid, "oldKey": old.jwk() }),
+            "no inner JWS",
+            400,
+            "malformed",
+        ),
+    ] {
+        let answer = as_account(&tls, &dir, &old, &kid, &url, Some(&payload)).await;
+        assert_eq!(
+            answer.status,
+            status,
+            "{why}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(
+            answer.json()["type"],
+            format!("urn:ietf:params:acme:error:{problem}"),
+            "{why}"
+        );
+    }
+    // The other account's key: 409, pointing at that account.
+    let taken = inner(&other, &kid, &old.jwk(), &url);
+    let answer = as_account(&tls, &dir, &old, &kid, &url, Some(&taken)).await;
+    assert_eq!(answer.status, 409);
+    assert_eq!(answer.header("location"), Some(other_kid.clone()));
+    assert_eq!(thumbprint().await, before);
+
+    let answer = as_account(
+        &tls,
+        &dir,
+        &old,
+        &kid,
+        &url,
+        Some(&inner(&new, &kid, &old.jwk(), &url)),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_ne!(thumbprint().await, before);
+    // The old key signs nothing now; the new one does.
+    let answer = as_account(&tls, &dir, &old, &kid, &kid, None).await;
+    assert_eq!(answer.status, 400);
+    let answer = as_account(&tls, &dir, &new, &kid, &kid, None).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(
+        app.tdb
+            .scalar_i64(
+                "SELECT count(*) FROM audit_events WHERE action = 'acme_account.key_changed'"
+            )
+            .await,
+        1
+    );
+}
