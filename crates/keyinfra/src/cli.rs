@@ -530,6 +530,11 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYINFRA_ACME_VALIDATION_DENY", value_delimiter = ',')]
     pub acme_validation_deny: Vec<ipnet::IpNet>,
 
+    /// ACME dns-01: the DNS server (IP:port) asked for _acme-challenge TXT records; the
+    /// system's resolvers (/etc/resolv.conf) when unset.
+    #[arg(long, env = "KEYINFRA_ACME_DNS_RESOLVER")]
+    pub acme_dns_resolver: Option<std::net::SocketAddr>,
+
     /// Do not apply pending migrations at start; refuse to start if the schema is behind.
     #[arg(long, env = "KEYINFRA_NO_MIGRATE")]
     pub no_migrate: bool,

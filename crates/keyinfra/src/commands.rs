@@ -480,6 +480,7 @@ async fn acme_settings(db: &Database, args: &ServeArgs) -> anyhow::Result<AcmeSe
             http01_port: args.acme_http01_port,
             tls_alpn01_port: args.acme_tlsalpn01_port,
             deny: args.acme_validation_deny.clone(),
+            dns_resolver: args.acme_dns_resolver,
             ..ValidationSettings::default()
         },
     })

@@ -1,4 +1,4 @@
-//! The ACME challenge validator (RFC 8555 8.3 http-01, RFC 8737 tls-alpn-01).
+//! The ACME challenge validator (RFC 8555 8.3 http-01, 8.4 dns-01, RFC 8737 tls-alpn-01).
 //!
 //! A client's POST to a challenge marks it processing and due (the service wakes this
 //! replica's validator). Every replica runs [`AcmeValidator::run`]: it takes due challenges
@@ -28,7 +28,8 @@ use keyinfra_db::{Actor, Database};
 use keyinfra_pki::acme::jws::Jwk;
 use keyinfra_pki::acme::keyauth::{
     ACME_TLS_ALPN_PROTOCOL, MAX_HTTP01_BODY_BYTES, check_tls_alpn01_certificate,
-    http01_body_matches, http01_path, key_authorization, tls_alpn01_server_name,
+    dns01_record_matches, dns01_record_name, http01_body_matches, http01_path, key_authorization,
+    tls_alpn01_server_name,
 };
 use keyinfra_pki::acme::wire::{Identifier, ProblemType};
 use reqwest::Url;
@@ -63,6 +64,9 @@ pub struct ValidationSettings {
     pub tls_alpn01_port: u16,
     /// Addresses never connected to (KEYINFRA_ACME_VALIDATION_DENY); empty by default.
     pub deny: Vec<IpNet>,
+    /// The DNS server dns-01 asks (KEYINFRA_ACME_DNS_RESOLVER, `IP:port`); the system's
+    /// resolvers (/etc/resolv.conf) when None.
+    pub dns_resolver: Option<SocketAddr>,
     /// The deadline of one attempt, connections and redirects included.
     pub attempt_timeout: Duration,
     /// Attempts before a challenge is invalid.
@@ -77,6 +81,7 @@ impl Default for ValidationSettings {
             http01_port: 80,
             tls_alpn01_port: 443,
             deny: Vec::new(),
+            dns_resolver: None,
             attempt_timeout: Duration::from_secs(10),
             max_attempts: 3,
             retry_delay: Duration::from_secs(2),
@@ -284,6 +289,7 @@ impl AcmeValidator {
                     .await
             }
             "tls-alpn-01" => self.tls_alpn01(&identifier, &key_authorization).await,
+            "dns-01" => self.dns01(&identifier, &key_authorization).await,
             other => Err(ValidationFailure::final_(
                 ProblemType::Malformed,
                 format!("{other} challenges are not validated by this server"),
@@ -410,6 +416,88 @@ impl AcmeValidator {
             })?;
         check_tls_alpn01_certificate(certificate, identifier, key_authorization)
             .map_err(|e| ValidationFailure::new(e.problem_type(), e.to_string()))
+    }
+
+    /// dns-01 (RFC 8555 8.4): a TXT record at `_acme-challenge.{name}` holds the base64url
+    /// SHA-256 of the key authorization. Asked afresh each attempt (no cache between them,
+    /// so a record published after a failed attempt is seen by the next).
+    async fn dns01(
+        &self,
+        identifier: &Identifier,
+        key_authorization: &str,
+    ) -> Result<(), ValidationFailure> {
+        use hickory_resolver::proto::rr::RData;
+        let record = dns01_record_name(identifier).ok_or_else(|| {
+            ValidationFailure::final_(
+                ProblemType::Malformed,
+                "dns-01 proves names, not addresses (RFC 8738)",
+            )
+        })?;
+        let resolver = self.resolver()?;
+        let lookup = resolver
+            .txt_lookup(format!("{record}."))
+            .await
+            .map_err(|e| {
+                if e.is_no_records_found() || e.is_nx_domain() {
+                    ValidationFailure::new(
+                        ProblemType::Unauthorized,
+                        format!("no TXT record at {record}"),
+                    )
+                } else {
+                    ValidationFailure::new(
+                        ProblemType::Dns,
+                        format!("TXT look-up of {record}: {e}"),
+                    )
+                }
+            })?;
+        let matched = lookup.answers().iter().any(|answer| match &answer.data {
+            RData::TXT(txt) => {
+                let joined: Vec<u8> = txt
+                    .txt_data
+                    .iter()
+                    .flat_map(|s| s.iter())
+                    .copied()
+                    .collect();
+                dns01_record_matches(&joined, key_authorization)
+            }
+            _ => false,
+        });
+        if matched {
+            Ok(())
+        } else {
+            Err(ValidationFailure::new(
+                ProblemType::Unauthorized,
+                format!(
+                    "no TXT record at {record} holds this challenge's key authorization digest"
+                ),
+            ))
+        }
+    }
+
+    /// A resolver for one attempt: the configured server, else the system's.
+    fn resolver(&self) -> Result<hickory_resolver::TokioResolver, ValidationFailure> {
+        use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+        use hickory_resolver::net::runtime::TokioRuntimeProvider;
+        let unusable = |e: &dyn std::fmt::Display| {
+            ValidationFailure::new(ProblemType::Dns, format!("no DNS resolver: {e}"))
+        };
+        let mut builder = match self.settings.dns_resolver {
+            Some(address) => {
+                let mut server = NameServerConfig::udp_and_tcp(address.ip());
+                for connection in &mut server.connections {
+                    connection.port = address.port();
+                }
+                hickory_resolver::TokioResolver::builder_with_config(
+                    ResolverConfig::from_name_servers(vec![server]),
+                    TokioRuntimeProvider::default(),
+                )
+            }
+            None => hickory_resolver::TokioResolver::builder_tokio().map_err(|e| unusable(&e))?,
+        };
+        let options = builder.options_mut();
+        options.timeout = Duration::from_secs(3);
+        options.attempts = 2;
+        builder.build().map_err(|e| unusable(&e))
     }
 
     /// A TCP connection to `host` on `port`: a name is resolved by the system resolver,
