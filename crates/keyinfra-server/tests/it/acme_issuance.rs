@@ -869,3 +869,194 @@ async fn the_validator_never_connects_to_an_excluded_network() {
         1
     );
 }
+
+/// dnsmasq answering TXT records on a loopback port, until dropped.
+struct DnsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl DnsServer {
+    /// Serves `records` (name, value) over UDP and TCP on 127.0.0.1.
+    // Every path reaps it: the failure below, and Drop for the server returned.
+    #[allow(clippy::zombie_processes)]
+    async fn start(port: u16, records: &[(String, String)]) -> Self {
+        let mut args = vec![
+            "--keep-in-foreground".to_owned(),
+            format!("--port={port}"),
+            "--listen-address=127.0.0.1".into(),
+            "--bind-interfaces".into(),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            "--conf-file=/dev/null".into(),
+            // The zone's own server: a name without records is NXDOMAIN, not REFUSED.
+            "--local=/keyinfra.test/".into(),
+            "--pid-file=".into(),
+            "--user=root".into(),
+        ];
+        for (name, value) in records {
+            args.push(format!("--txt-record={name},{value}"));
+        }
+        let child = std::process::Command::new("/usr/sbin/dnsmasq")
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dnsmasq is installed (.ci/run installs dnsmasq-base)");
+        // Ready when it accepts a TCP connection.
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Self { child, port };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("dnsmasq did not start on port {port}");
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// dns-01 through KEYINFRA_ACME_DNS_RESOLVER: a name and a wildcard are proven by TXT
+/// records, and a name without one fails; the wildcard certificate is issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns01_proves_names_and_wildcards_through_the_configured_resolver() {
+    // The resolver's address must be known when the server starts, and the records only
+    // after the orders exist: the server is told a port, and dnsmasq starts on it later.
+    let dns_port = free_port();
+    let (app, tls) = TestApp::spawn_tls_acme(
+        test_edge(),
+        AcmeSettings {
+            validation: ValidationSettings {
+                dns_resolver: Some(std::net::SocketAddr::from(([127, 0, 0, 1], dns_port))),
+                ..ValidationSettings::default()
+            },
+            ..AcmeSettings::default()
+        },
+    )
+    .await;
+    app.user("site1-noc", UserRole::User).await;
+    let user = app.token("site1-noc").await;
+    let dir = Scratch::new();
+    let (key, kid) = register(&app, &tls, &dir, &user).await;
+    let client = Client {
+        tls: &tls,
+        dir: &dir,
+        key,
+        kid,
+    };
+
+    // Orders, and the dns-01 challenge of each.
+    let mut challenges = Vec::new();
+    for name in [
+        "dns.keyinfra.test",
+        "*.wild.keyinfra.test",
+        "missing.keyinfra.test",
+    ] {
+        let answer = client.order(&[name]).await;
+        assert_eq!(
+            answer.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let order_url = answer.header("location").unwrap();
+        let authz_url = answer.json()["authorizations"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let authz = client.post(&authz_url, None).await.json();
+        let challenge = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "dns-01")
+            .unwrap()
+            .clone();
+        challenges.push((name, order_url, authz_url, challenge));
+    }
+    let records: Vec<(String, String)> = challenges
+        .iter()
+        .filter(|(name, ..)| !name.starts_with("missing"))
+        .map(|(name, _, _, challenge)| {
+            let token = challenge["token"].as_str().unwrap();
+            let key_authorization = format!("{token}.{}", client.key.thumbprint());
+            (
+                format!("_acme-challenge.{}", name.trim_start_matches("*.")),
+                keyinfra_pki::acme::keyauth::dns01_txt_value(&key_authorization),
+            )
+        })
+        .collect();
+    let dns = DnsServer::start(dns_port, &records).await;
+    assert_eq!(dns.port, dns_port);
+    for (_, _, _, challenge) in &challenges {
+        let answer = client
+            .post(challenge["url"].as_str().unwrap(), Some(&json!({})))
+            .await;
+        assert_eq!(answer.status, 200);
+    }
+    for (name, order_url, authz_url, _) in &challenges {
+        let authz = client.until(authz_url, &["valid", "invalid"]).await;
+        if name.starts_with("missing") {
+            assert_eq!(authz["status"], "invalid", "{authz}");
+            let failed = authz["challenges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "dns-01")
+                .unwrap();
+            let error = &failed["error"];
+            assert_eq!(
+                error["type"], "urn:ietf:params:acme:error:unauthorized",
+                "{authz}"
+            );
+            assert!(
+                error["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("_acme-challenge.missing")
+            );
+        } else {
+            assert_eq!(authz["status"], "valid", "{name}: {authz}");
+            assert_eq!(
+                authz["wildcard"].as_bool().unwrap_or(false),
+                name.starts_with('*')
+            );
+            client.until(order_url, &["ready"]).await;
+        }
+    }
+
+    // The wildcard order issues a wildcard certificate.
+    let (_, wildcard_order, _, _) = &challenges[1];
+    let answer = client
+        .finalize(
+            wildcard_order,
+            &ClientKey::new().pkcs8_pem(),
+            &["*.wild.keyinfra.test"],
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let cert_url = answer.json()["certificate"].as_str().unwrap().to_owned();
+    let chain = String::from_utf8(client.post(&cert_url, None).await.body).unwrap();
+    let leaf = dir.write(
+        "wild.pem",
+        chain
+            .split_inclusive("-----END CERTIFICATE-----\n")
+            .next()
+            .unwrap(),
+    );
+    let text = openssl_ok(&["x509", "-in", &leaf, "-noout", "-ext", "subjectAltName"]);
+    assert!(text.contains("DNS:*.wild.keyinfra.test"), "{text}");
+}
