@@ -494,21 +494,25 @@ pub struct NewOrder<'a> {
     pub not_after: Option<OffsetDateTime>,
     pub expires_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
+    /// RFC 9773: the certID of the certificate this order renews.
+    pub replaces: Option<&'a str>,
 }
 
 /// Inserts an order (as its owner) and returns its id.
 pub async fn insert_order(tx: &mut Tx, new: &NewOrder<'_>) -> Result<Uuid, DbError> {
     let id = sqlx::query_scalar!(
         "INSERT INTO acme_orders
-             (account_id, owner_id, ca_id, identifiers, not_after, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+             (account_id, owner_id, ca_id, identifiers, not_after, expires_at, created_at,
+              replaces)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         new.account_id,
         new.owner_id,
         new.ca_id,
         new.identifiers,
         new.not_after,
         new.expires_at,
-        new.created_at
+        new.created_at,
+        new.replaces
     )
     .fetch_one(tx.conn())
     .await?;
@@ -566,6 +570,20 @@ pub async fn insert_challenge(
     .fetch_one(tx.conn())
     .await?;
     Ok(id)
+}
+
+/// Whether an order that is not invalid already replaces the certificate `cert_id` names
+/// (RFC 9773 5: one replacement each). SYSTEM: the replacing order may be another owner's
+/// after a reassignment.
+pub async fn order_replacing(tx: &mut Tx, cert_id: &str) -> Result<bool, DbError> {
+    let found = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM acme_orders
+                          WHERE replaces = $1 AND status <> 'invalid') AS "found!""#,
+        cert_id
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(found)
 }
 
 /// How many orders an account made since `since` (the new-order rate).

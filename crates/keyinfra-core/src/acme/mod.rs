@@ -11,6 +11,7 @@
 pub mod eab;
 pub mod lifecycle;
 pub mod nonce;
+pub mod renewal_info;
 pub mod service;
 pub mod validation;
 

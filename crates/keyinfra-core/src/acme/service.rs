@@ -613,6 +613,38 @@ impl AcmeService {
     }
 }
 
+impl AcmeService {
+    /// RFC 9773 5: `replaces` names a certificate the account's owner holds, which no
+    /// other live order replaces already.
+    async fn check_replaces(
+        &self,
+        db: &Database,
+        account: &AccountRef,
+        replaces: &str,
+    ) -> Result<(), AcmeError> {
+        let id = keyinfra_pki::acme::keyauth::CertId::parse(replaces)
+            .map_err(|e| AcmeError::new(ProblemType::Malformed, format!("replaces: {e}")))?;
+        let (_, cert) = self.certificate_by_cert_id(db, &id).await?;
+        if cert.owner_id != Some(account.owner_id) {
+            return Err(AcmeError::new(
+                ProblemType::Unauthorized,
+                "replaces names a certificate of another owner",
+            ));
+        }
+        let mut tx = db.begin(&Actor::System).await?;
+        let replaced = store::order_replacing(&mut tx, replaces).await?;
+        tx.commit().await?;
+        if replaced {
+            return Err(AcmeError::new(
+                ProblemType::AlreadyReplaced,
+                "another order already replaces that certificate",
+            )
+            .with_status(409));
+        }
+        Ok(())
+    }
+}
+
 /// How long a new order, and its authorizations, may wait to be validated and finalized.
 pub const ORDER_LIFETIME: time::Duration = time::Duration::hours(24);
 /// Orders one account may make in an hour (`rateLimited` beyond).
@@ -642,6 +674,8 @@ struct NewOrderPayload {
     identifiers: Vec<serde_json::Value>,
     not_before: Option<String>,
     not_after: Option<String>,
+    /// RFC 9773 5: the certID of the certificate this order renews.
+    replaces: Option<String>,
 }
 
 impl AcmeService {
@@ -710,6 +744,11 @@ impl AcmeService {
             });
         }
 
+        // A renewal names what it replaces: a certificate of this owner, replaced once.
+        if let Some(replaces) = &payload.replaces {
+            self.check_replaces(db, account, replaces).await?;
+        }
+
         // The policy first: the owner's, for these names, as a dry run of the issue.
         let principal = enrollment_principal(account.owner_id);
         let ca_id = self.cas.default_issuing_ca(db).await?;
@@ -760,6 +799,7 @@ impl AcmeService {
                 not_after,
                 expires_at,
                 created_at: now,
+                replaces: payload.replaces.as_deref(),
             },
         )
         .await?;

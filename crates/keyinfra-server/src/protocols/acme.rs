@@ -2,7 +2,8 @@
 //! 403 `https_required`, and the public listener does not route it): the directory,
 //! newNonce, newAccount (with external account binding), an account's URL (fetch, contact
 //! update, deactivation) and its orders, newOrder, orders, authorizations, challenges,
-//! finalize, certificate download and revokeCert. The directory names only what is served.
+//! finalize, certificate download, revokeCert, keyChange and renewal information (RFC 9773).
+//! The directory names only what is served.
 //!
 //! Every answer carries a fresh `Replay-Nonce`, `Cache-Control: no-store` and a `Link` to
 //! the directory; every refusal is `application/problem+json` with an
@@ -39,6 +40,7 @@ const CHALLENGE: &str = "/acme/chall/";
 const CERTIFICATE: &str = "/acme/cert/";
 const REVOKE_CERT: &str = "/acme/revoke-cert";
 const KEY_CHANGE: &str = "/acme/key-change";
+const RENEWAL_INFO: &str = "/acme/renewal-info";
 const PEM_CHAIN: &str = "application/pem-certificate-chain";
 const JOSE_JSON: &str = "application/jose+json";
 
@@ -58,6 +60,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/acme/cert/{id}", post(certificate))
         .route(REVOKE_CERT, post(revoke_cert))
         .route(KEY_CHANGE, post(key_change))
+        .route("/acme/renewal-info/{cert_id}", get(renewal_info))
 }
 
 /// `https://{Host}`: the base of every URL this request may name.
@@ -163,6 +166,7 @@ async fn directory(
         "newOrder": format!("{base}{NEW_ORDER}"),
         "revokeCert": format!("{base}{REVOKE_CERT}"),
         "keyChange": format!("{base}{KEY_CHANGE}"),
+        "renewalInfo": format!("{base}{RENEWAL_INFO}"),
         "meta": meta,
     });
     // The directory itself needs no nonce, but clients may take one from any answer.
@@ -762,5 +766,43 @@ async fn key_change(
         &base,
         "key-change",
         answer.map(|account| account_response(&state, &base, StatusCode::OK, &account)),
+    )
+}
+
+/// RFC 9773 4: GET `renewalInfo/{certID}`, no authentication: the suggested window, and
+/// Retry-After for when to ask again.
+async fn renewal_info(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Path(cert_id): Path<String>,
+    request: Request,
+) -> Response {
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let answer = async {
+        limited(&state, address)?;
+        state.acme.renewal_info(&state.db, &cert_id).await
+    }
+    .await;
+    answered(
+        &state,
+        &base,
+        "renewal-info",
+        answer.map(|window| {
+            let body = json!({
+                "suggestedWindow": {
+                    "start": crate::api::timestamp(window.start),
+                    "end": crate::api::timestamp(window.end),
+                },
+            });
+            let mut response = json_response(&state, &base, StatusCode::OK, body);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(keyinfra_core::acme::renewal_info::RETRY_AFTER_SECONDS),
+            );
+            response
+        }),
     )
 }
