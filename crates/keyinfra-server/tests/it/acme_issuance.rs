@@ -1060,3 +1060,188 @@ async fn dns01_proves_names_and_wildcards_through_the_configured_resolver() {
     let text = openssl_ok(&["x509", "-in", &leaf, "-noout", "-ext", "subjectAltName"]);
     assert!(text.contains("DNS:*.wild.keyinfra.test"), "{text}");
 }
+
+/// Within two seconds of each other (timestamps are shown to the second).
+fn near(a: time::OffsetDateTime, b: time::OffsetDateTime) -> bool {
+    let apart: time::Duration = a - b;
+    apart.abs() < time::Duration::seconds(2)
+}
+
+/// A timestamp of an ARI answer.
+fn instant(value: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        value.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+/// Renewal information (RFC 9773) with raw HTTP (Debian's lego and certbot do not speak it):
+/// the normal window, `replaces` on a renewal order, a window moved by a prepared CA
+/// rollover, and one in the past once the certificate is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_information_moves_with_rollovers_and_revocations() {
+    use keyinfra_core::issuing_ca::IssuingCaOptions;
+    use keyinfra_core::{OsRandom, Principal};
+
+    let responder = Responder::start().await;
+    let (app, tls) = acme_server(responder.port, free_port()).await;
+    app.user("site1-noc", UserRole::User).await;
+    app.user("site2-noc", UserRole::User).await;
+    let user = app.token("site1-noc").await;
+    let other = app.token("site2-noc").await;
+    let dir = Scratch::new();
+    let (key, kid) = register(&app, &tls, &dir, &user).await;
+    let client = Client {
+        tls: &tls,
+        dir: &dir,
+        key,
+        kid,
+    };
+    let name = "ari.keyinfra.test";
+    let _hosts = HostsEntry::add(name).await;
+    let directory = crate::est::curl(&tls, &dir, "/acme/directory", &[])
+        .await
+        .1
+        .json();
+    let renewal_info = directory["renewalInfo"].as_str().unwrap().to_owned();
+    assert_eq!(renewal_info, tls.url("/acme/renewal-info"));
+
+    let (order_url, _) = client.validate(name, Some(&responder)).await;
+    client.until(&order_url, &["ready"]).await;
+    let answer = client
+        .finalize(&order_url, &ClientKey::new().pkcs8_pem(), &[name])
+        .await;
+    let cert_url = answer.json()["certificate"].as_str().unwrap().to_owned();
+    let chain = String::from_utf8(client.post(&cert_url, None).await.body).unwrap();
+    let leaf = dir.write(
+        "leaf.pem",
+        chain
+            .split_inclusive("-----END CERTIFICATE-----\n")
+            .next()
+            .unwrap(),
+    );
+    let der = openssl_der(&leaf);
+    let cert_id = keyinfra_pki::acme::keyauth::CertId::from_certificate(&der)
+        .unwrap()
+        .to_string();
+    let (not_before, not_after) = {
+        let row = app
+            .tdb
+            .scalar_text(
+                "SELECT extract(epoch FROM not_before)::bigint || ' ' || extract(epoch FROM not_after)::bigint
+                 FROM certificates WHERE channel = 'acme'",
+            )
+            .await;
+        let (a, b) = row.split_once(' ').unwrap();
+        (
+            time::OffsetDateTime::from_unix_timestamp(a.parse().unwrap()).unwrap(),
+            time::OffsetDateTime::from_unix_timestamp(b.parse().unwrap()).unwrap(),
+        )
+    };
+    let ask = |id: String| {
+        let tls = &tls;
+        let dir = &dir;
+        async move {
+            crate::est::curl(tls, dir, &format!("/acme/renewal-info/{id}"), &[])
+                .await
+                .1
+        }
+    };
+
+    // The normal window: two thirds to five sixths of the validity, and when to ask again.
+    let answer = ask(cert_id.clone()).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.header("retry-after").as_deref(), Some("21600"));
+    let window = answer.json()["suggestedWindow"].clone();
+    let lifetime: time::Duration = not_after - not_before;
+    let start = instant(&window["start"]);
+    let end = instant(&window["end"]);
+    assert!(near(start, not_before + lifetime * 2 / 3), "{window}");
+    assert!(near(end, not_before + lifetime * 5 / 6), "{window}");
+    // A certID that does not parse, and one of no certificate of ours.
+    let answer = ask("not-a-cert-id".into()).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(
+        answer.json()["type"],
+        "urn:ietf:params:acme:error:malformed"
+    );
+    let (aki, _) = cert_id.split_once('.').unwrap();
+    let answer = ask(format!("{aki}.AQ")).await;
+    assert_eq!(answer.status, 404);
+
+    // A renewal order names what it replaces: once, and only the owner's.
+    let replaces = |certificate: &str| json!({ "identifiers": [{ "type": "dns", "value": name }], "replaces": certificate });
+    let new_order = tls.url("/acme/new-order");
+    let (stranger, stranger_kid) = register(&app, &tls, &dir, &other).await;
+    let answer = as_account(
+        &tls,
+        &dir,
+        &stranger,
+        &stranger_kid,
+        &new_order,
+        Some(&replaces(&cert_id)),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        401,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let answer = client.post(&new_order, Some(&replaces(&cert_id))).await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let answer = client.post(&new_order, Some(&replaces(&cert_id))).await;
+    assert_eq!(answer.status, 409);
+    assert_eq!(
+        answer.json()["type"],
+        "urn:ietf:params:acme:error:alreadyReplaced"
+    );
+
+    // An operator prepares the next issuing CA, starting in ten days: sooner than the
+    // normal window, so the window moves to its start.
+    let (root_id, _) = app.ca().await;
+    let starts = app.clock.now() + time::Duration::days(10);
+    app.state
+        .authority
+        .ca_setup
+        .create_issuing_ca(
+            &app.db,
+            &Principal::Operator,
+            root_id.parse().unwrap(),
+            &IssuingCaOptions {
+                name: "next".into(),
+                subject: "CN=KeyInfra Next Issuing CA,O=KeyInfra".into(),
+                algorithm: None,
+                validity: None,
+                name_constraints: None,
+                starts_at: Some(starts),
+            },
+            &mut OsRandom,
+        )
+        .await
+        .unwrap();
+    let window = ask(cert_id.clone()).await.json()["suggestedWindow"].clone();
+    assert!(near(instant(&window["start"]), starts), "{window}");
+    assert!(instant(&window["end"]) <= end);
+
+    // Revoked: the window is already past, so a client renews at once.
+    let payload = json!({ "certificate": URL_SAFE_NO_PAD.encode(&der), "reason": 4 });
+    let answer = client
+        .post(&tls.url("/acme/revoke-cert"), Some(&payload))
+        .await;
+    assert_eq!(answer.status, 200);
+    let window = ask(cert_id).await.json()["suggestedWindow"].clone();
+    assert!(instant(&window["end"]) <= app.clock.now(), "{window}");
+    assert!(instant(&window["start"]) < instant(&window["end"]));
+}
