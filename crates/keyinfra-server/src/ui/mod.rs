@@ -28,6 +28,7 @@
 //!    `view`).
 
 mod account;
+mod acme;
 mod actions;
 mod audit;
 mod cas;
@@ -82,6 +83,9 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/ui/enrollment/requests/{id}/reject",
             post(enrollment::reject),
         )
+        .route("/ui/acme", get(acme::show))
+        .route("/ui/acme/eab", post(acme::create_eab))
+        .route("/ui/acme/accounts/{id}/deactivate", post(acme::deactivate))
         .route("/ui/cas", get(cas::page))
         .route("/ui/users", get(users::list))
         .route("/ui/users/new", get(users::new_form).post(users::create))
