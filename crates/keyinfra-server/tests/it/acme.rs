@@ -371,7 +371,7 @@ impl ClientKey {
 }
 
 /// An RFC 8555 7.3.4 binding of `account` to the binding key (`kid`, `hmac_key`).
-fn binding(kid: &str, hmac_key: &[u8], url: &str, account: &ClientKey) -> Value {
+pub(crate) fn binding(kid: &str, hmac_key: &[u8], url: &str, account: &ClientKey) -> Value {
     let protected =
         URL_SAFE_NO_PAD.encode(json!({ "alg": "HS256", "kid": kid, "url": url }).to_string());
     let payload = URL_SAFE_NO_PAD.encode(account.jwk().to_string());

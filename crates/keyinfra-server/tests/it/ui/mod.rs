@@ -3,6 +3,7 @@
 //! the small helpers every page's tests share; the tests are in one file per page area.
 
 mod account;
+mod acme;
 mod actions;
 mod audit;
 mod cas;
