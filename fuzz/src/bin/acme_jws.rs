@@ -3,7 +3,8 @@
 //! (64 KiB cap, strict flattened JWS, protected header, JWK), then signature verification
 //! with the request's own JWK and with fixed keys of each type, then the payload's members
 //! that the wire layer reads: `externalAccountBinding` (parsed, then verified with a fixed
-//! MAC key), `identifiers` and `replaces` (an RFC 9773 certID).
+//! MAC key), `identifiers`, `replaces` (an RFC 9773 certID), and revokeCert's `certificate`
+//! (its serial, certID and public key as a JWK).
 //!
 //! Properties: a parsed request came from at most 64 KiB and re-parses, from its own parts,
 //! to the same header and payload; a JWK's canonical JSON reads back as the same key, with a
@@ -67,6 +68,14 @@ fn main() {
             }
         }
 
+        // keyChange: the payload is itself a JWS, signed by the new key it carries.
+        if let Ok(inner) = Jws::parse(jws.payload())
+            && let Some(jwk) = &inner.header().jwk
+        {
+            check_jwk(jwk);
+            let _ = inner.verify_with_embedded_jwk();
+        }
+
         let Ok(payload) = serde_json::from_slice::<serde_json::Value>(jws.payload()) else {
             return;
         };
@@ -94,7 +103,37 @@ fn main() {
         {
             assert_eq!(id.to_string(), replaces);
         }
+        // revokeCert's certificate: its serial finds it, its key may have signed the request.
+        if let Some(certificate) = payload.get("certificate").and_then(|v| v.as_str())
+            && let Some(der) = base64url_decode(certificate)
+        {
+            let _ = keyinfra_pki::ca::serial_of_certificate(&der);
+            let _ = CertId::from_certificate(&der);
+            if let Ok(spki) = keyinfra_pki::ca::public_key_of_certificate(&der)
+                && let Ok(key) = Jwk::from_spki_der(&spki)
+            {
+                check_jwk(&key);
+            }
+        }
     });
+}
+
+/// Decodes base64url without padding (for the payload's members; any failure is None).
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0u32);
+    for b in text.bytes() {
+        let value = ALPHABET.iter().position(|a| *a == b)? as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
 }
 
 /// base64url without padding, written here so that the property does not lean on the
