@@ -38,7 +38,7 @@ pub struct EstConfig {
 const CHALLENGES_PER_OWNER: usize = 50;
 
 /// One prepared request: the path, its headers and body.
-struct Prepared {
+pub(crate) struct Prepared {
     path: &'static str,
     headers: Vec<(&'static str, String)>,
     body: Bytes,
@@ -165,16 +165,10 @@ pub async fn run(config: &EstConfig) -> anyhow::Result<()> {
                 body: Bytes::from(base64::engine::general_purpose::STANDARD.encode(csr)),
                 expect: 200,
             });
-            let csr = csr_pem(&format!("rest-{concurrency}-{n}.bench.example"))?;
-            rest.push(Prepared {
-                path: "/api/v1/certificates",
-                headers: vec![
-                    ("authorization", format!("Bearer {}", token.token)),
-                    ("content-type", "application/json".into()),
-                ],
-                body: Bytes::from(serde_json::to_vec(&serde_json::json!({ "csr": csr }))?),
-                expect: 201,
-            });
+            rest.push(rest_request(
+                &token.token,
+                &format!("rest-{concurrency}-{n}.bench.example"),
+            )?);
         }
         for (label, requests) in [("EST simpleenroll", est), ("REST CSR", rest)] {
             eprintln!("concurrency {concurrency}: timing {label} ...");
@@ -186,6 +180,21 @@ pub async fn run(config: &EstConfig) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A REST issuance from a P-256 CSR for `cn`, with the bearer `token`.
+pub(crate) fn rest_request(token: &str, cn: &str) -> anyhow::Result<Prepared> {
+    Ok(Prepared {
+        path: "/api/v1/certificates",
+        headers: vec![
+            ("authorization", format!("Bearer {token}")),
+            ("content-type", "application/json".into()),
+        ],
+        body: Bytes::from(serde_json::to_vec(
+            &serde_json::json!({ "csr": csr_pem(cn)? }),
+        )?),
+        expect: 201,
+    })
 }
 
 fn key_and_names(cn: &str) -> anyhow::Result<(PrivateKey, DistinguishedName, Vec<SubjectAltName>)> {
@@ -205,7 +214,7 @@ fn csr_pem(cn: &str) -> anyhow::Result<String> {
 
 /// Runs `requests` over `concurrency` keep-alive TLS connections; the table row and the
 /// number that did not get their expected status.
-async fn measure(
+pub(crate) async fn measure(
     client: &Arc<rustls::ClientConfig>,
     address: std::net::SocketAddr,
     requests: Vec<Prepared>,

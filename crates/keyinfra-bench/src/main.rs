@@ -9,6 +9,7 @@
 //! uses DATABASE_URL's server (default: the local PostgreSQL on 127.0.0.1:5432) and
 //! (re)creates a database named keyinfra_bench there.
 
+mod acme;
 mod backup;
 mod boot;
 mod crl;
@@ -152,6 +153,22 @@ enum Bench {
         #[arg(long)]
         peer_challenge: Option<String>,
     },
+    /// ACME orders, newOrder to download, against REST issuance from CSRs.
+    Acme {
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+            hide_env_values = true
+        )]
+        database_url: String,
+        /// Orders (and REST certificates) at each concurrency.
+        #[arg(long, default_value_t = 500)]
+        orders: usize,
+        /// Concurrent ACME clients (accounts, each with its keep-alive TLS connection).
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        concurrency: Vec<usize>,
+    },
     /// EST simpleenroll over keep-alive TLS against REST issuance from CSRs.
     Est {
         #[arg(
@@ -240,6 +257,18 @@ async fn main() -> anyhow::Result<()> {
                 concurrency,
                 device_keys,
                 peer: peer_url.zip(peer_challenge),
+            })
+            .await;
+        }
+        Bench::Acme {
+            database_url,
+            orders,
+            concurrency,
+        } => {
+            return acme::run(&acme::AcmeConfig {
+                server_url: database_url,
+                orders,
+                concurrency,
             })
             .await;
         }
