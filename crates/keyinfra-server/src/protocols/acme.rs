@@ -19,7 +19,9 @@ use axum::routing::{get, post};
 use keyinfra_core::acme::service::{AuthorizationAnswer, OrderAnswer};
 use keyinfra_core::acme::{AcmeError, KeyRule};
 use keyinfra_core::{ErrorCode, OsRandom};
-use keyinfra_db::acme::{AccountRecord, ChallengeRecord, ChallengeStatus, OrderStatus};
+use keyinfra_db::acme::{
+    AccountRecord, AuthorizationStatus, ChallengeRecord, ChallengeStatus, OrderStatus,
+};
 use keyinfra_pki::acme::wire::ProblemType;
 use serde_json::json;
 use uuid::Uuid;
@@ -551,8 +553,15 @@ fn authorization_response(state: &AppState, base: &str, answer: &AuthorizationAn
         .iter()
         .map(|c| challenge_json(base, c))
         .collect();
+    // A pending authorization past its expiry is expired (RFC 8555 7.1.6); the row keeps
+    // what it was, and nothing can start its challenges any more.
+    let status = if a.status == AuthorizationStatus::Pending && a.expires_at <= state.clock.now() {
+        "expired"
+    } else {
+        a.status.as_str()
+    };
     let mut body = json!({
-        "status": a.status.as_str(),
+        "status": status,
         "expires": crate::api::timestamp(a.expires_at),
         "identifier": { "type": a.identifier_type, "value": a.identifier_value },
         "challenges": challenges,

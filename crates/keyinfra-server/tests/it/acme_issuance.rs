@@ -318,6 +318,35 @@ async fn lego_issues_renews_and_revokes() {
     let crl = crl_listing(&app, &ca_id, &renewed_serial, &dir).await;
     assert!(crl.contains("Superseded"), "{crl}");
 
+    // /metrics counts orders and validations by outcome.
+    app.user("root", UserRole::Admin).await;
+    let metrics = app.metrics(&app.token("root").await).await;
+    let counted = |name: &str, labels: &[&str]| {
+        metrics.lines().any(|line| {
+            line.starts_with(name)
+                && labels.iter().all(|l| line.contains(l))
+                && !line.ends_with(" 0")
+        })
+    };
+    assert!(
+        counted(
+            "keyinfra_acme_validations_total",
+            &["type=\"http-01\"", "outcome=\"valid\""]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        counted(
+            "keyinfra_acme_validations_total",
+            &["type=\"tls-alpn-01\"", "outcome=\"valid\""]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        counted("keyinfra_acme_orders_total", &["outcome=\"issued\""]),
+        "{metrics}"
+    );
+
     // A second revocation is ACME's alreadyRevoked, which lego reports.
     let (ok, out) = lego(
         name,
@@ -1244,4 +1273,65 @@ async fn renewal_information_moves_with_rollovers_and_revocations() {
     let window = ask(cert_id).await.json()["suggestedWindow"].clone();
     assert!(instant(&window["end"]) <= app.clock.now(), "{window}");
     assert!(instant(&window["start"]) < instant(&window["end"]));
+}
+
+/// An order and its authorizations expire after 24 hours unvalidated: they read invalid and
+/// expired, their challenges can no longer be started, and finalize says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unvalidated_order_expires() {
+    let responder = Responder::start().await;
+    let (app, tls) = acme_server(responder.port, free_port()).await;
+    app.user("site1-noc", UserRole::User).await;
+    let user = app.token("site1-noc").await;
+    let dir = Scratch::new();
+    let (key, kid) = register(&app, &tls, &dir, &user).await;
+    let client = Client {
+        tls: &tls,
+        dir: &dir,
+        key,
+        kid,
+    };
+    let answer = client.order(&["late.keyinfra.test"]).await;
+    assert_eq!(answer.status, 201);
+    let order_url = answer.header("location").unwrap();
+    let authz_url = answer.json()["authorizations"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let challenge_url = client.post(&authz_url, None).await.json()["challenges"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    app.clock.advance(time::Duration::hours(25));
+    assert_eq!(
+        client.post(&order_url, None).await.json()["status"],
+        "invalid"
+    );
+    assert_eq!(
+        client.post(&authz_url, None).await.json()["status"],
+        "expired"
+    );
+    let started = client.post(&challenge_url, Some(&json!({}))).await;
+    assert_eq!(started.status, 200);
+    assert_eq!(
+        started.json()["status"],
+        "pending",
+        "an expired authorization starts nothing"
+    );
+    let answer = client
+        .finalize(
+            &order_url,
+            &ClientKey::new().pkcs8_pem(),
+            &["late.keyinfra.test"],
+        )
+        .await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(problem_type(&answer), "orderNotReady");
+    assert!(
+        answer.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
 }
