@@ -94,7 +94,9 @@ async fn an_admin_onboards_a_user_who_exports_their_key_and_the_revocation_reach
     b.fill("subject", "CN=dave-laptop,O=Example").await;
     b.fill("san", "dave-laptop.example.net").await;
     b.click(&format!("#owner_id option[value='{dave}']")).await;
-    b.click("form.card button[type=submit]").await;
+    // The form page has a facts list of its own (the limits): wait for the next page, not
+    // for the selector, or the old page may answer it.
+    b.click_to_next_page("form.card button[type=submit]").await;
     b.wait_for("dl.facts").await;
     let cert_id = id_in_path(b, "/ui/certificates/").await;
     let (status, cert) = app
