@@ -36,6 +36,11 @@ use crate::crl::percentile;
 
 pub struct AcmeConfig {
     pub server_url: String,
+    /// A peer ACME server timed with the same client (pebble): its directory URL and the
+    /// PEM of the certificate its TLS listener presents.
+    pub peer: Option<(String, String)>,
+    /// The http-01 responder's port (0: any); a peer's configuration must name it.
+    pub responder_port: u16,
     pub orders: usize,
     pub concurrency: Vec<usize>,
 }
@@ -45,6 +50,9 @@ const ORDERS_PER_ACCOUNT: usize = 250;
 
 /// The http-01 responder's address, the identifier of every order.
 const RESPONDER_ADDRESS: &str = "127.0.0.2";
+
+/// Polls of an authorization before an order is counted as failed (10 s).
+const MAX_POLLS: u32 = 2000;
 
 /// How often a client asks whether its authorization is valid yet.
 const POLL: Duration = Duration::from_millis(5);
@@ -67,7 +75,8 @@ pub async fn run(config: &AcmeConfig) -> anyhow::Result<()> {
     // The http-01 responder every challenge is answered by.
     let answers: Answers = Arc::default();
     // On 127.0.0.2: the default policy reserves 127.0.0.1, KeyInfra's own address.
-    let responder = tokio::net::TcpListener::bind("127.0.0.2:0").await?;
+    let responder =
+        tokio::net::TcpListener::bind((RESPONDER_ADDRESS, config.responder_port)).await?;
     let responder_port = responder.local_addr()?.port();
     let served = Arc::clone(&answers);
     let router = axum::Router::new().route(
@@ -151,6 +160,25 @@ pub async fn run(config: &AcmeConfig) -> anyhow::Result<()> {
         .with_no_client_auth(),
     );
 
+    let peer_tls = match &config.peer {
+        Some((_, ca_file)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let pem_text = std::fs::read(ca_file)?;
+            for block in pem::parse_many(&pem_text)? {
+                roots.add(CertificateDer::from(block.contents().to_vec()))?;
+            }
+            Some(Arc::new(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+            ))
+        }
+        None => None,
+    };
+
     println!(
         "| path | concurrency | issued | failed | seconds | certificates/s | p50 ms | p99 ms | max ms |"
     );
@@ -164,71 +192,28 @@ pub async fn run(config: &AcmeConfig) -> anyhow::Result<()> {
             .orders
             .div_ceil(concurrency)
             .div_ceil(ORDERS_PER_ACCOUNT);
+        let directory = format!("https://{address}/acme/directory");
         let mut clients = Vec::with_capacity(concurrency);
         for _ in 0..concurrency {
-            let mut client = Client::connect(&tls_client, address, Arc::clone(&answers)).await?;
+            let mut client = Client::connect(&tls_client, &directory, Arc::clone(&answers)).await?;
             for _ in 0..accounts {
                 let binding = state
                     .acme
                     .eab
                     .create(&db, &Principal::Operator, Some(owner), None)
                     .await?;
-                client.add_account(&binding).await?;
+                client.add_account(Some(&binding)).await?;
             }
             clients.push(client);
         }
-        let csrs: Vec<Vec<u8>> = (0..config.orders)
-            .map(|_| loopback_csr())
-            .collect::<anyhow::Result<_>>()?;
-        let csrs = Arc::new(Mutex::new(csrs));
         eprintln!("concurrency {concurrency}: timing ACME orders ...");
-        let next = Arc::new(AtomicUsize::new(0));
-        let started = Instant::now();
-        let mut workers = Vec::new();
-        for mut client in clients {
-            let csrs = Arc::clone(&csrs);
-            let next = Arc::clone(&next);
-            let total = config.orders;
-            workers.push(tokio::spawn(async move {
-                let mut done = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < total {
-                    let Some(csr) = csrs.lock().ok().and_then(|mut c| c.pop()) else {
-                        break;
-                    };
-                    let sent = Instant::now();
-                    let outcome = client.order_certificate(&csr).await;
-                    if let Err(e) = &outcome {
-                        eprintln!("an order failed: {e:#}");
-                    }
-                    done.push((sent.elapsed(), outcome.is_ok()));
-                }
-                done
-            }));
-        }
-        let mut results = Vec::new();
-        for worker in workers {
-            results.extend(worker.await?);
-        }
-        let elapsed = started.elapsed();
-        let failed = results.iter().filter(|(_, ok)| !ok).count();
-        let mut latencies: Vec<f64> = results
-            .iter()
-            .filter(|(_, ok)| *ok)
-            .map(|(latency, _)| latency.as_secs_f64() * 1000.0)
-            .collect();
-        latencies.sort_by(f64::total_cmp);
-        println!(
-            "| ACME order (newOrder to download) | {concurrency} | {} | {failed} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            latencies.len(),
-            elapsed.as_secs_f64(),
-            latencies.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
-            percentile(&latencies, 50.0),
-            percentile(&latencies, 99.0),
-            latencies.last().copied().unwrap_or_default(),
+        let ours = time_orders(clients, config.orders, concurrency).await?;
+        println!("| ACME order (newOrder to download) | {}", ours.row);
+        anyhow::ensure!(
+            ours.failed == 0,
+            "{} ACME orders did not issue",
+            ours.failed
         );
-        if failed > 0 {
-            anyhow::bail!("{failed} ACME orders did not issue");
-        }
 
         // REST issuance from the same kind of CSRs, on the same listener.
         let rest = (0..config.orders)
@@ -242,6 +227,31 @@ pub async fn run(config: &AcmeConfig) -> anyhow::Result<()> {
         eprintln!("concurrency {concurrency}: timing REST CSR ...");
         let (row, failed) = crate::est::measure(&tls_client, address, rest, concurrency).await?;
         println!("| REST CSR | {row}");
+        if let Some((peer_directory, _)) = &config.peer
+            && let Some(peer_tls) = &peer_tls
+        {
+            let mut clients = Vec::with_capacity(concurrency);
+            for _ in 0..concurrency {
+                let mut client =
+                    Client::connect(peer_tls, peer_directory, Arc::clone(&answers)).await?;
+                for _ in 0..accounts {
+                    client.add_account(None).await?;
+                }
+                clients.push(client);
+            }
+            eprintln!("concurrency {concurrency}: timing the peer's ACME orders ...");
+            let theirs = time_orders(clients, config.orders, concurrency).await?;
+            println!("| peer ACME order (pebble) | {}", theirs.row);
+            eprintln!(
+                "concurrency {concurrency}: KeyInfra / peer orders per second: {:.2}",
+                ours.per_second / theirs.per_second.max(f64::EPSILON)
+            );
+            anyhow::ensure!(
+                theirs.failed == 0,
+                "{} peer orders did not issue",
+                theirs.failed
+            );
+        }
         if failed > 0 {
             anyhow::bail!("{failed} REST requests did not issue");
         }
@@ -249,10 +259,80 @@ pub async fn run(config: &AcmeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One timed row: `orders` orders spread over `clients`.
+struct Timed {
+    row: String,
+    per_second: f64,
+    failed: usize,
+}
+
+async fn time_orders(
+    clients: Vec<Client>,
+    orders: usize,
+    concurrency: usize,
+) -> anyhow::Result<Timed> {
+    let csrs: Vec<Vec<u8>> = (0..orders)
+        .map(|_| loopback_csr())
+        .collect::<anyhow::Result<_>>()?;
+    let csrs = Arc::new(Mutex::new(csrs));
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for mut client in clients {
+        let csrs = Arc::clone(&csrs);
+        let next = Arc::clone(&next);
+        let total = orders;
+        workers.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let Some(csr) = csrs.lock().ok().and_then(|mut c| c.pop()) else {
+                    break;
+                };
+                let sent = Instant::now();
+                let outcome = client.order_certificate(&csr).await;
+                if let Err(e) = &outcome {
+                    eprintln!("an order failed: {e:#}");
+                }
+                done.push((sent.elapsed(), outcome.is_ok()));
+            }
+            done
+        }));
+    }
+    let mut results = Vec::new();
+    for worker in workers {
+        results.extend(worker.await?);
+    }
+    let elapsed = started.elapsed();
+    let failed = results.iter().filter(|(_, ok)| !ok).count();
+    let mut latencies: Vec<f64> = results
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(latency, _)| latency.as_secs_f64() * 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let per_second = latencies.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
+    Ok(Timed {
+        row: format!(
+            "{concurrency} | {} | {failed} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            latencies.len(),
+            elapsed.as_secs_f64(),
+            per_second,
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0),
+            latencies.last().copied().unwrap_or_default(),
+        ),
+        per_second,
+        failed,
+    })
+}
+
 /// One ACME client: its account key and URL, its connection, and the nonce to use next.
 struct Client {
     sender: SendRequest<Full<Bytes>>,
+    /// `https://host:port`, the origin every URL of the directory is under.
     base: String,
+    new_account: String,
+    new_order: String,
     nonce: String,
     answers: Answers,
     /// Its accounts: each makes at most ORDERS_PER_ACCOUNT orders, under the server's
@@ -283,33 +363,57 @@ impl Answer {
 }
 
 impl Client {
-    /// Connects and takes a first nonce.
+    /// Connects to the server of `directory`, reads the directory and takes a first nonce.
     async fn connect(
         tls: &Arc<rustls::ClientConfig>,
-        address: std::net::SocketAddr,
+        directory: &str,
         answers: Answers,
     ) -> anyhow::Result<Self> {
-        let tcp = tokio::net::TcpStream::connect(address).await?;
+        let url: reqwest::Url = directory.parse()?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| anyhow::anyhow!("{directory} has no host"))?
+            .to_owned();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
         tcp.set_nodelay(true)?;
         let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
-            .connect(ServerName::try_from("127.0.0.1")?.to_owned(), tcp)
+            .connect(ServerName::try_from(host.clone())?, tcp)
             .await?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         tokio::spawn(connection);
-        let host = format!("127.0.0.1:{}", address.port());
+        let authority = format!("{host}:{port}");
+        let base = format!("https://{authority}");
+        let get = |method: hyper::Method, url: &str| {
+            hyper::Request::builder()
+                .method(method)
+                .uri(url.strip_prefix(&base).unwrap_or(url).to_owned())
+                .header("host", &authority)
+                .body(Full::new(Bytes::new()))
+        };
         let response = sender
-            .send_request(
-                hyper::Request::head("/acme/new-nonce")
-                    .header("host", &host)
-                    .body(Full::new(Bytes::new()))?,
-            )
+            .send_request(get(hyper::Method::GET, directory)?)
+            .await?;
+        let listed: Value =
+            serde_json::from_slice(&response.into_body().collect().await?.to_bytes())?;
+        let url_of = |name: &str| {
+            listed[name]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow::anyhow!("the directory has no {name}"))
+        };
+        sender.ready().await?;
+        let response = sender
+            .send_request(get(hyper::Method::HEAD, &url_of("newNonce")?)?)
             .await?;
         let nonce = replay_nonce(response.headers())?;
         response.into_body().collect().await?;
         Ok(Self {
             sender,
-            base: format!("https://{host}"),
+            new_account: url_of("newAccount")?,
+            new_order: url_of("newOrder")?,
+            base,
             nonce,
             answers,
             accounts: Vec::new(),
@@ -318,8 +422,8 @@ impl Client {
         })
     }
 
-    /// Registers one more account, with `binding`; it signs what follows.
-    async fn add_account(&mut self, binding: &CreatedEabKey) -> anyhow::Result<()> {
+    /// Registers one more account, with `binding` if given; it signs what follows.
+    async fn add_account(&mut self, binding: Option<&CreatedEabKey>) -> anyhow::Result<()> {
         let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
             .map_err(|_| anyhow::anyhow!("an ES256 key"))?;
         let jwk = jwk_of(&key);
@@ -332,14 +436,12 @@ impl Client {
             kid: None,
         });
         self.current = self.accounts.len() - 1;
-        let url = format!("{}/acme/new-account", self.base);
-        let eab = external_account_binding(binding, &url, &jwk)?;
-        let answer = self
-            .post(
-                &url,
-                Some(&json!({ "termsOfServiceAgreed": true, "externalAccountBinding": eab })),
-            )
-            .await?;
+        let url = self.new_account.clone();
+        let mut payload = json!({ "termsOfServiceAgreed": true });
+        if let Some(binding) = binding {
+            payload["externalAccountBinding"] = external_account_binding(binding, &url, &jwk)?;
+        }
+        let answer = self.post(&url, Some(&payload)).await?;
         anyhow::ensure!(
             answer.status == 201,
             "newAccount answered {}",
@@ -355,7 +457,7 @@ impl Client {
             self.current = (self.current + 1) % self.accounts.len();
         }
         self.orders += 1;
-        let new_order = format!("{}/acme/new-order", self.base);
+        let new_order = self.new_order.clone();
         let identifiers = json!({ "identifiers": [{ "type": "ip", "value": RESPONDER_ADDRESS }] });
         let order = self.post(&new_order, Some(&identifiers)).await?;
         anyhow::ensure!(
@@ -366,6 +468,7 @@ impl Client {
         );
         let order_url = order.location.clone().unwrap_or_default();
         let order = order.json()?;
+        let finalize_url = order["finalize"].as_str().unwrap_or_default().to_owned();
         let authz_url = order["authorizations"][0]
             .as_str()
             .unwrap_or_default()
@@ -387,17 +490,18 @@ impl Client {
                 Some(&json!({})),
             )
             .await?;
-        anyhow::ensure!(
-            started.status == 200,
-            "the challenge answered {}",
-            started.status
-        );
-        loop {
+        // A refusal here is judged by the authorization: pebble at times validates an
+        // authorization before its challenge is answered (and refuses the answer).
+        let refused =
+            (started.status != 200).then(|| String::from_utf8_lossy(&started.body).into_owned());
+        for polls in 0.. {
             let authz = self.post(&authz_url, None).await?.json()?;
             match authz["status"].as_str() {
                 Some("valid") => break,
-                Some("pending") => tokio::time::sleep(POLL).await,
-                other => anyhow::bail!("the authorization is {other:?}: {authz}"),
+                Some("pending") if polls < MAX_POLLS => tokio::time::sleep(POLL).await,
+                other => anyhow::bail!(
+                    "the authorization is {other:?}: {authz} (the challenge's answer: {refused:?})"
+                ),
             }
         }
         if let Ok(mut answers) = self.answers.lock() {
@@ -405,7 +509,7 @@ impl Client {
         }
         let finalized = self
             .post(
-                &format!("{order_url}/finalize"),
+                &finalize_url,
                 Some(&json!({ "csr": URL_SAFE_NO_PAD.encode(csr) })),
             )
             .await?;
@@ -415,10 +519,13 @@ impl Client {
             finalized.status,
             String::from_utf8_lossy(&finalized.body)
         );
-        let certificate_url = finalized.json()?["certificate"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        // A server may finish the issue after answering (pebble does): poll the order.
+        let mut order = finalized.json()?;
+        while order["status"] == "processing" {
+            tokio::time::sleep(POLL).await;
+            order = self.post(&order_url, None).await?.json()?;
+        }
+        let certificate_url = order["certificate"].as_str().unwrap_or_default().to_owned();
         let certificate = self.post(&certificate_url, None).await?;
         anyhow::ensure!(
             certificate.status == 200 && certificate.body.starts_with(b"-----BEGIN CERTIFICATE"),

@@ -168,6 +168,15 @@ enum Bench {
         /// Concurrent ACME clients (accounts, each with its keep-alive TLS connection).
         #[arg(long, value_delimiter = ',', default_value = "1,16")]
         concurrency: Vec<usize>,
+        /// A peer ACME server's directory URL (pebble), timed with the same client.
+        #[arg(long, requires = "peer_ca")]
+        peer_url: Option<String>,
+        /// The PEM file of the certificate the peer's TLS listener presents.
+        #[arg(long)]
+        peer_ca: Option<String>,
+        /// The port of the http-01 responder on 127.0.0.2 (0: any; a peer must be told it).
+        #[arg(long, default_value_t = 0)]
+        responder_port: u16,
     },
     /// EST simpleenroll over keep-alive TLS against REST issuance from CSRs.
     Est {
@@ -264,9 +273,14 @@ async fn main() -> anyhow::Result<()> {
             database_url,
             orders,
             concurrency,
+            peer_url,
+            peer_ca,
+            responder_port,
         } => {
             return acme::run(&acme::AcmeConfig {
                 server_url: database_url,
+                peer: peer_url.zip(peer_ca),
+                responder_port,
                 orders,
                 concurrency,
             })
