@@ -274,24 +274,21 @@ async fn account(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let base = match gate(is_tls(&request), request.headers()) {
-        Ok(base) => base,
-        Err(refused) => return *refused,
-    };
+    let state = &state;
     let path = format!("{ACCOUNT}{id}");
-    let answer = async {
-        let verified = verified_by_account(&state, address, &base, &path, request).await?;
-        let id = Uuid::parse_str(&id)
-            .map_err(|_| AcmeError::new(ProblemType::AccountDoesNotExist, "no such account"))?;
-        state.acme.update_account(&state.db, &verified, id).await
-    }
-    .await;
-    answered(
-        &state,
-        &base,
-        "account",
-        answer.map(|account| account_response(&state, &base, StatusCode::OK, &account)),
+    signed_resource(
+        state,
+        address,
+        request,
+        Signed::by_account(&path, "account"),
+        |verified, _| async move {
+            let id = Uuid::parse_str(&id)
+                .map_err(|_| AcmeError::new(ProblemType::AccountDoesNotExist, "no such account"))?;
+            state.acme.update_account(&state.db, &verified, id).await
+        },
+        |base, account| account_response(state, base, StatusCode::OK, &account),
     )
+    .await
 }
 
 /// `KEYINFRA_ACME_RATE`, checked before a body is read or a signature verified.
@@ -354,19 +351,62 @@ fn account_response(
     response
 }
 
-/// A signed request to `path` by an account (`kid`): rate, content type, body, verification.
-async fn verified_by_account(
-    state: &AppState,
-    address: Option<std::net::IpAddr>,
-    base: &str,
-    path: &str,
-    request: Request,
-) -> Result<keyinfra_core::acme::Verified, AcmeError> {
-    verified_request(state, address, base, path, request, false).await
+/// A resource signed by an account: its path (after the base URL), its name in the metrics,
+/// and whether the certificate's own key may sign instead (revokeCert).
+struct Signed<'a> {
+    path: &'a str,
+    name: &'static str,
+    or_jwk: bool,
 }
 
-/// As [`verified_by_account`]; with `or_jwk`, a request signed by an embedded key is
-/// accepted too (revokeCert by the certificate's key).
+impl<'a> Signed<'a> {
+    fn by_account(path: &'a str, name: &'static str) -> Self {
+        Self {
+            path,
+            name,
+            or_jwk: false,
+        }
+    }
+}
+
+/// What every resource signed by an account does: the gate (TLS, a usable Host), the rate,
+/// the body and its verification against the resource's URL, then `use_case` (given the
+/// verified request and the base URL), answered by `respond` or as an ACME problem.
+async fn signed_resource<T, Fut>(
+    state: &AppState,
+    address: Option<std::net::IpAddr>,
+    request: Request,
+    resource: Signed<'_>,
+    use_case: impl FnOnce(keyinfra_core::acme::Verified, String) -> Fut,
+    respond: impl FnOnce(&str, T) -> Response,
+) -> Response
+where
+    Fut: Future<Output = Result<T, AcmeError>>,
+{
+    let base = match gate(is_tls(&request), request.headers()) {
+        Ok(base) => base,
+        Err(refused) => return *refused,
+    };
+    let verified = verified_request(
+        state,
+        address,
+        &base,
+        resource.path,
+        request,
+        resource.or_jwk,
+    )
+    .await;
+    let answer = match verified {
+        Ok(verified) => use_case(verified, base.clone()).await,
+        Err(e) => Err(e),
+    };
+    let answer = answer.map(|value| respond(&base, value));
+    answered(state, &base, resource.name, answer)
+}
+
+/// A signed request to `path` by an account (`kid`): rate, content type, body, verification.
+/// With `or_jwk`, a request signed by an embedded key is accepted too (revokeCert by the
+/// certificate's key).
 async fn verified_request(
     state: &AppState,
     address: Option<std::net::IpAddr>,
@@ -408,30 +448,27 @@ async fn new_order(
     ClientAddress(address): ClientAddress,
     request: Request,
 ) -> Response {
-    let base = match gate(is_tls(&request), request.headers()) {
-        Ok(base) => base,
-        Err(refused) => return *refused,
-    };
-    let answer = async {
-        let verified = verified_by_account(&state, address, &base, NEW_ORDER, request).await?;
-        if verified.is_post_as_get() {
-            return Err(AcmeError::new(
-                ProblemType::Malformed,
-                "newOrder needs a payload naming the identifiers",
-            ));
-        }
-        state
-            .acme
-            .new_order(&state.db, &verified, &mut OsRandom)
-            .await
-    }
-    .await;
-    answered(
-        &state,
-        &base,
-        "new-order",
-        answer.map(|answer| order_response(&state, &base, StatusCode::CREATED, &answer)),
+    let state = &state;
+    signed_resource(
+        state,
+        address,
+        request,
+        Signed::by_account(NEW_ORDER, "new-order"),
+        |verified, _| async move {
+            if verified.is_post_as_get() {
+                return Err(AcmeError::new(
+                    ProblemType::Malformed,
+                    "newOrder needs a payload naming the identifiers",
+                ));
+            }
+            state
+                .acme
+                .new_order(&state.db, &verified, &mut OsRandom)
+                .await
+        },
+        |base, answer| order_response(state, base, StatusCode::CREATED, &answer),
     )
+    .await
 }
 
 async fn order(
@@ -440,23 +477,20 @@ async fn order(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let base = match gate(is_tls(&request), request.headers()) {
-        Ok(base) => base,
-        Err(refused) => return *refused,
-    };
+    let state = &state;
     let path = format!("{ORDER}{id}");
-    let answer = async {
-        let verified = verified_by_account(&state, address, &base, &path, request).await?;
-        let id = path_id(&id, "order")?;
-        state.acme.order(&state.db, &verified, id).await
-    }
-    .await;
-    answered(
-        &state,
-        &base,
-        "order",
-        answer.map(|answer| order_response(&state, &base, StatusCode::OK, &answer)),
+    signed_resource(
+        state,
+        address,
+        request,
+        Signed::by_account(&path, "order"),
+        |verified, _| async move {
+            let id = path_id(&id, "order")?;
+            state.acme.order(&state.db, &verified, id).await
+        },
+        |base, answer| order_response(state, base, StatusCode::OK, &answer),
     )
+    .await
 }
 
 async fn authorization(
@@ -465,23 +499,20 @@ async fn authorization(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let base = match gate(is_tls(&request), request.headers()) {
-        Ok(base) => base,
-        Err(refused) => return *refused,
-    };
+    let state = &state;
     let path = format!("{AUTHZ}{id}");
-    let answer = async {
-        let verified = verified_by_account(&state, address, &base, &path, request).await?;
-        let id = path_id(&id, "authorization")?;
-        state.acme.authorization(&state.db, &verified, id).await
-    }
-    .await;
-    answered(
-        &state,
-        &base,
-        "authz",
-        answer.map(|answer| authorization_response(&state, &base, &answer)),
+    signed_resource(
+        state,
+        address,
+        request,
+        Signed::by_account(&path, "authz"),
+        |verified, _| async move {
+            let id = path_id(&id, "authorization")?;
+            state.acme.authorization(&state.db, &verified, id).await
+        },
+        |base, answer| authorization_response(state, base, &answer),
     )
+    .await
 }
 
 /// A JSON answer with the headers every ACME answer carries.
@@ -578,29 +609,26 @@ async fn account_orders(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let base = match gate(is_tls(&request), request.headers()) {
-        Ok(base) => base,
-        Err(refused) => return *refused,
-    };
+    let state = &state;
     let path = format!("{ACCOUNT}{id}/orders");
-    let answer = async {
-        let verified = verified_by_account(&state, address, &base, &path, request).await?;
-        let id = path_id(&id, "account")?;
-        state.acme.account_orders(&state.db, &verified, id).await
-    }
-    .await;
-    answered(
-        &state,
-        &base,
-        "orders",
-        answer.map(|orders| {
+    signed_resource(
+        state,
+        address,
+        request,
+        Signed::by_account(&path, "orders"),
+        |verified, _| async move {
+            let id = path_id(&id, "account")?;
+            state.acme.account_orders(&state.db, &verified, id).await
+        },
+        |base, orders| {
             let urls: Vec<String> = orders
                 .iter()
                 .map(|id| format!("{base}{ORDER}{id}"))
                 .collect();
-            json_response(&state, &base, StatusCode::OK, json!({ "orders": urls }))
-        }),
+            json_response(state, base, StatusCode::OK, json!({ "orders": urls }))
+        },
     )
+    .await
 }
 
 /// RFC 8555 8's challenge object. `validated` only for a valid one (an invalid challenge's
@@ -629,33 +657,29 @@ async fn challenge(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let base = match gate(is_tls(&request), request.headers()) {
-        Ok(base) => base,
-        Err(refused) => return *refused,
-    };
+    let state = &state;
     let path = format!("{CHALLENGE}{id}");
-    let answer = async {
-        let verified = verified_by_account(&state, address, &base, &path, request).await?;
-        let id = path_id(&id, "challenge")?;
-        state.acme.challenge(&state.db, &verified, id).await
-    }
-    .await;
-    answered(
-        &state,
-        &base,
-        "challenge",
-        answer.map(|answer| {
+    signed_resource(
+        state,
+        address,
+        request,
+        Signed::by_account(&path, "challenge"),
+        |verified, _| async move {
+            let id = path_id(&id, "challenge")?;
+            state.acme.challenge(&state.db, &verified, id).await
+        },
+        |base, answer| {
             let c = &answer.challenge;
-            let mut response =
-                json_response(&state, &base, StatusCode::OK, challenge_json(&base, c));
+            let mut response = json_response(state, base, StatusCode::OK, challenge_json(base, c));
             if let Ok(up) =
                 HeaderValue::from_str(&format!("<{base}{AUTHZ}{}>;rel=\"up\"", c.authorization_id))
             {
                 response.headers_mut().append(header::LINK, up);
             }
             response
-        }),
+        },
     )
+    .await
 }
 
 async fn finalize(
@@ -664,32 +688,29 @@ async fn finalize(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let base = match gate(is_tls(&request), request.headers()) {
-        Ok(base) => base,
-        Err(refused) => return *refused,
-    };
+    let state = &state;
     let path = format!("{ORDER}{id}/finalize");
-    let answer = async {
-        let verified = verified_by_account(&state, address, &base, &path, request).await?;
-        let id = path_id(&id, "order")?;
-        if verified.is_post_as_get() {
-            return Err(AcmeError::new(
-                ProblemType::Malformed,
-                "finalize needs a payload with the CSR",
-            ));
-        }
-        state
-            .acme
-            .finalize(&state.db, &verified, id, &mut OsRandom)
-            .await
-    }
-    .await;
-    answered(
-        &state,
-        &base,
-        "finalize",
-        answer.map(|answer| order_response(&state, &base, StatusCode::OK, &answer)),
+    signed_resource(
+        state,
+        address,
+        request,
+        Signed::by_account(&path, "finalize"),
+        |verified, _| async move {
+            let id = path_id(&id, "order")?;
+            if verified.is_post_as_get() {
+                return Err(AcmeError::new(
+                    ProblemType::Malformed,
+                    "finalize needs a payload with the CSR",
+                ));
+            }
+            state
+                .acme
+                .finalize(&state.db, &verified, id, &mut OsRandom)
+                .await
+        },
+        |base, answer| order_response(state, base, StatusCode::OK, &answer),
     )
+    .await
 }
 
 async fn certificate(
@@ -698,32 +719,29 @@ async fn certificate(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let base = match gate(is_tls(&request), request.headers()) {
-        Ok(base) => base,
-        Err(refused) => return *refused,
-    };
+    let state = &state;
     let path = format!("{CERTIFICATE}{id}");
-    let answer = async {
-        let verified = verified_by_account(&state, address, &base, &path, request).await?;
-        let id = path_id(&id, "certificate")?;
-        state.acme.certificate(&state.db, &verified, id).await
-    }
-    .await;
-    answered(
-        &state,
-        &base,
-        "certificate",
-        answer.map(|chain| {
+    signed_resource(
+        state,
+        address,
+        request,
+        Signed::by_account(&path, "certificate"),
+        |verified, _| async move {
+            let id = path_id(&id, "certificate")?;
+            state.acme.certificate(&state.db, &verified, id).await
+        },
+        |base, chain| {
             let mut response = (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, PEM_CHAIN)],
                 chain.pem,
             )
                 .into_response();
-            acme_headers(&state, &base, &mut response);
+            acme_headers(state, base, &mut response);
             response
-        }),
+        },
     )
+    .await
 }
 
 async fn revoke_cert(
@@ -731,25 +749,24 @@ async fn revoke_cert(
     ClientAddress(address): ClientAddress,
     request: Request,
 ) -> Response {
-    let base = match gate(is_tls(&request), request.headers()) {
-        Ok(base) => base,
-        Err(refused) => return *refused,
-    };
-    let answer = async {
-        let verified = verified_request(&state, address, &base, REVOKE_CERT, request, true).await?;
-        state.acme.revoke_certificate(&state.db, &verified).await
-    }
-    .await;
-    answered(
-        &state,
-        &base,
-        "revoke-cert",
-        answer.map(|()| {
+    let state = &state;
+    signed_resource(
+        state,
+        address,
+        request,
+        Signed {
+            path: REVOKE_CERT,
+            name: "revoke-cert",
+            or_jwk: true,
+        },
+        |verified, _| async move { state.acme.revoke_certificate(&state.db, &verified).await },
+        |base, ()| {
             let mut response = StatusCode::OK.into_response();
-            acme_headers(&state, &base, &mut response);
+            acme_headers(state, base, &mut response);
             response
-        }),
+        },
     )
+    .await
 }
 
 async fn key_change(
@@ -757,25 +774,26 @@ async fn key_change(
     ClientAddress(address): ClientAddress,
     request: Request,
 ) -> Response {
-    let base = match gate(is_tls(&request), request.headers()) {
-        Ok(base) => base,
-        Err(refused) => return *refused,
-    };
-    let url = format!("{base}{KEY_CHANGE}");
-    let answer = async {
-        let verified = verified_by_account(&state, address, &base, KEY_CHANGE, request).await?;
-        state
-            .acme
-            .key_change(&state.db, &verified, &url, &format!("{base}{ACCOUNT}"))
-            .await
-    }
-    .await;
-    answered(
-        &state,
-        &base,
-        "key-change",
-        answer.map(|account| account_response(&state, &base, StatusCode::OK, &account)),
+    let state = &state;
+    signed_resource(
+        state,
+        address,
+        request,
+        Signed::by_account(KEY_CHANGE, "key-change"),
+        |verified, base| async move {
+            state
+                .acme
+                .key_change(
+                    &state.db,
+                    &verified,
+                    &format!("{base}{KEY_CHANGE}"),
+                    &format!("{base}{ACCOUNT}"),
+                )
+                .await
+        },
+        |base, account| account_response(state, base, StatusCode::OK, &account),
     )
+    .await
 }
 
 /// RFC 9773 4: GET `renewalInfo/{certID}`, no authentication: the suggested window, and
