@@ -513,6 +513,12 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYINFRA_ACME_TERMS_OF_SERVICE")]
     pub acme_terms_of_service: Option<String>,
 
+    /// ACME: the names this CA goes by in CAA records (comma-separated, such as
+    /// ca.example.net), listed in the directory's meta.caaIdentities. KeyInfra does not look
+    /// up CAA records itself.
+    #[arg(long, env = "KEYINFRA_ACME_CAA_IDENTITIES", value_delimiter = ',')]
+    pub acme_caa_identities: Vec<String>,
+
     /// ACME http-01: the port the validator fetches
     /// http://NAME:PORT/.well-known/acme-challenge/TOKEN from (RFC 8555 says 80; another
     /// port is for tests and networks that map it).

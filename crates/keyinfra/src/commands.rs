@@ -472,10 +472,22 @@ async fn acme_settings(db: &Database, args: &ServeArgs) -> anyhow::Result<AcmeSe
     {
         anyhow::bail!("KEYINFRA_ACME_TERMS_OF_SERVICE must be an http(s) URL");
     }
+    // RFC 8659 4.2: an issuer domain name is a DNS name, nothing else.
+    for name in &args.acme_caa_identities {
+        let plausible = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !plausible {
+            anyhow::bail!("KEYINFRA_ACME_CAA_IDENTITIES: {name:?} is not a domain name");
+        }
+    }
     Ok(AcmeSettings {
         eab_required: args.acme_eab_required,
         default_owner,
         terms_of_service: args.acme_terms_of_service.clone(),
+        caa_identities: args.acme_caa_identities.clone(),
         validation: ValidationSettings {
             http01_port: args.acme_http01_port,
             tls_alpn01_port: args.acme_tlsalpn01_port,

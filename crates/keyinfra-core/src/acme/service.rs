@@ -55,6 +55,9 @@ pub struct AcmeSettings {
     pub default_owner: Option<Uuid>,
     /// The directory's `meta.termsOfService` (KEYINFRA_ACME_TERMS_OF_SERVICE).
     pub terms_of_service: Option<String>,
+    /// The directory's `meta.caaIdentities` (KEYINFRA_ACME_CAA_IDENTITIES): the names a
+    /// domain's CAA records use for this CA (RFC 8555 7.1.1, RFC 8659).
+    pub caa_identities: Vec<String>,
     /// Ports, excluded addresses and attempts of challenge validation.
     pub validation: ValidationSettings,
 }
@@ -65,6 +68,7 @@ impl Default for AcmeSettings {
             eab_required: true,
             default_owner: None,
             terms_of_service: None,
+            caa_identities: Vec::new(),
             validation: ValidationSettings::default(),
         }
     }

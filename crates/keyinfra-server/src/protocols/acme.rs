@@ -162,6 +162,9 @@ async fn directory(
     if let Some(terms) = &state.acme.settings.terms_of_service {
         meta["termsOfService"] = json!(terms);
     }
+    if !state.acme.settings.caa_identities.is_empty() {
+        meta["caaIdentities"] = json!(state.acme.settings.caa_identities);
+    }
     let body = json!({
         "newNonce": format!("{base}{NEW_NONCE}"),
         "newAccount": format!("{base}{NEW_ACCOUNT}"),

@@ -431,6 +431,11 @@ async fn accounts_bind_once_and_every_refusal_is_an_acme_problem() {
     assert_eq!(directory["newAccount"], json!(new_account));
     assert_eq!(directory["newNonce"], json!(tls.url("/acme/new-nonce")));
     assert_eq!(directory["meta"]["externalAccountRequired"], json!(true));
+    // No CAA identities configured: none listed.
+    assert!(
+        directory["meta"].get("caaIdentities").is_none(),
+        "{directory}"
+    );
     // GET new-nonce is 204 with a nonce; no cache keeps either.
     let (_, answer) = crate::est::curl(&tls, &dir, "/acme/new-nonce", &[]).await;
     assert_eq!(answer.status, 204);

@@ -90,6 +90,7 @@ pub async fn acme_server(http_port: u16, tls_port: u16) -> (TestApp, TlsEndpoint
                 tls_alpn01_port: tls_port,
                 ..ValidationSettings::default()
             },
+            caa_identities: vec!["ca.keyinfra.test".into()],
             ..AcmeSettings::default()
         },
     )
@@ -1135,6 +1136,13 @@ async fn renewal_information_moves_with_rollovers_and_revocations() {
         .json();
     let renewal_info = directory["renewalInfo"].as_str().unwrap().to_owned();
     assert_eq!(renewal_info, tls.url("/acme/renewal-info"));
+    assert_eq!(
+        directory["meta"]["caaIdentities"],
+        json!(["ca.keyinfra.test"])
+    );
+    assert_eq!(directory["keyChange"], json!(tls.url("/acme/key-change")));
+    assert_eq!(directory["revokeCert"], json!(tls.url("/acme/revoke-cert")));
+    assert_eq!(directory["newOrder"], json!(tls.url("/acme/new-order")));
 
     let (order_url, _) = client.validate(name, Some(&responder)).await;
     client.until(&order_url, &["ready"]).await;

@@ -144,6 +144,23 @@ fn acme_settings_that_name_no_user_or_no_url() {
 
     let out = run(keyinfra()
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", db.url())
+        .env("KEYINFRA_ACME_CAA_IDENTITIES", "ca.example.net,not a name"));
+    assert_clear_failure(&out, "KEYINFRA_ACME_CAA_IDENTITIES");
+
+    // A validation deny list that is not CIDRs: clap refuses it, naming the option.
+    let out = run(keyinfra()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KEYINFRA_ACME_VALIDATION_DENY", "10.0.0.0/8,intranet"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("acme-validation-deny"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(keyinfra()
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .env("KEYINFRA_ACME_EAB_REQUIRED", "maybe"));
     // clap's own refusal, before anything starts: it names the option and the choices.
     let stderr = String::from_utf8_lossy(&out.stderr);
