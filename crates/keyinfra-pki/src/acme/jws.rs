@@ -359,9 +359,16 @@ impl Jwk {
     }
 
     /// The JWK of a SubjectPublicKeyInfo (DER): revokeCert signed with a certificate's own
-    /// key compares the request's `jwk` with this (RFC 8555 7.6). Keys a JWK here cannot be
-    /// (other curves, RSA outside the bounds) are [`JwsError::BadPublicKey`].
+    /// key compares the request's `jwk` with this (RFC 8555 7.6). The key then passes the
+    /// checks a JWK from JSON passes (its canonical JSON is read back), so a point off its
+    /// curve or an RSA key outside the bounds is [`JwsError::BadPublicKey`] here too.
     pub fn from_spki_der(spki_der: &[u8]) -> Result<Self, JwsError> {
+        let key = Self::from_spki_der_unchecked(spki_der)?;
+        Self::from_json_bytes(key.to_json().as_bytes())
+    }
+
+    /// The members of a SubjectPublicKeyInfo, before [`Jwk::from_spki_der`]'s checks.
+    fn from_spki_der_unchecked(spki_der: &[u8]) -> Result<Self, JwsError> {
         use x509_parser::prelude::FromDer;
         use x509_parser::public_key::PublicKey;
         let unusable = || JwsError::BadPublicKey("the certificate's key cannot be a JWK");
@@ -983,6 +990,20 @@ mod tests {
         let mut trailing = spki_of(&TestKey::new(SignatureAlgorithm::EdDsa));
         trailing.push(0);
         assert!(Jwk::from_spki_der(&trailing).is_err());
+    }
+
+    /// Found by the acme_jws fuzz target (fuzz/regressions/acme_jws/ec-point-off-curve): a
+    /// certificate whose P-256 point is not on the curve read as a JWK that its own JSON
+    /// then refused. It is refused as a JWK from JSON is.
+    #[test]
+    fn a_certificate_key_off_its_curve_is_no_jwk() {
+        let mut spki = spki_of(&TestKey::new(SignatureAlgorithm::Es256));
+        let last = spki.len() - 1;
+        spki[last] ^= 1;
+        assert_eq!(
+            Jwk::from_spki_der(&spki),
+            Err(JwsError::BadPublicKey("the EC point is not on the curve"))
+        );
     }
 
     /// A flattened JWS of `header` and `payload` signed by `key`.
