@@ -1343,3 +1343,71 @@ async fn an_unvalidated_order_expires() {
             .contains("expired")
     );
 }
+
+/// The per-account rates: after 60 failed validations in the last hour no challenge starts,
+/// and after 300 new orders no order is made; both are rateLimited with Retry-After, and
+/// nothing changes. The history is written as the validator and newOrder write it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_and_failed_validations_are_rate_limited_per_account() {
+    let (app, tls) = acme_server(free_port(), free_port()).await;
+    app.user("site1-noc", UserRole::User).await;
+    let user = app.token("site1-noc").await;
+    let dir = Scratch::new();
+    let (key, kid) = register(&app, &tls, &dir, &user).await;
+    let client = Client {
+        tls: &tls,
+        dir: &dir,
+        key,
+        kid,
+    };
+    let answer = client.order(&["rate.keyinfra.test"]).await;
+    assert_eq!(answer.status, 201);
+    let authz_url = answer.json()["authorizations"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let challenge_url = client.post(&authz_url, None).await.json()["challenges"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // 60 validations this account failed within the hour.
+    app.tdb
+        .owner_execute(
+            "INSERT INTO acme_challenges
+                 (authorization_id, account_id, owner_id, type, token, status, validated_at)
+             SELECT c.authorization_id, c.account_id, c.owner_id, 'http-01', repeat('A', 43),
+                    'invalid', now() - interval '10 minutes'
+             FROM (SELECT * FROM acme_challenges LIMIT 1) AS c, generate_series(1, 60)",
+        )
+        .await;
+    let refused = client.post(&challenge_url, Some(&json!({}))).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(problem_type(&refused), "rateLimited");
+    assert!(refused.header("retry-after").is_some(), "{}", refused.head);
+    assert_eq!(
+        client.post(&challenge_url, None).await.json()["status"],
+        "pending"
+    );
+
+    // 300 orders within the hour (this one and 299 more).
+    app.tdb
+        .owner_execute(
+            "INSERT INTO acme_orders
+                 (account_id, owner_id, ca_id, identifiers, expires_at, created_at)
+             SELECT o.account_id, o.owner_id, o.ca_id, o.identifiers, o.expires_at,
+                    now() - interval '5 minutes'
+             FROM (SELECT * FROM acme_orders LIMIT 1) AS o, generate_series(1, 299)",
+        )
+        .await;
+    let orders = app.tdb.scalar_i64("SELECT count(*) FROM acme_orders").await;
+    assert_eq!(orders, 300);
+    let refused = client.order(&["rate.keyinfra.test"]).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(problem_type(&refused), "rateLimited");
+    assert!(refused.header("retry-after").is_some(), "{}", refused.head);
+    assert_eq!(
+        app.tdb.scalar_i64("SELECT count(*) FROM acme_orders").await,
+        orders
+    );
+}
