@@ -28,7 +28,7 @@ use hyper::client::conn::http1::SendRequest;
 use keyinfra_core::acme::{AcmeSettings, CreatedEabKey, ValidationSettings};
 use keyinfra_core::{OsRandom, Principal};
 use keyinfra_db::UserRole;
-use keyinfra_server::{App, Limits, Listeners};
+use keyinfra_server::App;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 
@@ -129,36 +129,7 @@ pub async fn run(config: &AcmeConfig) -> anyhow::Result<()> {
         .await?;
 
     // The TLS listener as `serve --tls auto` sets it up.
-    let names = [keyinfra_pki::names::SubjectAltName::Ip(
-        [127, 0, 0, 1].into(),
-    )];
-    let own = keyinfra_server::tls::issue_own(&state.authority, &db, &names).await?;
-    let certificate = Arc::new(keyinfra_server::tls::ServerCertificate::new(own.key));
-    let tls = Arc::new(keyinfra_server::tls::TlsServer::new(certificate)?);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    tokio::spawn(app.serve(
-        Listeners {
-            tls: Some(tls),
-            ..Listeners::plain(listener)
-        },
-        Limits::default(),
-        std::future::pending(),
-    ));
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in state.authority.cas.list_cas(&db).await? {
-        if ca.parent_ca_id.is_none() {
-            roots.add(CertificateDer::from(ca.certificate_der))?;
-        }
-    }
-    let tls_client = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    );
+    let (address, tls_client) = crate::boot::serve_tls(&app, &db).await?;
 
     let peer_tls = match &config.peer {
         Some((_, ca_file)) => {

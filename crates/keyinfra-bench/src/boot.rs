@@ -49,3 +49,45 @@ pub async fn fresh_app(
         config,
     })
 }
+
+/// Serves `app` on a TLS listener on loopback as `serve --tls auto` sets it up (a
+/// certificate for 127.0.0.1 from its own CA); its address, and a client configuration that
+/// trusts the app's root CAs. The caller keeps `app`: dropping it stops its background tasks
+/// (the ACME validator among them).
+pub async fn serve_tls(
+    app: &keyinfra_server::App,
+    db: &Database,
+) -> anyhow::Result<(std::net::SocketAddr, Arc<rustls::ClientConfig>)> {
+    let state = app.state().clone();
+    let names = [keyinfra_pki::names::SubjectAltName::Ip(
+        [127, 0, 0, 1].into(),
+    )];
+    let own = keyinfra_server::tls::issue_own(&state.authority, db, &names).await?;
+    let certificate = Arc::new(keyinfra_server::tls::ServerCertificate::new(own.key));
+    let tls = Arc::new(keyinfra_server::tls::TlsServer::new(certificate)?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(app.serve(
+        keyinfra_server::Listeners {
+            tls: Some(tls),
+            ..keyinfra_server::Listeners::plain(listener)
+        },
+        keyinfra_server::Limits::default(),
+        std::future::pending(),
+    ));
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in state.authority.cas.list_cas(db).await? {
+        if ca.parent_ca_id.is_none() {
+            roots.add(rustls::pki_types::CertificateDer::from(ca.certificate_der))?;
+        }
+    }
+    let client = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    Ok((address, client))
+}
