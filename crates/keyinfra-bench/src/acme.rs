@@ -428,6 +428,7 @@ impl Client {
             self.current = (self.current + 1) % self.accounts.len();
         }
         self.orders += 1;
+        let began = Instant::now();
         let new_order = self.new_order.clone();
         let identifiers = json!({ "identifiers": [{ "type": "ip", "value": RESPONDER_ADDRESS }] });
         let order = self.post(&new_order, Some(&identifiers)).await?;
@@ -465,6 +466,7 @@ impl Client {
         // authorization before its challenge is answered (and refuses the answer).
         let refused =
             (started.status != 200).then(|| String::from_utf8_lossy(&started.body).into_owned());
+        let challenge_answered = began.elapsed();
         for polls in 0.. {
             let authz = self.post(&authz_url, None).await?.json()?;
             match authz["status"].as_str() {
@@ -478,6 +480,7 @@ impl Client {
         if let Ok(mut answers) = self.answers.lock() {
             answers.remove(&token);
         }
+        let validated = began.elapsed();
         let finalized = self
             .post(
                 &finalize_url,
@@ -497,7 +500,19 @@ impl Client {
             order = self.post(&order_url, None).await?.json()?;
         }
         let certificate_url = order["certificate"].as_str().unwrap_or_default().to_owned();
+        let issued = began.elapsed();
         let certificate = self.post(&certificate_url, None).await?;
+        if std::env::var_os("BENCH_ACME_STEPS").is_some() {
+            // Where one order's time goes: to the challenge's answer, to a valid
+            // authorization, to the issued certificate, to the download.
+            eprintln!(
+                "steps ms: challenge answered {:.1}, validated {:.1}, issued {:.1}, downloaded {:.1}",
+                ms(challenge_answered),
+                ms(validated),
+                ms(issued),
+                ms(began.elapsed())
+            );
+        }
         anyhow::ensure!(
             certificate.status == 200 && certificate.body.starts_with(b"-----BEGIN CERTIFICATE"),
             "the download answered {}",
@@ -590,6 +605,10 @@ fn loopback_csr() -> anyhow::Result<Vec<u8>> {
         RESPONDER_ADDRESS.parse()?,
     )];
     Ok(keyinfra_pki::tls::csr_der(&key, &subject, &sans)?)
+}
+
+fn ms(elapsed: Duration) -> f64 {
+    elapsed.as_secs_f64() * 1000.0
 }
 
 fn replay_nonce(headers: &hyper::HeaderMap) -> anyhow::Result<String> {
