@@ -17,6 +17,7 @@ use keyinfra_db::acme::{AccountRecord, AccountStatus, EabKeyRecord};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::pages::OwnerChoice;
 use super::session::{CsrfForm, UiError, UiId, UiSession, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
@@ -31,12 +32,6 @@ pub struct EabForm {
     /// ADMIN only: whose accounts the key binds (empty: the caller).
     #[serde(default)]
     owner_id: String,
-}
-
-#[derive(Debug)]
-struct OwnerChoice {
-    id: String,
-    username: String,
 }
 
 #[derive(Debug)]
@@ -180,18 +175,7 @@ async fn page(
         .usernames(&state.db, &session.caller, &ids)
         .await?;
     let owners = if chrome.is_admin {
-        state
-            .users
-            .list(&state.db, &session.caller, None, 500)
-            .await?
-            .items
-            .into_iter()
-            .filter(|u| !u.disabled && u.id != session.caller.id)
-            .map(|u| OwnerChoice {
-                id: u.id.to_string(),
-                username: u.username,
-            })
-            .collect()
+        super::pages::credential_owner_choices(state, session).await?
     } else {
         Vec::new()
     };

@@ -197,6 +197,26 @@ pub(super) async fn owner_choices(
         .collect())
 }
 
+/// Users an admin may make a credential for (an enrollment challenge, an ACME binding key):
+/// the enabled ones other than the admin, who is the form's "Me" entry.
+pub(super) async fn credential_owner_choices(
+    state: &AppState,
+    session: &UiSession,
+) -> Result<Vec<OwnerChoice>, UiError> {
+    Ok(state
+        .users
+        .list(&state.db, &session.caller, None, 500)
+        .await?
+        .items
+        .into_iter()
+        .filter(|u| !u.disabled && u.id != session.caller.id)
+        .map(|u| OwnerChoice {
+            id: u.id.to_string(),
+            username: u.username,
+        })
+        .collect())
+}
+
 #[derive(Template)]
 #[template(path = "ui/certificates.html")]
 struct CertificateList {

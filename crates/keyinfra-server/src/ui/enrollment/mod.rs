@@ -24,6 +24,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 pub use self::requests::{approve, reject};
+use super::pages::OwnerChoice;
 use super::session::{CsrfForm, UiError, UiId, UiSession, chrome, render};
 use super::view::{self, Chrome};
 use crate::AppState;
@@ -103,12 +104,6 @@ impl FieldErrors {
 struct ProfileChoice {
     name: String,
     label: String,
-}
-
-#[derive(Debug)]
-struct OwnerChoice {
-    id: String,
-    username: String,
 }
 
 /// One challenge as a row of the table: never its secret (the use case has none to give).
@@ -279,18 +274,7 @@ async fn page(
         .usernames(&state.db, &session.caller, &ids)
         .await?;
     let owners = if chrome.is_admin {
-        state
-            .users
-            .list(&state.db, &session.caller, None, 500)
-            .await?
-            .items
-            .into_iter()
-            .filter(|u| !u.disabled && u.id != session.caller.id)
-            .map(|u| OwnerChoice {
-                id: u.id.to_string(),
-                username: u.username,
-            })
-            .collect()
+        super::pages::credential_owner_choices(state, session).await?
     } else {
         Vec::new()
     };
