@@ -489,9 +489,9 @@ impl Client<'_> {
         panic!("{url} never reached {wanted:?}: {last}");
     }
 
-    /// Orders `name`, starts its http-01 challenge (answered by `responder` if given) and
-    /// waits for the authorization to end; (order URL, authorization).
-    async fn validate(&self, name: &str, responder: Option<&Responder>) -> (String, Value) {
+    /// Orders `name` and reads its authorization; (order URL, authorization URL, the
+    /// challenge of type `kind`).
+    async fn ordered(&self, name: &str, kind: &str) -> (String, String, Value) {
         let answer = self.order(&[name]).await;
         assert_eq!(
             answer.status,
@@ -509,9 +509,16 @@ impl Client<'_> {
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["type"] == "http-01")
+            .find(|c| c["type"] == kind)
             .unwrap()
             .clone();
+        (order_url, authz_url, challenge)
+    }
+
+    /// Orders `name`, starts its http-01 challenge (answered by `responder` if given) and
+    /// waits for the authorization to end; (order URL, authorization).
+    async fn validate(&self, name: &str, responder: Option<&Responder>) -> (String, Value) {
+        let (order_url, authz_url, challenge) = self.ordered(name, "http-01").await;
         if let Some(responder) = responder {
             responder.answer(challenge["token"].as_str().unwrap(), &self.key);
         }
@@ -990,26 +997,7 @@ async fn dns01_proves_names_and_wildcards_through_the_configured_resolver() {
         "*.wild.keyinfra.test",
         "missing.keyinfra.test",
     ] {
-        let answer = client.order(&[name]).await;
-        assert_eq!(
-            answer.status,
-            201,
-            "{}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        let order_url = answer.header("location").unwrap();
-        let authz_url = answer.json()["authorizations"][0]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let authz = client.post(&authz_url, None).await.json();
-        let challenge = authz["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "dns-01")
-            .unwrap()
-            .clone();
+        let (order_url, authz_url, challenge) = client.ordered(name, "dns-01").await;
         challenges.push((name, order_url, authz_url, challenge));
     }
     let records: Vec<(String, String)> = challenges
@@ -1299,17 +1287,8 @@ async fn an_unvalidated_order_expires() {
         key,
         kid,
     };
-    let answer = client.order(&["late.keyinfra.test"]).await;
-    assert_eq!(answer.status, 201);
-    let order_url = answer.header("location").unwrap();
-    let authz_url = answer.json()["authorizations"][0]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let challenge_url = client.post(&authz_url, None).await.json()["challenges"][0]["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (order_url, authz_url, challenge) = client.ordered("late.keyinfra.test", "http-01").await;
+    let challenge_url = challenge["url"].as_str().unwrap().to_owned();
 
     app.clock.advance(time::Duration::hours(25));
     assert_eq!(
@@ -1360,16 +1339,8 @@ async fn orders_and_failed_validations_are_rate_limited_per_account() {
         key,
         kid,
     };
-    let answer = client.order(&["rate.keyinfra.test"]).await;
-    assert_eq!(answer.status, 201);
-    let authz_url = answer.json()["authorizations"][0]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let challenge_url = client.post(&authz_url, None).await.json()["challenges"][0]["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, _, challenge) = client.ordered("rate.keyinfra.test", "http-01").await;
+    let challenge_url = challenge["url"].as_str().unwrap().to_owned();
 
     // 60 validations this account failed within the hour.
     app.tdb
