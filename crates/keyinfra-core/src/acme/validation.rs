@@ -144,10 +144,6 @@ impl AcmeValidator {
         }
     }
 
-    pub fn settings(&self) -> &ValidationSettings {
-        &self.settings
-    }
-
     /// A challenge was started on this replica: look now rather than at the next poll.
     pub fn wake(&self) {
         self.wake.notify_one();
