@@ -122,6 +122,32 @@ async fn run(
     .unwrap()
 }
 
+/// lego's common arguments for one run against `tls`'s directory, its state kept in
+/// `state`, registering with the binding key `eab` (from `POST /api/v1/acme/eab`) if given.
+fn lego_args(tls: &TlsEndpoint, state: &str, eab: Option<&Value>, domain: &str) -> Vec<String> {
+    let mut args = vec![
+        "--accept-tos".to_owned(),
+        "--email".into(),
+        "noc@example.net".into(),
+        "--server".into(),
+        tls.url("/acme/directory"),
+        "--domains".into(),
+        domain.to_owned(),
+        "--path".into(),
+        state.to_owned(),
+    ];
+    if let Some(eab) = eab {
+        args.extend([
+            "--eab".to_owned(),
+            "--kid".into(),
+            eab["kid"].as_str().unwrap().to_owned(),
+            "--hmac".into(),
+            eab["hmac_key"].as_str().unwrap().to_owned(),
+        ]);
+    }
+    args
+}
+
 /// A certificate's serial as openssl prints it (upper-case hex).
 fn serial_of(file: &str) -> String {
     openssl_ok(&["x509", "-in", file, "-noout", "-serial"])
@@ -177,22 +203,7 @@ async fn lego_issues_renews_and_revokes() {
         .await;
     assert_eq!(status, 201, "{eab}");
     let lego = |domain: &str, challenge: Vec<String>, command: Vec<&str>| {
-        let mut args = vec![
-            "--accept-tos".to_owned(),
-            "--email".into(),
-            "noc@example.net".into(),
-            "--server".into(),
-            tls.url("/acme/directory"),
-            "--eab".into(),
-            "--kid".into(),
-            eab["kid"].as_str().unwrap().to_owned(),
-            "--hmac".into(),
-            eab["hmac_key"].as_str().unwrap().to_owned(),
-            "--domains".into(),
-            domain.to_owned(),
-            "--path".into(),
-            dir.path("lego"),
-        ];
+        let mut args = lego_args(&tls, &dir.path("lego"), Some(&eab), domain);
         args.extend(challenge);
         args.extend(command.into_iter().map(str::to_owned));
         run("lego", args, vec![("LEGO_CA_CERTIFICATES", root.clone())])
@@ -361,6 +372,115 @@ async fn lego_issues_renews_and_revokes() {
     .await;
     assert!(!ok);
     assert!(out.contains("alreadyRevoked"), "{out}");
+}
+
+/// The refusals a lego user meets, as lego reports them: no binding where one is required,
+/// a name outside the owner's policy, and a challenge the validator cannot reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lego_reports_the_refusals_its_user_meets() {
+    let (validated_port, lego_port) = (free_port(), free_port());
+    let (app, tls) = acme_server(validated_port, free_port()).await;
+    app.user("root", UserRole::Admin).await;
+    let user_id = app.user("site1-noc", UserRole::User).await;
+    let admin = app.token("root").await;
+    let user = app.token("site1-noc").await;
+    let (status, policy) = app
+        .send(
+            Method::POST,
+            "/api/v1/policies",
+            &admin,
+            json!({ "name": "acme-site", "allowed_dns": [".keyinfra.test"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{policy}");
+    let (status, patched) = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/users/{user_id}"),
+            &admin,
+            json!({ "policy_id": policy["id"] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    let dir = Scratch::new();
+    let root = dir.write("root.pem", &tls.root_pem);
+    let unanswered = "lego-unanswered.keyinfra.test";
+    let _hosts = HostsEntry::add(unanswered).await;
+    let lego = |eab: Option<&Value>, domain: &str| {
+        let mut args = lego_args(&tls, &dir.path("lego"), eab, domain);
+        // lego answers http-01 on a port the validator does not fetch from.
+        args.extend([
+            "--http".to_owned(),
+            "--http.port".into(),
+            format!(":{lego_port}"),
+            "run".into(),
+        ]);
+        run("lego", args, vec![("LEGO_CA_CERTIFICATES", root.clone())])
+    };
+
+    // No binding: lego reads the directory's externalAccountRequired and stops before
+    // sending anything (the server's own refusal of such a request is tested in acme.rs);
+    // no account.
+    let (ok, out) = lego(None, unanswered).await;
+    assert!(!ok);
+    assert!(
+        out.contains("Server requires External Account Binding"),
+        "{out}"
+    );
+    assert_eq!(
+        app.tdb
+            .scalar_i64("SELECT count(*) FROM acme_accounts")
+            .await,
+        0
+    );
+
+    // With a binding the account is made (and kept by lego), but a name the policy does
+    // not allow is refused at newOrder: no order.
+    let (status, eab) = app
+        .send(Method::POST, "/api/v1/acme/eab", &user, json!({}))
+        .await;
+    assert_eq!(status, 201, "{eab}");
+    let (ok, out) = lego(Some(&eab), "router.example.org").await;
+    assert!(!ok);
+    assert!(out.contains("rejectedIdentifier"), "{out}");
+    assert!(out.contains("router.example.org"), "{out}");
+    assert_eq!(
+        app.tdb
+            .scalar_i64("SELECT count(*) FROM acme_accounts")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.tdb.scalar_i64("SELECT count(*) FROM acme_orders").await,
+        0
+    );
+
+    // An allowed name whose challenge nobody answers where the validator looks: after its
+    // attempts the challenge, authorization and order are invalid, nothing is issued, and
+    // lego shows ACME's connection error.
+    let (ok, out) = lego(Some(&eab), unanswered).await;
+    assert!(!ok);
+    assert!(
+        out.contains("urn:ietf:params:acme:error:connection"),
+        "{out}"
+    );
+    assert_eq!(
+        app.tdb
+            .scalar_text(
+                "SELECT concat_ws(' ', o.status, z.status, c.status, c.attempts)
+                 FROM acme_orders AS o JOIN acme_authorizations AS z ON z.order_id = o.id
+                 JOIN acme_challenges AS c ON c.authorization_id = z.id
+                 WHERE c.type = 'http-01'"
+            )
+            .await,
+        "invalid invalid invalid 3"
+    );
+    assert_eq!(
+        app.tdb
+            .scalar_i64("SELECT count(*) FROM certificates WHERE channel = 'acme'")
+            .await,
+        0
+    );
 }
 
 /// certbot's standalone http-01 responder, with its own config, work and logs directories.
