@@ -3,6 +3,7 @@
 // Tests fail loudly by design.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod acme;
 mod backup;
 mod bad_config;
 mod ca;
