@@ -1,7 +1,8 @@
 # Sourced by scripts/bench-record-issuances and scripts/profile-issuance: the SQL of one call
 # to keyinfra_record_issuances(), the function every group-commit batch calls, recording
 # COUNT certificates as the admin, each with a sealed-key row, its registry row (by the
-# trigger) and its audit event, shaped like the server's (random key bytes, DER and serials).
+# trigger) and its audit event, shaped like the server's (random key bytes, DER and serials),
+# none from an enrollment challenge (p_challenge_id NULL, as for the API's issues).
 #
 #   record_issuances_sql COUNT ADMIN_ID CA_ID ID_FUNCTION DER_BYTES NAME
 #
@@ -32,7 +33,8 @@ SELECT keyinfra_record_issuances(
   array_agg('$admin_id'::uuid),
   array_agg('admin'::text),
   array_agg('certificate.issued'::text), array_agg('certificate'::text), array_agg(cid),
-  array_agg(jsonb_build_object('ca_id', '$ca_id', 'serial_number', serial)))
+  array_agg(jsonb_build_object('ca_id', '$ca_id', 'serial_number', serial)),
+  NULL::uuid[])
 FROM g;
 SQL
 }
