@@ -46,11 +46,16 @@ pub const MAX_BATCH: usize = 64;
 /// and commits one batch, the next is gathered and sent.
 pub const CONCURRENT_BATCHES: usize = 2;
 
-/// While another batch is in flight, a new one starts only with this many members (or when
+/// While a busy batch is in flight, a new one starts only with this many members (or when
 /// that batch ends). Otherwise the second slot would keep taking batches of one or two, and
 /// PostgreSQL's cost per certificate is mostly per batch. With nothing in flight a batch
 /// starts at once, so a lone request never waits.
 pub const MIN_OVERLAPPING_BATCH: usize = 8;
+/// Batches in flight with this many members in all or fewer are light load (one or two
+/// clients, one request each): a new batch then starts at once beside them, so that two
+/// requests commit side by side instead of one waiting for the other's commit. Under real
+/// load the batches in flight hold more, and [`MIN_OVERLAPPING_BATCH`] applies.
+pub const LIGHT_LOAD_MEMBERS: usize = 2;
 
 /// Requests queued beyond this wait for room (back-pressure), they are never dropped.
 const QUEUE_CAPACITY: usize = 4096;
@@ -231,28 +236,49 @@ struct Member {
     turn: Arc<Turn>,
 }
 
-/// Batches in flight, and a signal each time one ends.
+/// Batches in flight, their members in all, and a signal each time one ends.
 #[derive(Debug, Default)]
 struct InFlight {
     count: std::sync::atomic::AtomicUsize,
+    members: std::sync::atomic::AtomicUsize,
     ended: tokio::sync::Notify,
+}
+
+impl InFlight {
+    /// Whether a new batch of `size` may start now: nothing in flight, or enough members to
+    /// be worth a transaction of its own, or only a light load in flight.
+    fn may_start(&self, size: usize) -> bool {
+        self.count.load(Ordering::Acquire) == 0
+            || size >= MIN_OVERLAPPING_BATCH
+            || self.members.load(Ordering::Acquire) + size <= LIGHT_LOAD_MEMBERS
+    }
 }
 
 /// One batch in flight; its end is counted and signalled even if its task unwinds, so that
 /// the queue never waits for a batch that is gone.
-struct BatchInFlight(Arc<InFlight>);
+struct BatchInFlight {
+    in_flight: Arc<InFlight>,
+    members: usize,
+}
 
 impl BatchInFlight {
-    fn start(in_flight: &Arc<InFlight>) -> Self {
+    fn start(in_flight: &Arc<InFlight>, members: usize) -> Self {
+        in_flight.members.fetch_add(members, Ordering::AcqRel);
         in_flight.count.fetch_add(1, Ordering::AcqRel);
-        Self(Arc::clone(in_flight))
+        Self {
+            in_flight: Arc::clone(in_flight),
+            members,
+        }
     }
 }
 
 impl Drop for BatchInFlight {
     fn drop(&mut self) {
-        self.0.count.fetch_sub(1, Ordering::AcqRel);
-        self.0.ended.notify_waiters();
+        self.in_flight.count.fetch_sub(1, Ordering::AcqRel);
+        self.in_flight
+            .members
+            .fetch_sub(self.members, Ordering::AcqRel);
+        self.in_flight.ended.notify_waiters();
     }
 }
 
@@ -279,14 +305,11 @@ async fn drain(mut receiver: mpsc::Receiver<Member>) {
             // Members are taken only when their batch starts: until then a request may still
             // give up (after the acquire timeout) and is then dropped unanswered.
             batch.retain(|member| member.turn.is_waiting());
-            if batch.len() >= MIN_OVERLAPPING_BATCH {
-                break;
-            }
-            // Registered before the count is read, so that an end in between is not missed.
+            // Registered before the counts are read, so that an end in between is not missed.
             let ended = in_flight.ended.notified();
             tokio::pin!(ended);
             ended.as_mut().enable();
-            if in_flight.count.load(Ordering::Acquire) == 0 {
+            if in_flight.may_start(batch.len()) {
                 break;
             }
             tokio::select! {
@@ -301,7 +324,7 @@ async fn drain(mut receiver: mpsc::Receiver<Member>) {
         if batch.is_empty() {
             continue;
         }
-        let running = BatchInFlight::start(&in_flight);
+        let running = BatchInFlight::start(&in_flight, batch.len());
         tokio::spawn(async move {
             for group in group_by_actor(batch) {
                 record_group(group).await;
@@ -367,4 +390,30 @@ async fn write_group(group: &[Member]) -> Result<(), CoreError> {
     let rows: Vec<IssuedRows<'_>> = group.iter().map(|member| member.issue.rows()).collect();
     certificates::record_issued_batch(&first.db, &first.actor, &quotas, as_of, &rows).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_overlaps_another_under_light_load_or_when_it_is_worth_a_transaction() {
+        let in_flight = Arc::new(InFlight::default());
+        assert!(in_flight.may_start(1), "nothing in flight");
+        let lone = BatchInFlight::start(&in_flight, 1);
+        // Two clients, a request each: the second commits beside the first.
+        assert!(in_flight.may_start(1));
+        assert!(!in_flight.may_start(2));
+        assert!(in_flight.may_start(MIN_OVERLAPPING_BATCH));
+        drop(lone);
+        let busy = BatchInFlight::start(&in_flight, 5);
+        assert!(!in_flight.may_start(1));
+        assert!(!in_flight.may_start(MIN_OVERLAPPING_BATCH - 1));
+        assert!(in_flight.may_start(MIN_OVERLAPPING_BATCH));
+        drop(busy);
+        // Every end is counted off, members too.
+        assert_eq!(in_flight.count.load(Ordering::Acquire), 0);
+        assert_eq!(in_flight.members.load(Ordering::Acquire), 0);
+        assert!(in_flight.may_start(1));
+    }
 }
