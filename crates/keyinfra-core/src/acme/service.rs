@@ -841,6 +841,10 @@ impl AcmeService {
             }
             authorizations.push(authorization);
         }
+        // The order's later reads list its authorizations by id (store::order_authorizations);
+        // list them so here too. The database's time-ordered ids are not in insertion order
+        // within a millisecond, so the identifiers' order would differ now and then.
+        authorizations.sort_unstable();
         let order = store::get_order(&mut tx, order_id)
             .await?
             .ok_or_else(|| CoreError::Internal("a new order its owner cannot see".into()))?;
