@@ -384,24 +384,12 @@ async fn lego_reports_the_refusals_its_user_meets() {
     let user_id = app.user("site1-noc", UserRole::User).await;
     let admin = app.token("root").await;
     let user = app.token("site1-noc").await;
-    let (status, policy) = app
-        .send(
-            Method::POST,
-            "/api/v1/policies",
-            &admin,
-            json!({ "name": "acme-site", "allowed_dns": [".keyinfra.test"] }),
-        )
-        .await;
-    assert_eq!(status, 201, "{policy}");
-    let (status, patched) = app
-        .send(
-            Method::PATCH,
-            &format!("/api/v1/users/{user_id}"),
-            &admin,
-            json!({ "policy_id": policy["id"] }),
-        )
-        .await;
-    assert_eq!(status, 200, "{patched}");
+    app.move_to_new_policy(
+        &admin,
+        &user_id.to_string(),
+        json!({ "name": "acme-site", "allowed_dns": [".keyinfra.test"] }),
+    )
+    .await;
     let dir = Scratch::new();
     let root = dir.write("root.pem", &tls.root_pem);
     let unanswered = "lego-unanswered.keyinfra.test";
@@ -714,24 +702,13 @@ async fn orders_are_refused_where_the_rfc_and_the_policy_say() {
     let admin = app.token("root").await;
     let user = app.token("site1-noc").await;
     let other = app.token("site2-noc").await;
-    let (status, policy) = app
-        .send(
-            Method::POST,
-            "/api/v1/policies",
+    let policy = app
+        .move_to_new_policy(
             &admin,
+            &user_id.to_string(),
             json!({ "name": "acme-site", "allowed_dns": [".keyinfra.test"], "max_validity_days": 30 }),
         )
         .await;
-    assert_eq!(status, 201, "{policy}");
-    let (status, patched) = app
-        .send(
-            Method::PATCH,
-            &format!("/api/v1/users/{user_id}"),
-            &admin,
-            json!({ "policy_id": policy["id"] }),
-        )
-        .await;
-    assert_eq!(status, 200, "{patched}");
     let dir = Scratch::new();
     let (key, kid) = register(&app, &tls, &dir, &user).await;
     let client = Client {

@@ -385,26 +385,15 @@ async fn curl_enrolls_reenrolls_and_gets_a_server_made_key() {
     // still pass its rules) replace the old in the renewal.
     app.user("root", UserRole::Admin).await;
     let admin = app.token("root").await;
-    let (status, policy) = app
-        .send(
-            Method::POST,
-            "/api/v1/policies",
+    let alice_id = app.get("/api/v1/users/me", &token).await.1["id"].clone();
+    let policy = app
+        .move_to_new_policy(
             &admin,
+            alice_id.as_str().unwrap(),
             json!({ "name": "renames", "renewal_name_changes": true }),
         )
         .await;
-    assert_eq!(status, 201, "{policy}");
     assert_eq!(policy["renewal_name_changes"], true);
-    let alice_id = app.get("/api/v1/users/me", &token).await.1["id"].clone();
-    let (status, patched) = app
-        .send(
-            Method::PATCH,
-            &format!("/api/v1/users/{}", alice_id.as_str().unwrap()),
-            &admin,
-            json!({ "policy_id": policy["id"] }),
-        )
-        .await;
-    assert_eq!(status, 200, "{patched}");
     let (ok, answer) = curl(&tls, &dir, "/.well-known/est/simplereenroll", &rename).await;
     assert!(
         ok && answer.status == 200,
@@ -530,24 +519,12 @@ async fn csrattrs_follow_the_policy_and_labels_pick_the_ca() {
     let bob = app.user("bob", UserRole::User).await;
     app.user("root", UserRole::Admin).await;
     let admin = app.token("root").await;
-    let (status, policy) = app
-        .send(
-            Method::POST,
-            "/api/v1/policies",
-            &admin,
-            json!({ "name": "p384-only", "key_algorithms": ["ecdsa-p384"] }),
-        )
-        .await;
-    assert_eq!(status, 201, "{policy}");
-    let (status, body) = app
-        .send(
-            Method::PATCH,
-            &format!("/api/v1/users/{bob}"),
-            &admin,
-            json!({ "policy_id": policy["id"] }),
-        )
-        .await;
-    assert!(status == 200 || status == 204, "{status} {body}");
+    app.move_to_new_policy(
+        &admin,
+        &bob.to_string(),
+        json!({ "name": "p384-only", "key_algorithms": ["ecdsa-p384"] }),
+    )
+    .await;
     let dir = Scratch::new();
     let bob_basic = basic("bob", PASSWORD);
 

@@ -266,6 +266,25 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Creates a policy from `body` as the ADMIN holding `admin`'s token and moves the user
+    /// `user_id` to it; the policy as the API answered it.
+    pub async fn move_to_new_policy(&self, admin: &str, user_id: &str, body: Value) -> Value {
+        let (status, policy) = self
+            .send(reqwest::Method::POST, "/api/v1/policies", admin, body)
+            .await;
+        assert_eq!(status, 201, "{policy}");
+        let (status, patched) = self
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/users/{user_id}"),
+                admin,
+                json!({ "policy_id": policy["id"] }),
+            )
+            .await;
+        assert_eq!(status, 200, "{patched}");
+        policy
+    }
+
     pub async fn token(&self, name: &str) -> String {
         let response = self.login(name, PASSWORD).await;
         assert_eq!(response.status(), 200, "login of {name} failed");
