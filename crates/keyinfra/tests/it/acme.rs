@@ -2,13 +2,12 @@
 //! owned by `KEYINFRA_ACME_DEFAULT_OWNER`, terms of service, and the http-01 port; lego
 //! registers and issues. (keyinfra-server's tests/it/acme*.rs cover the protocol itself.)
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use keyinfra_db::testing::TestDatabase;
 
-use crate::support::{Server, base_url, keyinfra, openssl};
+use crate::support::{Server, add_user, base_url, keyinfra, openssl};
 
 const START: Duration = Duration::from_secs(180);
 
@@ -59,20 +58,7 @@ fn curl_ok(args: &[&str]) -> String {
 #[tokio::test]
 async fn lego_registers_without_a_binding_and_issues_for_the_default_owner() {
     let db = TestDatabase::new().await;
-    let mut add = keyinfra()
-        .args(["user", "add", "--username", "acme-robot", "--role", "user"])
-        .env("DATABASE_URL", db.url())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"a long robot password\n")
-        .unwrap();
-    let added = add.wait_with_output().unwrap();
+    let added = add_user(db.url(), "acme-robot", "user", "a long robot password");
     assert!(added.status.success(), "{added:?}");
 
     let http01_port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -31,6 +31,24 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run keyinfra")
 }
 
+/// `keyinfra user add` against `database_url`, the password given on standard input.
+pub fn add_user(database_url: &str, name: &str, role: &str, password: &str) -> Output {
+    let mut child = keyinfra()
+        .args(["user", "add", "--username", name, "--role", role])
+        .env("DATABASE_URL", database_url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        format!("{password}\n").as_bytes(),
+    )
+    .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A running `keyinfra serve`, with its stderr lines collected.
 pub struct Server {
     pub child: Child,

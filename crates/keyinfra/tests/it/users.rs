@@ -1,30 +1,11 @@
-use std::io::Write;
-use std::process::Stdio;
-
 use keyinfra_db::testing::TestDatabase;
 
-use crate::support::keyinfra;
+use crate::support::{add_user, keyinfra};
 
 #[tokio::test]
 async fn user_add_reads_the_password_from_stdin_and_user_list_shows_it() {
     let db = TestDatabase::new().await;
-    let add = |name: &str, role: &str, password: &str| {
-        let mut child = keyinfra()
-            .args(["user", "add", "--username", name, "--role", role])
-            .env("DATABASE_URL", db.url())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let add = |name: &str, role: &str, password: &str| add_user(db.url(), name, role, password);
     let ok = add("noc-operator", "ADMIN", "a sufficiently long password");
     assert!(
         ok.status.success(),
