@@ -566,7 +566,13 @@ struct Client<'a> {
     kid: String,
 }
 
-impl Client<'_> {
+impl<'a> Client<'a> {
+    /// A new account of the user holding `token`, bound with a fresh binding key.
+    async fn register(app: &TestApp, tls: &'a TlsEndpoint, dir: &'a Scratch, token: &str) -> Self {
+        let (key, kid) = register(app, tls, dir, token).await;
+        Self { tls, dir, key, kid }
+    }
+
     async fn post(&self, url: &str, payload: Option<&Value>) -> crate::est::Answer {
         as_account(self.tls, self.dir, &self.key, &self.kid, url, payload).await
     }
@@ -710,13 +716,7 @@ async fn orders_are_refused_where_the_rfc_and_the_policy_say() {
         )
         .await;
     let dir = Scratch::new();
-    let (key, kid) = register(&app, &tls, &dir, &user).await;
-    let client = Client {
-        tls: &tls,
-        dir: &dir,
-        key,
-        kid,
-    };
+    let client = Client::register(&app, &tls, &dir, &user).await;
     let good = "refusals.keyinfra.test";
     let silent = "silent.keyinfra.test";
     let later = "later.keyinfra.test";
@@ -968,13 +968,7 @@ async fn the_validator_never_connects_to_an_excluded_network() {
     app.user("site1-noc", UserRole::User).await;
     let user = app.token("site1-noc").await;
     let dir = Scratch::new();
-    let (key, kid) = register(&app, &tls, &dir, &user).await;
-    let client = Client {
-        tls: &tls,
-        dir: &dir,
-        key,
-        kid,
-    };
+    let client = Client::register(&app, &tls, &dir, &user).await;
     let name = "denied.keyinfra.test";
     let _hosts = HostsEntry::add(name).await;
     let (_, authz) = client.validate(name, Some(&responder)).await;
@@ -1079,13 +1073,7 @@ async fn dns01_proves_names_and_wildcards_through_the_configured_resolver() {
     app.user("site1-noc", UserRole::User).await;
     let user = app.token("site1-noc").await;
     let dir = Scratch::new();
-    let (key, kid) = register(&app, &tls, &dir, &user).await;
-    let client = Client {
-        tls: &tls,
-        dir: &dir,
-        key,
-        kid,
-    };
+    let client = Client::register(&app, &tls, &dir, &user).await;
 
     // Orders, and the dns-01 challenge of each.
     let mut challenges = Vec::new();
@@ -1206,13 +1194,7 @@ async fn renewal_information_moves_with_rollovers_and_revocations() {
     let user = app.token("site1-noc").await;
     let other = app.token("site2-noc").await;
     let dir = Scratch::new();
-    let (key, kid) = register(&app, &tls, &dir, &user).await;
-    let client = Client {
-        tls: &tls,
-        dir: &dir,
-        key,
-        kid,
-    };
+    let client = Client::register(&app, &tls, &dir, &user).await;
     let name = "ari.keyinfra.test";
     let _hosts = HostsEntry::add(name).await;
     let directory = crate::est::curl(&tls, &dir, "/acme/directory", &[])
@@ -1377,13 +1359,7 @@ async fn an_unvalidated_order_expires() {
     app.user("site1-noc", UserRole::User).await;
     let user = app.token("site1-noc").await;
     let dir = Scratch::new();
-    let (key, kid) = register(&app, &tls, &dir, &user).await;
-    let client = Client {
-        tls: &tls,
-        dir: &dir,
-        key,
-        kid,
-    };
+    let client = Client::register(&app, &tls, &dir, &user).await;
     let (order_url, authz_url, challenge) = client.ordered("late.keyinfra.test", "http-01").await;
     let challenge_url = challenge["url"].as_str().unwrap().to_owned();
 
@@ -1429,13 +1405,7 @@ async fn orders_and_failed_validations_are_rate_limited_per_account() {
     app.user("site1-noc", UserRole::User).await;
     let user = app.token("site1-noc").await;
     let dir = Scratch::new();
-    let (key, kid) = register(&app, &tls, &dir, &user).await;
-    let client = Client {
-        tls: &tls,
-        dir: &dir,
-        key,
-        kid,
-    };
+    let client = Client::register(&app, &tls, &dir, &user).await;
     let (_, _, challenge) = client.ordered("rate.keyinfra.test", "http-01").await;
     let challenge_url = challenge["url"].as_str().unwrap().to_owned();
 
