@@ -184,17 +184,7 @@ pub(super) async fn owner_choices(
     state: &AppState,
     session: &UiSession,
 ) -> Result<Vec<OwnerChoice>, UiError> {
-    Ok(state
-        .users
-        .list(&state.db, &session.caller, None, 500)
-        .await?
-        .items
-        .into_iter()
-        .map(|u| OwnerChoice {
-            id: u.id.to_string(),
-            username: u.username,
-        })
-        .collect())
+    users_as_choices(state, session, |_| true).await
 }
 
 /// Users an admin may make a credential for (an enrollment challenge, an ACME binding key):
@@ -203,13 +193,23 @@ pub(super) async fn credential_owner_choices(
     state: &AppState,
     session: &UiSession,
 ) -> Result<Vec<OwnerChoice>, UiError> {
+    let me = session.caller.id;
+    users_as_choices(state, session, |u| !u.disabled && u.id != me).await
+}
+
+/// The first 500 users the caller may list, those `keep` keeps, as menu entries.
+async fn users_as_choices(
+    state: &AppState,
+    session: &UiSession,
+    keep: impl Fn(&keyinfra_db::users::UserRecord) -> bool,
+) -> Result<Vec<OwnerChoice>, UiError> {
     Ok(state
         .users
         .list(&state.db, &session.caller, None, 500)
         .await?
         .items
         .into_iter()
-        .filter(|u| !u.disabled && u.id != session.caller.id)
+        .filter(|u| keep(u))
         .map(|u| OwnerChoice {
             id: u.id.to_string(),
             username: u.username,
