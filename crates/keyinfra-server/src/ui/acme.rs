@@ -174,11 +174,7 @@ async fn page(
         .users
         .usernames(&state.db, &session.caller, &ids)
         .await?;
-    let owners = if chrome.is_admin {
-        super::pages::credential_owner_choices(state, session).await?
-    } else {
-        Vec::new()
-    };
+    let owners = super::pages::credential_owner_choices(state, session).await?;
     let now = state.clock.now();
     Ok(AcmePage {
         chrome,

@@ -188,11 +188,15 @@ pub(super) async fn owner_choices(
 }
 
 /// Users an admin may make a credential for (an enrollment challenge, an ACME binding key):
-/// the enabled ones other than the admin, who is the form's "Me" entry.
+/// the enabled ones other than the admin, who is the form's "Me" entry. None for a USER,
+/// whose form has no owner menu.
 pub(super) async fn credential_owner_choices(
     state: &AppState,
     session: &UiSession,
 ) -> Result<Vec<OwnerChoice>, UiError> {
+    if session.caller.require_admin().is_err() {
+        return Ok(Vec::new());
+    }
     let me = session.caller.id;
     users_as_choices(state, session, |u| !u.disabled && u.id != me).await
 }

@@ -273,11 +273,7 @@ async fn page(
         .users
         .usernames(&state.db, &session.caller, &ids)
         .await?;
-    let owners = if chrome.is_admin {
-        super::pages::credential_owner_choices(state, session).await?
-    } else {
-        Vec::new()
-    };
+    let owners = super::pages::credential_owner_choices(state, session).await?;
     Ok(EnrollmentPage {
         chrome,
         form,
