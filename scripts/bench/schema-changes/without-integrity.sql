@@ -1,4 +1,4 @@
--- For ./scripts/bench-record-issuances only (SCHEMA_CHANGE=scripts/bench/without-integrity.sql):
+-- For ./scripts/bench-record-issuances only (SCHEMA_CHANGE=scripts/bench/schema-changes/without-integrity.sql):
 -- the schema with the foreign keys, CHECK constraints, row-level security and secondary
 -- indexes of the four tables a first issue writes taken away, to measure what recording a
 -- batch costs PostgreSQL without them: the floor that no tuning of those parts can go below
