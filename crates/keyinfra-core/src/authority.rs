@@ -16,6 +16,7 @@ use crate::ErrorCode;
 use crate::ca_registry::CaRegistry;
 use crate::ca_setup::CaSetup;
 use crate::crl::CrlPublisher;
+use crate::enrollment::live::LiveChallenges;
 use crate::enrollment::{Challenges, EnrollmentRequests};
 use crate::error::CoreError;
 use crate::est::{EstParts, EstService};
@@ -196,6 +197,7 @@ impl Authority {
             Arc::clone(&cas),
         ));
         let queries = Queries::new(Arc::clone(&clock));
+        let live_challenges = Arc::new(LiveChallenges::default());
         let issuer = Arc::new(Issuer::new(
             Arc::clone(&settings),
             Arc::clone(&clock),
@@ -203,11 +205,13 @@ impl Authority {
             Arc::clone(&cas),
             Arc::clone(&policies),
             Arc::clone(&writes),
+            Arc::clone(&live_challenges),
         ));
         let challenges = Arc::new(Challenges::new(
             Arc::clone(&settings),
             Arc::clone(&clock),
             Arc::clone(&writes),
+            live_challenges,
         ));
         let enrollment_requests = Arc::new(EnrollmentRequests::new(
             Arc::clone(&clock),

@@ -57,6 +57,12 @@ pub enum DbError {
     #[error("the access token is no longer valid")]
     Unauthenticated,
 
+    /// An enrollment challenge a certificate was issued under was used by another request,
+    /// withdrawn or its owner disabled before the certificate was recorded (KI410,
+    /// migration 0032): the certificate is not recorded.
+    #[error("the enrollment challenge is no longer usable")]
+    ChallengeSpent,
+
     /// A serialization failure or deadlock: the whole transaction may be retried.
     #[error("transaction conflict; retry")]
     RetryableConflict,
@@ -105,6 +111,7 @@ impl From<sqlx::Error> for DbError {
                     }
                     "42501" => DbError::PermissionDenied,
                     "KI401" => DbError::Unauthenticated,
+                    "KI410" => DbError::ChallengeSpent,
                     "40001" | "40P01" => DbError::RetryableConflict,
                     // query_canceled (statement_timeout), admin_shutdown, crash_shutdown,
                     // cannot_connect_now, too_many_connections, and the connection class.

@@ -134,6 +134,12 @@ impl From<DbError> for Problem {
                 )
             }
             DbError::Unauthenticated => unauthorized("the access token is no longer valid"),
+            // The issuer turns this into its own answer; only a path that forgot to lands here.
+            DbError::ChallengeSpent => Problem::new(
+                StatusCode::CONFLICT,
+                ErrorCode::ChallengeUsed,
+                "the enrollment challenge was used, withdrawn or its owner disabled meanwhile",
+            ),
             // Row-level security hid or refused a row: never reveal that it exists.
             DbError::PermissionDenied => {
                 Problem::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such object")

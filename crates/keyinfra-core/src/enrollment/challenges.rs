@@ -26,6 +26,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::claim_batch::ClaimBatcher;
+use super::live::{LiveChallenges, Lookup};
 use crate::authority::AuthoritySettings;
 use crate::error::CoreError;
 use crate::principal::{Principal, check_credential_owner, credential_owner};
@@ -134,6 +135,8 @@ pub struct Challenges {
     writes: Arc<WriteLimiter>,
     /// Started by the first claim, on the runtime that serves it.
     claims: OnceLock<ClaimBatcher>,
+    /// The challenges this replica made: claimed with no statement (live's docs).
+    live: Arc<LiveChallenges>,
 }
 
 impl Challenges {
@@ -141,12 +144,14 @@ impl Challenges {
         settings: Arc<AuthoritySettings>,
         clock: Arc<dyn Clock>,
         writes: Arc<WriteLimiter>,
+        live: Arc<LiveChallenges>,
     ) -> Self {
         Self {
             settings,
             clock,
             writes,
             claims: OnceLock::new(),
+            live,
         }
     }
 
@@ -275,6 +280,24 @@ impl Challenges {
         )
         .await?;
         tx.commit().await?;
+        // A held request needs the database's claim; any other challenge is kept here so
+        // that its device is signed for with no statement first.
+        if !approval {
+            self.live.remember(
+                hash,
+                ClaimedChallenge {
+                    id,
+                    owner_id,
+                    profile: profile.name.clone(),
+                    validity_days,
+                    subject: subject.clone(),
+                    names: names_json,
+                    approval,
+                    expires_at,
+                },
+                now,
+            );
+        }
         Ok(CreatedChallenge {
             challenge: secret,
             view: ChallengeView {
@@ -353,13 +376,19 @@ impl Challenges {
         )
         .await?;
         tx.commit().await?;
+        self.live.forget(id);
         Ok(())
     }
 
-    /// For the SCEP handler: marks the challenge a device presented used and returns its
-    /// terms, or `None` when it is unknown, used, withdrawn, expired or its owner disabled
-    /// (the device gets the same answer for all). Claiming is atomic: of two requests with
-    /// the same secret one wins.
+    /// For the SCEP and EST handlers: claims the challenge a device presented and returns
+    /// its terms, or `None` when it is unknown, used, withdrawn, expired or its owner
+    /// disabled (the device gets the same answer for all). Of two requests with the same
+    /// secret on one replica one wins.
+    ///
+    /// A challenge this replica made is taken from memory, and the certificate's own
+    /// statement uses it (migration 0032): a withdrawal, a disabled owner or a use on
+    /// another replica since then refuses the certificate there, as
+    /// [`ErrorCode::ChallengeUsed`]. Any other is marked used in the database now.
     ///
     /// Runs with no identity, as [`Actor::Anonymous`] would (one statement, one round
     /// trip): the device is nobody yet, and an anonymous statement sees no per-user row, so
@@ -373,6 +402,16 @@ impl Challenges {
         let Some(hash) = secret_hash(secret) else {
             return Ok(None);
         };
+        match self.live.take(&hash, self.clock.now()) {
+            Lookup::Granted(terms) => {
+                metrics::counter!("keyinfra_challenge_claims_total", "source" => "memory")
+                    .increment(1);
+                return grant(terms).map(Some);
+            }
+            Lookup::Refused => return Ok(None),
+            Lookup::Unknown => {}
+        }
+        metrics::counter!("keyinfra_challenge_claims_total", "source" => "database").increment(1);
         // Concurrent claims share one statement (claim_batch's docs).
         let claims = self.claims.get_or_init(ClaimBatcher::start);
         let claimed = claims.claim(db, hash, self.clock.now()).await?;
@@ -384,6 +423,10 @@ impl Challenges {
     /// if it was released; a challenge that produced a certificate never is. Anonymous,
     /// as [`Challenges::claim`].
     pub async fn release(&self, db: &Database, challenge_id: Uuid) -> Result<bool, CoreError> {
+        // Taken from memory: the database holds no claim (and may hold another replica's).
+        if self.live.give_back(challenge_id) {
+            return Ok(true);
+        }
         let mut tx = db.begin(&Actor::Anonymous).await?;
         let released = store::release(&mut tx, challenge_id).await?;
         tx.commit().await?;

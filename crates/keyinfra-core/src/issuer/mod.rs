@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::authority::AuthoritySettings;
 use crate::ca_registry::CaRegistry;
 use crate::certificates::CertificateDraft;
+use crate::enrollment::live::LiveChallenges;
 use crate::error::CoreError;
 use crate::group_commit::IssueBatcher;
 use crate::policy::{Candidate, CompiledPolicy, Policies};
@@ -50,6 +51,9 @@ pub struct Issuer {
     leaf_keys_generated: AtomicU64,
     /// Group commit for first issues; started by the first one (it needs a runtime).
     issue_batcher: OnceLock<IssueBatcher>,
+    /// The enrollment challenges this replica made: a certificate recorded under one, or
+    /// refused because it was spent, ends its entry.
+    live_challenges: Arc<LiveChallenges>,
 }
 
 impl Issuer {
@@ -60,6 +64,7 @@ impl Issuer {
         cas: Arc<CaRegistry>,
         policies: Arc<Policies>,
         writes: Arc<WriteLimiter>,
+        live_challenges: Arc<LiveChallenges>,
     ) -> Self {
         Self {
             settings,
@@ -71,6 +76,7 @@ impl Issuer {
             rsa_keygen: WorkGate::per_core("rsa_key_generation"),
             leaf_keys_generated: AtomicU64::new(0),
             issue_batcher: OnceLock::new(),
+            live_challenges,
         }
     }
 
@@ -381,12 +387,23 @@ impl Issuer {
             .sign_and_record_batched(db, rng, &ca, &draft, &content, &hooks)
             .await?;
         let recorded = match batched {
-            Some(recorded) => recorded,
+            Some(recorded) => Ok(recorded),
             None => self
                 .sign_and_record(db, by, rng, &ca, &draft, &content, &mut hooks)
                 .await
-                .map_err(map_owner_fk)?,
+                .map_err(map_owner_fk),
         };
+        if let Some(challenge) = by.challenge_id() {
+            // Used by this certificate, or spent meanwhile: either way no longer this
+            // replica's to hand out.
+            if matches!(
+                &recorded,
+                Ok(_) | Err(CoreError::Db(DbError::ChallengeSpent))
+            ) {
+                self.live_challenges.forget(challenge);
+            }
+        }
+        let recorded = recorded.map_err(map_spent_challenge)?;
         let source = if generated.is_some() { "server" } else { "csr" };
         metrics::counter!("keyinfra_certificates_issued_total",
             "algorithm" => algorithm.label(), "key_source" => source)
@@ -422,6 +439,19 @@ impl Issuer {
 }
 
 /// The owner named does not exist (a foreign-key failure on insert): a client mistake.
+/// The certificate's statement found its enrollment challenge used by another request,
+/// withdrawn, or its owner disabled (migration 0032): the device is refused as it would be
+/// had it presented the challenge after that (SCEP: a failure; EST: 401).
+fn map_spent_challenge(e: CoreError) -> CoreError {
+    match e {
+        CoreError::Db(DbError::ChallengeSpent) => CoreError::Conflict {
+            code: ErrorCode::ChallengeUsed,
+            detail: "the enrollment challenge was used by another request, withdrawn, or its owner disabled before the certificate was recorded".into(),
+        },
+        other => other,
+    }
+}
+
 fn map_owner_fk(e: CoreError) -> CoreError {
     match e {
         CoreError::Db(DbError::ForeignKeyViolation { constraint })

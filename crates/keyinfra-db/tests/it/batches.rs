@@ -259,10 +259,13 @@ async fn linked_certificate(db: &Database, challenge: Uuid) -> Option<Uuid> {
     record.unwrap().certificate_id
 }
 
-/// Migration 0027: the statement that records a first issue links the enrollment challenge
-/// it used up, in a batch and alone, and only a claimed challenge of the certificate's owner.
+/// Migrations 0027 and 0032: the statement that records a first issue uses and links the
+/// enrollment challenge it names, in a batch and alone: one a claim marked used, or an
+/// unused one (a replica handed it out from memory) if it is unwithdrawn and its owner
+/// enabled. One it cannot use (another owner's, already linked, withdrawn, named twice)
+/// fails the statement with ChallengeSpent, and nothing of it is recorded.
 #[tokio::test]
-async fn an_issue_links_the_challenge_it_used_up_in_its_own_statement() {
+async fn an_issue_uses_and_links_the_challenge_it_names_in_its_own_statement() {
     let tdb = TestDatabase::new().await;
     let db = tdb.database().await;
     let ca = fixtures::authority(&db, "CA").await;
@@ -273,21 +276,33 @@ async fn an_issue_links_the_challenge_it_used_up_in_its_own_statement() {
         id: alice,
         role: UserRole::User,
     };
+    let db_ref = &db;
+    let fresh = |owner| async move {
+        new_challenge(db_ref, owner, now, now + Duration::hours(1))
+            .await
+            .0
+    };
 
-    // A batch: the first two issues used challenges, the third none; bob's challenge
-    // cannot take alice's certificate.
-    let alices = claimed_challenge(&db, alice, now).await;
-    let bobs = claimed_challenge(&db, bob, now).await;
+    // A batch: the first issue names a claimed challenge, the second an unclaimed one, the
+    // third none.
+    let claimed = claimed_challenge(&db, alice, now).await;
+    let unclaimed = fresh(alice).await;
     let mut issues: Vec<Issue> = ["7C01", "7C02", "7C03"]
         .iter()
         .map(|serial| Issue::new(ca, alice, serial, now))
         .collect();
-    issues[0].challenge = Some(alices);
-    issues[1].challenge = Some(bobs);
+    issues[0].challenge = Some(claimed);
+    issues[1].challenge = Some(unclaimed);
     record(&db, &device, &[], now, &issues).await.unwrap();
     assert_eq!(counts(&tdb).await, [3, 3, 3, 3]);
-    assert_eq!(linked_certificate(&db, alices).await, Some(issues[0].id));
-    assert_eq!(linked_certificate(&db, bobs).await, None);
+    assert_eq!(linked_certificate(&db, claimed).await, Some(issues[0].id));
+    assert_eq!(linked_certificate(&db, unclaimed).await, Some(issues[1].id));
+    let mut tx = db.begin(&Actor::System).await.unwrap();
+    let used = enrollment_challenges::get(&mut tx, unclaimed)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(used.unwrap().used_at.is_some(), "the statement used it");
 
     // Alone, in the caller's transaction: linked when it commits, not before.
     let second = claimed_challenge(&db, alice, now).await;
@@ -301,14 +316,51 @@ async fn an_issue_links_the_challenge_it_used_up_in_its_own_statement() {
     tx.commit().await.unwrap();
     assert_eq!(linked_certificate(&db, second).await, Some(lone.id));
 
-    // A challenge keeps its first certificate; one never claimed takes none.
-    let mut again = Issue::new(ca, alice, "7C05", now);
-    again.challenge = Some(alices);
-    record(&db, &device, &[], now, std::slice::from_ref(&again))
+    // Refused, in a batch (beside an issue that names none) and alone.
+    let bobs = claimed_challenge(&db, bob, now).await;
+    let withdrawn = fresh(alice).await;
+    let mut tx = db.begin(&Actor::System).await.unwrap();
+    enrollment_challenges::withdraw(&mut tx, withdrawn, now)
         .await
+        .unwrap()
         .unwrap();
-    assert_eq!(linked_certificate(&db, alices).await, Some(issues[0].id));
-    assert_eq!(counts(&tdb).await, [5, 5, 5, 5]);
+    tx.commit().await.unwrap();
+    let twice = fresh(alice).await;
+    let cases: [(&str, Vec<Uuid>); 4] = [
+        ("another owner's", vec![bobs]),
+        ("already linked", vec![claimed]),
+        ("withdrawn", vec![withdrawn]),
+        ("named twice", vec![twice, twice]),
+    ];
+    let mut serial = 0x7D00;
+    for (what, challenges) in cases {
+        let mut batch = Vec::new();
+        for challenge in std::iter::once(None).chain(challenges.iter().copied().map(Some)) {
+            serial += 1;
+            let mut issue = Issue::new(ca, alice, &format!("{serial:X}"), now);
+            issue.challenge = challenge;
+            batch.push(issue);
+        }
+        let refused = record(&db, &device, &[], now, &batch).await;
+        assert!(
+            matches!(refused, Err(DbError::ChallengeSpent)),
+            "{what}: {refused:?}"
+        );
+        let mut tx = db.begin(&device).await.unwrap();
+        let alone = certificates::insert_issued(&mut tx, &batch[1].rows()).await;
+        // Named once, the challenge named twice is usable (this transaction is dropped).
+        let usable = challenges.len() > 1;
+        assert_eq!(
+            matches!(alone, Err(DbError::ChallengeSpent)),
+            !usable,
+            "{what}, alone: {alone:?}"
+        );
+        drop(tx);
+        assert_eq!(counts(&tdb).await, [4, 4, 4, 4], "{what}");
+    }
+    assert_eq!(linked_certificate(&db, claimed).await, Some(issues[0].id));
+    assert_eq!(linked_certificate(&db, bobs).await, None);
+    assert_eq!(linked_certificate(&db, twice).await, None);
 }
 
 /// The audit log lists newest first by (occurred_at, id), and a batch's events share

@@ -312,7 +312,8 @@ async fn enroll(
         .authority
         .est
         .enroll(&state.db, &client, ca, csr, tls, &mut OsRandom)
-        .await?
+        .await
+        .map_err(spent_challenge_is_unauthenticated)?
     {
         Enrolled::Issued(record) => Ok(certificate_answer(&record.certificate_der)?),
         Enrolled::Pending => Ok(pending()),
@@ -340,7 +341,8 @@ async fn server_keygen(
         .authority
         .est
         .server_keygen(&state.db, &client, ca, csr, tls, &mut OsRandom)
-        .await?;
+        .await
+        .map_err(spent_challenge_is_unauthenticated)?;
     let certs_only = keyinfra_pki::cms::certs_only(&[&record.certificate_der])
         .map_err(|e| Problem::from(CoreError::from(e)))?;
     let (content_type, body) = keyinfra_pki::est::multipart::server_keygen_body(&key, &certs_only);
@@ -512,6 +514,19 @@ fn unauthenticated() -> Problem {
     );
     problem.www_authenticate = Some(REALM);
     problem
+}
+
+/// A challenge found spent when its certificate was recorded (withdrawn, its owner
+/// disabled, or used by another request meanwhile) is a credential that no longer works:
+/// the same 401 as presenting it afterwards.
+fn spent_challenge_is_unauthenticated(error: CoreError) -> Problem {
+    match error {
+        CoreError::Conflict {
+            code: ErrorCode::ChallengeUsed,
+            ..
+        } => unauthenticated(),
+        other => other.into(),
+    }
 }
 
 fn bad_request(detail: String) -> Problem {

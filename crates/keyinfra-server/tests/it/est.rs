@@ -1433,3 +1433,85 @@ if status != "200":
     code = json.loads(rest)["code"]
 print(status, code)
 "#;
+
+/// A challenge this server made and another replica withdrew: this server still holds it
+/// in memory and signs, and the certificate's own statement refuses it (migration 0032).
+/// The device gets the 401 of a withdrawn challenge and nothing is issued; a challenge
+/// made afterwards still enrolls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_challenge_withdrawn_on_another_replica_gets_401_and_issues_nothing() {
+    let (app, tls) = TestApp::spawn_tls().await;
+    app.user("dave", UserRole::User).await;
+    let token = app.token("dave").await;
+    let replica = app.replica().await;
+    let dir = Scratch::new();
+    let (_, csr) = openssl_csr(&dir, "dev", "dev.example.net");
+    let csr_body = format!("@{}", base64_file(&dir, &csr, false));
+    let challenge = |token: String| {
+        let app = &app;
+        async move {
+            let (status, created) = app
+                .send(
+                    Method::POST,
+                    "/api/v1/enrollment/challenges",
+                    &token,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(status, 201, "{created}");
+            (
+                created["id"].as_str().unwrap().to_owned(),
+                created["challenge"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+
+    let (id, secret) = challenge(token.clone()).await;
+    let r = app
+        .http
+        .delete(format!(
+            "{}/api/v1/enrollment/challenges/{id}",
+            replica.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let before = app.written_rows().await;
+    let (_, answer) = curl(
+        &tls,
+        &dir,
+        "/.well-known/est/simpleenroll",
+        &csr_args(&["-u", &basic(&id, &secret)], &csr_body),
+    )
+    .await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert_eq!(
+        answer.header("www-authenticate").as_deref(),
+        Some("Basic realm=\"keyinfra-est\"")
+    );
+    assert_eq!(app.written_rows().await, before);
+    // Asked again, the database answers (this server forgot it): the same 401.
+    let (_, answer) = curl(
+        &tls,
+        &dir,
+        "/.well-known/est/simpleenroll",
+        &csr_args(&["-u", &basic(&id, &secret)], &csr_body),
+    )
+    .await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert_eq!(app.written_rows().await, before);
+
+    let (id, secret) = challenge(token.clone()).await;
+    let (_, answer) = curl(
+        &tls,
+        &dir,
+        "/.well-known/est/simpleenroll",
+        &csr_args(&["-u", &basic(&id, &secret)], &csr_body),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(certificates_of(&dir, &answer.body).contains("BEGIN CERTIFICATE"));
+    assert_eq!(certificates(&app, &token).await.len(), 1);
+}

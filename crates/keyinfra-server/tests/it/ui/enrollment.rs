@@ -404,15 +404,38 @@ async fn bad_input_shows_at_its_field_and_writes_nothing_and_forms_need_the_csrf
     assert_eq!(location.as_deref(), Some("/ui/enrollment?done=withdrawn"));
     assert_eq!(api_list(&app, &bob_token).await[0]["state"], "withdrawn");
 
-    // A used challenge is not withdrawn: the list again, with why.
+    // A used challenge (it produced a certificate) is not withdrawn: the list again, with
+    // why.
     let (_, used) = app.send(Method::POST, API, &bob_token, json!({})).await;
     let used_id = used["id"].as_str().unwrap();
-    app.state
+    let grant = app
+        .state
         .authority
         .challenges
         .claim(&app.db, used["challenge"].as_str().unwrap())
         .await
         .unwrap()
+        .unwrap();
+    let device = Principal::Enrollment {
+        channel: EnrollmentChannel::Scep,
+        owner: grant.owner_id,
+        challenge_id: Some(grant.id),
+    };
+    let request = IssueRequest {
+        key: KeySource::Generate(KeyAlgorithm::EcdsaP256),
+        subject: Some("CN=bob-ap-2".into()),
+        san: None,
+        profile: grant.profile.clone(),
+        validity_days: Some(90),
+        owner_id: None,
+        ca_id: None,
+        policy_id: None,
+    };
+    app.state
+        .authority
+        .issuer
+        .issue(&app.db, &device, request, &mut OsRandom)
+        .await
         .unwrap();
     let (status, _, body) = post_form(
         &app,
