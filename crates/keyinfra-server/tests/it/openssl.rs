@@ -64,7 +64,16 @@ pub fn private_part_hex(key_pem_file: &str) -> String {
             }
         }
     }
-    let hex = hex.trim_start_matches("00").to_ascii_lowercase();
-    assert!(hex.len() >= 64, "no private part found in:\n{text}");
+    // A big number (RSA, EC) is printed with a 00 sign byte when its top bit is set; drop
+    // that one byte. An Ed25519 key is printed as its 32 raw bytes, and may itself start
+    // with 00 (1 in 256 keys): trimming every leading 00 made those look empty.
+    let hex = hex.to_ascii_lowercase();
+    let hex = match hex.strip_prefix("00") {
+        Some(rest) if rest.len() % 2 == 0 && rest.chars().next().is_some_and(|c| c >= '8') => {
+            rest.to_owned()
+        }
+        _ => hex,
+    };
+    assert!(hex.len() >= 62, "no private part found in:\n{text}");
     hex
 }
