@@ -467,6 +467,9 @@ async fn strongswan_pki_enrolls_with_aes_and_with_3des() {
 /// private socket runs a script of `getcert` commands and exits with it. certmonger sends
 /// PKIOperation by GET with percent-encoded base64, AES-256, and a self-signed certificate
 /// with a 33-byte serial; it verifies the reply's signature against GetCACert's chain.
+/// certmonger fetches the CA's certificates in the background after `add-scep-ca`, and a
+/// request it takes before they arrive stops as CA_UNCONFIGURED ("No RA certificate"),
+/// which failed this test now and then: the script resubmits until the CA is known.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn certmonger_enrolls_by_get() {
     let app = TestApp::spawn().await;
@@ -481,7 +484,12 @@ async fn certmonger_enrolls_by_get() {
         "#!/bin/sh\nset -e\n\
          trap 'status=$?; [ $status -eq 0 ] || getcert list; exit $status' EXIT\n\
          getcert add-scep-ca -c KeyInfra -u {url}/scep\n\
-         getcert request -c KeyInfra -I cm-router -k {key} -f {cert} -N CN=cm-router -L {secret} -w --wait-timeout 60\n\
+         getcert request -c KeyInfra -I cm-router -k {key} -f {cert} -N CN=cm-router -L {secret} -w --wait-timeout 60 || true\n\
+         for try in 1 2 3 4 5 6 7 8 9 10; do\n\
+           getcert list -i cm-router | grep -q 'status: CA_UNCONFIGURED' || break\n\
+           sleep 0.5; getcert resubmit -i cm-router -w --wait-timeout 60 || true\n\
+         done\n\
+         getcert list -i cm-router | grep -q 'status: MONITORING'\n\
          cp {cert} {cert}.v1\n\
          getcert resubmit -i cm-router -w --wait-timeout 60\n\
          getcert list\n",
