@@ -988,6 +988,91 @@ async fn a_challenge_spent_on_another_replica_after_this_one_handed_it_out_issue
     assert!(claims("memory").await >= from_memory + 2.0);
 }
 
+/// Two devices present one secret to two replicas: the replica that made it hands it out
+/// from memory, the other claims it in the database, and both sign. Recorded at the same
+/// moment, many times over: exactly one certificate is recorded and linked each time, and
+/// the other device is refused for its challenge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_secret_presented_to_two_replicas_at_once_gives_one_certificate() {
+    let s = setup().await;
+    let replica = s.app.replica().await;
+    let issue = |state: keyinfra_server::AppState, grant: ChallengeGrant, cn: String| async move {
+        let device = Principal::Enrollment {
+            channel: EnrollmentChannel::Scep,
+            owner: grant.owner_id,
+            challenge_id: Some(grant.id),
+        };
+        let request = IssueRequest {
+            key: KeySource::Generate(KeyAlgorithm::EcdsaP256),
+            subject: Some(format!("CN={cn}")),
+            san: None,
+            profile: grant.profile.clone(),
+            validity_days: Some(30),
+            owner_id: None,
+            ca_id: None,
+            policy_id: None,
+        };
+        state
+            .authority
+            .issuer
+            .issue(&state.db, &device, request, &mut OsRandom)
+            .await
+            .map(|record| record.id)
+    };
+    // Eight rounds: the test server's quota is 10 certificates per owner, and the loser
+    // of the last round must be refused for its challenge, not the quota.
+    for round in 0..8 {
+        let created = create(&s.app, &s.user, json!({})).await;
+        let here = claim(&s.app, &secret(&created)).await.expect("from memory");
+        let there = replica
+            .state
+            .authority
+            .challenges
+            .claim(&replica.state.db, &secret(&created))
+            .await
+            .unwrap()
+            .expect("claimed in the database");
+        let here = tokio::spawn(issue(s.app.state.clone(), here, format!("here-{round}")));
+        let there = tokio::spawn(issue(
+            replica.state.clone(),
+            there,
+            format!("there-{round}"),
+        ));
+        let answers = [here.await.unwrap(), there.await.unwrap()];
+        let issued: Vec<Uuid> = answers
+            .iter()
+            .filter_map(|a| a.as_ref().ok().copied())
+            .collect();
+        assert_eq!(issued.len(), 1, "round {round}: {answers:?}");
+        for answer in &answers {
+            if let Err(e) = answer {
+                assert!(
+                    matches!(
+                        e,
+                        CoreError::Conflict {
+                            code: ErrorCode::ChallengeUsed,
+                            ..
+                        }
+                    ),
+                    "round {round}: {e:?}"
+                );
+            }
+        }
+        assert_eq!(
+            linked_certificate(&s.app, &s.user, id(&created)).await,
+            Some(issued[0]),
+            "round {round}"
+        );
+    }
+    assert_eq!(
+        s.app
+            .tdb
+            .scalar_i64("SELECT count(*) FROM certificates")
+            .await,
+        8
+    );
+}
+
 /// On one replica, of concurrent claims of one secret exactly one wins: from memory or
 /// from the database.
 #[tokio::test]
