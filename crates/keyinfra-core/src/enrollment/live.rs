@@ -23,9 +23,11 @@ use keyinfra_db::enrollment_challenges::ClaimedChallenge;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Entries one replica keeps (about 300 bytes each). Beyond it, expired ones are dropped,
-/// and if none has expired a new challenge is not kept: the database's claim serves it.
-/// An owner holds at most 100 live challenges, so this bounds nothing a user controls.
+/// Entries one replica keeps (about 300 bytes each, so about 20 MiB at most). Beyond it,
+/// expired ones are dropped, and if none has expired a new challenge is not kept: the
+/// database's claim serves it. Every entry is a challenge made here (an owner holds at
+/// most 100 live ones, and each create takes from the per-user write rate), so a full
+/// cache takes many users, and costs only the claim's statement.
 pub(crate) const LIVE_CHALLENGE_CAPACITY: usize = 65_536;
 
 /// What the cache says of a presented secret.
