@@ -134,6 +134,16 @@ async fn try_issue_as_device(
     challenge_id: Uuid,
     cn: &str,
 ) -> Result<Uuid, CoreError> {
+    issue_on(&app.state, owner, challenge_id, cn).await
+}
+
+/// As [`try_issue_as_device`], on any replica.
+async fn issue_on(
+    state: &keyinfra_server::AppState,
+    owner: Uuid,
+    challenge_id: Uuid,
+    cn: &str,
+) -> Result<Uuid, CoreError> {
     let device = Principal::Enrollment {
         channel: EnrollmentChannel::Scep,
         owner,
@@ -149,11 +159,10 @@ async fn try_issue_as_device(
         ca_id: None,
         policy_id: None,
     };
-    let issued = app
-        .state
+    let issued = state
         .authority
         .issuer
-        .issue(&app.db, &device, request, &mut OsRandom)
+        .issue(&state.db, &device, request, &mut OsRandom)
         .await?;
     Ok(issued.id)
 }
@@ -955,26 +964,7 @@ async fn a_challenge_spent_on_another_replica_after_this_one_handed_it_out_issue
         .unwrap()
         .expect("the other replica claims it in the database");
     assert_eq!(here.id, there.id);
-    let device = Principal::Enrollment {
-        channel: EnrollmentChannel::Est,
-        owner: s.user_id,
-        challenge_id: Some(there.id),
-    };
-    let request = IssueRequest {
-        key: KeySource::Generate(KeyAlgorithm::EcdsaP256),
-        subject: Some("CN=router-2".into()),
-        san: None,
-        profile: "device".into(),
-        validity_days: Some(30),
-        owner_id: None,
-        ca_id: None,
-        policy_id: None,
-    };
-    let theirs = replica
-        .state
-        .authority
-        .issuer
-        .issue(&replica.state.db, &device, request, &mut OsRandom)
+    let theirs = issue_on(&replica.state, s.user_id, there.id, "router-2")
         .await
         .unwrap();
     let before = s.app.written_rows().await;
@@ -983,7 +973,7 @@ async fn a_challenge_spent_on_another_replica_after_this_one_handed_it_out_issue
     assert_eq!(s.app.written_rows().await, before);
     assert_eq!(
         linked_certificate(&s.app, &s.user, here.id).await,
-        Some(theirs.id)
+        Some(theirs)
     );
     assert!(claims("memory").await >= from_memory + 2.0);
 }
@@ -997,27 +987,7 @@ async fn a_secret_presented_to_two_replicas_at_once_gives_one_certificate() {
     let s = setup().await;
     let replica = s.app.replica().await;
     let issue = |state: keyinfra_server::AppState, grant: ChallengeGrant, cn: String| async move {
-        let device = Principal::Enrollment {
-            channel: EnrollmentChannel::Scep,
-            owner: grant.owner_id,
-            challenge_id: Some(grant.id),
-        };
-        let request = IssueRequest {
-            key: KeySource::Generate(KeyAlgorithm::EcdsaP256),
-            subject: Some(format!("CN={cn}")),
-            san: None,
-            profile: grant.profile.clone(),
-            validity_days: Some(30),
-            owner_id: None,
-            ca_id: None,
-            policy_id: None,
-        };
-        state
-            .authority
-            .issuer
-            .issue(&state.db, &device, request, &mut OsRandom)
-            .await
-            .map(|record| record.id)
+        issue_on(&state, grant.owner_id, grant.id, &cn).await
     };
     // Eight rounds: the test server's quota is 10 certificates per owner, and the loser
     // of the last round must be refused for its challenge, not the quota.
