@@ -112,10 +112,15 @@ async fn list(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
 }
 
 async fn claim(app: &TestApp, secret: &str) -> Option<ChallengeGrant> {
-    app.state
+    claim_on(&app.state, secret).await
+}
+
+/// As [`claim`], on any replica.
+async fn claim_on(state: &keyinfra_server::AppState, secret: &str) -> Option<ChallengeGrant> {
+    state
         .authority
         .challenges
-        .claim(&app.db, secret)
+        .claim(&state.db, secret)
         .await
         .unwrap()
 }
@@ -955,13 +960,8 @@ async fn a_challenge_spent_on_another_replica_after_this_one_handed_it_out_issue
     // Used there, by a device that presented the same secret to the other replica.
     let used = create(&s.app, &s.user, json!({})).await;
     let here = claim(&s.app, &secret(&used)).await.expect("from memory");
-    let there = replica
-        .state
-        .authority
-        .challenges
-        .claim(&replica.state.db, &secret(&used))
+    let there = claim_on(&replica.state, &secret(&used))
         .await
-        .unwrap()
         .expect("the other replica claims it in the database");
     assert_eq!(here.id, there.id);
     let theirs = issue_on(&replica.state, s.user_id, there.id, "router-2")
@@ -994,13 +994,8 @@ async fn a_secret_presented_to_two_replicas_at_once_gives_one_certificate() {
     for round in 0..8 {
         let created = create(&s.app, &s.user, json!({})).await;
         let here = claim(&s.app, &secret(&created)).await.expect("from memory");
-        let there = replica
-            .state
-            .authority
-            .challenges
-            .claim(&replica.state.db, &secret(&created))
+        let there = claim_on(&replica.state, &secret(&created))
             .await
-            .unwrap()
             .expect("claimed in the database");
         let here = tokio::spawn(issue(s.app.state.clone(), here, format!("here-{round}")));
         let there = tokio::spawn(issue(

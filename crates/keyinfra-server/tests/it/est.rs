@@ -195,6 +195,23 @@ fn basic(user: &str, password: &str) -> String {
     format!("{user}:{password}")
 }
 
+/// A fresh enrollment challenge of the token's user: (id, secret).
+async fn new_challenge(app: &TestApp, token: &str) -> (String, String) {
+    let (status, created) = app
+        .send(
+            Method::POST,
+            "/api/v1/enrollment/challenges",
+            token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    (
+        created["id"].as_str().unwrap().to_owned(),
+        created["challenge"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// The answer strongSwan 5.9.8 can read: status line `HTTP/1.1`, Content-Length and no
 /// chunking, the head under about 1 KiB, one-line base64.
 fn assert_strongswan_readable(answer: &Answer) {
@@ -1082,19 +1099,8 @@ async fn strongswan_pki_enrolls_and_reenrolls() {
     assert!(subject.contains("sw1.example.net"), "{subject}");
 
     // With a challenge: the challenge's owner gets it; the challenge is then used.
-    let (status, created) = app
-        .send(
-            Method::POST,
-            "/api/v1/enrollment/challenges",
-            &token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let challenge = basic(
-        created["id"].as_str().unwrap(),
-        created["challenge"].as_str().unwrap(),
-    );
+    let (id, secret) = new_challenge(&app, &token).await;
+    let challenge = basic(&id, &secret);
     let key2 = key("sw2.key").await;
     let csr2 = request(key2.clone(), dir.path("sw2.csr")).await;
     let (ok, _, err) = run(
@@ -1447,26 +1453,8 @@ async fn a_challenge_withdrawn_on_another_replica_gets_401_and_issues_nothing() 
     let dir = Scratch::new();
     let (_, csr) = openssl_csr(&dir, "dev", "dev.example.net");
     let csr_body = format!("@{}", base64_file(&dir, &csr, false));
-    let challenge = |token: String| {
-        let app = &app;
-        async move {
-            let (status, created) = app
-                .send(
-                    Method::POST,
-                    "/api/v1/enrollment/challenges",
-                    &token,
-                    json!({}),
-                )
-                .await;
-            assert_eq!(status, 201, "{created}");
-            (
-                created["id"].as_str().unwrap().to_owned(),
-                created["challenge"].as_str().unwrap().to_owned(),
-            )
-        }
-    };
 
-    let (id, secret) = challenge(token.clone()).await;
+    let (id, secret) = new_challenge(&app, &token).await;
     let r = app
         .http
         .delete(format!(
@@ -1503,7 +1491,7 @@ async fn a_challenge_withdrawn_on_another_replica_gets_401_and_issues_nothing() 
     assert_eq!(answer.status, 401, "{}", answer.text());
     assert_eq!(app.written_rows().await, before);
 
-    let (id, secret) = challenge(token.clone()).await;
+    let (id, secret) = new_challenge(&app, &token).await;
     let (_, answer) = curl(
         &tls,
         &dir,
