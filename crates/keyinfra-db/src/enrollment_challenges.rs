@@ -122,8 +122,11 @@ pub async fn lock_and_count_live(
     .execute(tx.conn())
     .await?;
     let live = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "count!" FROM enrollment_challenges
-           WHERE owner_id = $1 AND used_at IS NULL AND withdrawn_at IS NULL AND expires_at > $2"#,
+        r#"SELECT count(*) AS "count!" FROM enrollment_challenges AS c
+           WHERE c.owner_id = $1 AND c.used_at IS NULL AND c.withdrawn_at IS NULL
+             AND c.expires_at > $2
+             AND NOT EXISTS (SELECT 1 FROM enrollment_challenge_uses AS u
+                             WHERE u.challenge_id = c.id)"#,
         owner_id,
         now
     )
@@ -157,13 +160,18 @@ pub async fn insert(tx: &mut Tx, new: &NewChallenge<'_>) -> Result<Uuid, DbError
     Ok(id)
 }
 
-/// The challenge with this id, if the actor may see it.
+/// The challenge with this id, if the actor may see it. Used means a use row (migration
+/// 0033) or a database claim holding it; the certificate is the use's.
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ChallengeRecord>, DbError> {
     let row = sqlx::query_as!(
         ChallengeRecord,
-        "SELECT id, owner_id, created_by, profile, validity_days, subject, names, approval,
-                created_at, expires_at, used_at, withdrawn_at, certificate_id
-         FROM enrollment_challenges WHERE id = $1",
+        r#"SELECT c.id, c.owner_id, c.created_by, c.profile, c.validity_days, c.subject,
+                  c.names, c.approval, c.created_at, c.expires_at,
+                  coalesce(u.used_at, c.used_at) AS used_at, c.withdrawn_at,
+                  coalesce(u.certificate_id, c.certificate_id) AS certificate_id
+           FROM enrollment_challenges AS c
+           LEFT JOIN enrollment_challenge_uses AS u ON u.challenge_id = c.id
+           WHERE c.id = $1"#,
         id
     )
     .fetch_optional(tx.conn())
@@ -195,21 +203,24 @@ pub async fn list(
     let state = filter.state.map(ChallengeState::as_str);
     let rows = sqlx::query_as!(
         ChallengeRecord,
-        r#"SELECT id, owner_id, created_by, profile, validity_days, subject, names, approval,
-                  created_at, expires_at, used_at, withdrawn_at, certificate_id
-           FROM enrollment_challenges
-           WHERE ($1::uuid IS NULL OR owner_id = $1)
+        r#"SELECT c.id, c.owner_id, c.created_by, c.profile, c.validity_days, c.subject,
+                  c.names, c.approval, c.created_at, c.expires_at,
+                  coalesce(u.used_at, c.used_at) AS used_at, c.withdrawn_at,
+                  coalesce(u.certificate_id, c.certificate_id) AS certificate_id
+           FROM enrollment_challenges AS c
+           LEFT JOIN enrollment_challenge_uses AS u ON u.challenge_id = c.id
+           WHERE ($1::uuid IS NULL OR c.owner_id = $1)
              AND CASE $2::text
-                   WHEN 'used' THEN used_at IS NOT NULL
-                   WHEN 'withdrawn' THEN withdrawn_at IS NOT NULL
-                   WHEN 'expired' THEN used_at IS NULL AND withdrawn_at IS NULL
-                                       AND expires_at <= $3
-                   WHEN 'active' THEN used_at IS NULL AND withdrawn_at IS NULL
-                                      AND expires_at > $3
+                   WHEN 'used' THEN coalesce(u.used_at, c.used_at) IS NOT NULL
+                   WHEN 'withdrawn' THEN c.withdrawn_at IS NOT NULL
+                   WHEN 'expired' THEN coalesce(u.used_at, c.used_at) IS NULL
+                                       AND c.withdrawn_at IS NULL AND c.expires_at <= $3
+                   WHEN 'active' THEN coalesce(u.used_at, c.used_at) IS NULL
+                                      AND c.withdrawn_at IS NULL AND c.expires_at > $3
                    ELSE true
                  END
-             AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
-           ORDER BY created_at DESC, id DESC
+             AND ($4::timestamptz IS NULL OR (c.created_at, c.id) < ($4, $5::uuid))
+           ORDER BY c.created_at DESC, c.id DESC
            LIMIT $6"#,
         filter.owner_id,
         state,
@@ -226,11 +237,24 @@ pub async fn list(
 /// Withdraws an unused challenge at `now` and returns its owner; `None` when a used,
 /// already withdrawn or invisible one was left alone (the caller tells them apart with
 /// [`get`]).
+///
+/// Two statements: the row is locked first, which waits for a certificate being recorded
+/// under the challenge (its statement holds the row FOR SHARE, migration 0033), and the
+/// update then looks for a use with a snapshot taken after that wait. One UPDATE would
+/// wait as well, but re-check only the challenge row, not the use that just committed.
 pub async fn withdraw(tx: &mut Tx, id: Uuid, now: OffsetDateTime) -> Result<Option<Uuid>, DbError> {
+    sqlx::query!(
+        "SELECT id FROM enrollment_challenges WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await?;
     let owner = sqlx::query_scalar!(
-        "UPDATE enrollment_challenges SET withdrawn_at = $2
-         WHERE id = $1 AND used_at IS NULL AND withdrawn_at IS NULL
-         RETURNING owner_id",
+        "UPDATE enrollment_challenges AS c SET withdrawn_at = $2
+         WHERE c.id = $1 AND c.used_at IS NULL AND c.withdrawn_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM enrollment_challenge_uses AS u
+                           WHERE u.challenge_id = c.id)
+         RETURNING c.owner_id",
         id,
         now
     )

@@ -695,3 +695,127 @@ async fn the_check_functions_accept_exactly_canonical_serials_and_well_formed_sa
         "{plan}"
     );
 }
+
+/// Migration 0033: a withdrawal that comes while a certificate is being recorded under the
+/// challenge waits for it, then finds the use and leaves the challenge used; retention that
+/// deletes the certificate's serial keeps the challenge used and drops only the link; the
+/// application's role cannot write a use.
+#[tokio::test]
+async fn a_use_row_decides_against_a_concurrent_withdrawal_and_survives_retention() {
+    let tdb = TestDatabase::new().await;
+    let db = tdb.database().await;
+    let ca = fixtures::authority(&db, "CA").await;
+    let alice = fixtures::user(&db, "alice", UserRole::User).await;
+    let now = fixtures::db_now(&tdb).await;
+    let device = Actor::User {
+        id: alice,
+        role: UserRole::User,
+    };
+    let (challenge, secret_hash) = new_challenge(&db, alice, now, now + Duration::hours(1)).await;
+
+    // The certificate's statement has run, its transaction is still open.
+    let mut issue = Issue::new(ca, alice, "7F01", now);
+    issue.challenge = Some(challenge);
+    let mut recording = db.begin(&device).await.unwrap();
+    certificates::insert_issued(&mut recording, &issue.rows())
+        .await
+        .unwrap();
+    let withdrawing = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.begin(&Actor::System).await.unwrap();
+            let withdrawn = enrollment_challenges::withdraw(&mut tx, challenge, now)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            withdrawn
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !withdrawing.is_finished(),
+        "the withdrawal waits for the use"
+    );
+    recording.commit().await.unwrap();
+    assert_eq!(withdrawing.await.unwrap(), None, "the use won");
+    let mut tx = db.begin(&Actor::System).await.unwrap();
+    let record = enrollment_challenges::get(&mut tx, challenge)
+        .await
+        .unwrap()
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(record.used_at.is_some() && record.withdrawn_at.is_none());
+    assert_eq!(record.certificate_id, Some(issue.id));
+
+    // Retention: the serial goes (after its certificate), the use stays, unlinked.
+    tdb.owner_execute(&format!(
+        "DELETE FROM certificates WHERE id = '{id}'; DELETE FROM certificate_serials WHERE certificate_id = '{id}'",
+        id = issue.id
+    ))
+    .await;
+    let mut tx = db.begin(&Actor::System).await.unwrap();
+    let record = enrollment_challenges::get(&mut tx, challenge)
+        .await
+        .unwrap()
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(record.used_at.is_some(), "still used");
+    assert_eq!(record.certificate_id, None);
+    // Used by its use row alone (no claim ever marked the challenge row): no claim takes
+    // it, and there is nothing to release.
+    let claimed = enrollment_challenges::claim_many(&db, &[secret_hash.clone()], &[now])
+        .await
+        .unwrap();
+    assert_eq!(claimed, [None]);
+    assert_eq!(
+        enrollment_challenges::claim(&db, &secret_hash, now)
+            .await
+            .unwrap(),
+        None
+    );
+    let mut tx = db.begin(&Actor::Anonymous).await.unwrap();
+    assert!(
+        !enrollment_challenges::release(&mut tx, challenge)
+            .await
+            .unwrap()
+    );
+    tx.rollback().await.unwrap();
+
+    // The application's role reads uses only with their challenge, and writes none.
+    for sql in [
+        "INSERT INTO enrollment_challenge_uses (challenge_id) VALUES (gen_random_uuid())",
+        "DELETE FROM enrollment_challenge_uses",
+        "UPDATE enrollment_challenge_uses SET certificate_id = NULL",
+    ] {
+        let mut tx = db.begin(&Actor::System).await.unwrap();
+        let result = keyinfra_db::testing::raw_execute(&mut tx, sql).await;
+        assert!(
+            matches!(result, Err(DbError::PermissionDenied)),
+            "{sql}: {result:?}"
+        );
+    }
+    let bob = fixtures::user(&db, "bob", UserRole::User).await;
+    let mut tx = db
+        .begin(&Actor::User {
+            id: bob,
+            role: UserRole::User,
+        })
+        .await
+        .unwrap();
+    let rows = keyinfra_db::testing::raw_query(
+        &mut tx,
+        "SELECT challenge_id FROM enrollment_challenge_uses",
+    )
+    .await
+    .unwrap();
+    assert!(rows.is_empty(), "another user's use is visible");
+    drop(tx);
+    let mut tx = db.begin(&device).await.unwrap();
+    let rows = keyinfra_db::testing::raw_query(
+        &mut tx,
+        "SELECT challenge_id FROM enrollment_challenge_uses",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1, "the owner sees their use");
+}
