@@ -3,8 +3,9 @@
 //! `keyinfra_core::enrollment`; this is storage only.
 //!
 //! keyinfra_app cannot read `secret_hash` nor write the claim state (`used_at`,
-//! `certificate_id`): [`claim`], [`release`] and [`record_certificate`] go through the
-//! migration's SECURITY DEFINER functions, which work in a transaction without identity.
+//! `certificate_id`, and since migration 0033 the rows of `enrollment_challenge_uses`, the
+//! uses): [`claim`], [`release`] and the certificate's own statement go through the
+//! migrations' SECURITY DEFINER functions, which work in a transaction without identity.
 
 use time::OffsetDateTime;
 use uuid::Uuid;
