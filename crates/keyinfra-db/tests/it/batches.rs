@@ -763,9 +763,10 @@ async fn a_use_row_decides_against_a_concurrent_withdrawal_and_survives_retentio
     assert_eq!(record.certificate_id, None);
     // Used by its use row alone (no claim ever marked the challenge row): no claim takes
     // it, and there is nothing to release.
-    let claimed = enrollment_challenges::claim_many(&db, &[secret_hash.clone()], &[now])
-        .await
-        .unwrap();
+    let claimed =
+        enrollment_challenges::claim_many(&db, std::slice::from_ref(&secret_hash), &[now])
+            .await
+            .unwrap();
     assert_eq!(claimed, [None]);
     assert_eq!(
         enrollment_challenges::claim(&db, &secret_hash, now)
