@@ -11,6 +11,21 @@ WHERE u.challenge_id = c.id;
 
 DROP TABLE enrollment_challenge_uses;
 
+CREATE FUNCTION keyinfra_record_enrollment_certificate(p_id uuid, p_certificate_id uuid)
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+BEGIN
+    UPDATE enrollment_challenges AS c SET certificate_id = p_certificate_id
+    WHERE c.id = p_id AND c.used_at IS NOT NULL AND c.certificate_id IS NULL
+      AND EXISTS (SELECT 1 FROM certificate_serials AS s
+                  WHERE s.certificate_id = p_certificate_id AND s.owner_id = c.owner_id);
+    RETURN FOUND;
+END
+$$;
+REVOKE ALL ON FUNCTION keyinfra_record_enrollment_certificate(uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION keyinfra_record_enrollment_certificate(uuid, uuid) TO keyinfra_app;
+
 CREATE OR REPLACE FUNCTION keyinfra_claim_enrollment_challenge(p_secret_hash bytea, p_now timestamptz)
     RETURNS TABLE (id uuid, owner_id uuid, profile text, validity_days integer, subject text,
                    names jsonb, approval boolean, expires_at timestamptz)

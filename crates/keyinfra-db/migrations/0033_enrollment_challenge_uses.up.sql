@@ -53,6 +53,11 @@ CREATE TRIGGER certificate_serials_forget_challenge_uses
     AFTER DELETE ON certificate_serials REFERENCING OLD TABLE AS dropped
     FOR EACH STATEMENT EXECUTE FUNCTION keyinfra_forget_dropped_certificates();
 
+-- The one-challenge link (0020, 0026) has had no caller since 0030 linked whole batches, and
+-- it writes certificate_id on the challenge row, which no longer decides anything: gone,
+-- so that no role can link a challenge beside its use.
+DROP FUNCTION keyinfra_record_enrollment_certificate(uuid, uuid);
+
 CREATE OR REPLACE FUNCTION keyinfra_claim_enrollment_challenge(p_secret_hash bytea, p_now timestamptz)
     RETURNS TABLE (id uuid, owner_id uuid, profile text, validity_days integer, subject text,
                    names jsonb, approval boolean, expires_at timestamptz)
