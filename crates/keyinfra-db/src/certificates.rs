@@ -495,6 +495,7 @@ pub async fn record_issued_batch(
     .bind(as_of);
     let mut conn = db.acquire().await?;
     columns.bind(query).execute(&mut *conn).await?;
+    conn.finished();
     Ok(())
 }
 

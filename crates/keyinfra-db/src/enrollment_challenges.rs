@@ -281,6 +281,7 @@ pub async fn claim(
     secret_hash: &[u8],
     now: OffsetDateTime,
 ) -> Result<Option<ClaimedChallenge>, DbError> {
+    let mut conn = db.acquire().await?;
     let row = sqlx::query_as!(
         ClaimedChallenge,
         r#"SELECT id AS "id!", owner_id AS "owner_id!", profile AS "profile!", validity_days,
@@ -290,8 +291,9 @@ pub async fn claim(
         secret_hash,
         now
     )
-    .fetch_optional(&mut *db.acquire().await?)
+    .fetch_optional(&mut *conn)
     .await?;
+    conn.finished();
     Ok(row)
 }
 
@@ -316,6 +318,7 @@ pub async fn claim_many(
     secret_hashes: &[Vec<u8>],
     nows: &[OffsetDateTime],
 ) -> Result<Vec<Option<ClaimedChallenge>>, DbError> {
+    let mut conn = db.acquire().await?;
     let rows = sqlx::query!(
         r#"SELECT c.claim_position AS "position!", c.id AS "id!", c.owner_id AS "owner_id!",
                   c.profile AS "profile!", c.validity_days, c.subject, c.names,
@@ -325,8 +328,9 @@ pub async fn claim_many(
         secret_hashes,
         nows
     )
-    .fetch_all(&mut *db.acquire().await?)
+    .fetch_all(&mut *conn)
     .await?;
+    conn.finished();
     let mut claimed: Vec<Option<ClaimedChallenge>> = secret_hashes.iter().map(|_| None).collect();
     for row in rows {
         let slot = usize::try_from(row.position - 1)

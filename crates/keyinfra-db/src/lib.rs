@@ -16,6 +16,7 @@ mod error;
 mod pool;
 mod session;
 mod types;
+mod warm;
 
 pub mod acme;
 pub mod alerts;

@@ -23,6 +23,7 @@ use sqlx::{Connection, Executor, PgPool};
 
 use crate::error::DbError;
 use crate::session::{Actor, Tx};
+use crate::warm::{WarmConnection, WarmConnections};
 
 /// Pool and session settings. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
@@ -235,6 +236,8 @@ pub struct Database {
     /// Shared: copying the options would allocate each of their strings on every clone.
     login_options: std::sync::Arc<LoginOptions>,
     login_role: std::sync::Arc<LoginRole>,
+    /// The connections the hot paths used last, handed out again first (see `warm`).
+    warm: std::sync::Arc<WarmConnections>,
 }
 
 /// A connection as the `DATABASE_URL`'s own login role, without `SET ROLE keyinfra_app`:
@@ -317,10 +320,13 @@ impl Database {
             .connect_lazy_with(options);
 
         let login_role = check_role(&pool, url).await?;
+        let warm = std::sync::Arc::new(WarmConnections::new(pool.clone()));
+        WarmConnections::start_sweeping(&warm);
         Ok(Self {
             pool,
             login_options: std::sync::Arc::new(LoginOptions(options_for_login)),
             login_role: std::sync::Arc::new(login_role),
+            warm,
         })
     }
 
@@ -392,23 +398,34 @@ impl Database {
 
     /// A pooled connection outside any transaction, for one self-contained statement that
     /// PostgreSQL runs in an implicit transaction (see
-    /// [`certificates::record_issued_batch`](crate::certificates::record_issued_batch)). The
-    /// wait is recorded in `keyinfra_db_acquire_seconds`, as for [`Database::begin`] (whose
-    /// figure also holds its BEGIN round trip; here there is none).
-    pub(crate) async fn acquire(
-        &self,
-    ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, DbError> {
+    /// [`certificates::record_issued_batch`](crate::certificates::record_issued_batch)): the
+    /// one used last when it is still warm (see `warm`), else one from the pool. The wait is
+    /// recorded in `keyinfra_db_acquire_seconds`, as for [`Database::begin`] (whose figure
+    /// also holds its BEGIN round trip; here there is none).
+    pub(crate) async fn acquire(&self) -> Result<WarmConnection, DbError> {
         let started = std::time::Instant::now();
-        let conn = self.pool.acquire().await;
+        let conn = match self.warm.take() {
+            Some((conn, out_since)) => Ok((conn, out_since)),
+            None => self
+                .pool
+                .acquire()
+                .await
+                .map(|conn| (conn, std::time::Instant::now())),
+        };
         metrics::histogram!("keyinfra_db_acquire_seconds").record(started.elapsed().as_secs_f64());
-        Ok(conn?)
+        let (conn, out_since) = conn?;
+        Ok(WarmConnection::new(
+            conn,
+            out_since,
+            std::sync::Arc::clone(&self.warm),
+        ))
     }
 
     /// Connections open now, how many of them are idle, and the most allowed.
     pub fn usage(&self) -> PoolUsage {
         PoolUsage {
             open: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            idle: u32::try_from(self.pool.num_idle() + self.warm.len()).unwrap_or(u32::MAX),
             max: self.pool.options().get_max_connections(),
         }
     }
@@ -421,8 +438,11 @@ impl Database {
         Ok(version)
     }
 
-    /// Closes every connection; waits for checked-out ones to come back.
+    /// Closes every connection; waits for checked-out ones to come back. Warm connections
+    /// go back first; one put back in the instant before the pool is marked closed is
+    /// returned by the sweep within `warm::WARM_FOR`.
     pub async fn close(&self) {
+        self.warm.return_all();
         self.pool.close().await;
     }
 }

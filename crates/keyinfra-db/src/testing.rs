@@ -294,6 +294,32 @@ pub async fn session_setting(db: &Database, name: &str) -> Option<String> {
         .unwrap()
 }
 
+/// The backend process id of the connection the hot paths (`Database::acquire`: the
+/// issuance batches, the enrollment claims) are handed, after a statement that ends cleanly,
+/// as theirs do.
+pub async fn backend_pid_on_hot_path(db: &Database) -> i32 {
+    let mut conn = db.acquire().await.unwrap();
+    let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    conn.finished();
+    pid
+}
+
+/// Starts `sql` on a hot-path connection and drops it after `after`, as a request that
+/// goes away mid-statement does; true if the statement was still running then.
+pub async fn abandon_on_hot_path(db: &Database, sql: &'static str, after: Duration) -> bool {
+    let mut conn = db.acquire().await.unwrap();
+    let running = tokio::time::timeout(after, sqlx::query(sql).execute(&mut *conn))
+        .await
+        .is_err();
+    if !running {
+        conn.finished();
+    }
+    running
+}
+
 /// Runs a test's own SQL inside a [`Tx`], so that it sees exactly what the application's
 /// role and identity see.
 pub async fn raw_query(

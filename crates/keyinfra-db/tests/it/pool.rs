@@ -1,6 +1,8 @@
 use std::time::{Duration, Instant};
 
-use keyinfra_db::testing::{TestDatabase, raw_execute, raw_query};
+use keyinfra_db::testing::{
+    TestDatabase, abandon_on_hot_path, backend_pid_on_hot_path, raw_execute, raw_query,
+};
 use keyinfra_db::{Actor, Database, DbError, PoolSettings, UnavailableReason};
 
 #[tokio::test]
@@ -263,4 +265,81 @@ async fn tls_to_postgresql_follows_the_urls_sslmode() {
         .unwrap();
     assert_eq!(connection_tls(&tdb, &db).await, (false, None));
     db.close().await;
+}
+
+/// Three connections open and idle in the pool, which hands out the one idle longest first.
+async fn pool_with_three_idle(tdb: &TestDatabase, max_connections: u32) -> Database {
+    let db = tdb
+        .database_with(&PoolSettings {
+            min_connections: 0,
+            max_connections,
+            acquire_timeout: Duration::from_secs(3),
+            ..PoolSettings::default()
+        })
+        .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(db.begin(&Actor::System).await.unwrap());
+    }
+    for tx in open {
+        tx.commit().await.unwrap();
+    }
+    db
+}
+
+#[tokio::test]
+async fn the_hot_paths_are_handed_the_connection_they_used_last() {
+    let tdb = TestDatabase::new().await;
+    let db = pool_with_three_idle(&tdb, 5).await;
+    let first = backend_pid_on_hot_path(&db).await;
+    for _ in 0..5 {
+        // The pool alone would rotate through its three idle connections.
+        assert_eq!(backend_pid_on_hot_path(&db).await, first);
+    }
+    // Kept warm, the connection still counts as idle.
+    assert_eq!(db.usage().idle, db.usage().open);
+}
+
+#[tokio::test]
+async fn a_warm_connection_goes_back_to_the_pool_when_the_hot_path_is_idle() {
+    let tdb = TestDatabase::new().await;
+    // One connection in all: kept warm for ever, it would starve every transaction.
+    let db = tdb
+        .database_with(&PoolSettings {
+            min_connections: 0,
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(3),
+            ..PoolSettings::default()
+        })
+        .await;
+    let pid = backend_pid_on_hot_path(&db).await;
+    let mut tx = db.begin(&Actor::System).await.unwrap();
+    let rows = raw_query(&mut tx, "SELECT pg_backend_pid()").await.unwrap();
+    let in_tx: i32 = sqlx::Row::get(&rows[0], 0);
+    assert_eq!(in_tx, pid, "the same, only connection");
+    tx.commit().await.unwrap();
+    // And closing the pool does not wait for a connection kept warm.
+    backend_pid_on_hot_path(&db).await;
+    tokio::time::timeout(Duration::from_secs(5), db.close())
+        .await
+        .expect("the pool closes with a warm connection kept");
+}
+
+#[tokio::test]
+async fn a_connection_left_mid_statement_is_not_kept_warm() {
+    let tdb = TestDatabase::new().await;
+    let db = pool_with_three_idle(&tdb, 5).await;
+    let warm = backend_pid_on_hot_path(&db).await;
+    assert!(
+        abandon_on_hot_path(&db, "SELECT pg_sleep(2)", Duration::from_millis(100)).await,
+        "the statement was still running when its future was dropped"
+    );
+    // The abandoned connection (the warm one) went to the pool, which pings it on release,
+    // a round trip that lasts until the sleep ends: meanwhile the hot path gets another.
+    let next = backend_pid_on_hot_path(&db).await;
+    assert_ne!(
+        next, warm,
+        "the connection left mid-statement was handed out again"
+    );
+    assert_eq!(backend_pid_on_hot_path(&db).await, next);
 }
