@@ -5,9 +5,10 @@
 //! not per row: docs/benchmarks.md has the figures. So a first issue is signed in its own
 //! request, then queued, and one task records whatever is queued as one transaction in one
 //! round trip ([`certificates::record_issued_batch`]: one multi-row INSERT per table). Its
-//! members wait for PostgreSQL, not for BEGIN and COMMIT to travel. Alone, a request is a
-//! batch of one and costs what it always did; under load, batches grow by themselves while
-//! the previous transaction commits. Nothing waits on a timer for company.
+//! members wait for PostgreSQL, not for BEGIN and COMMIT to travel. Alone (nothing queued,
+//! nothing in flight), a request is a batch of one and records itself in its own task; under
+//! load, batches grow by themselves while the previous transaction commits. Nothing waits on
+//! a timer for company.
 //!
 //! A batch is an optimisation, never a rule of its own:
 //! - members share a transaction only when they share the [`Actor`], so the database checks
@@ -181,18 +182,53 @@ impl Drop for AbandonOnDrop {
 #[derive(Debug)]
 pub(crate) struct IssueBatcher {
     sender: mpsc::Sender<Member>,
+    /// Shared with the draining task, so that a lone request can take a batch's place.
+    slots: Arc<Semaphore>,
+    in_flight: Arc<InFlight>,
 }
 
 impl IssueBatcher {
     /// Spawns the draining task on the current Tokio runtime.
     pub(crate) fn start() -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(drain(receiver));
-        Self { sender }
+        let slots = Arc::new(Semaphore::new(CONCURRENT_BATCHES));
+        let in_flight = Arc::new(InFlight::default());
+        tokio::spawn(drain(receiver, Arc::clone(&slots), Arc::clone(&in_flight)));
+        Self {
+            sender,
+            slots,
+            in_flight,
+        }
+    }
+
+    /// Records one issue, in a batch, and answers what became of it.
+    pub(crate) async fn record(&self, issue: QueuedIssue) -> BatchOutcome {
+        // A request that finds nothing queued and nothing in flight would be a batch of one
+        // anyway: it records itself in its own task. Through the queue it would cost the
+        // hand-off to the draining task, a task spawned for the batch and the wake-up of the
+        // request with the outcome, about a quarter of the server's CPU per certificate at
+        // concurrency 1 (docs/benchmarks.md, Issue 22, "a lone request records itself").
+        if let Some(lone) = self.lone_turn() {
+            return record_alone(&issue, lone).await;
+        }
+        self.queue(issue).await
+    }
+
+    /// A batch's place for a lone request: nothing queued, no batch in flight, a slot free.
+    fn lone_turn(&self) -> Option<LoneTurn> {
+        let nothing_queued = self.sender.capacity() == self.sender.max_capacity();
+        if !nothing_queued || self.in_flight.count.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        let slot = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        Some(LoneTurn {
+            running: BatchInFlight::start(&self.in_flight, 1),
+            _slot: slot,
+        })
     }
 
     /// Queues one issue and waits for its batch's outcome.
-    pub(crate) async fn record(&self, issue: QueuedIssue) -> BatchOutcome {
+    async fn queue(&self, issue: QueuedIssue) -> BatchOutcome {
         let patience = issue.db.acquire_timeout();
         let turn = Arc::new(Turn::default());
         let _abandon_if_cancelled = AbandonOnDrop(Arc::clone(&turn));
@@ -214,6 +250,21 @@ impl IssueBatcher {
             Err(_) => outcome.await.unwrap_or(BatchOutcome::Retry),
         }
     }
+}
+
+/// A lone request's batch: counted in flight, and holding a slot, as a queued batch is.
+/// Fields drop in order: the batch ends before its slot frees, as in [`drain`].
+struct LoneTurn {
+    running: BatchInFlight,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// A batch of one, recorded in the request's own task. If the request goes away meanwhile,
+/// its statement decides, as a batch's does once it took its members.
+async fn record_alone(issue: &QueuedIssue, lone: LoneTurn) -> BatchOutcome {
+    let outcome = write_outcome(&[issue]).await;
+    drop(lone.running);
+    outcome
 }
 
 fn unavailable(error: DbError) -> BatchOutcome {
@@ -282,9 +333,11 @@ impl Drop for BatchInFlight {
     }
 }
 
-async fn drain(mut receiver: mpsc::Receiver<Member>) {
-    let slots = Arc::new(Semaphore::new(CONCURRENT_BATCHES));
-    let in_flight = Arc::new(InFlight::default());
+async fn drain(
+    mut receiver: mpsc::Receiver<Member>,
+    slots: Arc<Semaphore>,
+    in_flight: Arc<InFlight>,
+) {
     loop {
         // Wait for a free slot first: whatever arrives meanwhile joins the next batch.
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
@@ -353,8 +406,18 @@ fn group_by_actor(batch: Vec<Member>) -> Vec<Vec<Member>> {
 }
 
 async fn record_group(group: Vec<Member>) {
+    let issues: Vec<&QueuedIssue> = group.iter().map(|member| &member.issue).collect();
+    let outcome = write_outcome(&issues).await;
+    for member in group {
+        // A member whose request was cancelled after its batch took it no longer listens.
+        let _ = member.reply.send(outcome);
+    }
+}
+
+/// Records `group` as one batch and says what became of it.
+async fn write_outcome(group: &[&QueuedIssue]) -> BatchOutcome {
     metrics::histogram!("keyinfra_issuance_batch_size").record(group.len() as f64);
-    let outcome = match write_group(&group).await {
+    match write_group(group).await {
         Ok(()) => BatchOutcome::Recorded,
         Err(CoreError::Db(error @ DbError::Unavailable { .. })) => unavailable(error),
         Err(error) => {
@@ -363,31 +426,27 @@ async fn record_group(group: Vec<Member>) {
             tracing::debug!(members = group.len(), %error, "issuance batch not recorded; members retry alone");
             BatchOutcome::Retry
         }
-    };
-    for member in group {
-        // A member whose request was cancelled after its batch took it no longer listens.
-        let _ = member.reply.send(outcome);
     }
 }
 
-async fn write_group(group: &[Member]) -> Result<(), CoreError> {
-    let Some(first) = group.first().map(|member| &member.issue) else {
+async fn write_group(group: &[&QueuedIssue]) -> Result<(), CoreError> {
+    let Some(first) = group.first() else {
         return Ok(());
     };
     // Every owner whose quota applies; the database counts what the batch adds for each.
     let quotas: Vec<OwnerQuota> = group
         .iter()
-        .filter_map(|member| member.issue.quota)
+        .filter_map(|issue| issue.quota)
         .map(|(owner_id, limit)| OwnerQuota { owner_id, limit })
         .collect();
     // The quota counts the certificates active at the earliest member's clock, which counts
     // at least as many as each member's own clock would.
     let as_of = group
         .iter()
-        .map(|member| member.issue.now)
+        .map(|issue| issue.now)
         .min()
         .unwrap_or(first.now);
-    let rows: Vec<IssuedRows<'_>> = group.iter().map(|member| member.issue.rows()).collect();
+    let rows: Vec<IssuedRows<'_>> = group.iter().map(|issue| issue.rows()).collect();
     certificates::record_issued_batch(&first.db, &first.actor, &quotas, as_of, &rows).await?;
     Ok(())
 }
@@ -395,6 +454,29 @@ async fn write_group(group: &[Member]) -> Result<(), CoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_lone_request_takes_a_batchs_place_only_when_nothing_is_in_flight() {
+        let batcher = IssueBatcher::start();
+        let lone = batcher
+            .lone_turn()
+            .expect("nothing queued, nothing in flight");
+        assert_eq!(batcher.in_flight.count.load(Ordering::Acquire), 1);
+        assert_eq!(batcher.in_flight.members.load(Ordering::Acquire), 1);
+        assert!(
+            batcher.lone_turn().is_none(),
+            "a second request joins the queue, where it may share a batch"
+        );
+        drop(lone);
+        assert_eq!(batcher.in_flight.count.load(Ordering::Acquire), 0);
+        // Its slot is back: two lone turns in a row each find one.
+        let again = batcher.lone_turn().expect("the first one ended");
+        drop(again);
+        let busy = BatchInFlight::start(&batcher.in_flight, 5);
+        assert!(batcher.lone_turn().is_none(), "a queued batch is in flight");
+        drop(busy);
+        assert!(batcher.lone_turn().is_some());
+    }
 
     #[test]
     fn a_batch_overlaps_another_under_light_load_or_when_it_is_worth_a_transaction() {
