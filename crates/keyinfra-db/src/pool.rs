@@ -42,6 +42,9 @@ pub struct PoolSettings {
     pub max_lifetime: Duration,
     /// Statements slower than this are logged at WARN with their duration (target `sqlx`).
     pub slow_query: Duration,
+    /// A connection the hot paths keep warm goes back to the pool after this long unused
+    /// (see `warm`); checked that often.
+    pub warm_for: Duration,
 }
 
 impl Default for PoolSettings {
@@ -54,6 +57,7 @@ impl Default for PoolSettings {
             validate_after_idle: Duration::from_secs(30),
             max_lifetime: Duration::from_secs(30 * 60),
             slow_query: Duration::from_millis(500),
+            warm_for: Duration::from_millis(50),
         }
     }
 }
@@ -321,7 +325,7 @@ impl Database {
 
         let login_role = check_role(&pool, url).await?;
         let warm = std::sync::Arc::new(WarmConnections::new(pool.clone()));
-        WarmConnections::start_sweeping(&warm);
+        WarmConnections::start_sweeping(&warm, settings.warm_for);
         Ok(Self {
             pool,
             login_options: std::sync::Arc::new(LoginOptions(options_for_login)),
@@ -440,7 +444,7 @@ impl Database {
 
     /// Closes every connection; waits for checked-out ones to come back. Warm connections
     /// go back first; one put back in the instant before the pool is marked closed is
-    /// returned by the sweep within `warm::WARM_FOR`.
+    /// returned by the sweep within [`PoolSettings::warm_for`].
     pub async fn close(&self) {
         self.warm.return_all();
         self.pool.close().await;

@@ -11,8 +11,8 @@
 //! So the hot paths ([`Database::acquire`](crate::Database::acquire)) take the most recently
 //! returned connection from a small stack kept beside the pool, last in, first out, and put
 //! it back there when done. What the pool guarantees still holds:
-//! - a connection idle in the stack for [`WARM_FOR`] goes back to the pool (a task sweeps the
-//!   stack), so an idle server holds nothing out of the pool, the pool's own idle checks
+//! - a connection idle in the stack for `PoolSettings::warm_for` (50 ms by default) goes back
+//!   to the pool (a task sweeps the stack), so an idle server holds nothing out of the pool, the pool's own idle checks
 //!   (the ping after `validate_after_idle`, the idle timeout) apply as before, and a request
 //!   that waits for a pooled connection never waits on one sitting idle here for long;
 //! - a connection that has gone round the stack for [`WARM_SPELL`] goes back to the pool
@@ -31,9 +31,6 @@ use sqlx::pool::PoolConnection;
 /// Connections kept at most: one for each group-commit batch in flight, which is where the
 /// trickle of work that rotates connections comes from.
 const CAPACITY: usize = 2;
-
-/// A connection unused this long goes back to the pool.
-pub(crate) const WARM_FOR: Duration = Duration::from_millis(50);
 
 /// A connection kept going round the stack this long goes back to the pool once.
 const WARM_SPELL: Duration = Duration::from_secs(60);
@@ -63,17 +60,18 @@ impl WarmConnections {
         }
     }
 
-    /// Starts the sweep that returns idle connections to the pool; it ends with the last
-    /// handle to `warm`.
-    pub(crate) fn start_sweeping(warm: &Arc<Self>) {
+    /// Starts the sweep that returns connections unused for `warm_for` to the pool, every
+    /// `warm_for`; it ends with the last handle to `warm`.
+    pub(crate) fn start_sweeping(warm: &Arc<Self>, warm_for: Duration) {
         let weak: Weak<Self> = Arc::downgrade(warm);
+        let warm_for = warm_for.max(Duration::from_millis(1));
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(WARM_FOR);
+            let mut tick = tokio::time::interval(warm_for);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let Some(warm) = weak.upgrade() else { return };
-                warm.return_idle(WARM_FOR);
+                warm.return_idle(warm_for);
             }
         });
     }

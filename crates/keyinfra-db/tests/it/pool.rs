@@ -268,12 +268,15 @@ async fn tls_to_postgresql_follows_the_urls_sslmode() {
 }
 
 /// Three connections open and idle in the pool, which hands out the one idle longest first.
-async fn pool_with_three_idle(tdb: &TestDatabase, max_connections: u32) -> Database {
+/// A warm connection stays warm for a minute here, so that a stall of the test machine
+/// between two statements cannot send it back to the pool.
+async fn pool_with_three_idle(tdb: &TestDatabase) -> Database {
     let db = tdb
         .database_with(&PoolSettings {
             min_connections: 0,
-            max_connections,
+            max_connections: 5,
             acquire_timeout: Duration::from_secs(3),
+            warm_for: Duration::from_secs(60),
             ..PoolSettings::default()
         })
         .await;
@@ -290,7 +293,7 @@ async fn pool_with_three_idle(tdb: &TestDatabase, max_connections: u32) -> Datab
 #[tokio::test]
 async fn the_hot_paths_are_handed_the_connection_they_used_last() {
     let tdb = TestDatabase::new().await;
-    let db = pool_with_three_idle(&tdb, 5).await;
+    let db = pool_with_three_idle(&tdb).await;
     let first = backend_pid_on_hot_path(&db).await;
     for _ in 0..5 {
         // The pool alone would rotate through its three idle connections.
@@ -303,7 +306,8 @@ async fn the_hot_paths_are_handed_the_connection_they_used_last() {
 #[tokio::test]
 async fn a_warm_connection_goes_back_to_the_pool_when_the_hot_path_is_idle() {
     let tdb = TestDatabase::new().await;
-    // One connection in all: kept warm for ever, it would starve every transaction.
+    // One connection in all: kept warm for ever, it would starve every transaction. The
+    // default warm period (50 ms) is far below the acquire timeout.
     let db = tdb
         .database_with(&PoolSettings {
             min_connections: 0,
@@ -328,7 +332,7 @@ async fn a_warm_connection_goes_back_to_the_pool_when_the_hot_path_is_idle() {
 #[tokio::test]
 async fn a_connection_left_mid_statement_is_not_kept_warm() {
     let tdb = TestDatabase::new().await;
-    let db = pool_with_three_idle(&tdb, 5).await;
+    let db = pool_with_three_idle(&tdb).await;
     let warm = backend_pid_on_hot_path(&db).await;
     assert!(
         abandon_on_hot_path(&db, "SELECT pg_sleep(2)", Duration::from_millis(100)).await,
