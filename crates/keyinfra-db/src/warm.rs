@@ -4,7 +4,7 @@
 //! that has been idle longest. Under a steady trickle of work (one client, one request at a
 //! time) that rotates every statement through every open connection, and each time it meets
 //! a PostgreSQL backend whose memory has gone cold in the CPU's caches. Measured on the
-//! issuance path at concurrency 1 (docs/benchmarks.md, Issue 22, "the connection used last"):
+//! issuance path at concurrency 1 (docs/benchmarks.md, Issue 22, "sixth session"):
 //! PostgreSQL's CPU per certificate fell from about 0.75 ms to 0.65-0.69 ms, and the rate
 //! rose by about 15%, when only one or two connections took turns.
 //!
@@ -12,9 +12,10 @@
 //! returned connection from a small stack kept beside the pool, last in, first out, and put
 //! it back there when done. What the pool guarantees still holds:
 //! - a connection idle in the stack for `PoolSettings::warm_for` (50 ms by default) goes back
-//!   to the pool (a task sweeps the stack), so an idle server holds nothing out of the pool, the pool's own idle checks
-//!   (the ping after `validate_after_idle`, the idle timeout) apply as before, and a request
-//!   that waits for a pooled connection never waits on one sitting idle here for long;
+//!   to the pool (a task sweeps the stack), so an idle server holds nothing out of the pool,
+//!   the pool's own idle checks (the ping after `validate_after_idle`, the idle timeout)
+//!   apply as before, and a request that waits for a pooled connection never waits on one
+//!   sitting idle here for long;
 //! - a connection that has gone round the stack for [`WARM_SPELL`] goes back to the pool
 //!   once, where `max_lifetime` is applied to it;
 //! - only a connection whose work ended cleanly is kept ([`WarmConnection::finished`]); one
