@@ -206,7 +206,7 @@ impl IssueBatcher {
         // A request that finds nothing queued and nothing in flight would be a batch of one
         // anyway: it records itself in its own task. Through the queue it would cost the
         // hand-off to the draining task, a task spawned for the batch and the wake-up of the
-        // request with the outcome, about a quarter of the server's CPU per certificate at
+        // request with the outcome, up to a quarter of the server's CPU per certificate at
         // concurrency 1 (docs/benchmarks.md, Issue 22, "a lone request records itself").
         if let Some(lone) = self.lone_turn() {
             return record_alone(&issue, lone).await;
