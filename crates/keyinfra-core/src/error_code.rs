@@ -232,13 +232,50 @@ mod tests {
                 i >= 2 && before.ends_with('(') && parts[i - 2].chars().all(|c| c.is_ascii_digit());
             let says_code = before.ends_with("code")
                 || before.ends_with("codes")
-                || before.ends_with(|c: char| c.is_ascii_digit())
+                || ends_with_status(before)
                 || status_before
-                || after.starts_with('(') && after[1..].starts_with(|c: char| c.is_ascii_digit());
+                || after.strip_prefix('(').is_some_and(starts_with_status);
             if says_code {
                 found.push(*part);
             }
         }
         found
+    }
+
+    /// An HTTP status: three digits from 100 to 599, standing alone. "(5 min by default)"
+    /// after a PostgreSQL setting's name is not one, so the setting is not taken for a code.
+    fn is_status(digits: &str) -> bool {
+        digits.len() == 3 && digits.parse::<u16>().is_ok_and(|n| (100..600).contains(&n))
+    }
+
+    fn starts_with_status(text: &str) -> bool {
+        let end = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        is_status(&text[..end])
+    }
+
+    fn ends_with_status(text: &str) -> bool {
+        let start = text
+            .rfind(|c: char| !c.is_ascii_digit())
+            .map_or(0, |i| i + 1);
+        is_status(&text[start..])
+    }
+
+    #[test]
+    fn only_a_status_or_the_word_code_makes_a_word_a_code() {
+        let text = "refused with code `name_not_allowed`; `rate_limited` (429); 503 \
+                    `too_many_connections`; `422` (`bad_request_body`); every \
+                    `checkpoint_timeout` (5 min by default); about 2 `max_wal_size`; \
+                    `shared_buffers` (1024 pages)";
+        assert_eq!(
+            documented_codes(text),
+            [
+                "name_not_allowed",
+                "rate_limited",
+                "too_many_connections",
+                "bad_request_body"
+            ]
+        );
     }
 }
