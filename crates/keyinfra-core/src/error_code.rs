@@ -228,8 +228,7 @@ mod tests {
             let before = parts[i - 1].trim_end();
             let after = parts.get(i + 1).map_or("", |s| s.trim_start());
             // "`503` (`x`)": a status in code quotes, then the code in parentheses.
-            let status_before =
-                i >= 2 && before.ends_with('(') && parts[i - 2].chars().all(|c| c.is_ascii_digit());
+            let status_before = i >= 2 && before.ends_with('(') && is_status(parts[i - 2]);
             let says_code = before.ends_with("code")
                 || before.ends_with("codes")
                 || ends_with_status(before)
